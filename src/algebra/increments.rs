@@ -1,0 +1,88 @@
+//! The increments of the path a signature is taken of, generated on the fly from the original path.
+//!
+//! Lead-lag point `j` (`j = 0 … 2L-2`) is `(x_⌊j/2⌋, x_⌈j/2⌉)`, channels (lag, lead): an even step moves
+//! the lead channels by `Δx_{j/2}`, an odd step the lag channels by `Δx_{⌊j/2⌋}`. Time, if on, is the
+//! last channel and advances by `end_time / (L' - 1)` per step. Neither transform is ever materialised.
+
+use crate::Scalar;
+
+/// The increments of one path of `len` points in `R^dim`, stored row-major in `path`.
+#[derive(Clone, Copy, Debug)]
+pub struct Increments<'a, T> {
+    path: &'a [T],
+    dim: usize,
+    lead_lag: bool,
+    /// The time channel's increment, when time augmentation is on.
+    dt: Option<T>,
+}
+
+impl<'a, T: Scalar> Increments<'a, T> {
+    pub fn new(path: &'a [T], dim: usize, time_aug: bool, lead_lag: bool, end_time: f64) -> Self {
+        let points = path.len() / dim;
+        let transformed = if lead_lag && points > 0 { 2 * points - 1 } else { points };
+        let dt = time_aug.then(|| {
+            if transformed > 1 {
+                T::from_f64(end_time / (transformed - 1) as f64)
+            } else {
+                T::zero()
+            }
+        });
+        Increments {
+            path,
+            dim,
+            lead_lag,
+            dt,
+        }
+    }
+
+    /// Channels of each increment.
+    pub fn aug_dim(&self) -> usize {
+        self.dim * (1 + self.lead_lag as usize) + self.dt.is_some() as usize
+    }
+
+    /// Number of increments (segments of the transformed path).
+    pub fn count(&self) -> usize {
+        let points = self.path.len() / self.dim;
+        match points {
+            0 => 0,
+            p if self.lead_lag => 2 * (p - 1),
+            p => p - 1,
+        }
+    }
+
+    /// The original segment increment `t` comes from, and the channel it starts at in `z`.
+    fn source(&self, t: usize) -> (usize, usize) {
+        if self.lead_lag {
+            (t / 2, if t % 2 == 0 { self.dim } else { 0 })
+        } else {
+            (t, 0)
+        }
+    }
+
+    /// Write increment `t` into `z` (length [`Increments::aug_dim`]).
+    pub fn fill(&self, t: usize, z: &mut [T]) {
+        let d = self.dim;
+        let (seg, start) = self.source(t);
+        if self.lead_lag {
+            z[..2 * d].fill(T::zero());
+        }
+        let (a, b) = (&self.path[seg * d..(seg + 1) * d], &self.path[(seg + 1) * d..(seg + 2) * d]);
+        for i in 0..d {
+            z[start + i] = b[i] - a[i];
+        }
+        if let Some(dt) = self.dt {
+            z[z.len() - 1] = dt;
+        }
+    }
+
+    /// Route the gradient `dz` of increment `t` back to the points of the original path (`out` is laid
+    /// out like the path). The time channel's gradient has no path point to go to and is dropped.
+    pub fn scatter(&self, t: usize, dz: &[T], out: &mut [T]) {
+        let d = self.dim;
+        let (seg, start) = self.source(t);
+        for i in 0..d {
+            out[(seg + 1) * d + i] += dz[start + i];
+            out[seg * d + i] -= dz[start + i];
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Primitives on one sample: slices in, slices out, no threads, no devices, no allocation.
+//!
+//! Every tensor here holds levels `1..=degree` of a truncated series (see [`crate::layout`]); level 0 is
+//! always the constant 1 and is never stored.
+
+mod horner;
+mod increments;
+mod tensor;
+
+pub use horner::{mul_exp, mul_exp_backprop, HornerScratch};
+pub use increments::Increments;
+pub use tensor::{exp, exp_backprop, tensor_mul, tensor_mul_backprop};
+
+use crate::Scalar;
+
+/// `1/1, 1/2, …, 1/n` (index `k` holds `1/k`; index 0 is unused), so that steps never divide.
+pub(crate) fn reciprocals<T: Scalar>(n: usize) -> Vec<T> {
+    (0..=n)
+        .map(|k| {
+            if k == 0 {
+                T::one()
+            } else {
+                T::one() / T::from_f64(k as f64)
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,204 @@
+//! Chen's product of signatures (`sig_combine`) and appending or prepending one straight segment
+//! (`sig_join`), with their gradients.
+
+use crate::algebra::{exp, exp_backprop, mul_exp, mul_exp_backprop, tensor_mul, tensor_mul_backprop, HornerScratch};
+use crate::batch::{expect_len, infer_scalar_term, same_batch, zeros, Rows};
+use crate::cpu::par_rows;
+use crate::device::{select, Backend};
+use crate::layout::{aug_dim, TensorShape};
+use crate::{Result, Scalar, SigOptions};
+use ndarray::{ArrayD, ArrayView, Axis, Dimension};
+
+/// `sig1 ⊗ sig2` in the truncated tensor algebra: the signature of the concatenation of the two paths.
+///
+/// `dimension` is the original path dimension; `options.time_aug` / `options.lead_lag` widen it as
+/// they widened the signatures. The scalar term is inferred from the length (both inputs must agree)
+/// and kept in the output.
+pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
+    sig1: ArrayView<'_, T, D1>,
+    sig2: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let (shape, st, a, b) = two_sigs(sig1.into_dyn(), sig2.into_dyn(), dimension, degree, options)?;
+    let mut out = zeros::<T>("combined signature", a.data.shape())?;
+    let row = a.last();
+    let (xa, xb) = (a.slice(), b.slice());
+    par_rows(threads(options)?, out.as_slice_mut().expect("contiguous"), row, || (), |_, i, o| {
+        let r = i * row + st..(i + 1) * row;
+        if st == 1 {
+            o[0] = T::one();
+        }
+        tensor_mul(&shape, &xa[r.clone()], &xb[r], &mut o[st..]);
+    });
+    Ok(out)
+}
+
+/// Gradients of [`sig_combine`] with respect to `sig1` and `sig2`, given `deriv = dF/d(sig1 ⊗ sig2)`.
+/// The scalar terms are constants: their derivatives are 0.
+pub fn sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    sig1: ArrayView<'_, T, D2>,
+    sig2: ArrayView<'_, T, D3>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let (shape, st, a, b) = two_sigs(sig1.into_dyn(), sig2.into_dyn(), dimension, degree, options)?;
+    let g = Rows::new("deriv", deriv.into_dyn(), 1)?;
+    same_batch("sig1", &a, "deriv", &g)?;
+    expect_len("deriv", &g, a.last())?;
+    g.check_finite("deriv", false)?;
+    let row = a.last();
+    let (xa, xb, xg) = (a.slice(), b.slice(), g.slice());
+    let both = paired_rows(threads(options)?, a.batch(), (row, row), || (), |_, i, da, db| {
+        let r = i * row + st..(i + 1) * row;
+        tensor_mul_backprop(&shape, &xg[r.clone()], &xa[r.clone()], &xb[r], &mut da[st..], &mut db[st..]);
+    })?;
+    split_pair(both, &a.batch_shape, row, row)
+}
+
+/// `sig ⊗ exp(v)` (append the straight segment `v`) or, with `prepend`, `exp(v) ⊗ sig`.
+///
+/// `displacement` has shape `(batch…, dimension)`; the scalar term is inferred from `sig`'s length.
+pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
+    sigs: ArrayView<'_, T, D1>,
+    displacement: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    prepend: bool,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let (shape, st, s, v) = sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
+    let mut out = zeros::<T>("joined signature", s.data.shape())?;
+    let row = s.last();
+    let (xs, xv) = (s.slice(), v.slice());
+    let n = shape.len();
+    par_rows(
+        threads(options)?,
+        out.as_slice_mut().expect("contiguous"),
+        row,
+        || (HornerScratch::new(&shape), vec![T::zero(); n]),
+        |(scratch, e), i, o| {
+            let (sig, z) = (&xs[i * row + st..(i + 1) * row], &xv[i * dimension..(i + 1) * dimension]);
+            if st == 1 {
+                o[0] = T::one();
+            }
+            if prepend {
+                exp(&shape, z, e);
+                tensor_mul(&shape, e, sig, &mut o[st..]);
+            } else {
+                o[st..].copy_from_slice(sig);
+                mul_exp(&shape, &mut o[st..], z, scratch);
+            }
+        },
+    );
+    Ok(out)
+}
+
+/// Gradients of [`sig_join`] with respect to `sig` and `displacement`, given `deriv = dF/d(joined)`.
+pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    sigs: ArrayView<'_, T, D2>,
+    displacement: ArrayView<'_, T, D3>,
+    dimension: usize,
+    degree: usize,
+    prepend: bool,
+    options: &SigOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let (shape, st, s, v) = sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
+    let g = Rows::new("deriv", deriv.into_dyn(), 1)?;
+    same_batch("sig", &s, "deriv", &g)?;
+    expect_len("deriv", &g, s.last())?;
+    g.check_finite("deriv", false)?;
+    let row = s.last();
+    let (xs, xv, xg) = (s.slice(), v.slice(), g.slice());
+    let n = shape.len();
+    let init = || (HornerScratch::new(&shape), vec![T::zero(); n], vec![T::zero(); n]);
+    let both = paired_rows(threads(options)?, s.batch(), (row, dimension), init, |ws, i, ds, dv| {
+        let (scratch, e, de) = ws;
+        let (sig, z) = (&xs[i * row + st..(i + 1) * row], &xv[i * dimension..(i + 1) * dimension]);
+        let gi = &xg[i * row + st..(i + 1) * row];
+        if prepend {
+            exp(&shape, z, e);
+            de.fill(T::zero());
+            tensor_mul_backprop(&shape, gi, e, sig, de, &mut ds[st..]);
+            exp_backprop(&shape, z, e, de, dv);
+        } else {
+            ds[st..].copy_from_slice(gi);
+            mul_exp_backprop(&shape, sig, z, &mut ds[st..], dv, scratch);
+        }
+    })?;
+    split_pair(both, &s.batch_shape, row, dimension)
+}
+
+fn threads(options: &SigOptions) -> Result<usize> {
+    options.validate()?;
+    match select(&options.device, options.n_jobs)? {
+        Backend::Cpu { threads } => Ok(threads),
+    }
+}
+
+type TwoSigs<'a, 'b, T> = (TensorShape, usize, Rows<'a, T>, Rows<'b, T>);
+
+fn two_sigs<'a, 'b, T: Scalar>(
+    sig1: ndarray::ArrayViewD<'a, T>,
+    sig2: ndarray::ArrayViewD<'b, T>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<TwoSigs<'a, 'b, T>> {
+    let shape = TensorShape::new(aug_dim(dimension, options.time_aug, options.lead_lag)?, degree)?;
+    let a = Rows::new("sig1", sig1, 1)?;
+    let b = Rows::new("sig2", sig2, 1)?;
+    let st = infer_scalar_term("sig1", a.last(), shape.len())?;
+    expect_len("sig2", &b, a.last())?;
+    same_batch("sig1", &a, "sig2", &b)?;
+    a.check_finite("sig1", false)?;
+    b.check_finite("sig2", false)?;
+    Ok((shape, st as usize, a, b))
+}
+
+fn sig_and_displacement<'a, 'b, T: Scalar>(
+    sigs: ndarray::ArrayViewD<'a, T>,
+    displacement: ndarray::ArrayViewD<'b, T>,
+    dimension: usize,
+    degree: usize,
+) -> Result<TwoSigs<'a, 'b, T>> {
+    let shape = TensorShape::new(dimension, degree)?;
+    let s = Rows::new("sig", sigs, 1)?;
+    let v = Rows::new("displacement", displacement, 1)?;
+    let st = infer_scalar_term("sig", s.last(), shape.len())?;
+    expect_len("displacement", &v, dimension)?;
+    same_batch("sig", &s, "displacement", &v)?;
+    s.check_finite("sig", false)?;
+    v.check_finite("displacement", false)?;
+    Ok((shape, st as usize, s, v))
+}
+
+/// Run `f(item, out1_row, out2_row)` for every batch item, the two outputs side by side in one row.
+fn paired_rows<T: Scalar, S>(
+    threads: usize,
+    batch: usize,
+    (len1, len2): (usize, usize),
+    init: impl Fn() -> S + Send + Sync,
+    f: impl Fn(&mut S, usize, &mut [T], &mut [T]) + Send + Sync,
+) -> Result<ArrayD<T>> {
+    let mut both = zeros::<T>("gradient", &[batch, len1 + len2])?;
+    par_rows(threads, both.as_slice_mut().expect("contiguous"), len1 + len2, init, |ws, i, row| {
+        let (r1, r2) = row.split_at_mut(len1);
+        f(ws, i, r1, r2)
+    });
+    Ok(both)
+}
+
+fn split_pair<T: Scalar>(both: ArrayD<T>, batch_shape: &[usize], len1: usize, len2: usize) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let (first, second) = both.view().split_at(Axis(1), len1);
+    let reshape = |a: ndarray::ArrayViewD<T>, len: usize| {
+        let mut shape = batch_shape.to_vec();
+        shape.push(len);
+        a.to_owned().into_shape_with_order(shape).expect("same element count")
+    };
+    Ok((reshape(first, len1), reshape(second, len2)))
+}

@@ -1,0 +1,69 @@
+//! The one error type of the crate: every failure on user input is a variant with the data that explains it.
+
+/// Shorthand for `std::result::Result<T, roughsig::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in roughsig. The library never panics on user input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An array has fewer axes than the operation needs.
+    #[error("{what} must have at least {min} axes, got {got}")]
+    Rank {
+        what: &'static str,
+        min: usize,
+        got: usize,
+    },
+    /// A path with no channels.
+    #[error("{what} has 0 channels; the path dimension must be at least 1")]
+    ZeroChannels { what: &'static str },
+    /// NaN or infinity inside an input.
+    #[error("{what} contains {value} at batch item {item:?}, point {point}, channel {channel}")]
+    NonFinite {
+        what: &'static str,
+        item: Vec<usize>,
+        point: usize,
+        channel: usize,
+        value: f64,
+    },
+    /// `d + d^2 + … + d^N` does not fit in a machine word.
+    #[error("signature length overflows for dimension {dim}, degree {degree}")]
+    Overflow { dim: usize, degree: usize },
+    /// The output (or a buffer it needs) would not fit in memory.
+    #[error("{what} needs {bytes} bytes, more than this machine can hold ({limit} bytes)")]
+    TooLarge {
+        what: &'static str,
+        bytes: u128,
+        limit: u128,
+    },
+    /// A signature, derivative or displacement whose last axis has the wrong length.
+    #[error("{what} has length {got}, expected {expected}")]
+    Length {
+        what: &'static str,
+        expected: String,
+        got: usize,
+    },
+    /// Arguments whose batch shapes differ.
+    #[error("batch shapes differ: {a} has {a_shape:?}, {b} has {b_shape:?}")]
+    BatchMismatch {
+        a: &'static str,
+        a_shape: Vec<usize>,
+        b: &'static str,
+        b_shape: Vec<usize>,
+    },
+    /// Any other invalid argument (a bad option value, an unsupported dtype, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The requested device cannot run the operation.
+    #[error("device: {0}")]
+    Device(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+impl Error {
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}

@@ -1,0 +1,108 @@
+//! Where each level of a truncated signature lives, with checked arithmetic.
+//!
+//! Level `k` holds `d^k` coefficients in row-major word order: word `(i1..ik)` sits at
+//! `offset_k + i1·d^(k-1) + … + ik`. Levels are stored one after the other, level 1 first; the
+//! optional scalar term (level 0, the constant 1) is prepended only at the API boundary.
+
+use crate::{Error, Result};
+
+/// The levels `1..=degree` of a truncated tensor series over `R^dim`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorShape {
+    pub dim: usize,
+    pub degree: usize,
+    /// `offsets[k]` is the start of level `k` for `k` in `1..=degree`; `offsets[degree + 1]` is the length.
+    offsets: Vec<usize>,
+}
+
+impl TensorShape {
+    /// Fails with [`Error::Overflow`] when `dim + dim^2 + … + dim^degree` does not fit in `usize`.
+    pub fn new(dim: usize, degree: usize) -> Result<Self> {
+        let overflow = || Error::Overflow { dim, degree };
+        let mut offsets: Vec<usize> = vec![0; degree + 2];
+        let mut level = 1usize;
+        for k in 1..=degree {
+            level = level.checked_mul(dim).ok_or_else(overflow)?;
+            offsets[k + 1] = offsets[k].checked_add(level).ok_or_else(overflow)?;
+        }
+        // Signatures are indexed with isize-sized slices: keep one spare bit.
+        if offsets[degree + 1] > isize::MAX as usize {
+            return Err(overflow());
+        }
+        Ok(TensorShape {
+            dim,
+            degree,
+            offsets,
+        })
+    }
+
+    /// Number of coefficients at levels `1..=degree`.
+    pub fn len(&self) -> usize {
+        self.offsets[self.degree + 1]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Start of level `k` (`1 <= k <= degree + 1`).
+    pub fn offset(&self, k: usize) -> usize {
+        self.offsets[k]
+    }
+
+    /// Number of coefficients at level `k`, `dim^k`.
+    pub fn level_len(&self, k: usize) -> usize {
+        self.offsets[k + 1] - self.offsets[k]
+    }
+
+    /// `dim^(degree - 1)`: the scratch length Horner's step needs (at least 1).
+    pub fn top_scratch_len(&self) -> usize {
+        if self.degree < 2 {
+            1
+        } else {
+            self.level_len(self.degree - 1)
+        }
+    }
+
+    /// The flat index of a word (letters in `0..dim`), levels only (no scalar term).
+    pub fn word_index(&self, word: &[usize]) -> Option<usize> {
+        if word.is_empty() || word.len() > self.degree || word.iter().any(|&i| i >= self.dim) {
+            return None;
+        }
+        let within = word.iter().fold(0, |acc, &i| acc * self.dim + i);
+        Some(self.offsets[word.len()] + within)
+    }
+
+    /// The word at a flat index (levels only), the inverse of [`TensorShape::word_index`].
+    pub fn index_word(&self, index: usize) -> Option<Vec<usize>> {
+        if index >= self.len() {
+            return None;
+        }
+        let k = (1..=self.degree).find(|&k| index < self.offsets[k + 1])?;
+        let mut rest = index - self.offsets[k];
+        let mut word = vec![0; k];
+        for slot in word.iter_mut().rev() {
+            *slot = rest % self.dim;
+            rest /= self.dim;
+        }
+        Some(word)
+    }
+}
+
+/// Channels of the path the signature is taken of, after the optional lead-lag (doubling the channels)
+/// and time augmentation (one more channel).
+pub fn aug_dim(dim: usize, time_aug: bool, lead_lag: bool) -> Result<usize> {
+    let doubled = if lead_lag { dim.checked_mul(2) } else { Some(dim) };
+    doubled
+        .and_then(|d| d.checked_add(time_aug as usize))
+        .ok_or_else(|| Error::invalid(format!("dimension {dim} is too large")))
+}
+
+/// Length of the truncated signature of a `dim`-channel path at `degree`, under the transforms and
+/// scalar-term choice of `options` (pySigLib's `sig_length`). Checked: overflow is an error.
+pub fn sig_length(dim: usize, degree: usize, options: &crate::SigOptions) -> Result<usize> {
+    let d = aug_dim(dim, options.time_aug, options.lead_lag)?;
+    let len = TensorShape::new(d, degree)?.len();
+    len.checked_add(options.scalar_term as usize)
+        .ok_or(Error::Overflow { dim: d, degree })
+}

@@ -1,0 +1,41 @@
+//! # roughsig
+//!
+//! Path signatures — the iterated integrals of a path, truncated at a degree `N` — and their
+//! gradients, with pySigLib 4.0's semantics, on the CPU (rayon) and on GPUs of any vendor (wgpu).
+//!
+//! A path is an array `(length, dim)`; a batch is `(batch…, length, dim)` with any number of leading
+//! batch axes, which the outputs keep. Every function is generic over `f32` and `f64`.
+//!
+//! ```
+//! use ndarray::array;
+//! use roughsig::{sig, SigOptions};
+//! let path = array![[0.0, 0.0], [1.0, 2.0]];
+//! let s = sig(path.view(), 2, &SigOptions::default()).unwrap();
+//! // A straight line's signature is exp(z): (z, z⊗z/2).
+//! assert_eq!(s.as_slice().unwrap(), &[1.0, 2.0, 0.5, 1.0, 1.0, 2.0]);
+//! ```
+//!
+//! The layers: [`algebra`] (one sample, slices, no threads), the drivers (`cpu`, batches and
+//! threads; the device layer chooses), and the front end (these functions and the `roughsig` CLI).
+
+pub mod algebra;
+mod batch;
+mod combine;
+mod cpu;
+pub mod demo;
+mod device;
+mod error;
+pub mod layout;
+mod options;
+mod scalar;
+mod sig;
+mod transform;
+
+pub use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
+pub use device::Backend;
+pub use error::{Error, Result};
+pub use layout::{sig_length, TensorShape};
+pub use options::{threads, Device, SigOptions};
+pub use scalar::Scalar;
+pub use sig::{sig, sig_backprop};
+pub use transform::{transform_path, transform_path_backprop};

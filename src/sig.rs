@@ -1,0 +1,85 @@
+//! `sig` and `sig_backprop`: the front end (checks, shapes, device) over the drivers.
+
+use crate::batch::{infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
+use crate::cpu::{self, PathsShape};
+use crate::device::{select, Backend};
+use crate::layout::{aug_dim, TensorShape};
+use crate::{Result, Scalar, SigOptions};
+use ndarray::{ArrayD, ArrayView, Dimension};
+
+/// The truncated signature of degree `degree` of each path in `paths` (`(batch…, length, dim)`).
+///
+/// The output has shape `(batch…, sig_length)`. Time augmentation and lead-lag (from `options`) are
+/// folded into the computation; the transformed path is never built. Paths of 0 or 1 point and degree 0
+/// give the trivial signature.
+pub fn sig<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let p = path_rows("path", paths.into_dyn())?;
+    let (ps, shape) = setup(&p, degree, options)?;
+    let mut out_shape = p.batch_shape.clone();
+    out_shape.push(shape.len() + options.scalar_term as usize);
+    let mut out = zeros::<T>("signature", &out_shape)?;
+    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    match select(&options.device, options.n_jobs)? {
+        Backend::Cpu { threads } => cpu::sig(threads, &shape, p.slice(), ps, options, out_slice),
+    }
+    Ok(out)
+}
+
+/// The gradient of a scalar function `F` of the signatures with respect to the paths, given
+/// `sigs = sig(paths)` and `sig_derivs = dF/dsigs`.
+///
+/// The reverse sweep recovers each prefix signature from `sigs` with `exp(-z)`: memory is one
+/// signature per thread, whatever the length. `sigs` is used as given (not recomputed), as in
+/// pySigLib, so a wrong `sigs` gives a wrong gradient. Whether `sigs` carries the scalar term is
+/// inferred from its length; `sig_derivs` must have the same length, and the scalar term's
+/// derivative is ignored. `options.scalar_term` is not used.
+pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    paths: ArrayView<'_, T, D1>,
+    sigs: ArrayView<'_, T, D2>,
+    sig_derivs: ArrayView<'_, T, D3>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let p = path_rows("path", paths.into_dyn())?;
+    let s = Rows::new("sig", sigs.into_dyn(), 1)?;
+    let g = Rows::new("sig_derivs", sig_derivs.into_dyn(), 1)?;
+    same_batch("path", &p, "sig", &s)?;
+    same_batch("sig", &s, "sig_derivs", &g)?;
+    let (ps, shape) = setup(&p, degree, options)?;
+    let st = infer_scalar_term("sig", s.last(), shape.len())?;
+    crate::batch::expect_len("sig_derivs", &g, s.last())?;
+    s.check_finite("sig", false)?;
+    g.check_finite("sig_derivs", false)?;
+    let mut out = zeros::<T>("path gradient", p.data.shape())?;
+    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    match select(&options.device, options.n_jobs)? {
+        Backend::Cpu { threads } => cpu::sig_backprop(
+            threads,
+            &shape,
+            p.slice(),
+            ps,
+            s.slice(),
+            g.slice(),
+            st as usize,
+            options,
+            out_slice,
+        ),
+    }
+    Ok(out)
+}
+
+fn setup<T: Scalar>(p: &Rows<T>, degree: usize, options: &SigOptions) -> Result<(PathsShape, TensorShape)> {
+    let shape = p.data.shape();
+    let ps = PathsShape {
+        length: shape[shape.len() - 2],
+        dim: p.last(),
+    };
+    let d = aug_dim(ps.dim, options.time_aug, options.lead_lag)?;
+    Ok((ps, TensorShape::new(d, degree)?))
+}
