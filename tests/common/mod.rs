@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests: golden cases on disk, tolerant comparison.
+#![allow(dead_code)]
+
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use std::path::PathBuf;
+
+pub fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
+}
+
+/// One reference case: its `case.json` and a loader for its arrays.
+pub struct Case {
+    pub name: String,
+    pub json: serde_json::Value,
+}
+
+impl Case {
+    pub fn load(name: &str) -> Case {
+        let text = std::fs::read_to_string(golden_dir().join(name).join("case.json")).unwrap();
+        Case {
+            name: name.to_string(),
+            json: serde_json::from_str(&text).unwrap(),
+        }
+    }
+
+    /// Every case whose `function` is `function`, sorted by name.
+    pub fn all(function: &str) -> Vec<Case> {
+        let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                e.path().join("case.json").exists().then(|| e.file_name().to_string_lossy().into_owned())
+            })
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|n| Case::load(n))
+            .filter(|c| c.json["function"] == function)
+            .collect()
+    }
+
+    pub fn array(&self, name: &str) -> ArrayD<f64> {
+        let file = self.json["inputs"]
+            .get(name)
+            .or_else(|| self.json["outputs"].get(name))
+            .unwrap_or_else(|| panic!("{}: no array {name}", self.name))["file"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let f = std::fs::File::open(golden_dir().join(&self.name).join(file)).unwrap();
+        ArrayD::<f64>::read_npy(f).unwrap()
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.json["params"][key].as_bool().unwrap_or(false)
+    }
+
+    pub fn usize(&self, key: &str) -> usize {
+        self.json["params"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{}: no param {key}", self.name)) as usize
+    }
+
+    pub fn end_time(&self) -> f64 {
+        self.json["params"]["end_time"].as_f64().unwrap_or(1.0)
+    }
+
+    pub fn options(&self) -> roughsig::SigOptions {
+        roughsig::SigOptions {
+            time_aug: self.flag("time_aug"),
+            lead_lag: self.flag("lead_lag"),
+            end_time: self.end_time(),
+            scalar_term: self.flag("scalar_term"),
+            ..Default::default()
+        }
+    }
+
+    /// The tolerance the case asks for: `|got-ref| <= rtol·|ref| + atol·max|ref|`.
+    pub fn tolerance(&self) -> (f64, f64) {
+        let hint = &self.json["tolerance_hint"];
+        (
+            hint["rtol"].as_f64().unwrap_or(1e-10),
+            hint["atol_rel_to_max_abs"].as_f64().unwrap_or(1e-12),
+        )
+    }
+}
+
+/// Compare element by element; non-finite reference entries must be non-finite at the same place
+/// (the signs of overflowing infinities depend on the evaluation order).
+pub fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64, atol_rel: f64) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    let max = want.iter().filter(|x| x.is_finite()).fold(0.0f64, |m, x| m.max(x.abs()));
+    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+        if !w.is_finite() {
+            assert!(!g.is_finite(), "{what}[{i}]: got {g}, want {w}");
+            continue;
+        }
+        let tol = rtol * w.abs() + atol_rel * max;
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (tolerance {tol:e})");
+    }
+}
+
+pub fn to_f32(a: &ArrayD<f64>) -> ArrayD<f32> {
+    a.mapv(|x| x as f32)
+}
+
+pub fn to_f64(a: &ArrayD<f32>) -> ArrayD<f64> {
+    a.mapv(|x| x as f64)
+}
+
+/// A deterministic pseudo-random array (xorshift), values in [-1, 1).
+pub fn random(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    ArrayD::from_shape_simple_fn(ndarray::IxDyn(shape), || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    })
+}
