@@ -72,7 +72,10 @@ impl<'a, T: Scalar> Rows<'a, T> {
 }
 
 /// Paths `(batch…, length, dim)`: at least two axes and at least one channel.
-pub(crate) fn paths<'a, T: Scalar>(what: &'static str, a: ArrayViewD<'a, T>) -> Result<Rows<'a, T>> {
+pub(crate) fn paths<'a, T: Scalar>(
+    what: &'static str,
+    a: ArrayViewD<'a, T>,
+) -> Result<Rows<'a, T>> {
     let rows = Rows::new(what, a, 2)?;
     if rows.last() == 0 {
         return Err(Error::ZeroChannels { what });
@@ -81,7 +84,12 @@ pub(crate) fn paths<'a, T: Scalar>(what: &'static str, a: ArrayViewD<'a, T>) -> 
     Ok(rows)
 }
 
-pub(crate) fn same_batch<T, U>(a: &'static str, x: &Rows<T>, b: &'static str, y: &Rows<U>) -> Result<()> {
+pub(crate) fn same_batch<T, U>(
+    a: &'static str,
+    x: &Rows<T>,
+    b: &'static str,
+    y: &Rows<U>,
+) -> Result<()> {
     if x.batch_shape != y.batch_shape {
         return Err(Error::BatchMismatch {
             a,
@@ -94,7 +102,11 @@ pub(crate) fn same_batch<T, U>(a: &'static str, x: &Rows<T>, b: &'static str, y:
 }
 
 /// Require the last axis of `rows` to be `expected`.
-pub(crate) fn expect_len<T: Scalar>(what: &'static str, rows: &Rows<T>, expected: usize) -> Result<()> {
+pub(crate) fn expect_len<T: Scalar>(
+    what: &'static str,
+    rows: &Rows<T>,
+    expected: usize,
+) -> Result<()> {
     if rows.last() != expected {
         return Err(Error::Length {
             what,
@@ -127,7 +139,10 @@ pub(crate) fn zeros<T: Scalar>(what: &'static str, shape: &[usize]) -> Result<Ar
         .iter()
         .try_fold(1u128, |acc, &n| acc.checked_mul(n as u128))
         .unwrap_or(u128::MAX);
-    check_bytes(what, elements.saturating_mul(std::mem::size_of::<T>() as u128))?;
+    check_bytes(
+        what,
+        elements.saturating_mul(std::mem::size_of::<T>() as u128),
+    )?;
     Ok(ArrayD::zeros(IxDyn(shape)))
 }
 
@@ -142,10 +157,12 @@ pub(crate) fn check_bytes(what: &'static str, bytes: u128) -> Result<()> {
 
 /// Physical memory where the OS tells it (Linux), else the largest allocation Rust allows.
 fn memory_limit() -> u128 {
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
-        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    });
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
     total.unwrap_or(isize::MAX as u128).min(isize::MAX as u128)
 }

@@ -1,7 +1,9 @@
 //! Chen's product of signatures (`sig_combine`) and appending or prepending one straight segment
 //! (`sig_join`), with their gradients.
 
-use crate::algebra::{exp, exp_backprop, mul_exp, mul_exp_backprop, tensor_mul, tensor_mul_backprop, HornerScratch};
+use crate::algebra::{
+    exp, exp_backprop, mul_exp, mul_exp_backprop, tensor_mul, tensor_mul_backprop, HornerScratch,
+};
 use crate::batch::{expect_len, infer_scalar_term, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
 use crate::device::{select, Backend};
@@ -25,13 +27,19 @@ pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
     let mut out = zeros::<T>("combined signature", a.data.shape())?;
     let row = a.last();
     let (xa, xb) = (a.slice(), b.slice());
-    par_rows(threads(options)?, out.as_slice_mut().expect("contiguous"), row, || (), |_, i, o| {
-        let r = i * row + st..(i + 1) * row;
-        if st == 1 {
-            o[0] = T::one();
-        }
-        tensor_mul(&shape, &xa[r.clone()], &xb[r], &mut o[st..]);
-    });
+    par_rows(
+        threads(options)?,
+        out.as_slice_mut().expect("contiguous"),
+        row,
+        || (),
+        |_, i, o| {
+            let r = i * row + st..(i + 1) * row;
+            if st == 1 {
+                o[0] = T::one();
+            }
+            tensor_mul(&shape, &xa[r.clone()], &xb[r], &mut o[st..]);
+        },
+    );
     Ok(out)
 }
 
@@ -52,10 +60,23 @@ pub fn sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimensi
     g.check_finite("deriv", false)?;
     let row = a.last();
     let (xa, xb, xg) = (a.slice(), b.slice(), g.slice());
-    let both = paired_rows(threads(options)?, a.batch(), (row, row), || (), |_, i, da, db| {
-        let r = i * row + st..(i + 1) * row;
-        tensor_mul_backprop(&shape, &xg[r.clone()], &xa[r.clone()], &xb[r], &mut da[st..], &mut db[st..]);
-    })?;
+    let both = paired_rows(
+        threads(options)?,
+        a.batch(),
+        (row, row),
+        || (),
+        |_, i, da, db| {
+            let r = i * row + st..(i + 1) * row;
+            tensor_mul_backprop(
+                &shape,
+                &xg[r.clone()],
+                &xa[r.clone()],
+                &xb[r],
+                &mut da[st..],
+                &mut db[st..],
+            );
+        },
+    )?;
     split_pair(both, &a.batch_shape, row, row)
 }
 
@@ -70,7 +91,8 @@ pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
     prepend: bool,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    let (shape, st, s, v) = sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
+    let (shape, st, s, v) =
+        sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
     let mut out = zeros::<T>("joined signature", s.data.shape())?;
     let row = s.last();
     let (xs, xv) = (s.slice(), v.slice());
@@ -81,7 +103,10 @@ pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
         row,
         || (HornerScratch::new(&shape), vec![T::zero(); n]),
         |(scratch, e), i, o| {
-            let (sig, z) = (&xs[i * row + st..(i + 1) * row], &xv[i * dimension..(i + 1) * dimension]);
+            let (sig, z) = (
+                &xs[i * row + st..(i + 1) * row],
+                &xv[i * dimension..(i + 1) * dimension],
+            );
             if st == 1 {
                 o[0] = T::one();
             }
@@ -107,7 +132,8 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
     prepend: bool,
     options: &SigOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
-    let (shape, st, s, v) = sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
+    let (shape, st, s, v) =
+        sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
     let g = Rows::new("deriv", deriv.into_dyn(), 1)?;
     same_batch("sig", &s, "deriv", &g)?;
     expect_len("deriv", &g, s.last())?;
@@ -115,21 +141,36 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
     let row = s.last();
     let (xs, xv, xg) = (s.slice(), v.slice(), g.slice());
     let n = shape.len();
-    let init = || (HornerScratch::new(&shape), vec![T::zero(); n], vec![T::zero(); n]);
-    let both = paired_rows(threads(options)?, s.batch(), (row, dimension), init, |ws, i, ds, dv| {
-        let (scratch, e, de) = ws;
-        let (sig, z) = (&xs[i * row + st..(i + 1) * row], &xv[i * dimension..(i + 1) * dimension]);
-        let gi = &xg[i * row + st..(i + 1) * row];
-        if prepend {
-            exp(&shape, z, e);
-            de.fill(T::zero());
-            tensor_mul_backprop(&shape, gi, e, sig, de, &mut ds[st..]);
-            exp_backprop(&shape, z, e, de, dv);
-        } else {
-            ds[st..].copy_from_slice(gi);
-            mul_exp_backprop(&shape, sig, z, &mut ds[st..], dv, scratch);
-        }
-    })?;
+    let init = || {
+        (
+            HornerScratch::new(&shape),
+            vec![T::zero(); n],
+            vec![T::zero(); n],
+        )
+    };
+    let both = paired_rows(
+        threads(options)?,
+        s.batch(),
+        (row, dimension),
+        init,
+        |ws, i, ds, dv| {
+            let (scratch, e, de) = ws;
+            let (sig, z) = (
+                &xs[i * row + st..(i + 1) * row],
+                &xv[i * dimension..(i + 1) * dimension],
+            );
+            let gi = &xg[i * row + st..(i + 1) * row];
+            if prepend {
+                exp(&shape, z, e);
+                de.fill(T::zero());
+                tensor_mul_backprop(&shape, gi, e, sig, de, &mut ds[st..]);
+                exp_backprop(&shape, z, e, de, dv);
+            } else {
+                ds[st..].copy_from_slice(gi);
+                mul_exp_backprop(&shape, sig, z, &mut ds[st..], dv, scratch);
+            }
+        },
+    )?;
     split_pair(both, &s.batch_shape, row, dimension)
 }
 
@@ -149,7 +190,10 @@ fn two_sigs<'a, 'b, T: Scalar>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<TwoSigs<'a, 'b, T>> {
-    let shape = TensorShape::new(aug_dim(dimension, options.time_aug, options.lead_lag)?, degree)?;
+    let shape = TensorShape::new(
+        aug_dim(dimension, options.time_aug, options.lead_lag)?,
+        degree,
+    )?;
     let a = Rows::new("sig1", sig1, 1)?;
     let b = Rows::new("sig2", sig2, 1)?;
     let st = infer_scalar_term("sig1", a.last(), shape.len())?;
@@ -186,19 +230,32 @@ fn paired_rows<T: Scalar, S>(
     f: impl Fn(&mut S, usize, &mut [T], &mut [T]) + Send + Sync,
 ) -> Result<ArrayD<T>> {
     let mut both = zeros::<T>("gradient", &[batch, len1 + len2])?;
-    par_rows(threads, both.as_slice_mut().expect("contiguous"), len1 + len2, init, |ws, i, row| {
-        let (r1, r2) = row.split_at_mut(len1);
-        f(ws, i, r1, r2)
-    });
+    par_rows(
+        threads,
+        both.as_slice_mut().expect("contiguous"),
+        len1 + len2,
+        init,
+        |ws, i, row| {
+            let (r1, r2) = row.split_at_mut(len1);
+            f(ws, i, r1, r2)
+        },
+    );
     Ok(both)
 }
 
-fn split_pair<T: Scalar>(both: ArrayD<T>, batch_shape: &[usize], len1: usize, len2: usize) -> Result<(ArrayD<T>, ArrayD<T>)> {
+fn split_pair<T: Scalar>(
+    both: ArrayD<T>,
+    batch_shape: &[usize],
+    len1: usize,
+    len2: usize,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
     let (first, second) = both.view().split_at(Axis(1), len1);
     let reshape = |a: ndarray::ArrayViewD<T>, len: usize| {
         let mut shape = batch_shape.to_vec();
         shape.push(len);
-        a.to_owned().into_shape_with_order(shape).expect("same element count")
+        a.to_owned()
+            .into_shape_with_order(shape)
+            .expect("same element count")
     };
     Ok((reshape(first, len1), reshape(second, len2)))
 }

@@ -92,7 +92,11 @@ impl TensorShape {
 /// Channels of the path the signature is taken of, after the optional lead-lag (doubling the channels)
 /// and time augmentation (one more channel).
 pub fn aug_dim(dim: usize, time_aug: bool, lead_lag: bool) -> Result<usize> {
-    let doubled = if lead_lag { dim.checked_mul(2) } else { Some(dim) };
+    let doubled = if lead_lag {
+        dim.checked_mul(2)
+    } else {
+        Some(dim)
+    };
     doubled
         .and_then(|d| d.checked_add(time_aug as usize))
         .ok_or_else(|| Error::invalid(format!("dimension {dim} is too large")))

@@ -74,7 +74,11 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
     Ok(out)
 }
 
-fn setup<T: Scalar>(p: &Rows<T>, degree: usize, options: &SigOptions) -> Result<(PathsShape, TensorShape)> {
+fn setup<T: Scalar>(
+    p: &Rows<T>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<(PathsShape, TensorShape)> {
     let shape = p.data.shape();
     let ps = PathsShape {
         length: shape[shape.len() - 2],

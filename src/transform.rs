@@ -29,7 +29,11 @@ pub fn transform_path<T: Scalar, D: Dimension>(
     for (b, item) in rows.chunks_mut(new_len * new_dim).enumerate() {
         let x = &src[b * len * dim..(b + 1) * len * dim];
         for (j, point) in item.chunks_mut(new_dim).enumerate() {
-            let (lag, lead) = if options.lead_lag { (j / 2, j.div_ceil(2)) } else { (j, j) };
+            let (lag, lead) = if options.lead_lag {
+                (j / 2, j.div_ceil(2))
+            } else {
+                (j, j)
+            };
             point[..dim].copy_from_slice(&x[lag * dim..(lag + 1) * dim]);
             if options.lead_lag {
                 point[dim..2 * dim].copy_from_slice(&x[lead * dim..(lead + 1) * dim]);
@@ -58,7 +62,10 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
     if channels == 0 || channels % factor != 0 {
         return Err(Error::Length {
             what: "derivs (channels)",
-            expected: format!("{factor}·d{} with d ≥ 1", if options.time_aug { " + 1" } else { "" }),
+            expected: format!(
+                "{factor}·d{} with d ≥ 1",
+                if options.time_aug { " + 1" } else { "" }
+            ),
             got: new_dim,
         });
     }
@@ -86,7 +93,11 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
     for (b, item) in rows.chunks_mut(len * dim).enumerate() {
         let gb = &src[b * new_len * new_dim..(b + 1) * new_len * new_dim];
         for (j, point) in gb.chunks(new_dim).enumerate() {
-            let (lag, lead) = if options.lead_lag { (j / 2, j.div_ceil(2)) } else { (j, j) };
+            let (lag, lead) = if options.lead_lag {
+                (j / 2, j.div_ceil(2))
+            } else {
+                (j, j)
+            };
             for c in 0..dim {
                 item[lag * dim + c] += point[c];
                 if options.lead_lag {
@@ -114,4 +125,3 @@ fn time_at<T: Scalar>(j: usize, n: usize, end_time: f64) -> T {
         T::zero()
     }
 }
-

@@ -14,10 +14,15 @@ fn f64_only(case: &Case) -> bool {
 }
 
 fn check_count(function: &str, checked: usize) {
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::golden_dir().join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::golden_dir().join("index.json")).unwrap(),
+    )
+    .unwrap();
     let expected = index["counts"][function].as_u64().unwrap() as usize;
-    assert_eq!(checked, expected, "{function}: checked {checked} of {expected} cases");
+    assert_eq!(
+        checked, expected,
+        "{function}: checked {checked} of {expected} cases"
+    );
 }
 
 #[test]
@@ -32,7 +37,13 @@ fn sig_forward_golden() {
         assert_close(&case.name, &got, &want, rtol, atol);
         if !f64_only(case) {
             let got32 = roughsig::sig(to_f32(&path).view(), degree, &opts).unwrap();
-            assert_close(&format!("{} f32", case.name), &to_f64(&got32), &want, F32_TOL.0, F32_TOL.1);
+            assert_close(
+                &format!("{} f32", case.name),
+                &to_f64(&got32),
+                &want,
+                F32_TOL.0,
+                F32_TOL.1,
+            );
         }
     }
     check_count("sig", cases.len());
@@ -42,11 +53,16 @@ fn sig_forward_golden() {
 fn sig_backward_golden() {
     let cases = Case::all("sig_backprop");
     for case in &cases {
-        let (path, sig, derivs) = (case.array("path"), case.array("sig"), case.array("sig_derivs"));
+        let (path, sig, derivs) = (
+            case.array("path"),
+            case.array("sig"),
+            case.array("sig_derivs"),
+        );
         let want = case.array("path_derivs");
         let degree = case.usize("degree");
         let opts = case.options();
-        let got = roughsig::sig_backprop(path.view(), sig.view(), derivs.view(), degree, &opts).unwrap();
+        let got =
+            roughsig::sig_backprop(path.view(), sig.view(), derivs.view(), degree, &opts).unwrap();
         let (rtol, atol) = case.tolerance();
         assert_close(&case.name, &got, &want, rtol, atol);
         let got32 = roughsig::sig_backprop(
@@ -57,7 +73,13 @@ fn sig_backward_golden() {
             &opts,
         )
         .unwrap();
-        assert_close(&format!("{} f32", case.name), &to_f64(&got32), &want, F32_TOL.0, 1e-3);
+        assert_close(
+            &format!("{} f32", case.name),
+            &to_f64(&got32),
+            &want,
+            F32_TOL.0,
+            1e-3,
+        );
     }
     check_count("sig_backprop", cases.len());
 }
@@ -72,7 +94,8 @@ fn transform_path_golden() {
     check_count("transform_path", cases.len());
     let cases = Case::all("transform_path_backprop");
     for case in &cases {
-        let got = roughsig::transform_path_backprop(case.array("derivs").view(), &case.options()).unwrap();
+        let got = roughsig::transform_path_backprop(case.array("derivs").view(), &case.options())
+            .unwrap();
         assert_close(&case.name, &got, &case.array("path_derivs"), 1e-12, 1e-14);
     }
     check_count("transform_path_backprop", cases.len());
@@ -93,7 +116,9 @@ fn sig_combine_golden() {
     for case in &cases {
         let (g, a, b) = (case.array("deriv"), case.array("sig1"), case.array("sig2"));
         let (d, n) = (case.usize("dimension"), case.usize("degree"));
-        let (da, db) = roughsig::sig_combine_backprop(g.view(), a.view(), b.view(), d, n, &case.options()).unwrap();
+        let (da, db) =
+            roughsig::sig_combine_backprop(g.view(), a.view(), b.view(), d, n, &case.options())
+                .unwrap();
         let (rtol, atol) = case.tolerance();
         assert_close(&case.name, &da, &case.array("sig1_deriv"), rtol, atol);
         assert_close(&case.name, &db, &case.array("sig2_deriv"), rtol, atol);
@@ -107,17 +132,38 @@ fn sig_join_golden() {
     for case in &cases {
         let (s, v) = (case.array("sig"), case.array("displacement"));
         let (d, n) = (case.usize("dimension"), case.usize("degree"));
-        let got = roughsig::sig_join(s.view(), v.view(), d, n, case.flag("prepend"), &SigOptions::default()).unwrap();
+        let got = roughsig::sig_join(
+            s.view(),
+            v.view(),
+            d,
+            n,
+            case.flag("prepend"),
+            &SigOptions::default(),
+        )
+        .unwrap();
         let (rtol, atol) = case.tolerance();
         assert_close(&case.name, &got, &case.array("joined"), rtol, atol);
     }
     check_count("sig_join", cases.len());
     let cases = Case::all("sig_join_backprop");
     for case in &cases {
-        let (g, s, v) = (case.array("d_out"), case.array("sig"), case.array("displacement"));
+        let (g, s, v) = (
+            case.array("d_out"),
+            case.array("sig"),
+            case.array("displacement"),
+        );
         let (d, n) = (case.usize("dimension"), case.usize("degree"));
         let opts = SigOptions::default();
-        let (ds, dv) = roughsig::sig_join_backprop(g.view(), s.view(), v.view(), d, n, case.flag("prepend"), &opts).unwrap();
+        let (ds, dv) = roughsig::sig_join_backprop(
+            g.view(),
+            s.view(),
+            v.view(),
+            d,
+            n,
+            case.flag("prepend"),
+            &opts,
+        )
+        .unwrap();
         let (rtol, atol) = case.tolerance();
         assert_close(&case.name, &ds, &case.array("d_sig"), rtol, atol);
         assert_close(&case.name, &dv, &case.array("d_displacement"), rtol, atol);
@@ -139,7 +185,11 @@ fn sig_length_golden() {
                 scalar_term: st,
                 ..Default::default()
             };
-            assert_eq!(roughsig::sig_length(d, n, &opts).unwrap() as f64, row[col], "{row}");
+            assert_eq!(
+                roughsig::sig_length(d, n, &opts).unwrap() as f64,
+                row[col],
+                "{row}"
+            );
         }
     }
 }

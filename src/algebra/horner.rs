@@ -41,7 +41,12 @@ impl<T: Scalar> HornerScratch<T> {
 }
 
 /// `s ← s ⊗ exp(z)`, in place.
-pub fn mul_exp<T: Scalar>(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut HornerScratch<T>) {
+pub fn mul_exp<T: Scalar>(
+    shape: &TensorShape,
+    s: &mut [T],
+    z: &[T],
+    scratch: &mut HornerScratch<T>,
+) {
     let d = shape.dim;
     let n = shape.degree;
     if n == 0 {
@@ -171,7 +176,14 @@ fn contract_last<T: Scalar>(dmat: &[T], b: &[T], z: &[T], c: T, dz: &mut [T], ou
 
 /// [`contract_last`] with `out` overlapping `D` (row `i` is read before slot `i` is written, and
 /// slot `i` precedes every row still to be read).
-fn contract_last_in_place<T: Scalar>(w: &mut [T], len: usize, b: &[T], z: &[T], c: T, dz: &mut [T]) {
+fn contract_last_in_place<T: Scalar>(
+    w: &mut [T],
+    len: usize,
+    b: &[T],
+    z: &[T],
+    c: T,
+    dz: &mut [T],
+) {
     let d = z.len();
     for i in 0..len {
         let bi = b[i] * c;

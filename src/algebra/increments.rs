@@ -19,7 +19,11 @@ pub struct Increments<'a, T> {
 impl<'a, T: Scalar> Increments<'a, T> {
     pub fn new(path: &'a [T], dim: usize, time_aug: bool, lead_lag: bool, end_time: f64) -> Self {
         let points = path.len() / dim;
-        let transformed = if lead_lag && points > 0 { 2 * points - 1 } else { points };
+        let transformed = if lead_lag && points > 0 {
+            2 * points - 1
+        } else {
+            points
+        };
         let dt = time_aug.then(|| {
             if transformed > 1 {
                 T::from_f64(end_time / (transformed - 1) as f64)
@@ -66,7 +70,10 @@ impl<'a, T: Scalar> Increments<'a, T> {
         if self.lead_lag {
             z[..2 * d].fill(T::zero());
         }
-        let (a, b) = (&self.path[seg * d..(seg + 1) * d], &self.path[(seg + 1) * d..(seg + 2) * d]);
+        let (a, b) = (
+            &self.path[seg * d..(seg + 1) * d],
+            &self.path[(seg + 1) * d..(seg + 2) * d],
+        );
         for i in 0..d {
             z[start + i] = b[i] - a[i];
         }

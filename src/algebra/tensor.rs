@@ -8,7 +8,11 @@ use crate::Scalar;
 pub fn tensor_mul<T: Scalar>(shape: &TensorShape, a: &[T], b: &[T], out: &mut [T]) {
     for k in 1..=shape.degree {
         let level = shape.offset(k)..shape.offset(k + 1);
-        for ((o, x), y) in out[level.clone()].iter_mut().zip(&a[level.clone()]).zip(&b[level]) {
+        for ((o, x), y) in out[level.clone()]
+            .iter_mut()
+            .zip(&a[level.clone()])
+            .zip(&b[level])
+        {
             *o = *x + *y;
         }
         for j in 1..k {

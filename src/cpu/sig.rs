@@ -29,7 +29,12 @@ impl<T: Scalar> Workspace<T> {
 }
 
 /// The signature of one path, written into `out` (levels only).
-fn sig_path<T: Scalar>(shape: &TensorShape, inc: &Increments<T>, ws: &mut Workspace<T>, out: &mut [T]) {
+fn sig_path<T: Scalar>(
+    shape: &TensorShape,
+    inc: &Increments<T>,
+    ws: &mut Workspace<T>,
+    out: &mut [T],
+) {
     out.fill(T::zero());
     for t in 0..inc.count() {
         inc.fill(t, &mut ws.z);
@@ -70,7 +75,12 @@ pub(crate) struct PathsShape {
 }
 
 impl PathsShape {
-    fn path<'a, T: Scalar>(&self, paths: &'a [T], i: usize, opts: &SigOptions) -> Increments<'a, T> {
+    fn path<'a, T: Scalar>(
+        &self,
+        paths: &'a [T],
+        i: usize,
+        opts: &SigOptions,
+    ) -> Increments<'a, T> {
         let n = self.length * self.dim;
         Increments::new(
             &paths[i * n..(i + 1) * n],

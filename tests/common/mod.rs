@@ -30,7 +30,10 @@ impl Case {
             .unwrap()
             .filter_map(|e| {
                 let e = e.ok()?;
-                e.path().join("case.json").exists().then(|| e.file_name().to_string_lossy().into_owned())
+                e.path()
+                    .join("case.json")
+                    .exists()
+                    .then(|| e.file_name().to_string_lossy().into_owned())
             })
             .collect();
         names.sort();
@@ -91,14 +94,20 @@ impl Case {
 /// (the signs of overflowing infinities depend on the evaluation order).
 pub fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64, atol_rel: f64) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let max = want.iter().filter(|x| x.is_finite()).fold(0.0f64, |m, x| m.max(x.abs()));
+    let max = want
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0f64, |m, x| m.max(x.abs()));
     for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
         if !w.is_finite() {
             assert!(!g.is_finite(), "{what}[{i}]: got {g}, want {w}");
             continue;
         }
         let tol = rtol * w.abs() + atol_rel * max;
-        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (tolerance {tol:e})");
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{i}]: got {g}, want {w} (tolerance {tol:e})"
+        );
     }
 }
 

@@ -1,0 +1,178 @@
+//! Bad input is a typed error, never a panic, a silent wrong answer or an absurd allocation.
+
+mod common;
+
+use common::random;
+use ndarray::{ArrayD, IxDyn};
+use roughsig::{sig, sig_backprop, sig_combine, sig_join, Device, Error, SigOptions};
+
+fn opts() -> SigOptions {
+    SigOptions::default()
+}
+
+#[test]
+fn paths_need_two_axes_and_channels() {
+    let flat = random(&[5], 1);
+    assert!(matches!(
+        sig(flat.view(), 2, &opts()),
+        Err(Error::Rank { min: 2, got: 1, .. })
+    ));
+    let scalar = ArrayD::<f64>::zeros(IxDyn(&[]));
+    assert!(matches!(
+        sig(scalar.view(), 2, &opts()),
+        Err(Error::Rank { got: 0, .. })
+    ));
+    let empty = ArrayD::<f64>::zeros(IxDyn(&[5, 0]));
+    assert!(matches!(
+        sig(empty.view(), 2, &opts()),
+        Err(Error::ZeroChannels { .. })
+    ));
+}
+
+#[test]
+fn non_finite_points_are_located() {
+    let mut path = random(&[2, 3, 4, 2], 1);
+    path[[1, 2, 3, 1]] = f64::NAN;
+    let err = sig(path.view(), 2, &opts()).unwrap_err();
+    match &err {
+        Error::NonFinite {
+            item,
+            point,
+            channel,
+            ..
+        } => assert_eq!((item.as_slice(), *point, *channel), (&[1, 2][..], 3, 1)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("batch item [1, 2], point 3"),
+        "{err}"
+    );
+    path[[1, 2, 3, 1]] = f64::INFINITY;
+    assert!(matches!(
+        sig(path.view(), 2, &opts()),
+        Err(Error::NonFinite { .. })
+    ));
+    let good = random(&[2, 4, 2], 2);
+    let s = sig(good.view(), 2, &opts()).unwrap();
+    let mut w = s.clone();
+    w[[0, 1]] = f64::NAN;
+    assert!(matches!(
+        sig_backprop(good.view(), s.view(), w.view(), 2, &opts()),
+        Err(Error::NonFinite {
+            what: "sig_derivs",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn sizes_that_overflow_or_do_not_fit_are_refused() {
+    let path = random(&[3, 8], 1);
+    assert!(matches!(
+        sig(path.view(), 30, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        roughsig::sig_length(10, 100, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    // 8^15 ≈ 3.5e13 coefficients: representable, but far beyond any memory.
+    assert!(matches!(
+        sig(path.view(), 15, &opts()),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn lengths_must_match_dimension_and_degree() {
+    let path = random(&[2, 5, 3], 1);
+    let s = sig(path.view(), 3, &opts()).unwrap();
+    // A signature of degree 3 passed as degree 4.
+    let err = sig_backprop(path.view(), s.view(), s.view(), 4, &opts()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Length {
+                what: "sig",
+                got: 39,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Derivatives two short.
+    let short = s.slice(ndarray::s![.., ..37]).to_owned();
+    assert!(matches!(
+        sig_backprop(path.view(), s.view(), short.view(), 3, &opts()),
+        Err(Error::Length {
+            what: "sig_derivs",
+            ..
+        })
+    ));
+    // sig_combine: scalar term on one side only, or the wrong dimension.
+    let st = sig(
+        path.view(),
+        3,
+        &SigOptions {
+            scalar_term: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        sig_combine(s.view(), st.view(), 3, 3, &opts()),
+        Err(Error::Length { .. })
+    ));
+    assert!(matches!(
+        sig_combine(s.view(), s.view(), 2, 3, &opts()),
+        Err(Error::Length { .. })
+    ));
+    // sig_join: the displacement must have `dimension` channels (not one more).
+    let v = random(&[2, 4], 2);
+    assert!(matches!(
+        sig_join(s.view(), v.view(), 3, 3, false, &opts()),
+        Err(Error::Length { .. })
+    ));
+}
+
+#[test]
+fn batch_shapes_must_agree() {
+    let path = random(&[2, 5, 3], 1);
+    let s = sig(path.view(), 2, &opts()).unwrap();
+    let one = s.slice(ndarray::s![..1, ..]).to_owned();
+    assert!(matches!(
+        sig_backprop(path.view(), s.view(), one.view(), 2, &opts()),
+        Err(Error::BatchMismatch { .. })
+    ));
+    assert!(matches!(
+        sig_backprop(path.view(), one.view(), one.view(), 2, &opts()),
+        Err(Error::BatchMismatch { .. })
+    ));
+    assert!(matches!(
+        sig_combine(s.view(), one.view(), 3, 2, &opts()),
+        Err(Error::BatchMismatch { .. })
+    ));
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let path = random(&[5, 3], 1);
+    let zero_jobs = SigOptions {
+        n_jobs: 0,
+        ..opts()
+    };
+    assert!(matches!(
+        sig(path.view(), 2, &zero_jobs),
+        Err(Error::Invalid(_))
+    ));
+    let nan_time = SigOptions {
+        time_aug: true,
+        end_time: f64::NAN,
+        ..opts()
+    };
+    assert!(matches!(
+        sig(path.view(), 2, &nan_time),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!("tpu".parse::<Device>(), Err(Error::Device(_))));
+}

@@ -1,0 +1,303 @@
+//! Properties that need no reference: exact signatures, Chen's identity, gradients against finite
+//! differences, and serial against parallel runs.
+
+mod common;
+
+use common::random;
+use ndarray::{s, Array1, ArrayD, IxDyn};
+use proptest::prelude::*;
+use roughsig::{sig, sig_backprop, SigOptions, TensorShape};
+
+/// `exp(z)` level by level, the naive way: `z^{⊗k}/k!`.
+fn naive_exp(z: &[f64], degree: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut level = vec![1.0];
+    for k in 1..=degree {
+        level = level
+            .iter()
+            .flat_map(|a| z.iter().map(move |b| a * b / k as f64))
+            .collect();
+        out.extend_from_slice(&level);
+    }
+    out
+}
+
+#[test]
+fn sig_forward_straight_line_is_exp() {
+    for (d, n, len) in [(1, 6, 5), (2, 5, 7), (3, 4, 3), (4, 3, 10), (7, 2, 4)] {
+        let start = random(&[d], 1);
+        let z = random(&[d], 2);
+        // Uneven spacing along the line does not change the signature.
+        let ts: Vec<f64> = (0..len)
+            .map(|i| (i * i) as f64 / ((len - 1) * (len - 1)) as f64)
+            .collect();
+        let path = ArrayD::from_shape_fn(IxDyn(&[len, d]), |ix| {
+            start[[ix[1]]] + ts[ix[0]] * z[[ix[1]]]
+        });
+        let got = sig(path.view(), n, &SigOptions::default()).unwrap();
+        let want = naive_exp(z.as_slice().unwrap(), n);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-13 * (1.0 + w.abs()),
+                "d={d} n={n}: {g} vs {w}"
+            );
+        }
+        let got32 = sig(path.mapv(|x| x as f32).view(), n, &SigOptions::default()).unwrap();
+        for (g, w) in got32.iter().zip(&want) {
+            assert!(
+                (*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "f32 d={d} n={n}: {g} vs {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sig_forward_trivial_cases() {
+    let opts = SigOptions {
+        scalar_term: true,
+        ..Default::default()
+    };
+    for len in [0, 1] {
+        for flags in 0..4 {
+            let o = SigOptions {
+                time_aug: flags & 1 == 1,
+                lead_lag: flags & 2 == 2,
+                ..opts.clone()
+            };
+            let s = sig(random(&[2, len, 3], 3).view(), 3, &o).unwrap();
+            assert_eq!(s.shape(), &[2, roughsig::sig_length(3, 3, &o).unwrap()]);
+            for row in s.outer_iter() {
+                assert_eq!(row[0], 1.0);
+                assert!(row.iter().skip(1).all(|&x| x == 0.0));
+            }
+        }
+    }
+    // Degree 0: only the scalar term, or nothing.
+    assert_eq!(
+        sig(random(&[4, 2], 1).view(), 0, &opts)
+            .unwrap()
+            .as_slice()
+            .unwrap(),
+        &[1.0]
+    );
+    assert_eq!(
+        sig(random(&[4, 2], 1).view(), 0, &SigOptions::default())
+            .unwrap()
+            .len(),
+        0
+    );
+    // An empty batch keeps its shape.
+    assert_eq!(
+        sig(random(&[0, 5, 3], 1).view(), 2, &opts).unwrap().shape(),
+        &[0, 13]
+    );
+    // Several batch axes are kept.
+    assert_eq!(
+        sig(random(&[2, 3, 5, 2], 1).view(), 2, &opts)
+            .unwrap()
+            .shape(),
+        &[2, 3, 7]
+    );
+}
+
+/// Chen's identity: the signature of a concatenation is the product of the pieces' signatures, with
+/// or without lead-lag and time (the pieces' end times chosen so the time step matches).
+fn chen_holds(
+    d: usize,
+    n: usize,
+    len: usize,
+    cut: usize,
+    time_aug: bool,
+    lead_lag: bool,
+    seed: u64,
+) {
+    let path = random(&[len, d], seed);
+    let steps = |points: usize| if lead_lag { 2 * (points - 1) } else { points - 1 } as f64;
+    let opts_for = |points: usize| SigOptions {
+        time_aug,
+        lead_lag,
+        end_time: 0.7 * steps(points),
+        ..Default::default()
+    };
+    let whole = sig(path.view(), n, &opts_for(len)).unwrap();
+    let a = sig(path.slice(s![..cut + 1, ..]), n, &opts_for(cut + 1)).unwrap();
+    let b = sig(path.slice(s![cut.., ..]), n, &opts_for(len - cut)).unwrap();
+    let joined = roughsig::sig_combine(a.view(), b.view(), d, n, &opts_for(len)).unwrap();
+    for (x, y) in whole.iter().zip(joined.iter()) {
+        assert!((x - y).abs() <= 1e-11 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn sig_forward_chen_identity(d in 1usize..5, n in 1usize..6, len in 2usize..12, cut_frac in 0.0f64..1.0,
+                                 time_aug: bool, lead_lag: bool, seed in 0u64..1000) {
+        let cut = 1 + ((len - 2) as f64 * cut_frac) as usize;
+        chen_holds(d, n, len, cut.min(len - 1), time_aug, lead_lag, seed);
+    }
+}
+
+/// `F(path) = <w, sig(path)>`.
+fn objective(path: &ArrayD<f64>, w: &ArrayD<f64>, n: usize, o: &SigOptions) -> f64 {
+    (sig(path.view(), n, o).unwrap() * w).sum()
+}
+
+/// Central differences of `f` at `x` against `grad`, coordinate by coordinate.
+fn assert_gradient(
+    what: &str,
+    x: &ArrayD<f64>,
+    grad: &ArrayD<f64>,
+    f: impl Fn(&ArrayD<f64>) -> f64,
+) {
+    let h = 1e-6;
+    let scale = grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+    for i in 0..x.len() {
+        let (mut up, mut down) = (x.clone(), x.clone());
+        up.as_slice_mut().unwrap()[i] += h;
+        down.as_slice_mut().unwrap()[i] -= h;
+        let fd = (f(&up) - f(&down)) / (2.0 * h);
+        let g = grad.as_slice().unwrap()[i];
+        assert!(
+            (fd - g).abs() <= 1e-6 * scale,
+            "{what}[{i}]: analytic {g}, finite difference {fd}"
+        );
+    }
+}
+
+#[test]
+fn sig_backward_matches_finite_differences() {
+    for (d, n, len) in [(1, 4, 6), (2, 4, 7), (3, 3, 5), (2, 1, 4), (3, 2, 2)] {
+        for flags in 0..8 {
+            let o = SigOptions {
+                time_aug: flags & 1 == 1,
+                lead_lag: flags & 2 == 2,
+                scalar_term: flags & 4 == 4,
+                end_time: 1.7,
+                ..Default::default()
+            };
+            let path = random(&[2, len, d], (d * 100 + n * 10 + flags) as u64);
+            let sigs = sig(path.view(), n, &o).unwrap();
+            let w = random(sigs.shape(), 7);
+            let grad = sig_backprop(path.view(), sigs.view(), w.view(), n, &o).unwrap();
+            assert_gradient(&format!("d={d} n={n} flags={flags}"), &path, &grad, |p| {
+                objective(p, &w, n, &o)
+            });
+        }
+    }
+}
+
+#[test]
+fn combine_and_join_backprop_match_finite_differences() {
+    let (d, n) = (3, 4);
+    let o = SigOptions::default();
+    let a = sig(random(&[2, 5, d], 1).view(), n, &o).unwrap();
+    let b = sig(random(&[2, 4, d], 2).view(), n, &o).unwrap();
+    let w = random(a.shape(), 3);
+    let (da, db) = roughsig::sig_combine_backprop(w.view(), a.view(), b.view(), d, n, &o).unwrap();
+    let combine = |x: &ArrayD<f64>, y: &ArrayD<f64>| {
+        (roughsig::sig_combine(x.view(), y.view(), d, n, &o).unwrap() * &w).sum()
+    };
+    assert_gradient("combine sig1", &a, &da, |x| combine(x, &b));
+    assert_gradient("combine sig2", &b, &db, |y| combine(&a, y));
+    let v = random(&[2, d], 4);
+    for prepend in [false, true] {
+        let (ds, dv) =
+            roughsig::sig_join_backprop(w.view(), a.view(), v.view(), d, n, prepend, &o).unwrap();
+        let join = |x: &ArrayD<f64>, y: &ArrayD<f64>| {
+            (roughsig::sig_join(x.view(), y.view(), d, n, prepend, &o).unwrap() * &w).sum()
+        };
+        assert_gradient("join sig", &a, &ds, |x| join(x, &v));
+        assert_gradient("join displacement", &v, &dv, |y| join(&a, y));
+    }
+}
+
+#[test]
+fn transform_path_backprop_is_the_adjoint() {
+    for flags in 0..4 {
+        let o = SigOptions {
+            time_aug: flags & 1 == 1,
+            lead_lag: flags & 2 == 2,
+            end_time: 3.0,
+            ..Default::default()
+        };
+        let x = random(&[2, 6, 3], flags as u64);
+        let tx = roughsig::transform_path(x.view(), &o).unwrap();
+        let t0 = roughsig::transform_path((&x * 0.0).view(), &o).unwrap();
+        let g = random(tx.shape(), 9);
+        let back = roughsig::transform_path_backprop(g.view(), &o).unwrap();
+        let lhs = ((&tx - &t0) * &g).sum();
+        let rhs = (&x * &back).sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-12 * (1.0 + lhs.abs()),
+            "flags={flags}: {lhs} vs {rhs}"
+        );
+    }
+}
+
+#[test]
+fn serial_and_parallel_agree_exactly() {
+    let path = random(&[7, 20, 3], 5);
+    let o = |n_jobs| SigOptions {
+        lead_lag: true,
+        time_aug: true,
+        n_jobs,
+        ..Default::default()
+    };
+    let one = sig(path.view(), 4, &o(1)).unwrap();
+    let w = random(one.shape(), 6);
+    let g1 = sig_backprop(path.view(), one.view(), w.view(), 4, &o(1)).unwrap();
+    for jobs in [2, 3, -1, -2] {
+        assert_eq!(one, sig(path.view(), 4, &o(jobs)).unwrap());
+        assert_eq!(
+            g1,
+            sig_backprop(path.view(), one.view(), w.view(), 4, &o(jobs)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn non_contiguous_input_is_read_correctly() {
+    let path = random(&[3, 8], 11);
+    let transposed_copy = path.t().to_owned();
+    let a = sig(path.t(), 3, &SigOptions::default()).unwrap();
+    let b = sig(transposed_copy.view(), 3, &SigOptions::default()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn tensor_shape_words_round_trip() {
+    let shape = TensorShape::new(3, 4).unwrap();
+    for i in 0..shape.len() {
+        let w = shape.index_word(i).unwrap();
+        assert_eq!(shape.word_index(&w), Some(i));
+    }
+    assert_eq!(shape.word_index(&[2, 0]), Some(3 + 2 * 3));
+    assert_eq!(shape.index_word(shape.len()), None);
+}
+
+#[test]
+fn long_path_reverse_sweep_stays_accurate() {
+    // Recovering prefixes with exp(-z) over many steps: the gradient of a 2000-step path still
+    // matches the finite difference of its last point.
+    let path = random(&[2000, 2], 3) * 0.05;
+    let o = SigOptions::default();
+    let s = sig(path.view(), 4, &o).unwrap();
+    let w = Array1::from_elem(s.len(), 1.0).into_dyn();
+    let g = sig_backprop(path.view(), s.view(), w.view(), 4, &o).unwrap();
+    let h = 1e-6;
+    for point in [0, 1000, 1999] {
+        let bump = |delta: f64| {
+            let mut p = path.clone();
+            p[[point, 0]] += delta;
+            objective(&p, &w, 4, &o)
+        };
+        let fd = (bump(h) - bump(-h)) / (2.0 * h);
+        assert!(
+            (fd - g[[point, 0]]).abs() < 1e-6,
+            "point {point}: {} vs {fd}",
+            g[[point, 0]]
+        );
+    }
+}
