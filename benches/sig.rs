@@ -1,1 +1,64 @@
-fn main(){}
+//! Signature forward and backprop at pySigLib's benchmark configurations, f32 and f64, one thread and
+//! all threads. Run: `cargo bench --bench sig` (filter with e.g. `-- forward/f64`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::{Array3, ArrayD};
+use roughsig::{sig, sig_backprop, Device, Scalar, SigOptions};
+use std::time::Duration;
+
+/// (batch, length, dim, degree)
+const CONFIGS: [(usize, usize, usize, usize); 5] = [
+    (128, 256, 4, 6),
+    (32, 1024, 8, 5),
+    (1, 4096, 2, 10),
+    (1024, 64, 3, 4),
+    (64, 128, 16, 3),
+];
+
+fn path<T: Scalar>(batch: usize, length: usize, dim: usize) -> Array3<T> {
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    Array3::from_shape_simple_fn((batch, length, dim), || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        T::from_f64(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.2)
+    })
+}
+
+fn bench_dtype<T: Scalar>(c: &mut Criterion) {
+    for (direction, backward) in [("forward", false), ("backprop", true)] {
+        let mut group = c.benchmark_group(format!("{direction}/{}", T::NAME));
+        group.sample_size(10).warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(3));
+        for &(batch, length, dim, degree) in &CONFIGS {
+            let x = path::<T>(batch, length, dim);
+            for n_jobs in [1, -1] {
+                let opts = SigOptions {
+                    n_jobs,
+                    device: Device::Cpu,
+                    ..Default::default()
+                };
+                let s: ArrayD<T> = sig(x.view(), degree, &opts).unwrap();
+                let ones = s.mapv(|_| T::one());
+                group.throughput(Throughput::Elements((batch * length) as u64));
+                let id = BenchmarkId::new(format!("b{batch}_l{length}_d{dim}_n{degree}"), format!("jobs{n_jobs}"));
+                group.bench_function(id, |b| {
+                    if backward {
+                        b.iter(|| sig_backprop(x.view(), s.view(), ones.view(), degree, &opts).unwrap())
+                    } else {
+                        b.iter(|| sig(x.view(), degree, &opts).unwrap())
+                    }
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    bench_dtype::<f64>(c);
+    bench_dtype::<f32>(c);
+}
+
+criterion_group!(sig_benches, benches);
+criterion_main!(sig_benches);

@@ -5,6 +5,7 @@
 
 mod horner;
 mod increments;
+pub mod simd;
 mod tensor;
 
 pub use horner::{mul_exp, mul_exp_backprop, HornerScratch};

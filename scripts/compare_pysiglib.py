@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Time pySigLib and roughsig on the same inputs in the same run, and print a table of ratios.
+
+Installs nothing: run it with a Python that has pySigLib (`pip install pysiglib==4.0.0` in a venv; it
+brings torch), after `cargo build --release`:
+
+    python scripts/compare_pysiglib.py [--repeats 5] [--quick] [--binary target/release/roughsig]
+
+roughsig is timed through its CLI's `--repeat`, which excludes file I/O; pySigLib in-process. Both
+report the median of the repeats. Results of the two are checked to agree before a time is reported.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pysiglib
+
+# (batch, length, dim, degree): pySigLib's published benchmark shapes at this machine's scale.
+CONFIGS = [
+    (128, 256, 4, 6),
+    (32, 1024, 8, 5),
+    (1, 4096, 2, 10),
+    (1024, 64, 3, 4),
+    (64, 128, 16, 3),
+]
+
+
+def time_pysiglib(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times), out
+
+
+def time_roughsig(binary, args, repeats, out_file):
+    cmd = [binary, *args, "--device", "cpu", "--repeat", str(repeats), "-o", out_file]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"roughsig failed: {' '.join(cmd)}\n{proc.stderr}")
+    line = [l for l in proc.stderr.splitlines() if l.startswith("{")][-1]
+    return json.loads(line)["median_ms"], np.load(out_file)
+
+
+def check(name, ours, theirs, dtype):
+    scale = max(1.0, float(np.max(np.abs(theirs))))
+    err = float(np.max(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)))) / scale
+    limit = 1e-9 if dtype == np.float64 else 1e-3
+    if err > limit:
+        sys.exit(f"{name}: roughsig and pySigLib disagree (max error {err:.2e} relative to {scale:.2e})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "roughsig"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="first two shapes, one thread count")
+    args = ap.parse_args()
+    threads = os.cpu_count() or 1
+    configs = CONFIGS[:2] if args.quick else CONFIGS
+    jobs_list = [1] if args.quick else sorted({1, threads})
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        f = lambda name: os.path.join(tmp, name)
+        for batch, length, dim, degree in configs:
+            for dtype, op in [(np.float64, "sig"), (np.float32, "sig"), (np.float64, "sig_backprop")]:
+                path = (rng.standard_normal((batch, length, dim)) * 0.1).astype(dtype)
+                np.save(f("path.npy"), path)
+                sig = pysiglib.sig(path, degree)
+                derivs = rng.standard_normal(sig.shape).astype(dtype)
+                np.save(f("sig.npy"), sig)
+                np.save(f("derivs.npy"), derivs)
+                for jobs in jobs_list:
+                    if op == "sig":
+                        theirs_ms, theirs = time_pysiglib(lambda: pysiglib.sig(path, degree, n_jobs=jobs), args.repeats)
+                        cli = ["sig", f("path.npy"), "--degree", str(degree), "--jobs", str(jobs)]
+                    else:
+                        theirs_ms, theirs = time_pysiglib(
+                            lambda: pysiglib.sig_backprop(path, sig, derivs, degree, n_jobs=jobs), args.repeats)
+                        cli = ["sig-backprop", f("path.npy"), f("sig.npy"), f("derivs.npy"), "--degree", str(degree),
+                               "--jobs", str(jobs)]
+                    ours_ms, ours = time_roughsig(args.binary, cli, args.repeats, f("out.npy"))
+                    name = f"{op} {np.dtype(dtype).name} {(batch, length, dim, degree)} jobs={jobs}"
+                    check(name, ours, theirs, dtype)
+                    rows.append((op, np.dtype(dtype).name, (batch, length, dim, degree), jobs, theirs_ms, ours_ms))
+                    print(f"{name}: pySigLib {theirs_ms:.2f} ms, roughsig {ours_ms:.2f} ms, "
+                          f"ratio {theirs_ms / ours_ms:.2f}x", file=sys.stderr, flush=True)
+    print(f"\npySigLib {pysiglib.__version__} vs roughsig, median of {args.repeats}, {time.strftime('%Y-%m-%d')}, "
+          f"{threads} threads available\n")
+    print("| op | dtype | (batch, length, dim, degree) | threads | pySigLib ms | roughsig ms | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for op, dt, cfg, jobs, theirs_ms, ours_ms in rows:
+        print(f"| {op} | {dt} | {cfg} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+//! Run-time CPU-feature dispatch and small-dimension specialisation for the innermost loops.
+//!
+//! One portable binary: the generic loop bodies are compiled three times — baseline, AVX2+FMA and
+//! AVX-512 — and [`dispatch!`] picks one per call from features detected once. Inside each, the
+//! path dimension is made a compile-time constant for `d ≤ 8` and `d = 16`, so that a row of `d`
+//! coefficients becomes a handful of vector instructions; `D = 0` means "not specialised".
+
+use crate::Scalar;
+
+/// How `a·b + c` is computed: fused where the CPU has FMA, separately otherwise (`mul_add` without
+/// FMA hardware is a slow libm call).
+pub(crate) trait MulAdd {
+    fn madd<T: Scalar>(a: T, b: T, c: T) -> T;
+}
+
+pub(crate) struct Separate;
+pub(crate) struct Fused;
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn madd<T: Scalar>(a: T, b: T, c: T) -> T {
+        a * b + c
+    }
+}
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn madd<T: Scalar>(a: T, b: T, c: T) -> T {
+        a.mul_add(b, c)
+    }
+}
+
+/// The instruction set the kernels run with on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Baseline,
+    Avx2Fma,
+    Avx512,
+}
+
+/// Detected once per process.
+pub fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("ROUGHSIG_BASELINE_CPU").is_some() {
+                return Isa::Baseline;
+            }
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Baseline
+    })
+}
+
+/// The dimension a kernel runs with: the constant `D`, or the run-time `d` when `D = 0`.
+#[inline(always)]
+pub(crate) fn dim<const D: usize>(d: usize) -> usize {
+    if D == 0 {
+        d
+    } else {
+        D
+    }
+}
+
+/// Call `$f::<T, M, D>(args…)` with `D` the compile-time form of the run-time dimension `$d`.
+macro_rules! by_dim {
+    ($d:expr, $f:ident::<$T:ty, $M:ty>($($arg:expr),* $(,)?)) => {
+        match $d {
+            1 => $f::<$T, $M, 1>($($arg),*),
+            2 => $f::<$T, $M, 2>($($arg),*),
+            3 => $f::<$T, $M, 3>($($arg),*),
+            4 => $f::<$T, $M, 4>($($arg),*),
+            5 => $f::<$T, $M, 5>($($arg),*),
+            6 => $f::<$T, $M, 6>($($arg),*),
+            7 => $f::<$T, $M, 7>($($arg),*),
+            8 => $f::<$T, $M, 8>($($arg),*),
+            16 => $f::<$T, $M, 16>($($arg),*),
+            _ => $f::<$T, $M, 0>($($arg),*),
+        }
+    };
+}
+
+/// Define `pub fn $name<T>(args…)` that runs `$inner::<T, M>(args…)` compiled for the best instruction
+/// set this CPU has (`$inner` must be `#[inline(always)]` so that it is compiled into each version).
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
+        $(#[$meta])*
+        $vis fn $name<T: $crate::Scalar>($($arg: $ty),*) {
+            use $crate::algebra::simd::{isa, Fused, Isa, Separate};
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            unsafe fn avx512<T: $crate::Scalar>($($arg: $ty),*) {
+                $inner::<T, Fused>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<T: $crate::Scalar>($($arg: $ty),*) {
+                $inner::<T, Fused>($($arg),*)
+            }
+            match isa() {
+                // SAFETY: isa() reports these only when the CPU has the features.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512::<T>($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2Fma => unsafe { avx2::<T>($($arg),*) },
+                _ => $inner::<T, Separate>($($arg),*),
+            }
+        }
+    };
+}
+
+pub(crate) use {by_dim, multiversion};
+
+/// `out[i,j] = c·b[i]·z[j] + add[i,j]` for every row `i` of `b` (rows of `d` in `out` and `add`).
+#[inline(always)]
+pub(crate) fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T],
+    c: T,
+    z: &[T],
+    add: &[T],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len());
+    let z = &z[..d];
+    for ((&bi, arow), orow) in b
+        .iter()
+        .zip(add.chunks_exact(d))
+        .zip(out.chunks_exact_mut(d))
+    {
+        let bi = bi * c;
+        for j in 0..d {
+            orow[j] = M::madd(bi, z[j], arow[j]);
+        }
+    }
+}
+
+/// `out[i,j] += b[i]·z[j]`.
+#[inline(always)]
+pub(crate) fn outer_acc<T: Scalar, M: MulAdd, const D: usize>(b: &[T], z: &[T], out: &mut [T]) {
+    let d = dim::<D>(z.len());
+    let z = &z[..d];
+    for (&bi, orow) in b.iter().zip(out.chunks_exact_mut(d)) {
+        for j in 0..d {
+            orow[j] = M::madd(bi, z[j], orow[j]);
+        }
+    }
+}
+
+/// The reverse of `outer_add`: for `g` read as rows of `d`, `out[i] = c·Σ_j g[i,j]·z[j]` and
+/// `dz[j] += c·Σ_i g[i,j]·b[i]`.
+#[inline(always)]
+pub(crate) fn contract<T: Scalar, M: MulAdd, const D: usize>(
+    g: &[T],
+    b: &[T],
+    z: &[T],
+    c: T,
+    dz: &mut [T],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len());
+    let z = &z[..d];
+    if D > 0 {
+        // Accumulate dz in registers.
+        let mut acc = [T::zero(); D];
+        for ((row, &bi), o) in g.chunks_exact(D).zip(b).zip(out.iter_mut()) {
+            let mut dot = T::zero();
+            for j in 0..D {
+                dot = M::madd(row[j], z[j], dot);
+                acc[j] = M::madd(row[j], bi, acc[j]);
+            }
+            *o = dot * c;
+        }
+        for j in 0..D {
+            dz[j] = M::madd(acc[j], c, dz[j]);
+        }
+    } else {
+        for ((row, &bi), o) in g.chunks_exact(d).zip(b).zip(out.iter_mut()) {
+            let bi = bi * c;
+            let mut dot = T::zero();
+            for j in 0..d {
+                dot = M::madd(row[j], z[j], dot);
+                dz[j] = M::madd(row[j], bi, dz[j]);
+            }
+            *o = dot * c;
+        }
+    }
+}
