@@ -1,7 +1,9 @@
 //! Run-time CPU-feature dispatch and small-dimension specialisation for the innermost loops.
 //!
-//! One portable binary: the generic loop bodies are compiled three times — baseline, AVX2+FMA and
-//! AVX-512 — and [`dispatch!`] picks one per call from features detected once. Inside each, the
+//! One portable binary: the generic loop bodies are compiled twice — baseline and AVX2+FMA — and
+//! [`multiversion!`] picks one per call from features detected once. (An AVX-512 build of the same
+//! loops was measured 12× slower at d = 16: LLVM vectorises across rows with gathers and scatters
+//! there. Explicit vector code would be needed to use AVX-512 well.) Inside each, the
 //! path dimension is made a compile-time constant for `d ≤ 8` and `d = 16`, so that a row of `d`
 //! coefficients becomes a handful of vector instructions; `D = 0` means "not specialised".
 
@@ -35,7 +37,6 @@ impl MulAdd for Fused {
 pub enum Isa {
     Baseline,
     Avx2Fma,
-    Avx512,
 }
 
 /// Detected once per process.
@@ -44,11 +45,10 @@ pub fn isa() -> Isa {
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("ROUGHSIG_BASELINE_CPU").is_some() {
+            // ROUGHSIG_ISA=baseline forces the portable loops (for comparisons and tests).
+            let cap = std::env::var("ROUGHSIG_ISA").unwrap_or_default();
+            if cap == "baseline" {
                 return Isa::Baseline;
-            }
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-                return Isa::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 return Isa::Avx2Fma;
@@ -94,19 +94,12 @@ macro_rules! multiversion {
         $vis fn $name<T: $crate::Scalar>($($arg: $ty),*) {
             use $crate::algebra::simd::{isa, Fused, Isa, Separate};
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-            unsafe fn avx512<T: $crate::Scalar>($($arg: $ty),*) {
-                $inner::<T, Fused>($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn avx2<T: $crate::Scalar>($($arg: $ty),*) {
                 $inner::<T, Fused>($($arg),*)
             }
             match isa() {
-                // SAFETY: isa() reports these only when the CPU has the features.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512::<T>($($arg),*) },
+                // SAFETY: isa() reports AVX2+FMA only when the CPU has both.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma => unsafe { avx2::<T>($($arg),*) },
                 _ => $inner::<T, Separate>($($arg),*),
