@@ -28,7 +28,9 @@ fn path<T: Scalar>(batch: usize, length: usize, dim: usize) -> Array3<T> {
 fn bench_dtype<T: Scalar>(c: &mut Criterion) {
     for (direction, backward) in [("forward", false), ("backprop", true)] {
         let mut group = c.benchmark_group(format!("{direction}/{}", T::NAME));
-        group.sample_size(10).warm_up_time(Duration::from_millis(500));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500));
         group.measurement_time(Duration::from_secs(3));
         for &(batch, length, dim, degree) in &CONFIGS {
             let x = path::<T>(batch, length, dim);
@@ -41,10 +43,15 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
                 let s: ArrayD<T> = sig(x.view(), degree, &opts).unwrap();
                 let ones = s.mapv(|_| T::one());
                 group.throughput(Throughput::Elements((batch * length) as u64));
-                let id = BenchmarkId::new(format!("b{batch}_l{length}_d{dim}_n{degree}"), format!("jobs{n_jobs}"));
+                let id = BenchmarkId::new(
+                    format!("b{batch}_l{length}_d{dim}_n{degree}"),
+                    format!("jobs{n_jobs}"),
+                );
                 group.bench_function(id, |b| {
                     if backward {
-                        b.iter(|| sig_backprop(x.view(), s.view(), ones.view(), degree, &opts).unwrap())
+                        b.iter(|| {
+                            sig_backprop(x.view(), s.view(), ones.view(), degree, &opts).unwrap()
+                        })
                     } else {
                         b.iter(|| sig(x.view(), degree, &opts).unwrap())
                     }

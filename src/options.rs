@@ -21,7 +21,7 @@ impl std::str::FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "gpu" => Ok(Device::Gpu(None)),
             "auto" => Ok(Device::Auto),
-            other => Err(Error::Device(format!(
+            other => Err(Error::invalid(format!(
                 "unknown device '{other}' (expected cpu, gpu or auto)"
             ))),
         }

@@ -57,7 +57,7 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
     g.check_finite("derivs", true)?;
     let shape = g.data.shape();
     let (new_len, new_dim) = (shape[shape.len() - 2], g.last());
-    let channels = new_dim.checked_sub(options.time_aug as usize).unwrap_or(0);
+    let channels = new_dim.saturating_sub(options.time_aug as usize);
     let factor = 1 + options.lead_lag as usize;
     if channels == 0 || channels % factor != 0 {
         return Err(Error::Length {

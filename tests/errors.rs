@@ -174,5 +174,5 @@ fn bad_options_are_refused() {
         sig(path.view(), 2, &nan_time),
         Err(Error::Invalid(_))
     ));
-    assert!(matches!("tpu".parse::<Device>(), Err(Error::Device(_))));
+    assert!(matches!("tpu".parse::<Device>(), Err(Error::Invalid(_))));
 }

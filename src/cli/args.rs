@@ -1,0 +1,244 @@
+//! The command line, as clap derive structs.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use roughsig::Device;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "roughsig",
+    version,
+    about = "Path signatures and their gradients (pySigLib semantics) on .npy files"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Truncated signatures of a batch of paths (batch…, length, dim).
+    Sig {
+        /// Paths, shape (batch…, length, dim).
+        path: String,
+        #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
+        degree: usize,
+        #[command(flatten)]
+        transform: Transform,
+        /// Prepend the level-0 term (the constant 1).
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradient of F(sig(path)) with respect to the path, given sig and dF/dsig.
+    SigBackprop {
+        path: String,
+        sig: String,
+        sig_derivs: String,
+        #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
+        degree: usize,
+        #[command(flatten)]
+        transform: Transform,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The path after lead-lag and time augmentation.
+    TransformPath {
+        path: String,
+        #[command(flatten)]
+        transform: Transform,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradient with respect to the original path, given derivatives for the transformed path.
+    TransformPathBackprop {
+        derivs: String,
+        #[command(flatten)]
+        transform: Transform,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Chen's product sig1 ⊗ sig2.
+    SigCombine {
+        sig1: String,
+        sig2: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        flags: Flags,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of sig-combine with respect to sig1 and sig2.
+    SigCombineBackprop {
+        deriv: String,
+        sig1: String,
+        sig2: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        flags: Flags,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Append (or prepend) one straight segment to signatures.
+    SigJoin {
+        sig: String,
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        /// exp(displacement) ⊗ sig instead of sig ⊗ exp(displacement).
+        #[arg(long)]
+        prepend: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of sig-join with respect to sig and displacement.
+    SigJoinBackprop {
+        deriv: String,
+        sig: String,
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        #[arg(long)]
+        prepend: bool,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the signature length for a dimension and degree.
+    SigLength {
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        flags: Flags,
+        #[arg(long)]
+        scalar_term: bool,
+    },
+    /// Classify the embedded BasicMotions dataset with signature features, and check a gradient.
+    Demo {
+        #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+        device: Device,
+    },
+}
+
+/// Time augmentation and lead-lag, with the end time.
+#[derive(Args, Debug, Clone)]
+pub struct Transform {
+    #[command(flatten)]
+    pub flags: Flags,
+    /// Final time of the time channel (with --time-aug).
+    #[arg(
+        long,
+        value_name = "T",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub end_time: f64,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Flags {
+    /// Append time as the last channel.
+    #[arg(long)]
+    pub time_aug: bool,
+    /// Apply the lead-lag transform.
+    #[arg(long)]
+    pub lead_lag: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Size {
+    /// The original path dimension.
+    #[arg(long, value_name = "D", value_parser = non_negative, allow_negative_numbers = true)]
+    pub dimension: usize,
+    #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
+    pub degree: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Output {
+    /// Output .npy file.
+    #[arg(short, long, value_name = "OUT.npy")]
+    pub output: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Output2 {
+    /// First output .npy file.
+    #[arg(short, long, value_name = "OUT1.npy")]
+    pub output: String,
+    /// Second output .npy file.
+    #[arg(long, value_name = "OUT2.npy")]
+    pub output2: String,
+}
+
+/// Options of every computing subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// cpu, gpu or auto.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: Device,
+    /// Threads, pySigLib's n_jobs: 1 serial, -1 all cores, -2 all but one, n > 0 n.
+    #[arg(long, value_name = "N", default_value_t = -1, value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub jobs: i32,
+    /// Compute in this dtype (default: the inputs' float dtype).
+    #[arg(long, value_enum)]
+    pub dtype: Option<Dtype>,
+    /// Run the computation R more times and print timings as one JSON line on stderr.
+    #[arg(long, value_name = "R", default_value_t = 0)]
+    pub repeat: usize,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+        }
+    }
+}
+
+fn non_negative(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("must be a non-negative integer, got {n}")),
+        Ok(n) => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Err(_) => Err(format!("expected a non-negative integer, got '{s}'")),
+    }
+}
+
+fn parse_jobs(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i32>() {
+        Ok(0) => Err("0 is not allowed (1 = serial, -1 = all cores, -2 = all but one)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("expected a non-zero integer, got '{s}'")),
+    }
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    s.parse::<Device>().map_err(|e| match e {
+        roughsig::Error::Device(message) => message,
+        other => other.to_string(),
+    })
+}

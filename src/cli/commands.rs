@@ -1,0 +1,321 @@
+//! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
+
+use super::args::{Command, Common, Dtype, Flags, Output, Output2, Size, Transform};
+use super::npy::{self, Input};
+use super::progress;
+use super::timing::Timing;
+use ndarray::ArrayD;
+use ndarray_npy::WritableElement;
+use roughsig::{Error, Result, Scalar, SigOptions};
+
+/// Run a generic body with `T` = the job's compute dtype.
+macro_rules! dispatch {
+    ($job:expr, |$t:ident, $j:ident| $body:expr) => {{
+        let $j = $job;
+        match $j.dtype {
+            Dtype::F32 => {
+                type $t = f32;
+                $body
+            }
+            Dtype::F64 => {
+                type $t = f64;
+                $body
+            }
+        }
+    }};
+}
+
+/// f32 or f64, and writable as .npy.
+trait Float: Scalar + WritableElement {}
+impl<T: Scalar + WritableElement> Float for T {}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Sig {
+            path,
+            degree,
+            transform,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = SigOptions {
+                scalar_term,
+                ..options(&transform, &common)
+            };
+            let job = Job::read("sig", &[&path], &common)?;
+            dispatch!(job, |T, job| job.sig::<T>(degree, &opts, &out))
+        }
+        Command::SigBackprop {
+            path,
+            sig,
+            sig_derivs,
+            degree,
+            transform,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common);
+            let job = Job::read("sig-backprop", &[&path, &sig, &sig_derivs], &common)?;
+            dispatch!(job, |T, job| job.sig_backprop::<T>(degree, &opts, &out))
+        }
+        Command::TransformPath {
+            path,
+            transform,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common);
+            let job = Job::read("transform-path", &[&path], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::transform_path(x[0].view(), &opts)
+            }))
+        }
+        Command::TransformPathBackprop {
+            derivs,
+            transform,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common);
+            let job = Job::read("transform-path-backprop", &[&derivs], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::transform_path_backprop(x[0].view(), &opts)
+            }))
+        }
+        Command::SigCombine {
+            sig1,
+            sig2,
+            size,
+            flags,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common);
+            let job = Job::read("sig-combine", &[&sig1, &sig2], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_combine(x[0].view(), x[1].view(), dimension, degree, &opts)
+            }))
+        }
+        Command::SigCombineBackprop {
+            deriv,
+            sig1,
+            sig2,
+            size,
+            flags,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common);
+            let job = Job::read("sig-combine-backprop", &[&deriv, &sig1, &sig2], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                roughsig::sig_combine_backprop(
+                    x[0].view(),
+                    x[1].view(),
+                    x[2].view(),
+                    dimension,
+                    degree,
+                    &opts,
+                )
+            }))
+        }
+        Command::SigJoin {
+            sig,
+            displacement,
+            size,
+            prepend,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common);
+            let job = Job::read("sig-join", &[&sig, &displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_join(x[0].view(), x[1].view(), dimension, degree, prepend, &opts)
+            }))
+        }
+        Command::SigJoinBackprop {
+            deriv,
+            sig,
+            displacement,
+            size,
+            prepend,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common);
+            let job = Job::read("sig-join-backprop", &[&deriv, &sig, &displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                roughsig::sig_join_backprop(
+                    x[0].view(),
+                    x[1].view(),
+                    x[2].view(),
+                    dimension,
+                    degree,
+                    prepend,
+                    &opts,
+                )
+            }))
+        }
+        Command::SigLength {
+            size,
+            flags,
+            scalar_term,
+        } => {
+            let opts = SigOptions {
+                time_aug: flags.time_aug,
+                lead_lag: flags.lead_lag,
+                scalar_term,
+                ..SigOptions::default()
+            };
+            println!(
+                "{}",
+                roughsig::sig_length(size.dimension, size.degree, &opts)?
+            );
+            Ok(())
+        }
+        Command::Demo { device } => {
+            let report = roughsig::demo::run(&device)?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}
+
+fn options(transform: &Transform, common: &Common) -> SigOptions {
+    SigOptions {
+        end_time: transform.end_time,
+        ..flag_options(&transform.flags, common)
+    }
+}
+
+fn flag_options(flags: &Flags, common: &Common) -> SigOptions {
+    SigOptions {
+        time_aug: flags.time_aug,
+        lead_lag: flags.lead_lag,
+        n_jobs: common.jobs,
+        device: common.device.clone(),
+        ..SigOptions::default()
+    }
+}
+
+/// The inputs of one command, read, with the dtype to compute in.
+struct Job<'a> {
+    op: &'static str,
+    common: &'a Common,
+    inputs: Vec<Input>,
+    dtype: Dtype,
+}
+
+impl<'a> Job<'a> {
+    fn read(op: &'static str, paths: &[&String], common: &'a Common) -> Result<Job<'a>> {
+        let inputs = paths
+            .iter()
+            .map(|p| Input::read(p))
+            .collect::<Result<Vec<_>>>()?;
+        let dtype = match common.dtype {
+            Some(d) => d,
+            None => common_dtype(&inputs)?,
+        };
+        Ok(Job {
+            op,
+            common,
+            inputs,
+            dtype,
+        })
+    }
+
+    fn arrays<T: Float>(&self) -> Vec<ArrayD<T>> {
+        self.inputs.iter().map(|i| i.to::<T>()).collect()
+    }
+
+    fn timing(&self) -> Timing<'_> {
+        Timing {
+            op: self.op,
+            common: self.common,
+            dtype: self.dtype.name(),
+            shape: self.inputs[0].shape(),
+        }
+    }
+
+    fn sig<T: Float>(&self, degree: usize, opts: &SigOptions, out: &Output) -> Result<()> {
+        let x = self.arrays::<T>();
+        let show = progress::enabled();
+        let result = self
+            .timing()
+            .run(|first| progress::sig(&x[0], degree, opts, first && show))?;
+        finish(self.op, &out.output, &result)
+    }
+
+    fn sig_backprop<T: Float>(&self, degree: usize, opts: &SigOptions, out: &Output) -> Result<()> {
+        let x = self.arrays::<T>();
+        let show = progress::enabled();
+        let result = self.timing().run(|first| {
+            progress::sig_backprop(&x[0], &x[1], &x[2], degree, opts, first && show)
+        })?;
+        finish(self.op, &out.output, &result)
+    }
+
+    fn single<T: Float>(
+        &self,
+        out: &Output,
+        f: impl Fn(&[ArrayD<T>]) -> Result<ArrayD<T>>,
+    ) -> Result<()> {
+        let x = self.arrays::<T>();
+        let result = self.timing().run(|_| f(&x))?;
+        finish(self.op, &out.output, &result)
+    }
+
+    fn pair<T: Float>(
+        &self,
+        out: &Output2,
+        f: impl Fn(&[ArrayD<T>]) -> Result<(ArrayD<T>, ArrayD<T>)>,
+    ) -> Result<()> {
+        let x = self.arrays::<T>();
+        let (a, b) = self.timing().run(|_| f(&x))?;
+        warn_non_finite(self.op, &[&a, &b]);
+        npy::write(&out.output, &a)?;
+        npy::write(&out.output2, &b)
+    }
+}
+
+/// The float dtype shared by the inputs (integer inputs adapt); f64 when there is none.
+fn common_dtype(inputs: &[Input]) -> Result<Dtype> {
+    let mut found: Option<(&str, &str)> = None;
+    for input in inputs {
+        let Some(d) = input.float_dtype() else {
+            continue;
+        };
+        match found {
+            Some((first, path)) if first != d => {
+                return Err(Error::Invalid(format!(
+                    "inputs have different dtypes ({path} is {first}, {} is {d}); pass --dtype f32 or --dtype f64",
+                    input.path
+                )))
+            }
+            None => found = Some((d, &input.path)),
+            _ => {}
+        }
+    }
+    Ok(match found {
+        Some(("f32", _)) => Dtype::F32,
+        _ => Dtype::F64,
+    })
+}
+
+fn finish<T: Float>(op: &str, path: &str, result: &ArrayD<T>) -> Result<()> {
+    warn_non_finite(op, &[result]);
+    npy::write(path, result)
+}
+
+fn warn_non_finite<T: Float>(op: &str, outputs: &[&ArrayD<T>]) {
+    if outputs.iter().any(|a| a.iter().any(|x| !x.is_finite())) {
+        eprintln!(
+            "warning: {op} produced NaN or Inf values (overflow, likely from large path increments); \
+             consider normalising your paths"
+        );
+    }
+}

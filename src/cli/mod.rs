@@ -1,0 +1,52 @@
+//! The `roughsig` command line: compiled into the binary only.
+
+mod args;
+mod commands;
+mod npy;
+mod progress;
+mod timing;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Parse the command line, run it, and turn every failure into one `error: …` line and exit status 1.
+pub fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    return ExitCode::from(2);
+                }
+                _ => {}
+            }
+            // clap's message, up to its usage section, as one line.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let first = message.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            return fail(&format!("{first} (see roughsig --help)"));
+        }
+    };
+    match commands::run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("error: {line}");
+    ExitCode::FAILURE
+}

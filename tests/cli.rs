@@ -1,0 +1,572 @@
+//! The `roughsig` binary end to end: golden cases through .npy files, dtypes, timing output, and one
+//! clear line on stderr for every bad input.
+
+use ndarray::{array, ArrayD, IxDyn};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roughsig");
+
+fn golden(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/golden")
+        .join(case)
+}
+
+/// A fresh scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(test: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("roughsig-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("ROUGHSIG_DEVICE")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Run and expect success with a silent stderr.
+fn ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let r = run(args);
+    assert_eq!(r.code, Some(0), "stderr: {}", r.stderr);
+    assert!(r.stderr.is_empty(), "unexpected stderr: {}", r.stderr);
+    r
+}
+
+/// Run and expect failure with exactly one `error: …` line on stderr; returns that line.
+fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let r = run(args);
+    assert_ne!(r.code, Some(0), "expected failure, stdout: {}", r.stdout);
+    assert!(r.code.is_some(), "killed by a signal: {}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one line on stderr, got: {:?}",
+        r.stderr
+    );
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    lines[0].to_string()
+}
+
+fn p(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+fn read64(path: &Path) -> ArrayD<f64> {
+    ArrayD::<f64>::read_npy(File::open(path).unwrap()).unwrap()
+}
+
+fn write<A: ndarray_npy::WritableElement>(path: &Path, a: &ArrayD<A>) {
+    a.write_npy(File::create(path).unwrap()).unwrap();
+}
+
+/// `|got - ref| <= rtol·|ref| + 1e-12·max|ref|`, NaN matching NaN and infinities by position.
+fn assert_close(got: &ArrayD<f64>, expected: &ArrayD<f64>, rtol: f64) {
+    assert_eq!(got.shape(), expected.shape());
+    let scale = expected
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0_f64, |m, x| m.max(x.abs()));
+    for (i, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
+        if e.is_finite() {
+            assert!(
+                (g - e).abs() <= rtol * e.abs() + 1e-12 * scale,
+                "entry {i}: got {g}, expected {e}"
+            );
+        } else {
+            assert!(!g.is_finite(), "entry {i}: got {g}, expected {e}");
+        }
+    }
+}
+
+#[test]
+fn sig_matches_golden() {
+    let dir = scratch("sig");
+    let case = golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let out = dir.join("sig.npy");
+    let args = [
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "--scalar-term",
+    ];
+    let mut cmd = vec![
+        "sig".into(),
+        p(&case.join("path.npy")),
+        "--degree".into(),
+        "4".into(),
+    ];
+    cmd.extend(args.iter().map(|s| s.to_string()));
+    cmd.extend(["-o".into(), p(&out), "--jobs".into(), "1".into()]);
+    ok(&cmd);
+    assert_close(&read64(&out), &read64(&case.join("sig.npy")), 1e-10);
+}
+
+#[test]
+fn sig_backprop_matches_golden() {
+    let dir = scratch("sigbp");
+    let case = golden("sigbp_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let out = dir.join("grad.npy");
+    ok(&[
+        "sig-backprop",
+        &p(&case.join("path.npy")),
+        &p(&case.join("sig.npy")),
+        &p(&case.join("sig_derivs.npy")),
+        "--degree",
+        "4",
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "-o",
+        &p(&out),
+    ]);
+    assert_close(&read64(&out), &read64(&case.join("path_derivs.npy")), 1e-10);
+}
+
+#[test]
+fn transform_path_and_sig_combine_and_sig_join_match_golden() {
+    let dir = scratch("tp");
+    let out = dir.join("out.npy");
+    let case = golden("tp_d3_L10_s_ta1_ll1_et2.5");
+    let path = p(&case.join("path.npy"));
+    ok(&[
+        "transform-path",
+        &path,
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "-o",
+        &p(&out),
+    ]);
+    assert_close(&read64(&out), &read64(&case.join("transformed.npy")), 1e-10);
+
+    let case = golden("tpbp_d2_L5_ta1_ll1");
+    let derivs = p(&case.join("derivs.npy"));
+    ok(&[
+        "transform-path-backprop",
+        &derivs,
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "-o",
+        &p(&out),
+    ]);
+    assert_close(&read64(&out), &read64(&case.join("path_derivs.npy")), 1e-10);
+
+    let case = golden("sigcomb_d2_deg3_ta1_ll1_st0_b");
+    let (s1, s2) = (p(&case.join("sig1.npy")), p(&case.join("sig2.npy")));
+    let size = [
+        "--dimension",
+        "2",
+        "--degree",
+        "3",
+        "--time-aug",
+        "--lead-lag",
+    ];
+    let mut cmd = vec!["sig-combine", &s1, &s2, "-o"];
+    let o = p(&out);
+    cmd.push(&o);
+    cmd.extend(size);
+    ok(&cmd);
+    assert_close(&read64(&out), &read64(&case.join("combined.npy")), 1e-10);
+
+    let case = golden("sigjoin_d3_deg3_prep1_st1_s");
+    let (sig, disp) = (p(&case.join("sig.npy")), p(&case.join("displacement.npy")));
+    ok(&[
+        "sig-join",
+        &sig,
+        &disp,
+        "--dimension",
+        "3",
+        "--degree",
+        "3",
+        "--prepend",
+        "-o",
+        &o,
+    ]);
+    assert_close(&read64(&out), &read64(&case.join("joined.npy")), 1e-10);
+}
+
+#[test]
+fn sig_combine_backprop_matches_golden() {
+    let dir = scratch("combbp");
+    let case = golden("sigcombbp_d3_deg3_st1_s");
+    let (o1, o2) = (dir.join("d1.npy"), dir.join("d2.npy"));
+    ok(&[
+        "sig-combine-backprop",
+        &p(&case.join("deriv.npy")),
+        &p(&case.join("sig1.npy")),
+        &p(&case.join("sig2.npy")),
+        "--dimension",
+        "3",
+        "--degree",
+        "3",
+        "-o",
+        &p(&o1),
+        "--output2",
+        &p(&o2),
+    ]);
+    assert_close(&read64(&o1), &read64(&case.join("sig1_deriv.npy")), 1e-10);
+    assert_close(&read64(&o2), &read64(&case.join("sig2_deriv.npy")), 1e-10);
+}
+
+#[test]
+fn sig_join_backprop_matches_golden() {
+    let dir = scratch("joinbp");
+    let case = golden("sigjoinbp_d2_deg5_prep1_st0_b");
+    let (o1, o2) = (dir.join("d1.npy"), dir.join("d2.npy"));
+    ok(&[
+        "sig-join-backprop",
+        &p(&case.join("d_out.npy")),
+        &p(&case.join("sig.npy")),
+        &p(&case.join("displacement.npy")),
+        "--dimension",
+        "2",
+        "--degree",
+        "5",
+        "--prepend",
+        "-o",
+        &p(&o1),
+        "--output2",
+        &p(&o2),
+    ]);
+    assert_close(&read64(&o1), &read64(&case.join("d_sig.npy")), 1e-10);
+    assert_close(
+        &read64(&o2),
+        &read64(&case.join("d_displacement.npy")),
+        1e-10,
+    );
+}
+
+#[test]
+fn dtypes_follow_the_input_or_dtype_flag() {
+    let dir = scratch("dtypes");
+    let case = golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let path64 = read64(&case.join("path.npy"));
+    let path32 = dir.join("path32.npy");
+    write(&path32, &path64.mapv(|x| x as f32));
+    let flags = [
+        "--degree",
+        "4",
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "--scalar-term",
+    ];
+    let out = dir.join("out.npy");
+
+    let mut cmd = vec!["sig".to_string(), p(&path32), "-o".into(), p(&out)];
+    cmd.extend(flags.iter().map(|s| s.to_string()));
+    ok(&cmd);
+    let got =
+        ArrayD::<f32>::read_npy(File::open(&out).unwrap()).expect("f32 input gives an f32 output");
+    assert_close(&got.mapv(f64::from), &read64(&case.join("sig.npy")), 1e-4);
+
+    cmd.extend(["--dtype".into(), "f64".into()]);
+    ok(&cmd);
+    assert!(
+        ArrayD::<f64>::read_npy(File::open(&out).unwrap()).is_ok(),
+        "--dtype f64 gives f64"
+    );
+
+    // Integer input is converted to f64.
+    let ints = dir.join("ints.npy");
+    write(&ints, &array![[0_i64, 0], [1, 2]].into_dyn());
+    ok(&["sig", &p(&ints), "--degree", "2", "-o", &p(&out)]);
+    assert_eq!(
+        read64(&out).as_slice().unwrap(),
+        &[1.0, 2.0, 0.5, 1.0, 1.0, 2.0]
+    );
+
+    // f32 and f64 inputs together need --dtype.
+    let sbp = golden("sigbp_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let bp32 = dir.join("bp32.npy");
+    write(&bp32, &read64(&sbp.join("path.npy")).mapv(|x| x as f32));
+    let mut bp = vec![
+        "sig-backprop".to_string(),
+        p(&bp32),
+        p(&sbp.join("sig.npy")),
+        p(&sbp.join("sig_derivs.npy")),
+    ];
+    bp.extend(
+        [
+            "--degree",
+            "4",
+            "--time-aug",
+            "--lead-lag",
+            "--end-time",
+            "2.5",
+            "-o",
+        ]
+        .map(String::from),
+    );
+    bp.push(p(&out));
+    let msg = fails(&bp);
+    assert!(msg.contains("--dtype"), "{msg}");
+    bp.extend(["--dtype".into(), "f32".into()]);
+    ok(&bp);
+    assert!(ArrayD::<f32>::read_npy(File::open(&out).unwrap()).is_ok());
+}
+
+#[test]
+fn repeat_prints_one_json_line() {
+    let dir = scratch("repeat");
+    let case = golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let r = run(&[
+        "sig",
+        &p(&case.join("path.npy")),
+        "--degree",
+        "4",
+        "-o",
+        &p(&dir.join("o.npy")),
+        "--repeat",
+        "3",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for key in [
+        "op",
+        "device",
+        "dtype",
+        "repeats",
+        "min_ms",
+        "median_ms",
+        "shape",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["op"], "sig");
+    assert_eq!(v["device"], "cpu");
+    assert_eq!(v["dtype"], "f64");
+    assert_eq!(v["repeats"], 3);
+    assert_eq!(v["shape"], serde_json::json!([3, 10, 2]));
+    assert!(v["min_ms"].as_f64().unwrap() <= v["median_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn sig_length_prints_the_number() {
+    let r = ok(&[
+        "sig-length",
+        "--dimension",
+        "2",
+        "--degree",
+        "3",
+        "--time-aug",
+    ]);
+    assert_eq!(r.stdout.trim(), "39");
+    let r = ok(&[
+        "sig-length",
+        "--dimension",
+        "2",
+        "--degree",
+        "4",
+        "--time-aug",
+        "--lead-lag",
+        "--scalar-term",
+    ]);
+    assert_eq!(r.stdout.trim(), "781");
+    let msg = fails(&["sig-length", "--dimension", "10", "--degree", "100"]);
+    assert!(msg.contains("overflow"), "{msg}");
+}
+
+#[test]
+fn overflow_warns_but_writes() {
+    let dir = scratch("overflow");
+    let case = golden("sig_overflow_d2_L10_deg8_scale1e40");
+    let out = dir.join("o.npy");
+    let r = run(&[
+        "sig",
+        &p(&case.join("path.npy")),
+        "--degree",
+        "8",
+        "-o",
+        &p(&out),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].contains("NaN or Inf") && lines[0].contains("normalis"),
+        "{}",
+        lines[0]
+    );
+    let got = read64(&out);
+    let expected = read64(&case.join("sig.npy"));
+    assert_eq!(got.shape(), expected.shape());
+    for (g, e) in got.iter().zip(expected.iter()) {
+        assert_eq!(g.is_finite(), e.is_finite());
+    }
+}
+
+/// A path file in `dir` holding `a`.
+fn path_file(dir: &Path, name: &str, a: ArrayD<f64>) -> String {
+    let file = dir.join(name);
+    write(&file, &a);
+    p(&file)
+}
+
+#[test]
+fn bad_files_give_one_line_naming_the_file() {
+    let dir = scratch("badfiles");
+    let out = p(&dir.join("o.npy"));
+    let good =
+        std::fs::read(golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1").join("path.npy")).unwrap();
+
+    let missing = p(&dir.join("missing.npy"));
+    let msg = fails(&["sig", &missing, "--degree", "2", "-o", &out]);
+    assert!(msg.contains("missing.npy"), "{msg}");
+
+    let text = dir.join("text.npy");
+    std::fs::write(&text, "this is not an npy file\n").unwrap();
+    let msg = fails(&["sig", &p(&text), "--degree", "2", "-o", &out]);
+    assert!(msg.contains("text.npy") && msg.contains("npy"), "{msg}");
+
+    for (name, len) in [
+        ("short_header.npy", 60),
+        ("short_data.npy", good.len() - 8),
+        ("magic.npy", 3),
+    ] {
+        let f = dir.join(name);
+        std::fs::write(&f, &good[..len]).unwrap();
+        let msg = fails(&["sig", &p(&f), "--degree", "2", "-o", &out]);
+        assert!(msg.contains(name), "{msg}");
+    }
+
+    // float16: a hand-written header and two values.
+    let header = "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 2), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad));
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0x00, 0x3c, 0x00, 0x40]); // 1.0, 2.0
+    let f16 = dir.join("half.npy");
+    std::fs::write(&f16, bytes).unwrap();
+    let msg = fails(&["sig", &p(&f16), "--degree", "2", "-o", &out]);
+    assert!(
+        msg.contains("unsupported dtype") && msg.contains("<f2") && msg.contains("half.npy"),
+        "{msg}"
+    );
+
+    // An output that cannot be created.
+    let path = p(&golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1").join("path.npy"));
+    let bad_out = p(&dir.join("no/such/dir/o.npy"));
+    let msg = fails(&["sig", &path, "--degree", "2", "-o", &bad_out]);
+    assert!(msg.contains("o.npy"), "{msg}");
+}
+
+#[test]
+fn bad_arguments_give_one_line() {
+    let dir = scratch("badargs");
+    let out = p(&dir.join("o.npy"));
+    let path = p(&golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1").join("path.npy"));
+
+    let msg = fails(&["sig", &path, "--degree", "-3", "-o", &out]);
+    assert!(msg.contains("degree") && msg.contains("-3"), "{msg}");
+    let msg = fails(&["sig", &path, "--degree", "three", "-o", &out]);
+    assert!(msg.contains("degree") && msg.contains("three"), "{msg}");
+    let msg = fails(&["sig", &path, "-o", &out]);
+    assert!(msg.contains("--degree"), "{msg}");
+    let msg = fails(&["sig", &path, "--degree", "2", "-o", &out, "--device", "tpu"]);
+    assert!(msg.contains("tpu"), "{msg}");
+    let msg = fails(&["sig", &path, "--degree", "2", "-o", &out, "--device", "gpu"]);
+    assert!(msg.contains("GPU") || msg.contains("gpu"), "{msg}");
+    let msg = fails(&["sig", &path, "--degree", "2", "-o", &out, "--jobs", "0"]);
+    assert!(msg.contains("jobs"), "{msg}");
+    let msg = fails(&["sig-length", "--dimension", "-1", "--degree", "2"]);
+    assert!(msg.contains("dimension"), "{msg}");
+    fails(&["no-such-command"]);
+    assert!(
+        !std::path::Path::new(&out).exists(),
+        "no output after a failure"
+    );
+}
+
+#[test]
+fn bad_arrays_give_one_line() {
+    let dir = scratch("badarrays");
+    let out = p(&dir.join("o.npy"));
+
+    let mut nan = ArrayD::<f64>::zeros(IxDyn(&[2, 5, 2]));
+    nan[[1, 3, 0]] = f64::NAN;
+    let f = path_file(&dir, "nan.npy", nan);
+    let msg = fails(&["sig", &f, "--degree", "2", "-o", &out]);
+    assert!(
+        msg.contains("NaN") && msg.contains("[1]") && msg.contains("point 3"),
+        "{msg}"
+    );
+
+    let f = path_file(&dir, "flat.npy", ArrayD::zeros(IxDyn(&[5])));
+    let msg = fails(&["sig", &f, "--degree", "2", "-o", &out]);
+    assert!(msg.contains("axes"), "{msg}");
+
+    let f = path_file(&dir, "nochannels.npy", ArrayD::zeros(IxDyn(&[5, 0])));
+    let msg = fails(&["sig", &f, "--degree", "2", "-o", &out]);
+    assert!(msg.contains("0 channels"), "{msg}");
+
+    // sig-backprop with a signature of the wrong degree, and with a batch mismatch.
+    let case = golden("sigbp_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let (path, sig, derivs) = (
+        p(&case.join("path.npy")),
+        p(&case.join("sig.npy")),
+        p(&case.join("sig_derivs.npy")),
+    );
+    let flags = ["--time-aug", "--lead-lag", "-o", &out];
+    let mut cmd = vec!["sig-backprop", &path, &sig, &derivs, "--degree", "3"];
+    cmd.extend(flags);
+    let msg = fails(&cmd);
+    assert!(msg.contains("sig") && msg.contains("length"), "{msg}");
+
+    let full = read64(&case.join("sig.npy"));
+    let two = path_file(
+        &dir,
+        "sig2.npy",
+        full.slice(ndarray::s![..1, ..]).to_owned().into_dyn(),
+    );
+    let mut cmd = vec!["sig-backprop", &path, &two, &derivs, "--degree", "4"];
+    cmd.extend(flags);
+    let msg = fails(&cmd);
+    assert!(msg.contains("batch"), "{msg}");
+}
