@@ -10,7 +10,7 @@ mod sealed {
 }
 
 /// The element type of paths and signatures: `f32` or `f64`.
-pub trait Scalar: NdFloat + Default + sealed::Sealed {
+pub trait Scalar: NdFloat + Default + sealed::Sealed + crate::algebra::vector::VectorRows {
     /// The dtype's short name, as the CLI and error messages spell it.
     const NAME: &'static str;
     fn from_f64(x: f64) -> Self;

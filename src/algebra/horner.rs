@@ -193,8 +193,8 @@ mod tests {
     use super::*;
     use crate::algebra::simd::{Fused, Separate};
 
-    /// Every dimension's specialised loop, in the portable and the fused form, against the generic
-    /// (`D = 0`) loop; forward and reverse.
+    /// Every dimension's specialised loop, in the portable and (where the CPU has AVX2+FMA) the fused,
+    /// explicitly vectorised form, against the generic (`D = 0`) loop; forward and reverse.
     #[test]
     fn specialised_loops_agree_with_the_generic_loop() {
         for d in [1, 2, 3, 4, 5, 6, 7, 8, 9, 16] {
@@ -250,7 +250,8 @@ mod tests {
                 [s, g, dz].concat()
             };
             let reference = run(0);
-            for which in [1, 2] {
+            let fused = crate::algebra::simd::isa() != crate::algebra::simd::Isa::Baseline;
+            for which in if fused { vec![1, 2] } else { vec![1] } {
                 for (a, b) in run(which).iter().zip(&reference) {
                     assert!(
                         (a - b).abs() <= 1e-14 * (1.0 + b.abs()),

@@ -7,6 +7,7 @@ mod horner;
 mod increments;
 pub mod simd;
 mod tensor;
+pub(crate) mod vector;
 
 pub use horner::{mul_exp, mul_exp_backprop, HornerScratch};
 pub use increments::Increments;

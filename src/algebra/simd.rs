@@ -12,6 +12,9 @@ use crate::Scalar;
 /// How `a·b + c` is computed: fused where the CPU has FMA, separately otherwise (`mul_add` without
 /// FMA hardware is a slow libm call).
 pub(crate) trait MulAdd {
+    /// Whether the explicit AVX2 row loops of [`super::vector`] may run (only inside code compiled
+    /// for AVX2+FMA, which is where [`multiversion!`] uses `Fused`).
+    const VECTOR: bool;
     fn madd<T: Scalar>(a: T, b: T, c: T) -> T;
 }
 
@@ -19,6 +22,7 @@ pub(crate) struct Separate;
 pub(crate) struct Fused;
 
 impl MulAdd for Separate {
+    const VECTOR: bool = false;
     #[inline(always)]
     fn madd<T: Scalar>(a: T, b: T, c: T) -> T {
         a * b + c
@@ -26,6 +30,7 @@ impl MulAdd for Separate {
 }
 
 impl MulAdd for Fused {
+    const VECTOR: bool = cfg!(target_arch = "x86_64");
     #[inline(always)]
     fn madd<T: Scalar>(a: T, b: T, c: T) -> T {
         a.mul_add(b, c)
@@ -119,6 +124,10 @@ pub(crate) fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
     add: &[T],
     out: &mut [T],
 ) {
+    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (see `MulAdd::VECTOR`).
+    if M::VECTOR && unsafe { T::outer_add::<D>(b, c, z, add, out) } {
+        return;
+    }
     let d = dim::<D>(z.len());
     let z = &z[..d];
     for ((&bi, arow), orow) in b
@@ -136,6 +145,10 @@ pub(crate) fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
 /// `out[i,j] += b[i]·z[j]`.
 #[inline(always)]
 pub(crate) fn outer_acc<T: Scalar, M: MulAdd, const D: usize>(b: &[T], z: &[T], out: &mut [T]) {
+    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (see `MulAdd::VECTOR`).
+    if M::VECTOR && unsafe { T::outer_acc::<D>(b, z, out) } {
+        return;
+    }
     let d = dim::<D>(z.len());
     let z = &z[..d];
     for (&bi, orow) in b.iter().zip(out.chunks_exact_mut(d)) {
@@ -156,6 +169,10 @@ pub(crate) fn contract<T: Scalar, M: MulAdd, const D: usize>(
     dz: &mut [T],
     out: &mut [T],
 ) {
+    // SAFETY: as in `outer_add`.
+    if M::VECTOR && unsafe { T::contract::<D>(g, b, z, c, dz, out) } {
+        return;
+    }
     let d = dim::<D>(z.len());
     let z = &z[..d];
     if D > 0 {

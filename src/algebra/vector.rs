@@ -1,0 +1,271 @@
+//! Explicit AVX2+FMA loops for the row shapes where LLVM's own vectorisation falls short.
+//!
+//! With the dimension a compile-time constant, LLVM unrolls each row and then vectorises *across*
+//! rows with shuffles (or gathers), several times slower than one broadcast multiply-add per row.
+//! These loops keep a row in whole vector registers instead. They handle rows of a whole number of
+//! 256-bit vectors (up to four) or of exactly one 128-bit vector, and report `false` for any other
+//! row length so the caller runs its generic loop.
+
+/// Row kernels of one element type. Safety of every method: the CPU must have AVX2 and FMA.
+pub trait VectorRows: Sized {
+    /// `out[i,j] = c·b[i]·z[j] + add[i,j]`.
+    unsafe fn outer_add<const D: usize>(
+        b: &[Self],
+        c: Self,
+        z: &[Self],
+        add: &[Self],
+        out: &mut [Self],
+    ) -> bool;
+    /// `out[i,j] += b[i]·z[j]`.
+    unsafe fn outer_acc<const D: usize>(b: &[Self], z: &[Self], out: &mut [Self]) -> bool;
+    /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`.
+    unsafe fn contract<const D: usize>(
+        g: &[Self],
+        b: &[Self],
+        z: &[Self],
+        c: Self,
+        dz: &mut [Self],
+        out: &mut [Self],
+    ) -> bool;
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! row_kernels {
+    ($module:ident, $t:ty, $v:ty, $lanes:expr, $set1:ident, $load:ident, $store:ident, $fmadd:ident,
+     $zero:ident, $hsum:expr) => {
+        pub mod $module {
+            use std::arch::x86_64::*;
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_add<const D: usize>(
+                b: &[$t],
+                c: $t,
+                z: &[$t],
+                add: &[$t],
+                out: &mut [$t],
+            ) {
+                let n = b.len();
+                assert!(z.len() >= D && add.len() >= n * D && out.len() >= n * D);
+                let (zp, ap, op) = (z.as_ptr(), add.as_ptr(), out.as_mut_ptr());
+                for (i, &bi) in b.iter().enumerate() {
+                    let bv = $set1(bi * c);
+                    let mut q = 0;
+                    while q < D {
+                        let r = $fmadd(bv, $load(zp.add(q)), $load(ap.add(i * D + q)));
+                        $store(op.add(i * D + q), r);
+                        q += $lanes;
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_acc<const D: usize>(b: &[$t], z: &[$t], out: &mut [$t]) {
+                let n = b.len();
+                assert!(z.len() >= D && out.len() >= n * D);
+                let (zp, op) = (z.as_ptr(), out.as_mut_ptr());
+                for (i, &bi) in b.iter().enumerate() {
+                    let bv = $set1(bi);
+                    let mut q = 0;
+                    while q < D {
+                        let r = $fmadd(bv, $load(zp.add(q)), $load(op.add(i * D + q)));
+                        $store(op.add(i * D + q), r);
+                        q += $lanes;
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn contract<const D: usize>(
+                g: &[$t],
+                b: &[$t],
+                z: &[$t],
+                c: $t,
+                dz: &mut [$t],
+                out: &mut [$t],
+            ) {
+                let n = b.len();
+                assert!(
+                    D <= 4 * $lanes
+                        && z.len() >= D
+                        && dz.len() >= D
+                        && g.len() >= n * D
+                        && out.len() >= n
+                );
+                let (gp, zp) = (g.as_ptr(), z.as_ptr());
+                let mut acc: [$v; 4] = [$zero(); 4];
+                for (i, &bi) in b.iter().enumerate() {
+                    let bv = $set1(bi);
+                    let mut dot = $zero();
+                    let mut q = 0;
+                    while q < D {
+                        let row = $load(gp.add(i * D + q));
+                        dot = $fmadd(row, $load(zp.add(q)), dot);
+                        acc[q / $lanes] = $fmadd(row, bv, acc[q / $lanes]);
+                        q += $lanes;
+                    }
+                    *out.get_unchecked_mut(i) = $hsum(dot) * c;
+                }
+                let (cv, dzp) = ($set1(c), dz.as_mut_ptr());
+                let mut q = 0;
+                while q < D {
+                    $store(dzp.add(q), $fmadd(acc[q / $lanes], cv, $load(dzp.add(q))));
+                    q += $lanes;
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod kernels {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn hsum_pd2(v: __m128d) -> f64 {
+        _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn hsum_pd4(v: __m256d) -> f64 {
+        hsum_pd2(_mm_add_pd(
+            _mm256_castpd256_pd128(v),
+            _mm256_extractf128_pd::<1>(v),
+        ))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn hsum_ps4(v: __m128) -> f32 {
+        let pairs = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs)))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn hsum_ps8(v: __m256) -> f32 {
+        hsum_ps4(_mm_add_ps(
+            _mm256_castps256_ps128(v),
+            _mm256_extractf128_ps::<1>(v),
+        ))
+    }
+
+    row_kernels!(
+        f64x4,
+        f64,
+        __m256d,
+        4,
+        _mm256_set1_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_fmadd_pd,
+        _mm256_setzero_pd,
+        super::hsum_pd4
+    );
+    row_kernels!(
+        f64x2,
+        f64,
+        __m128d,
+        2,
+        _mm_set1_pd,
+        _mm_loadu_pd,
+        _mm_storeu_pd,
+        _mm_fmadd_pd,
+        _mm_setzero_pd,
+        super::hsum_pd2
+    );
+    row_kernels!(
+        f32x8,
+        f32,
+        __m256,
+        8,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_setzero_ps,
+        super::hsum_ps8
+    );
+    row_kernels!(
+        f32x4,
+        f32,
+        __m128,
+        4,
+        _mm_set1_ps,
+        _mm_loadu_ps,
+        _mm_storeu_ps,
+        _mm_fmadd_ps,
+        _mm_setzero_ps,
+        super::hsum_ps4
+    );
+}
+
+/// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
+macro_rules! impl_vector_rows {
+    ($t:ty, $wide:ident, $narrow:ident, $lanes:expr) => {
+        impl VectorRows for $t {
+            #[inline(always)]
+            unsafe fn outer_add<const D: usize>(
+                b: &[$t],
+                c: $t,
+                z: &[$t],
+                add: &[$t],
+                out: &mut [$t],
+            ) -> bool {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
+                        kernels::$wide::outer_add::<D>(b, c, z, add, out);
+                        return true;
+                    }
+                    if D == $lanes / 2 {
+                        kernels::$narrow::outer_add::<D>(b, c, z, add, out);
+                        return true;
+                    }
+                }
+                false
+            }
+            #[inline(always)]
+            unsafe fn outer_acc<const D: usize>(b: &[$t], z: &[$t], out: &mut [$t]) -> bool {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
+                        kernels::$wide::outer_acc::<D>(b, z, out);
+                        return true;
+                    }
+                    if D == $lanes / 2 {
+                        kernels::$narrow::outer_acc::<D>(b, z, out);
+                        return true;
+                    }
+                }
+                false
+            }
+            #[inline(always)]
+            unsafe fn contract<const D: usize>(
+                g: &[$t],
+                b: &[$t],
+                z: &[$t],
+                c: $t,
+                dz: &mut [$t],
+                out: &mut [$t],
+            ) -> bool {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
+                        kernels::$wide::contract::<D>(g, b, z, c, dz, out);
+                        return true;
+                    }
+                    if D == $lanes / 2 {
+                        kernels::$narrow::contract::<D>(g, b, z, c, dz, out);
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    };
+}
+
+impl_vector_rows!(f64, f64x4, f64x2, 4);
+impl_vector_rows!(f32, f32x8, f32x4, 8);
