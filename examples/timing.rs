@@ -22,7 +22,7 @@ fn main() {
     };
     let mut best = f64::MAX;
     let mut out = sig(x.view(), n, &o).unwrap();
-    for _ in 0..5 {
+    for _ in 0..15 {
         let t = Instant::now();
         out = sig(x.view(), n, &o).unwrap();
         best = best.min(t.elapsed().as_secs_f64() * 1e3);

@@ -44,6 +44,21 @@ impl<T: Scalar> HornerScratch<T> {
     }
 }
 
+/// `z` repeated (`zt[p] = z[p mod D]`), the form the block kernels of [`super::vector`] read; only
+/// where they will run.
+#[inline(always)]
+fn tile<T: Scalar, M: MulAdd, const D: usize>(z: &[T]) -> Option<[T; 64]> {
+    if !(M::VECTOR && T::blocked::<D>()) {
+        return None;
+    }
+    let z = &z[..D];
+    let mut t = [T::zero(); 64];
+    for (p, slot) in t.iter_mut().enumerate().take(8 * D) {
+        *slot = z[p % D];
+    }
+    Some(t)
+}
+
 multiversion! {
     /// `s ← s ⊗ exp(z)`, in place.
     pub fn mul_exp(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut HornerScratch<T>) => mul_exp_dims
@@ -70,6 +85,8 @@ fn mul_exp_d<T: Scalar, M: MulAdd, const D: usize>(
     if n == 0 {
         return;
     }
+    let tiled = tile::<T, M, D>(z);
+    let z = tiled.as_ref().map_or(z, |t| &t[..]);
     let inv = &scratch.inv;
     let (mut p, mut q) = (&mut scratch.ping[..], &mut scratch.pong[..]);
     for k in (2..=n).rev() {
@@ -135,6 +152,8 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
     if n == 0 {
         return;
     }
+    let tiled = tile::<T, M, D>(z);
+    let z = tiled.as_ref().map_or(z, |t| &t[..]);
     let HornerScratch {
         inv,
         chain,

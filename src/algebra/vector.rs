@@ -2,12 +2,17 @@
 //!
 //! With the dimension a compile-time constant, LLVM unrolls each row and then vectorises *across*
 //! rows with shuffles (or gathers), several times slower than one broadcast multiply-add per row.
-//! These loops keep a row in whole vector registers instead. They handle rows of a whole number of
-//! 256-bit vectors (up to four) or of exactly one 128-bit vector, and report `false` for any other
-//! row length so the caller runs its generic loop.
+//! These loops keep a row in whole vector registers instead: rows of a whole number of 256-bit
+//! vectors (up to four) or of exactly one 128-bit vector. Any other short row (d = 3, 5, 6, 7, …)
+//! is handled in blocks of `W` rows (`W` lanes per vector), which are exactly `d` vectors: block
+//! vector `k` pairs `b[row(k, l)]`, permuted into place, with the constant pattern `z[col(k, l)]`
+//! (the caller passes `z` tiled to `64` entries, `zt[p] = z[p mod d]`). Each kernel reports `false`
+//! for a shape it does not handle, so the caller runs its generic loop.
 
 /// Row kernels of one element type. Safety of every method: the CPU must have AVX2 and FMA.
 pub trait VectorRows: Sized {
+    /// Whether rows of `D` go through the block kernels, which read `z` tiled.
+    fn blocked<const D: usize>() -> bool;
     /// `out[i,j] = c·b[i]·z[j] + add[i,j]`.
     unsafe fn outer_add<const D: usize>(
         b: &[Self],
@@ -119,6 +124,155 @@ macro_rules! row_kernels {
     };
 }
 
+/// Permutation indices for the block kernels: for block vector `k` and lane `l` of `W`, the row
+/// `(k·W + l) / D` of the block, as 32-bit lane indices into a 256-bit register (two per f64).
+pub struct BlockIndex<const D: usize, const W: usize>;
+
+impl<const D: usize, const W: usize> BlockIndex<D, W> {
+    pub const TABLE: [[i32; 8]; 16] = block_table(D, W);
+}
+
+const fn block_table(d: usize, w: usize) -> [[i32; 8]; 16] {
+    let mut t = [[0i32; 8]; 16];
+    let mut k = 0;
+    while k < 16 && k < d {
+        let mut l = 0;
+        while l < w {
+            let row = ((k * w + l) / d) as i32;
+            if w == 8 {
+                t[k][l] = row;
+            } else {
+                t[k][2 * l] = 2 * row;
+                t[k][2 * l + 1] = 2 * row + 1;
+            }
+            l += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! block_kernels {
+    ($module:ident, $t:ty, $v:ty, $lanes:expr, $set1:ident, $load:ident, $store:ident, $fmadd:ident,
+     $mul:ident, $zero:ident, $perm:expr) => {
+        pub mod $module {
+            use std::arch::x86_64::*;
+            const W: usize = $lanes;
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn pattern<const D: usize>(k: usize) -> __m256i {
+                _mm256_loadu_si256(super::super::BlockIndex::<D, W>::TABLE[k].as_ptr() as *const __m256i)
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_add<const D: usize>(b: &[$t], c: $t, zt: &[$t], add: &[$t], out: &mut [$t]) {
+                let n = b.len();
+                assert!(D <= 16 && D * W <= 64 && zt.len() >= D * W && add.len() >= n * D && out.len() >= n * D);
+                let (zp, ap, op) = (zt.as_ptr(), add.as_ptr(), out.as_mut_ptr());
+                let cv = $set1(c);
+                let blocks = n / W;
+                for blk in 0..blocks {
+                    let bv = $mul($load(b.as_ptr().add(blk * W)), cv);
+                    let base = blk * W * D;
+                    for k in 0..D {
+                        let bk = $perm(bv, pattern::<D>(k));
+                        let o = base + k * W;
+                        $store(op.add(o), $fmadd(bk, $load(zp.add(k * W)), $load(ap.add(o))));
+                    }
+                }
+                for i in blocks * W..n {
+                    let bi = b[i] * c;
+                    for j in 0..D {
+                        out[i * D + j] = bi.mul_add(zt[j], add[i * D + j]);
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_acc<const D: usize>(b: &[$t], zt: &[$t], out: &mut [$t]) {
+                let n = b.len();
+                assert!(D <= 16 && D * W <= 64 && zt.len() >= D * W && out.len() >= n * D);
+                let (zp, op) = (zt.as_ptr(), out.as_mut_ptr());
+                let blocks = n / W;
+                for blk in 0..blocks {
+                    let bv = $load(b.as_ptr().add(blk * W));
+                    let base = blk * W * D;
+                    for k in 0..D {
+                        let bk = $perm(bv, pattern::<D>(k));
+                        let o = base + k * W;
+                        $store(op.add(o), $fmadd(bk, $load(zp.add(k * W)), $load(op.add(o))));
+                    }
+                }
+                for i in blocks * W..n {
+                    for j in 0..D {
+                        out[i * D + j] = b[i].mul_add(zt[j], out[i * D + j]);
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn contract<const D: usize>(
+                g: &[$t],
+                b: &[$t],
+                zt: &[$t],
+                c: $t,
+                dz: &mut [$t],
+                out: &mut [$t],
+            ) {
+                let n = b.len();
+                assert!(D <= 16 && D * W <= 64 && zt.len() >= D * W && dz.len() >= D);
+                assert!(g.len() >= n * D && out.len() >= n);
+                let (gp, zp) = (g.as_ptr(), zt.as_ptr());
+                let mut acc: [$v; 16] = [$zero(); 16];
+                let mut prod = [0 as $t; 64];
+                let blocks = n / W;
+                for blk in 0..blocks {
+                    let bv = $load(b.as_ptr().add(blk * W));
+                    let base = blk * W * D;
+                    for k in 0..D {
+                        let gv = $load(gp.add(base + k * W));
+                        acc[k] = $fmadd(gv, $perm(bv, pattern::<D>(k)), acc[k]);
+                        $store(prod.as_mut_ptr().add(k * W), $mul(gv, $load(zp.add(k * W))));
+                    }
+                    // Row r's dot product is the sum of the D consecutive products from r·D.
+                    for r in 0..W {
+                        let mut dot = 0 as $t;
+                        for j in 0..D {
+                            dot += prod[r * D + j];
+                        }
+                        out[blk * W + r] = dot * c;
+                    }
+                }
+                // Lane p of the accumulators belongs to column p mod D.
+                let mut lanes = [0 as $t; 64];
+                for k in 0..D {
+                    $store(lanes.as_mut_ptr().add(k * W), acc[k]);
+                }
+                let mut sums = [0 as $t; 16];
+                for p in 0..D * W {
+                    sums[p % D] += lanes[p];
+                }
+                for i in blocks * W..n {
+                    let mut dot = 0 as $t;
+                    for j in 0..D {
+                        dot = g[i * D + j].mul_add(zt[j], dot);
+                        sums[j] = g[i * D + j].mul_add(b[i], sums[j]);
+                    }
+                    out[i] = dot * c;
+                }
+                for j in 0..D {
+                    dz[j] = sums[j].mul_add(c, dz[j]);
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod kernels {
     use std::arch::x86_64::*;
@@ -187,6 +341,32 @@ mod kernels {
         _mm256_setzero_ps,
         super::hsum_ps8
     );
+    block_kernels!(
+        f64b,
+        f64,
+        __m256d,
+        4,
+        _mm256_set1_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_fmadd_pd,
+        _mm256_mul_pd,
+        _mm256_setzero_pd,
+        |v, i| _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), i))
+    );
+    block_kernels!(
+        f32b,
+        f32,
+        __m256,
+        8,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps,
+        _mm256_setzero_ps,
+        _mm256_permutevar8x32_ps
+    );
     row_kernels!(
         f32x4,
         f32,
@@ -203,8 +383,16 @@ mod kernels {
 
 /// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
 macro_rules! impl_vector_rows {
-    ($t:ty, $wide:ident, $narrow:ident, $lanes:expr) => {
+    ($t:ty, $wide:ident, $narrow:ident, $blocks:ident, $lanes:expr) => {
         impl VectorRows for $t {
+            #[inline(always)]
+            fn blocked<const D: usize>() -> bool {
+                cfg!(target_arch = "x86_64")
+                    && D > 0
+                    && D <= 16
+                    && D * $lanes <= 64
+                    && !(D % $lanes == 0 || D == $lanes / 2)
+            }
             #[inline(always)]
             unsafe fn outer_add<const D: usize>(
                 b: &[$t],
@@ -223,6 +411,10 @@ macro_rules! impl_vector_rows {
                         kernels::$narrow::outer_add::<D>(b, c, z, add, out);
                         return true;
                     }
+                    if D > 0 && D <= 16 && D * $lanes <= 64 && z.len() >= D * $lanes {
+                        kernels::$blocks::outer_add::<D>(b, c, z, add, out);
+                        return true;
+                    }
                 }
                 false
             }
@@ -236,6 +428,10 @@ macro_rules! impl_vector_rows {
                     }
                     if D == $lanes / 2 {
                         kernels::$narrow::outer_acc::<D>(b, z, out);
+                        return true;
+                    }
+                    if D > 0 && D <= 16 && D * $lanes <= 64 && z.len() >= D * $lanes {
+                        kernels::$blocks::outer_acc::<D>(b, z, out);
                         return true;
                     }
                 }
@@ -260,6 +456,10 @@ macro_rules! impl_vector_rows {
                         kernels::$narrow::contract::<D>(g, b, z, c, dz, out);
                         return true;
                     }
+                    if D > 0 && D <= 16 && D * $lanes <= 64 && z.len() >= D * $lanes {
+                        kernels::$blocks::contract::<D>(g, b, z, c, dz, out);
+                        return true;
+                    }
                 }
                 false
             }
@@ -267,5 +467,5 @@ macro_rules! impl_vector_rows {
     };
 }
 
-impl_vector_rows!(f64, f64x4, f64x2, 4);
-impl_vector_rows!(f32, f32x8, f32x4, 8);
+impl_vector_rows!(f64, f64x4, f64x2, f64b, 4);
+impl_vector_rows!(f32, f32x8, f32x4, f32b, 8);
