@@ -1,7 +1,10 @@
 //! `sig` and `sig_backprop` on the CPU: Horner chaining forward, the `exp(-z)` reverse sweep backward.
 
 use super::par_rows;
-use crate::algebra::{mul_exp, mul_exp_backprop, HornerScratch, Increments};
+use crate::algebra::{
+    mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_lanes, HornerScratch, Increments,
+    LaneScratch, LANES,
+};
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
 
@@ -67,6 +70,108 @@ fn sig_backprop_path<T: Scalar>(
     }
 }
 
+/// [`Workspace`] for [`LANES`] paths at once, lane-interleaved (see `algebra::lanes`).
+struct LaneWorkspace<T> {
+    scratch: LaneScratch<T>,
+    z: Vec<T>,
+    neg_z: Vec<T>,
+    dz: Vec<T>,
+    s: Vec<T>,
+    g: Vec<T>,
+    /// One lane's increment or gradient.
+    one: Vec<T>,
+}
+
+impl<T: Scalar> LaneWorkspace<T> {
+    fn new(shape: &TensorShape) -> Self {
+        let zero = |n: usize| vec![T::zero(); n * LANES];
+        LaneWorkspace {
+            scratch: LaneScratch::new(shape),
+            z: zero(shape.dim),
+            neg_z: zero(shape.dim),
+            dz: zero(shape.dim),
+            s: zero(shape.len()),
+            g: zero(shape.len()),
+            one: vec![T::zero(); shape.dim],
+        }
+    }
+
+    /// Interleave increment `t` of every lane's path into `z` (and `-z` into `neg_z`).
+    fn fill(&mut self, incs: &[Increments<T>], t: usize) {
+        for (l, inc) in incs.iter().enumerate() {
+            inc.fill(t, &mut self.one);
+            for (j, &x) in self.one.iter().enumerate() {
+                self.z[j * LANES + l] = x;
+                self.neg_z[j * LANES + l] = -x;
+            }
+        }
+    }
+}
+
+/// Whether a batch is computed [`LANES`] paths at a time. Lanes load two vectors per multiply-add
+/// where the one-path rows broadcast one, so they pay only while `LANES` signatures stay in the L1
+/// cache and the rows are short (measured: 1.3× faster forward at d = 3, N = 4; 3× slower at d = 4,
+/// N = 5, whose 8 interleaved signatures no longer fit). The reverse sweep's row loops are weaker,
+/// so it takes lanes up to a larger size.
+fn use_lanes<T>(shape: &TensorShape, batch: usize, backward: bool) -> bool {
+    let limit = if backward { 32 * 1024 } else { 16 * 1024 };
+    batch >= LANES && shape.degree > 0 && shape.len() * LANES * std::mem::size_of::<T>() <= limit
+}
+
+/// Signatures of `LANES` paths into `rows` (`LANES` rows of `st + shape.len()`).
+fn sig_lanes<T: Scalar>(
+    shape: &TensorShape,
+    incs: &[Increments<T>],
+    st: usize,
+    lw: &mut LaneWorkspace<T>,
+    rows: &mut [T],
+) {
+    lw.s.fill(T::zero());
+    for t in 0..incs[0].count() {
+        lw.fill(incs, t);
+        mul_exp_lanes(shape, &mut lw.s, &lw.z, &mut lw.scratch);
+    }
+    for (l, row) in rows.chunks_exact_mut(st + shape.len()).enumerate() {
+        if st == 1 {
+            row[0] = T::one();
+        }
+        for (c, x) in row[st..].iter_mut().enumerate() {
+            *x = lw.s[c * LANES + l];
+        }
+    }
+}
+
+/// Gradients of `LANES` paths into `grads` (`LANES` rows laid out like the paths).
+fn sig_backprop_lanes<T: Scalar>(
+    shape: &TensorShape,
+    incs: &[Increments<T>],
+    sigs: &[&[T]],
+    sig_derivs: &[&[T]],
+    lw: &mut LaneWorkspace<T>,
+    grads: &mut [T],
+) {
+    grads.fill(T::zero());
+    for l in 0..LANES {
+        for c in 0..shape.len() {
+            lw.s[c * LANES + l] = sigs[l][c];
+            lw.g[c * LANES + l] = sig_derivs[l][c];
+        }
+    }
+    let grad_len = grads.len() / LANES;
+    for t in (0..incs[0].count()).rev() {
+        lw.fill(incs, t);
+        mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
+        lw.dz.fill(T::zero());
+        mul_exp_backprop_lanes(shape, &lw.s, &lw.z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
+        for (l, inc) in incs.iter().enumerate() {
+            for (j, x) in lw.one.iter_mut().enumerate() {
+                *x = lw.dz[j * LANES + l];
+            }
+            inc.scatter(t, &lw.one, &mut grads[l * grad_len..(l + 1) * grad_len]);
+        }
+    }
+}
+
 /// The shape of a batch of paths: `batch` paths of `length` points in `R^dim`, stored contiguously.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PathsShape {
@@ -102,18 +207,31 @@ pub(crate) fn sig<T: Scalar>(
     out: &mut [T],
 ) {
     let st = opts.scalar_term as usize;
-    par_rows(
-        threads,
-        out,
-        shape.len() + st,
-        || Workspace::new(shape),
-        |ws, i, row| {
-            if st == 1 {
-                row[0] = T::one();
+    let row = shape.len() + st;
+    let one_path = |ws: &mut Workspace<T>, i: usize, row: &mut [T]| {
+        if st == 1 {
+            row[0] = T::one();
+        }
+        sig_path(shape, &ps.path(paths, i, opts), ws, &mut row[st..]);
+    };
+    if !use_lanes::<T>(shape, out.len() / row.max(1), false) {
+        par_rows(threads, out, row, || Workspace::new(shape), one_path);
+        return;
+    }
+    let init = || (Workspace::new(shape), LaneWorkspace::new(shape));
+    par_rows(threads, out, row * LANES, init, |(ws, lw), group, rows| {
+        let first = group * LANES;
+        if rows.len() < row * LANES {
+            for (r, one) in rows.chunks_exact_mut(row).enumerate() {
+                one_path(ws, first + r, one);
             }
-            sig_path(shape, &ps.path(paths, i, opts), ws, &mut row[st..]);
-        },
-    );
+            return;
+        }
+        let incs: Vec<_> = (first..first + LANES)
+            .map(|i| ps.path(paths, i, opts))
+            .collect();
+        sig_lanes(shape, &incs, st, lw, rows);
+    });
 }
 
 /// Path gradients of a batch into `out` (laid out like `paths`). `sigs` and `sig_derivs` have rows of
@@ -131,21 +249,43 @@ pub(crate) fn sig_backprop<T: Scalar>(
     out: &mut [T],
 ) {
     let row = shape.len() + sig_st;
+    let grad_len = ps.length * ps.dim;
+    let levels = |i: usize| i * row + sig_st..(i + 1) * row;
+    let one_path = |ws: &mut Workspace<T>, i: usize, grad: &mut [T]| {
+        let inc = ps.path(paths, i, opts);
+        sig_backprop_path(
+            shape,
+            &inc,
+            &sigs[levels(i)],
+            &sig_derivs[levels(i)],
+            ws,
+            grad,
+        );
+    };
+    let batch = out.len() / grad_len.max(1);
+    if !use_lanes::<T>(shape, batch, true) {
+        par_rows(threads, out, grad_len, || Workspace::new(shape), one_path);
+        return;
+    }
+    let init = || (Workspace::new(shape), LaneWorkspace::new(shape));
     par_rows(
         threads,
         out,
-        ps.length * ps.dim,
-        || Workspace::new(shape),
-        |ws, i, grad| {
-            let levels = i * row + sig_st..(i + 1) * row;
-            sig_backprop_path(
-                shape,
-                &ps.path(paths, i, opts),
-                &sigs[levels.clone()],
-                &sig_derivs[levels],
-                ws,
-                grad,
-            );
+        grad_len * LANES,
+        init,
+        |(ws, lw), group, grads| {
+            let first = group * LANES;
+            if grads.len() < grad_len * LANES {
+                for (r, one) in grads.chunks_exact_mut(grad_len).enumerate() {
+                    one_path(ws, first + r, one);
+                }
+                return;
+            }
+            let items = first..first + LANES;
+            let incs: Vec<_> = items.clone().map(|i| ps.path(paths, i, opts)).collect();
+            let s: Vec<&[T]> = items.clone().map(|i| &sigs[levels(i)]).collect();
+            let g: Vec<&[T]> = items.map(|i| &sig_derivs[levels(i)]).collect();
+            sig_backprop_lanes(shape, &incs, &s, &g, lw, grads);
         },
     );
 }
