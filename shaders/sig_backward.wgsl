@@ -34,6 +34,11 @@ struct Params {
     time_aug: u32,
     // 0 or 1: each row of sigs and sig_derivs starts with the level-0 term.
     scalar_term: u32,
+    // The increments [t_begin, t_end) this dispatch processes: a long path is swept in several
+    // dispatches, its state kept in scratch between them, so that no invocation runs more loop
+    // iterations than the adapter allows (lavapipe stops every loop after 65535 in all).
+    t_begin: u32,
+    t_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -256,16 +261,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dz = neg_z + d;
     let chain = dz + d;
     let work = chain + max(level_offset(params.degree), 1u);
-    let row = path * (params.scalar_term + sig_len) + params.scalar_term;
-    for (var i = 0u; i < sig_len; i++) {
-        scratch[at(s + i)] = sigs[row + i];
-        scratch[at(g + i)] = sig_derivs[row + i];
+    // The sweep's first dispatch (the last increments) starts from the signature and dF/dS. The
+    // host zeroes grads before it.
+    if params.t_end == increment_count() {
+        let row = path * (params.scalar_term + sig_len) + params.scalar_term;
+        for (var i = 0u; i < sig_len; i++) {
+            scratch[at(s + i)] = sigs[row + i];
+            scratch[at(g + i)] = sig_derivs[row + i];
+        }
     }
-    let points = path * params.length * params.dim;
-    for (var i = 0u; i < params.length * params.dim; i++) {
-        grads[points + i] = scalar(0.0);
-    }
-    for (var t = increment_count(); t > 0u; t--) {
+    for (var t = params.t_end; t > params.t_begin; t--) {
         fill_increment(t - 1u, z);
         for (var i = 0u; i < d; i++) {
             scratch[at(neg_z + i)] = -scratch[at(z + i)];

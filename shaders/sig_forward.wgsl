@@ -32,6 +32,11 @@ struct Params {
     time_aug: u32,
     // 0 or 1: each output row starts with the level-0 term 1.
     scalar_term: u32,
+    // The increments [t_begin, t_end) this dispatch processes: a long path is swept in several
+    // dispatches, its state kept in scratch between them, so that no invocation runs more loop
+    // iterations than the adapter allows (lavapipe stops every loop after 65535 in all).
+    t_begin: u32,
+    t_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -63,17 +68,6 @@ fn level_offset(k: u32) -> u32 {
         offset += level;
     }
     return offset;
-}
-
-// Number of increments of a path: segments of the transformed path.
-fn increment_count() -> u32 {
-    if params.length == 0u {
-        return 0u;
-    }
-    if params.lead_lag == 1u {
-        return 2u * (params.length - 1u);
-    }
-    return params.length - 1u;
 }
 
 // Write increment t into the slots [z, z + aug_dim). Lead-lag: an even step moves the lead channels
@@ -153,14 +147,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = 0u;
     let z = sig_len;
     let b = z + params.aug_dim;
-    for (var i = 0u; i < sig_len; i++) {
-        scratch[at(s + i)] = scalar(0.0);
+    if params.t_begin == 0u {
+        for (var i = 0u; i < sig_len; i++) {
+            scratch[at(s + i)] = scalar(0.0);
+        }
     }
-    let count = increment_count();
-    for (var t = 0u; t < count; t++) {
+    for (var t = params.t_begin; t < params.t_end; t++) {
         fill_increment(t, z);
         mul_exp(s, z, b);
     }
+    // Written after every dispatch; the last one's is the signature.
     let row = path * (params.scalar_term + sig_len);
     if params.scalar_term == 1u {
         sigs[row] = scalar(1.0);

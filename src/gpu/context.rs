@@ -6,7 +6,7 @@
 //! thread-local), and the device's uncaptured-error handler only records the message, so that a
 //! failure becomes an error of the call that caused it, never a panic.
 
-use super::kernels::{BindingKind, Kernel, Precision, ENTRY_POINT};
+use super::kernels::{BindingKind, Kernel, Params, Precision, ENTRY_POINT};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -92,6 +92,21 @@ pub(crate) fn registry() -> &'static Registry {
     })
 }
 
+/// Loop iterations one invocation may run per dispatch, as `gpu::sig`'s loop-cost model counts them.
+/// llvmpipe (lavapipe) ends every loop of an invocation once 65535 iterations have run in all (its
+/// shader compiler's guard against hangs), so results past it would be silently wrong; the budget
+/// keeps a margin below that (the model itself overestimates, measured). Elsewhere the budget only
+/// keeps single dispatches short (display watchdogs end long ones).
+fn loop_budget(info: &wgpu::AdapterInfo) -> u64 {
+    let llvmpipe = info.device_type == wgpu::DeviceType::Cpu
+        && (info.name.contains("llvmpipe") || info.driver.contains("llvmpipe"));
+    if llvmpipe {
+        48_000
+    } else {
+        1 << 24
+    }
+}
+
 /// A compiled kernel and the layout its bind groups are made with.
 struct Pipeline {
     layout: wgpu::BindGroupLayout,
@@ -103,6 +118,8 @@ pub(crate) struct Context {
     pub name: String,
     pub f64: bool,
     pub limits: wgpu::Limits,
+    /// The most loop iterations one invocation may run in one dispatch (see [`loop_budget`]).
+    pub loop_budget: u64,
     device: wgpu::Device,
     queue: wgpu::Queue,
     pipelines: Mutex<HashMap<(&'static str, Precision), Arc<Pipeline>>>,
@@ -143,6 +160,7 @@ impl Context {
             name: entry.info.name.clone(),
             f64,
             limits: device.limits(),
+            loop_budget: loop_budget(&entry.info),
             device,
             queue,
             pipelines: Mutex::new(HashMap::new()),
@@ -284,14 +302,19 @@ impl Context {
         }
     }
 
-    /// Dispatch `kernel` over `workgroups` workgroups with `buffers` bound in binding order, copy the
-    /// first `bytes` bytes of `result` back and return them.
+    /// Dispatch `kernel` once per entry of `params` (written to `uniform` before each dispatch) over
+    /// `workgroups` workgroups, with `buffers` bound in binding order; `clear` is zeroed before the first
+    /// dispatch. Then copy the first `bytes` bytes of `result` back and return them.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         kernel: &'static Kernel,
         precision: Precision,
         buffers: &[&wgpu::Buffer],
+        uniform: &wgpu::Buffer,
+        params: &[Params],
         workgroups: u32,
+        clear: Option<&wgpu::Buffer>,
         result: &wgpu::Buffer,
         staging: &wgpu::Buffer,
         bytes: u64,
@@ -323,20 +346,34 @@ impl Context {
                 layout: &pipeline.layout,
                 entries: &entries,
             });
+            // One submission per dispatch: the uniform is rewritten in between (a queue write lands
+            // before the next submission runs).
+            for (i, p) in params.iter().enumerate() {
+                self.queue.write_buffer(uniform, 0, bytemuck::bytes_of(p));
+                let mut encoder =
+                    self.device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some(kernel.name),
+                        });
+                if let (0, Some(buffer)) = (i, clear) {
+                    encoder.clear_buffer(buffer, 0, None);
+                }
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(kernel.name),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&pipeline.pipeline);
+                    pass.set_bind_group(0, &bind_group, &[]);
+                    pass.dispatch_workgroups(workgroups, 1, 1);
+                }
+                self.queue.submit([encoder.finish()]);
+            }
             let mut encoder = self
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some(kernel.name),
                 });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(kernel.name),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&pipeline.pipeline);
-                pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(workgroups, 1, 1);
-            }
             encoder.copy_buffer_to_buffer(result, 0, staging, 0, bytes);
             let submission = self.queue.submit([encoder.finish()]);
             let slice = staging.slice(..bytes);

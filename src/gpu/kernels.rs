@@ -169,4 +169,8 @@ pub struct Params {
     /// Forward: each output row starts with the constant 1. Backward: the rows of `sigs` and
     /// `sig_derivs` start with the level-0 term.
     pub scalar_term: u32,
+    /// The increments `[t_begin, t_end)` this dispatch processes (a sweep may take several dispatches:
+    /// forward in increasing order, backward in decreasing order).
+    pub t_begin: u32,
+    pub t_end: u32,
 }

@@ -134,7 +134,14 @@ fn params(
         lead_lag: opts.lead_lag as u32,
         time_aug: opts.time_aug as u32,
         scalar_term: scalar_term as u32,
+        t_begin: 0,
+        t_end: 0,
     })
+}
+
+/// Increments of each path (as `Increments::count`).
+fn increments(ps: PathsShape, opts: &SigOptions) -> usize {
+    ps.length.saturating_sub(1) * (1 + opts.lead_lag as usize)
 }
 
 /// `d + … + d^(N-1)` (at least 1): the Horner chain of `mul_exp_backprop`.
@@ -153,14 +160,27 @@ const STAGING: wgpu::BufferUsages =
     wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
 
-/// Run `kernel` chunk by chunk. `inputs` are the per-path inputs in binding order, paths first (name,
-/// data, elements per path); `out` has `out_row` elements per path; `scratch` is the per-path scratch
-/// length.
+/// Which way a kernel walks the increments: the forward pass from the first, the reverse sweep from
+/// the last (starting from the signature, with the gradient buffer zeroed first).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Forward,
+    Backward,
+}
+
+/// Run `kernel` over the batch: chunks of paths (one dispatch sequence each) and, within a chunk,
+/// windows of increments sized by the adapter's loop budget. `inputs` are the per-path inputs in
+/// binding order, paths first (name, data, elements per path); `out` has `out_row` elements per path;
+/// `scratch` is the per-path scratch length; `cost` the loop iterations of a dispatch (fixed, per
+/// increment).
 #[allow(clippy::too_many_arguments)]
 fn run_chunks<T: Scalar>(
     device: &GpuDevice,
     kernel: &'static Kernel,
-    mut p: Params,
+    sweep: Sweep,
+    p: Params,
+    increments: usize,
+    cost: (u64, u64),
     consts: &[T],
     inputs: &[(&'static str, &[T], usize)],
     out: &mut [T],
@@ -189,6 +209,7 @@ fn run_chunks<T: Scalar>(
         elems: scratch as u64,
     });
     let chunk = chunk_paths(&ctx, precision, &per_path)?.min(batch);
+    let windows = windows(&ctx, sweep, increments, cost)?;
     let size = precision.size();
     let bytes = |row: usize| (row * chunk) as u64 * size;
 
@@ -210,20 +231,31 @@ fn run_chunks<T: Scalar>(
     for (c, out_chunk) in out.chunks_mut(chunk * out_row).enumerate() {
         let n = out_chunk.len() / out_row;
         let first = c * chunk;
-        p.n_paths = to_u32("chunk", n)?;
-        ctx.write(&uniform, bytemuck::bytes_of(&p));
         for (&(_, data, row), buf) in inputs.iter().zip(&input_bufs) {
             ctx.write(
                 buf,
                 &bytes_of(precision, &data[first * row..(first + n) * row]),
             );
         }
+        let n_paths = to_u32("chunk", n)?;
+        let params: Vec<Params> = windows
+            .iter()
+            .map(|&(t_begin, t_end)| Params {
+                n_paths,
+                t_begin,
+                t_end,
+                ..p
+            })
+            .collect();
         let groups = to_u32("workgroups", n.div_ceil(WORKGROUP_SIZE as usize))?;
         let result = ctx.run(
             kernel,
             precision,
             &bindings,
+            &uniform,
+            &params,
             groups,
+            (sweep == Sweep::Backward).then_some(&out_buf),
             &out_buf,
             &staging,
             out_chunk.len() as u64 * size,
@@ -231,6 +263,126 @@ fn run_chunks<T: Scalar>(
         read_into(precision, &result, out_chunk);
     }
     Ok(())
+}
+
+/// The windows `[t_begin, t_end)` of increments, one per dispatch, in the order they run: as many
+/// increments per window as the adapter's loop budget allows (at least one window, even without
+/// increments, so that the output is always written).
+fn windows(
+    ctx: &Context,
+    sweep: Sweep,
+    increments: usize,
+    (fixed, per_step): (u64, u64),
+) -> Result<Vec<(u32, u32)>> {
+    let count = to_u32("increments", increments)?;
+    let steps = ctx.loop_budget.saturating_sub(fixed) / per_step.max(1);
+    if steps == 0 && count > 0 {
+        return Err(Error::Device(format!(
+            "adapter '{}' runs at most {} loop iterations per invocation and dispatch; one step of \
+             this signature needs {}; use the CPU or a smaller signature",
+            ctx.name,
+            ctx.loop_budget,
+            fixed + per_step
+        )));
+    }
+    let steps = steps.clamp(1, u32::MAX as u64) as u32;
+    let mut out = Vec::new();
+    let mut t = 0u32;
+    loop {
+        let end = t.saturating_add(steps).min(count);
+        out.push((t, end));
+        if end >= count {
+            break;
+        }
+        t = end;
+    }
+    if sweep == Sweep::Backward {
+        // The reverse sweep starts at the last increment; t_end of its first window is the count.
+        out.reverse();
+    }
+    Ok(out)
+}
+
+/// Loop iterations of the shaders, as lavapipe counts them against its limit: a model that follows
+/// the loops of `sig_forward.wgsl` and `sig_backward.wgsl`, each loop costing its trips plus
+/// [`loop_cost::ENTRY`] for entering it. The entry cost was measured on lavapipe (short loops cost
+/// well over their trips); the budget in `context.rs` keeps a margin on top. The GPU tests on lavapipe
+/// (long paths, where windows are filled to the budget) check the model from below.
+mod loop_cost {
+    use crate::layout::TensorShape;
+
+    /// What entering a loop costs, besides its trips.
+    pub const ENTRY: u64 = 6;
+
+    /// A loop of `trips` trips whose body costs `body` (besides the trip).
+    fn lp(trips: u64, body: u64) -> u64 {
+        ENTRY + trips * (1 + body)
+    }
+
+    /// `level_offset(k)`: `k - 1` trips.
+    fn level_offset(k: u64) -> u64 {
+        lp(k.saturating_sub(1), 0)
+    }
+
+    /// `fill_increment` (and `scatter_increment`, which it bounds).
+    fn fill(dim: u64, lead_lag: bool) -> u64 {
+        lp(dim, 0) + if lead_lag { lp(2 * dim, 0) } else { 0 }
+    }
+
+    fn mul_exp(d: u64, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let mut c = ENTRY;
+        for k in 2..=n {
+            c += 1 + lp(d, 0) + ENTRY;
+            let mut len = d;
+            for m in 1..k - 1 {
+                c += 1 + level_offset(m + 1) + lp(len, lp(d, 0));
+                len *= d;
+            }
+            c += level_offset(k) + lp(len, lp(d, 0));
+        }
+        c + lp(d, 0)
+    }
+
+    fn mul_exp_backprop(d: u64, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let mut c = lp(d, 0) + ENTRY;
+        for k in 2..=n {
+            c += 1 + lp(d, 0) + ENTRY;
+            let mut len = d;
+            for m in 1..k - 1 {
+                c += 1 + 3 * level_offset(m + 1) + lp(len, lp(d, 0));
+                len *= d;
+            }
+            c += level_offset(k) + level_offset(k - 1) + lp(len, lp(d, 0)) + ENTRY;
+            for m in (1..k.saturating_sub(1)).rev() {
+                len /= d;
+                c += 1 + 2 * level_offset(m + 1) + lp(len * d, 0) + lp(len, lp(d, 0));
+            }
+            c += lp(d, 0);
+        }
+        c
+    }
+
+    /// `(fixed, per increment)` of a `sig_forward` dispatch.
+    pub fn forward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
+        let (d, n, len) = (shape.dim as u64, shape.degree as u64, shape.len() as u64);
+        let fixed = level_offset(n + 1) + 2 * lp(len, 0) + ENTRY;
+        (fixed, 1 + fill(dim as u64, lead_lag) + mul_exp(d, n))
+    }
+
+    /// `(fixed, per increment)` of a `sig_backward` dispatch.
+    pub fn backward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
+        let (d, n, len) = (shape.dim as u64, shape.degree as u64, shape.len() as u64);
+        let fixed = 3 * level_offset(n + 1) + lp(len, 0) + ENTRY;
+        let step =
+            1 + 2 * fill(dim as u64, lead_lag) + lp(d, 0) + mul_exp(d, n) + mul_exp_backprop(d, n);
+        (fixed, step)
+    }
 }
 
 /// Signatures of a batch into `out` (`batch` rows of `shape.len() + scalar_term`), as `cpu::sig`.
@@ -247,7 +399,10 @@ pub(crate) fn sig<T: Scalar>(
     run_chunks(
         device,
         &SIG_FORWARD,
+        Sweep::Forward,
         params(shape, ps, opts, st)?,
+        increments(ps, opts),
+        loop_cost::forward(shape, ps.dim, opts.lead_lag),
         &consts::<T>(shape, ps, opts),
         &[("paths", paths, ps.length * ps.dim)],
         out,
@@ -275,7 +430,10 @@ pub(crate) fn sig_backprop<T: Scalar>(
     run_chunks(
         device,
         &SIG_BACKWARD,
+        Sweep::Backward,
         params(shape, ps, opts, sig_st)?,
+        increments(ps, opts),
+        loop_cost::backward(shape, ps.dim, opts.lead_lag),
         &consts::<T>(shape, ps, opts),
         &[
             ("paths", paths, ps.length * ps.dim),

@@ -1,6 +1,6 @@
 //! `shaders/sig_backward.wgsl` in Rust, line by line (see `mirror/mod.rs`). `scalar` is `f64`. The
 //! functions the shader shares verbatim with `sig_forward.wgsl` (`at`, `level_offset`,
-//! `increment_count`, `fill_increment`, `mul_exp`) are those of [`super::sig_forward::Invocation`].
+//! `fill_increment`, `mul_exp`) are those of [`super::sig_forward::Invocation`].
 
 use super::sig_forward::Invocation;
 
@@ -125,19 +125,17 @@ pub(crate) fn main(inv: &mut Invocation, out: &mut Backward) {
     let dz = neg_z + d;
     let chain = dz + d;
     let work = chain + inv.level_offset(inv.params.degree).max(1);
-    let row = (inv.path * (inv.params.scalar_term + sig_len) + inv.params.scalar_term) as usize;
-    for i in 0..sig_len {
-        let w = inv.at(s + i);
-        inv.scratch[w] = out.sigs[row + i as usize];
-        let w = inv.at(g + i);
-        inv.scratch[w] = out.sig_derivs[row + i as usize];
+    if inv.params.t_end == inv.increment_count() {
+        let row = (inv.path * (inv.params.scalar_term + sig_len) + inv.params.scalar_term) as usize;
+        for i in 0..sig_len {
+            let w = inv.at(s + i);
+            inv.scratch[w] = out.sigs[row + i as usize];
+            let w = inv.at(g + i);
+            inv.scratch[w] = out.sig_derivs[row + i as usize];
+        }
     }
-    let points = (inv.path * inv.params.length * inv.params.dim) as usize;
-    for i in 0..(inv.params.length * inv.params.dim) as usize {
-        out.grads[points + i] = 0.0;
-    }
-    let mut t = inv.increment_count();
-    while t > 0 {
+    let mut t = inv.params.t_end;
+    while t > inv.params.t_begin {
         inv.fill_increment(t - 1, z);
         for i in 0..d {
             let w = inv.at(neg_z + i);
@@ -197,7 +195,7 @@ mod tests {
                 let paths: Vec<f64> = (0..batch * length * dim).map(|_| rand()).collect();
                 let sigs: Vec<f64> = (0..batch * row).map(|_| rand()).collect();
                 let derivs: Vec<f64> = (0..batch * row).map(|_| rand()).collect();
-                let params = Params {
+                let mut params = Params {
                     n_paths: batch as u32,
                     length: length as u32,
                     dim: dim as u32,
@@ -206,6 +204,8 @@ mod tests {
                     lead_lag: lead_lag as u32,
                     time_aug: time_aug as u32,
                     scalar_term: st as u32,
+                    t_begin: 0,
+                    t_end: 0,
                 };
                 let consts = crate::gpu::sig::consts::<f64>(&shape, ps, &opts);
                 let slots = 2 * shape.len()
@@ -213,22 +213,33 @@ mod tests {
                     + crate::gpu::sig::chain_len(&shape)
                     + shape.top_scratch_len();
                 let mut scratch = vec![f64::NAN; batch * slots];
-                let mut got = vec![f64::NAN; batch * length * dim];
+                // The driver zeroes grads, then sweeps in windows (here of 3 increments) from the end.
+                let mut got = vec![0.0; batch * length * dim];
+                let count = (length.saturating_sub(1) * (1 + lead_lag as usize)) as u32;
                 let groups = batch.div_ceil(WORKGROUP_SIZE as usize);
-                for path in 0..groups * WORKGROUP_SIZE as usize {
-                    let mut inv = Invocation {
-                        params,
-                        paths: &paths,
-                        consts: &consts,
-                        scratch: &mut scratch,
-                        path: path as u32,
-                    };
-                    let mut out = Backward {
-                        sigs: &sigs,
-                        sig_derivs: &derivs,
-                        grads: &mut got,
-                    };
-                    main(&mut inv, &mut out);
+                let mut t = count;
+                loop {
+                    params.t_end = t;
+                    params.t_begin = t.saturating_sub(3);
+                    for path in 0..groups * WORKGROUP_SIZE as usize {
+                        let mut inv = Invocation {
+                            params,
+                            paths: &paths,
+                            consts: &consts,
+                            scratch: &mut scratch,
+                            path: path as u32,
+                        };
+                        let mut out = Backward {
+                            sigs: &sigs,
+                            sig_derivs: &derivs,
+                            grads: &mut got,
+                        };
+                        main(&mut inv, &mut out);
+                    }
+                    t = params.t_begin;
+                    if t == 0 {
+                        break;
+                    }
                 }
                 let mut want = vec![0.0; got.len()];
                 crate::cpu::sig_backprop(

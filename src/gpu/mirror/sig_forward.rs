@@ -32,6 +32,7 @@ impl Invocation<'_> {
         offset
     }
 
+    /// In `sig_backward.wgsl` only.
     pub(crate) fn increment_count(&self) -> u32 {
         if self.params.length == 0 {
             return 0;
@@ -125,12 +126,13 @@ pub(crate) fn main(inv: &mut Invocation, sigs: &mut [Scalar]) {
     let s = 0u32;
     let z = sig_len;
     let b = z + inv.params.aug_dim;
-    for i in 0..sig_len {
-        let w = inv.at(s + i);
-        inv.scratch[w] = 0.0;
+    if inv.params.t_begin == 0 {
+        for i in 0..sig_len {
+            let w = inv.at(s + i);
+            inv.scratch[w] = 0.0;
+        }
     }
-    let count = inv.increment_count();
-    for t in 0..count {
+    for t in inv.params.t_begin..inv.params.t_end {
         inv.fill_increment(t, z);
         inv.mul_exp(s, z, b);
     }
@@ -158,7 +160,7 @@ mod tests {
         shape: &TensorShape,
         opts: &SigOptions,
     ) -> Vec<f64> {
-        let params = Params {
+        let mut params = Params {
             n_paths: n_paths as u32,
             length: ps.length as u32,
             dim: ps.dim as u32,
@@ -167,23 +169,36 @@ mod tests {
             lead_lag: opts.lead_lag as u32,
             time_aug: opts.time_aug as u32,
             scalar_term: opts.scalar_term as u32,
+            t_begin: 0,
+            t_end: 0,
         };
         let consts = crate::gpu::sig::consts::<f64>(shape, ps, opts);
         let row = shape.len() + opts.scalar_term as usize;
         let mut sigs = vec![f64::NAN; n_paths * row];
         let slots = shape.len() + shape.dim + shape.top_scratch_len();
         let mut scratch = vec![f64::NAN; n_paths * slots];
-        // Every invocation of the (rounded-up) workgroups runs, as on the GPU.
+        // Windows of 3 increments, as the driver splits long paths; every invocation of the
+        // (rounded-up) workgroups runs, as on the GPU.
+        let count = (ps.length.saturating_sub(1) * (1 + opts.lead_lag as usize)) as u32;
         let groups = n_paths.div_ceil(crate::gpu::kernels::WORKGROUP_SIZE as usize);
-        for path in 0..groups * crate::gpu::kernels::WORKGROUP_SIZE as usize {
-            let mut inv = Invocation {
-                params,
-                paths,
-                consts: &consts,
-                scratch: &mut scratch,
-                path: path as u32,
-            };
-            main(&mut inv, &mut sigs);
+        let mut t = 0;
+        loop {
+            params.t_begin = t;
+            params.t_end = (t + 3).min(count);
+            for path in 0..groups * crate::gpu::kernels::WORKGROUP_SIZE as usize {
+                let mut inv = Invocation {
+                    params,
+                    paths,
+                    consts: &consts,
+                    scratch: &mut scratch,
+                    path: path as u32,
+                };
+                main(&mut inv, &mut sigs);
+            }
+            t = params.t_end;
+            if t >= count {
+                break;
+            }
         }
         sigs
     }
