@@ -5,7 +5,7 @@ use crate::cpu::{self, PathsShape};
 use crate::device::{select_for, Backend};
 use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
-use crate::{Result, Scalar, SigOptions};
+use crate::{threads, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayView, Dimension};
 
 /// The truncated signature of degree `degree` of each path in `paths` (`(batch…, length, dim)`).
@@ -28,7 +28,13 @@ pub fn sig<T: Scalar, D: Dimension>(
     let work = workload(p.batch(), &ps, &shape, options);
     match select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
         Backend::Cpu { threads } => cpu::sig(threads, &shape, p.slice(), ps, options, out_slice),
-        Backend::Gpu(device) => gpu::sig(&device, &shape, p.slice(), ps, options, out_slice)?,
+        Backend::Gpu(device) => {
+            let result = gpu::sig(&device, &shape, p.slice(), ps, options, out_slice);
+            if gpu::fall_back(&device, result)? {
+                let threads = threads(options.n_jobs)?;
+                cpu::sig(threads, &shape, p.slice(), ps, options, out_slice);
+            }
+        }
     }
     Ok(out)
 }
@@ -75,17 +81,33 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
             options,
             out_slice,
         ),
-        Backend::Gpu(device) => gpu::sig_backprop(
-            &device,
-            &shape,
-            p.slice(),
-            ps,
-            s.slice(),
-            g.slice(),
-            st as usize,
-            options,
-            out_slice,
-        )?,
+        Backend::Gpu(device) => {
+            let result = gpu::sig_backprop(
+                &device,
+                &shape,
+                p.slice(),
+                ps,
+                s.slice(),
+                g.slice(),
+                st as usize,
+                options,
+                out_slice,
+            );
+            if gpu::fall_back(&device, result)? {
+                let threads = threads(options.n_jobs)?;
+                cpu::sig_backprop(
+                    threads,
+                    &shape,
+                    p.slice(),
+                    ps,
+                    s.slice(),
+                    g.slice(),
+                    st as usize,
+                    options,
+                    out_slice,
+                );
+            }
+        }
     }
     Ok(out)
 }

@@ -32,6 +32,9 @@ pub struct GpuDevice {
     pub index: usize,
     /// The adapter's name, as the driver reports it.
     pub name: String,
+    /// Chosen by `Device::Auto`: if the GPU cannot run the call (a signature too large for the
+    /// adapter, a device error), the call says why on stderr and runs on the CPU instead.
+    pub auto: bool,
 }
 
 impl GpuDevice {
@@ -162,6 +165,7 @@ fn device_of(index: usize, e: &Entry) -> GpuDevice {
     GpuDevice {
         index,
         name: e.info.name.clone(),
+        auto: false,
     }
 }
 
@@ -211,7 +215,9 @@ pub(crate) fn find_adapter(name: Option<&str>) -> Result<GpuDevice> {
 pub(crate) fn auto_adapter() -> std::result::Result<GpuDevice, String> {
     let reg = registry();
     if let Some(f) = adapter_filter() {
-        return find_adapter(Some(&f)).map_err(|e| e.to_string());
+        return find_adapter(Some(&f))
+            .map(|d| GpuDevice { auto: true, ..d })
+            .map_err(|e| e.to_string());
     }
     if reg.entries.is_empty() {
         return Err("no GPU adapter (Vulkan, Metal or DX12) found".into());
@@ -221,7 +227,10 @@ pub(crate) fn auto_adapter() -> std::result::Result<GpuDevice, String> {
         .enumerate()
         .filter(|(_, e)| e.is_hardware())
         .min_by_key(|(i, e)| (e.rank(), *i))
-        .map(|(i, e)| device_of(i, e))
+        .map(|(i, e)| GpuDevice {
+            auto: true,
+            ..device_of(i, e)
+        })
         .ok_or_else(|| {
             format!(
                 "only software adapters ({}); name one with {ADAPTER_ENV} or Device::Gpu to use it",
@@ -232,6 +241,20 @@ pub(crate) fn auto_adapter() -> std::result::Result<GpuDevice, String> {
                     .join(", ")
             )
         })
+}
+
+/// For a call `Device::Auto` sent to the GPU: when the GPU failed, say so (once per process) and
+/// return `true` so the caller reruns the call on the CPU; otherwise hand the error on.
+pub(crate) fn fall_back(device: &GpuDevice, result: Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(e) if device.auto => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| eprintln!("roughsig: Device::Auto falls back to the CPU: {e}"));
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether `device` computes in f64.
