@@ -6,6 +6,21 @@
 //! (tests only). The wgpu instance, adapters, devices and compiled pipelines are made once per process.
 //!
 //! [`adapters`] lists what wgpu found and which adapter `Device::Auto` would use.
+//!
+//! How the work is laid out, and what follows from it:
+//! - One invocation per path (workgroups of 64): each runs its path's Horner recursion serially, its
+//!   state interleaved with its neighbours' in a scratch buffer. The GPU pays off for large batches;
+//!   few long paths with large signatures keep most of the GPU idle (a workgroup-per-path layout,
+//!   threads across coefficients, is the next step for those).
+//! - A batch is cut into chunks that respect the adapter's limits (workgroups per dimension, storage
+//!   binding and buffer sizes, `u32` indices); a path is swept in windows of increments, so that no
+//!   dispatch runs longer than the adapter allows. lavapipe (llvmpipe) ends an invocation's loops
+//!   after 65535 iterations in all, silently: there the windows are sized from a model of the
+//!   shaders' loop counts, and a signature whose single step exceeds the budget is refused with
+//!   [`Error::Device`] (`Device::Auto` never picks lavapipe unless `ROUGHSIG_ADAPTER` names it, and
+//!   falls back to the CPU on such errors).
+//! - f32 runs everywhere; f64 only on adapters with `SHADER_F64` (an explicit f64 request elsewhere
+//!   is an [`Error::Device`] naming the adapter).
 
 mod context;
 pub mod kernels;
