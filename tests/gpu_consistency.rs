@@ -299,3 +299,20 @@ fn sig_forward_and_backward_golden_on_gpu() {
         );
     }
 }
+
+/// A signature too large for one invocation's budget on lavapipe is refused with a device error that
+/// says why, not computed wrongly.
+#[test]
+fn sig_forward_too_large_for_lavapipe_is_a_device_error() {
+    let Some((device, _)) = gpu() else { return };
+    let list = roughsig::gpu::adapters();
+    let lavapipe = list.adapters.iter().any(|a| a.name.contains("llvmpipe"));
+    if !lavapipe || std::env::var(roughsig::gpu::ADAPTER_ENV).is_ok() {
+        return;
+    }
+    let path = ndarray::Array3::<f32>::zeros((1, 3, 8));
+    match roughsig::sig(path.view(), 6, &on(&device, &SigOptions::default())) {
+        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("loop iterations"), "{msg}"),
+        other => panic!("expected a device error, got {:?}", other.map(|a| a.len())),
+    }
+}
