@@ -178,6 +178,9 @@ fn threads(options: &SigOptions) -> Result<usize> {
     options.validate()?;
     match select(&options.device, options.n_jobs)? {
         Backend::Cpu { threads } => Ok(threads),
+        Backend::Gpu(_) => Err(crate::Error::Device(
+            "sig_combine and sig_join have no GPU kernel; use --device cpu".into(),
+        )),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Which backend runs an operation.
 
+use crate::gpu::{self, kernels::Precision, GpuDevice};
 use crate::options::{threads, Device};
 use crate::{Error, Result};
 
@@ -8,23 +9,84 @@ use crate::{Error, Result};
 pub enum Backend {
     /// The CPU with this many threads.
     Cpu { threads: usize },
+    /// A GPU adapter (see [`crate::gpu::adapters`]).
+    Gpu(GpuDevice),
 }
 
-/// Resolve the device of an options struct. `ROUGHSIG_DEVICE=cpu|gpu|auto` replaces `Auto`.
-pub(crate) fn select(device: &Device, n_jobs: i32) -> Result<Backend> {
-    let device = match device {
+/// `device`, with `ROUGHSIG_DEVICE=cpu|gpu|auto` replacing `Auto`.
+fn resolve(device: &Device) -> Result<Device> {
+    Ok(match device {
         Device::Auto => match std::env::var("ROUGHSIG_DEVICE") {
             Ok(name) if !name.is_empty() => name.parse()?,
             _ => Device::Auto,
         },
         other => other.clone(),
-    };
-    match device {
+    })
+}
+
+/// Resolve the device of an operation that has only a CPU driver.
+pub(crate) fn select(device: &Device, n_jobs: i32) -> Result<Backend> {
+    match resolve(device)? {
         Device::Cpu | Device::Auto => Ok(Backend::Cpu {
             threads: threads(n_jobs)?,
         }),
         Device::Gpu(_) => Err(Error::Device(
-            "this build of roughsig has no GPU backend; use --device cpu".into(),
+            "this operation has no GPU kernel; use --device cpu".into(),
         )),
     }
+}
+
+/// Resolve the device of an operation with a GPU driver, computing in `precision`, whose cost is
+/// about `work` multiply-adds.
+///
+/// - `Cpu`: the CPU.
+/// - `Gpu(name)`: the adapter whose name contains `name` (or `ROUGHSIG_ADAPTER`), else the most
+///   capable one, software adapters included. No adapter, or f64 on an adapter without `SHADER_F64`,
+///   is an error.
+/// - `Auto`: a hardware GPU (or the adapter `ROUGHSIG_ADAPTER` names) when `work` is at least
+///   [`gpu::AUTO_MIN_WORK`] and the adapter supports `precision`; the CPU otherwise. Small workloads
+///   never touch wgpu. When a large one stays on the CPU for want of an adapter, the reason is printed
+///   once to stderr.
+pub(crate) fn select_for(
+    device: &Device,
+    n_jobs: i32,
+    precision: Precision,
+    work: u128,
+) -> Result<Backend> {
+    let cpu = || -> Result<Backend> {
+        Ok(Backend::Cpu {
+            threads: threads(n_jobs)?,
+        })
+    };
+    match resolve(device)? {
+        Device::Cpu => cpu(),
+        Device::Gpu(name) => {
+            let d = gpu::find_adapter(name.as_deref())?;
+            if precision == Precision::F64 && !gpu::has_f64(&d)? {
+                return Err(Error::Device(format!(
+                    "adapter '{}' has no f64 support (SHADER_F64); use f32 or the CPU",
+                    d.name
+                )));
+            }
+            Ok(Backend::Gpu(d))
+        }
+        Device::Auto if work < gpu::AUTO_MIN_WORK => cpu(),
+        Device::Auto => match gpu::auto_adapter() {
+            Ok(d) if precision == Precision::F32 || gpu::has_f64(&d)? => Ok(Backend::Gpu(d)),
+            Ok(d) => {
+                log_once(&format!("adapter '{}' has no f64 support", d.name));
+                cpu()
+            }
+            Err(why) => {
+                log_once(&why);
+                cpu()
+            }
+        },
+    }
+}
+
+/// Say once per process why `Auto` stays on the CPU.
+fn log_once(why: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("roughsig: Device::Auto runs on the CPU: {why}"));
 }

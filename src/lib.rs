@@ -16,7 +16,7 @@
 //! ```
 //!
 //! The layers: [`algebra`] (one sample, slices, no threads), the drivers (`cpu`, batches and
-//! threads; the device layer chooses), and the front end (these functions and the `roughsig` CLI).
+//! threads; [`gpu`], WGSL kernels through wgpu; the device layer chooses), and the front end (these functions and the `roughsig` CLI).
 
 pub mod algebra;
 mod batch;
@@ -25,6 +25,7 @@ mod cpu;
 pub mod demo;
 mod device;
 mod error;
+pub mod gpu;
 pub mod layout;
 mod options;
 mod scalar;

@@ -2,9 +2,10 @@
 
 use crate::batch::{infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
 use crate::cpu::{self, PathsShape};
-use crate::device::{select, Backend};
+use crate::device::{select_for, Backend};
+use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
-use crate::{Result, Scalar, SigOptions};
+use crate::{threads, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayView, Dimension};
 
 /// The truncated signature of degree `degree` of each path in `paths` (`(batch…, length, dim)`).
@@ -24,8 +25,16 @@ pub fn sig<T: Scalar, D: Dimension>(
     out_shape.push(shape.len() + options.scalar_term as usize);
     let mut out = zeros::<T>("signature", &out_shape)?;
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    match select(&options.device, options.n_jobs)? {
+    let work = workload(p.batch(), &ps, &shape, options);
+    match select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
         Backend::Cpu { threads } => cpu::sig(threads, &shape, p.slice(), ps, options, out_slice),
+        Backend::Gpu(device) => {
+            let result = gpu::sig(&device, &shape, p.slice(), ps, options, out_slice);
+            if gpu::fall_back(&device, result)? {
+                let threads = threads(options.n_jobs)?;
+                cpu::sig(threads, &shape, p.slice(), ps, options, out_slice);
+            }
+        }
     }
     Ok(out)
 }
@@ -58,7 +67,9 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
     g.check_finite("sig_derivs", false)?;
     let mut out = zeros::<T>("path gradient", p.data.shape())?;
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    match select(&options.device, options.n_jobs)? {
+    // The reverse sweep costs about three forward passes.
+    let work = workload(p.batch(), &ps, &shape, options).saturating_mul(3);
+    match select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
         Backend::Cpu { threads } => cpu::sig_backprop(
             threads,
             &shape,
@@ -70,6 +81,33 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
             options,
             out_slice,
         ),
+        Backend::Gpu(device) => {
+            let result = gpu::sig_backprop(
+                &device,
+                &shape,
+                p.slice(),
+                ps,
+                s.slice(),
+                g.slice(),
+                st as usize,
+                options,
+                out_slice,
+            );
+            if gpu::fall_back(&device, result)? {
+                let threads = threads(options.n_jobs)?;
+                cpu::sig_backprop(
+                    threads,
+                    &shape,
+                    p.slice(),
+                    ps,
+                    s.slice(),
+                    g.slice(),
+                    st as usize,
+                    options,
+                    out_slice,
+                );
+            }
+        }
     }
     Ok(out)
 }
@@ -86,4 +124,10 @@ fn setup<T: Scalar>(
     };
     let d = aug_dim(ps.dim, options.time_aug, options.lead_lag)?;
     Ok((ps, TensorShape::new(d, degree)?))
+}
+
+/// About the multiply-adds of a forward pass: `batch · increments · sig_length` (for `Device::Auto`).
+fn workload(batch: usize, ps: &PathsShape, shape: &TensorShape, options: &SigOptions) -> u128 {
+    let increments = ps.length.saturating_sub(1) * (1 + options.lead_lag as usize);
+    batch as u128 * increments as u128 * shape.len() as u128
 }

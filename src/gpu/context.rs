@@ -1,0 +1,403 @@
+//! The wgpu side: one instance and adapter list per process, one device per adapter (made on first
+//! use), compiled pipelines cached per device, and every wgpu failure turned into [`Error::Device`].
+//!
+//! wgpu reports validation errors through error scopes or an uncaptured-error handler whose default
+//! panics. Each operation here runs inside error scopes (popped on the same thread, as wgpu's scopes are
+//! thread-local), and the device's uncaptured-error handler only records the message, so that a
+//! failure becomes an error of the call that caused it, never a panic.
+
+use super::kernels::{BindingKind, Kernel, Params, Precision, ENTRY_POINT};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The backends roughsig asks wgpu for (overridable with `WGPU_BACKEND`). GL is left out on purpose:
+/// without Vulkan it would quietly give llvmpipe through GL, which has no f64.
+fn backends() -> wgpu::Backends {
+    let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    wgpu::Backends::from_env().unwrap_or(native) & native
+}
+
+/// One adapter wgpu found, and its device once someone has used it.
+pub(crate) struct Entry {
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+    context: OnceLock<std::result::Result<Arc<Context>, String>>,
+}
+
+impl Entry {
+    pub fn has_f64(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F64)
+    }
+
+    /// A hardware GPU, the only kind `Device::Auto` picks on its own.
+    pub fn is_hardware(&self) -> bool {
+        matches!(
+            self.info.device_type,
+            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+        )
+    }
+
+    /// Preference among adapters: discrete, integrated, virtual, other, software.
+    pub fn rank(&self) -> u8 {
+        match self.info.device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        }
+    }
+
+    /// The device of this adapter, created on first use and shared by every later call.
+    pub fn context(&self) -> Result<Arc<Context>> {
+        self.context
+            .get_or_init(|| Context::new(self).map(Arc::new))
+            .clone()
+            .map_err(Error::Device)
+    }
+}
+
+/// Every adapter of the process, enumerated once.
+pub(crate) struct Registry {
+    /// Kept alive for as long as the adapters are.
+    _instance: wgpu::Instance,
+    pub entries: Vec<Entry>,
+}
+
+pub(crate) fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let backends = backends();
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let entries = adapters
+            .into_iter()
+            .map(|adapter| Entry {
+                info: adapter.get_info(),
+                features: adapter.features(),
+                limits: adapter.limits(),
+                adapter,
+                context: OnceLock::new(),
+            })
+            .collect();
+        Registry {
+            _instance: instance,
+            entries,
+        }
+    })
+}
+
+/// Loop iterations one invocation may run per dispatch, as `gpu::sig`'s loop-cost model counts them.
+/// llvmpipe (lavapipe) ends every loop of an invocation once 65535 iterations have run in all (its
+/// shader compiler's guard against hangs), so results past it would be silently wrong; the budget
+/// keeps a margin below that (the model itself overestimates, measured). Elsewhere the budget only
+/// keeps single dispatches short (display watchdogs end long ones).
+fn loop_budget(info: &wgpu::AdapterInfo) -> u64 {
+    let llvmpipe = info.device_type == wgpu::DeviceType::Cpu
+        && (info.name.contains("llvmpipe") || info.driver.contains("llvmpipe"));
+    if llvmpipe {
+        48_000
+    } else {
+        1 << 24
+    }
+}
+
+/// A compiled kernel and the layout its bind groups are made with.
+struct Pipeline {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+/// A device and queue on one adapter, with the pipelines compiled so far.
+pub(crate) struct Context {
+    pub name: String,
+    pub f64: bool,
+    pub limits: wgpu::Limits,
+    /// The most loop iterations one invocation may run in one dispatch (see [`loop_budget`]).
+    pub loop_budget: u64,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pipelines: Mutex<HashMap<(&'static str, Precision), Arc<Pipeline>>>,
+    /// Errors no scope caught (recorded by the handler instead of panicking) and device loss.
+    uncaptured: Arc<Mutex<Option<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl Context {
+    fn new(entry: &Entry) -> std::result::Result<Context, String> {
+        let f64 = entry.has_f64();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("roughsig"),
+            required_features: if f64 {
+                wgpu::Features::SHADER_F64
+            } else {
+                wgpu::Features::empty()
+            },
+            // The adapter's own limits: the defaults cap a storage binding at 128 MiB.
+            required_limits: entry.limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(entry.adapter.request_device(&desc))
+            .map_err(|e| format!("adapter '{}': cannot open a device: {e}", entry.info.name))?;
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            *slot = Some(format!("{reason:?}: {message}"));
+        });
+        Ok(Context {
+            name: entry.info.name.clone(),
+            f64,
+            limits: device.limits(),
+            loop_budget: loop_budget(&entry.info),
+            device,
+            queue,
+            pipelines: Mutex::new(HashMap::new()),
+            uncaptured,
+            lost,
+        })
+    }
+
+    fn device_error(&self, what: &str, message: impl std::fmt::Display) -> Error {
+        Error::Device(format!("adapter '{}': {what}: {message}", self.name))
+    }
+
+    /// Run `f` inside validation, out-of-memory and internal error scopes; any error they catch (or
+    /// the uncaptured-error handler recorded, or a lost device) fails the call.
+    fn scoped<R>(&self, what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        if let Some(reason) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(self.device_error("device lost", reason));
+        }
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = f();
+        // Scopes pop in reverse order of pushing.
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+            pollster::block_on(internal.pop()),
+        ];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(self.device_error(what, e));
+        }
+        if let Some(e) = self
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(self.device_error(what, e));
+        }
+        if let Some(reason) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(self.device_error("device lost", reason));
+        }
+        result
+    }
+
+    /// The pipeline of `kernel` in `precision`, compiled on first use.
+    fn pipeline(&self, kernel: &'static Kernel, precision: Precision) -> Result<Arc<Pipeline>> {
+        let key = (kernel.name, precision);
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        if precision == Precision::F64 && !self.f64 {
+            return Err(self.device_error(
+                "f64 requested",
+                "the adapter has no SHADER_F64 feature; use f32 or the CPU",
+            ));
+        }
+        let pipeline = self.scoped(&format!("compiling {}", kernel.name), || {
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.name),
+                    source: wgpu::ShaderSource::Wgsl(kernel.wgsl(precision).into()),
+                });
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                .bindings
+                .iter()
+                .map(|b| wgpu::BindGroupLayoutEntry {
+                    binding: b.binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: match b.kind {
+                            BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+                            BindingKind::StorageRead => {
+                                wgpu::BufferBindingType::Storage { read_only: true }
+                            }
+                            BindingKind::StorageReadWrite => {
+                                wgpu::BufferBindingType::Storage { read_only: false }
+                            }
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(kernel.name),
+                    entries: &entries,
+                });
+            let pipeline_layout =
+                self.device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some(kernel.name),
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
+                    });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.name),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(ENTRY_POINT),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+            Ok(Arc::new(Pipeline { layout, pipeline }))
+        })?;
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// A buffer of at least `bytes` bytes (never empty: wgpu rejects empty bindings), rounded up to
+    /// wgpu's copy alignment.
+    pub fn buffer(&self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let size = bytes.max(16).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn write(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.queue.write_buffer(buffer, 0, bytes);
+        }
+    }
+
+    /// Dispatch `kernel` once per entry of `params` (written to `uniform` before each dispatch) over
+    /// `workgroups` workgroups, with `buffers` bound in binding order; `clear` is zeroed before the first
+    /// dispatch. Then copy the first `bytes` bytes of `result` back and return them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        kernel: &'static Kernel,
+        precision: Precision,
+        buffers: &[&wgpu::Buffer],
+        uniform: &wgpu::Buffer,
+        params: &[Params],
+        workgroups: u32,
+        clear: Option<&wgpu::Buffer>,
+        result: &wgpu::Buffer,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
+        let pipeline = self.pipeline(kernel, precision)?;
+        if buffers.len() != kernel.bindings.len() {
+            return Err(self.device_error(
+                kernel.name,
+                format!(
+                    "{} buffers for {} bindings",
+                    buffers.len(),
+                    kernel.bindings.len()
+                ),
+            ));
+        }
+        let bytes = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        self.scoped(&format!("running {}", kernel.name), || {
+            let entries: Vec<wgpu::BindGroupEntry> = kernel
+                .bindings
+                .iter()
+                .zip(buffers)
+                .map(|(b, buf)| wgpu::BindGroupEntry {
+                    binding: b.binding,
+                    resource: buf.as_entire_binding(),
+                })
+                .collect();
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.name),
+                layout: &pipeline.layout,
+                entries: &entries,
+            });
+            // One submission per dispatch: the uniform is rewritten in between (a queue write lands
+            // before the next submission runs).
+            for (i, p) in params.iter().enumerate() {
+                self.queue.write_buffer(uniform, 0, bytemuck::bytes_of(p));
+                let mut encoder =
+                    self.device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some(kernel.name),
+                        });
+                if let (0, Some(buffer)) = (i, clear) {
+                    encoder.clear_buffer(buffer, 0, None);
+                }
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(kernel.name),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&pipeline.pipeline);
+                    pass.set_bind_group(0, &bind_group, &[]);
+                    pass.dispatch_workgroups(workgroups, 1, 1);
+                }
+                self.queue.submit([encoder.finish()]);
+            }
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(kernel.name),
+                });
+            encoder.copy_buffer_to_buffer(result, 0, staging, 0, bytes);
+            let submission = self.queue.submit([encoder.finish()]);
+            let slice = staging.slice(..bytes);
+            let (tx, rx) = std::sync::mpsc::channel();
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(submission),
+                    timeout: None,
+                })
+                .map_err(|e| self.device_error("waiting for the GPU", e))?;
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.device_error("mapping the result", e)),
+                Err(_) => return Err(self.device_error("mapping the result", "callback never ran")),
+            }
+            let out = slice
+                .get_mapped_range()
+                .map_err(|e| self.device_error("reading the result", e))?
+                .to_vec();
+            staging.unmap();
+            Ok(out)
+        })
+    }
+}

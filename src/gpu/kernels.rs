@@ -1,0 +1,176 @@
+//! The kernel table: every WGSL shader of `shaders/`, with the bindings and workgroup size the Rust
+//! side assumes. Bind-group layouts are built from this table, and `tests/gpu_shaders.rs` checks it
+//! against what naga reads from the shaders, so the two cannot drift apart.
+//!
+//! Each shader is one source specialised per precision by a text substitution: the source is written
+//! for f32 and holds exactly one line that is [`SCALAR_F32`] (every other use of the type says
+//! `scalar`); the f64 form replaces that line with [`SCALAR_F64`]. Nothing else differs, so both forms
+//! share every line of index arithmetic.
+
+use wgpu::naga::valid::Capabilities;
+
+/// The floating-point type a kernel computes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    /// The precision of the crate's scalar type `T`.
+    pub fn of<T: crate::Scalar>() -> Precision {
+        if T::NAME == "f64" {
+            Precision::F64
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+
+    /// The naga capabilities a kernel of this precision is allowed, and the device must have:
+    /// f64 arithmetic only in the f64 form.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            Precision::F32 => Capabilities::empty(),
+            Precision::F64 => Capabilities::FLOAT64,
+        }
+    }
+}
+
+/// The line every shader declares its scalar type with (the f32 form, as written).
+pub const SCALAR_F32: &str = "alias scalar = f32;";
+/// What [`SCALAR_F32`] becomes in the f64 form.
+pub const SCALAR_F64: &str = "alias scalar = f64;";
+
+/// How a binding is declared in WGSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// `var<uniform>`: the kernel's `Params`.
+    Uniform,
+    /// `var<storage, read>`.
+    StorageRead,
+    /// `var<storage, read_write>`.
+    StorageReadWrite,
+}
+
+/// One binding of group 0.
+#[derive(Clone, Copy, Debug)]
+pub struct BindingSpec {
+    pub binding: u32,
+    /// The WGSL variable's name.
+    pub name: &'static str,
+    pub kind: BindingKind,
+}
+
+/// One compute kernel: `shaders/<name>.wgsl`, entry point [`ENTRY_POINT`].
+#[derive(Debug)]
+pub struct Kernel {
+    /// The operation's one name: the shader file, its mirror (`src/gpu/mirror/<name>.rs`) and its tests.
+    pub name: &'static str,
+    /// The WGSL source as written (the f32 form).
+    pub source: &'static str,
+    pub workgroup_size: [u32; 3],
+    /// Group 0's bindings, in binding order.
+    pub bindings: &'static [BindingSpec],
+}
+
+/// Every kernel's entry point.
+pub const ENTRY_POINT: &str = "main";
+
+/// Invocations per workgroup along x; every kernel runs one invocation per path.
+pub const WORKGROUP_SIZE: u32 = 64;
+
+const fn binding(binding: u32, name: &'static str, kind: BindingKind) -> BindingSpec {
+    BindingSpec {
+        binding,
+        name,
+        kind,
+    }
+}
+
+use BindingKind::{StorageRead, StorageReadWrite, Uniform};
+
+/// `S ← S ⊗ exp(z)` over each path: the signatures of a chunk of paths.
+pub const SIG_FORWARD: Kernel = Kernel {
+    name: "sig_forward",
+    source: include_str!("../../shaders/sig_forward.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "paths", StorageRead),
+        binding(2, "consts", StorageRead),
+        binding(3, "sigs", StorageReadWrite),
+        binding(4, "scratch", StorageReadWrite),
+    ],
+};
+
+/// The reverse sweep: path gradients of a chunk of paths from their signatures and `dF/dS`.
+pub const SIG_BACKWARD: Kernel = Kernel {
+    name: "sig_backward",
+    source: include_str!("../../shaders/sig_backward.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "paths", StorageRead),
+        binding(2, "consts", StorageRead),
+        binding(3, "sigs", StorageRead),
+        binding(4, "sig_derivs", StorageRead),
+        binding(5, "grads", StorageReadWrite),
+        binding(6, "scratch", StorageReadWrite),
+    ],
+};
+
+/// Every kernel, by name.
+pub const KERNELS: &[&Kernel] = &[&SIG_FORWARD, &SIG_BACKWARD];
+
+impl Kernel {
+    /// The WGSL source specialised for `precision` (see the module docs for the substitution).
+    pub fn wgsl(&self, precision: Precision) -> String {
+        match precision {
+            Precision::F32 => self.source.to_string(),
+            // Whole lines only, so that a comment quoting the alias is left alone.
+            Precision::F64 => self
+                .source
+                .split_inclusive('\n')
+                .map(|line| {
+                    if line.trim() == SCALAR_F32 {
+                        line.replacen(SCALAR_F32, SCALAR_F64, 1)
+                    } else {
+                        line.to_string()
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The uniform block every kernel reads (`struct Params` in the WGSL, field for field).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    /// Paths in this dispatch, one invocation each.
+    pub n_paths: u32,
+    /// Points per path.
+    pub length: u32,
+    /// Channels of the original path.
+    pub dim: u32,
+    /// Channels of an increment: `dim·(1 + lead_lag) + time_aug`.
+    pub aug_dim: u32,
+    pub degree: u32,
+    pub lead_lag: u32,
+    pub time_aug: u32,
+    /// Forward: each output row starts with the constant 1. Backward: the rows of `sigs` and
+    /// `sig_derivs` start with the level-0 term.
+    pub scalar_term: u32,
+    /// The increments `[t_begin, t_end)` this dispatch processes (a sweep may take several dispatches:
+    /// forward in increasing order, backward in decreasing order).
+    pub t_begin: u32,
+    pub t_end: u32,
+}

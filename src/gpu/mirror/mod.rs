@@ -1,0 +1,9 @@
+//! Plain-Rust mirrors of the shaders, line by line: the same slots, loops and index arithmetic as the
+//! WGSL, one invocation at a time, so that a failing GPU test can be stepped through on the CPU. Tests
+//! only; each mirror is checked against the CPU drivers in its own tests.
+
+// The mirrors keep the shaders' spelling (`a = x * b + a`, `t % 2 == 0`) so they read line for line.
+#![allow(clippy::assign_op_pattern, clippy::manual_is_multiple_of)]
+
+pub(crate) mod sig_backward;
+pub(crate) mod sig_forward;

@@ -1,0 +1,278 @@
+//! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig` and `sig_backprop` as WGSL compute kernels.
+//!
+//! The pieces, one name per operation: `shaders/sig_forward.wgsl` and `shaders/sig_backward.wgsl`, their
+//! entries in the kernel table [`kernels`], their drivers (the `sig` and `sig_backprop` of this module,
+//! taking the same arguments as the CPU drivers) and their plain-Rust mirrors in `src/gpu/mirror/`
+//! (tests only). The wgpu instance, adapters, devices and compiled pipelines are made once per process.
+//!
+//! [`adapters`] lists what wgpu found and which adapter `Device::Auto` would use.
+//!
+//! How the work is laid out, and what follows from it:
+//! - One invocation per path (workgroups of 64): each runs its path's Horner recursion serially, its
+//!   state interleaved with its neighbours' in a scratch buffer. The GPU pays off for large batches;
+//!   few long paths with large signatures keep most of the GPU idle (a workgroup-per-path layout,
+//!   threads across coefficients, is the next step for those).
+//! - A batch is cut into chunks that respect the adapter's limits (workgroups per dimension, storage
+//!   binding and buffer sizes, `u32` indices); a path is swept in windows of increments, so that no
+//!   dispatch runs longer than the adapter allows. lavapipe (llvmpipe) ends an invocation's loops
+//!   after 65535 iterations in all, silently: there the windows are sized from a model of the
+//!   shaders' loop counts, and a signature whose single step exceeds the budget is refused with
+//!   [`Error::Device`] (`Device::Auto` never picks lavapipe unless `ROUGHSIG_ADAPTER` names it, and
+//!   falls back to the CPU on such errors).
+//! - f32 runs everywhere; f64 only on adapters with `SHADER_F64` (an explicit f64 request elsewhere
+//!   is an [`Error::Device`] naming the adapter).
+
+mod context;
+pub mod kernels;
+#[cfg(test)]
+pub(crate) mod mirror;
+mod sig;
+
+#[doc(hidden)]
+pub use sig::set_max_chunk_paths;
+pub(crate) use sig::{sig, sig_backprop};
+
+use crate::{Error, Result};
+use context::{registry, Entry};
+use std::fmt;
+
+/// Environment variable naming the adapter to use (a case-insensitive substring of its name), for
+/// `Device::Gpu(None)` and `Device::Auto`.
+pub const ADAPTER_ENV: &str = "ROUGHSIG_ADAPTER";
+
+/// A GPU adapter chosen for a call. Cheap to clone: the device behind it is opened once per process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuDevice {
+    /// Index in [`adapters`]' list.
+    pub index: usize,
+    /// The adapter's name, as the driver reports it.
+    pub name: String,
+    /// Chosen by `Device::Auto`: if the GPU cannot run the call (a signature too large for the
+    /// adapter, a device error), the call says why on stderr and runs on the CPU instead.
+    pub auto: bool,
+}
+
+impl GpuDevice {
+    fn entry(&self) -> Result<&'static Entry> {
+        registry()
+            .entries
+            .get(self.index)
+            .ok_or_else(|| Error::Device(format!("no adapter {}", self.index)))
+    }
+}
+
+/// One adapter wgpu found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterReport {
+    pub index: usize,
+    pub name: String,
+    /// `Vulkan`, `Metal` or `Dx12`.
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` (a software rasteriser such as lavapipe) or
+    /// `Other`.
+    pub device_type: String,
+    pub driver: String,
+    /// Whether the adapter computes in f64 (`SHADER_F64`).
+    pub f64: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+}
+
+/// Every adapter, and the one `Device::Auto` would pick for a large workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterList {
+    pub adapters: Vec<AdapterReport>,
+    /// Index of the adapter `Device::Auto` uses for a large enough workload; `None`: Auto always runs
+    /// on the CPU.
+    pub auto: Option<usize>,
+    /// Why `auto` is what it is, in words.
+    pub auto_reason: String,
+}
+
+/// List every adapter wgpu finds on the backends roughsig uses, with their key limits and the one
+/// `Device::Auto` would pick and why. This is what `roughsig devices` prints (through `Display`).
+///
+/// The first call creates the wgpu instance (tens of milliseconds); the list is then kept.
+pub fn adapters() -> AdapterList {
+    let reg = registry();
+    let adapters = reg
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(index, e)| AdapterReport {
+            index,
+            name: e.info.name.clone(),
+            backend: format!("{:?}", e.info.backend),
+            device_type: format!("{:?}", e.info.device_type),
+            driver: format!("{} {}", e.info.driver, e.info.driver_info)
+                .trim()
+                .to_string(),
+            f64: e.has_f64(),
+            max_storage_buffer_binding_size: e.limits.max_storage_buffer_binding_size,
+            max_buffer_size: e.limits.max_buffer_size,
+            max_compute_workgroups_per_dimension: e.limits.max_compute_workgroups_per_dimension,
+            max_compute_invocations_per_workgroup: e.limits.max_compute_invocations_per_workgroup,
+        })
+        .collect();
+    let (auto, auto_reason) = match auto_adapter() {
+        Ok(d) => (
+            Some(d.index),
+            format!(
+                "Auto uses adapter {} ('{}') for workloads of at least {} multiply-adds, the CPU below",
+                d.index, d.name, AUTO_MIN_WORK
+            ),
+        ),
+        Err(why) => (None, format!("Auto always runs on the CPU: {why}")),
+    };
+    AdapterList {
+        adapters,
+        auto,
+        auto_reason,
+    }
+}
+
+impl fmt::Display for AdapterList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.adapters.is_empty() {
+            writeln!(f, "no GPU adapter (Vulkan, Metal or DX12) found")?;
+        }
+        for a in &self.adapters {
+            writeln!(
+                f,
+                "[{}] {} ({}, {}{}) f64: {}, max storage binding {} MiB, max buffer {} MiB, \
+                 max workgroups/dim {}, max invocations/workgroup {}{}",
+                a.index,
+                a.name,
+                a.backend,
+                a.device_type,
+                if a.driver.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", a.driver)
+                },
+                if a.f64 { "yes" } else { "no" },
+                a.max_storage_buffer_binding_size >> 20,
+                a.max_buffer_size >> 20,
+                a.max_compute_workgroups_per_dimension,
+                a.max_compute_invocations_per_workgroup,
+                if self.auto == Some(a.index) {
+                    "  <- auto"
+                } else {
+                    ""
+                },
+            )?;
+        }
+        writeln!(f, "{}", self.auto_reason)
+    }
+}
+
+/// `Device::Auto` moves a call to the GPU only above this many multiply-adds (about
+/// `batch · increments · sig_length`): below it, the transfer and launch cost more than they save.
+pub const AUTO_MIN_WORK: u128 = 1 << 27;
+
+fn adapter_filter() -> Option<String> {
+    std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty())
+}
+
+fn device_of(index: usize, e: &Entry) -> GpuDevice {
+    GpuDevice {
+        index,
+        name: e.info.name.clone(),
+        auto: false,
+    }
+}
+
+/// The adapter for an explicit GPU request: the first whose name contains `name` (case-insensitive;
+/// `ROUGHSIG_ADAPTER` when `name` is `None`), else the most capable one, software adapters included.
+pub(crate) fn find_adapter(name: Option<&str>) -> Result<GpuDevice> {
+    let reg = registry();
+    let filter = name.map(str::to_string).or_else(adapter_filter);
+    let names = || {
+        reg.entries
+            .iter()
+            .map(|e| format!("'{}'", e.info.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if reg.entries.is_empty() {
+        return Err(Error::Device(
+            "no GPU adapter found (Vulkan, Metal or DX12); install a driver (on Linux without a GPU, \
+             mesa-vulkan-drivers gives lavapipe) or use the CPU"
+                .into(),
+        ));
+    }
+    match filter {
+        Some(f) => {
+            let needle = f.to_lowercase();
+            reg.entries
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.info.name.to_lowercase().contains(&needle))
+                .map(|(i, e)| device_of(i, e))
+                .ok_or_else(|| {
+                    Error::Device(format!("no adapter named like '{f}'; found {}", names()))
+                })
+        }
+        None => reg
+            .entries
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, e)| (e.rank(), *i))
+            .map(|(i, e)| device_of(i, e))
+            .ok_or_else(|| Error::Device("no GPU adapter found".into())),
+    }
+}
+
+/// The adapter `Device::Auto` may use: the one `ROUGHSIG_ADAPTER` names, else the best hardware GPU.
+/// Software adapters are never picked unless named. `Err` says why there is none.
+pub(crate) fn auto_adapter() -> std::result::Result<GpuDevice, String> {
+    let reg = registry();
+    if let Some(f) = adapter_filter() {
+        return find_adapter(Some(&f))
+            .map(|d| GpuDevice { auto: true, ..d })
+            .map_err(|e| e.to_string());
+    }
+    if reg.entries.is_empty() {
+        return Err("no GPU adapter (Vulkan, Metal or DX12) found".into());
+    }
+    reg.entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.is_hardware())
+        .min_by_key(|(i, e)| (e.rank(), *i))
+        .map(|(i, e)| GpuDevice {
+            auto: true,
+            ..device_of(i, e)
+        })
+        .ok_or_else(|| {
+            format!(
+                "only software adapters ({}); name one with {ADAPTER_ENV} or Device::Gpu to use it",
+                reg.entries
+                    .iter()
+                    .map(|e| format!("'{}'", e.info.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// For a call `Device::Auto` sent to the GPU: when the GPU failed, say so (once per process) and
+/// return `true` so the caller reruns the call on the CPU; otherwise hand the error on.
+pub(crate) fn fall_back(device: &GpuDevice, result: Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(e) if device.auto => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| eprintln!("roughsig: Device::Auto falls back to the CPU: {e}"));
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `device` computes in f64.
+pub(crate) fn has_f64(device: &GpuDevice) -> Result<bool> {
+    Ok(device.entry()?.has_f64())
+}

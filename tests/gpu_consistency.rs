@@ -1,0 +1,318 @@
+//! Real dispatches against the CPU drivers: a grid of shapes and options for `sig_forward` and
+//! `sig_backward`, in f32 and f64, and the pySigLib golden cases on the GPU.
+//!
+//! Skipped (with a message on stderr, shown even when output is captured) where no GPU adapter exists; `ROUGHSIG_REQUIRE_GPU=1` turns the
+//! skip into a failure. The adapter is the one `ROUGHSIG_ADAPTER` names, else the most capable one
+//! (lavapipe included). f64 checks are skipped, with a message, on adapters without f64.
+
+mod common;
+
+use common::{assert_close, random, to_f32, to_f64, Case};
+use ndarray::ArrayD;
+use roughsig::{Device, SigOptions};
+
+/// Paths per dispatch in these tests: small, so that modest batches cross chunk boundaries.
+const CHUNK: usize = 70;
+
+/// The GPU for these tests and whether it computes in f64, or `None` (after saying so) without one.
+fn gpu() -> Option<(Device, bool)> {
+    let list = roughsig::gpu::adapters();
+    if list.adapters.is_empty() {
+        if std::env::var("ROUGHSIG_REQUIRE_GPU").as_deref() == Ok("1") {
+            panic!("ROUGHSIG_REQUIRE_GPU=1 but no GPU adapter was found");
+        }
+        // Straight to stderr, past the test harness's capture, so the skip shows in a plain run.
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping the GPU tests: no GPU adapter (ROUGHSIG_REQUIRE_GPU=1 fails instead)"
+            );
+        });
+        return None;
+    }
+    roughsig::gpu::set_max_chunk_paths(CHUNK);
+    let device = Device::Gpu(None);
+    // Ask the library which adapter that is, through an f64 call that fails only for want of f64.
+    let f64 = roughsig::sig(
+        ndarray::Array2::<f64>::zeros((2, 1)).view(),
+        1,
+        &SigOptions {
+            device: device.clone(),
+            ..Default::default()
+        },
+    )
+    .is_ok();
+    if !f64 {
+        eprintln!("the GPU adapter has no f64: f64 checks are skipped");
+    }
+    Some((device, f64))
+}
+
+fn on(device: &Device, opts: &SigOptions) -> SigOptions {
+    SigOptions {
+        device: device.clone(),
+        ..opts.clone()
+    }
+}
+
+fn cpu(opts: &SigOptions) -> SigOptions {
+    SigOptions {
+        device: Device::Cpu,
+        ..opts.clone()
+    }
+}
+
+/// One grid point: forward and backward on the GPU (f32 always, f64 when the adapter has it) against
+/// the CPU in f64. Paths are scaled to unit size (|increment| ~ 1/sqrt(length)).
+fn check(
+    device: &Device,
+    f64: bool,
+    batch: usize,
+    length: usize,
+    dim: usize,
+    degree: usize,
+    opts: &SigOptions,
+) {
+    let what = format!("batch {batch}, length {length}, dim {dim}, degree {degree}, {opts:?}");
+    let seed = (batch * 1_000_003 + length * 1009 + dim * 101 + degree) as u64;
+    let path = random(&[batch, length, dim], seed) / (length.max(1) as f64).sqrt();
+    let want = roughsig::sig(path.view(), degree, &cpu(opts)).unwrap();
+    let derivs = random(want.shape(), seed + 1);
+    let want_grad =
+        roughsig::sig_backprop(path.view(), want.view(), derivs.view(), degree, &cpu(opts))
+            .unwrap();
+
+    if f64 {
+        let got = roughsig::sig(path.view(), degree, &on(device, opts)).unwrap();
+        assert_close(
+            &format!("sig_forward f64, {what}"),
+            &got,
+            &want,
+            1e-10,
+            1e-10,
+        );
+        let got = roughsig::sig_backprop(
+            path.view(),
+            want.view(),
+            derivs.view(),
+            degree,
+            &on(device, opts),
+        )
+        .unwrap();
+        assert_close(
+            &format!("sig_backward f64, {what}"),
+            &got,
+            &want_grad,
+            1e-10,
+            1e-10,
+        );
+    }
+
+    // f32: absolute tolerance ~1e-4 for unit-scale paths, growing with the number of steps and levels.
+    let steps = length.saturating_sub(1) * (1 + opts.lead_lag as usize);
+    let tol = 2e-5 * (1.0 + (steps as f64).sqrt()) * (1.0 + degree as f64);
+    let got = roughsig::sig(to_f32(&path).view(), degree, &on(device, opts)).unwrap();
+    assert_abs(
+        &format!("sig_forward f32, {what}"),
+        &to_f64(&got),
+        &want,
+        tol,
+    );
+    let got = roughsig::sig_backprop(
+        to_f32(&path).view(),
+        to_f32(&want).view(),
+        to_f32(&derivs).view(),
+        degree,
+        &on(device, opts),
+    )
+    .unwrap();
+    assert_abs(
+        &format!("sig_backward f32, {what}"),
+        &to_f64(&got),
+        &want_grad,
+        tol * 4.0,
+    );
+}
+
+/// `|got - want| <= tol · max(1, max|want|)` element by element.
+fn assert_abs(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, tol: f64) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    let scale = want.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * scale,
+            "{what}[{i}]: got {g}, want {w} (tolerance {:e})",
+            tol * scale
+        );
+    }
+}
+
+/// The four time-augmentation / lead-lag combinations; the scalar term and end time vary with them.
+fn option_grid() -> Vec<SigOptions> {
+    [(false, false), (true, false), (false, true), (true, true)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (time_aug, lead_lag))| SigOptions {
+            time_aug,
+            lead_lag,
+            end_time: if i % 2 == 0 { 1.0 } else { 2.5 },
+            scalar_term: i >= 2,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Dimensions 1..8 and degrees 0..8 (signatures up to a few thousand coefficients), paths of 0, 1, 2
+/// and 6 points, all option combinations.
+#[test]
+fn sig_forward_and_backward_shape_grid() {
+    let Some((device, f64)) = gpu() else { return };
+    for dim in 1..=8 {
+        for degree in 0..=8 {
+            for opts in option_grid() {
+                let d = roughsig::layout::aug_dim(dim, opts.time_aug, opts.lead_lag).unwrap();
+                let len = roughsig::TensorShape::new(d, degree).unwrap().len();
+                if len > 4000 {
+                    continue;
+                }
+                for length in [0, 1, 2, 6] {
+                    check(&device, f64, 3, length, dim, degree, &opts);
+                }
+            }
+        }
+    }
+}
+
+/// Batches around the chunk size (and one of several chunks), so chunk boundaries and partial
+/// workgroups are crossed.
+#[test]
+fn sig_forward_and_backward_chunk_boundaries() {
+    let Some((device, f64)) = gpu() else { return };
+    for batch in [1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5] {
+        for opts in option_grid() {
+            check(&device, f64, batch, 8, 2, 4, &opts);
+        }
+    }
+}
+
+/// Long paths: many Horner steps and a long reverse sweep.
+#[test]
+fn sig_forward_and_backward_long_paths() {
+    let Some((device, f64)) = gpu() else { return };
+    for opts in option_grid() {
+        check(&device, f64, 2, 400, 2, 5, &opts);
+        check(&device, f64, 1, 150, 4, 4, &opts);
+        // Cheap steps, many per dispatch: where lavapipe's loop limit bites first.
+        check(&device, f64, 1, 3000, 1, 1, &opts);
+        check(&device, f64, 1, 1500, 3, 2, &opts);
+    }
+}
+
+/// Batch shapes with several leading axes, and an empty batch.
+#[test]
+fn sig_forward_batch_axes() {
+    let Some((device, _)) = gpu() else { return };
+    let path = to_f32(&random(&[2, 3, 5, 2], 9));
+    let opts = SigOptions::default();
+    let want = roughsig::sig(path.view(), 3, &cpu(&opts)).unwrap();
+    let got = roughsig::sig(path.view(), 3, &on(&device, &opts)).unwrap();
+    assert_eq!(got.shape(), &[2, 3, 14]);
+    assert_abs("batch axes", &to_f64(&got), &to_f64(&want), 1e-5);
+    let empty = ndarray::Array3::<f32>::zeros((0, 5, 2));
+    let got = roughsig::sig(empty.view(), 3, &on(&device, &opts)).unwrap();
+    assert_eq!(got.shape(), &[0, 14]);
+}
+
+/// Whether `result` is the adapter refusing a signature too large for its loop limit (lavapipe only):
+/// such cases are skipped, and listed.
+fn refused<T>(name: &str, result: &roughsig::Result<T>, skipped: &mut Vec<String>) -> bool {
+    match result {
+        Err(roughsig::Error::Device(msg)) if msg.contains("loop iterations") => {
+            skipped.push(name.to_string());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Every pySigLib golden case of `sig` and `sig_backprop`, on the GPU.
+#[test]
+fn sig_forward_and_backward_golden_on_gpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let mut skipped = Vec::new();
+    for case in Case::all("sig") {
+        let (path, want) = (case.array("path"), case.array("sig"));
+        let (degree, opts) = (case.usize("degree"), on(&device, &case.options()));
+        let got = roughsig::sig(to_f32(&path).view(), degree, &opts);
+        if refused(&case.name, &got, &mut skipped) {
+            continue;
+        }
+        if f64 {
+            let got = roughsig::sig(path.view(), degree, &opts).unwrap();
+            let (rtol, atol) = case.tolerance();
+            assert_close(&case.name, &got, &want, rtol, atol);
+        }
+        if !(case.name.contains("overflow") || case.name.contains("tiny")) {
+            let got = got.unwrap();
+            assert_close(
+                &format!("{} f32", case.name),
+                &to_f64(&got),
+                &want,
+                2e-4,
+                2e-4,
+            );
+        }
+    }
+    for case in Case::all("sig_backprop") {
+        let (path, sig, derivs) = (
+            case.array("path"),
+            case.array("sig"),
+            case.array("sig_derivs"),
+        );
+        let want = case.array("path_derivs");
+        let (degree, opts) = (case.usize("degree"), on(&device, &case.options()));
+        let got = roughsig::sig_backprop(
+            to_f32(&path).view(),
+            to_f32(&sig).view(),
+            to_f32(&derivs).view(),
+            degree,
+            &opts,
+        );
+        if refused(&case.name, &got, &mut skipped) {
+            continue;
+        }
+        let got = got.unwrap();
+        if f64 {
+            let got = roughsig::sig_backprop(path.view(), sig.view(), derivs.view(), degree, &opts)
+                .unwrap();
+            let (rtol, atol) = case.tolerance();
+            assert_close(&case.name, &got, &want, rtol, atol);
+        }
+        assert_close(
+            &format!("{} f32", case.name),
+            &to_f64(&got),
+            &want,
+            2e-4,
+            1e-3,
+        );
+    }
+}
+
+/// A signature too large for one invocation's budget on lavapipe is refused with a device error that
+/// says why, not computed wrongly.
+#[test]
+fn sig_forward_too_large_for_lavapipe_is_a_device_error() {
+    let Some((device, _)) = gpu() else { return };
+    let list = roughsig::gpu::adapters();
+    let lavapipe = list.adapters.iter().any(|a| a.name.contains("llvmpipe"));
+    if !lavapipe || std::env::var(roughsig::gpu::ADAPTER_ENV).is_ok() {
+        return;
+    }
+    let path = ndarray::Array3::<f32>::zeros((1, 3, 8));
+    match roughsig::sig(path.view(), 6, &on(&device, &SigOptions::default())) {
+        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("loop iterations"), "{msg}"),
+        other => panic!("expected a device error, got {:?}", other.map(|a| a.len())),
+    }
+}
