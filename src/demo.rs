@@ -212,6 +212,7 @@ pub fn run(device: &Device) -> Result<DemoReport> {
     let train_sig = sig(train_paths.view(), DEGREE, &options)?;
     let test_sig = sig(test_paths.view(), DEGREE, &options)?;
     let feature_ms = feature_start.elapsed().as_secs_f64() * 1e3;
+    let used = crate::last_backend();
     let features = sig_length(channels, DEGREE, &options)?;
     let to2 = |a: ndarray::ArrayD<f64>| {
         a.into_dimensionality::<ndarray::Ix2>()
@@ -247,11 +248,7 @@ pub fn run(device: &Device) -> Result<DemoReport> {
         gradient_check(&train_paths.index_axis(Axis(0), 0).to_owned(), &options)?;
 
     Ok(DemoReport {
-        device: match device {
-            // The library has one backend today; a GPU request has already failed above.
-            Device::Gpu(_) => "gpu".into(),
-            _ => "cpu".into(),
-        },
+        device: used,
         n_train,
         n_test: test.labels.len(),
         channels,

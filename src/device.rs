@@ -13,6 +13,25 @@ pub enum Backend {
     Gpu(GpuDevice),
 }
 
+thread_local! {
+    static LAST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Where the most recent successful call on this thread ran: `"cpu"`, or `"gpu (<adapter>)"` —
+/// what `Device::Auto` chose, after any fallback. Empty before the first call.
+pub fn last_backend() -> String {
+    LAST.with(|l| l.borrow().clone())
+}
+
+/// Record where a call ran, for [`last_backend`].
+pub(crate) fn record(backend: &Backend) {
+    let name = match backend {
+        Backend::Cpu { .. } => "cpu".to_string(),
+        Backend::Gpu(d) => format!("gpu ({})", d.name),
+    };
+    LAST.with(|l| *l.borrow_mut() = name);
+}
+
 /// `device`, with `ROUGHSIG_DEVICE=cpu|gpu|auto` replacing `Auto`.
 fn resolve(device: &Device) -> Result<Device> {
     Ok(match device {
@@ -27,9 +46,13 @@ fn resolve(device: &Device) -> Result<Device> {
 /// Resolve the device of an operation that has only a CPU driver.
 pub(crate) fn select(device: &Device, n_jobs: i32) -> Result<Backend> {
     match resolve(device)? {
-        Device::Cpu | Device::Auto => Ok(Backend::Cpu {
-            threads: threads(n_jobs)?,
-        }),
+        Device::Cpu | Device::Auto => {
+            let backend = Backend::Cpu {
+                threads: threads(n_jobs)?,
+            };
+            record(&backend);
+            Ok(backend)
+        }
         Device::Gpu(_) => Err(Error::Device(
             "this operation has no GPU kernel; use --device cpu".into(),
         )),

@@ -33,7 +33,7 @@ mod sig;
 mod transform;
 
 pub use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
-pub use device::Backend;
+pub use device::{last_backend, Backend};
 pub use error::{Error, Result};
 pub use layout::{sig_length, TensorShape};
 pub use options::{threads, Device, SigOptions};

@@ -2,7 +2,7 @@
 
 use crate::batch::{infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
 use crate::cpu::{self, PathsShape};
-use crate::device::{select_for, Backend};
+use crate::device::{record, select_for, Backend};
 use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
 use crate::{threads, Result, Scalar, SigOptions};
@@ -26,16 +26,19 @@ pub fn sig<T: Scalar, D: Dimension>(
     let mut out = zeros::<T>("signature", &out_shape)?;
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     let work = workload(p.batch(), &ps, &shape, options);
-    match select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
-        Backend::Cpu { threads } => cpu::sig(threads, &shape, p.slice(), ps, options, out_slice),
-        Backend::Gpu(device) => {
-            let result = gpu::sig(&device, &shape, p.slice(), ps, options, out_slice);
-            if gpu::fall_back(&device, result)? {
-                let threads = threads(options.n_jobs)?;
-                cpu::sig(threads, &shape, p.slice(), ps, options, out_slice);
-            }
+    let mut backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
+    if let Backend::Gpu(device) = &backend {
+        let result = gpu::sig(device, &shape, p.slice(), ps, options, out_slice);
+        if gpu::fall_back(device, result)? {
+            backend = Backend::Cpu {
+                threads: threads(options.n_jobs)?,
+            };
         }
     }
+    if let Backend::Cpu { threads } = backend {
+        cpu::sig(threads, &shape, p.slice(), ps, options, out_slice);
+    }
+    record(&backend);
     Ok(out)
 }
 
@@ -69,46 +72,26 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     // The reverse sweep costs about three forward passes.
     let work = workload(p.batch(), &ps, &shape, options).saturating_mul(3);
-    match select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
-        Backend::Cpu { threads } => cpu::sig_backprop(
-            threads,
-            &shape,
-            p.slice(),
-            ps,
-            s.slice(),
-            g.slice(),
-            st as usize,
-            options,
-            out_slice,
-        ),
-        Backend::Gpu(device) => {
-            let result = gpu::sig_backprop(
-                &device,
-                &shape,
-                p.slice(),
-                ps,
-                s.slice(),
-                g.slice(),
-                st as usize,
-                options,
-                out_slice,
-            );
-            if gpu::fall_back(&device, result)? {
-                let threads = threads(options.n_jobs)?;
-                cpu::sig_backprop(
-                    threads,
-                    &shape,
-                    p.slice(),
-                    ps,
-                    s.slice(),
-                    g.slice(),
-                    st as usize,
-                    options,
-                    out_slice,
-                );
-            }
+    let mut backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
+    let st = st as usize;
+    if let Backend::Gpu(device) = &backend {
+        let (paths, sigs, derivs) = (p.slice(), s.slice(), g.slice());
+        let result = gpu::sig_backprop(
+            device, &shape, paths, ps, sigs, derivs, st, options, out_slice,
+        );
+        if gpu::fall_back(device, result)? {
+            backend = Backend::Cpu {
+                threads: threads(options.n_jobs)?,
+            };
         }
     }
+    if let Backend::Cpu { threads } = backend {
+        let (paths, sigs, derivs) = (p.slice(), s.slice(), g.slice());
+        cpu::sig_backprop(
+            threads, &shape, paths, ps, sigs, derivs, st, options, out_slice,
+        );
+    }
+    record(&backend);
     Ok(out)
 }
 

@@ -511,7 +511,21 @@ fn bad_arguments_give_one_line() {
     assert!(msg.contains("--degree"), "{msg}");
     let msg = fails(&["sig", &path, "--degree", "2", "-o", &out, "--device", "tpu"]);
     assert!(msg.contains("tpu"), "{msg}");
-    let msg = fails(&["sig", &path, "--degree", "2", "-o", &out, "--device", "gpu"]);
+    // An operation without a GPU kernel, asked to run on the GPU.
+    let comb = golden("sigcomb_d3_deg3_ta0_ll0_st0_s");
+    let (s1, s2) = (p(&comb.join("sig1.npy")), p(&comb.join("sig2.npy")));
+    let args = [
+        "sig-combine",
+        &s1,
+        &s2,
+        "--dimension",
+        "3",
+        "--degree",
+        "3",
+        "-o",
+        &out,
+    ];
+    let msg = fails(&[&args[..], &["--device", "gpu"]].concat());
     assert!(msg.contains("GPU") || msg.contains("gpu"), "{msg}");
     let msg = fails(&["sig", &path, "--degree", "2", "-o", &out, "--jobs", "0"]);
     assert!(msg.contains("jobs"), "{msg}");

@@ -57,7 +57,7 @@ impl<'a, T: Scalar> Increments<'a, T> {
     /// The original segment increment `t` comes from, and the channel it starts at in `z`.
     fn source(&self, t: usize) -> (usize, usize) {
         if self.lead_lag {
-            (t / 2, if t % 2 == 0 { self.dim } else { 0 })
+            (t / 2, if t.is_multiple_of(2) { self.dim } else { 0 })
         } else {
             (t, 0)
         }

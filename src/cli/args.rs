@@ -130,6 +130,8 @@ pub enum Command {
         #[arg(long)]
         scalar_term: bool,
     },
+    /// List the GPU adapters and say which one `--device auto` would use, and why.
+    Devices,
     /// Classify the embedded BasicMotions dataset with signature features, and check a gradient.
     Demo {
         #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]

@@ -177,6 +177,10 @@ pub fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::Devices => {
+            print!("{}", roughsig::gpu::adapters());
+            Ok(())
+        }
         Command::Demo { device } => {
             let report = roughsig::demo::run(&device)?;
             print!("{report}");

@@ -36,7 +36,7 @@ impl Timing<'_> {
         };
         let line = serde_json::json!({
             "op": self.op,
-            "device": backend_name(&self.common.device),
+            "device": roughsig::last_backend(),
             "requested_device": device_name(&self.common.device),
             "threads": roughsig::threads(self.common.jobs)?,
             "dtype": self.dtype,
@@ -63,14 +63,5 @@ pub fn device_name(device: &Device) -> String {
         Device::Gpu(None) => "gpu".into(),
         Device::Gpu(Some(name)) => format!("gpu:{name}"),
         _ => "auto".into(),
-    }
-}
-
-/// The backend that ran a successful call. The library has no public way to ask which backend `Auto`
-/// resolves to; today the CPU is the only backend (a GPU request fails before computing).
-pub fn backend_name(device: &Device) -> &'static str {
-    match device {
-        Device::Gpu(_) => "gpu",
-        _ => "cpu",
     }
 }
