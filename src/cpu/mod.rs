@@ -1,6 +1,7 @@
 //! The CPU drivers: rayon over the batch, one reusable workspace per thread.
 
 mod sig;
+mod split;
 
 pub(crate) use sig::PathsShape;
 

@@ -1,6 +1,6 @@
 //! `sig` and `sig_backprop` on the CPU: Horner chaining forward, the `exp(-z)` reverse sweep backward.
 
-use super::par_rows;
+use super::{par_rows, split};
 use crate::algebra::{
     mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_lanes, HornerScratch, Increments,
     LaneScratch, LANES,
@@ -9,7 +9,7 @@ use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
 
 /// Everything one thread needs to process paths, allocated once.
-struct Workspace<T> {
+pub(super) struct Workspace<T> {
     horner: HornerScratch<T>,
     z: Vec<T>,
     neg_z: Vec<T>,
@@ -19,7 +19,7 @@ struct Workspace<T> {
 }
 
 impl<T: Scalar> Workspace<T> {
-    fn new(shape: &TensorShape) -> Self {
+    pub(super) fn new(shape: &TensorShape) -> Self {
         Workspace {
             horner: HornerScratch::new(shape),
             z: vec![T::zero(); shape.dim],
@@ -32,14 +32,15 @@ impl<T: Scalar> Workspace<T> {
 }
 
 /// The signature of one path, written into `out` (levels only).
-fn sig_path<T: Scalar>(
+pub(super) fn sig_path<T: Scalar>(
     shape: &TensorShape,
     inc: &Increments<T>,
+    steps: std::ops::Range<usize>,
     ws: &mut Workspace<T>,
     out: &mut [T],
 ) {
     out.fill(T::zero());
-    for t in 0..inc.count() {
+    for t in steps {
         inc.fill(t, &mut ws.z);
         mul_exp(shape, out, &ws.z, &mut ws.horner);
     }
@@ -47,18 +48,19 @@ fn sig_path<T: Scalar>(
 
 /// The gradient of one path: walk the segments backwards from the final signature, recovering each
 /// prefix as `S ⊗ exp(-z)` instead of storing it.
-fn sig_backprop_path<T: Scalar>(
+/// `sig` is the signature over `steps` only; gradients are added into `out`.
+pub(super) fn sig_backprop_path<T: Scalar>(
     shape: &TensorShape,
     inc: &Increments<T>,
+    steps: std::ops::Range<usize>,
     sig: &[T],
     sig_derivs: &[T],
     ws: &mut Workspace<T>,
     out: &mut [T],
 ) {
-    out.fill(T::zero());
     ws.s.copy_from_slice(sig);
     ws.g.copy_from_slice(sig_derivs);
-    for t in (0..inc.count()).rev() {
+    for t in steps.rev() {
         inc.fill(t, &mut ws.z);
         for (n, &z) in ws.neg_z.iter_mut().zip(&ws.z) {
             *n = -z;
@@ -180,7 +182,16 @@ pub(crate) struct PathsShape {
 }
 
 impl PathsShape {
-    fn path<'a, T: Scalar>(
+    /// Increments per path after the transforms.
+    pub(super) fn increments(&self, opts: &SigOptions) -> usize {
+        match self.length {
+            0 => 0,
+            n if opts.lead_lag => 2 * (n - 1),
+            n => n - 1,
+        }
+    }
+
+    pub(super) fn path<'a, T: Scalar>(
         &self,
         paths: &'a [T],
         i: usize,
@@ -212,9 +223,16 @@ pub(crate) fn sig<T: Scalar>(
         if st == 1 {
             row[0] = T::one();
         }
-        sig_path(shape, &ps.path(paths, i, opts), ws, &mut row[st..]);
+        let inc = ps.path(paths, i, opts);
+        sig_path(shape, &inc, 0..inc.count(), ws, &mut row[st..]);
     };
-    if !use_lanes::<T>(shape, out.len() / row.max(1), false) {
+    let batch = out.len() / row.max(1);
+    let pieces = split::pieces(batch, ps.increments(opts), threads);
+    if pieces > 1 {
+        split::sig(threads, shape, paths, ps, opts, pieces, out);
+        return;
+    }
+    if !use_lanes::<T>(shape, batch, false) {
         par_rows(threads, out, row, || Workspace::new(shape), one_path);
         return;
     }
@@ -253,16 +271,17 @@ pub(crate) fn sig_backprop<T: Scalar>(
     let levels = |i: usize| i * row + sig_st..(i + 1) * row;
     let one_path = |ws: &mut Workspace<T>, i: usize, grad: &mut [T]| {
         let inc = ps.path(paths, i, opts);
-        sig_backprop_path(
-            shape,
-            &inc,
-            &sigs[levels(i)],
-            &sig_derivs[levels(i)],
-            ws,
-            grad,
-        );
+        let (s, g) = (&sigs[levels(i)], &sig_derivs[levels(i)]);
+        grad.fill(T::zero());
+        sig_backprop_path(shape, &inc, 0..inc.count(), s, g, ws, grad);
     };
     let batch = out.len() / grad_len.max(1);
+    let pieces = split::pieces(batch, ps.increments(opts), threads);
+    if pieces > 1 {
+        let derivs: Vec<&[T]> = (0..batch).map(|i| &sig_derivs[levels(i)]).collect();
+        split::sig_backprop(threads, shape, paths, ps, &derivs, opts, pieces, out);
+        return;
+    }
     if !use_lanes::<T>(shape, batch, true) {
         par_rows(threads, out, grad_len, || Workspace::new(shape), one_path);
         return;
