@@ -22,6 +22,7 @@ import numpy as np
 import pysiglib
 
 # (batch, length, dim, degree): pySigLib's published benchmark shapes at this machine's scale.
+LONG_PATH = (1, 100_000, 4, 6)  # one long path: the time split's scaling
 CONFIGS = [
     (128, 256, 4, 6),
     (32, 1024, 8, 5),
@@ -50,12 +51,50 @@ def time_roughsig(binary, args, repeats, out_file):
     return json.loads(line)["median_ms"], np.load(out_file)
 
 
+def cpu_ghz():
+    """The nominal clock from /proc/cpuinfo (Linux), for the peak estimate."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(l.split(":")[1]) for l in f if l.lower().startswith("cpu mhz")]
+        return max(mhz) / 1e3 if mhz else None
+    except OSError:
+        return None
+
+
+def fmas(op, batch, length, dim, degree):
+    """Multiply-adds of Horner's forward pass: sig_len · d/(d-1) per step (sig_len · degree at d = 1)."""
+    sig_len = sum(dim ** k for k in range(1, degree + 1))
+    per_step = sig_len * dim / (dim - 1) if dim > 1 else sig_len * degree
+    return batch * (length - 1) * per_step
+
+
 def check(name, ours, theirs, dtype):
     scale = max(1.0, float(np.max(np.abs(theirs))))
     err = float(np.max(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)))) / scale
     limit = 1e-9 if dtype == np.float64 else 1e-3
     if err > limit:
         sys.exit(f"{name}: roughsig and pySigLib disagree (max error {err:.2e} relative to {scale:.2e})")
+
+
+def long_path_scaling(binary, repeats, threads):
+    """One long path: roughsig with 1 thread and with all, the time split's speed-up."""
+    batch, length, dim, degree = LONG_PATH
+    rng = np.random.default_rng(1)
+    lines = [f"\nOne long path {LONG_PATH}, roughsig, f64:"]
+    with tempfile.TemporaryDirectory() as tmp:
+        f = lambda name: os.path.join(tmp, name)
+        np.save(f("path.npy"), rng.standard_normal((batch, length, dim)) * 0.01)
+        fwd = ["sig", f("path.npy"), "--degree", str(degree)]
+        t1, sig = time_roughsig(binary, fwd + ["--jobs", "1"], repeats, f("sig.npy"))
+        tn, _ = time_roughsig(binary, fwd + ["--jobs", str(threads)], repeats, f("out.npy"))
+        np.save(f("sig.npy"), sig)
+        np.save(f("derivs.npy"), rng.standard_normal(sig.shape))
+        bwd = ["sig-backprop", f("path.npy"), f("sig.npy"), f("derivs.npy"), "--degree", str(degree)]
+        b1, _ = time_roughsig(binary, bwd + ["--jobs", "1"], repeats, f("out.npy"))
+        bn, _ = time_roughsig(binary, bwd + ["--jobs", str(threads)], repeats, f("out.npy"))
+    lines.append(f"sig: {t1:.1f} ms with 1 thread, {tn:.1f} ms with {threads}: {t1 / tn:.2f}x")
+    lines.append(f"sig_backprop: {b1:.1f} ms with 1 thread, {bn:.1f} ms with {threads}: {b1 / bn:.2f}x")
+    return "\n".join(lines)
 
 
 def main():
@@ -69,6 +108,7 @@ def main():
     jobs_list = [1] if args.quick else sorted({1, threads})
     rng = np.random.default_rng(0)
     rows = []
+    ghz = cpu_ghz()
     with tempfile.TemporaryDirectory() as tmp:
         f = lambda name: os.path.join(tmp, name)
         for batch, length, dim, degree in configs:
@@ -91,15 +131,25 @@ def main():
                     ours_ms, ours = time_roughsig(args.binary, cli, args.repeats, f("out.npy"))
                     name = f"{op} {np.dtype(dtype).name} {(batch, length, dim, degree)} jobs={jobs}"
                     check(name, ours, theirs, dtype)
-                    rows.append((op, np.dtype(dtype).name, (batch, length, dim, degree), jobs, theirs_ms, ours_ms))
+                    # Peak: two 4-wide (f64) or 8-wide (f32) FMA units per core (AVX2).
+                    lanes = 4 if dtype == np.float64 else 8
+                    peak = ghz * 1e9 * 2 * lanes * jobs if ghz else None
+                    rate = fmas(op, batch, length, dim, degree) / (ours_ms / 1e3)
+                    frac = f"{100 * rate / peak:.0f}%" if (peak and op == "sig") else "–"
+                    rows.append((op, np.dtype(dtype).name, (batch, length, dim, degree), jobs, theirs_ms, ours_ms, frac))
                     print(f"{name}: pySigLib {theirs_ms:.2f} ms, roughsig {ours_ms:.2f} ms, "
                           f"ratio {theirs_ms / ours_ms:.2f}x", file=sys.stderr, flush=True)
     print(f"\npySigLib {pysiglib.__version__} vs roughsig, median of {args.repeats}, {time.strftime('%Y-%m-%d')}, "
           f"{threads} threads available\n")
-    print("| op | dtype | (batch, length, dim, degree) | threads | pySigLib ms | roughsig ms | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    for op, dt, cfg, jobs, theirs_ms, ours_ms in rows:
-        print(f"| {op} | {dt} | {cfg} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x |")
+    print("| op | dtype | (batch, length, dim, degree) | threads | pySigLib ms | roughsig ms | speed-up | FMA peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for op, dt, cfg, jobs, theirs_ms, ours_ms, frac in rows:
+        print(f"| {op} | {dt} | {cfg} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x | {frac} |")
+    if not args.quick and threads > 1:
+        print(long_path_scaling(args.binary, args.repeats, threads))
+    if ghz:
+        print(f"\nFMA peak: Horner's sig_len·d/(d-1) multiply-adds per step against {ghz:.2f} GHz × 2 AVX2 FMA units "
+              "× 4 (f64) or 8 (f32) lanes × threads.")
 
 
 if __name__ == "__main__":
