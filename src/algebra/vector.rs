@@ -23,6 +23,11 @@ pub trait VectorRows: Sized {
     ) -> bool;
     /// `out[i,j] += b[i]·z[j]`.
     unsafe fn outer_acc<const D: usize>(b: &[Self], z: &[Self], out: &mut [Self]) -> bool;
+    /// Whether [`VectorRows::outer_acc4`] handles rows of `D`.
+    fn fused<const D: usize>() -> bool;
+    /// `out[i,j] += Σ_s b[s][i]·z[s][j]` over four steps `s`: four multiply-adds per load and store.
+    /// The caller checks [`VectorRows::fused`] first.
+    unsafe fn outer_acc4<const D: usize>(b: [&[Self]; 4], z: [&[Self]; 4], out: &mut [Self]);
     /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`.
     unsafe fn contract<const D: usize>(
         g: &[Self],
@@ -76,6 +81,26 @@ macro_rules! row_kernels {
                     while q < D {
                         let r = $fmadd(bv, $load(zp.add(q)), $load(op.add(i * D + q)));
                         $store(op.add(i * D + q), r);
+                        q += $lanes;
+                    }
+                }
+            }
+
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_acc4<const D: usize>(b: [&[$t]; 4], z: [&[$t]; 4], out: &mut [$t]) {
+                let n = b[0].len();
+                assert!(b.iter().all(|x| x.len() >= n) && z.iter().all(|x| x.len() >= D) && out.len() >= n * D);
+                let op = out.as_mut_ptr();
+                for i in 0..n {
+                    let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
+                    let mut q = 0;
+                    while q < D {
+                        let mut acc = $load(op.add(i * D + q));
+                        for s in 0..4 {
+                            acc = $fmadd(bv[s], $load(z[s].as_ptr().add(q)), acc);
+                        }
+                        $store(op.add(i * D + q), acc);
                         q += $lanes;
                     }
                 }
@@ -391,7 +416,7 @@ macro_rules! impl_vector_rows {
                     && D > 0
                     && D <= 16
                     && D * $lanes <= 64
-                    && !(D % $lanes == 0 || D == $lanes / 2)
+                    && D % $lanes != 0
             }
             #[inline(always)]
             unsafe fn outer_add<const D: usize>(
@@ -407,12 +432,12 @@ macro_rules! impl_vector_rows {
                         kernels::$wide::outer_add::<D>(b, c, z, add, out);
                         return true;
                     }
-                    if D == $lanes / 2 {
-                        kernels::$narrow::outer_add::<D>(b, c, z, add, out);
-                        return true;
-                    }
                     if D > 0 && D <= 16 && D * $lanes <= 64 && z.len() >= D * $lanes {
                         kernels::$blocks::outer_add::<D>(b, c, z, add, out);
+                        return true;
+                    }
+                    if D == $lanes / 2 {
+                        kernels::$narrow::outer_add::<D>(b, c, z, add, out);
                         return true;
                     }
                 }
@@ -426,16 +451,33 @@ macro_rules! impl_vector_rows {
                         kernels::$wide::outer_acc::<D>(b, z, out);
                         return true;
                     }
-                    if D == $lanes / 2 {
-                        kernels::$narrow::outer_acc::<D>(b, z, out);
-                        return true;
-                    }
                     if D > 0 && D <= 16 && D * $lanes <= 64 && z.len() >= D * $lanes {
                         kernels::$blocks::outer_acc::<D>(b, z, out);
                         return true;
                     }
+                    if D == $lanes / 2 {
+                        kernels::$narrow::outer_acc::<D>(b, z, out);
+                        return true;
+                    }
                 }
                 false
+            }
+            #[inline(always)]
+            fn fused<const D: usize>() -> bool {
+                cfg!(target_arch = "x86_64") && D > 0 && D % $lanes == 0 && D <= 4 * $lanes
+            }
+            #[inline(always)]
+            unsafe fn outer_acc4<const D: usize>(b: [&[$t]; 4], z: [&[$t]; 4], out: &mut [$t]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if D % $lanes == 0 {
+                        kernels::$wide::outer_acc4::<D>(b, z, out);
+                    } else {
+                        kernels::$narrow::outer_acc4::<D>(b, z, out);
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (b, z, out);
             }
             #[inline(always)]
             unsafe fn contract<const D: usize>(

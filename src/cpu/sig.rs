@@ -2,8 +2,8 @@
 
 use super::{par_rows, split};
 use crate::algebra::{
-    mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_lanes, HornerScratch, Increments,
-    LaneScratch, LANES,
+    mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused, mul_exp_lanes, HornerScratch,
+    Increments, LaneScratch, FUSED_STEPS, LANES,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -12,6 +12,8 @@ use crate::{Scalar, SigOptions};
 pub(super) struct Workspace<T> {
     horner: HornerScratch<T>,
     z: Vec<T>,
+    /// [`FUSED_STEPS`] increments, one after the other.
+    zs: Vec<T>,
     neg_z: Vec<T>,
     dz: Vec<T>,
     s: Vec<T>,
@@ -23,6 +25,7 @@ impl<T: Scalar> Workspace<T> {
         Workspace {
             horner: HornerScratch::new(shape),
             z: vec![T::zero(); shape.dim],
+            zs: vec![T::zero(); shape.dim * FUSED_STEPS],
             neg_z: vec![T::zero(); shape.dim],
             dz: vec![T::zero(); shape.dim],
             s: vec![T::zero(); shape.len()],
@@ -40,7 +43,16 @@ pub(super) fn sig_path<T: Scalar>(
     out: &mut [T],
 ) {
     out.fill(T::zero());
-    for t in steps {
+    let d = shape.dim;
+    let mut t = steps.start;
+    while t + FUSED_STEPS <= steps.end {
+        for (s, z) in ws.zs.chunks_exact_mut(d).enumerate() {
+            inc.fill(t + s, z);
+        }
+        mul_exp_fused(shape, out, &ws.zs, &mut ws.horner);
+        t += FUSED_STEPS;
+    }
+    for t in t..steps.end {
         inc.fill(t, &mut ws.z);
         mul_exp(shape, out, &ws.z, &mut ws.horner);
     }
