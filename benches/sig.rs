@@ -1,5 +1,9 @@
 //! Signature forward and backprop at pySigLib's benchmark configurations, f32 and f64, one thread and
-//! all threads. Run: `cargo bench --bench sig` (filter with e.g. `-- forward/f64`).
+//! all threads, and the GPU path beside the CPU where an adapter exists.
+//! Run: `cargo bench --bench sig` (filter with e.g. `-- forward/f64` or `-- gpu`).
+//!
+//! On a software adapter (lavapipe) the GPU numbers say nothing about GPUs: it is there for
+//! correctness. `ROUGHSIG_ADAPTER=<name>` picks the adapter.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array3, ArrayD};
@@ -62,9 +66,51 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
     }
 }
 
+/// CPU and GPU side by side at pySigLib's published GPU benchmark shapes (batch 256, length 10 000,
+/// d in {2, 4, 8, 16}, N in {2, 3}), shortened to length 1000 on a software adapter.
+fn bench_gpu(c: &mut Criterion) {
+    let adapters = roughsig::gpu::adapters();
+    let Some(first) = adapters.adapters.first() else {
+        eprintln!("gpu benchmarks skipped: no adapter");
+        return;
+    };
+    let length = if first.device_type == "Cpu" {
+        1000
+    } else {
+        10_000
+    };
+    let mut group = c.benchmark_group("gpu");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for dim in [2, 4, 8, 16] {
+        for degree in [2, 3] {
+            let x = path::<f32>(256, length, dim);
+            for (name, device) in [("cpu", Device::Cpu), ("gpu", Device::Gpu(None))] {
+                let opts = SigOptions {
+                    device,
+                    ..Default::default()
+                };
+                let s = sig(x.view(), degree, &opts).unwrap();
+                let ones = s.mapv(|_| 1.0f32);
+                let id = format!("b256_l{length}_d{dim}_n{degree}");
+                group.bench_function(BenchmarkId::new(format!("forward/{name}"), &id), |b| {
+                    b.iter(|| sig(x.view(), degree, &opts).unwrap())
+                });
+                group.bench_function(BenchmarkId::new(format!("backprop/{name}"), &id), |b| {
+                    b.iter(|| sig_backprop(x.view(), s.view(), ones.view(), degree, &opts).unwrap())
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     bench_dtype::<f64>(c);
     bench_dtype::<f32>(c);
+    bench_gpu(c);
 }
 
 criterion_group!(sig_benches, benches);

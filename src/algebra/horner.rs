@@ -94,7 +94,9 @@ fn mul_exp_d<T: Scalar, M: MulAdd, const D: usize>(
     }
     let tiled = tile::<T, M, D>(z);
     let z = tiled.as_ref().map_or(z, |t| &t[..]);
-    let HornerScratch { inv, ping, pong, .. } = scratch;
+    let HornerScratch {
+        inv, ping, pong, ..
+    } = scratch;
     for k in (2..=n).rev() {
         let b = chain::<T, M, D>(shape, s, z, k, inv, ping, pong);
         outer_acc::<T, M, D>(b, z, &mut s[shape.offset(k)..shape.offset(k + 1)]);
@@ -174,7 +176,9 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
     let mut tops = std::mem::take(&mut scratch.tops);
     let lower = scratch.lower.clone();
     for (z, b) in zs.chunks_exact(d).zip(tops.chunks_exact_mut(top)) {
-        let HornerScratch { inv, ping, pong, .. } = scratch;
+        let HornerScratch {
+            inv, ping, pong, ..
+        } = scratch;
         b.copy_from_slice(chain::<T, M, D>(shape, s, z, n, inv, ping, pong));
         mul_exp_d::<T, M, D>(&lower, &mut s[..lower.len()], z, scratch);
     }
@@ -367,8 +371,12 @@ mod tests {
         for d in [1, 2, 3, 4, 5, 8, 16] {
             for n in [1, 2, 3, 4] {
                 let shape = TensorShape::new(d, n).unwrap();
-                let s0: Vec<f64> = (0..shape.len()).map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0).collect();
-                let zs: Vec<f64> = (0..4 * d).map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0).collect();
+                let s0: Vec<f64> = (0..shape.len())
+                    .map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0)
+                    .collect();
+                let zs: Vec<f64> = (0..4 * d)
+                    .map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0)
+                    .collect();
                 let mut scratch = HornerScratch::new(&shape);
                 let mut single = s0.clone();
                 for z in zs.chunks_exact(d) {
@@ -377,7 +385,10 @@ mod tests {
                 let mut fused = s0.clone();
                 mul_exp_fused(&shape, &mut fused, &zs, &mut scratch);
                 for (a, b) in fused.iter().zip(&single) {
-                    assert!((a - b).abs() <= 1e-14 * (1.0 + b.abs()), "d={d} n={n}: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
+                        "d={d} n={n}: {a} vs {b}"
+                    );
                 }
             }
         }

@@ -90,7 +90,11 @@ macro_rules! row_kernels {
             #[inline]
             pub unsafe fn outer_acc4<const D: usize>(b: [&[$t]; 4], z: [&[$t]; 4], out: &mut [$t]) {
                 let n = b[0].len();
-                assert!(b.iter().all(|x| x.len() >= n) && z.iter().all(|x| x.len() >= D) && out.len() >= n * D);
+                assert!(
+                    b.iter().all(|x| x.len() >= n)
+                        && z.iter().all(|x| x.len() >= D)
+                        && out.len() >= n * D
+                );
                 let op = out.as_mut_ptr();
                 for i in 0..n {
                     let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
