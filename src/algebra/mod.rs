@@ -13,7 +13,7 @@ pub(crate) mod vector;
 pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
 pub use increments::Increments;
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
-pub use tensor::{exp, exp_backprop, tensor_mul, tensor_mul_backprop};
+pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;
 

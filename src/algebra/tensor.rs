@@ -113,3 +113,23 @@ pub fn exp_backprop<T: Scalar>(shape: &TensorShape, z: &[T], e: &[T], de: &mut [
         dz[j] += de[j];
     }
 }
+
+/// `out = s^{-1}` for a group-like `s` (a signature): the antipode,
+/// `out_{i1…ik} = (-1)^k s_{ik…i1}` — the signature of the reversed path, without the path.
+pub fn sig_inverse<T: Scalar>(shape: &TensorShape, s: &[T], out: &mut [T]) {
+    let d = shape.dim;
+    for k in 1..=shape.degree {
+        let (start, sign) = (
+            shape.offset(k),
+            if k % 2 == 0 { T::one() } else { -T::one() },
+        );
+        for idx in 0..shape.level_len(k) {
+            let (mut rest, mut rev) = (idx, 0);
+            for _ in 0..k {
+                rev = rev * d + rest % d;
+                rest /= d;
+            }
+            out[start + rev] = sign * s[start + idx];
+        }
+    }
+}

@@ -290,8 +290,18 @@ pub(crate) fn sig_backprop<T: Scalar>(
     let batch = out.len() / grad_len.max(1);
     let pieces = split::pieces(batch, ps.increments(opts), threads);
     if pieces > 1 {
+        let sigs: Vec<&[T]> = (0..batch).map(|i| &sigs[levels(i)]).collect();
         let derivs: Vec<&[T]> = (0..batch).map(|i| &sig_derivs[levels(i)]).collect();
-        split::sig_backprop(threads, shape, paths, ps, &derivs, opts, pieces, out);
+        split::sig_backprop(
+            threads,
+            shape,
+            paths,
+            ps,
+            (&sigs, &derivs),
+            opts,
+            pieces,
+            out,
+        );
         return;
     }
     if !use_lanes::<T>(shape, batch, true) {
