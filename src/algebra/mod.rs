@@ -5,12 +5,14 @@
 
 mod horner;
 mod increments;
+mod log;
 pub mod simd;
 mod tensor;
 pub(crate) mod vector;
 
 pub use horner::{mul_exp, mul_exp_backprop, HornerScratch};
 pub use increments::Increments;
+pub use log::{tensor_log, tensor_log_backprop, LogScratch};
 pub use tensor::{exp, exp_backprop, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;
