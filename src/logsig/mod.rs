@@ -25,7 +25,7 @@ use lyndon::Basis;
 use ndarray::{ArrayD, ArrayView, Dimension};
 use std::sync::Arc;
 
-/// The form a log-signature is reported in (see the [module docs](self)).
+/// The form a log-signature is reported in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum LogSigMethod {
     /// The full tensor logarithm, in the signature's layout (pySigLib method 0).
