@@ -6,7 +6,7 @@ use crate::algebra::{
 };
 use crate::batch::{expect_len, infer_scalar_term, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
-use crate::device::{select, Backend};
+use crate::device::cpu_threads;
 use crate::layout::{aug_dim, TensorShape};
 use crate::{Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayView, Axis, Dimension};
@@ -176,12 +176,7 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
 
 fn threads(options: &SigOptions) -> Result<usize> {
     options.validate()?;
-    match select(&options.device, options.n_jobs)? {
-        Backend::Cpu { threads } => Ok(threads),
-        Backend::Gpu(_) => Err(crate::Error::Device(
-            "sig_combine and sig_join have no GPU kernel; use --device cpu".into(),
-        )),
-    }
+    cpu_threads(&options.device, options.n_jobs)
 }
 
 type TwoSigs<'a, 'b, T> = (TensorShape, usize, Rows<'a, T>, Rows<'b, T>);

@@ -43,15 +43,13 @@ fn resolve(device: &Device) -> Result<Device> {
     })
 }
 
-/// Resolve the device of an operation that has only a CPU driver.
-pub(crate) fn select(device: &Device, n_jobs: i32) -> Result<Backend> {
+/// The CPU threads for an operation that has only a CPU driver (asking for a GPU is an error).
+pub(crate) fn cpu_threads(device: &Device, n_jobs: i32) -> Result<usize> {
     match resolve(device)? {
         Device::Cpu | Device::Auto => {
-            let backend = Backend::Cpu {
-                threads: threads(n_jobs)?,
-            };
-            record(&backend);
-            Ok(backend)
+            let threads = threads(n_jobs)?;
+            record(&Backend::Cpu { threads });
+            Ok(threads)
         }
         Device::Gpu(_) => Err(Error::Device(
             "this operation has no GPU kernel; use --device cpu".into(),

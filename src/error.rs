@@ -26,6 +26,9 @@ pub enum Error {
         channel: usize,
         value: f64,
     },
+    /// A size that must be at least 1 (the degree or dimension of a log-signature) is 0.
+    #[error("{what} must be a positive integer, got {what} = 0")]
+    NotPositive { what: &'static str },
     /// `d + d^2 + … + d^N` does not fit in a machine word.
     #[error("signature length overflows for dimension {dim}, degree {degree}")]
     Overflow { dim: usize, degree: usize },

@@ -27,6 +27,7 @@ mod device;
 mod error;
 pub mod gpu;
 pub mod layout;
+mod logsig;
 mod options;
 mod scalar;
 mod sig;
@@ -36,6 +37,10 @@ pub use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop
 pub use device::{last_backend, Backend};
 pub use error::{Error, Result};
 pub use layout::{sig_length, TensorShape};
+pub use logsig::{
+    log_sig, log_sig_backprop, log_sig_length, lyndon_to_words, lyndon_word_index, lyndon_words,
+    sig_to_log_sig, sig_to_log_sig_backprop, LogSigMethod,
+};
 pub use options::{threads, Device, SigOptions};
 pub use scalar::Scalar;
 pub use sig::{sig, sig_backprop};

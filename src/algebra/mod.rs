@@ -6,6 +6,7 @@
 mod horner;
 mod increments;
 mod lanes;
+mod log;
 pub mod simd;
 mod tensor;
 pub(crate) mod vector;
@@ -13,6 +14,7 @@ pub(crate) mod vector;
 pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
 pub use increments::Increments;
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
+pub use log::{tensor_log, tensor_log_backprop, LogScratch};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;

@@ -1,7 +1,7 @@
 //! The command line, as clap derive structs.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use roughsig::Device;
+use roughsig::{Device, LogSigMethod};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -132,6 +132,45 @@ pub enum Command {
     },
     /// List the GPU adapters and say which one `--device auto` would use, and why.
     Devices,
+    /// Log-signatures of a batch of paths (batch…, length, dim).
+    LogSig {
+        /// Paths, shape (batch…, length, dim).
+        path: String,
+        #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
+        degree: usize,
+        #[command(flatten)]
+        method: Method,
+        #[command(flatten)]
+        transform: Transform,
+        /// With --method expanded, prepend the level-0 term (0 for a logarithm).
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Log-signatures of signatures (batch…, sig_length); the scalar term is inferred from the length.
+    SigToLogSig {
+        sig: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        method: Method,
+        #[command(flatten)]
+        flags: Flags,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the log-signature length (number of Lyndon words) for a dimension and degree.
+    LogSigLength {
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        flags: Flags,
+    },
     /// Classify the embedded BasicMotions dataset with signature features, and check a gradient.
     Demo {
         #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
@@ -171,6 +210,14 @@ pub struct Size {
     pub dimension: usize,
     #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
     pub degree: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Method {
+    /// expanded (the full tensor logarithm), words (its coefficients at the Lyndon words) or lyndon
+    /// (coordinates in the Lyndon bracket basis); pySigLib's numbers 0-3 are accepted too.
+    #[arg(long, value_name = "METHOD", value_parser = parse_method)]
+    pub method: LogSigMethod,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -243,4 +290,8 @@ fn parse_device(s: &str) -> Result<Device, String> {
         roughsig::Error::Device(message) => message,
         other => other.to_string(),
     })
+}
+
+fn parse_method(s: &str) -> Result<LogSigMethod, String> {
+    s.parse::<LogSigMethod>().map_err(|e| e.to_string())
 }

@@ -1,6 +1,6 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
-use super::args::{Command, Common, Dtype, Flags, Output, Output2, Size, Transform};
+use super::args::{Command, Common, Dtype, Flags, Method, Output, Output2, Size, Transform};
 use super::npy::{self, Input};
 use super::progress;
 use super::timing::Timing;
@@ -179,6 +179,51 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Devices => {
             print!("{}", roughsig::gpu::adapters());
+            Ok(())
+        }
+        Command::LogSig {
+            path,
+            degree,
+            method: Method { method },
+            transform,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = SigOptions {
+                scalar_term,
+                ..options(&transform, &common)
+            };
+            let job = Job::read("log-sig", &[&path], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::log_sig(x[0].view(), degree, method, &opts)
+            }))
+        }
+        Command::SigToLogSig {
+            sig,
+            size,
+            method: Method { method },
+            flags,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common);
+            let job = Job::read("sig-to-log-sig", &[&sig], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_to_log_sig(x[0].view(), dimension, degree, method, &opts)
+            }))
+        }
+        Command::LogSigLength { size, flags } => {
+            let opts = SigOptions {
+                time_aug: flags.time_aug,
+                lead_lag: flags.lead_lag,
+                ..SigOptions::default()
+            };
+            println!(
+                "{}",
+                roughsig::log_sig_length(size.dimension, size.degree, &opts)?
+            );
             Ok(())
         }
         Command::Demo { device } => {

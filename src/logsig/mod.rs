@@ -1,0 +1,413 @@
+//! Log-signatures: `log_sig`, `sig_to_log_sig`, their gradients, and the Lyndon words they are indexed by.
+//!
+//! The log-signature is the tensor logarithm of the signature, a Lie element. pySigLib reports it in
+//! three forms, all here:
+//!
+//! - [`LogSigMethod::Expanded`] (pySigLib's method 0): every coefficient of the logarithm, in the
+//!   signature's layout;
+//! - [`LogSigMethod::Words`] (method 1): the logarithm's coefficients at the Lyndon words only (a Lie
+//!   element is determined by them);
+//! - [`LogSigMethod::Lyndon`] (methods 2 and 3): coordinates in the Lyndon bracket basis, iisignature's
+//!   'S' convention.
+//!
+//! The last two are ordered like [`lyndon_words`]: by length, then lexicographically. Bases are built
+//! on first use for each `(dimension, degree)` and cached; nothing has to be prepared.
+
+mod lyndon;
+
+use crate::algebra::{tensor_log, tensor_log_backprop, LogScratch};
+use crate::batch::{expect_len, infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
+use crate::cpu::par_rows;
+use crate::device::cpu_threads;
+use crate::layout::{aug_dim, TensorShape};
+use crate::{sig, sig_backprop, Error, Result, Scalar, SigOptions};
+use lyndon::Basis;
+use ndarray::{ArrayD, ArrayView, Dimension};
+use std::sync::Arc;
+
+/// The form a log-signature is reported in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LogSigMethod {
+    /// The full tensor logarithm, in the signature's layout (pySigLib method 0).
+    Expanded,
+    /// The tensor logarithm's coefficients at the Lyndon words (pySigLib method 1, its default).
+    #[default]
+    Words,
+    /// Coordinates in the Lyndon bracket basis (pySigLib methods 2 and 3, iisignature 'S').
+    Lyndon,
+}
+
+impl LogSigMethod {
+    /// pySigLib's method numbers: 0, 1, 2, or 3 (the same numbers as 2, computed another way).
+    pub fn from_pysiglib(method: i64) -> Result<Self> {
+        match method {
+            0 => Ok(LogSigMethod::Expanded),
+            1 => Ok(LogSigMethod::Words),
+            2 | 3 => Ok(LogSigMethod::Lyndon),
+            other => Err(Error::invalid(format!(
+                "method must be one of 0, 1, 2 or 3, got {other}"
+            ))),
+        }
+    }
+
+    /// The name the CLI and `FromStr` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogSigMethod::Expanded => "expanded",
+            LogSigMethod::Words => "words",
+            LogSigMethod::Lyndon => "lyndon",
+        }
+    }
+}
+
+impl std::str::FromStr for LogSigMethod {
+    type Err = Error;
+    /// `expanded`, `words` or `lyndon`, or pySigLib's numbers `0`–`3`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "expanded" => Ok(LogSigMethod::Expanded),
+            "words" => Ok(LogSigMethod::Words),
+            "lyndon" => Ok(LogSigMethod::Lyndon),
+            other => match other.parse::<i64>() {
+                Ok(n) => LogSigMethod::from_pysiglib(n),
+                Err(_) => Err(Error::invalid(format!(
+                    "unknown log-signature method '{other}' (expected expanded, words or lyndon)"
+                ))),
+            },
+        }
+    }
+}
+
+/// Number of Lyndon words of lengths `1..=degree` over the path's channels after the transforms in
+/// `options` (pySigLib's `log_sig_length`): the output length of the `Words` and `Lyndon` methods.
+/// (`Expanded` has the signature's length, [`crate::sig_length`].) `options.scalar_term` is not used.
+///
+/// Degree and dimension 0 are errors, as in pySigLib; so are sizes whose signature would overflow.
+pub fn log_sig_length(dimension: usize, degree: usize, options: &SigOptions) -> Result<usize> {
+    if dimension == 0 {
+        return Err(Error::NotPositive { what: "dimension" });
+    }
+    let d = aug_dim(dimension, options.time_aug, options.lead_lag)?;
+    Ok(lyndon::lyndon_counts(d, degree)?.iter().sum())
+}
+
+/// The Lyndon words of lengths `1..=degree` over `dimension` letters (`0..dimension`), in
+/// log-signature order: by length, then lexicographically. Their number is Witt's formula summed over
+/// the lengths, [`log_sig_length`].
+pub fn lyndon_words(dimension: usize, degree: usize) -> Result<Vec<Vec<usize>>> {
+    let basis = lyndon::basis(dimension, degree)?;
+    Ok(basis
+        .flat
+        .iter()
+        .map(|&f| {
+            basis
+                .shape
+                .index_word(f)
+                .expect("a flat index of the shape")
+        })
+        .collect())
+}
+
+/// The position of `word` in the log-signature (the inverse of [`lyndon_words`]), or `None` when it is
+/// not a Lyndon word of length `1..=degree` over `dimension` letters.
+pub fn lyndon_word_index(dimension: usize, degree: usize, word: &[usize]) -> Result<Option<usize>> {
+    let basis = lyndon::basis(dimension, degree)?;
+    Ok(basis.shape.word_index(word).and_then(|f| basis.position(f)))
+}
+
+/// The log-signatures of degree `degree` of `paths` (`(batch…, length, dim)`), in the form `method`.
+///
+/// The signature is computed with the options' time augmentation and lead-lag, then its logarithm is
+/// taken. Output: `(batch…, sig_length)` for `Expanded` (with `options.scalar_term`, a leading 0: the
+/// log of a signature has no level 0), `(batch…, log_sig_length)` for `Words` and `Lyndon`, which
+/// have no scalar term and ignore `options.scalar_term` (as pySigLib does). Degree 0 is an error.
+pub fn log_sig<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let paths = paths.into_dyn();
+    let p = path_rows("path", paths.view())?;
+    let plan = Plan::new(
+        aug_dim(p.last(), options.time_aug, options.lead_lag)?,
+        degree,
+        method,
+    )?;
+    let sigs = sig(paths, degree, &without_scalar(options))?;
+    let s = Rows::new("sig", sigs.view(), 1)?;
+    plan.forward(&s, false, options.scalar_term, threads(options)?)
+}
+
+/// The log-signatures of signatures `sigs` (`(batch…, sig_length)`) of `dimension`-channel paths
+/// (before the transforms in `options`, which widen the alphabet as in [`crate::sig_combine`]).
+///
+/// Whether `sigs` carries the scalar term is inferred from its length; the term is taken to be 1. The
+/// `Expanded` output keeps the input's layout (a leading 0 where the input has its scalar term);
+/// `Words` and `Lyndon` give `(batch…, log_sig_length)`. `options.scalar_term` is not used.
+pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
+    sigs: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let plan = Plan::for_dimension(dimension, degree, method, options)?;
+    let s = Rows::new("sig", sigs.into_dyn(), 1)?;
+    let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
+    s.check_finite("sig", false)?;
+    plan.forward(&s, st, st, threads(options)?)
+}
+
+/// The gradient of a scalar `F(log_sig(paths))` with respect to `paths`, given
+/// `log_sig_derivs = dF/dlog_sig` (shaped like [`log_sig`]'s output for the same method and options;
+/// with `Expanded` and `scalar_term`, the leading entry's derivative is ignored).
+///
+/// The signature is recomputed here (one forward pass), then the gradient goes back through the
+/// logarithm ([`sig_to_log_sig_backprop`]) and the signature ([`crate::sig_backprop`]).
+pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    paths: ArrayView<'_, T, D1>,
+    log_sig_derivs: ArrayView<'_, T, D2>,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let paths = paths.into_dyn();
+    let p = path_rows("path", paths.view())?;
+    let plan = Plan::new(
+        aug_dim(p.last(), options.time_aug, options.lead_lag)?,
+        degree,
+        method,
+    )?;
+    let g = Rows::new("log_sig_derivs", log_sig_derivs.into_dyn(), 1)?;
+    same_batch("path", &p, "log_sig_derivs", &g)?;
+    let out_st = options.scalar_term && method == LogSigMethod::Expanded;
+    expect_len("log_sig_derivs", &g, plan.out_len(out_st))?;
+    g.check_finite("log_sig_derivs", false)?;
+    let sig_options = without_scalar(options);
+    let sigs = sig(paths.view(), degree, &sig_options)?;
+    let s = Rows::new("sig", sigs.view(), 1)?;
+    let sig_derivs = plan.backward(&s, false, &g, out_st, threads(options)?)?;
+    sig_backprop(paths, sigs.view(), sig_derivs.view(), degree, &sig_options)
+}
+
+/// The gradient of a scalar `F(sig_to_log_sig(sigs))` with respect to `sigs`, given
+/// `log_sig_derivs = dF/dlog_sig` (shaped like [`sig_to_log_sig`]'s output). The output has `sigs`'
+/// shape; the scalar term's derivative (if `sigs` has one) is 0, since the term is taken to be 1.
+pub fn sig_to_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    sigs: ArrayView<'_, T, D1>,
+    log_sig_derivs: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let plan = Plan::for_dimension(dimension, degree, method, options)?;
+    let s = Rows::new("sig", sigs.into_dyn(), 1)?;
+    let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
+    let g = Rows::new("log_sig_derivs", log_sig_derivs.into_dyn(), 1)?;
+    same_batch("sig", &s, "log_sig_derivs", &g)?;
+    expect_len("log_sig_derivs", &g, plan.out_len(st))?;
+    s.check_finite("sig", false)?;
+    g.check_finite("log_sig_derivs", false)?;
+    plan.backward(&s, st, &g, st, threads(options)?)
+}
+
+fn without_scalar(options: &SigOptions) -> SigOptions {
+    SigOptions {
+        scalar_term: false,
+        ..options.clone()
+    }
+}
+
+fn threads(options: &SigOptions) -> Result<usize> {
+    cpu_threads(&options.device, options.n_jobs)
+}
+
+/// What one log-signature computation needs: the shape and, for the Lyndon forms, the basis.
+struct Plan {
+    shape: TensorShape,
+    method: LogSigMethod,
+    basis: Option<Arc<Basis>>,
+}
+
+/// One thread's buffers.
+struct Workspace<T> {
+    log: LogScratch<T>,
+    /// The expanded logarithm (forward) or its gradient (reverse).
+    expanded: Vec<T>,
+    /// Lyndon coordinates' gradients, solved in place.
+    coords: Vec<T>,
+}
+
+impl Plan {
+    fn new(dim: usize, degree: usize, method: LogSigMethod) -> Result<Plan> {
+        if degree == 0 {
+            return Err(Error::NotPositive { what: "degree" });
+        }
+        if dim == 0 {
+            return Err(Error::NotPositive { what: "dimension" });
+        }
+        let shape = TensorShape::new(dim, degree)?;
+        let basis = match method {
+            LogSigMethod::Expanded => None,
+            _ => Some(lyndon::basis(dim, degree)?),
+        };
+        if let (LogSigMethod::Lyndon, Some(b)) = (method, &basis) {
+            b.brackets();
+        }
+        Ok(Plan {
+            shape,
+            method,
+            basis,
+        })
+    }
+
+    /// For signatures of `dimension`-channel paths under the transforms in `options`.
+    fn for_dimension(
+        dimension: usize,
+        degree: usize,
+        method: LogSigMethod,
+        options: &SigOptions,
+    ) -> Result<Plan> {
+        if dimension == 0 {
+            return Err(Error::NotPositive { what: "dimension" });
+        }
+        let dim = aug_dim(dimension, options.time_aug, options.lead_lag)?;
+        Plan::new(dim, degree, method)
+    }
+
+    /// Output length, with a leading scalar slot when `scalar` (only `Expanded` has one).
+    fn out_len(&self, scalar: bool) -> usize {
+        match &self.basis {
+            None => self.shape.len() + scalar as usize,
+            Some(b) => b.len(),
+        }
+    }
+
+    fn workspace<T: Scalar>(&self) -> Workspace<T> {
+        Workspace {
+            log: LogScratch::new(&self.shape),
+            expanded: vec![T::zero(); self.shape.len()],
+            coords: vec![T::zero(); self.basis.as_ref().map_or(0, |b| b.len())],
+        }
+    }
+
+    /// Log-signatures of the rows of `s` (each with a leading scalar term when `in_st`); the output
+    /// has a leading 0 when `out_st` and the method is `Expanded`.
+    fn forward<T: Scalar>(
+        &self,
+        s: &Rows<T>,
+        in_st: bool,
+        out_st: bool,
+        threads: usize,
+    ) -> Result<ArrayD<T>> {
+        let out_st = out_st && self.basis.is_none();
+        let out_len = self.out_len(out_st);
+        let mut out_shape = s.batch_shape.clone();
+        out_shape.push(out_len);
+        let mut out = zeros::<T>("log-signature", &out_shape)?;
+        let (row, skip, n) = (s.last(), in_st as usize, self.shape.len());
+        let xs = s.slice();
+        par_rows(
+            threads,
+            out.as_slice_mut().expect("fresh arrays are contiguous"),
+            out_len,
+            || self.workspace(),
+            |ws, i, o| self.forward_row(&xs[i * row + skip..i * row + skip + n], ws, o, out_st),
+        );
+        Ok(out)
+    }
+
+    fn forward_row<T: Scalar>(&self, x: &[T], ws: &mut Workspace<T>, out: &mut [T], st: bool) {
+        let Some(basis) = &self.basis else {
+            let st = st as usize;
+            out[..st].fill(T::zero());
+            tensor_log(&self.shape, x, &mut out[st..], &mut ws.log);
+            return;
+        };
+        tensor_log(&self.shape, x, &mut ws.expanded, &mut ws.log);
+        for (o, &f) in out.iter_mut().zip(&basis.flat) {
+            *o = ws.expanded[f];
+        }
+        if self.method == LogSigMethod::Lyndon {
+            basis.brackets().solve(out);
+        }
+    }
+
+    /// Gradients with respect to the rows of `s` (each with a leading scalar term when `in_st`, whose
+    /// gradient is 0), given the rows of `g` (with a leading entry to skip when `g_st` and the method
+    /// is `Expanded`).
+    fn backward<T: Scalar>(
+        &self,
+        s: &Rows<T>,
+        in_st: bool,
+        g: &Rows<T>,
+        g_st: bool,
+        threads: usize,
+    ) -> Result<ArrayD<T>> {
+        let mut out = zeros::<T>("signature gradient", s.data.shape())?;
+        let (row, skip, n) = (s.last(), in_st as usize, self.shape.len());
+        let (g_row, g_skip) = (g.last(), (g_st && self.basis.is_none()) as usize);
+        let (xs, gs) = (s.slice(), g.slice());
+        par_rows(
+            threads,
+            out.as_slice_mut().expect("fresh arrays are contiguous"),
+            row,
+            || self.workspace(),
+            |ws, i, o| {
+                let x = &xs[i * row + skip..i * row + skip + n];
+                let gi = &gs[i * g_row + g_skip..(i + 1) * g_row];
+                self.backward_row(x, gi, ws, &mut o[skip..]);
+            },
+        );
+        Ok(out)
+    }
+
+    fn backward_row<T: Scalar>(&self, x: &[T], g: &[T], ws: &mut Workspace<T>, dx: &mut [T]) {
+        match &self.basis {
+            None => ws.expanded.copy_from_slice(g),
+            Some(basis) => {
+                ws.coords.copy_from_slice(g);
+                if self.method == LogSigMethod::Lyndon {
+                    basis.brackets().solve_transpose(&mut ws.coords);
+                }
+                ws.expanded.fill(T::zero());
+                for (&c, &f) in ws.coords.iter().zip(&basis.flat) {
+                    ws.expanded[f] = c;
+                }
+            }
+        }
+        tensor_log_backprop(&self.shape, x, &ws.expanded, dx, &mut ws.log);
+    }
+}
+
+/// The linear map from `Lyndon` coordinates to `Words` coefficients (the bracket expansions read at
+/// the Lyndon words), for tests and for callers that want to move between the two forms.
+///
+/// `coords` has shape `(batch…, log_sig_length)` over `dimension` letters (after any transforms).
+pub fn lyndon_to_words<T: Scalar, D: Dimension>(
+    coords: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+) -> Result<ArrayD<T>> {
+    let plan = Plan::new(dimension, degree, LogSigMethod::Lyndon)?;
+    let basis = plan.basis.as_ref().expect("the Lyndon method has a basis");
+    let c = Rows::new("coords", coords.into_dyn(), 1)?;
+    expect_len("coords", &c, basis.len())?;
+    let mut out = zeros::<T>("Lyndon-word coefficients", c.data.shape())?;
+    let len = basis.len();
+    let xs = c.slice();
+    par_rows(
+        1,
+        out.as_slice_mut().expect("fresh arrays are contiguous"),
+        len,
+        || (),
+        |_, i, o| basis.brackets().multiply(&xs[i * len..(i + 1) * len], o),
+    );
+    Ok(out)
+}

@@ -1,0 +1,199 @@
+//! The log-signature subcommands end to end: reference cases through .npy files, the length, and one
+//! clear `error: …` line for bad input.
+
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roughsig");
+
+fn golden(case: &str, file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/golden")
+        .join(case)
+        .join(file)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn out_path(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "roughsig-cli-logsig-{}-{test}.npy",
+        std::process::id()
+    ))
+}
+
+/// (exit code, stdout, stderr)
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("ROUGHSIG_DEVICE")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run, expect failure with exactly one `error: …` line on stderr, and return it.
+fn fails(args: &[&str]) -> String {
+    let (code, _, stderr) = run(args);
+    assert_eq!(code, Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    lines[0].to_string()
+}
+
+fn read(path: &Path) -> ArrayD<f64> {
+    let a = ArrayD::<f64>::read_npy(File::open(path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(path);
+    a
+}
+
+fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>) {
+    assert_eq!(got.shape(), want.shape());
+    let scale = want.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 1e-10 * w.abs() + 1e-12 * scale,
+            "{g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn log_sig_matches_golden() {
+    let case = "logsig_m2_d2_deg3_L8_ta1_ll1_et2.5";
+    let out = out_path("lyndon");
+    let o = out.to_str().unwrap();
+    let path = golden(case, "path.npy");
+    let args = [
+        "log-sig",
+        &path,
+        "--degree",
+        "3",
+        "--method",
+        "lyndon",
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "-o",
+        o,
+        "--jobs",
+        "1",
+    ];
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let want = ArrayD::<f64>::read_npy(File::open(golden(case, "log_sig.npy")).unwrap()).unwrap();
+    assert_close(&read(&out), &want);
+
+    // The expanded form with its scalar slot, in f32, timed.
+    let case = "logsig_m0_d3_deg3_L10_st1";
+    let path = golden(case, "path.npy");
+    let args = [
+        "log-sig",
+        &path,
+        "--degree",
+        "3",
+        "--method",
+        "expanded",
+        "--scalar-term",
+        "--dtype",
+        "f32",
+        "--repeat",
+        "2",
+        "-o",
+        o,
+    ];
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let timing: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(timing["op"], "log-sig");
+    assert_eq!(timing["dtype"], "f32");
+    let got = ArrayD::<f32>::read_npy(File::open(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let want = ArrayD::<f64>::read_npy(File::open(golden(case, "log_sig.npy")).unwrap()).unwrap();
+    assert_eq!(got.shape(), want.shape());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((*g as f64 - w).abs() < 1e-5, "{g} vs {w}");
+    }
+}
+
+#[test]
+fn sig_to_log_sig_matches_golden() {
+    let case = "sig2logsig_m2_d3_deg4_st1";
+    let out = out_path("sig2logsig");
+    let sig = golden(case, "sig.npy");
+    let args = [
+        "sig-to-log-sig",
+        &sig,
+        "--dimension",
+        "3",
+        "--degree",
+        "4",
+        "--method",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let want = ArrayD::<f64>::read_npy(File::open(golden(case, "log_sig.npy")).unwrap()).unwrap();
+    assert_close(&read(&out), &want);
+}
+
+#[test]
+fn log_sig_length_prints_the_count() {
+    let (code, stdout, _) = run(&[
+        "log-sig-length",
+        "--dimension",
+        "2",
+        "--degree",
+        "3",
+        "--time-aug",
+        "--lead-lag",
+    ]);
+    assert_eq!((code, stdout.trim()), (Some(0), "55"));
+    let msg = fails(&["log-sig-length", "--dimension", "3", "--degree", "0"]);
+    assert!(msg.contains("degree must be a positive integer"), "{msg}");
+    let msg = fails(&["log-sig-length", "--dimension", "10", "--degree", "100"]);
+    assert!(msg.contains("overflow"), "{msg}");
+}
+
+#[test]
+fn log_sig_bad_input_is_one_line() {
+    let path = golden("logsig_m1_d3_deg3_L10_s", "path.npy");
+    let out = out_path("bad");
+    let o = out.to_str().unwrap();
+    let base = ["log-sig", &path, "--degree", "3", "-o", o];
+    let with = |extra: &[&'static str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        fails(&args)
+    };
+    assert!(with(&["--method", "brackets"]).contains("unknown log-signature method"));
+    assert!(with(&["--method", "4"]).contains("method must be one of 0, 1, 2 or 3"));
+    assert!(with(&["--method", "words", "--device", "gpu"]).contains("GPU"));
+    let msg = fails(&[
+        "sig-to-log-sig",
+        &path,
+        "--dimension",
+        "3",
+        "--degree",
+        "3",
+        "--method",
+        "words",
+        "-o",
+        o,
+    ]);
+    assert!(msg.contains("sig has length"), "{msg}");
+    assert!(!out.exists());
+}
