@@ -56,7 +56,10 @@ pub enum Error {
         "{what} is not finite at batch item {item:?}: the kernel PDE overflowed, typically from paths \
          with large increments; normalise the paths or use a bounded static kernel (e.g. rbf)"
     )]
-    KernelOverflow { what: &'static str, item: Vec<usize> },
+    KernelOverflow {
+        what: &'static str,
+        item: Vec<usize>,
+    },
     /// Any other invalid argument (a bad option value, an unsupported dtype, …).
     #[error("{0}")]
     Invalid(String),

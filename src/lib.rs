@@ -40,7 +40,7 @@ pub use options::{threads, Device, SigOptions};
 pub use scalar::Scalar;
 pub use sig::{sig, sig_backprop};
 pub use sig_kernel::{
-    sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop, sig_kernel_gram_sym,
-    SigKernelOptions, StaticKernel,
+    sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
+    sig_kernel_gram_sym, SigKernelOptions, StaticKernel,
 };
 pub use transform::{transform_path, transform_path_backprop};

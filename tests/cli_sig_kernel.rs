@@ -66,7 +66,10 @@ fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>) {
     assert_eq!(got.shape(), want.shape());
     let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     for (g, w) in got.iter().zip(want.iter()) {
-        assert!((g - w).abs() <= 1e-10 * w.abs() + 1e-12 * scale, "{g} vs {w}");
+        assert!(
+            (g - w).abs() <= 1e-10 * w.abs() + 1e-12 * scale,
+            "{g} vs {w}"
+        );
     }
 }
 
@@ -147,7 +150,13 @@ fn sig_kernel_gram_is_all_pairs() {
     let case = "sigker_eq_d3_L10x10_do1_b";
     let (x, y) = (golden(case, "path1.npy"), golden(case, "path2.npy"));
     let (gram, sym, pairs) = (dir.file("g.npy"), dir.file("s.npy"), dir.file("k.npy"));
-    let opts = ["--dyadic-order", "1", "--static-kernel", "rbf:0.5", "--normalize"];
+    let opts = [
+        "--dyadic-order",
+        "1",
+        "--static-kernel",
+        "rbf:0.5",
+        "--normalize",
+    ];
     let with = |head: &[&str], out: &str| {
         let mut v: Vec<&str> = head.to_vec();
         v.extend(opts);
@@ -177,15 +186,27 @@ fn sig_kernel_errors_are_one_line() {
         .write_npy(File::create(&bad_dim).unwrap())
         .unwrap();
     for (args, expect) in [
-        (vec!["sig-kernel", &x, &y, "--device", "gpu", "-o", &out], "GPU"),
-        (vec!["sig-kernel", &x, &y, "--dyadic-order", "1,x", "-o", &out], "dyadic-order"),
-        (vec!["sig-kernel", &x, &y, "--static-kernel", "poly", "-o", &out], "static kernel"),
+        (
+            vec!["sig-kernel", &x, &y, "--device", "gpu", "-o", &out],
+            "GPU",
+        ),
+        (
+            vec!["sig-kernel", &x, &y, "--dyadic-order", "1,x", "-o", &out],
+            "dyadic-order",
+        ),
+        (
+            vec!["sig-kernel", &x, &y, "--static-kernel", "poly", "-o", &out],
+            "static kernel",
+        ),
         (vec!["sig-kernel", &x, &bad_dim, "-o", &out], "dimension"),
     ] {
         let (success, stderr) = run(&args);
         assert!(!success, "{args:?}");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{stderr}");
-        assert!(lines[0].starts_with("error: ") && lines[0].contains(expect), "{stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(expect),
+            "{stderr}"
+        );
     }
 }

@@ -47,7 +47,10 @@ fn check_count(function: &str, checked: usize) {
     )
     .unwrap();
     let expected = index["counts"][function].as_u64().unwrap() as usize;
-    assert_eq!(checked, expected, "{function}: checked {checked} of {expected}");
+    assert_eq!(
+        checked, expected,
+        "{function}: checked {checked} of {expected}"
+    );
 }
 
 #[test]
@@ -110,8 +113,20 @@ fn sig_kernel_backprop_golden() {
         )
         .unwrap();
         let (r, a) = F32_GRAD_TOL;
-        assert_close(&format!("{} dx f32", case.name), &to_f64(&gx32), &want_x, r, a);
-        assert_close(&format!("{} dy f32", case.name), &to_f64(&gy32), &want_y, r, a);
+        assert_close(
+            &format!("{} dx f32", case.name),
+            &to_f64(&gx32),
+            &want_x,
+            r,
+            a,
+        );
+        assert_close(
+            &format!("{} dy f32", case.name),
+            &to_f64(&gy32),
+            &want_y,
+            r,
+            a,
+        );
         if case.json["outputs"].get("kernel").is_some() {
             let k = sig_kernel(x.view(), y.view(), &opts).unwrap();
             assert_close(&case.name, &k, &case.array("kernel"), rtol, atol);
@@ -234,7 +249,8 @@ fn sig_kernel_backprop_matches_finite_differences() {
                         ..Default::default()
                     };
                     let what = format!("{opts:?}");
-                    let (gx, gy) = sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
+                    let (gx, gy) =
+                        sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
                     let nx = numeric_grad(&x, |xp| objective(xp, &y, &w, &opts));
                     let ny = numeric_grad(&y, |yp| objective(&x, yp, &w, &opts));
                     assert_close(&format!("dx {what}"), &gx, &nx, 1e-6, 1e-7);
@@ -266,8 +282,20 @@ fn sig_kernel_backprop_of_the_whole_grid() {
             g.iter().zip(seed.iter()).map(|(a, b)| a * b).sum()
         };
         let (gx, gy) = sig_kernel_backprop(seed.view(), x.view(), y.view(), &opts).unwrap();
-        assert_close("grid dx", &gx, &numeric_grad(&x, |xp| f(xp, &y)), 1e-6, 1e-7);
-        assert_close("grid dy", &gy, &numeric_grad(&y, |yp| f(&x, yp)), 1e-6, 1e-7);
+        assert_close(
+            "grid dx",
+            &gx,
+            &numeric_grad(&x, |xp| f(xp, &y)),
+            1e-6,
+            1e-7,
+        );
+        assert_close(
+            "grid dy",
+            &gy,
+            &numeric_grad(&y, |yp| f(&x, yp)),
+            1e-6,
+            1e-7,
+        );
     }
 }
 
@@ -287,12 +315,8 @@ fn sig_kernel_gram_matches_pairwise_calls() {
             assert_eq!(gram.shape(), &[3, 4]);
             for i in 0..3 {
                 for j in 0..4 {
-                    let k = sig_kernel(
-                        xs.index_axis(Axis(0), i),
-                        ys.index_axis(Axis(0), j),
-                        &opts,
-                    )
-                    .unwrap()[[]];
+                    let k = sig_kernel(xs.index_axis(Axis(0), i), ys.index_axis(Axis(0), j), &opts)
+                        .unwrap()[[]];
                     let g = gram[[i, j]];
                     assert!((g - k).abs() <= 1e-14 * k.abs(), "({i}, {j}): {g} vs {k}");
                 }
@@ -346,8 +370,20 @@ fn sig_kernel_gram_backprop_matches_finite_differences() {
                 g.iter().zip(w.iter()).map(|(a, b)| a * b).sum()
             };
             let (gx, gy) = sig_kernel_gram_backprop(w.view(), xs.view(), ys.view(), &opts).unwrap();
-            assert_close("gram dx", &gx, &numeric_grad(&xs, |xp| f(xp, &ys)), 1e-6, 1e-7);
-            assert_close("gram dy", &gy, &numeric_grad(&ys, |yp| f(&xs, yp)), 1e-6, 1e-7);
+            assert_close(
+                "gram dx",
+                &gx,
+                &numeric_grad(&xs, |xp| f(xp, &ys)),
+                1e-6,
+                1e-7,
+            );
+            assert_close(
+                "gram dy",
+                &gy,
+                &numeric_grad(&ys, |yp| f(&xs, yp)),
+                1e-6,
+                1e-7,
+            );
         }
     }
 }
@@ -368,9 +404,13 @@ fn sig_kernel_f32_matches_f64() {
         let k32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
         assert_close("f32 kernel", &to_f64(&k32), &k64, F32_TOL.0, F32_TOL.1);
         let (gx, gy) = sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
-        let (gx32, gy32) =
-            sig_kernel_backprop(to_f32(&w).view(), to_f32(&x).view(), to_f32(&y).view(), &opts)
-                .unwrap();
+        let (gx32, gy32) = sig_kernel_backprop(
+            to_f32(&w).view(),
+            to_f32(&x).view(),
+            to_f32(&y).view(),
+            &opts,
+        )
+        .unwrap();
         let (r, a) = F32_GRAD_TOL;
         assert_close("f32 dx", &to_f64(&gx32), &gx, r, a);
         assert_close("f32 dy", &to_f64(&gy32), &gy, r, a);
@@ -440,7 +480,10 @@ fn bad_inputs_are_typed_errors() {
     y[[1, 3, 2]] = f64::NAN;
     match sig_kernel(x.view(), y.view(), &opts) {
         Err(Error::NonFinite {
-            item, point, channel, ..
+            item,
+            point,
+            channel,
+            ..
         }) => assert_eq!((item, point, channel), (vec![1], 3, 2)),
         other => panic!("expected NonFinite, got {other:?}"),
     }
@@ -527,7 +570,10 @@ fn overflow_is_an_error_with_advice() {
 
 #[test]
 fn static_kernels_parse() {
-    assert_eq!("linear".parse::<StaticKernel>().unwrap(), StaticKernel::Linear);
+    assert_eq!(
+        "linear".parse::<StaticKernel>().unwrap(),
+        StaticKernel::Linear
+    );
     assert_eq!(
         "rbf:0.5".parse::<StaticKernel>().unwrap(),
         StaticKernel::Rbf { sigma: 0.5 }

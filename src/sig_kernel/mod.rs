@@ -231,7 +231,11 @@ fn self_kernels<T: Scalar>(
         k
     };
     let kx = diag(xs, lx, n);
-    let ky = if symmetric { kx.clone() } else { diag(ys, ly, m) };
+    let ky = if symmetric {
+        kx.clone()
+    } else {
+        diag(ys, ly, m)
+    };
     (kx, ky)
 }
 

@@ -43,7 +43,9 @@ impl std::str::FromStr for StaticKernel {
         };
         let number = |what: &str| -> Result<f64> {
             let a = arg.ok_or_else(|| {
-                Error::invalid(format!("static kernel '{name}' needs a value: {name}:{what}"))
+                Error::invalid(format!(
+                    "static kernel '{name}' needs a value: {name}:{what}"
+                ))
             })?;
             a.trim().parse::<f64>().map_err(|_| {
                 Error::invalid(format!("static kernel '{name}': '{a}' is not a number"))

@@ -342,7 +342,12 @@ mod tests {
 
     #[test]
     fn checkpointed_blocks_match_the_whole_grid() {
-        for (n1, n2, lam) in [(5, 7, (0, 0)), (4, 3, (1, 2)), (9, 2, (2, 0)), (1, 1, (1, 1))] {
+        for (n1, n2, lam) in [
+            (5, 7, (0, 0)),
+            (4, 3, (1, 2)),
+            (9, 2, (2, 0)),
+            (1, 1, (1, 1)),
+        ] {
             let grid = Grid::new(n1, n2, lam).unwrap();
             let g = gram(n1, n2);
             let mut s = Scratch::default();
