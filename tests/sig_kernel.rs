@@ -526,6 +526,15 @@ fn bad_inputs_are_typed_errors() {
             Err(Error::Invalid(_))
         ));
     }
+    // A refinement whose rows could not be allocated is refused up front, not attempted.
+    let huge = SigKernelOptions {
+        dyadic_order: (2, 42),
+        ..Default::default()
+    };
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &huge),
+        Err(Error::TooLarge { .. })
+    ));
     let grid_gram = SigKernelOptions {
         return_grid: true,
         ..Default::default()

@@ -46,7 +46,7 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
     let px = path_rows("path1", x.into_dyn())?;
     let py = path_rows("path2", y.into_dyn())?;
     same_batch("path1", &px, "path2", &py)?;
-    let (plan, grid) = plan(&px, &py, options)?;
+    let (plan, grid) = plan(&px, &py, options, false)?;
     let threads = cpu_threads(options)?;
     let (xs, ys) = (px.slice(), py.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
@@ -93,7 +93,7 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
     let px = path_rows("path1", x.into_dyn())?;
     let py = path_rows("path2", y.into_dyn())?;
     same_batch("path1", &px, "path2", &py)?;
-    let (plan, grid) = plan(&px, &py, options)?;
+    let (plan, grid) = plan(&px, &py, options, true)?;
     let inner = if options.return_grid { 2 } else { 0 };
     let pd = Rows::new("derivs", derivs.into_dyn(), inner)?;
     same_batch("path1", &px, "derivs", &pd)?;
@@ -172,7 +172,7 @@ fn gram<T: Scalar>(
     reject_grid(options, "sig_kernel_gram")?;
     let px = path_rows("paths1", xs)?;
     let py = path_rows("paths2", ys)?;
-    let (plan, _) = plan(&px, &py, options)?;
+    let (plan, _) = plan(&px, &py, options, false)?;
     let threads = cpu_threads(options)?;
     let (xs, ys) = (px.slice(), py.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
@@ -255,7 +255,7 @@ pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dim
     reject_grid(options, "sig_kernel_gram_backprop")?;
     let px = path_rows("paths1", xs.into_dyn())?;
     let py = path_rows("paths2", ys.into_dyn())?;
-    let (plan, _) = plan(&px, &py, options)?;
+    let (plan, _) = plan(&px, &py, options, true)?;
     let pd = Rows::new("derivs", derivs.into_dyn(), 0)?;
     let mut shape = px.batch_shape.clone();
     shape.extend_from_slice(&py.batch_shape);
@@ -355,6 +355,7 @@ fn plan<'a, T: Scalar>(
     px: &Rows<T>,
     py: &Rows<T>,
     opts: &'a SigKernelOptions,
+    backward: bool,
 ) -> Result<(Plan<'a, T>, Grid)> {
     let dim = px.last();
     if py.last() != dim {
@@ -385,11 +386,26 @@ fn plan<'a, T: Scalar>(
         budget_bytes: BACKPROP_BUDGET_BYTES,
     };
     let grid = plan.grid(n1, n2)?;
+    let mut grids = vec![grid];
     if opts.normalize {
-        plan.grid(n1, n1)?;
-        plan.grid(n2, n2)?;
+        grids.extend([plan.grid(n1, n1)?, plan.grid(n2, n2)?]);
+    }
+    for g in &grids {
+        workspace_bytes::<T>(g, backward)?;
     }
     Ok((plan, grid))
+}
+
+/// Refuse a pair whose per-thread buffers could not be allocated: a few rows of the refined grid
+/// forward; backward also the base Gram matrix and its gradient, and up to the block budget.
+fn workspace_bytes<T: Scalar>(grid: &Grid, backward: bool) -> Result<()> {
+    let size = std::mem::size_of::<T>() as u128;
+    let rows = 6 * grid.cols as u128 + grid.n2 as u128;
+    let mut bytes = rows * size;
+    if backward {
+        bytes += 2 * grid.n1 as u128 * grid.n2 as u128 * size + BACKPROP_BUDGET_BYTES as u128;
+    }
+    crate::batch::check_bytes("signature kernel workspace", bytes)
 }
 
 /// Fail on NaN or infinity in `data`, an array of `per_item`-sized items of `batch_shape`.
