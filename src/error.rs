@@ -54,6 +54,15 @@ pub enum Error {
         b: &'static str,
         b_shape: Vec<usize>,
     },
+    /// A signature kernel or its gradient overflowed to infinity or NaN (finite inputs, huge values).
+    #[error(
+        "{what} is not finite at batch item {item:?}: the kernel PDE overflowed, typically from paths \
+         with large increments; normalise the paths or use a bounded static kernel (e.g. rbf)"
+    )]
+    KernelOverflow {
+        what: &'static str,
+        item: Vec<usize>,
+    },
     /// Any other invalid argument (a bad option value, an unsupported dtype, …).
     #[error("{0}")]
     Invalid(String),

@@ -31,6 +31,7 @@ mod logsig;
 mod options;
 mod scalar;
 mod sig;
+mod sig_kernel;
 mod transform;
 
 pub use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
@@ -44,4 +45,8 @@ pub use logsig::{
 pub use options::{threads, Device, SigOptions};
 pub use scalar::Scalar;
 pub use sig::{sig, sig_backprop};
+pub use sig_kernel::{
+    sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
+    sig_kernel_gram_sym, SigKernelOptions, StaticKernel,
+};
 pub use transform::{transform_path, transform_path_backprop};

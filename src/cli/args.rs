@@ -1,7 +1,7 @@
 //! The command line, as clap derive structs.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use roughsig::{Device, LogSigMethod};
+use roughsig::{Device, LogSigMethod, StaticKernel};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -121,6 +121,40 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Signature kernels k(path1_i, path2_i) of paired batches (batch…, L1, d) and (batch…, L2, d).
+    SigKernel {
+        path1: String,
+        path2: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of F(sig-kernel(path1, path2)) with respect to both paths, given dF/dk.
+    SigKernelBackprop {
+        derivs: String,
+        path1: String,
+        path2: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The Gram matrix k(paths1_i, paths2_j) of all pairs, shape (batch1…, batch2…).
+    SigKernelGram {
+        paths1: String,
+        paths2: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print the signature length for a dimension and degree.
     SigLength {
         #[command(flatten)]
@@ -191,6 +225,22 @@ pub struct Transform {
         allow_negative_numbers = true
     )]
     pub end_time: f64,
+}
+
+/// Options of the signature-kernel subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct KernelArgs {
+    /// Refine the PDE grid 2^L times along both paths, or 2^L1 and 2^L2 times.
+    #[arg(long, value_name = "L | L1,L2", default_value = "0", value_parser = parse_dyadic_order)]
+    pub dyadic_order: (usize, usize),
+    #[command(flatten)]
+    pub transform: Transform,
+    /// linear, rbf:SIGMA (exp(-|p-q|^2/SIGMA)) or scaled-linear:S (S^2 <p, q>).
+    #[arg(long, value_name = "KERNEL", default_value = "linear", value_parser = parse_static_kernel)]
+    pub static_kernel: StaticKernel,
+    /// k(x, y) / sqrt(k(x, x) k(y, y)).
+    #[arg(long)]
+    pub normalize: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -294,4 +344,15 @@ fn parse_device(s: &str) -> Result<Device, String> {
 
 fn parse_method(s: &str) -> Result<LogSigMethod, String> {
     s.parse::<LogSigMethod>().map_err(|e| e.to_string())
+}
+
+fn parse_dyadic_order(s: &str) -> Result<(usize, usize), String> {
+    match s.split_once(',') {
+        Some((a, b)) => Ok((non_negative(a)?, non_negative(b)?)),
+        None => non_negative(s).map(|l| (l, l)),
+    }
+}
+
+fn parse_static_kernel(s: &str) -> Result<StaticKernel, String> {
+    s.parse::<StaticKernel>().map_err(|e| e.to_string())
 }

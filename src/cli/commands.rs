@@ -1,12 +1,14 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
-use super::args::{Command, Common, Dtype, Flags, Method, Output, Output2, Size, Transform};
+use super::args::{
+    Command, Common, Dtype, Flags, KernelArgs, Method, Output, Output2, Size, Transform,
+};
 use super::npy::{self, Input};
 use super::progress;
 use super::timing::Timing;
 use ndarray::ArrayD;
 use ndarray_npy::WritableElement;
-use roughsig::{Error, Result, Scalar, SigOptions};
+use roughsig::{Error, Result, Scalar, SigKernelOptions, SigOptions};
 
 /// Run a generic body with `T` = the job's compute dtype.
 macro_rules! dispatch {
@@ -160,6 +162,52 @@ pub fn run(command: Command) -> Result<()> {
                 )
             }))
         }
+        Command::SigKernel {
+            path1,
+            path2,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = kernel_options(&kernel, &common);
+            let job = Job::read("sig-kernel", &[&path1, &path2], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_kernel(x[0].view(), x[1].view(), &opts)
+            }))
+        }
+        Command::SigKernelBackprop {
+            derivs,
+            path1,
+            path2,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = kernel_options(&kernel, &common);
+            let job = Job::read("sig-kernel-backprop", &[&derivs, &path1, &path2], &common)?;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                roughsig::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts)
+            }))
+        }
+        Command::SigKernelGram {
+            paths1,
+            paths2,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = kernel_options(&kernel, &common);
+            let job = Job::read("sig-kernel-gram", &[&paths1, &paths2], &common)?;
+            // The same file twice is the symmetric case: one triangle, exactly symmetric.
+            let symmetric = paths1 == paths2;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                if symmetric {
+                    roughsig::sig_kernel_gram_sym(x[0].view(), &opts)
+                } else {
+                    roughsig::sig_kernel_gram(x[0].view(), x[1].view(), &opts)
+                }
+            }))
+        }
         Command::SigLength {
             size,
             flags,
@@ -238,6 +286,20 @@ fn options(transform: &Transform, common: &Common) -> SigOptions {
     SigOptions {
         end_time: transform.end_time,
         ..flag_options(&transform.flags, common)
+    }
+}
+
+fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
+    SigKernelOptions {
+        dyadic_order: kernel.dyadic_order,
+        static_kernel: kernel.static_kernel,
+        time_aug: kernel.transform.flags.time_aug,
+        lead_lag: kernel.transform.flags.lead_lag,
+        end_time: kernel.transform.end_time,
+        normalize: kernel.normalize,
+        n_jobs: common.jobs,
+        device: common.device.clone(),
+        ..SigKernelOptions::default()
     }
 }
 

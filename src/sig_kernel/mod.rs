@@ -1,0 +1,451 @@
+//! Signature kernels `k(x, y) = <S(x), S(y)>` (untruncated) by pySigLib's finite-difference Goursat
+//! scheme, their Gram matrices, and their exact gradients.
+//!
+//! The layers: `static_kernel` turns a pair of paths into the PDE's increments Gram matrix (and
+//! back), `pde` solves the scheme on one pair and runs its discrete adjoint, `cpu` drives pairs over
+//! threads, and this module checks inputs and shapes.
+//!
+//! Memory: the forward pass keeps two rows of the refined grid per thread (plus one path's
+//! increments), whatever the lengths. A backward pass holds the pair's base Gram matrix and the rows
+//! of `K` it needs: the whole refined grid when it fits in 64 MiB, else checkpointed blocks that are
+//! recomputed (at most one extra forward pass). Gram matrices are computed pair by pair into the
+//! output; their backprop keeps one gradient accumulator per worker.
+
+mod cpu;
+mod options;
+mod pde;
+mod static_kernel;
+
+pub use options::{SigKernelOptions, StaticKernel};
+
+use crate::batch::{paths as path_rows, same_batch, zeros, Rows};
+use crate::cpu::par_rows;
+use crate::device;
+use crate::layout::aug_dim;
+use crate::{Error, Result, Scalar};
+use cpu::{par_pairs, par_sum, Plan, Workspace};
+use ndarray::{ArrayD, ArrayView, Dimension};
+use pde::{Grid, Seed, BACKPROP_BUDGET_BYTES};
+use static_kernel::Lift;
+
+/// The signature kernels of paired paths `x` `(batch…, L1, d)` and `y` `(batch…, L2, d)`.
+///
+/// Output: the batch shape (a 0-d array for single paths), or with `return_grid` the whole PDE grid
+/// `(batch…, (n1 << λ1) + 1, (n2 << λ2) + 1)`, `n` being the number of increments after the transforms
+/// (`L − 1`, or `2(L − 1)` with lead-lag). A path of one point has the trivial signature: kernel 1
+/// (also with time augmentation, where pySigLib raises).
+///
+/// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
+/// and [`Error::KernelOverflow`] when the result overflows (pySigLib only warns).
+pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
+    x: ArrayView<'_, T, D1>,
+    y: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    let px = path_rows("path1", x.into_dyn())?;
+    let py = path_rows("path2", y.into_dyn())?;
+    same_batch("path1", &px, "path2", &py)?;
+    let (plan, grid) = plan(&px, &py, options, false)?;
+    let threads = cpu_threads(options)?;
+    let (xs, ys) = (px.slice(), py.slice());
+    let (lx, ly) = (path_size(&px), path_size(&py));
+    let mut shape = px.batch_shape.clone();
+    let per_item = if options.return_grid {
+        shape.extend([grid.rows, grid.cols]);
+        grid.rows * grid.cols
+    } else {
+        1
+    };
+    let mut out = zeros::<T>("signature kernel", &shape)?;
+    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    par_rows(
+        threads,
+        out_slice,
+        per_item,
+        Workspace::default,
+        |ws, i, row| {
+            let (xi, yi) = (&xs[i * lx..(i + 1) * lx], &ys[i * ly..(i + 1) * ly]);
+            if options.return_grid {
+                plan.grid_of(ws, xi, yi, row);
+            } else {
+                row[0] = plan.value(ws, xi, yi);
+            }
+        },
+    );
+    check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
+    Ok(out)
+}
+
+/// The gradients `(dF/dx, dF/dy)` of a scalar `F` of `sig_kernel(x, y)`, given `derivs = dF/dk` of
+/// the batch shape (or, with `return_grid`, of the grid's shape). The exact adjoint of the discrete
+/// scheme, so it matches finite differences of [`sig_kernel`] to rounding.
+///
+/// Shapes follow the inputs: an unbatched `(L, d)` path gets an `(L, d)` gradient (pySigLib returns
+/// `(1, L, d)` there). Time channels have no path point and get no gradient.
+pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
+    derivs: ArrayView<'_, T, D0>,
+    x: ArrayView<'_, T, D1>,
+    y: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    options.validate()?;
+    let px = path_rows("path1", x.into_dyn())?;
+    let py = path_rows("path2", y.into_dyn())?;
+    same_batch("path1", &px, "path2", &py)?;
+    let (plan, grid) = plan(&px, &py, options, true)?;
+    let inner = if options.return_grid { 2 } else { 0 };
+    let pd = Rows::new("derivs", derivs.into_dyn(), inner)?;
+    same_batch("path1", &px, "derivs", &pd)?;
+    let per_item = if options.return_grid {
+        let tail = &pd.data.shape()[pd.data.ndim() - 2..];
+        if tail != [grid.rows, grid.cols] {
+            return Err(Error::invalid(format!(
+                "derivs must end in the grid's shape ({}, {}), got {tail:?}",
+                grid.rows, grid.cols
+            )));
+        }
+        grid.rows * grid.cols
+    } else {
+        1
+    };
+    check_finite_items("derivs", pd.slice(), &pd.batch_shape, per_item)?;
+    let threads = cpu_threads(options)?;
+    let (xs, ys, ds) = (px.slice(), py.slice(), pd.slice());
+    let (lx, ly) = (path_size(&px), path_size(&py));
+    let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
+    let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
+    let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
+    let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
+    par_pairs(threads, dx_slice, lx, dy_slice, ly, |ws, i, dxi, dyi| {
+        let (xi, yi) = (&xs[i * lx..(i + 1) * lx], &ys[i * ly..(i + 1) * ly]);
+        let d = &ds[i * per_item..(i + 1) * per_item];
+        if options.normalize {
+            plan.backprop_normalized(ws, xi, yi, d[0], dxi, dyi);
+        } else {
+            let seed = if options.return_grid {
+                Seed::Grid(d)
+            } else {
+                Seed::Last(d[0])
+            };
+            plan.backprop(ws, xi, yi, seed, dxi, dyi);
+        }
+    });
+    check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
+    check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
+    Ok((dx, dy))
+}
+
+/// The Gram matrix `k(x_i, y_j)` of all pairs of `xs` `(batch1…, L1, d)` and `ys` `(batch2…, L2, d)`,
+/// of shape `(batch1…, batch2…)`.
+///
+/// When `xs` and `ys` are the same array (the same view of the same memory), only one triangle is
+/// computed and mirrored, which makes the result exactly symmetric; see [`sig_kernel_gram_sym`].
+/// Memory: the output plus one workspace per thread. `return_grid` is not supported here.
+pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
+    xs: ArrayView<'_, T, D1>,
+    ys: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    let same =
+        xs.as_ptr() == ys.as_ptr() && xs.shape() == ys.shape() && xs.strides() == ys.strides();
+    gram(xs.into_dyn(), ys.into_dyn(), options, same)
+}
+
+/// The symmetric Gram matrix `k(x_i, x_j)` of `xs` `(batch…, L, d)`: one triangle is computed (when
+/// both dyadic orders are equal; otherwise `k(x_i, x_j) ≠ k(x_j, x_i)` in general and all pairs are).
+pub fn sig_kernel_gram_sym<T: Scalar, D: Dimension>(
+    xs: ArrayView<'_, T, D>,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    let xs = xs.into_dyn();
+    gram(xs.clone(), xs, options, true)
+}
+
+fn gram<T: Scalar>(
+    xs: ndarray::ArrayViewD<'_, T>,
+    ys: ndarray::ArrayViewD<'_, T>,
+    options: &SigKernelOptions,
+    symmetric: bool,
+) -> Result<ArrayD<T>> {
+    options.validate()?;
+    reject_grid(options, "sig_kernel_gram")?;
+    let px = path_rows("paths1", xs)?;
+    let py = path_rows("paths2", ys)?;
+    let (plan, _) = plan(&px, &py, options, false)?;
+    let threads = cpu_threads(options)?;
+    let (xs, ys) = (px.slice(), py.slice());
+    let (lx, ly) = (path_size(&px), path_size(&py));
+    let (n, m) = (px.batch(), py.batch());
+    let symmetric = symmetric && options.dyadic_order.0 == options.dyadic_order.1;
+    let mut shape = px.batch_shape.clone();
+    shape.extend_from_slice(&py.batch_shape);
+    let mut out = zeros::<T>("Gram matrix", &shape)?;
+    let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, symmetric);
+    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    par_rows(threads, out_slice, 1, Workspace::default, |ws, p, o| {
+        let (i, j) = (p / m, p % m);
+        if symmetric && j < i {
+            return;
+        }
+        let k = plan.kernel(ws, &xs[i * lx..(i + 1) * lx], &ys[j * ly..(j + 1) * ly]);
+        o[0] = if options.normalize {
+            k / (kx[i] * ky[j]).sqrt()
+        } else {
+            k
+        };
+    });
+    if symmetric {
+        for i in 0..n {
+            for j in 0..i {
+                out_slice[i * m + j] = out_slice[j * m + i];
+            }
+        }
+    }
+    check_output("sig_kernel_gram", out_slice, &shape, 1)?;
+    Ok(out)
+}
+
+/// `k(x_i, x_i)` and `k(y_j, y_j)` when normalising (empty otherwise).
+#[allow(clippy::too_many_arguments)]
+fn self_kernels<T: Scalar>(
+    plan: &Plan<'_, T>,
+    threads: usize,
+    xs: &[T],
+    lx: usize,
+    n: usize,
+    ys: &[T],
+    ly: usize,
+    m: usize,
+    symmetric: bool,
+) -> (Vec<T>, Vec<T>) {
+    if !plan.opts.normalize {
+        return (Vec::new(), Vec::new());
+    }
+    let diag = |paths: &[T], len: usize, count: usize| {
+        let mut k = vec![T::zero(); count];
+        par_rows(threads, &mut k, 1, Workspace::default, |ws, i, o| {
+            let p = &paths[i * len..(i + 1) * len];
+            o[0] = plan.kernel(ws, p, p);
+        });
+        k
+    };
+    let kx = diag(xs, lx, n);
+    let ky = if symmetric {
+        kx.clone()
+    } else {
+        diag(ys, ly, m)
+    };
+    (kx, ky)
+}
+
+/// The gradients `(dF/dxs, dF/dys)` of a scalar `F` of `sig_kernel_gram(xs, ys)`, given
+/// `derivs = dF/dGram` of the Gram matrix's shape. `xs` and `ys` are treated as separate inputs even
+/// when they are the same array (add the two gradients for `F(gram(xs, xs))`).
+///
+/// Each worker accumulates into its own copy of the gradients (a few per thread), so summation order,
+/// and hence the last bits, may vary between runs with more than one thread.
+pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
+    derivs: ArrayView<'_, T, D0>,
+    xs: ArrayView<'_, T, D1>,
+    ys: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    options.validate()?;
+    reject_grid(options, "sig_kernel_gram_backprop")?;
+    let px = path_rows("paths1", xs.into_dyn())?;
+    let py = path_rows("paths2", ys.into_dyn())?;
+    let (plan, _) = plan(&px, &py, options, true)?;
+    let pd = Rows::new("derivs", derivs.into_dyn(), 0)?;
+    let mut shape = px.batch_shape.clone();
+    shape.extend_from_slice(&py.batch_shape);
+    if pd.data.shape() != shape.as_slice() {
+        return Err(Error::invalid(format!(
+            "derivs has shape {:?}, expected the Gram matrix's shape {shape:?}",
+            pd.data.shape()
+        )));
+    }
+    check_finite_items("derivs", pd.slice(), &shape, 1)?;
+    let threads = cpu_threads(options)?;
+    let (xs, ys, ds) = (px.slice(), py.slice(), pd.slice());
+    let (lx, ly) = (path_size(&px), path_size(&py));
+    let (n, m) = (px.batch(), py.batch());
+    let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, false);
+    let (size_x, size_y) = (n * lx, m * ly);
+    let extra = if options.normalize { m } else { 0 };
+    // One accumulator: dxs, then dys, then (normalising) Σ_i w_ij·k̃_ij for each y_j.
+    let mut acc = par_sum(threads, n, size_x + size_y + extra, |ws, i, acc| {
+        let (dxs, rest) = acc.split_at_mut(size_x);
+        let (dys, y_weights) = rest.split_at_mut(size_y);
+        let xi = &xs[i * lx..(i + 1) * lx];
+        let dxi = &mut dxs[i * lx..(i + 1) * lx];
+        let mut x_weight = T::zero();
+        for j in 0..m {
+            let w = ds[i * m + j];
+            if w == T::zero() {
+                continue;
+            }
+            let (yj, dyj) = (&ys[j * ly..(j + 1) * ly], &mut dys[j * ly..(j + 1) * ly]);
+            if options.normalize {
+                let s = (kx[i] * ky[j]).sqrt();
+                let kt = plan.backprop(ws, xi, yj, Seed::Last(w / s), dxi, dyj) / s;
+                x_weight += w * kt;
+                y_weights[j] += w * kt;
+            } else {
+                plan.backprop(ws, xi, yj, Seed::Last(w), dxi, dyj);
+            }
+        }
+        if options.normalize && x_weight != T::zero() {
+            let c = -x_weight * T::from_f64(0.5) / kx[i];
+            plan.backprop_self(ws, xi, c, dxi);
+        }
+    });
+    let (dxs, rest) = acc.split_at_mut(size_x);
+    let (dys, y_weights) = rest.split_at_mut(size_y);
+    if options.normalize && size_y > 0 {
+        par_rows(threads, dys, ly, Workspace::default, |ws, j, dyj| {
+            if y_weights[j] != T::zero() {
+                let c = -y_weights[j] * T::from_f64(0.5) / ky[j];
+                plan.backprop_self(ws, &ys[j * ly..(j + 1) * ly], c, dyj);
+            }
+        });
+    }
+    check_output("paths1 gradient", dxs, &px.batch_shape, lx)?;
+    check_output("paths2 gradient", dys, &py.batch_shape, ly)?;
+    let dx = ArrayD::from_shape_vec(px.data.shape(), dxs.to_vec())
+        .expect("the accumulator is laid out like paths1");
+    let dy = ArrayD::from_shape_vec(py.data.shape(), dys.to_vec())
+        .expect("the accumulator is laid out like paths2");
+    Ok((dx, dy))
+}
+
+/// The CPU threads for the options (signature kernels have no GPU kernel yet).
+fn cpu_threads(options: &SigKernelOptions) -> Result<usize> {
+    device::cpu_threads(&options.device, options.n_jobs)
+}
+
+fn reject_grid(options: &SigKernelOptions, op: &str) -> Result<()> {
+    if options.return_grid {
+        return Err(Error::invalid(format!(
+            "{op} does not support return_grid (use sig_kernel)"
+        )));
+    }
+    Ok(())
+}
+
+/// Points × channels of one path.
+fn path_size<T: Scalar>(p: &Rows<T>) -> usize {
+    let s = p.data.shape();
+    s[s.len() - 2] * s[s.len() - 1]
+}
+
+/// Increments of a path of `len ≥ 1` points after lead-lag.
+fn increments(len: usize, lead_lag: bool) -> usize {
+    if lead_lag {
+        2 * (len - 1)
+    } else {
+        len - 1
+    }
+}
+
+/// Check that two sides can be paired, and size the grids every call will solve.
+fn plan<'a, T: Scalar>(
+    px: &Rows<T>,
+    py: &Rows<T>,
+    opts: &'a SigKernelOptions,
+    backward: bool,
+) -> Result<(Plan<'a, T>, Grid)> {
+    let dim = px.last();
+    if py.last() != dim {
+        return Err(Error::Length {
+            what: "path2 (dimension)",
+            expected: format!("{dim}, the dimension of path1"),
+            got: py.last(),
+        });
+    }
+    aug_dim(dim, opts.time_aug, opts.lead_lag)?;
+    let len = |p: &Rows<T>, what: &'static str| {
+        let s = p.data.shape();
+        match s[s.len() - 2] {
+            0 => Err(Error::Length {
+                what,
+                expected: "at least 1 point".into(),
+                got: 0,
+            }),
+            l => Ok(l),
+        }
+    };
+    let n1 = increments(len(px, "path1 (points)")?, opts.lead_lag);
+    let n2 = increments(len(py, "path2 (points)")?, opts.lead_lag);
+    let plan = Plan {
+        lift: Lift::new(&opts.static_kernel),
+        opts,
+        dim,
+        budget_bytes: BACKPROP_BUDGET_BYTES,
+    };
+    let grid = plan.grid(n1, n2)?;
+    let mut grids = vec![grid];
+    if opts.normalize {
+        grids.extend([plan.grid(n1, n1)?, plan.grid(n2, n2)?]);
+    }
+    for g in &grids {
+        workspace_bytes::<T>(g, backward)?;
+    }
+    Ok((plan, grid))
+}
+
+/// Refuse a pair whose per-thread buffers could not be allocated: a few rows of the refined grid
+/// forward; backward also the base Gram matrix and its gradient, and up to the block budget.
+fn workspace_bytes<T: Scalar>(grid: &Grid, backward: bool) -> Result<()> {
+    let size = std::mem::size_of::<T>() as u128;
+    let rows = 6 * grid.cols as u128 + grid.n2 as u128;
+    let mut bytes = rows * size;
+    if backward {
+        bytes += 2 * grid.n1 as u128 * grid.n2 as u128 * size + BACKPROP_BUDGET_BYTES as u128;
+    }
+    crate::batch::check_bytes("signature kernel workspace", bytes)
+}
+
+/// Fail on NaN or infinity in `data`, an array of `per_item`-sized items of `batch_shape`.
+fn check_finite_items<T: Scalar>(
+    what: &'static str,
+    data: &[T],
+    batch_shape: &[usize],
+    per_item: usize,
+) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(flat) => Err(Error::NonFinite {
+            what,
+            item: unravel(flat / per_item.max(1), batch_shape),
+            point: 0,
+            channel: 0,
+            value: data[flat].to_f64(),
+        }),
+    }
+}
+
+/// Turn an overflowed result into [`Error::KernelOverflow`] naming the first bad batch item.
+fn check_output<T: Scalar>(
+    what: &'static str,
+    data: &[T],
+    batch_shape: &[usize],
+    per_item: usize,
+) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(flat) => Err(Error::KernelOverflow {
+            what,
+            item: unravel(flat / per_item.max(1), batch_shape),
+        }),
+    }
+}
+
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (slot, &n) in index.iter_mut().zip(shape).rev() {
+        *slot = flat % n.max(1);
+        flat /= n.max(1);
+    }
+    index
+}

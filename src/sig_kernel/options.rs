@@ -1,0 +1,137 @@
+//! Options of the signature-kernel functions, with pySigLib's defaults.
+
+use crate::{Device, Error, Result};
+
+/// The static kernel κ on the points of the (transformed) paths. The PDE is driven by its second
+/// mixed differences `κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b) − κ(x_a, y_{b+1}) + κ(x_a, y_b)`, which for
+/// the linear kernel are the increments' inner products `<Δx_a, Δy_b>`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub enum StaticKernel {
+    /// `κ(p, q) = <p, q>`: the plain signature kernel `<S(x), S(y)>`.
+    #[default]
+    Linear,
+    /// `κ(p, q) = <s·p, s·q> = s²<p, q>` (pySigLib's `ScaledLinearKernel(scale=s)`).
+    ScaledLinear(f64),
+    /// `κ(p, q) = exp(−|p − q|² / σ)` (pySigLib's `RBFKernel(sigma=σ)`; note σ, not 2σ²).
+    Rbf { sigma: f64 },
+}
+
+impl StaticKernel {
+    fn validate(&self) -> Result<()> {
+        match *self {
+            StaticKernel::Linear => Ok(()),
+            StaticKernel::ScaledLinear(s) if s.is_finite() => Ok(()),
+            StaticKernel::ScaledLinear(s) => Err(Error::invalid(format!(
+                "the scaled-linear kernel's scale must be finite, got {s}"
+            ))),
+            StaticKernel::Rbf { sigma } if sigma.is_finite() && sigma > 0.0 => Ok(()),
+            StaticKernel::Rbf { sigma } => Err(Error::invalid(format!(
+                "the rbf kernel's sigma must be finite and positive, got {sigma}"
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for StaticKernel {
+    type Err = Error;
+    /// `linear`, `rbf:SIGMA` or `scaled-linear:S`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        let number = |what: &str| -> Result<f64> {
+            let a = arg.ok_or_else(|| {
+                Error::invalid(format!(
+                    "static kernel '{name}' needs a value: {name}:{what}"
+                ))
+            })?;
+            a.trim().parse::<f64>().map_err(|_| {
+                Error::invalid(format!("static kernel '{name}': '{a}' is not a number"))
+            })
+        };
+        let kernel = match name {
+            "linear" if arg.is_none() => StaticKernel::Linear,
+            "rbf" => StaticKernel::Rbf {
+                sigma: number("SIGMA")?,
+            },
+            "scaled-linear" => StaticKernel::ScaledLinear(number("S")?),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown static kernel '{s}' (expected linear, rbf:SIGMA or scaled-linear:S)"
+                )))
+            }
+        };
+        kernel.validate()?;
+        Ok(kernel)
+    }
+}
+
+/// Options of `sig_kernel`, `sig_kernel_gram` and their backprops.
+///
+/// Build with struct-update syntax:
+/// `SigKernelOptions { dyadic_order: (2, 2), ..Default::default() }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigKernelOptions {
+    /// `(λ1, λ2)`: the PDE grid is refined `2^λ1` times along the first path and `2^λ2` times along
+    /// the second (pySigLib's `dyadic_order`; a single number `λ` means `(λ, λ)`).
+    pub dyadic_order: (usize, usize),
+    /// The static kernel on the points of the paths.
+    pub static_kernel: StaticKernel,
+    /// Append time as the last channel, running from 0 to `end_time` (before the static kernel).
+    pub time_aug: bool,
+    /// Apply the lead-lag transform (channels: lag, then lead; lead moves first).
+    pub lead_lag: bool,
+    /// The final time of the time channel (only used with `time_aug`).
+    pub end_time: f64,
+    /// Return `k(x, y) / sqrt(k(x, x)·k(y, y))` instead of `k(x, y)`.
+    pub normalize: bool,
+    /// Return the whole PDE grid `(batch…, rows, cols)` instead of its last entry (`sig_kernel` only).
+    pub return_grid: bool,
+    /// Threads, with pySigLib's `n_jobs` meaning: `1` serial, `-1` all cores, `-2` all but one.
+    pub n_jobs: i32,
+    /// Where to run.
+    pub device: Device,
+}
+
+impl Default for SigKernelOptions {
+    fn default() -> Self {
+        SigKernelOptions {
+            dyadic_order: (0, 0),
+            static_kernel: StaticKernel::Linear,
+            time_aug: false,
+            lead_lag: false,
+            end_time: 1.0,
+            normalize: false,
+            return_grid: false,
+            n_jobs: -1,
+            device: Device::Auto,
+        }
+    }
+}
+
+impl SigKernelOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !self.end_time.is_finite() {
+            return Err(Error::invalid(format!(
+                "end_time must be finite, got {}",
+                self.end_time
+            )));
+        }
+        let (l1, l2) = self.dyadic_order;
+        // The refinement factor 2^(λ1+λ2) must be a machine integer (as in pySigLib).
+        if l1.saturating_add(l2) >= 63 {
+            return Err(Error::invalid(format!(
+                "dyadic_order ({l1}, {l2}) is too large: λ1 + λ2 must be below 63"
+            )));
+        }
+        if self.normalize && self.return_grid {
+            return Err(Error::invalid(
+                "normalize and return_grid cannot be combined (only the final kernel is normalised)",
+            ));
+        }
+        self.static_kernel.validate()?;
+        crate::threads(self.n_jobs).map(|_| ())
+    }
+}

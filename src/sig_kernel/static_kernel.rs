@@ -1,0 +1,319 @@
+//! From a pair of paths to the PDE's increments Gram matrix, and back.
+//!
+//! The finite-difference scheme only sees `G[a, b] = Δ²κ`, the second mixed difference of the static
+//! kernel over cell `(a, b)` of the grid of (transformed) points. For a bilinear kernel
+//! `κ(p, q) = c<p, q>` that is exactly `c<Δx_a, Δy_b>`, so only increments are needed (cheaper and free
+//! of cancellation); any other kernel is evaluated on the points. Adding a kernel means implementing
+//! [`PointKernel`] and one arm in [`Lift`].
+
+use super::options::{SigKernelOptions, StaticKernel};
+use crate::algebra::Increments;
+use crate::Scalar;
+
+/// A static kernel `κ(p, q)` on points of `R^d`.
+pub(crate) trait PointKernel<T: Scalar>: Sync {
+    fn eval(&self, p: &[T], q: &[T]) -> T;
+    /// Add `w·∂κ/∂p` to `dp` and `w·∂κ/∂q` to `dq`.
+    fn grad(&self, p: &[T], q: &[T], w: T, dp: &mut [T], dq: &mut [T]);
+}
+
+/// `κ(p, q) = exp(−|p − q|² / σ)`, pySigLib's convention. Evaluated from `p − q` directly, not from
+/// `|p|² − 2<p, q> + |q|²`, which loses digits for nearby points.
+pub(crate) struct Rbf<T> {
+    inv_sigma: T,
+}
+
+impl<T: Scalar> Rbf<T> {
+    fn dist2(p: &[T], q: &[T]) -> T {
+        p.iter().zip(q).fold(T::zero(), |acc, (&a, &b)| {
+            let d = a - b;
+            acc + d * d
+        })
+    }
+}
+
+impl<T: Scalar> PointKernel<T> for Rbf<T> {
+    fn eval(&self, p: &[T], q: &[T]) -> T {
+        (-Self::dist2(p, q) * self.inv_sigma).exp()
+    }
+
+    fn grad(&self, p: &[T], q: &[T], w: T, dp: &mut [T], dq: &mut [T]) {
+        // ∂κ/∂p = −(2/σ)(p − q)κ = −∂κ/∂q.
+        let s = w * self.eval(p, q) * self.inv_sigma * T::from_f64(2.0);
+        for i in 0..p.len() {
+            let g = s * (p[i] - q[i]);
+            dp[i] -= g;
+            dq[i] += g;
+        }
+    }
+}
+
+/// How the increments Gram matrix is built: from increments (bilinear kernels) or from points.
+pub(crate) enum Lift<T> {
+    /// `κ(p, q) = c<p, q>`.
+    Bilinear(T),
+    Rbf(Rbf<T>),
+}
+
+impl<T: Scalar> Lift<T> {
+    pub fn new(kernel: &StaticKernel) -> Self {
+        match *kernel {
+            StaticKernel::Linear => Lift::Bilinear(T::one()),
+            StaticKernel::ScaledLinear(s) => Lift::Bilinear(T::from_f64(s * s)),
+            StaticKernel::Rbf { sigma } => Lift::Rbf(Rbf {
+                inv_sigma: T::from_f64(1.0 / sigma),
+            }),
+        }
+    }
+
+    fn needs_points(&self) -> bool {
+        !matches!(self, Lift::Bilinear(_))
+    }
+
+    /// Row `a` of `G` into `g` (one entry per increment of `y`). Rows are cheapest in increasing
+    /// order: a point kernel's row of `κ(x_{a+1}, y_·)` is kept in `kappa` for row `a + 1`.
+    pub fn gram_row(
+        &self,
+        a: usize,
+        x: &Lifted<T>,
+        y: &Lifted<T>,
+        kappa: &mut KappaRows<T>,
+        g: &mut [T],
+    ) {
+        match self {
+            Lift::Bilinear(c) => {
+                let xa = x.inc(a);
+                for (b, gb) in g.iter_mut().enumerate() {
+                    *gb = *c * dot(xa, y.inc(b));
+                }
+            }
+            Lift::Rbf(k) => point_gram_row(k, a, x, y, kappa, g),
+        }
+    }
+
+    /// The whole of `G` (`x.n × y.n`, row-major).
+    pub fn gram(&self, x: &Lifted<T>, y: &Lifted<T>, kappa: &mut KappaRows<T>, g: &mut [T]) {
+        kappa.reset();
+        if y.n == 0 {
+            return;
+        }
+        for (a, row) in g.chunks_mut(y.n).enumerate() {
+            self.gram_row(a, x, y, kappa, row);
+        }
+    }
+
+    /// Given `dG` (`x.n × y.n`), set `x.grad` and `y.grad` to the gradients with respect to the
+    /// increments (bilinear) or the points (other kernels) of the transformed paths.
+    pub fn gram_backprop(&self, dg: &[T], x: &mut Lifted<T>, y: &mut Lifted<T>) {
+        let (n1, n2, d) = (x.n, y.n, x.dim);
+        match self {
+            Lift::Bilinear(c) => {
+                x.grad.clear();
+                x.grad.resize(n1 * d, T::zero());
+                y.grad.clear();
+                y.grad.resize(n2 * d, T::zero());
+                // dΔx_a = c Σ_b dG[a,b] Δy_b and dΔy_b = c Σ_a dG[a,b] Δx_a.
+                for a in 0..n1 {
+                    let xa = &x.incs[a * d..(a + 1) * d];
+                    let gxa = &mut x.grad[a * d..(a + 1) * d];
+                    for b in 0..n2 {
+                        let w = *c * dg[a * n2 + b];
+                        let yb = &y.incs[b * d..(b + 1) * d];
+                        let gyb = &mut y.grad[b * d..(b + 1) * d];
+                        for i in 0..d {
+                            gxa[i] += w * yb[i];
+                            gyb[i] += w * xa[i];
+                        }
+                    }
+                }
+            }
+            Lift::Rbf(k) => point_gram_backprop(k, dg, x, y),
+        }
+    }
+
+    /// Add the transformed-path gradient held in `lifted.grad` to `out`, the gradient with respect to
+    /// the original `path` (time channels have no point to go to and are dropped).
+    pub fn route(&self, lifted: &Lifted<T>, path: &[T], opts: &SigKernelOptions, out: &mut [T]) {
+        let dim = lifted.orig_dim;
+        if !self.needs_points() {
+            let inc = Increments::new(path, dim, opts.time_aug, opts.lead_lag, opts.end_time);
+            for (t, dz) in lifted.grad.chunks(lifted.dim).enumerate() {
+                inc.scatter(t, dz, out);
+            }
+            return;
+        }
+        for (j, dp) in lifted.grad.chunks(lifted.dim).enumerate() {
+            let (lag, lead) = lag_lead(j, opts.lead_lag);
+            for c in 0..dim {
+                out[lag * dim + c] += dp[c];
+            }
+            if opts.lead_lag {
+                for c in 0..dim {
+                    out[lead * dim + c] += dp[dim + c];
+                }
+            }
+        }
+    }
+}
+
+/// The two rows `κ(x_a, y_·)` and `κ(x_{a+1}, y_·)` a point kernel's Gram row is the difference of.
+#[derive(Default)]
+pub(crate) struct KappaRows<T> {
+    cur: Vec<T>,
+    next: Vec<T>,
+    /// The `a` whose row `cur` holds.
+    at: Option<usize>,
+}
+
+impl<T> KappaRows<T> {
+    /// Forget the cached row (new paths).
+    pub fn reset(&mut self) {
+        self.at = None;
+    }
+}
+
+fn kappa_row<T: Scalar, K: PointKernel<T>>(k: &K, p: &[T], y: &Lifted<T>, out: &mut Vec<T>) {
+    out.clear();
+    out.extend(y.points.chunks(y.dim).map(|q| k.eval(p, q)));
+}
+
+fn point_gram_row<T: Scalar, K: PointKernel<T>>(
+    k: &K,
+    a: usize,
+    x: &Lifted<T>,
+    y: &Lifted<T>,
+    rows: &mut KappaRows<T>,
+    g: &mut [T],
+) {
+    if rows.at != Some(a) {
+        kappa_row(k, x.point(a), y, &mut rows.cur);
+    }
+    kappa_row(k, x.point(a + 1), y, &mut rows.next);
+    for (b, gb) in g.iter_mut().enumerate() {
+        *gb = (rows.next[b + 1] - rows.next[b]) - (rows.cur[b + 1] - rows.cur[b]);
+    }
+    std::mem::swap(&mut rows.cur, &mut rows.next);
+    rows.at = Some(a + 1);
+}
+
+fn point_gram_backprop<T: Scalar, K: PointKernel<T>>(
+    k: &K,
+    dg: &[T],
+    x: &mut Lifted<T>,
+    y: &mut Lifted<T>,
+) {
+    let (n1, n2, d) = (x.n, y.n, x.dim);
+    x.grad.clear();
+    x.grad.resize((n1 + 1) * d, T::zero());
+    y.grad.clear();
+    y.grad.resize((n2 + 1) * d, T::zero());
+    let at = |a: usize, b: usize| dg[a * n2 + b];
+    // κ(x_i, y_j) enters G[i-1, j-1] and G[i, j] with +, G[i-1, j] and G[i, j-1] with −.
+    for i in 0..=n1 {
+        for j in 0..=n2 {
+            let mut w = T::zero();
+            if i > 0 && j > 0 {
+                w += at(i - 1, j - 1);
+            }
+            if i > 0 && j < n2 {
+                w -= at(i - 1, j);
+            }
+            if i < n1 && j > 0 {
+                w -= at(i, j - 1);
+            }
+            if i < n1 && j < n2 {
+                w += at(i, j);
+            }
+            if w != T::zero() {
+                let (dp, dq) = (
+                    &mut x.grad[i * d..(i + 1) * d],
+                    &mut y.grad[j * d..(j + 1) * d],
+                );
+                k.grad(
+                    &x.points[i * d..(i + 1) * d],
+                    &y.points[j * d..(j + 1) * d],
+                    w,
+                    dp,
+                    dq,
+                );
+            }
+        }
+    }
+}
+
+/// The original points a lead-lag point `j` reads its (lag, lead) channels from.
+fn lag_lead(j: usize, lead_lag: bool) -> (usize, usize) {
+    if lead_lag {
+        (j / 2, j.div_ceil(2))
+    } else {
+        (j, j)
+    }
+}
+
+fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |acc, (&x, &y)| acc + x * y)
+}
+
+/// One path after time augmentation and lead-lag, in reusable buffers: its increments (from
+/// [`Increments`], as `sig` sees them) and, for point kernels, its points.
+#[derive(Default)]
+pub(crate) struct Lifted<T> {
+    /// Channels of the transformed path.
+    pub dim: usize,
+    /// Channels of the original path.
+    pub orig_dim: usize,
+    /// Number of increments.
+    pub n: usize,
+    pub incs: Vec<T>,
+    pub points: Vec<T>,
+    /// The gradient with respect to `incs` (bilinear kernels) or `points`, set by `gram_backprop`.
+    pub grad: Vec<T>,
+}
+
+impl<T: Scalar> Lifted<T> {
+    pub fn load(&mut self, lift: &Lift<T>, path: &[T], dim: usize, opts: &SigKernelOptions) {
+        let inc = Increments::new(path, dim, opts.time_aug, opts.lead_lag, opts.end_time);
+        let d = inc.aug_dim();
+        self.dim = d;
+        self.orig_dim = dim;
+        self.n = inc.count();
+        self.incs.clear();
+        self.incs.resize(self.n * d, T::zero());
+        for (t, z) in self.incs.chunks_mut(d).enumerate() {
+            inc.fill(t, z);
+        }
+        self.points.clear();
+        if !lift.needs_points() {
+            return;
+        }
+        let len = path.len() / dim;
+        let lt = if opts.lead_lag && len > 0 {
+            2 * len - 1
+        } else {
+            len
+        };
+        self.points.resize(lt * d, T::zero());
+        for (j, pt) in self.points.chunks_mut(d).enumerate() {
+            let (lag, lead) = lag_lead(j, opts.lead_lag);
+            pt[..dim].copy_from_slice(&path[lag * dim..(lag + 1) * dim]);
+            if opts.lead_lag {
+                pt[dim..2 * dim].copy_from_slice(&path[lead * dim..(lead + 1) * dim]);
+            }
+            if opts.time_aug {
+                pt[d - 1] = if lt > 1 {
+                    T::from_f64(j as f64 * opts.end_time / (lt - 1) as f64)
+                } else {
+                    T::zero()
+                };
+            }
+        }
+    }
+
+    fn inc(&self, a: usize) -> &[T] {
+        &self.incs[a * self.dim..(a + 1) * self.dim]
+    }
+
+    fn point(&self, i: usize) -> &[T] {
+        &self.points[i * self.dim..(i + 1) * self.dim]
+    }
+}

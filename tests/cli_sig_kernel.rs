@@ -1,0 +1,212 @@
+//! The `sig-kernel`, `sig-kernel-backprop` and `sig-kernel-gram` subcommands end to end.
+
+use ndarray::{ArrayD, Axis};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roughsig");
+
+fn golden(case: &str, file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/golden")
+        .join(case)
+        .join(file)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("roughsig-clik-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run and return (success, stderr).
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("ROUGHSIG_DEVICE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) {
+    let (success, stderr) = run(args);
+    assert!(success && stderr.is_empty(), "stderr: {stderr}");
+}
+
+fn read(path: &str) -> ArrayD<f64> {
+    ArrayD::<f64>::read_npy(File::open(path).unwrap()).unwrap()
+}
+
+fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>) {
+    assert_eq!(got.shape(), want.shape());
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!(
+            (g - w).abs() <= 1e-10 * w.abs() + 1e-12 * scale,
+            "{g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn sig_kernel_and_backprop_match_golden() {
+    let dir = Scratch::new("golden");
+    let out = dir.file("k.npy");
+    // Asymmetric dyadic orders.
+    let case = "sigker_asym_do12";
+    ok(&[
+        "sig-kernel",
+        &golden(case, "path1.npy"),
+        &golden(case, "path2.npy"),
+        "--dyadic-order",
+        "1,2",
+        "-o",
+        &out,
+    ]);
+    assert_close(&read(&out), &read(&golden(case, "kernel.npy")));
+    // Unbatched paths give a 0-d kernel; time augmentation and lead-lag with an end time.
+    let case = "sigker_single_d5_L20x15_do2_s";
+    ok(&[
+        "sig-kernel",
+        &golden(case, "path1.npy"),
+        &golden(case, "path2.npy"),
+        "--dyadic-order",
+        "2",
+        "-o",
+        &out,
+    ]);
+    let k = read(&out);
+    assert_eq!(k.ndim(), 0);
+    assert_close(&k, &read(&golden(case, "kernel.npy")));
+
+    let case = "sigkerbp_tall_d2_L5x8_do1_b";
+    let (d1, d2) = (dir.file("d1.npy"), dir.file("d2.npy"));
+    let args = [
+        "--dyadic-order",
+        "1",
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+    ];
+    let mut cmd = vec![
+        "sig-kernel-backprop".to_string(),
+        golden(case, "derivs.npy"),
+        golden(case, "path1.npy"),
+        golden(case, "path2.npy"),
+    ];
+    cmd.extend(args.iter().map(|s| s.to_string()));
+    cmd.extend(["-o".into(), d1.clone(), "--output2".into(), d2.clone()]);
+    ok(&cmd.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_close(&read(&d1), &read(&golden(case, "path1_derivs.npy")));
+    assert_close(&read(&d2), &read(&golden(case, "path2_derivs.npy")));
+
+    // pySigLib returns (1, L, d) for unbatched paths; the CLI returns (L, d).
+    let case = "sigkerbp_single_d5_L20x15_do0_s";
+    ok(&[
+        "sig-kernel-backprop",
+        &golden(case, "derivs.npy"),
+        &golden(case, "path1.npy"),
+        &golden(case, "path2.npy"),
+        "-o",
+        &d1,
+        "--output2",
+        &d2,
+        "--dtype",
+        "f64",
+    ]);
+    let want = read(&golden(case, "path1_derivs.npy")).index_axis_move(Axis(0), 0);
+    assert_close(&read(&d1), &want);
+}
+
+#[test]
+fn sig_kernel_gram_is_all_pairs() {
+    let dir = Scratch::new("gram");
+    let case = "sigker_eq_d3_L10x10_do1_b";
+    let (x, y) = (golden(case, "path1.npy"), golden(case, "path2.npy"));
+    let (gram, sym, pairs) = (dir.file("g.npy"), dir.file("s.npy"), dir.file("k.npy"));
+    let opts = [
+        "--dyadic-order",
+        "1",
+        "--static-kernel",
+        "rbf:0.5",
+        "--normalize",
+    ];
+    let with = |head: &[&str], out: &str| {
+        let mut v: Vec<&str> = head.to_vec();
+        v.extend(opts);
+        v.extend(["-o", out]);
+        ok(&v);
+    };
+    with(&["sig-kernel-gram", &x, &y], &gram);
+    with(&["sig-kernel", &x, &y], &pairs);
+    let (g, k) = (read(&gram), read(&pairs));
+    assert_eq!(g.shape(), &[3, 3]);
+    assert_close(&g.diag().to_owned().into_dyn(), &k);
+    // The same file twice: the symmetric case, exactly symmetric with a unit diagonal.
+    with(&["sig-kernel-gram", &x, &x], &sym);
+    let s = read(&sym);
+    assert_eq!(s, s.t());
+    assert!(s.diag().iter().all(|&v| (v - 1.0).abs() < 1e-14));
+}
+
+#[test]
+fn sig_kernel_errors_are_one_line() {
+    let dir = Scratch::new("errors");
+    let case = "sigker_asym_do12";
+    let (x, y) = (golden(case, "path1.npy"), golden(case, "path2.npy"));
+    let out = dir.file("k.npy");
+    let bad_dim = dir.file("bad.npy");
+    ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 4, 2]))
+        .write_npy(File::create(&bad_dim).unwrap())
+        .unwrap();
+    for (args, expect) in [
+        (
+            vec!["sig-kernel", &x, &y, "--device", "gpu", "-o", &out],
+            "GPU",
+        ),
+        (
+            vec!["sig-kernel", &x, &y, "--dyadic-order", "1,x", "-o", &out],
+            "dyadic-order",
+        ),
+        (
+            vec!["sig-kernel", &x, &y, "--static-kernel", "poly", "-o", &out],
+            "static kernel",
+        ),
+        (vec!["sig-kernel", &x, &bad_dim, "-o", &out], "dimension"),
+    ] {
+        let (success, stderr) = run(&args);
+        assert!(!success, "{args:?}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(expect),
+            "{stderr}"
+        );
+    }
+}

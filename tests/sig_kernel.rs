@@ -1,0 +1,597 @@
+//! Signature kernels: every pySigLib 4.0.0 reference case (f64 and f32), the limit `<S(x), S(y)>`,
+//! gradients against finite differences, Gram matrices, and bad input.
+
+mod common;
+
+use common::{assert_close, random, to_f32, to_f64, Case};
+use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
+use roughsig::{
+    sig, sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
+    sig_kernel_gram_sym, Error, SigKernelOptions, SigOptions, StaticKernel,
+};
+
+/// f32 against the f64 reference, relative to the array's largest entry. The scheme's rounding
+/// error grows with the number of grid cells (up to ~2000 here) and kernels reach ~30, so the f32
+/// results carry ~1e-5 relative error; gradients, sums of many cell contributions, a bit more.
+const F32_TOL: (f64, f64) = (1e-4, 1e-4);
+const F32_GRAD_TOL: (f64, f64) = (5e-4, 5e-4);
+
+fn dyadic_order(case: &Case) -> (usize, usize) {
+    let v = &case.json["params"]["dyadic_order"];
+    match v.as_array() {
+        Some(pair) => (
+            pair[0].as_u64().unwrap() as usize,
+            pair[1].as_u64().unwrap() as usize,
+        ),
+        None => {
+            let l = v.as_u64().unwrap() as usize;
+            (l, l)
+        }
+    }
+}
+
+fn case_options(case: &Case) -> SigKernelOptions {
+    SigKernelOptions {
+        dyadic_order: dyadic_order(case),
+        time_aug: case.flag("time_aug"),
+        lead_lag: case.flag("lead_lag"),
+        end_time: case.end_time(),
+        return_grid: case.flag("return_grid"),
+        ..Default::default()
+    }
+}
+
+fn check_count(function: &str, checked: usize) {
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::golden_dir().join("index.json")).unwrap(),
+    )
+    .unwrap();
+    let expected = index["counts"][function].as_u64().unwrap() as usize;
+    assert_eq!(
+        checked, expected,
+        "{function}: checked {checked} of {expected}"
+    );
+}
+
+#[test]
+fn sig_kernel_golden() {
+    let cases = Case::all("sig_kernel");
+    for case in &cases {
+        let (x, y) = (case.array("path1"), case.array("path2"));
+        let want = if case.flag("return_grid") {
+            case.array("grid")
+        } else {
+            case.array("kernel")
+        };
+        let opts = case_options(case);
+        let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
+        let (rtol, atol) = case.tolerance();
+        assert_close(&case.name, &got, &want, rtol, atol);
+        let got32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
+        assert_close(
+            &format!("{} f32", case.name),
+            &to_f64(&got32),
+            &want,
+            F32_TOL.0,
+            F32_TOL.1,
+        );
+    }
+    check_count("sig_kernel", cases.len());
+}
+
+/// pySigLib returns `(1, L, d)` gradients for unbatched `(L, d)` paths; roughsig returns `(L, d)`.
+fn unbatched_quirk(want: ArrayD<f64>, path: &ArrayD<f64>) -> ArrayD<f64> {
+    if path.ndim() == 2 && want.ndim() == 3 {
+        assert_eq!(want.shape()[0], 1);
+        want.index_axis_move(Axis(0), 0)
+    } else {
+        want
+    }
+}
+
+#[test]
+fn sig_kernel_backprop_golden() {
+    let cases = Case::all("sig_kernel_backprop");
+    for case in &cases {
+        let (x, y, d) = (
+            case.array("path1"),
+            case.array("path2"),
+            case.array("derivs"),
+        );
+        let want_x = unbatched_quirk(case.array("path1_derivs"), &x);
+        let want_y = unbatched_quirk(case.array("path2_derivs"), &y);
+        let opts = case_options(case);
+        let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &opts).unwrap();
+        let (rtol, atol) = case.tolerance();
+        assert_close(&format!("{} dx", case.name), &gx, &want_x, rtol, atol);
+        assert_close(&format!("{} dy", case.name), &gy, &want_y, rtol, atol);
+        let (gx32, gy32) = sig_kernel_backprop(
+            to_f32(&d).view(),
+            to_f32(&x).view(),
+            to_f32(&y).view(),
+            &opts,
+        )
+        .unwrap();
+        let (r, a) = F32_GRAD_TOL;
+        assert_close(
+            &format!("{} dx f32", case.name),
+            &to_f64(&gx32),
+            &want_x,
+            r,
+            a,
+        );
+        assert_close(
+            &format!("{} dy f32", case.name),
+            &to_f64(&gy32),
+            &want_y,
+            r,
+            a,
+        );
+        if case.json["outputs"].get("kernel").is_some() {
+            let k = sig_kernel(x.view(), y.view(), &opts).unwrap();
+            assert_close(&case.name, &k, &case.array("kernel"), rtol, atol);
+        }
+    }
+    check_count("sig_kernel_backprop", cases.len());
+}
+
+/// `1 + Σ_k <S_k(x), S_k(y)>` from truncated signatures.
+fn sig_inner(x: &ArrayD<f64>, y: &ArrayD<f64>, degree: usize, opts: &SigOptions) -> f64 {
+    let sx = sig(x.view(), degree, opts).unwrap();
+    let sy = sig(y.view(), degree, opts).unwrap();
+    1.0 + sx.iter().zip(sy.iter()).map(|(a, b)| a * b).sum::<f64>()
+}
+
+/// A short smooth path: `scale·(sin, cos)`-like curves sampled at `len` points.
+fn smooth(len: usize, dim: usize, phase: f64, scale: f64) -> ArrayD<f64> {
+    ArrayD::from_shape_fn(IxDyn(&[len, dim]), |ix| {
+        let t = ix[0] as f64 / (len - 1) as f64;
+        scale * ((1.3 + ix[1] as f64) * t + phase + 0.7 * ix[1] as f64).sin()
+    })
+}
+
+#[test]
+fn sig_kernel_converges_to_the_signature_inner_product() {
+    // The scheme is second order in the mesh: at λ = 7 the error is far below the tolerance, and
+    // the truncation at degree 12 drops terms of size ~|x|^12|y|^12/12!².
+    let x = smooth(4, 2, 0.1, 0.6);
+    let y = smooth(3, 2, 1.2, 0.5);
+    for (time_aug, lead_lag, degree) in [(false, false, 12), (true, false, 10), (false, true, 8)] {
+        let sig_opts = SigOptions {
+            time_aug,
+            lead_lag,
+            ..Default::default()
+        };
+        let want = sig_inner(&x, &y, degree, &sig_opts);
+        let opts = SigKernelOptions {
+            dyadic_order: (7, 7),
+            time_aug,
+            lead_lag,
+            ..Default::default()
+        };
+        let got = sig_kernel(x.view(), y.view(), &opts).unwrap()[[]];
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs(),
+            "ta {time_aug} ll {lead_lag}: PDE {got}, signatures {want}"
+        );
+        // And the error shrinks with refinement.
+        let coarse = SigKernelOptions {
+            dyadic_order: (2, 2),
+            ..opts.clone()
+        };
+        let got2 = sig_kernel(x.view(), y.view(), &coarse).unwrap()[[]];
+        assert!((got2 - want).abs() > (got - want).abs());
+    }
+}
+
+#[test]
+fn scaled_linear_is_the_linear_kernel_of_scaled_paths() {
+    let (x, y) = (random(&[3, 6, 2], 1), random(&[3, 5, 2], 2));
+    let s = 1.7;
+    let scaled = SigKernelOptions {
+        static_kernel: StaticKernel::ScaledLinear(s),
+        dyadic_order: (1, 0),
+        ..Default::default()
+    };
+    let plain = SigKernelOptions {
+        dyadic_order: (1, 0),
+        ..Default::default()
+    };
+    let a = sig_kernel(x.view(), y.view(), &scaled).unwrap();
+    let b = sig_kernel((&x * s).view(), (&y * s).view(), &plain).unwrap();
+    assert_close("scaled linear", &a, &b, 1e-12, 1e-13);
+}
+
+/// `F(x, y) = Σ_i w_i k(x_i, y_i)`.
+fn objective(x: &ArrayD<f64>, y: &ArrayD<f64>, w: &ArrayD<f64>, opts: &SigKernelOptions) -> f64 {
+    let k = sig_kernel(x.view(), y.view(), opts).unwrap();
+    k.iter().zip(w.iter()).map(|(a, b)| a * b).sum()
+}
+
+/// Central differences of `f` at `x`, one coordinate at a time.
+fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64> {
+    let h = 1e-6;
+    let mut g = ArrayD::zeros(x.raw_dim());
+    for i in 0..x.len() {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp.as_slice_mut().unwrap()[i] += h;
+        xm.as_slice_mut().unwrap()[i] -= h;
+        g.as_slice_mut().unwrap()[i] = (f(&xp) - f(&xm)) / (2.0 * h);
+    }
+    g
+}
+
+fn kernels() -> [StaticKernel; 3] {
+    [
+        StaticKernel::Linear,
+        StaticKernel::ScaledLinear(0.8),
+        StaticKernel::Rbf { sigma: 0.7 },
+    ]
+}
+
+#[test]
+fn sig_kernel_backprop_matches_finite_differences() {
+    let (x, y) = (random(&[2, 5, 2], 3), random(&[2, 4, 2], 4));
+    let w = ArrayD::from_shape_vec(IxDyn(&[2]), vec![0.7, -1.3]).unwrap();
+    let mut checked = 0;
+    for kernel in kernels() {
+        for (time_aug, lead_lag) in [(false, false), (true, false), (false, true), (true, true)] {
+            for dyadic_order in [(0, 0), (1, 1), (0, 1)] {
+                for normalize in [false, true] {
+                    let opts = SigKernelOptions {
+                        static_kernel: kernel,
+                        time_aug,
+                        lead_lag,
+                        end_time: 1.5,
+                        dyadic_order,
+                        normalize,
+                        n_jobs: 1,
+                        ..Default::default()
+                    };
+                    let what = format!("{opts:?}");
+                    let (gx, gy) =
+                        sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
+                    let nx = numeric_grad(&x, |xp| objective(xp, &y, &w, &opts));
+                    let ny = numeric_grad(&y, |yp| objective(&x, yp, &w, &opts));
+                    assert_close(&format!("dx {what}"), &gx, &nx, 1e-6, 1e-7);
+                    assert_close(&format!("dy {what}"), &gy, &ny, 1e-6, 1e-7);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 72);
+}
+
+#[test]
+fn sig_kernel_backprop_of_the_whole_grid() {
+    let (x, y) = (random(&[4, 2], 5), random(&[3, 2], 6));
+    for kernel in kernels() {
+        let opts = SigKernelOptions {
+            static_kernel: kernel,
+            dyadic_order: (1, 1),
+            lead_lag: true,
+            return_grid: true,
+            ..Default::default()
+        };
+        let grid = sig_kernel(x.view(), y.view(), &opts).unwrap();
+        assert_eq!(grid.shape(), &[13, 9]);
+        let seed = random(grid.shape(), 7);
+        let f = |x: &ArrayD<f64>, y: &ArrayD<f64>| -> f64 {
+            let g = sig_kernel(x.view(), y.view(), &opts).unwrap();
+            g.iter().zip(seed.iter()).map(|(a, b)| a * b).sum()
+        };
+        let (gx, gy) = sig_kernel_backprop(seed.view(), x.view(), y.view(), &opts).unwrap();
+        assert_close(
+            "grid dx",
+            &gx,
+            &numeric_grad(&x, |xp| f(xp, &y)),
+            1e-6,
+            1e-7,
+        );
+        assert_close(
+            "grid dy",
+            &gy,
+            &numeric_grad(&y, |yp| f(&x, yp)),
+            1e-6,
+            1e-7,
+        );
+    }
+}
+
+#[test]
+fn sig_kernel_gram_matches_pairwise_calls() {
+    let (xs, ys) = (random(&[3, 6, 2], 8), random(&[4, 5, 2], 9));
+    for kernel in kernels() {
+        for normalize in [false, true] {
+            let opts = SigKernelOptions {
+                static_kernel: kernel,
+                dyadic_order: (1, 2),
+                time_aug: true,
+                normalize,
+                ..Default::default()
+            };
+            let gram = sig_kernel_gram(xs.view(), ys.view(), &opts).unwrap();
+            assert_eq!(gram.shape(), &[3, 4]);
+            for i in 0..3 {
+                for j in 0..4 {
+                    let k = sig_kernel(xs.index_axis(Axis(0), i), ys.index_axis(Axis(0), j), &opts)
+                        .unwrap()[[]];
+                    let g = gram[[i, j]];
+                    assert!((g - k).abs() <= 1e-14 * k.abs(), "({i}, {j}): {g} vs {k}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sig_kernel_gram_symmetric_case() {
+    let xs = random(&[5, 6, 3], 10);
+    for normalize in [false, true] {
+        let opts = SigKernelOptions {
+            dyadic_order: (1, 1),
+            lead_lag: true,
+            normalize,
+            ..Default::default()
+        };
+        let copy = xs.clone();
+        let full = sig_kernel_gram(xs.view(), copy.view(), &opts).unwrap();
+        for sym in [
+            sig_kernel_gram(xs.view(), xs.view(), &opts).unwrap(),
+            sig_kernel_gram_sym(xs.view(), &opts).unwrap(),
+        ] {
+            assert_close("symmetric gram", &sym, &full, 1e-13, 1e-14);
+            assert_eq!(sym, sym.t(), "exactly symmetric");
+            if normalize {
+                for i in 0..5 {
+                    assert!((sym[[i, i]] - 1.0).abs() < 1e-14);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sig_kernel_gram_backprop_matches_finite_differences() {
+    let (xs, ys) = (random(&[2, 4, 2], 11), random(&[3, 5, 2], 12));
+    let w = random(&[2, 3], 13);
+    for kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 1.1 }] {
+        for normalize in [false, true] {
+            let opts = SigKernelOptions {
+                static_kernel: kernel,
+                dyadic_order: (1, 0),
+                time_aug: true,
+                normalize,
+                ..Default::default()
+            };
+            let f = |x: &ArrayD<f64>, y: &ArrayD<f64>| -> f64 {
+                let g = sig_kernel_gram(x.view(), y.view(), &opts).unwrap();
+                g.iter().zip(w.iter()).map(|(a, b)| a * b).sum()
+            };
+            let (gx, gy) = sig_kernel_gram_backprop(w.view(), xs.view(), ys.view(), &opts).unwrap();
+            assert_close(
+                "gram dx",
+                &gx,
+                &numeric_grad(&xs, |xp| f(xp, &ys)),
+                1e-6,
+                1e-7,
+            );
+            assert_close(
+                "gram dy",
+                &gy,
+                &numeric_grad(&ys, |yp| f(&xs, yp)),
+                1e-6,
+                1e-7,
+            );
+        }
+    }
+}
+
+#[test]
+fn sig_kernel_f32_matches_f64() {
+    let (x, y) = (random(&[3, 20, 3], 14), random(&[3, 15, 3], 15));
+    let w = random(&[3], 16);
+    for kernel in kernels() {
+        let opts = SigKernelOptions {
+            static_kernel: kernel,
+            dyadic_order: (2, 2),
+            time_aug: true,
+            lead_lag: true,
+            ..Default::default()
+        };
+        let k64 = sig_kernel(x.view(), y.view(), &opts).unwrap();
+        let k32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
+        assert_close("f32 kernel", &to_f64(&k32), &k64, F32_TOL.0, F32_TOL.1);
+        let (gx, gy) = sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
+        let (gx32, gy32) = sig_kernel_backprop(
+            to_f32(&w).view(),
+            to_f32(&x).view(),
+            to_f32(&y).view(),
+            &opts,
+        )
+        .unwrap();
+        let (r, a) = F32_GRAD_TOL;
+        assert_close("f32 dx", &to_f64(&gx32), &gx, r, a);
+        assert_close("f32 dy", &to_f64(&gy32), &gy, r, a);
+    }
+}
+
+#[test]
+fn single_points_give_the_trivial_kernel() {
+    let (x, y) = (random(&[2, 1, 3], 17), random(&[2, 5, 3], 18));
+    for (time_aug, lead_lag) in [(false, false), (true, true)] {
+        let opts = SigKernelOptions {
+            dyadic_order: (1, 1),
+            time_aug,
+            lead_lag,
+            ..Default::default()
+        };
+        let k = sig_kernel(x.view(), y.view(), &opts).unwrap();
+        assert!(k.iter().all(|&v| v == 1.0));
+        let w = random(&[2], 19);
+        let (gx, gy) = sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
+        assert!(gx.iter().chain(gy.iter()).all(|&v| v == 0.0));
+    }
+}
+
+#[test]
+fn leading_batch_axes_are_kept() {
+    let (x, y) = (random(&[2, 3, 4, 2], 20), random(&[2, 3, 6, 2], 21));
+    let opts = SigKernelOptions::default();
+    let k = sig_kernel(x.view(), y.view(), &opts).unwrap();
+    assert_eq!(k.shape(), &[2, 3]);
+    let k12 = sig_kernel(x.slice(s![1, 2, .., ..]), y.slice(s![1, 2, .., ..]), &opts).unwrap();
+    assert_eq!(k12.shape(), &[] as &[usize]);
+    assert_eq!(k[[1, 2]], k12[[]]);
+    let gram = sig_kernel_gram(x.view(), y.view(), &opts).unwrap();
+    assert_eq!(gram.shape(), &[2, 3, 2, 3]);
+    assert_eq!(gram[[1, 2, 1, 2]], k12[[]]);
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let opts = SigKernelOptions::default();
+    let x = random(&[2, 5, 3], 22);
+    // Dimension mismatch (pySigLib: "path1, path2 have different dimensions").
+    let y = random(&[2, 5, 2], 23);
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &opts),
+        Err(Error::Length { got: 2, .. })
+    ));
+    // Batch mismatch.
+    let y = random(&[1, 5, 3], 24);
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &opts),
+        Err(Error::BatchMismatch { .. })
+    ));
+    // Length 0.
+    let y = Array3::<f64>::zeros((2, 0, 3));
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &opts),
+        Err(Error::Length { got: 0, .. })
+    ));
+    assert!(matches!(
+        sig_kernel_gram(x.view(), y.view(), &opts),
+        Err(Error::Length { got: 0, .. })
+    ));
+    // NaN (pySigLib returns NaN with a warning).
+    let mut y = random(&[2, 5, 3], 25);
+    y[[1, 3, 2]] = f64::NAN;
+    match sig_kernel(x.view(), y.view(), &opts) {
+        Err(Error::NonFinite {
+            item,
+            point,
+            channel,
+            ..
+        }) => assert_eq!((item, point, channel), (vec![1], 3, 2)),
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    let w = ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.0, f64::INFINITY]).unwrap();
+    let y = random(&[2, 5, 3], 26);
+    assert!(matches!(
+        sig_kernel_backprop(w.view(), x.view(), y.view(), &opts),
+        Err(Error::NonFinite { .. })
+    ));
+    // Derivatives of the wrong shape.
+    let w = random(&[3], 27);
+    assert!(matches!(
+        sig_kernel_backprop(w.view(), x.view(), y.view(), &opts),
+        Err(Error::BatchMismatch { .. })
+    ));
+    let w = random(&[2, 3], 28);
+    assert!(sig_kernel_gram_backprop(w.view(), x.view(), y.view(), &opts).is_err());
+    // Bad options.
+    for bad in [
+        SigKernelOptions {
+            static_kernel: StaticKernel::Rbf { sigma: 0.0 },
+            ..Default::default()
+        },
+        SigKernelOptions {
+            dyadic_order: (40, 30),
+            ..Default::default()
+        },
+        SigKernelOptions {
+            normalize: true,
+            return_grid: true,
+            ..Default::default()
+        },
+        SigKernelOptions {
+            end_time: f64::NAN,
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            sig_kernel(x.view(), y.view(), &bad),
+            Err(Error::Invalid(_))
+        ));
+    }
+    // A refinement whose rows could not be allocated is refused up front, not attempted.
+    let huge = SigKernelOptions {
+        dyadic_order: (2, 42),
+        ..Default::default()
+    };
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &huge),
+        Err(Error::TooLarge { .. })
+    ));
+    let grid_gram = SigKernelOptions {
+        return_grid: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        sig_kernel_gram(x.view(), y.view(), &grid_gram),
+        Err(Error::Invalid(_))
+    ));
+    let gpu = SigKernelOptions {
+        device: roughsig::Device::Gpu(None),
+        ..Default::default()
+    };
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &gpu),
+        Err(Error::Device(_))
+    ));
+}
+
+#[test]
+fn overflow_is_an_error_with_advice() {
+    // Increments of ~1e8 make the PDE overflow f64 (pySigLib returns inf with a warning); paths of
+    // ~1e3 and a few points give huge but finite kernels.
+    let opts = SigKernelOptions::default();
+    let (xs, ys) = (random(&[2, 5, 3], 31), random(&[2, 5, 3], 32));
+    let big = sig_kernel((&xs * 1e3).view(), (&ys * 1e3).view(), &opts).unwrap();
+    assert!(big.iter().all(|v| v.abs() > 1e20));
+    assert!(big.iter().all(|v| v.is_finite()));
+    let x = random(&[2, 40, 3], 29);
+    let y = random(&[2, 40, 3], 30);
+    let err = sig_kernel((&x * 1e8).view(), (&y * 1e8).view(), &opts).unwrap_err();
+    assert!(matches!(err, Error::KernelOverflow { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("normalise the paths") && message.contains("rbf"));
+    // A bounded static kernel does not overflow.
+    let rbf = SigKernelOptions {
+        static_kernel: StaticKernel::Rbf { sigma: 1.0 },
+        ..Default::default()
+    };
+    let k = sig_kernel((&x * 1e8).view(), (&y * 1e8).view(), &rbf).unwrap();
+    assert!(k.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn static_kernels_parse() {
+    assert_eq!(
+        "linear".parse::<StaticKernel>().unwrap(),
+        StaticKernel::Linear
+    );
+    assert_eq!(
+        "rbf:0.5".parse::<StaticKernel>().unwrap(),
+        StaticKernel::Rbf { sigma: 0.5 }
+    );
+    assert_eq!(
+        "scaled-linear:2".parse::<StaticKernel>().unwrap(),
+        StaticKernel::ScaledLinear(2.0)
+    );
+    for bad in ["rbf", "rbf:-1", "rbf:x", "poly:3", "linear:1", ""] {
+        assert!(bad.parse::<StaticKernel>().is_err(), "{bad}");
+    }
+}
