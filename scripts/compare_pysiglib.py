@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Time pySigLib and roughsig on the same inputs in the same run, and print a table of ratios.
+"""Time pySigLib and roughsig on the same inputs in the same run, and print tables of ratios:
+signatures and their gradients, signature kernels, log-signatures, and one long path's scaling.
 
 Installs nothing: run it with a Python that has pySigLib (`pip install pysiglib==4.0.0` in a venv; it
 brings torch), after `cargo build --release`:
@@ -97,6 +98,50 @@ def long_path_scaling(binary, repeats, threads):
     return "\n".join(lines)
 
 
+def kernel_rows(binary, repeats, threads, rng):
+    """Signature kernel forward + backward (both gradients), batch 32, length 128, dim 8, all threads."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        f = lambda name: os.path.join(tmp, name)
+        x = rng.standard_normal((32, 128, 8)) * 0.02
+        y = rng.standard_normal((32, 128, 8)) * 0.02
+        derivs = np.ones(32)
+        np.save(f("x.npy"), x)
+        np.save(f("y.npy"), y)
+        np.save(f("d.npy"), derivs)
+        for order in (0, 2):
+            def theirs():
+                k = pysiglib.sig_kernel(x, y, dyadic_order=order, n_jobs=threads)
+                pysiglib.sig_kernel_backprop(derivs, x, y, dyadic_order=order, left_deriv=True,
+                                             right_deriv=True, n_jobs=threads)
+                return k
+            theirs_ms, k_ref = time_pysiglib(theirs, repeats)
+            opts = ["--dyadic-order", str(order), "--jobs", str(threads)]
+            fwd_ms, k = time_roughsig(binary, ["sig-kernel", f("x.npy"), f("y.npy"), *opts], repeats, f("k.npy"))
+            bwd_ms, _ = time_roughsig(binary, ["sig-kernel-backprop", f("d.npy"), f("x.npy"), f("y.npy"), *opts,
+                                               "--output2", f("dy.npy")], repeats, f("dx.npy"))
+            check(f"sig_kernel order {order}", k, k_ref, np.float64)
+            rows.append((f"sig_kernel + backprop, dyadic order {order}", threads, theirs_ms, fwd_ms + bwd_ms))
+    return rows
+
+
+def logsig_rows(binary, repeats, rng):
+    """Log-signatures at (32, 256, 4, 5), one thread, each method."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        f = lambda name: os.path.join(tmp, name)
+        path = rng.standard_normal((32, 256, 4)) * 0.1
+        np.save(f("path.npy"), path)
+        for name, method in (("expanded", 0), ("words", 1), ("lyndon", 2)):
+            pysiglib.prepare_log_sig(4, 5, method)
+            theirs_ms, ref = time_pysiglib(lambda: pysiglib.log_sig(path, 5, method=method, n_jobs=1), repeats)
+            cli = ["log-sig", f("path.npy"), "--degree", "5", "--method", name, "--jobs", "1"]
+            ours_ms, ours = time_roughsig(binary, cli, repeats, f("out.npy"))
+            check(f"log_sig {name}", ours, ref, np.float64)
+            rows.append((f"log_sig {name}, (32, 256, 4, 5)", 1, theirs_ms, ours_ms))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "roughsig"))
@@ -145,6 +190,12 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     for op, dt, cfg, jobs, theirs_ms, ours_ms, frac in rows:
         print(f"| {op} | {dt} | {cfg} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x | {frac} |")
+    if not args.quick:
+        extra = kernel_rows(args.binary, args.repeats, threads, rng) + logsig_rows(args.binary, args.repeats, rng)
+        print("\n| op (f64) | threads | pySigLib ms | roughsig ms | speed-up |")
+        print("|---|---|---|---|---|")
+        for op, jobs, theirs_ms, ours_ms in extra:
+            print(f"| {op} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x |")
     if not args.quick and threads > 1:
         print(long_path_scaling(args.binary, args.repeats, threads))
     if ghz:
