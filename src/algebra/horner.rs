@@ -7,7 +7,7 @@
 //! The loops themselves live in [`super::simd`], specialised per instruction set and dimension.
 
 use super::reciprocals;
-use super::simd::{by_dim, contract, multiversion, outer_acc, outer_add, MulAdd};
+use super::simd::{contract, multiversion, outer_acc, outer_add, MulAdd};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -67,18 +67,9 @@ fn tile<T: Scalar, M: MulAdd, const D: usize>(z: &[T]) -> Option<[T; 64]> {
 }
 
 multiversion! {
+    dims(shape.dim)
     /// `s ← s ⊗ exp(z)`, in place.
-    pub fn mul_exp(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut HornerScratch<T>) => mul_exp_dims
-}
-
-#[inline(always)]
-fn mul_exp_dims<T: Scalar, M: MulAdd>(
-    shape: &TensorShape,
-    s: &mut [T],
-    z: &[T],
-    scratch: &mut HornerScratch<T>,
-) {
-    by_dim!(shape.dim, mul_exp_d::<T, M>(shape, s, z, scratch))
+    pub fn mul_exp(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut HornerScratch<T>) => mul_exp_d
 }
 
 #[inline(always)]
@@ -137,6 +128,7 @@ fn chain<'a, T: Scalar, M: MulAdd, const D: usize>(
 pub const FUSED_STEPS: usize = 4;
 
 multiversion! {
+    dims(shape.dim)
     /// `s ← s ⊗ exp(z_0) ⊗ … ⊗ exp(z_3)` for the [`FUSED_STEPS`] increments stored one after the
     /// other in `zs`.
     ///
@@ -145,17 +137,7 @@ multiversion! {
     /// is computed (from the levels below as they are before that step) and kept, the levels below
     /// are stepped, and then `S_N += Σ_s B^(s)_{N-1} ⊗ z_s` in one pass. A single step's top-level
     /// update does one multiply-add per load and store of `S_N`; this one does four.
-    pub fn mul_exp_fused(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_dims
-}
-
-#[inline(always)]
-fn mul_exp_fused_dims<T: Scalar, M: MulAdd>(
-    shape: &TensorShape,
-    s: &mut [T],
-    zs: &[T],
-    scratch: &mut HornerScratch<T>,
-) {
-    by_dim!(shape.dim, mul_exp_fused_d::<T, M>(shape, s, zs, scratch))
+    pub fn mul_exp_fused(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_d
 }
 
 #[inline(always)]
@@ -191,6 +173,7 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
 }
 
 multiversion! {
+    dims(shape.dim)
     /// The reverse of [`mul_exp`]: with `s_prev` the tensor before the step and `g` the gradient with
     /// respect to `s_prev ⊗ exp(z)`, turn `g` into the gradient with respect to `s_prev` (in place) and
     /// add the gradient with respect to `z` into `dz`.
@@ -204,22 +187,7 @@ multiversion! {
         g: &mut [T],
         dz: &mut [T],
         scratch: &mut HornerScratch<T>,
-    ) => mul_exp_backprop_dims
-}
-
-#[inline(always)]
-fn mul_exp_backprop_dims<T: Scalar, M: MulAdd>(
-    shape: &TensorShape,
-    s_prev: &[T],
-    z: &[T],
-    g: &mut [T],
-    dz: &mut [T],
-    scratch: &mut HornerScratch<T>,
-) {
-    by_dim!(
-        shape.dim,
-        mul_exp_backprop_d::<T, M>(shape, s_prev, z, g, dz, scratch)
-    )
+    ) => mul_exp_backprop_d
 }
 
 #[inline(always)]
@@ -294,7 +262,7 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algebra::simd::{Fused, Separate};
+    use crate::algebra::simd::{by_dim, Fused, Separate};
 
     /// Every dimension's specialised loop, in the portable and (where the CPU has AVX2+FMA) the fused,
     /// explicitly vectorised form, against the generic (`D = 0`) loop; forward and reverse.
@@ -328,25 +296,22 @@ mod tests {
                         );
                     }
                     1 => {
-                        mul_exp_dims::<f64, Separate>(&shape, &mut s, &z, &mut scratch);
-                        mul_exp_backprop_dims::<f64, Separate>(
-                            &shape,
-                            &s0,
-                            &z,
-                            &mut g,
-                            &mut dz,
-                            &mut scratch,
+                        by_dim!(
+                            d,
+                            mul_exp_d::<f64, Separate>(&shape, &mut s, &z, &mut scratch)
+                        );
+                        let (s0, z, g, dz) = (&s0, &z, &mut g, &mut dz);
+                        by_dim!(
+                            d,
+                            mul_exp_backprop_d::<f64, Separate>(&shape, s0, z, g, dz, &mut scratch)
                         );
                     }
                     _ => {
-                        mul_exp_dims::<f64, Fused>(&shape, &mut s, &z, &mut scratch);
-                        mul_exp_backprop_dims::<f64, Fused>(
-                            &shape,
-                            &s0,
-                            &z,
-                            &mut g,
-                            &mut dz,
-                            &mut scratch,
+                        by_dim!(d, mul_exp_d::<f64, Fused>(&shape, &mut s, &z, &mut scratch));
+                        let (s0, z, g, dz) = (&s0, &z, &mut g, &mut dz);
+                        by_dim!(
+                            d,
+                            mul_exp_backprop_d::<f64, Fused>(&shape, s0, z, g, dz, &mut scratch)
                         );
                     }
                 }

@@ -93,21 +93,35 @@ macro_rules! by_dim {
 
 /// Define `pub fn $name<T>(args…)` that runs `$inner::<T, M>(args…)` compiled for the best instruction
 /// set this CPU has (`$inner` must be `#[inline(always)]` so that it is compiled into each version).
+/// With `dims(expr)` first, `$inner::<T, M, D>` is called with `D` the compile-time form of `expr`
+/// (see [`by_dim!`]).
 macro_rules! multiversion {
+    (dims($d:expr) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
+        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name ($($arg: $ty),*)
+            $crate::algebra::simd::by_dim!($d, $inner::<T, M>($($arg),*)));
+    };
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
-        $(#[$meta])*
+        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name ($($arg: $ty),*)
+            $inner::<T, M>($($arg),*));
+    };
+    (@define [$($meta:tt)*] $vis:vis $name:ident ($($arg:ident : $ty:ty),*) $body:expr) => {
+        $($meta)*
         $vis fn $name<T: $crate::Scalar>($($arg: $ty),*) {
-            use $crate::algebra::simd::{isa, Fused, Isa, Separate};
+            use $crate::algebra::simd::{isa, Fused, Isa, MulAdd, Separate};
+            #[inline(always)]
+            fn body<T: $crate::Scalar, M: MulAdd>($($arg: $ty),*) {
+                $body
+            }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn avx2<T: $crate::Scalar>($($arg: $ty),*) {
-                $inner::<T, Fused>($($arg),*)
+                body::<T, Fused>($($arg),*)
             }
             match isa() {
                 // SAFETY: isa() reports AVX2+FMA only when the CPU has both.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma => unsafe { avx2::<T>($($arg),*) },
-                _ => $inner::<T, Separate>($($arg),*),
+                _ => body::<T, Separate>($($arg),*),
             }
         }
     };
