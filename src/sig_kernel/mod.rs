@@ -3,7 +3,8 @@
 //!
 //! The layers: `static_kernel` turns a pair of paths into the PDE's increments Gram matrix (and
 //! back), `pde` solves the scheme on one pair and runs its discrete adjoint, `cpu` drives pairs over
-//! threads, and this module checks inputs and shapes.
+//! threads, and this module checks inputs and shapes. `sig_kernel` can also solve the PDE on the GPU
+//! (`crate::gpu`'s `sig_kernel`), with the base Gram matrices from `static_kernel`.
 //!
 //! Memory: the forward pass keeps two rows of the refined grid per thread (plus one path's
 //! increments), whatever the lengths. A backward pass holds the pair's base Gram matrix and the rows
@@ -35,6 +36,10 @@ use static_kernel::Lift;
 /// `(batch…, (n1 << λ1) + 1, (n2 << λ2) + 1)`, `n` being the number of increments after the transforms
 /// (`L − 1`, or `2(L − 1)` with lead-lag). A path of one point has the trivial signature: kernel 1
 /// (also with time augmentation, where pySigLib raises).
+///
+/// Device: `Device::Gpu` (and `Device::Auto` for large work on a hardware GPU) solves the PDE on the
+/// GPU, normalised or not, from base Gram matrices computed on the CPU; `return_grid` runs on the CPU
+/// only (an explicit GPU request for it is [`Error::Device`]).
 ///
 /// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
 /// and [`Error::KernelOverflow`] when the result overflows (pySigLib only warns).
