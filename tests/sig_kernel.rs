@@ -547,8 +547,9 @@ fn bad_inputs_are_typed_errors() {
         device: roughsig::Device::Gpu(None),
         ..Default::default()
     };
+    // The Gram matrices have no GPU kernel (sig_kernel has one: see tests/gpu_consistency.rs).
     assert!(matches!(
-        sig_kernel(x.view(), y.view(), &gpu),
+        sig_kernel_gram(x.view(), y.view(), &gpu),
         Err(Error::Device(_))
     ));
 }

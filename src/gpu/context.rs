@@ -6,7 +6,7 @@
 //! thread-local), and the device's uncaptured-error handler only records the message, so that a
 //! failure becomes an error of the call that caused it, never a panic.
 
-use super::kernels::{BindingKind, Kernel, Params, Precision, ENTRY_POINT};
+use super::kernels::{BindingKind, Kernel, Precision, ENTRY_POINT};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -306,13 +306,13 @@ impl Context {
     /// `workgroups` workgroups, with `buffers` bound in binding order; `clear` is zeroed before the first
     /// dispatch. Then copy the first `bytes` bytes of `result` back and return them.
     #[allow(clippy::too_many_arguments)]
-    pub fn run(
+    pub fn run<P: bytemuck::Pod>(
         &self,
         kernel: &'static Kernel,
         precision: Precision,
         buffers: &[&wgpu::Buffer],
         uniform: &wgpu::Buffer,
-        params: &[Params],
+        params: &[P],
         workgroups: u32,
         clear: Option<&wgpu::Buffer>,
         result: &wgpu::Buffer,
@@ -320,6 +320,9 @@ impl Context {
         bytes: u64,
     ) -> Result<Vec<u8>> {
         let pipeline = self.pipeline(kernel, precision)?;
+        if std::mem::size_of::<P>() != kernel.params_size {
+            return Err(self.device_error(kernel.name, "parameters of the wrong size"));
+        }
         if buffers.len() != kernel.bindings.len() {
             return Err(self.device_error(
                 kernel.name,

@@ -79,12 +79,15 @@ pub struct Kernel {
     pub workgroup_size: [u32; 3],
     /// Group 0's bindings, in binding order.
     pub bindings: &'static [BindingSpec],
+    /// Bytes of the uniform block (`struct Params` in the WGSL; [`Params`] or [`SigKernelParams`]).
+    pub params_size: usize,
 }
 
 /// Every kernel's entry point.
 pub const ENTRY_POINT: &str = "main";
 
-/// Invocations per workgroup along x; every kernel runs one invocation per path.
+/// Invocations per workgroup along x; the signature kernels run one invocation per path (the
+/// signature-kernel PDE runs one workgroup per pair).
 pub const WORKGROUP_SIZE: u32 = 64;
 
 const fn binding(binding: u32, name: &'static str, kind: BindingKind) -> BindingSpec {
@@ -109,6 +112,7 @@ pub const SIG_FORWARD: Kernel = Kernel {
         binding(3, "sigs", StorageReadWrite),
         binding(4, "scratch", StorageReadWrite),
     ],
+    params_size: std::mem::size_of::<Params>(),
 };
 
 /// The reverse sweep: path gradients of a chunk of paths from their signatures and `dF/dS`.
@@ -125,10 +129,26 @@ pub const SIG_BACKWARD: Kernel = Kernel {
         binding(5, "grads", StorageReadWrite),
         binding(6, "scratch", StorageReadWrite),
     ],
+    params_size: std::mem::size_of::<Params>(),
+};
+
+/// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
+pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
+    name: "sig_kernel_forward",
+    source: include_str!("../../shaders/sig_kernel_forward.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "gram", StorageRead),
+        binding(2, "consts", StorageRead),
+        binding(3, "kernels", StorageReadWrite),
+        binding(4, "scratch", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<SigKernelParams>(),
 };
 
 /// Every kernel, by name.
-pub const KERNELS: &[&Kernel] = &[&SIG_FORWARD, &SIG_BACKWARD];
+pub const KERNELS: &[&Kernel] = &[&SIG_FORWARD, &SIG_BACKWARD, &SIG_KERNEL_FORWARD];
 
 impl Kernel {
     /// The WGSL source specialised for `precision` (see the module docs for the substitution).
@@ -173,4 +193,25 @@ pub struct Params {
     /// forward in increasing order, backward in decreasing order).
     pub t_begin: u32,
     pub t_end: u32,
+}
+
+/// The uniform block of `sig_kernel_forward.wgsl` (`struct Params` there, field for field).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SigKernelParams {
+    /// Pairs in this dispatch, one workgroup each.
+    pub n_pairs: u32,
+    /// Increments of the two transformed paths: the base Gram matrix is `n1 × n2`.
+    pub n1: u32,
+    pub n2: u32,
+    /// Dyadic orders.
+    pub lam1: u32,
+    pub lam2: u32,
+    /// Points of the refined grid: `(n1 << lam1) + 1` by `(n2 << lam2) + 1`.
+    pub rows: u32,
+    pub cols: u32,
+    /// The anti-diagonals `[d_begin, d_end)` this dispatch sweeps.
+    pub d_begin: u32,
+    pub d_end: u32,
+    pub pad: u32,
 }

@@ -1,4 +1,5 @@
-//! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig` and `sig_backprop` as WGSL compute kernels.
+//! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig`, `sig_backprop` and `sig_kernel` as WGSL
+//! compute kernels.
 //!
 //! The pieces, one name per operation: `shaders/sig_forward.wgsl` and `shaders/sig_backward.wgsl`, their
 //! entries in the kernel table [`kernels`], their drivers (the `sig` and `sig_backprop` of this module,
@@ -12,6 +13,9 @@
 //!   state interleaved with its neighbours' in a scratch buffer. The GPU pays off for large batches;
 //!   few long paths with large signatures keep most of the GPU idle (a workgroup-per-path layout,
 //!   threads across coefficients, is the next step for those).
+//! - Signature kernels: one workgroup of 64 per pair sweeps the refined PDE grid along anti-diagonals,
+//!   the invocations in strips across each diagonal (`shaders/sig_kernel_forward.wgsl`). The base Gram
+//!   matrices of the static kernel come from the CPU code (cheap next to the refined scheme).
 //! - A batch is cut into chunks that respect the adapter's limits (workgroups per dimension, storage
 //!   binding and buffer sizes, `u32` indices); a path is swept in windows of increments, so that no
 //!   dispatch runs longer than the adapter allows. lavapipe (llvmpipe) ends an invocation's loops
@@ -27,10 +31,12 @@ pub mod kernels;
 #[cfg(test)]
 pub(crate) mod mirror;
 mod sig;
+pub(crate) mod sig_kernel;
 
 #[doc(hidden)]
 pub use sig::set_max_chunk_paths;
 pub(crate) use sig::{sig, sig_backprop};
+pub(crate) use sig_kernel::{sig_kernel, KernelGrid};
 
 use crate::{Error, Result};
 use context::{registry, Entry};

@@ -54,6 +54,12 @@ impl<T: Scalar> Plan<'_, T> {
         pde::solve(&grid, pde, |a, g| self.lift.gram_row(a, x, y, kappa, g))
     }
 
+    /// The base Gram matrix `G` of `(x, y)` into `g` (`n1 × n2`, row-major), as the PDE sees it.
+    pub fn gram_of(&self, ws: &mut Workspace<T>, x: &[T], y: &[T], g: &mut [T]) {
+        self.load(ws, x, y);
+        self.lift.gram(&ws.x, &ws.y, &mut ws.kappa, g);
+    }
+
     /// The normalised or plain kernel, as the options ask.
     pub fn value(&self, ws: &mut Workspace<T>, x: &[T], y: &[T]) -> T {
         let k = self.kernel(ws, x, y);

@@ -3,7 +3,8 @@
 //!
 //! The layers: `static_kernel` turns a pair of paths into the PDE's increments Gram matrix (and
 //! back), `pde` solves the scheme on one pair and runs its discrete adjoint, `cpu` drives pairs over
-//! threads, and this module checks inputs and shapes.
+//! threads, and this module checks inputs and shapes. `sig_kernel` can also solve the PDE on the GPU
+//! (`crate::gpu`'s `sig_kernel`), with the base Gram matrices from `static_kernel`.
 //!
 //! Memory: the forward pass keeps two rows of the refined grid per thread (plus one path's
 //! increments), whatever the lengths. A backward pass holds the pair's base Gram matrix and the rows
@@ -20,7 +21,8 @@ pub use options::{SigKernelOptions, StaticKernel};
 
 use crate::batch::{paths as path_rows, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
-use crate::device;
+use crate::device::{self, Backend};
+use crate::gpu::{self, kernels::Precision, GpuDevice};
 use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar};
 use cpu::{par_pairs, par_sum, Plan, Workspace};
@@ -35,6 +37,10 @@ use static_kernel::Lift;
 /// (`L − 1`, or `2(L − 1)` with lead-lag). A path of one point has the trivial signature: kernel 1
 /// (also with time augmentation, where pySigLib raises).
 ///
+/// Device: `Device::Gpu` (and `Device::Auto` for large work on a hardware GPU) solves the PDE on the
+/// GPU, normalised or not, from base Gram matrices computed on the CPU; `return_grid` runs on the CPU
+/// only (an explicit GPU request for it is [`Error::Device`]).
+///
 /// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
 /// and [`Error::KernelOverflow`] when the result overflows (pySigLib only warns).
 pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
@@ -47,9 +53,29 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
     let py = path_rows("path2", y.into_dyn())?;
     same_batch("path1", &px, "path2", &py)?;
     let (plan, grid) = plan(&px, &py, options, false)?;
-    let threads = cpu_threads(options)?;
     let (xs, ys) = (px.slice(), py.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
+    if let Some(device) = gpu_device::<T>(options, px.batch(), &grid)? {
+        let mut out = zeros::<T>("signature kernel", &px.batch_shape)?;
+        let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        let result = crate::threads(options.n_jobs).and_then(|threads| {
+            gpu_kernels(
+                &device,
+                &plan,
+                &grid,
+                threads,
+                (xs, lx),
+                (ys, ly),
+                out_slice,
+            )
+        });
+        if !gpu::fall_back(&device, result)? {
+            check_output("sig_kernel", out_slice, &px.batch_shape, 1)?;
+            device::record(&Backend::Gpu(device));
+            return Ok(out);
+        }
+    }
+    let threads = cpu_threads(options)?;
     let mut shape = px.batch_shape.clone();
     let per_item = if options.return_grid {
         shape.extend([grid.rows, grid.cols]);
@@ -319,7 +345,78 @@ pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dim
     Ok((dx, dy))
 }
 
-/// The CPU threads for the options (signature kernels have no GPU kernel yet).
+/// The GPU `sig_kernel` runs on, or `None` for the CPU. The GPU solves the kernel (also normalised,
+/// from three kernels per pair); the whole grid (`return_grid`) is computed on the CPU only, so an
+/// explicit GPU request for it is an [`Error::Device`].
+fn gpu_device<T: Scalar>(
+    options: &SigKernelOptions,
+    batch: usize,
+    grid: &Grid,
+) -> Result<Option<GpuDevice>> {
+    let solves = if options.normalize { 3 } else { 1 };
+    // About eight flops per refined cell.
+    let work = 8 * solves * batch as u128 * grid.rows as u128 * grid.cols as u128;
+    match device::select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
+        Backend::Cpu { .. } => Ok(None),
+        Backend::Gpu(d) if options.return_grid => {
+            if d.auto {
+                Ok(None)
+            } else {
+                Err(Error::Device(
+                    "sig_kernel with return_grid is not available on the GPU; use --device cpu"
+                        .into(),
+                ))
+            }
+        }
+        Backend::Gpu(d) => Ok(Some(d)),
+    }
+}
+
+/// The kernels of the pairs `(x_i, y_i)` into `out` on `device`, normalised if the options say so.
+/// The base Gram matrices are computed on `threads` CPU threads, chunk by chunk.
+fn gpu_kernels<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    grid: &Grid,
+    threads: usize,
+    (xs, lx): (&[T], usize),
+    (ys, ly): (&[T], usize),
+    out: &mut [T],
+) -> Result<()> {
+    let (lam1, lam2) = plan.opts.dyadic_order;
+    // (paths, values per path, increments per path) of each side.
+    let kernels =
+        |(a, la, n1): (&[T], usize, usize), (b, lb, n2): (&[T], usize, usize), out: &mut [T]| {
+            let grid = gpu::KernelGrid {
+                n1,
+                n2,
+                lam1: lam1 as u32,
+                lam2: lam2 as u32,
+            };
+            let cells = grid.n1 * grid.n2;
+            let fill = |first: usize, g: &mut [T]| {
+                par_rows(threads, g, cells, Workspace::default, |ws, i, row| {
+                    let p = first + i;
+                    plan.gram_of(ws, &a[p * la..(p + 1) * la], &b[p * lb..(p + 1) * lb], row);
+                });
+            };
+            gpu::sig_kernel(device, grid, &fill, out)
+        };
+    let (x, y) = ((xs, lx, grid.n1), (ys, ly, grid.n2));
+    kernels(x, y, out)?;
+    if plan.opts.normalize {
+        let mut kxx = vec![T::zero(); out.len()];
+        let mut kyy = vec![T::zero(); out.len()];
+        kernels(x, x, &mut kxx)?;
+        kernels(y, y, &mut kyy)?;
+        for ((k, &a), &b) in out.iter_mut().zip(&kxx).zip(&kyy) {
+            *k /= (a * b).sqrt();
+        }
+    }
+    Ok(())
+}
+
+/// The CPU threads for the options (the Gram matrices and backprops have no GPU kernel yet).
 fn cpu_threads(options: &SigKernelOptions) -> Result<usize> {
     device::cpu_threads(&options.device, options.n_jobs)
 }

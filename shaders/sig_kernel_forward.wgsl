@@ -1,0 +1,107 @@
+// sig_kernel_forward: the signature kernel of each pair of a chunk, by pySigLib's finite-difference
+// Goursat scheme on the refined grid (src/sig_kernel/pde.rs, `solve`):
+//
+//   K[r, c] = (K[r, c−1] + K[r−1, c])·A(h) − K[r−1, c−1]·B(h),  A = 1 + h/2 + h²/12,  B = 1 − h²/12,
+//
+// K = 1 on the first row and column, h = G[(r−1) >> λ1, (c−1) >> λ2] · 2^−(λ1+λ2). src/gpu/mirror/
+// sig_kernel_forward.rs is this file in Rust, line by line.
+//
+// Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
+// `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
+//
+// Inputs: the base Gram matrix G (n1 × n2 per pair, the second mixed differences of the static kernel)
+// is computed on the host by the CPU code itself (src/sig_kernel/static_kernel.rs), chunk by chunk,
+// so every static kernel (linear, scaled linear, RBF) and transform (time augmentation, lead-lag) is
+// supported and G is exactly the CPU's. It costs n1·n2·d per pair against the scheme's
+// n1·n2·4^λ·(a few) here, and one upload.
+//
+// Layout: one workgroup of 64 invocations per pair. The grid is swept along anti-diagonals
+// (s = r + c); the points of one diagonal are independent, so the invocations split each diagonal
+// into strips of 64 consecutive rows (a diagonal longer than the workgroup takes several strips), with
+// a barrier between diagonals. The last three diagonals live in `scratch` (indexed by row, diagonal s
+// in slot s % 3), so a long sweep can be cut into several dispatches over ranges of diagonals
+// ([d_begin, d_end)) with the state kept in between: no invocation runs more loop iterations per
+// dispatch than the adapter allows (lavapipe stops every loop after 65535 in all).
+
+alias scalar = f32;
+
+struct Params {
+    // Pairs in this chunk, one workgroup each.
+    n_pairs: u32,
+    // Increments of the two (transformed) paths: G is n1 × n2.
+    n1: u32,
+    n2: u32,
+    // Dyadic orders λ1, λ2.
+    lam1: u32,
+    lam2: u32,
+    // Points of the refined grid: rows = (n1 << λ1) + 1, cols = (n2 << λ2) + 1.
+    rows: u32,
+    cols: u32,
+    // The anti-diagonals [d_begin, d_end) this dispatch sweeps; the last one is rows + cols − 2.
+    d_begin: u32,
+    d_end: u32,
+    // Unused (keeps the block 40 bytes).
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// n_pairs base Gram matrices, n1 × n2 each, row-major.
+@group(0) @binding(1) var<storage, read> gram: array<scalar>;
+// consts[0] = 2^−(λ1+λ2), consts[1] = 1/12 (computed on the host exactly as the CPU does).
+@group(0) @binding(2) var<storage, read> consts: array<scalar>;
+// One kernel per pair, written by the dispatch that sweeps the last diagonal.
+@group(0) @binding(3) var<storage, read_write> kernels: array<scalar>;
+// Per pair, three diagonals of `rows` points each.
+@group(0) @binding(4) var<storage, read_write> scratch: array<scalar>;
+
+// Invocations per workgroup: the width of a strip.
+const WG: u32 = 64u;
+
+// Where point row r of diagonal s of pair `pair` lives in `scratch`.
+fn slot(pair: u32, s: u32, r: u32) -> u32 {
+    return (pair * 3u + s % 3u) * params.rows + r;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pair = wid.x;
+    if pair >= params.n_pairs {
+        return;
+    }
+    let rows = params.rows;
+    let cols = params.cols;
+    let frac = consts[0];
+    let twelfth = consts[1];
+    let base = pair * params.n1 * params.n2;
+    for (var s = params.d_begin; s < params.d_end; s++) {
+        // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
+        var r_lo = 0u;
+        if s >= cols {
+            r_lo = s - (cols - 1u);
+        }
+        let r_hi = min(s, rows - 1u);
+        // The same trip count in every invocation, so the barrier below is in uniform control flow.
+        let strips = (r_hi - r_lo) / WG + 1u;
+        for (var k = 0u; k < strips; k++) {
+            let r = r_lo + k * WG + lid;
+            if r <= r_hi {
+                let c = s - r;
+                var v = scalar(1.0);
+                if r > 0u && c > 0u {
+                    let h = gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * frac;
+                    let h2 = h * h * twelfth;
+                    let a = scalar(1.0) + scalar(0.5) * h + h2;
+                    let b = scalar(1.0) - h2;
+                    v = (scratch[slot(pair, s - 1u, r)] + scratch[slot(pair, s - 1u, r - 1u)]) * a
+                        - scratch[slot(pair, s - 2u, r - 1u)] * b;
+                }
+                scratch[slot(pair, s, r)] = v;
+            }
+        }
+        storageBarrier();
+    }
+    let last = rows + cols - 2u;
+    if lid == 0u && params.d_end == last + 1u {
+        kernels[pair] = scratch[slot(pair, last, rows - 1u)];
+    }
+}
