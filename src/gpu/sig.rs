@@ -27,13 +27,17 @@ pub fn set_max_chunk_paths(n: usize) {
 }
 
 /// Elements per path of each buffer a kernel binds (the uniform and `consts` excepted).
-struct PerPath {
-    what: &'static str,
-    elems: u64,
+pub(super) struct PerPath {
+    pub what: &'static str,
+    pub elems: u64,
 }
 
 /// Paths per chunk: the most that keeps every buffer within the adapter's limits.
-fn chunk_paths(ctx: &Context, precision: Precision, buffers: &[PerPath]) -> Result<usize> {
+pub(super) fn chunk_paths(
+    ctx: &Context,
+    precision: Precision,
+    buffers: &[PerPath],
+) -> Result<usize> {
     let limits = &ctx.limits;
     let max_bytes = limits
         .max_storage_buffer_binding_size
@@ -53,12 +57,12 @@ fn chunk_paths(ctx: &Context, precision: Precision, buffers: &[PerPath]) -> Resu
     Ok((chunk as usize).min(MAX_CHUNK_PATHS.load(Ordering::Relaxed)))
 }
 
-fn to_u32(what: &str, n: usize) -> Result<u32> {
+pub(super) fn to_u32(what: &str, n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::Device(format!("{what} {n} is too large for the GPU")))
 }
 
 /// The values a kernel reads in `precision`, as bytes.
-fn bytes_of<T: Scalar>(precision: Precision, xs: &[T]) -> Vec<u8> {
+pub(super) fn bytes_of<T: Scalar>(precision: Precision, xs: &[T]) -> Vec<u8> {
     match precision {
         // Exact: T is f32 itself here, so the round trip through f64 changes nothing.
         Precision::F32 => xs
@@ -73,7 +77,7 @@ fn bytes_of<T: Scalar>(precision: Precision, xs: &[T]) -> Vec<u8> {
 }
 
 /// Read `out.len()` values of `precision` from `bytes`.
-fn read_into<T: Scalar>(precision: Precision, bytes: &[u8], out: &mut [T]) {
+pub(super) fn read_into<T: Scalar>(precision: Precision, bytes: &[u8], out: &mut [T]) {
     match precision {
         Precision::F32 => {
             for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
@@ -91,7 +95,7 @@ fn read_into<T: Scalar>(precision: Precision, bytes: &[u8], out: &mut [T]) {
 }
 
 /// The device of `device`, checked for `precision`.
-fn open(device: &GpuDevice, precision: Precision) -> Result<Arc<Context>> {
+pub(super) fn open(device: &GpuDevice, precision: Precision) -> Result<Arc<Context>> {
     let ctx = device.entry()?.context()?;
     if precision == Precision::F64 && !ctx.f64 {
         return Err(Error::Device(format!(
@@ -119,7 +123,7 @@ pub(crate) fn consts<T: Scalar>(shape: &TensorShape, ps: PathsShape, opts: &SigO
     c
 }
 
-fn params(
+pub(super) fn params(
     shape: &TensorShape,
     ps: PathsShape,
     opts: &SigOptions,
@@ -140,7 +144,7 @@ fn params(
 }
 
 /// Increments of each path (as `Increments::count`).
-fn increments(ps: PathsShape, opts: &SigOptions) -> usize {
+pub(super) fn increments(ps: PathsShape, opts: &SigOptions) -> usize {
     ps.length.saturating_sub(1) * (1 + opts.lead_lag as usize)
 }
 
@@ -153,17 +157,17 @@ pub(crate) fn chain_len(shape: &TensorShape) -> usize {
     }
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+pub(super) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST)
     .union(wgpu::BufferUsages::COPY_SRC);
-const STAGING: wgpu::BufferUsages =
+pub(super) const STAGING: wgpu::BufferUsages =
     wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
 
 /// Which way a kernel walks the increments: the forward pass from the first, the reverse sweep from
 /// the last (starting from the signature, with the gradient buffer zeroed first).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sweep {
+pub(super) enum Sweep {
     Forward,
     Backward,
 }
@@ -268,7 +272,7 @@ fn run_chunks<T: Scalar>(
 /// The windows `[t_begin, t_end)` of increments, one per dispatch, in the order they run: as many
 /// increments per window as the adapter's loop budget allows (at least one window, even without
 /// increments, so that the output is always written).
-fn windows(
+pub(super) fn windows(
     ctx: &Context,
     sweep: Sweep,
     increments: usize,
@@ -308,19 +312,19 @@ fn windows(
 /// [`loop_cost::ENTRY`] for entering it. The entry cost was measured on lavapipe (short loops cost
 /// well over their trips); the budget in `context.rs` keeps a margin on top. The GPU tests on lavapipe
 /// (long paths, where windows are filled to the budget) check the model from below.
-mod loop_cost {
+pub(super) mod loop_cost {
     use crate::layout::TensorShape;
 
     /// What entering a loop costs, besides its trips.
-    pub const ENTRY: u64 = 6;
+    pub(in crate::gpu) const ENTRY: u64 = 6;
 
     /// A loop of `trips` trips whose body costs `body` (besides the trip).
-    fn lp(trips: u64, body: u64) -> u64 {
+    pub(in crate::gpu) fn lp(trips: u64, body: u64) -> u64 {
         ENTRY + trips * (1 + body)
     }
 
     /// `level_offset(k)`: `k - 1` trips.
-    fn level_offset(k: u64) -> u64 {
+    pub(in crate::gpu) fn level_offset(k: u64) -> u64 {
         lp(k.saturating_sub(1), 0)
     }
 
@@ -369,14 +373,14 @@ mod loop_cost {
     }
 
     /// `(fixed, per increment)` of a `sig_forward` dispatch.
-    pub fn forward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
+    pub(in crate::gpu) fn forward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
         let (d, n, len) = (shape.dim as u64, shape.degree as u64, shape.len() as u64);
         let fixed = level_offset(n + 1) + 2 * lp(len, 0) + ENTRY;
         (fixed, 1 + fill(dim as u64, lead_lag) + mul_exp(d, n))
     }
 
     /// `(fixed, per increment)` of a `sig_backward` dispatch.
-    pub fn backward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
+    pub(in crate::gpu) fn backward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
         let (d, n, len) = (shape.dim as u64, shape.degree as u64, shape.len() as u64);
         let fixed = 3 * level_offset(n + 1) + lp(len, 0) + ENTRY;
         let step =

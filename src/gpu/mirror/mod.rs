@@ -7,3 +7,4 @@
 
 pub(crate) mod sig_backward;
 pub(crate) mod sig_forward;
+pub(crate) mod tensor_log;
