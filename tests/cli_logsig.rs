@@ -189,6 +189,8 @@ fn log_sig_bad_input_is_one_line() {
         "3",
         "--degree",
         "3",
+        "--method",
+        "words",
         "--device",
         "gpu",
         "-o",
