@@ -123,6 +123,11 @@ pub fn lyndon_word_index(dimension: usize, degree: usize, word: &[usize]) -> Res
 /// taken. Output: `(batch…, sig_length)` for `Expanded` (with `options.scalar_term`, a leading 0: the
 /// log of a signature has no level 0), `(batch…, log_sig_length)` for `Words` and `Lyndon`, which
 /// have no scalar term and ignore `options.scalar_term` (as pySigLib does). Degree 0 is an error.
+///
+/// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature and its
+/// logarithm are computed in one submission and only the log-signatures are read back (`Words`:
+/// only the Lyndon-word entries). `Lyndon` reads the words back and solves the bracket basis on the
+/// CPU. [`sig_to_log_sig`] and the gradients run on the CPU only.
 pub fn log_sig<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     degree: usize,
