@@ -181,7 +181,25 @@ fn log_sig_bad_input_is_one_line() {
     };
     assert!(with(&["--method", "brackets"]).contains("unknown log-signature method"));
     assert!(with(&["--method", "4"]).contains("method must be one of 0, 1, 2 or 3"));
-    assert!(with(&["--method", "words", "--device", "gpu"]).contains("GPU"));
+    // log-sig runs on a GPU; sig-to-log-sig has no GPU kernel and says so.
+    let msg = fails(&[
+        "sig-to-log-sig",
+        &path,
+        "--dimension",
+        "3",
+        "--degree",
+        "3",
+        "--method",
+        "words",
+        "--device",
+        "gpu",
+        "-o",
+        o,
+    ]);
+    assert!(
+        msg.contains("GPU") || msg.contains("sig has length"),
+        "{msg}"
+    );
     let msg = fails(&[
         "sig-to-log-sig",
         &path,

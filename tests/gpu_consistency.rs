@@ -1,5 +1,6 @@
 //! Real dispatches against the CPU drivers: a grid of shapes and options for `sig_forward`,
-//! `sig_backward` and `sig_kernel_forward`, in f32 and f64, and the pySigLib golden cases on the GPU.
+//! `sig_backward`, `sig_kernel_forward` and `log_sig` (`sig_forward` then `tensor_log`, every method),
+//! in f32 and f64, and the pySigLib golden cases on the GPU.
 //!
 //! Skipped (with a message on stderr, shown even when output is captured) where no GPU adapter exists; `ROUGHSIG_REQUIRE_GPU=1` turns the
 //! skip into a failure. The adapter is the one `ROUGHSIG_ADAPTER` names, else the most capable one
@@ -9,7 +10,13 @@ mod common;
 
 use common::{assert_close, random, to_f32, to_f64, Case};
 use ndarray::ArrayD;
-use roughsig::{sig_kernel, Device, SigKernelOptions, SigOptions, StaticKernel};
+use roughsig::{sig_kernel, Device, LogSigMethod, SigKernelOptions, SigOptions, StaticKernel};
+
+const METHODS: [LogSigMethod; 3] = [
+    LogSigMethod::Expanded,
+    LogSigMethod::Words,
+    LogSigMethod::Lyndon,
+];
 
 /// Paths per dispatch in these tests: small, so that modest batches cross chunk boundaries.
 const CHUNK: usize = 70;
@@ -512,4 +519,108 @@ fn sig_kernel_forward_golden_on_gpu() {
         checked += 1;
     }
     assert!(checked > 0, "no sig_kernel golden cases");
+}
+
+/// `log_sig` on the GPU against the CPU in f64, every method, f32 always and f64 when the adapter has
+/// it. A size the adapter refuses (lavapipe's loop limit) is listed in `skipped`.
+#[allow(clippy::too_many_arguments)]
+fn check_log_sig(
+    device: &Device,
+    f64: bool,
+    batch: usize,
+    length: usize,
+    dim: usize,
+    degree: usize,
+    opts: &SigOptions,
+    skipped: &mut Vec<String>,
+) {
+    let what = format!("batch {batch}, length {length}, dim {dim}, degree {degree}, {opts:?}");
+    let seed = (batch * 1_000_003 + length * 1009 + dim * 101 + degree) as u64;
+    let path = random(&[batch, length, dim], seed) / (length.max(1) as f64).sqrt();
+    let steps = length.saturating_sub(1) * (1 + opts.lead_lag as usize);
+    let tol = 4e-5 * (1.0 + (steps as f64).sqrt()) * (1.0 + degree as f64);
+    for method in METHODS {
+        let what = format!("log_sig {method:?}, {what}");
+        let want = roughsig::log_sig(path.view(), degree, method, &cpu(opts)).unwrap();
+        let got = roughsig::log_sig(to_f32(&path).view(), degree, method, &on(device, opts));
+        if refused(&what, &got, skipped) {
+            return;
+        }
+        assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+        assert_abs(&format!("{what} f32"), &to_f64(&got.unwrap()), &want, tol);
+        if f64 {
+            let got = roughsig::log_sig(path.view(), degree, method, &on(device, opts)).unwrap();
+            assert_abs(&format!("{what} f64"), &got, &want, 1e-10);
+        }
+    }
+}
+
+/// Dimensions 1..5, degrees 1..6 (signatures up to a few thousand coefficients), paths of 0, 1, 2
+/// and 50 points, all option combinations, every method.
+#[test]
+fn log_sig_shape_grid() {
+    let Some((device, f64)) = gpu() else { return };
+    let mut skipped = Vec::new();
+    for dim in 1..=5 {
+        for degree in 1..=6 {
+            for opts in option_grid() {
+                let d = roughsig::layout::aug_dim(dim, opts.time_aug, opts.lead_lag).unwrap();
+                let len = roughsig::TensorShape::new(d, degree).unwrap().len();
+                if len > 4000 {
+                    continue;
+                }
+                for length in [0, 1, 2, 50] {
+                    check_log_sig(&device, f64, 3, length, dim, degree, &opts, &mut skipped);
+                }
+            }
+        }
+    }
+    if !skipped.is_empty() {
+        eprintln!("refused by the adapter's loop limit: {skipped:?}");
+    }
+}
+
+/// Batches around the chunk size, so chunk boundaries and partial workgroups are crossed.
+#[test]
+fn log_sig_chunk_boundaries() {
+    let Some((device, f64)) = gpu() else { return };
+    let mut skipped = Vec::new();
+    for batch in [1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5] {
+        for opts in option_grid() {
+            check_log_sig(&device, f64, batch, 8, 2, 4, &opts, &mut skipped);
+        }
+    }
+    assert!(skipped.is_empty(), "{skipped:?}");
+}
+
+/// Every pySigLib golden case of `log_sig`, on the GPU.
+#[test]
+fn log_sig_golden_on_gpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let mut skipped = Vec::new();
+    for case in Case::all("log_sig") {
+        let (path, want) = (case.array("path"), case.array("log_sig"));
+        let method =
+            LogSigMethod::from_pysiglib(case.json["params"]["method"].as_i64().unwrap()).unwrap();
+        let (degree, opts) = (case.usize("degree"), on(&device, &case.options()));
+        let got = roughsig::log_sig(to_f32(&path).view(), degree, method, &opts);
+        if refused(&case.name, &got, &mut skipped) {
+            continue;
+        }
+        if f64 {
+            let got = roughsig::log_sig(path.view(), degree, method, &opts).unwrap();
+            let (rtol, atol) = case.tolerance();
+            assert_close(&case.name, &got, &want, rtol, atol);
+        }
+        assert_close(
+            &format!("{} f32", case.name),
+            &to_f64(&got.unwrap()),
+            &want,
+            2e-4,
+            2e-4,
+        );
+    }
+    if !skipped.is_empty() {
+        eprintln!("refused by the adapter's loop limit: {skipped:?}");
+    }
 }

@@ -418,10 +418,13 @@ fn log_sig_bad_inputs_are_errors() {
             device: Device::Gpu(None),
             ..Default::default()
         };
-        assert!(matches!(
-            log_sig(path.view(), 2, method, &gpu),
-            Err(Error::Device(_))
-        ));
+        // log_sig has a GPU kernel: without an adapter, asking for one is a device error.
+        if roughsig::gpu::adapters().adapters.is_empty() {
+            assert!(matches!(
+                log_sig(path.view(), 2, method, &gpu),
+                Err(Error::Device(_))
+            ));
+        }
         assert!(matches!(
             sig_to_log_sig(s.view(), 3, 2, method, &gpu),
             Err(Error::Device(_))

@@ -147,8 +147,30 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     params_size: std::mem::size_of::<SigKernelParams>(),
 };
 
+/// The tensor logarithm of the signatures `SIG_FORWARD` left on the GPU: log-signatures, expanded or
+/// read at the Lyndon words.
+pub const TENSOR_LOG: Kernel = Kernel {
+    name: "tensor_log",
+    source: include_str!("../../shaders/tensor_log.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "sigs", StorageRead),
+        binding(2, "consts", StorageRead),
+        binding(3, "words", StorageRead),
+        binding(4, "logs", StorageReadWrite),
+        binding(5, "scratch", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<Params>(),
+};
+
 /// Every kernel, by name.
-pub const KERNELS: &[&Kernel] = &[&SIG_FORWARD, &SIG_BACKWARD, &SIG_KERNEL_FORWARD];
+pub const KERNELS: &[&Kernel] = &[
+    &SIG_FORWARD,
+    &SIG_BACKWARD,
+    &SIG_KERNEL_FORWARD,
+    &TENSOR_LOG,
+];
 
 impl Kernel {
     /// The WGSL source specialised for `precision` (see the module docs for the substitution).
@@ -177,7 +199,8 @@ impl Kernel {
 pub struct Params {
     /// Paths in this dispatch, one invocation each.
     pub n_paths: u32,
-    /// Points per path.
+    /// Points per path (`tensor_log`: entries per output row when reading at the Lyndon words, 0 for
+    /// the expanded logarithm).
     pub length: u32,
     /// Channels of the original path.
     pub dim: u32,
@@ -186,11 +209,12 @@ pub struct Params {
     pub degree: u32,
     pub lead_lag: u32,
     pub time_aug: u32,
-    /// Forward: each output row starts with the constant 1. Backward: the rows of `sigs` and
+    /// Forward: each output row starts with the constant 1 (`tensor_log`: the expanded logarithm's
+    /// rows start with 0). Backward: the rows of `sigs` and
     /// `sig_derivs` start with the level-0 term.
     pub scalar_term: u32,
     /// The increments `[t_begin, t_end)` this dispatch processes (a sweep may take several dispatches:
-    /// forward in increasing order, backward in decreasing order).
+    /// forward in increasing order, backward in decreasing order); `tensor_log`: its units.
     pub t_begin: u32,
     pub t_end: u32,
 }

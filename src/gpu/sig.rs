@@ -123,7 +123,7 @@ pub(crate) fn consts<T: Scalar>(shape: &TensorShape, ps: PathsShape, opts: &SigO
     c
 }
 
-fn params(
+pub(super) fn params(
     shape: &TensorShape,
     ps: PathsShape,
     opts: &SigOptions,
@@ -144,7 +144,7 @@ fn params(
 }
 
 /// Increments of each path (as `Increments::count`).
-fn increments(ps: PathsShape, opts: &SigOptions) -> usize {
+pub(super) fn increments(ps: PathsShape, opts: &SigOptions) -> usize {
     ps.length.saturating_sub(1) * (1 + opts.lead_lag as usize)
 }
 
@@ -168,7 +168,7 @@ pub(super) const UNIFORM: wgpu::BufferUsages =
 /// Which way a kernel walks the increments: the forward pass from the first, the reverse sweep from
 /// the last (starting from the signature, with the gradient buffer zeroed first).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sweep {
+pub(super) enum Sweep {
     Forward,
     Backward,
 }
@@ -273,7 +273,7 @@ fn run_chunks<T: Scalar>(
 /// The windows `[t_begin, t_end)` of increments, one per dispatch, in the order they run: as many
 /// increments per window as the adapter's loop budget allows (at least one window, even without
 /// increments, so that the output is always written).
-fn windows(
+pub(super) fn windows(
     ctx: &Context,
     sweep: Sweep,
     increments: usize,
@@ -317,15 +317,15 @@ pub(super) mod loop_cost {
     use crate::layout::TensorShape;
 
     /// What entering a loop costs, besides its trips.
-    pub const ENTRY: u64 = 6;
+    pub(in crate::gpu) const ENTRY: u64 = 6;
 
     /// A loop of `trips` trips whose body costs `body` (besides the trip).
-    fn lp(trips: u64, body: u64) -> u64 {
+    pub(in crate::gpu) fn lp(trips: u64, body: u64) -> u64 {
         ENTRY + trips * (1 + body)
     }
 
     /// `level_offset(k)`: `k - 1` trips.
-    fn level_offset(k: u64) -> u64 {
+    pub(in crate::gpu) fn level_offset(k: u64) -> u64 {
         lp(k.saturating_sub(1), 0)
     }
 
@@ -374,14 +374,14 @@ pub(super) mod loop_cost {
     }
 
     /// `(fixed, per increment)` of a `sig_forward` dispatch.
-    pub fn forward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
+    pub(in crate::gpu) fn forward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
         let (d, n, len) = (shape.dim as u64, shape.degree as u64, shape.len() as u64);
         let fixed = level_offset(n + 1) + 2 * lp(len, 0) + ENTRY;
         (fixed, 1 + fill(dim as u64, lead_lag) + mul_exp(d, n))
     }
 
     /// `(fixed, per increment)` of a `sig_backward` dispatch.
-    pub fn backward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
+    pub(in crate::gpu) fn backward(shape: &TensorShape, dim: usize, lead_lag: bool) -> (u64, u64) {
         let (d, n, len) = (shape.dim as u64, shape.degree as u64, shape.len() as u64);
         let fixed = 3 * level_offset(n + 1) + lp(len, 0) + ENTRY;
         let step =

@@ -18,9 +18,11 @@ mod lyndon;
 use crate::algebra::{tensor_log, tensor_log_backprop, LogScratch};
 use crate::batch::{expect_len, infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
-use crate::device::cpu_threads;
+use crate::cpu::PathsShape;
+use crate::device::{cpu_threads, record, select_for, Backend};
+use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
-use crate::{sig, sig_backprop, Error, Result, Scalar, SigOptions};
+use crate::{sig, sig_backprop, Device, Error, Result, Scalar, SigOptions};
 use lyndon::Basis;
 use ndarray::{ArrayD, ArrayView, Dimension};
 use std::sync::Arc;
@@ -121,6 +123,11 @@ pub fn lyndon_word_index(dimension: usize, degree: usize, word: &[usize]) -> Res
 /// taken. Output: `(batch…, sig_length)` for `Expanded` (with `options.scalar_term`, a leading 0: the
 /// log of a signature has no level 0), `(batch…, log_sig_length)` for `Words` and `Lyndon`, which
 /// have no scalar term and ignore `options.scalar_term` (as pySigLib does). Degree 0 is an error.
+///
+/// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature and its
+/// logarithm are computed in one submission and only the log-signatures are read back (`Words`:
+/// only the Lyndon-word entries). `Lyndon` reads the words back and solves the bracket basis on the
+/// CPU. [`sig_to_log_sig`] and the gradients run on the CPU only.
 pub fn log_sig<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     degree: usize,
@@ -135,9 +142,63 @@ pub fn log_sig<T: Scalar, D: Dimension>(
         degree,
         method,
     )?;
-    let sigs = sig(paths, degree, &without_scalar(options))?;
+    let shape = paths.shape();
+    let ps = PathsShape {
+        length: shape[shape.len() - 2],
+        dim: p.last(),
+    };
+    let mut backend = select_for(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        plan.workload(p.batch(), &ps, options),
+    )?;
+    if let Backend::Gpu(device) = &backend {
+        let mut out_shape = p.batch_shape.clone();
+        out_shape.push(plan.out_len(options.scalar_term));
+        let mut out = zeros::<T>("log-signature", &out_shape)?;
+        let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        let words = plan.basis.as_ref().map(|b| b.flat.as_slice());
+        let (shape, st) = (&plan.shape, options.scalar_term);
+        let result = gpu::log_sig(device, shape, p.slice(), ps, options, words, st, slice);
+        if gpu::fall_back(device, result)? {
+            backend = Backend::Cpu {
+                threads: crate::threads(options.n_jobs)?,
+            };
+        } else {
+            if let (LogSigMethod::Lyndon, Some(basis)) = (plan.method, &plan.basis) {
+                // The bracket basis is a sparse triangular solve per row, on the CPU.
+                let threads = crate::threads(options.n_jobs)?;
+                let len = basis.len();
+                let words = slice.to_vec();
+                par_rows(
+                    threads,
+                    slice,
+                    len,
+                    || (),
+                    |_, i, o| {
+                        o.copy_from_slice(&words[i * len..(i + 1) * len]);
+                        basis.brackets().solve(o);
+                    },
+                );
+            }
+            record(&backend);
+            return Ok(out);
+        }
+    }
+    let Backend::Cpu { threads } = backend else {
+        unreachable!("the GPU either answered or fell back")
+    };
+    let cpu_options = SigOptions {
+        scalar_term: false,
+        device: Device::Cpu,
+        ..options.clone()
+    };
+    let sigs = sig(paths, degree, &cpu_options)?;
     let s = Rows::new("sig", sigs.view(), 1)?;
-    plan.forward(&s, false, options.scalar_term, threads(options)?)
+    let out = plan.forward(&s, false, options.scalar_term, threads)?;
+    record(&Backend::Cpu { threads });
+    Ok(out)
 }
 
 /// The log-signatures of signatures `sigs` (`(batch…, sig_length)`) of `dimension`-channel paths
@@ -279,6 +340,14 @@ impl Plan {
         }
         let dim = aug_dim(dimension, options.time_aug, options.lead_lag)?;
         Plan::new(dim, degree, method)
+    }
+
+    /// About the multiply-adds of `log_sig` (for `Device::Auto`): the signatures'
+    /// `batch · increments · sig_length`, and about `degree · sig_length` per path for the logarithm.
+    fn workload(&self, batch: usize, ps: &PathsShape, options: &SigOptions) -> u128 {
+        let increments = ps.length.saturating_sub(1) * (1 + options.lead_lag as usize);
+        let per_path = (increments + self.shape.degree) as u128 * self.shape.len() as u128;
+        batch as u128 * per_path
     }
 
     /// Output length, with a leading scalar slot when `scalar` (only `Expanded` has one).

@@ -8,3 +8,4 @@
 pub(crate) mod sig_backward;
 pub(crate) mod sig_forward;
 pub(crate) mod sig_kernel_forward;
+pub(crate) mod tensor_log;

@@ -1,0 +1,214 @@
+//! `log_sig` on the GPU: `sig_forward.wgsl` then `tensor_log.wgsl`, one submission per chunk of paths.
+//!
+//! The signatures stay on the GPU: `tensor_log` reads the rows `sig_forward` wrote into the same
+//! buffer, and only the log-signatures come back, expanded or read at the Lyndon words (the word
+//! index table is uploaded once per call, so only the compact rows are read back). Chunks, windows
+//! and errors follow `sig.rs`: each kernel's dispatches are windows sized by the adapter's loop
+//! budget (`sig_forward` by increments, `tensor_log` by units of its product chain, see the shader).
+
+use super::context::Step;
+use super::kernels::{Params, Precision, SIG_FORWARD, TENSOR_LOG, WORKGROUP_SIZE};
+use super::sig::{
+    bytes_of, chunk_paths, increments, loop_cost, open, params, read_into, to_u32, windows,
+    PerPath, Sweep, STAGING, STORAGE,
+};
+use super::GpuDevice;
+use crate::cpu::PathsShape;
+use crate::layout::TensorShape;
+use crate::{Error, Result, Scalar, SigOptions};
+
+/// Slots of `tensor_log`'s chain per path: `P_t` for `t = N−1 … 0` holds levels `1..=N−t`.
+pub(crate) fn chain_len(shape: &TensorShape) -> usize {
+    (1..=shape.degree).map(|l| shape.offset(l + 1)).sum()
+}
+
+/// `consts[m] = (−1)^{m+1}/m` for `m = 1..=degree` (index 0 unused), as `LogScratch` computes them.
+pub(crate) fn log_consts<T: Scalar>(degree: usize) -> Vec<T> {
+    (0..=degree)
+        .map(|m| {
+            let sign = if m % 2 == 1 { 1.0 } else { -1.0 };
+            T::from_f64(sign / (m.max(1) as f64))
+        })
+        .collect()
+}
+
+/// Loop iterations of `tensor_log.wgsl` (the model of `sig.rs`'s `loop_cost`, generous where the
+/// shader calls its small helpers): `(fixed per dispatch, each unit in the shader's order)`.
+pub(crate) fn unit_costs(shape: &TensorShape, out_row: usize) -> (u64, Vec<u64>) {
+    use loop_cost::{level_offset as lo, lp};
+    let (d, n) = (shape.dim as u64, shape.degree as u64);
+    let pow = |k: u64| d.saturating_pow(k as u32);
+    let chain_start = lp(n, 1 + lo(n + 1));
+    let fixed = lo(n + 1) + lp(n, 1 + lp(n, 1 + lp(n, 1)));
+    let mut units = Vec::new();
+    for t in (0..n).rev() {
+        for k in 1..=n - t {
+            for j in 0..k {
+                units.push(if j == 0 {
+                    chain_start + 3 * lo(n + 1) + lp(pow(k), 0)
+                } else {
+                    2 * chain_start + 6 * lo(n + 1) + lp(pow(j), lp(pow(k - j), 0))
+                });
+            }
+        }
+    }
+    units.push(chain_start + lp(out_row as u64, 0));
+    (fixed, units)
+}
+
+/// The windows of units, one per `tensor_log` dispatch, each within the adapter's loop budget.
+pub(crate) fn unit_windows(
+    name: &str,
+    budget: u64,
+    (fixed, units): (u64, Vec<u64>),
+) -> Result<Vec<(u32, u32)>> {
+    let mut out = Vec::new();
+    let (mut begin, mut cost) = (0usize, fixed);
+    for (u, &c) in units.iter().enumerate() {
+        if fixed.saturating_add(c) > budget {
+            return Err(Error::Device(format!(
+                "adapter '{name}' runs at most {budget} loop iterations per invocation and \
+                 dispatch; one step of this log-signature needs {}; use the CPU or a smaller \
+                 signature",
+                fixed.saturating_add(c)
+            )));
+        }
+        if cost + c > budget {
+            out.push((to_u32("units", begin)?, to_u32("units", u)?));
+            (begin, cost) = (u, fixed);
+        }
+        cost += c;
+    }
+    out.push((to_u32("units", begin)?, to_u32("units", units.len())?));
+    Ok(out)
+}
+
+/// Log-signatures of a batch into `out`: with `words`, rows of `words.len()` (the logarithm at those
+/// flat signature indices); without, rows of `shape.len() + out_st` (the whole logarithm, after a
+/// leading 0 when `out_st`). Signatures are computed with `opts`' transforms, never read back.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_sig<T: Scalar>(
+    device: &GpuDevice,
+    shape: &TensorShape,
+    paths: &[T],
+    ps: PathsShape,
+    opts: &SigOptions,
+    words: Option<&[usize]>,
+    out_st: bool,
+    out: &mut [T],
+) -> Result<()> {
+    let out_row = match words {
+        Some(w) => w.len(),
+        None => shape.len() + out_st as usize,
+    };
+    if out_row == 0 || out.is_empty() {
+        return Ok(());
+    }
+    if shape.degree == 0 {
+        return Err(Error::NotPositive { what: "degree" });
+    }
+    let precision = Precision::of::<T>();
+    let ctx = open(device, precision)?;
+    let batch = out.len() / out_row;
+    let (sig_len, row_in) = (shape.len(), ps.length * ps.dim);
+    let sig_scratch = sig_len + shape.dim + shape.top_scratch_len();
+    let chain = chain_len(shape);
+    let per_path = [
+        ("paths", row_in),
+        ("signatures", sig_len),
+        ("signature scratch", sig_scratch),
+        ("logarithm scratch", chain),
+        ("output", out_row),
+    ]
+    .map(|(what, n)| PerPath {
+        what,
+        elems: n as u64,
+    });
+    let chunk = chunk_paths(&ctx, precision, &per_path)?.min(batch);
+    let sig_windows = windows(
+        &ctx,
+        Sweep::Forward,
+        increments(ps, opts),
+        loop_cost::forward(shape, ps.dim, opts.lead_lag),
+    )?;
+    let log_windows = unit_windows(&ctx.name, ctx.loop_budget, unit_costs(shape, out_row))?;
+    let size = precision.size();
+    let bytes = |row: usize| (row * chunk) as u64 * size;
+
+    let sig_consts = super::sig::consts::<T>(shape, ps, opts);
+    let sig_consts_buf = ctx.buffer("consts", sig_consts.len() as u64 * size, STORAGE);
+    ctx.write(&sig_consts_buf, &bytes_of(precision, &sig_consts));
+    let log_consts = log_consts::<T>(shape.degree);
+    let log_consts_buf = ctx.buffer("log consts", log_consts.len() as u64 * size, STORAGE);
+    ctx.write(&log_consts_buf, &bytes_of(precision, &log_consts));
+    let word_bytes: Vec<u8> = words
+        .unwrap_or(&[])
+        .iter()
+        .map(|&w| to_u32("word index", w))
+        .collect::<Result<Vec<u32>>>()?
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect();
+    let words_buf = ctx.buffer("words", word_bytes.len() as u64, STORAGE);
+    ctx.write(&words_buf, &word_bytes);
+    let paths_buf = ctx.buffer("paths", bytes(row_in), STORAGE);
+    let sigs_buf = ctx.buffer("signatures", bytes(sig_len), STORAGE);
+    let sig_scratch_buf = ctx.buffer("signature scratch", bytes(sig_scratch), STORAGE);
+    let chain_buf = ctx.buffer("logarithm scratch", bytes(chain), STORAGE);
+    let out_buf = ctx.buffer("output", bytes(out_row), STORAGE);
+    let staging = ctx.buffer("staging", bytes(out_row), STAGING);
+
+    let sig_params = params(shape, ps, opts, 0)?;
+    let log_params = Params {
+        length: match words {
+            Some(w) => to_u32("words", w.len())?,
+            None => 0,
+        },
+        aug_dim: sig_params.aug_dim,
+        degree: sig_params.degree,
+        scalar_term: (words.is_none() && out_st) as u32,
+        ..Params::default()
+    };
+    for (c, out_chunk) in out.chunks_mut(chunk * out_row).enumerate() {
+        let n = out_chunk.len() / out_row;
+        let first = c * chunk;
+        ctx.write(
+            &paths_buf,
+            &bytes_of(precision, &paths[first * row_in..(first + n) * row_in]),
+        );
+        let n_paths = to_u32("chunk", n)?;
+        let with = |p: Params, w: &[(u32, u32)]| -> Vec<Params> {
+            w.iter()
+                .map(|&(t_begin, t_end)| Params {
+                    n_paths,
+                    t_begin,
+                    t_end,
+                    ..p
+                })
+                .collect()
+        };
+        let steps = [
+            Step {
+                kernel: &SIG_FORWARD,
+                buffers: vec![&paths_buf, &sig_consts_buf, &sigs_buf, &sig_scratch_buf],
+                params: with(sig_params, &sig_windows),
+            },
+            Step {
+                kernel: &TENSOR_LOG,
+                buffers: vec![&sigs_buf, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
+                params: with(log_params, &log_windows),
+            },
+        ];
+        let groups = to_u32("workgroups", n.div_ceil(WORKGROUP_SIZE as usize))?;
+        let result = ctx.run_steps(
+            precision,
+            &steps,
+            groups,
+            &out_buf,
+            &staging,
+            out_chunk.len() as u64 * size,
+        )?;
+        read_into(precision, &result, out_chunk);
+    }
+    Ok(())
+}
