@@ -15,10 +15,9 @@ use crate::Scalar;
 pub struct HornerScratch<T> {
     /// `inv[k] = 1/k`.
     inv: Vec<T>,
-    /// The chain `B_1 … B_{k-1}` of one level, one after the other (`B_m` at `chain_offset[m]`),
-    /// kept by the reverse pass.
+    /// The chain `B_1 … B_{k-1}` of one level, one after the other (`B_m` has `d^m` entries and sits where level `m`
+    /// of a signature would: `shape.offset(m)`), kept by the reverse pass.
     chain: Vec<T>,
-    chain_offset: Vec<usize>,
     /// Two buffers of `d^(N-1)` that the forward chain (and the reverse gradient chain) alternate
     /// between, so that every loop reads one buffer and writes the other.
     ping: Vec<T>,
@@ -31,17 +30,9 @@ pub struct HornerScratch<T> {
 
 impl<T: Scalar> HornerScratch<T> {
     pub fn new(shape: &TensorShape) -> Self {
-        let levels = shape.degree.max(1);
-        let mut chain_offset = vec![0; levels + 1];
-        let mut level = 1usize;
-        for m in 1..levels {
-            level *= shape.dim;
-            chain_offset[m + 1] = chain_offset[m] + level;
-        }
         HornerScratch {
             inv: reciprocals(shape.degree),
-            chain: vec![T::zero(); chain_offset[levels].max(1)],
-            chain_offset,
+            chain: vec![T::zero(); shape.offset(shape.degree.max(1)).max(1)],
             ping: vec![T::zero(); shape.top_scratch_len()],
             pong: vec![T::zero(); shape.top_scratch_len()],
             tops: vec![T::zero(); shape.top_scratch_len() * FUSED_STEPS],
@@ -208,7 +199,6 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
     let HornerScratch {
         inv,
         chain,
-        chain_offset: co,
         ping,
         pong,
         ..
@@ -224,10 +214,10 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
         }
         let mut len = d;
         for m in 1..k - 1 {
-            let (done, rest) = chain.split_at_mut(co[m + 1]);
+            let (done, rest) = chain.split_at_mut(shape.offset(m + 1));
             let next = &s_prev[shape.offset(m + 1)..shape.offset(m + 2)];
             outer_add::<T, M, D>(
-                &done[co[m]..co[m] + len],
+                &done[shape.offset(m)..shape.offset(m) + len],
                 inv[k - m],
                 z,
                 next,
@@ -238,7 +228,7 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
         // Reverse of S_k += B_{k-1} ⊗ z, then of each B_{m+1} = c_m·B_m ⊗ z + S_{m+1}.
         let (low, high) = g.split_at_mut(shape.offset(k));
         let (mut p, mut q) = (&mut ping[..], &mut pong[..]);
-        let b = &chain[co[k - 1]..co[k - 1] + len];
+        let b = &chain[shape.offset(k - 1)..shape.offset(k - 1) + len];
         contract::<T, M, D>(&high[..len * d], b, z, T::one(), dz, &mut p[..len]);
         for m in (1..k - 1).rev() {
             len /= d;
@@ -248,7 +238,7 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
             {
                 *gi += pi;
             }
-            let b = &chain[co[m]..co[m] + len];
+            let b = &chain[shape.offset(m)..shape.offset(m) + len];
             contract::<T, M, D>(&p[..len * d], b, z, inv[k - m], dz, &mut q[..len]);
             std::mem::swap(&mut p, &mut q);
         }

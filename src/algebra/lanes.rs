@@ -21,24 +21,15 @@ const L: usize = LANES;
 pub struct LaneScratch<T> {
     inv: Vec<T>,
     chain: Vec<T>,
-    chain_offset: Vec<usize>,
     ping: Vec<T>,
     pong: Vec<T>,
 }
 
 impl<T: Scalar> LaneScratch<T> {
     pub fn new(shape: &TensorShape) -> Self {
-        let levels = shape.degree.max(1);
-        let mut chain_offset = vec![0; levels + 1];
-        let mut level = 1usize;
-        for m in 1..levels {
-            level *= shape.dim;
-            chain_offset[m + 1] = chain_offset[m] + level;
-        }
         LaneScratch {
             inv: reciprocals(shape.degree),
-            chain: vec![T::zero(); chain_offset[levels].max(1) * L],
-            chain_offset,
+            chain: vec![T::zero(); shape.offset(shape.degree.max(1)).max(1) * L],
             ping: vec![T::zero(); shape.top_scratch_len() * L],
             pong: vec![T::zero(); shape.top_scratch_len() * L],
         }
@@ -114,7 +105,6 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
     let LaneScratch {
         inv,
         chain,
-        chain_offset: co,
         ping,
         pong,
     } = scratch;
@@ -127,15 +117,15 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
         }
         let mut len = d;
         for m in 1..k - 1 {
-            let (done, rest) = chain.split_at_mut(co[m + 1] * L);
+            let (done, rest) = chain.split_at_mut(shape.offset(m + 1) * L);
             let next = &s_prev[level(shape, m + 1)];
-            let bm = &done[co[m] * L..(co[m] + len) * L];
+            let bm = &done[shape.offset(m) * L..(shape.offset(m) + len) * L];
             outer_add::<T, M>(bm, inv[k - m], z, next, &mut rest[..len * d * L]);
             len *= d;
         }
         let (low, high) = g.split_at_mut(shape.offset(k) * L);
         let (mut p, mut q) = (&mut ping[..], &mut pong[..]);
-        let b = &chain[co[k - 1] * L..(co[k - 1] + len) * L];
+        let b = &chain[shape.offset(k - 1) * L..(shape.offset(k - 1) + len) * L];
         contract::<T, M>(&high[..len * d * L], b, z, T::one(), dz, &mut p[..len * L]);
         for m in (1..k - 1).rev() {
             len /= d;
@@ -143,7 +133,7 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
             for (gi, &pi) in gm.iter_mut().zip(p.iter()) {
                 *gi += pi;
             }
-            let b = &chain[co[m] * L..(co[m] + len) * L];
+            let b = &chain[shape.offset(m) * L..(shape.offset(m) + len) * L];
             contract::<T, M>(&p[..len * d * L], b, z, inv[k - m], dz, &mut q[..len * L]);
             std::mem::swap(&mut p, &mut q);
         }
