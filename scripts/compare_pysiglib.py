@@ -5,7 +5,8 @@ signatures and their gradients, signature kernels, log-signatures, and one long 
 Installs nothing: run it with a Python that has pySigLib (`pip install pysiglib==4.0.0` in a venv; it
 brings torch), after `cargo build --release`:
 
-    python scripts/compare_pysiglib.py [--repeats 5] [--quick] [--binary target/release/roughsig]
+    python scripts/compare_pysiglib.py [--repeats 5] [--quick] [--only sig,kernel,logsig,long]
+                                       [--binary target/release/roughsig]
 
 roughsig is timed through its CLI's `--repeat`, which excludes file I/O; pySigLib in-process. Both
 report the median of the repeats. Results of the two are checked to agree before a time is reported.
@@ -147,9 +148,15 @@ def main():
     ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "roughsig"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="first two shapes, one thread count")
+    ap.add_argument("--only", default="sig,kernel,logsig,long",
+                    help="comma-separated tables to run: sig, kernel, logsig, long (default: all)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
+    unknown = only - {"sig", "kernel", "logsig", "long"}
+    if unknown:
+        ap.error(f"unknown tables in --only: {', '.join(sorted(unknown))}")
     threads = os.cpu_count() or 1
-    configs = CONFIGS[:2] if args.quick else CONFIGS
+    configs = [] if "sig" not in only else CONFIGS[:2] if args.quick else CONFIGS
     jobs_list = [1] if args.quick else sorted({1, threads})
     rng = np.random.default_rng(0)
     rows = []
@@ -186,19 +193,24 @@ def main():
                           f"ratio {theirs_ms / ours_ms:.2f}x", file=sys.stderr, flush=True)
     print(f"\npySigLib {pysiglib.__version__} vs roughsig, median of {args.repeats}, {time.strftime('%Y-%m-%d')}, "
           f"{threads} threads available\n")
-    print("| op | dtype | (batch, length, dim, degree) | threads | pySigLib ms | roughsig ms | speed-up | FMA peak |")
-    print("|---|---|---|---|---|---|---|---|")
+    if rows:
+        print("| op | dtype | (batch, length, dim, degree) | threads | pySigLib ms | roughsig ms | speed-up | FMA peak |")
+        print("|---|---|---|---|---|---|---|---|")
     for op, dt, cfg, jobs, theirs_ms, ours_ms, frac in rows:
         print(f"| {op} | {dt} | {cfg} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x | {frac} |")
-    if not args.quick:
-        extra = kernel_rows(args.binary, args.repeats, threads, rng) + logsig_rows(args.binary, args.repeats, rng)
+    extra = []
+    if not args.quick and "kernel" in only:
+        extra += kernel_rows(args.binary, args.repeats, threads, rng)
+    if not args.quick and "logsig" in only:
+        extra += logsig_rows(args.binary, args.repeats, rng)
+    if extra:
         print("\n| op (f64) | threads | pySigLib ms | roughsig ms | speed-up |")
         print("|---|---|---|---|---|")
         for op, jobs, theirs_ms, ours_ms in extra:
             print(f"| {op} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x |")
-    if not args.quick and threads > 1:
+    if not args.quick and threads > 1 and "long" in only:
         print(long_path_scaling(args.binary, args.repeats, threads))
-    if ghz:
+    if ghz and rows:
         print(f"\nFMA peak: Horner's sig_len·d/(d-1) multiply-adds per step against {ghz:.2f} GHz × 2 AVX2 FMA units "
               "× 4 (f64) or 8 (f32) lanes × threads.")
 

@@ -189,14 +189,22 @@ pub fn log_sig<T: Scalar, D: Dimension>(
     let Backend::Cpu { threads } = backend else {
         unreachable!("the GPU either answered or fell back")
     };
+    // `Expanded` has the signature's layout, so the logarithm replaces the signature row by row
+    // and the call allocates (and first-touches) one output, not two.
+    let in_place = plan.basis.is_none();
     let cpu_options = SigOptions {
-        scalar_term: false,
+        scalar_term: in_place && options.scalar_term,
         device: Device::Cpu,
         ..options.clone()
     };
-    let sigs = sig(paths, degree, &cpu_options)?;
-    let s = Rows::new("sig", sigs.view(), 1)?;
-    let out = plan.forward(&s, false, options.scalar_term, threads)?;
+    let mut sigs = sig(paths, degree, &cpu_options)?;
+    let out = if in_place {
+        plan.log_in_place(&mut sigs, cpu_options.scalar_term, threads);
+        sigs
+    } else {
+        let s = Rows::new("sig", sigs.view(), 1)?;
+        plan.forward(&s, false, options.scalar_term, threads)?
+    };
     record(&Backend::Cpu { threads });
     Ok(out)
 }
@@ -390,6 +398,26 @@ impl Plan {
             |ws, i, o| self.forward_row(&xs[i * row + skip..i * row + skip + n], ws, o, out_st),
         );
         Ok(out)
+    }
+
+    /// Replaces each row of `sigs` (signatures in this plan's layout, contiguous, with a leading
+    /// scalar term when `st`) by its tensor logarithm (leading 0 when `st`).
+    fn log_in_place<T: Scalar>(&self, sigs: &mut ArrayD<T>, st: bool, threads: usize) {
+        let n = self.shape.len();
+        let row = n + st as usize;
+        let slice = sigs.as_slice_mut().expect("signatures are contiguous");
+        let st = st as usize;
+        par_rows(
+            threads,
+            slice,
+            row,
+            || self.workspace(),
+            |ws, _, r| {
+                ws.expanded.copy_from_slice(&r[st..]);
+                r[..st].fill(T::zero());
+                tensor_log(&self.shape, &ws.expanded, &mut r[st..], &mut ws.log);
+            },
+        );
     }
 
     fn forward_row<T: Scalar>(&self, x: &[T], ws: &mut Workspace<T>, out: &mut [T], st: bool) {
