@@ -12,6 +12,7 @@
 //! pass walks the same recurrence in reverse with adjoint variables, rebuilding the rows of `K` it
 //! needs block by block from checkpoint rows so that memory stays bounded on huge grids.
 
+use crate::algebra::simd::{multiversion, MulAdd};
 use crate::{Error, Result, Scalar};
 
 /// The refined grid of one pair.
@@ -82,18 +83,37 @@ impl<T: Scalar> Coefficients<T> {
         let frac = grid.frac::<T>();
         let (half, twelfth) = (T::from_f64(0.5), T::from_f64(1.0 / 12.0));
         let sub = 1usize << grid.lam2;
-        self.a.clear();
-        self.b.clear();
-        self.h.clear();
-        for &gb in g {
+        let len = g.len() * sub;
+        for v in [&mut self.a, &mut self.b, &mut self.h] {
+            v.clear();
+            v.resize(len, T::zero());
+        }
+        let coefficients = |gb: T| {
             let h = gb * frac;
             let h2 = h * h * twelfth;
-            let (a, b) = (T::one() + half * h + h2, T::one() - h2);
-            for _ in 0..sub {
-                self.a.push(a);
-                self.b.push(b);
-                self.h.push(h);
+            (T::one() + half * h + h2, T::one() - h2, h)
+        };
+        if sub == 1 {
+            // The common case, kept free of inner loops so that it vectorises.
+            let cells = self
+                .a
+                .iter_mut()
+                .zip(self.b.iter_mut())
+                .zip(self.h.iter_mut());
+            for (((a, b), h), &gb) in cells.zip(g) {
+                (*a, *b, *h) = coefficients(gb);
             }
+            return;
+        }
+        let cells = self
+            .a
+            .chunks_exact_mut(sub)
+            .zip(self.b.chunks_exact_mut(sub));
+        for (((a, b), h), &gb) in cells.zip(self.h.chunks_exact_mut(sub)).zip(g) {
+            let (av, bv, hv) = coefficients(gb);
+            a.fill(av);
+            b.fill(bv);
+            h.fill(hv);
         }
     }
 }
@@ -113,13 +133,100 @@ pub(crate) struct Scratch<T> {
     dh: Vec<T>,
 }
 
-/// `next = ` the row of points after `prev`, through one row of cells.
-fn sweep<T: Scalar>(prev: &[T], next: &mut [T], a: &[T], b: &[T]) {
+multiversion! {
+    /// `next = ` the row of points after `prev`, through one row of cells with coefficients `a`, `b`.
+    fn sweep(prev: &[T], next: &mut [T], a: &[T], b: &[T]) => sweep_row
+}
+
+#[inline(always)]
+fn sweep_row<T: Scalar, M: MulAdd>(prev: &[T], next: &mut [T], a: &[T], b: &[T]) {
     next[0] = T::one();
     let mut left = T::one();
     for (((n, w), &aa), &bb) in next[1..].iter_mut().zip(prev.windows(2)).zip(a).zip(b) {
-        left = (left + w[1]) * aa - w[0] * bb;
+        // (left + K[r, c+1])·A − K[r, c]·B, arranged so that the chain from one cell to the next
+        // (the row's only serial dependency) is a single multiply-add.
+        let above = M::madd(w[1], aa, -(w[0] * bb));
+        left = M::madd(left, aa, above);
         *n = left;
+    }
+}
+
+multiversion! {
+    /// The adjoint of one row of points `r`, right to left: `K[r, c]` feeds `K[r, c+1]` (weight
+    /// `A` of the cell above, `up_a`) and, through the next row's adjoint `below` (when there is a
+    /// next row, with its cells' `A`, `B`), `K[r+1, c]` (weight `A`) and `K[r+1, c+1]` (weight −`B`).
+    /// `seed` adds `dF/dK[r, ·]` and `corner` adds to the last point's; column 0 (all ones) is left
+    /// alone.
+    fn adjoint_row(
+        adj: &mut [T],
+        up_a: &[T],
+        below: Option<(&[T], &[T], &[T])>,
+        seed: Option<&[T]>,
+        corner: T,
+    ) => adjoint_row_impl
+}
+
+#[inline(always)]
+fn adjoint_row_impl<T: Scalar, M: MulAdd>(
+    adj: &mut [T],
+    up_a: &[T],
+    below: Option<(&[T], &[T], &[T])>,
+    seed: Option<&[T]>,
+    corner: T,
+) {
+    let last = adj.len() - 1;
+    // Everything but the chain through `adj[c + 1]`, which is then one multiply-add per point.
+    match below {
+        Some((an, dn_a, dn_b)) => {
+            adj[last] = an[last] * dn_a[last - 1];
+            for c in 1..last {
+                adj[c] = M::madd(an[c], dn_a[c - 1], -(an[c + 1] * dn_b[c]));
+            }
+        }
+        None => adj[1..].fill(T::zero()),
+    }
+    if let Some(seed) = seed {
+        for (v, &s) in adj[1..].iter_mut().zip(&seed[1..]) {
+            *v += s;
+        }
+    }
+    adj[last] += corner;
+    for c in (1..last).rev() {
+        adj[c] = M::madd(adj[c + 1], up_a[c], adj[c]);
+    }
+}
+
+multiversion! {
+    /// `dG[base] += Σ adj[c]·∂K[r, c]/∂h` over the cells `(r−1, c−1)` of one row (`h` theirs, `kp`
+    /// and `kc` the rows of points `r−1` and `r`), each refined cell summed into its base cell of
+    /// `dg_row` (`dh` is scratch of one entry per cell).
+    fn add_dh(adj: &[T], h: &[T], kp: &[T], kc: &[T], dh: &mut [T], dg_row: &mut [T]) => add_dh_impl
+}
+
+#[inline(always)]
+fn add_dh_impl<T: Scalar, M: MulAdd>(
+    adj: &[T],
+    h: &[T],
+    kp: &[T],
+    kc: &[T],
+    dh: &mut [T],
+    dg_row: &mut [T],
+) {
+    let (half, sixth) = (T::from_f64(0.5), T::from_f64(1.0 / 6.0));
+    let last = adj.len() - 1;
+    let cells = dh.iter_mut().zip(&adj[1..]).zip(h).zip(kp.windows(2));
+    for ((((dh, &a), &h), w), &left) in cells.zip(&kc[..last]) {
+        *dh = a * ((w[1] + left) * (half + h * sixth) + w[0] * h * sixth);
+    }
+    let sub = dh.len() / dg_row.len();
+    if sub == 1 {
+        for (d, &v) in dg_row.iter_mut().zip(dh.iter()) {
+            *d += v;
+        }
+        return;
+    }
+    for (d, chunk) in dg_row.iter_mut().zip(dh.chunks_exact(sub)) {
+        *d += chunk.iter().fold(T::zero(), |acc, &x| acc + x);
     }
 }
 
@@ -229,27 +336,16 @@ pub(crate) fn backprop<T: Scalar>(
         }
     }
 
-    s.block.clear();
-    s.block.resize((step + 1) * cols, T::zero());
+    // Every row of a block is written (copied or swept) before it is read.
+    s.block
+        .resize(s.block.len().max((step + 1) * cols), T::zero());
     s.adj.clear();
     s.adj.resize(cols, T::zero());
     s.adj_next.clear();
     s.adj_next.resize(cols, T::zero());
     s.dh.clear();
     s.dh.resize(cols - 1, T::zero());
-    let (half, sixth) = (T::from_f64(0.5), T::from_f64(1.0 / 6.0));
     let last = cols - 1;
-    let sub2 = 1usize << grid.lam2;
-    let seed_at = |r: usize, c: usize| match seed {
-        Seed::Last(w) => {
-            if r == rows - 1 && c == last {
-                w
-            } else {
-                T::zero()
-            }
-        }
-        Seed::Grid(d) => d[r * cols + c],
-    };
     let mut kernel = T::one();
     // `coef` holds the cells below point row r (cell row r), `coef_up` those above (cell row r − 1).
     s.coef.base = None;
@@ -278,35 +374,23 @@ pub(crate) fn backprop<T: Scalar>(
             }
             s.coef_up
                 .load(grid, (r - 1) >> grid.lam1, g_row((r - 1) >> grid.lam1));
-            // Adjoint of point row r: K[r, c] feeds K[r, c+1] (cell (r−1, c), weight A),
-            // K[r+1, c] (cell (r, c−1), weight A) and K[r+1, c+1] (cell (r, c), weight −B).
-            let (adj, an) = (&mut s.adj, &s.adj_next);
-            let (up, dn) = (&s.coef_up, &s.coef);
-            adj[last] = seed_at(r, last);
-            if has_next {
-                adj[last] += an[last] * dn.a[last - 1];
-            }
-            for c in (1..last).rev() {
-                let mut v = seed_at(r, c) + adj[c + 1] * up.a[c];
-                if has_next {
-                    v += an[c] * dn.a[c - 1] - an[c + 1] * dn.b[c];
-                }
-                adj[c] = v;
-            }
-            // dK[r, c]/dh of cell (r−1, c−1), times the adjoint.
+            let below = has_next.then(|| (&s.adj_next[..], &s.coef.a[..], &s.coef.b[..]));
+            let seed_row = match seed {
+                Seed::Grid(d) => Some(&d[r * cols..(r + 1) * cols]),
+                Seed::Last(_) => None,
+            };
+            let corner = match seed {
+                Seed::Last(w) if !has_next => w,
+                _ => T::zero(),
+            };
+            adjoint_row(&mut s.adj, &s.coef_up.a, below, seed_row, corner);
+            // dK[r, c]/dh of cell (r−1, c−1), times the adjoint, summed into the cell's base.
             let (kp, kc) = (
                 &s.block[(r - 1 - r0) * cols..(r - r0) * cols],
                 &s.block[(r - r0) * cols..(r - r0 + 1) * cols],
             );
-            for c in 1..cols {
-                let h = up.h[c - 1];
-                s.dh[c - 1] =
-                    adj[c] * ((kp[c] + kc[c - 1]) * (half + h * sixth) + kp[c - 1] * h * sixth);
-            }
             let dg_row = &mut dg[((r - 1) >> grid.lam1) * n2..][..n2];
-            for (d, chunk) in dg_row.iter_mut().zip(s.dh.chunks(sub2)) {
-                *d += chunk.iter().fold(T::zero(), |acc, &x| acc + x);
-            }
+            add_dh(&s.adj, &s.coef_up.h, kp, kc, &mut s.dh, dg_row);
             std::mem::swap(&mut s.adj, &mut s.adj_next);
             std::mem::swap(&mut s.coef, &mut s.coef_up);
         }

@@ -7,6 +7,7 @@
 //! [`PointKernel`] and one arm in [`Lift`].
 
 use super::options::{SigKernelOptions, StaticKernel};
+use crate::algebra::simd::{multiversion, MulAdd};
 use crate::algebra::Increments;
 use crate::Scalar;
 
@@ -81,12 +82,7 @@ impl<T: Scalar> Lift<T> {
         g: &mut [T],
     ) {
         match self {
-            Lift::Bilinear(c) => {
-                let xa = x.inc(a);
-                for (b, gb) in g.iter_mut().enumerate() {
-                    *gb = *c * dot(xa, y.inc(b));
-                }
-            }
+            Lift::Bilinear(c) => bilinear_row(*c, x.inc(a), &y.incs_t, g),
             Lift::Rbf(k) => point_gram_row(k, a, x, y, kappa, g),
         }
     }
@@ -110,20 +106,14 @@ impl<T: Scalar> Lift<T> {
             Lift::Bilinear(c) => {
                 x.grad.clear();
                 x.grad.resize(n1 * d, T::zero());
+                y.grad_t.clear();
+                y.grad_t.resize(n2 * d, T::zero());
+                bilinear_backprop(*c, d, dg, &x.incs, &y.incs_t, &mut x.grad, &mut y.grad_t);
                 y.grad.clear();
                 y.grad.resize(n2 * d, T::zero());
-                // dΔx_a = c Σ_b dG[a,b] Δy_b and dΔy_b = c Σ_a dG[a,b] Δx_a.
-                for a in 0..n1 {
-                    let xa = &x.incs[a * d..(a + 1) * d];
-                    let gxa = &mut x.grad[a * d..(a + 1) * d];
-                    for b in 0..n2 {
-                        let w = *c * dg[a * n2 + b];
-                        let yb = &y.incs[b * d..(b + 1) * d];
-                        let gyb = &mut y.grad[b * d..(b + 1) * d];
-                        for i in 0..d {
-                            gxa[i] += w * yb[i];
-                            gyb[i] += w * xa[i];
-                        }
+                for (i, column) in y.grad_t.chunks_exact(n2).enumerate() {
+                    for (b, &v) in column.iter().enumerate() {
+                        y.grad[b * d + i] = v;
                     }
                 }
             }
@@ -250,8 +240,102 @@ fn lag_lead(j: usize, lead_lag: bool) -> (usize, usize) {
     }
 }
 
-fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).fold(T::zero(), |acc, (&x, &y)| acc + x * y)
+multiversion! {
+    /// Row `a` of a bilinear kernel's `G`: `g[b] = c·Σ_i Δx_a[i]·Δy_b[i]`, channel by channel over
+    /// `y`'s transposed increments `y_t` (`dim × n2`): contiguous multiply-adds across `b`, summed
+    /// in the order of a dot product.
+    fn bilinear_row(c: T, xa: &[T], y_t: &[T], g: &mut [T]) => bilinear_row_impl
+}
+
+#[inline(always)]
+fn bilinear_row_impl<T: Scalar, M: MulAdd>(c: T, xa: &[T], y_t: &[T], g: &mut [T]) {
+    g.fill(T::zero());
+    for (&xi, yi) in xa.iter().zip(y_t.chunks_exact(g.len())) {
+        for (gb, &v) in g.iter_mut().zip(yi) {
+            *gb += xi * v;
+        }
+    }
+    for gb in g.iter_mut() {
+        *gb *= c;
+    }
+}
+
+multiversion! {
+    /// A bilinear kernel's `dG` (`n1 × n2`) to the increments of `dim` channels: `dx = c·dG·Δy`
+    /// (`n1 × dim`) and `dy_t = c·(dGᵀ·Δx)ᵀ` (`dim × n2`, transposed so that both loops run along
+    /// contiguous rows of `dG`).
+    fn bilinear_backprop(
+        c: T,
+        dim: usize,
+        dg: &[T],
+        x: &[T],
+        y_t: &[T],
+        dx: &mut [T],
+        dy_t: &mut [T],
+    ) => bilinear_backprop_impl
+}
+
+#[inline(always)]
+fn bilinear_backprop_impl<T: Scalar, M: MulAdd>(
+    c: T,
+    dim: usize,
+    dg: &[T],
+    x: &[T],
+    y_t: &[T],
+    dx: &mut [T],
+    dy_t: &mut [T],
+) {
+    if dim == 0 {
+        return;
+    }
+    let n2 = dy_t.len() / dim;
+    if n2 == 0 {
+        return;
+    }
+    for ((dg_a, xa), dxa) in dg
+        .chunks_exact(n2)
+        .zip(x.chunks_exact(dim))
+        .zip(dx.chunks_exact_mut(dim))
+    {
+        for ((&xi, yi), (dxi, dyi)) in xa
+            .iter()
+            .zip(y_t.chunks_exact(n2))
+            .zip(dxa.iter_mut().zip(dy_t.chunks_exact_mut(n2)))
+        {
+            *dxi = c * dot::<T, M>(dg_a, yi);
+            let w = c * xi;
+            for (dy, &g) in dyi.iter_mut().zip(dg_a) {
+                *dy = M::madd(w, g, *dy);
+            }
+        }
+    }
+}
+
+/// `Σ a[i]·b[i]` with sixteen partial sums, so that the multiply-adds overlap instead of queueing
+/// on one accumulator.
+#[inline(always)]
+fn dot<T: Scalar, M: MulAdd>(a: &[T], b: &[T]) -> T {
+    const W: usize = 16;
+    let mut acc = [T::zero(); W];
+    let (ca, cb) = (a.chunks_exact(W), b.chunks_exact(W));
+    let tail = ca.remainder().iter().zip(cb.remainder());
+    for (p, q) in ca.zip(cb) {
+        for k in 0..W {
+            acc[k] = M::madd(p[k], q[k], acc[k]);
+        }
+    }
+    for (k, (&p, &q)) in tail.enumerate() {
+        acc[k] = M::madd(p, q, acc[k]);
+    }
+    let mut width = W / 2;
+    while width > 0 {
+        for k in 0..width {
+            let v = acc[k + width];
+            acc[k] += v;
+        }
+        width /= 2;
+    }
+    acc[0]
 }
 
 /// One path after time augmentation and lead-lag, in reusable buffers: its increments (from
@@ -265,6 +349,10 @@ pub(crate) struct Lifted<T> {
     /// Number of increments.
     pub n: usize,
     pub incs: Vec<T>,
+    /// `incs` transposed (`dim × n`), for bilinear kernels' Gram rows.
+    incs_t: Vec<T>,
+    /// `grad` transposed, as bilinear kernels' backprop accumulates it.
+    grad_t: Vec<T>,
     pub points: Vec<T>,
     /// The gradient with respect to `incs` (bilinear kernels) or `points`, set by `gram_backprop`.
     pub grad: Vec<T>,
@@ -284,6 +372,13 @@ impl<T: Scalar> Lifted<T> {
         }
         self.points.clear();
         if !lift.needs_points() {
+            self.incs_t.clear();
+            self.incs_t.resize(self.incs.len(), T::zero());
+            for (t, z) in self.incs.chunks(d).enumerate() {
+                for (i, &v) in z.iter().enumerate() {
+                    self.incs_t[i * self.n + t] = v;
+                }
+            }
             return;
         }
         let len = path.len() / dim;
