@@ -65,20 +65,30 @@ impl<'a, T: Scalar> Increments<'a, T> {
 
     /// Write increment `t` into `z` (length [`Increments::aug_dim`]).
     pub fn fill(&self, t: usize, z: &mut [T]) {
+        self.fill_strided(t, z, 1, 0);
+    }
+
+    /// Write increment `t` into a lane-interleaved `z`: channel `j` at `j·stride + lane`.
+    #[inline]
+    pub fn fill_strided(&self, t: usize, z: &mut [T], stride: usize, lane: usize) {
         let d = self.dim;
         let (seg, start) = self.source(t);
         if self.lead_lag {
-            z[..2 * d].fill(T::zero());
+            // The other half of the lead-lag channels does not move in this segment.
+            let other = if start == 0 { d } else { 0 };
+            for i in other..other + d {
+                z[i * stride + lane] = T::zero();
+            }
         }
         let (a, b) = (
             &self.path[seg * d..(seg + 1) * d],
             &self.path[(seg + 1) * d..(seg + 2) * d],
         );
-        for i in 0..d {
-            z[start + i] = b[i] - a[i];
+        for (i, (&bi, &ai)) in b.iter().zip(a).enumerate() {
+            z[(start + i) * stride + lane] = bi - ai;
         }
         if let Some(dt) = self.dt {
-            z[z.len() - 1] = dt;
+            z[(self.aug_dim() - 1) * stride + lane] = dt;
         }
     }
 

@@ -42,18 +42,19 @@ fn level(shape: &TensorShape, k: usize) -> std::ops::Range<usize> {
 }
 
 multiversion! {
+    dims(shape.dim)
     /// `s ← s ⊗ exp(z)` for each lane, in place.
     pub fn mul_exp_lanes(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut LaneScratch<T>) => mul_exp_lanes_impl
 }
 
 #[inline(always)]
-fn mul_exp_lanes_impl<T: Scalar, M: MulAdd>(
+fn mul_exp_lanes_impl<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s: &mut [T],
     z: &[T],
     scratch: &mut LaneScratch<T>,
 ) {
-    let (d, n) = (shape.dim, shape.degree);
+    let (d, n) = (dim::<D>(shape.dim), shape.degree);
     if n == 0 {
         return;
     }
@@ -66,11 +67,11 @@ fn mul_exp_lanes_impl<T: Scalar, M: MulAdd>(
         let mut len = d;
         for m in 1..k - 1 {
             let next = &s[level(shape, m + 1)];
-            outer_add::<T, M>(&p[..len * L], inv[k - m], z, next, &mut q[..len * d * L]);
+            outer_add::<T, M, D>(&p[..len * L], inv[k - m], z, next, &mut q[..len * d * L]);
             std::mem::swap(&mut p, &mut q);
             len *= d;
         }
-        outer_acc::<T, M>(&p[..len * L], z, &mut s[level(shape, k)]);
+        outer_acc::<T, M, D>(&p[..len * L], z, &mut s[level(shape, k)]);
     }
     for x in 0..d * L {
         s[x] += z[x];
@@ -78,6 +79,7 @@ fn mul_exp_lanes_impl<T: Scalar, M: MulAdd>(
 }
 
 multiversion! {
+    dims(shape.dim)
     /// The reverse of [`mul_exp_lanes`], lane by lane as [`super::mul_exp_backprop`].
     pub fn mul_exp_backprop_lanes(
         shape: &TensorShape,
@@ -90,7 +92,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
+fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s_prev: &[T],
     z: &[T],
@@ -98,7 +100,7 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
     dz: &mut [T],
     scratch: &mut LaneScratch<T>,
 ) {
-    let (d, n) = (shape.dim, shape.degree);
+    let (d, n) = (dim::<D>(shape.dim), shape.degree);
     if n == 0 {
         return;
     }
@@ -120,13 +122,13 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
             let (done, rest) = chain.split_at_mut(shape.offset(m + 1) * L);
             let next = &s_prev[level(shape, m + 1)];
             let bm = &done[shape.offset(m) * L..(shape.offset(m) + len) * L];
-            outer_add::<T, M>(bm, inv[k - m], z, next, &mut rest[..len * d * L]);
+            outer_add::<T, M, D>(bm, inv[k - m], z, next, &mut rest[..len * d * L]);
             len *= d;
         }
         let (low, high) = g.split_at_mut(shape.offset(k) * L);
         let (mut p, mut q) = (&mut ping[..], &mut pong[..]);
         let b = &chain[shape.offset(k - 1) * L..(shape.offset(k - 1) + len) * L];
-        contract::<T, M>(&high[..len * d * L], b, z, T::one(), dz, &mut p[..len * L]);
+        contract::<T, M, D>(&high[..len * d * L], b, z, T::one(), dz, &mut p[..len * L]);
         for m in (1..k - 1).rev() {
             len /= d;
             let gm = &mut low[level(shape, m + 1)];
@@ -134,7 +136,7 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
                 *gi += pi;
             }
             let b = &chain[shape.offset(m) * L..(shape.offset(m) + len) * L];
-            contract::<T, M>(&p[..len * d * L], b, z, inv[k - m], dz, &mut q[..len * L]);
+            contract::<T, M, D>(&p[..len * d * L], b, z, inv[k - m], dz, &mut q[..len * L]);
             std::mem::swap(&mut p, &mut q);
         }
         for x in 0..d * L {
@@ -147,6 +149,16 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd>(
 // The loops below work on `[T; L]` arrays rather than slices: with the lane count in the type,
 // LLVM turns each lane loop into whole vector instructions (with slices it left them scalar).
 
+/// The dimension: the compile-time `D` where the caller specialised one (see `by_dim!`), else `d`.
+#[inline(always)]
+fn dim<const D: usize>(d: usize) -> usize {
+    if D == 0 {
+        d
+    } else {
+        D
+    }
+}
+
 fn lanes<T>(x: &[T]) -> &[T; L] {
     x.try_into().expect("a group of LANES values")
 }
@@ -157,13 +169,19 @@ fn lanes_mut<T>(x: &mut [T]) -> &mut [T; L] {
 
 /// `out[i,j] = c·b[i]·z[j] + add[i,j]`, lane by lane.
 #[inline(always)]
-fn outer_add<T: Scalar, M: MulAdd>(b: &[T], c: T, z: &[T], add: &[T], out: &mut [T]) {
-    let d = z.len() / L;
+fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T],
+    c: T,
+    z: &[T],
+    add: &[T],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len() / L);
     let rows = add.chunks_exact(d * L).zip(out.chunks_exact_mut(d * L));
     for (bi, (arow, orow)) in b.chunks_exact(L).zip(rows) {
         let bi = lanes(bi);
         let bc: [T; L] = std::array::from_fn(|l| bi[l] * c);
-        let cells = z
+        let cells = z[..d * L]
             .chunks_exact(L)
             .zip(arow.chunks_exact(L))
             .zip(orow.chunks_exact_mut(L));
@@ -176,11 +194,11 @@ fn outer_add<T: Scalar, M: MulAdd>(b: &[T], c: T, z: &[T], add: &[T], out: &mut 
 
 /// `out[i,j] += b[i]·z[j]`, lane by lane.
 #[inline(always)]
-fn outer_acc<T: Scalar, M: MulAdd>(b: &[T], z: &[T], out: &mut [T]) {
-    let d = z.len() / L;
+fn outer_acc<T: Scalar, M: MulAdd, const D: usize>(b: &[T], z: &[T], out: &mut [T]) {
+    let d = dim::<D>(z.len() / L);
     for (bi, orow) in b.chunks_exact(L).zip(out.chunks_exact_mut(d * L)) {
         let bi = lanes(bi);
-        for (zj, o) in z.chunks_exact(L).zip(orow.chunks_exact_mut(L)) {
+        for (zj, o) in z[..d * L].chunks_exact(L).zip(orow.chunks_exact_mut(L)) {
             let (zj, o) = (lanes(zj), lanes_mut(o));
             *o = std::array::from_fn(|l| M::madd(bi[l], zj[l], o[l]));
         }
@@ -189,8 +207,15 @@ fn outer_acc<T: Scalar, M: MulAdd>(b: &[T], z: &[T], out: &mut [T]) {
 
 /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`, lane by lane.
 #[inline(always)]
-fn contract<T: Scalar, M: MulAdd>(g: &[T], b: &[T], z: &[T], c: T, dz: &mut [T], out: &mut [T]) {
-    let d = z.len() / L;
+fn contract<T: Scalar, M: MulAdd, const D: usize>(
+    g: &[T],
+    b: &[T],
+    z: &[T],
+    c: T,
+    dz: &mut [T],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len() / L);
     for ((bi, grow), o) in b
         .chunks_exact(L)
         .zip(g.chunks_exact(d * L))
@@ -199,7 +224,7 @@ fn contract<T: Scalar, M: MulAdd>(g: &[T], b: &[T], z: &[T], c: T, dz: &mut [T],
         let bi = lanes(bi);
         let bc: [T; L] = std::array::from_fn(|l| bi[l] * c);
         let mut dot = [T::zero(); L];
-        for ((zj, gj), dzj) in z
+        for ((zj, gj), dzj) in z[..d * L]
             .chunks_exact(L)
             .zip(grow.chunks_exact(L))
             .zip(dz.chunks_exact_mut(L))

@@ -110,14 +110,10 @@ impl<T: Scalar> LaneWorkspace<T> {
         }
     }
 
-    /// Interleave increment `t` of every lane's path into `z` (and `-z` into `neg_z`).
+    /// Interleave increment `t` of every lane's path into `z`.
     fn fill(&mut self, incs: &[Increments<T>], t: usize) {
         for (l, inc) in incs.iter().enumerate() {
-            inc.fill(t, &mut self.one);
-            for (j, &x) in self.one.iter().enumerate() {
-                self.z[j * LANES + l] = x;
-                self.neg_z[j * LANES + l] = -x;
-            }
+            inc.fill_strided(t, &mut self.z, LANES, l);
         }
     }
 }
@@ -174,6 +170,9 @@ fn sig_backprop_lanes<T: Scalar>(
     let grad_len = grads.len() / LANES;
     for t in (0..incs[0].count()).rev() {
         lw.fill(incs, t);
+        for (n, &z) in lw.neg_z.iter_mut().zip(&lw.z) {
+            *n = -z;
+        }
         mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
         lw.dz.fill(T::zero());
         mul_exp_backprop_lanes(shape, &lw.s, &lw.z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
