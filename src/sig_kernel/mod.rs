@@ -13,6 +13,7 @@
 //! recomputed (at most one extra forward pass). Gram matrices are computed pair by pair into the
 //! output; their backprop keeps one gradient accumulator per worker.
 
+mod checks;
 mod cpu;
 mod gpu;
 mod options;
@@ -26,6 +27,7 @@ use crate::cpu::par_rows;
 use crate::device::{self, Backend};
 use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar};
+use checks::{check_finite_items, check_output};
 use cpu::{par_pairs, par_sum, Plan, Workspace};
 use gpu::Side;
 use ndarray::{ArrayD, ArrayView, Dimension};
@@ -500,48 +502,4 @@ fn workspace_bytes<T: Scalar>(grid: &Grid, backward: bool) -> Result<()> {
         bytes += 2 * grid.n1 as u128 * grid.n2 as u128 * size + BACKPROP_BUDGET_BYTES as u128;
     }
     crate::batch::check_bytes("signature kernel workspace", bytes)
-}
-
-/// Fail on NaN or infinity in `data`, an array of `per_item`-sized items of `batch_shape`.
-fn check_finite_items<T: Scalar>(
-    what: &'static str,
-    data: &[T],
-    batch_shape: &[usize],
-    per_item: usize,
-) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(flat) => Err(Error::NonFinite {
-            what,
-            item: unravel(flat / per_item.max(1), batch_shape),
-            point: 0,
-            channel: 0,
-            value: data[flat].to_f64(),
-        }),
-    }
-}
-
-/// Turn an overflowed result into [`Error::KernelOverflow`] naming the first bad batch item.
-fn check_output<T: Scalar>(
-    what: &'static str,
-    data: &[T],
-    batch_shape: &[usize],
-    per_item: usize,
-) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(flat) => Err(Error::KernelOverflow {
-            what,
-            item: unravel(flat / per_item.max(1), batch_shape),
-        }),
-    }
-}
-
-fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (slot, &n) in index.iter_mut().zip(shape).rev() {
-        *slot = flat % n.max(1);
-        flat /= n.max(1);
-    }
-    index
 }
