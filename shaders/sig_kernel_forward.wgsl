@@ -40,8 +40,9 @@ struct Params {
     // The anti-diagonals [d_begin, d_end) this dispatch sweeps; the last one is rows + cols − 2.
     d_begin: u32,
     d_end: u32,
-    // Unused (keeps the block 40 bytes).
-    pad: u32,
+    // Which pass of sig_kernel_backward.wgsl a dispatch runs; unused here (the two kernels share
+    // their uniform block).
+    phase: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -187,11 +187,6 @@ fn sig_kernel_errors_are_one_line() {
         .unwrap();
     for (args, expect) in [
         (
-            // The Gram matrices have no GPU kernel (sig-kernel itself has one).
-            vec!["sig-kernel-gram", &x, &y, "--device", "gpu", "-o", &out],
-            "GPU",
-        ),
-        (
             vec!["sig-kernel", &x, &y, "--dyadic-order", "1,x", "-o", &out],
             "dyadic-order",
         ),
@@ -210,4 +205,47 @@ fn sig_kernel_errors_are_one_line() {
             "{stderr}"
         );
     }
+}
+
+/// `--device gpu` runs the gradient and the Gram matrix on the GPU (skipped without an adapter, a
+/// failure under `ROUGHSIG_REQUIRE_GPU=1`).
+#[test]
+fn sig_kernel_backprop_and_gram_on_gpu() {
+    if roughsig::gpu::adapters().adapters.is_empty() {
+        assert_ne!(
+            std::env::var("ROUGHSIG_REQUIRE_GPU").as_deref(),
+            Ok("1"),
+            "ROUGHSIG_REQUIRE_GPU=1 but no GPU adapter was found"
+        );
+        eprintln!("skipping: no GPU adapter");
+        return;
+    }
+    let dir = Scratch::new("gpu");
+    let case = "sigkerbp_tall_d2_L5x8_do1_b";
+    let (d1, d2) = (dir.file("d1.npy"), dir.file("d2.npy"));
+    ok(&[
+        "sig-kernel-backprop",
+        &golden(case, "derivs.npy"),
+        &golden(case, "path1.npy"),
+        &golden(case, "path2.npy"),
+        "--dyadic-order",
+        "1",
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+        "--device",
+        "gpu",
+        "-o",
+        &d1,
+        "--output2",
+        &d2,
+    ]);
+    assert_close(&read(&d1), &read(&golden(case, "path1_derivs.npy")));
+    assert_close(&read(&d2), &read(&golden(case, "path2_derivs.npy")));
+    let (x, y) = (golden(case, "path1.npy"), golden(case, "path2.npy"));
+    let (cpu, gpu) = (dir.file("cpu.npy"), dir.file("gpu.npy"));
+    ok(&["sig-kernel-gram", &x, &y, "--device", "cpu", "-o", &cpu]);
+    ok(&["sig-kernel-gram", &x, &y, "--device", "gpu", "-o", &gpu]);
+    assert_close(&read(&gpu), &read(&cpu));
 }

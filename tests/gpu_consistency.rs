@@ -1,6 +1,6 @@
 //! Real dispatches against the CPU drivers: a grid of shapes and options for `sig_forward`,
-//! `sig_backward`, `sig_kernel_forward` and `log_sig` (`sig_forward` then `tensor_log`, every method),
-//! in f32 and f64, and the pySigLib golden cases on the GPU.
+//! `sig_backward` and `log_sig` (`sig_forward` then `tensor_log`, every method), in f32 and f64, and
+//! the pySigLib golden cases on the GPU. The signature kernels' are in `gpu_sig_kernel.rs`.
 //!
 //! Skipped (with a message on stderr, shown even when output is captured) where no GPU adapter exists; `ROUGHSIG_REQUIRE_GPU=1` turns the
 //! skip into a failure. The adapter is the one `ROUGHSIG_ADAPTER` names, else the most capable one
@@ -10,7 +10,7 @@ mod common;
 
 use common::{assert_close, random, to_f32, to_f64, Case};
 use ndarray::ArrayD;
-use roughsig::{sig_kernel, Device, LogSigMethod, SigKernelOptions, SigOptions, StaticKernel};
+use roughsig::{Device, LogSigMethod, SigOptions};
 
 const METHODS: [LogSigMethod; 3] = [
     LogSigMethod::Expanded,
@@ -18,44 +18,7 @@ const METHODS: [LogSigMethod; 3] = [
     LogSigMethod::Lyndon,
 ];
 
-/// Paths per dispatch in these tests: small, so that modest batches cross chunk boundaries.
-const CHUNK: usize = 70;
-
-/// The GPU for these tests and whether it computes in f64, or `None` (after saying so) without one.
-fn gpu() -> Option<(Device, bool)> {
-    let list = roughsig::gpu::adapters();
-    if list.adapters.is_empty() {
-        if std::env::var("ROUGHSIG_REQUIRE_GPU").as_deref() == Ok("1") {
-            panic!("ROUGHSIG_REQUIRE_GPU=1 but no GPU adapter was found");
-        }
-        // Straight to stderr, past the test harness's capture, so the skip shows in a plain run.
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping the GPU tests: no GPU adapter (ROUGHSIG_REQUIRE_GPU=1 fails instead)"
-            );
-        });
-        return None;
-    }
-    roughsig::gpu::set_max_chunk_paths(CHUNK);
-    let device = Device::Gpu(None);
-    // Ask the library which adapter that is, through an f64 call that fails only for want of f64.
-    let f64 = roughsig::sig(
-        ndarray::Array2::<f64>::zeros((2, 1)).view(),
-        1,
-        &SigOptions {
-            device: device.clone(),
-            ..Default::default()
-        },
-    )
-    .is_ok();
-    if !f64 {
-        eprintln!("the GPU adapter has no f64: f64 checks are skipped");
-    }
-    Some((device, f64))
-}
+use common::gpu::{gpu, CHUNK};
 
 fn on(device: &Device, opts: &SigOptions) -> SigOptions {
     SigOptions {
@@ -322,203 +285,6 @@ fn sig_forward_too_large_for_lavapipe_is_a_device_error() {
         Err(roughsig::Error::Device(msg)) => assert!(msg.contains("loop iterations"), "{msg}"),
         other => panic!("expected a device error, got {:?}", other.map(|a| a.len())),
     }
-}
-
-fn kernel_on(device: &Device, opts: &SigKernelOptions) -> SigKernelOptions {
-    SigKernelOptions {
-        device: device.clone(),
-        ..opts.clone()
-    }
-}
-
-/// `sig_kernel` on the GPU (f32 always, f64 when the adapter has it) against the CPU in f64, for
-/// `batch` pairs of paths of `l1` and `l2` points. Paths are scaled to unit size. f32 carries a
-/// rounding error that grows with the number of anti-diagonals of the refined grid.
-fn check_kernel(
-    device: &Device,
-    f64: bool,
-    batch: usize,
-    (l1, l2): (usize, usize),
-    dim: usize,
-    opts: &SigKernelOptions,
-) {
-    let what = format!("batch {batch}, lengths ({l1}, {l2}), dim {dim}, {opts:?}");
-    let seed = (batch * 1_000_003 + l1 * 1009 + l2 * 31 + dim) as u64;
-    let x = random(&[batch, l1, dim], seed) / (l1.max(1) as f64).sqrt();
-    let y = random(&[batch, l2, dim], seed + 7) / (l2.max(1) as f64).sqrt();
-    let cpu_opts = SigKernelOptions {
-        device: Device::Cpu,
-        ..opts.clone()
-    };
-    let want = sig_kernel(x.view(), y.view(), &cpu_opts).unwrap();
-    let gpu_opts = kernel_on(device, opts);
-    if f64 {
-        let got = sig_kernel(x.view(), y.view(), &gpu_opts).unwrap();
-        assert_close(
-            &format!("sig_kernel f64, {what}"),
-            &got,
-            &want,
-            1e-10,
-            1e-10,
-        );
-    }
-    let steps = |l: usize, lam: usize| (l.saturating_sub(1) * (1 + opts.lead_lag as usize)) << lam;
-    let diagonals = steps(l1, opts.dyadic_order.0) + steps(l2, opts.dyadic_order.1) + 1;
-    // The scheme's own f32 error (the CPU's, in f32) bounds what the GPU may be off by, too: on long
-    // refined grids the tiny cell increments h round away in 1 + h/2 and the error drifts.
-    let cpu32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &cpu_opts).unwrap();
-    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    let cpu_err = to_f64(&cpu32)
-        .iter()
-        .zip(&want)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
-        / scale;
-    let tol = 2e-5 * (1.0 + (diagonals as f64).sqrt()) + 3.0 * cpu_err;
-    let got = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &gpu_opts).unwrap();
-    assert_close(
-        &format!("sig_kernel f32, {what}"),
-        &to_f64(&got),
-        &want,
-        tol,
-        tol,
-    );
-    assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
-}
-
-/// Lengths 1..300, dimensions 1..5, dyadic orders 0..2 (also asymmetric), the transforms, and every
-/// static kernel.
-#[test]
-fn sig_kernel_forward_matches_cpu() {
-    let Some((device, f64)) = gpu() else { return };
-    let transforms = [(false, false), (true, false), (false, true), (true, true)];
-    let lengths = [
-        (1, 1),
-        (1, 5),
-        (2, 2),
-        (5, 3),
-        (17, 64),
-        (66, 130),
-        (300, 40),
-    ];
-    for (i, &(l1, l2)) in lengths.iter().enumerate() {
-        for (j, &(time_aug, lead_lag)) in transforms.iter().enumerate() {
-            for dyadic_order in [(0, 0), (1, 1), (2, 0), (0, 2), (2, 1)] {
-                if l1 * l2 > 5000 && dyadic_order != (0, 0) && j > 0 {
-                    continue;
-                }
-                let dim = 1 + (i + j) % 5;
-                let opts = SigKernelOptions {
-                    dyadic_order,
-                    time_aug,
-                    lead_lag,
-                    end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
-                    ..Default::default()
-                };
-                check_kernel(&device, f64, 3, (l1, l2), dim, &opts);
-            }
-        }
-    }
-    // The longest grids: 300 points both sides, refined.
-    for dyadic_order in [(0, 0), (2, 2)] {
-        let opts = SigKernelOptions {
-            dyadic_order,
-            ..Default::default()
-        };
-        check_kernel(&device, f64, 1, (300, 300), 2, &opts);
-    }
-}
-
-/// Scaled-linear and RBF static kernels, normalisation, and batches across chunk boundaries.
-#[test]
-fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
-    let Some((device, f64)) = gpu() else { return };
-    for static_kernel in [
-        StaticKernel::Linear,
-        StaticKernel::ScaledLinear(1.7),
-        StaticKernel::Rbf { sigma: 0.8 },
-    ] {
-        for normalize in [false, true] {
-            let opts = SigKernelOptions {
-                static_kernel,
-                normalize,
-                dyadic_order: (1, 0),
-                time_aug: normalize,
-                ..Default::default()
-            };
-            check_kernel(&device, f64, 4, (12, 9), 3, &opts);
-        }
-    }
-    for batch in [CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5] {
-        check_kernel(&device, f64, batch, (6, 8), 2, &SigKernelOptions::default());
-    }
-}
-
-/// What the GPU does not compute is a device error on an explicit GPU request.
-#[test]
-fn sig_kernel_grid_on_gpu_is_a_device_error() {
-    let Some((device, _)) = gpu() else { return };
-    let x = random(&[2, 4, 2], 3);
-    let opts = kernel_on(
-        &device,
-        &SigKernelOptions {
-            return_grid: true,
-            ..Default::default()
-        },
-    );
-    match sig_kernel(x.view(), x.view(), &opts) {
-        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("not available on the GPU")),
-        other => panic!("expected a device error, got {:?}", other.map(|a| a.len())),
-    }
-}
-
-/// Every pySigLib golden case of `sig_kernel` without `return_grid`, on the GPU.
-#[test]
-fn sig_kernel_forward_golden_on_gpu() {
-    let Some((device, f64)) = gpu() else { return };
-    let mut checked = 0;
-    for case in Case::all("sig_kernel") {
-        if case.flag("return_grid") {
-            continue;
-        }
-        let (x, y, want) = (
-            case.array("path1"),
-            case.array("path2"),
-            case.array("kernel"),
-        );
-        let v = &case.json["params"]["dyadic_order"];
-        let dyadic_order = match v.as_array() {
-            Some(p) => (
-                p[0].as_u64().unwrap() as usize,
-                p[1].as_u64().unwrap() as usize,
-            ),
-            None => (v.as_u64().unwrap() as usize, v.as_u64().unwrap() as usize),
-        };
-        let opts = kernel_on(
-            &device,
-            &SigKernelOptions {
-                dyadic_order,
-                time_aug: case.flag("time_aug"),
-                lead_lag: case.flag("lead_lag"),
-                end_time: case.end_time(),
-                ..Default::default()
-            },
-        );
-        if f64 {
-            let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
-            let (rtol, atol) = case.tolerance();
-            assert_close(&case.name, &got, &want, rtol, atol);
-        }
-        let got = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
-        assert_close(
-            &format!("{} f32", case.name),
-            &to_f64(&got),
-            &want,
-            1e-4,
-            1e-4,
-        );
-        checked += 1;
-    }
-    assert!(checked > 0, "no sig_kernel golden cases");
 }
 
 /// `log_sig` on the GPU against the CPU in f64, every method, f32 always and f64 when the adapter has

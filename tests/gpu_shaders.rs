@@ -176,6 +176,22 @@ fn shared_functions_are_identical_in_both_shaders() {
     assert_eq!(params(forward), params(backward), "struct Params differs");
 }
 
+/// The two signature-kernel shaders share their uniform block (`SigKernelParams`).
+#[test]
+fn sig_kernel_shaders_share_their_params() {
+    let forward = roughsig::gpu::kernels::SIG_KERNEL_FORWARD.source;
+    let backward = roughsig::gpu::kernels::SIG_KERNEL_BACKWARD.source;
+    let params = |src: &str| {
+        let start = src.find("struct Params {").unwrap();
+        src[start..start + src[start..].find("\n}\n").unwrap()]
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(params(forward), params(backward), "struct Params differs");
+}
+
 #[test]
 fn every_shader_has_a_table_entry_and_a_mirror() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

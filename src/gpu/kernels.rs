@@ -147,6 +147,24 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     params_size: std::mem::size_of::<SigKernelParams>(),
 };
 
+/// The exact adjoint of the signature-kernel PDE: `dF/dG` and the kernel of each pair of a chunk, one
+/// workgroup per pair (forward grid, reverse sweep and reduction as three phases of dispatches).
+pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
+    name: "sig_kernel_backward",
+    source: include_str!("../../shaders/sig_kernel_backward.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "gram", StorageRead),
+        binding(2, "consts", StorageRead),
+        binding(3, "seeds", StorageRead),
+        binding(4, "grads", StorageReadWrite),
+        binding(5, "grid", StorageReadWrite),
+        binding(6, "scratch", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<SigKernelParams>(),
+};
+
 /// The tensor logarithm of the signatures `SIG_FORWARD` left on the GPU: log-signatures, expanded or
 /// read at the Lyndon words.
 pub const TENSOR_LOG: Kernel = Kernel {
@@ -169,6 +187,7 @@ pub const KERNELS: &[&Kernel] = &[
     &SIG_FORWARD,
     &SIG_BACKWARD,
     &SIG_KERNEL_FORWARD,
+    &SIG_KERNEL_BACKWARD,
     &TENSOR_LOG,
 ];
 
@@ -219,7 +238,8 @@ pub struct Params {
     pub t_end: u32,
 }
 
-/// The uniform block of `sig_kernel_forward.wgsl` (`struct Params` there, field for field).
+/// The uniform block of `sig_kernel_forward.wgsl` and `sig_kernel_backward.wgsl` (`struct Params`
+/// there, field for field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SigKernelParams {
@@ -234,8 +254,11 @@ pub struct SigKernelParams {
     /// Points of the refined grid: `(n1 << lam1) + 1` by `(n2 << lam2) + 1`.
     pub rows: u32,
     pub cols: u32,
-    /// The anti-diagonals `[d_begin, d_end)` this dispatch sweeps.
+    /// The anti-diagonals `[d_begin, d_end)` this dispatch sweeps (`sig_kernel_backward`'s reduction:
+    /// the base cells).
     pub d_begin: u32,
     pub d_end: u32,
-    pub pad: u32,
+    /// `sig_kernel_backward`: the pass this dispatch runs (0 forward grid, 1 reverse sweep, 2
+    /// reduction to `dF/dG`); 0 for `sig_kernel_forward`.
+    pub phase: u32,
 }

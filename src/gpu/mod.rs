@@ -16,7 +16,9 @@
 //!   threads across coefficients, is the next step for those).
 //! - Signature kernels: one workgroup of 64 per pair sweeps the refined PDE grid along anti-diagonals,
 //!   the invocations in strips across each diagonal (`shaders/sig_kernel_forward.wgsl`). The base Gram
-//!   matrices of the static kernel come from the CPU code (cheap next to the refined scheme).
+//!   matrices of the static kernel come from the CPU code (cheap next to the refined scheme). The
+//!   gradient (`shaders/sig_kernel_backward.wgsl`) stores each pair's whole refined grid on the GPU,
+//!   sweeps the diagonals back with the adjoint and returns `dF/dG`, which the CPU chains to the paths.
 //! - A batch is cut into chunks that respect the adapter's limits (workgroups per dimension, storage
 //!   binding and buffer sizes, `u32` indices); a path is swept in windows of increments, so that no
 //!   dispatch runs longer than the adapter allows. lavapipe (llvmpipe) ends an invocation's loops
@@ -39,7 +41,7 @@ pub(crate) use log_sig::log_sig;
 #[doc(hidden)]
 pub use sig::set_max_chunk_paths;
 pub(crate) use sig::{sig, sig_backprop};
-pub(crate) use sig_kernel::{sig_kernel, KernelGrid};
+pub(crate) use sig_kernel::{sig_kernel, sig_kernel_backprop, KernelGrid};
 
 use crate::{Error, Result};
 use context::{registry, Entry};

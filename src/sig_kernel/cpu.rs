@@ -121,6 +121,23 @@ impl<T: Scalar> Plan<'_, T> {
         k
     }
 
+    /// Add the gradient of `F` through the base Gram matrix of `(x, y)`, given `dg = dF/dG` (computed
+    /// elsewhere, e.g. on the GPU), to `dx` and `dy`.
+    pub fn chain(
+        &self,
+        ws: &mut Workspace<T>,
+        x: &[T],
+        y: &[T],
+        dg: &[T],
+        dx: &mut [T],
+        dy: &mut [T],
+    ) {
+        self.load(ws, x, y);
+        self.lift.gram_backprop(dg, &mut ws.x, &mut ws.y);
+        self.lift.route(&ws.x, x, self.opts, dx);
+        self.lift.route(&ws.y, y, self.opts, dy);
+    }
+
     /// Add the gradient of `w·k(x, x)` with respect to `x` (both slots) to `dx`; returns `k(x, x)`.
     pub fn backprop_self(&self, ws: &mut Workspace<T>, x: &[T], w: T, dx: &mut [T]) -> T {
         let k = self.backprop_core(ws, x, x, Seed::Last(w));

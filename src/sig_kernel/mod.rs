@@ -3,8 +3,9 @@
 //!
 //! The layers: `static_kernel` turns a pair of paths into the PDE's increments Gram matrix (and
 //! back), `pde` solves the scheme on one pair and runs its discrete adjoint, `cpu` drives pairs over
-//! threads, and this module checks inputs and shapes. `sig_kernel` can also solve the PDE on the GPU
-//! (`crate::gpu`'s `sig_kernel`), with the base Gram matrices from `static_kernel`.
+//! threads, `gpu` drives the same pairs through the GPU's PDE kernels and its adjoint (with the base
+//! Gram matrices from `static_kernel` and `dF/dG` chained back by it), and this module checks inputs
+//! and shapes and picks the device.
 //!
 //! Memory: the forward pass keeps two rows of the refined grid per thread (plus one path's
 //! increments), whatever the lengths. A backward pass holds the pair's base Gram matrix and the rows
@@ -12,9 +13,11 @@
 //! recomputed (at most one extra forward pass). Gram matrices are computed pair by pair into the
 //! output; their backprop keeps one gradient accumulator per worker.
 
+mod checks;
 mod cpu;
+mod gpu;
 mod options;
-mod pde;
+pub(crate) mod pde;
 mod static_kernel;
 
 pub use options::{SigKernelOptions, StaticKernel};
@@ -22,10 +25,11 @@ pub use options::{SigKernelOptions, StaticKernel};
 use crate::batch::{paths as path_rows, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
 use crate::device::{self, Backend};
-use crate::gpu::{self, kernels::Precision, GpuDevice};
 use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar};
+use checks::{check_finite_items, check_output};
 use cpu::{par_pairs, par_sum, Plan, Workspace};
+use gpu::Side;
 use ndarray::{ArrayD, ArrayView, Dimension};
 use pde::{Grid, Seed, BACKPROP_BUDGET_BYTES};
 use static_kernel::Lift;
@@ -55,21 +59,15 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
     let (plan, grid) = plan(&px, &py, options, false)?;
     let (xs, ys) = (px.slice(), py.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
-    if let Some(device) = gpu_device::<T>(options, px.batch(), &grid)? {
+    let solves = if options.normalize { 3 } else { 1 };
+    let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel", work)? {
         let mut out = zeros::<T>("signature kernel", &px.batch_shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-        let result = crate::threads(options.n_jobs).and_then(|threads| {
-            gpu_kernels(
-                &device,
-                &plan,
-                &grid,
-                threads,
-                (xs, lx),
-                (ys, ly),
-                out_slice,
-            )
-        });
-        if !gpu::fall_back(&device, result)? {
+        let sides = sides(&grid, (xs, lx), (ys, ly));
+        let result = crate::threads(options.n_jobs)
+            .and_then(|threads| gpu::kernels(&device, &plan, threads, sides, out_slice));
+        if !crate::gpu::fall_back(&device, result)? {
             check_output("sig_kernel", out_slice, &px.batch_shape, 1)?;
             device::record(&Backend::Gpu(device));
             return Ok(out);
@@ -109,6 +107,10 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
 ///
 /// Shapes follow the inputs: an unbatched `(L, d)` path gets an `(L, d)` gradient (pySigLib returns
 /// `(1, L, d)` there). Time channels have no path point and get no gradient.
+///
+/// Device: as [`sig_kernel`]. On the GPU each pair's whole refined grid is held in one buffer, so a
+/// grid larger than the adapter's largest buffer is an [`Error::Device`] there (`Device::Auto` then
+/// runs on the CPU, which checkpoints).
 pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
     derivs: ArrayView<'_, T, D0>,
     x: ArrayView<'_, T, D1>,
@@ -136,9 +138,27 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
         1
     };
     check_finite_items("derivs", pd.slice(), &pd.batch_shape, per_item)?;
-    let threads = cpu_threads(options)?;
     let (xs, ys, ds) = (px.slice(), py.slice(), pd.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
+    let solves = if options.normalize { 9 } else { 3 };
+    let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_backprop", work)? {
+        let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
+        let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
+        let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
+        let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
+        let sides = sides(&grid, (xs, lx), (ys, ly));
+        let result = crate::threads(options.n_jobs).and_then(|threads| {
+            gpu::backprop(&device, &plan, threads, sides, ds, dx_slice, dy_slice)
+        });
+        if !crate::gpu::fall_back(&device, result)? {
+            check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
+            check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
+            device::record(&Backend::Gpu(device));
+            return Ok((dx, dy));
+        }
+    }
+    let threads = cpu_threads(options)?;
     let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
     let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
     let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
@@ -167,7 +187,8 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
 ///
 /// When `xs` and `ys` are the same array (the same view of the same memory), only one triangle is
 /// computed and mirrored, which makes the result exactly symmetric; see [`sig_kernel_gram_sym`].
-/// Memory: the output plus one workspace per thread. `return_grid` is not supported here.
+/// Memory: the output plus one workspace per thread. `return_grid` is not supported here. Device: as
+/// [`sig_kernel`] (on the GPU, pairs are solved in chunks).
 pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
     xs: ArrayView<'_, T, D1>,
     ys: ArrayView<'_, T, D2>,
@@ -198,8 +219,7 @@ fn gram<T: Scalar>(
     reject_grid(options, "sig_kernel_gram")?;
     let px = path_rows("paths1", xs)?;
     let py = path_rows("paths2", ys)?;
-    let (plan, _) = plan(&px, &py, options, false)?;
-    let threads = cpu_threads(options)?;
+    let (plan, grid) = plan(&px, &py, options, false)?;
     let (xs, ys) = (px.slice(), py.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
     let (n, m) = (px.batch(), py.batch());
@@ -207,6 +227,21 @@ fn gram<T: Scalar>(
     let mut shape = px.batch_shape.clone();
     shape.extend_from_slice(&py.batch_shape);
     let mut out = zeros::<T>("Gram matrix", &shape)?;
+    let pairs = if symmetric { n * (n + 1) / 2 } else { n * m };
+    let work = gpu::work(pairs, grid.rows, grid.cols, 1);
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram", work)? {
+        let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        let sides = sides(&grid, (xs, lx), (ys, ly));
+        let result = crate::threads(options.n_jobs)
+            .and_then(|threads| gpu::gram(&device, &plan, threads, sides, symmetric, out_slice));
+        if !crate::gpu::fall_back(&device, result)? {
+            check_output("sig_kernel_gram", out_slice, &shape, 1)?;
+            device::record(&Backend::Gpu(device));
+            return Ok(out);
+        }
+        out_slice.fill(T::zero());
+    }
+    let threads = cpu_threads(options)?;
     let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, symmetric);
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     par_rows(threads, out_slice, 1, Workspace::default, |ws, p, o| {
@@ -281,7 +316,7 @@ pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dim
     reject_grid(options, "sig_kernel_gram_backprop")?;
     let px = path_rows("paths1", xs.into_dyn())?;
     let py = path_rows("paths2", ys.into_dyn())?;
-    let (plan, _) = plan(&px, &py, options, true)?;
+    let (plan, grid) = plan(&px, &py, options, true)?;
     let pd = Rows::new("derivs", derivs.into_dyn(), 0)?;
     let mut shape = px.batch_shape.clone();
     shape.extend_from_slice(&py.batch_shape);
@@ -292,10 +327,27 @@ pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dim
         )));
     }
     check_finite_items("derivs", pd.slice(), &shape, 1)?;
-    let threads = cpu_threads(options)?;
     let (xs, ys, ds) = (px.slice(), py.slice(), pd.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
     let (n, m) = (px.batch(), py.batch());
+    let work = gpu::work(n * m, grid.rows, grid.cols, 3);
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram_backprop", work)? {
+        let mut dx = zeros::<T>("paths1 gradient", px.data.shape())?;
+        let mut dy = zeros::<T>("paths2 gradient", py.data.shape())?;
+        let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
+        let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
+        let sides = sides(&grid, (xs, lx), (ys, ly));
+        let result = crate::threads(options.n_jobs).and_then(|threads| {
+            gpu::gram_backprop(&device, &plan, threads, sides, ds, dx_slice, dy_slice)
+        });
+        if !crate::gpu::fall_back(&device, result)? {
+            check_output("paths1 gradient", dx_slice, &px.batch_shape, lx)?;
+            check_output("paths2 gradient", dy_slice, &py.batch_shape, ly)?;
+            device::record(&Backend::Gpu(device));
+            return Ok((dx, dy));
+        }
+    }
+    let threads = cpu_threads(options)?;
     let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, false);
     let (size_x, size_y) = (n * lx, m * ly);
     let extra = if options.normalize { m } else { 0 };
@@ -345,80 +397,29 @@ pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dim
     Ok((dx, dy))
 }
 
-/// The GPU `sig_kernel` runs on, or `None` for the CPU. The GPU solves the kernel (also normalised,
-/// from three kernels per pair); the whole grid (`return_grid`) is computed on the CPU only, so an
-/// explicit GPU request for it is an [`Error::Device`].
-fn gpu_device<T: Scalar>(
-    options: &SigKernelOptions,
-    batch: usize,
-    grid: &Grid,
-) -> Result<Option<GpuDevice>> {
-    let solves = if options.normalize { 3 } else { 1 };
-    // About eight flops per refined cell.
-    let work = 8 * solves * batch as u128 * grid.rows as u128 * grid.cols as u128;
-    match device::select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
-        Backend::Cpu { .. } => Ok(None),
-        Backend::Gpu(d) if options.return_grid => {
-            if d.auto {
-                Ok(None)
-            } else {
-                Err(Error::Device(
-                    "sig_kernel with return_grid is not available on the GPU; use --device cpu"
-                        .into(),
-                ))
-            }
-        }
-        Backend::Gpu(d) => Ok(Some(d)),
-    }
-}
-
-/// The kernels of the pairs `(x_i, y_i)` into `out` on `device`, normalised if the options say so.
-/// The base Gram matrices are computed on `threads` CPU threads, chunk by chunk.
-fn gpu_kernels<T: Scalar>(
-    device: &GpuDevice,
-    plan: &Plan<'_, T>,
-    grid: &Grid,
-    threads: usize,
-    (xs, lx): (&[T], usize),
-    (ys, ly): (&[T], usize),
-    out: &mut [T],
-) -> Result<()> {
-    let (lam1, lam2) = plan.opts.dyadic_order;
-    // (paths, values per path, increments per path) of each side.
-    let kernels =
-        |(a, la, n1): (&[T], usize, usize), (b, lb, n2): (&[T], usize, usize), out: &mut [T]| {
-            let grid = gpu::KernelGrid {
-                n1,
-                n2,
-                lam1: lam1 as u32,
-                lam2: lam2 as u32,
-            };
-            let cells = grid.n1 * grid.n2;
-            let fill = |first: usize, g: &mut [T]| {
-                par_rows(threads, g, cells, Workspace::default, |ws, i, row| {
-                    let p = first + i;
-                    plan.gram_of(ws, &a[p * la..(p + 1) * la], &b[p * lb..(p + 1) * lb], row);
-                });
-            };
-            gpu::sig_kernel(device, grid, &fill, out)
-        };
-    let (x, y) = ((xs, lx, grid.n1), (ys, ly, grid.n2));
-    kernels(x, y, out)?;
-    if plan.opts.normalize {
-        let mut kxx = vec![T::zero(); out.len()];
-        let mut kyy = vec![T::zero(); out.len()];
-        kernels(x, x, &mut kxx)?;
-        kernels(y, y, &mut kyy)?;
-        for ((k, &a), &b) in out.iter_mut().zip(&kxx).zip(&kyy) {
-            *k /= (a * b).sqrt();
-        }
-    }
-    Ok(())
-}
-
-/// The CPU threads for the options (the Gram matrices and backprops have no GPU kernel yet).
+/// The CPU threads for the options, when the call runs on the CPU.
 fn cpu_threads(options: &SigKernelOptions) -> Result<usize> {
     device::cpu_threads(&options.device, options.n_jobs)
+}
+
+/// The two sides of the pairs, as the GPU drivers take them.
+fn sides<'a, T>(
+    grid: &Grid,
+    (xs, lx): (&'a [T], usize),
+    (ys, ly): (&'a [T], usize),
+) -> (Side<'a, T>, Side<'a, T>) {
+    (
+        Side {
+            paths: xs,
+            len: lx,
+            n: grid.n1,
+        },
+        Side {
+            paths: ys,
+            len: ly,
+            n: grid.n2,
+        },
+    )
 }
 
 fn reject_grid(options: &SigKernelOptions, op: &str) -> Result<()> {
@@ -501,48 +502,4 @@ fn workspace_bytes<T: Scalar>(grid: &Grid, backward: bool) -> Result<()> {
         bytes += 2 * grid.n1 as u128 * grid.n2 as u128 * size + BACKPROP_BUDGET_BYTES as u128;
     }
     crate::batch::check_bytes("signature kernel workspace", bytes)
-}
-
-/// Fail on NaN or infinity in `data`, an array of `per_item`-sized items of `batch_shape`.
-fn check_finite_items<T: Scalar>(
-    what: &'static str,
-    data: &[T],
-    batch_shape: &[usize],
-    per_item: usize,
-) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(flat) => Err(Error::NonFinite {
-            what,
-            item: unravel(flat / per_item.max(1), batch_shape),
-            point: 0,
-            channel: 0,
-            value: data[flat].to_f64(),
-        }),
-    }
-}
-
-/// Turn an overflowed result into [`Error::KernelOverflow`] naming the first bad batch item.
-fn check_output<T: Scalar>(
-    what: &'static str,
-    data: &[T],
-    batch_shape: &[usize],
-    per_item: usize,
-) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(flat) => Err(Error::KernelOverflow {
-            what,
-            item: unravel(flat / per_item.max(1), batch_shape),
-        }),
-    }
-}
-
-fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (slot, &n) in index.iter_mut().zip(shape).rev() {
-        *slot = flat % n.max(1);
-        flat /= n.max(1);
-    }
-    index
 }

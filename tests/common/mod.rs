@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: golden cases on disk, tolerant comparison.
 #![allow(dead_code)]
 
+pub mod gpu;
+
 use ndarray::ArrayD;
 use ndarray_npy::ReadNpyExt;
 use std::path::PathBuf;

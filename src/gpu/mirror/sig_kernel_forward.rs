@@ -102,7 +102,7 @@ mod tests {
                 cols: cols as u32,
                 d_begin: d,
                 d_end: (d + 5).min(diagonals),
-                pad: 0,
+                phase: 0,
             };
             let mut disp = Dispatch {
                 params,

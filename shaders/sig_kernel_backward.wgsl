@@ -1,0 +1,223 @@
+// sig_kernel_backward: the gradient dF/dG of each pair of a chunk, given dF/dk, by the exact discrete
+// adjoint of the finite-difference scheme of sig_kernel_forward.wgsl (src/sig_kernel/pde.rs,
+// `backprop`). src/gpu/mirror/sig_kernel_backward.rs is this file in Rust, line by line.
+//
+// Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
+// `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
+//
+// The scheme, on the refined grid of points (r, c), 0 ≤ r < rows, 0 ≤ c < cols:
+//
+//   K[r, c] = (K[r, c−1] + K[r−1, c])·A(h) − K[r−1, c−1]·B(h),  A = 1 + h/2 + h²/12,  B = 1 − h²/12,
+//
+// with h the share 2^−(λ1+λ2) of G[(r−1) >> λ1, (c−1) >> λ2] that cell (r−1, c−1) sees. Its adjoint
+// K̄ (dF/dK) runs the other way: K[r, c] feeds K[r, c+1] (weight A of cell (r−1, c)), K[r+1, c]
+// (weight A of cell (r, c−1)) and K[r+1, c+1] (weight −B of cell (r, c)), so
+//
+//   K̄[r, c] = seed[r, c] + K̄[r, c+1]·A + (K̄[r+1, c]·A − K̄[r+1, c+1]·B),
+//
+// and cell (r−1, c−1) contributes dh = K̄[r, c]·((K[r−1, c] + K[r, c−1])·(1/2 + h/6) + K[r−1, c−1]·h/6)
+// to its base cell's gradient. Only the points with r, c ≥ 1 need an adjoint (the boundary is fixed).
+// Every expression is written in the order the CPU evaluates it, so f64 results agree to rounding.
+//
+// Layout: one workgroup of 64 invocations per pair, invocations in strips of 64 consecutive rows
+// across each anti-diagonal (s = r + c), a barrier between diagonals, as in the forward kernel. The
+// work is cut into dispatches by `phase`:
+//
+//   0. the forward sweep over diagonals [d_begin, d_end), storing the whole grid K of the pair in
+//      `grid` (row-major); the dispatch that ends at the last diagonal also writes the kernel;
+//   1. the reverse sweep over diagonals [d_begin, d_end), last diagonal first: K̄ of the last three
+//      diagonals lives in `scratch` (diagonal s in slot s % 3), and each point's dh overwrites its own
+//      K[r, c] in `grid` (the points still to come read only diagonals below s − 1 … s − 2, never s);
+//   2. the reduction of dh over each base cell, for the base cells [d_begin, d_end) (row-major index):
+//      rows of sub-cells in decreasing order, columns increasing within a row, times 2^−(λ1+λ2), as
+//      the CPU sums them.
+//
+// Ranges are sized by the host so that no invocation runs more loop iterations per dispatch than the
+// adapter allows (lavapipe stops every loop after 65535 in all).
+
+alias scalar = f32;
+
+struct Params {
+    // Pairs in this chunk, one workgroup each.
+    n_pairs: u32,
+    // Increments of the two (transformed) paths: G is n1 × n2.
+    n1: u32,
+    n2: u32,
+    // Dyadic orders λ1, λ2.
+    lam1: u32,
+    lam2: u32,
+    // Points of the refined grid: rows = (n1 << λ1) + 1, cols = (n2 << λ2) + 1.
+    rows: u32,
+    cols: u32,
+    // Phases 0 and 1: the anti-diagonals [d_begin, d_end) of this dispatch; phase 2: the base cells.
+    d_begin: u32,
+    d_end: u32,
+    // Which pass this dispatch runs (see above; sig_kernel_forward.wgsl ignores it).
+    phase: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// n_pairs base Gram matrices, n1 × n2 each, row-major.
+@group(0) @binding(1) var<storage, read> gram: array<scalar>;
+// consts[0] = 2^−(λ1+λ2), consts[1] = 1/12, consts[2] = 1/6 (computed on the host as the CPU does).
+@group(0) @binding(2) var<storage, read> consts: array<scalar>;
+// dF/dk of each pair.
+@group(0) @binding(3) var<storage, read> seeds: array<scalar>;
+// Per pair n1·n2 + 1 values: dF/dG (row-major), then the kernel k.
+@group(0) @binding(4) var<storage, read_write> grads: array<scalar>;
+// Per pair the rows × cols points of K (phase 0), then dh at each point r, c ≥ 1 (phase 1).
+@group(0) @binding(5) var<storage, read_write> grid: array<scalar>;
+// Per pair, three diagonals of K̄ of `rows` points each.
+@group(0) @binding(6) var<storage, read_write> scratch: array<scalar>;
+
+// Invocations per workgroup: the width of a strip.
+const WG: u32 = 64u;
+
+// Point (r, c) of pair `pair` in `grid`.
+fn at(pair: u32, r: u32, c: u32) -> u32 {
+    return (pair * params.rows + r) * params.cols + c;
+}
+
+// Where point row r of diagonal s of pair `pair` keeps its adjoint in `scratch`.
+fn slot(pair: u32, s: u32, r: u32) -> u32 {
+    return (pair * 3u + s % 3u) * params.rows + r;
+}
+
+// h of cell (i, j) of pair `pair` (its base cell's G, scaled).
+fn cell_h(pair: u32, i: u32, j: u32) -> scalar {
+    return gram[(pair * params.n1 + (i >> params.lam1)) * params.n2 + (j >> params.lam2)] * consts[0];
+}
+
+fn coef_a(h: scalar) -> scalar {
+    let h2 = h * h * consts[1];
+    return scalar(1.0) + scalar(0.5) * h + h2;
+}
+
+fn coef_b(h: scalar) -> scalar {
+    let h2 = h * h * consts[1];
+    return scalar(1.0) - h2;
+}
+
+// Phase 0: K on diagonals [d_begin, d_end).
+fn forward(pair: u32, lid: u32) {
+    let rows = params.rows;
+    let cols = params.cols;
+    for (var s = params.d_begin; s < params.d_end; s++) {
+        var r_lo = 0u;
+        if s >= cols {
+            r_lo = s - (cols - 1u);
+        }
+        let r_hi = min(s, rows - 1u);
+        // The same trip count in every invocation, so the barrier below is in uniform control flow.
+        let strips = (r_hi - r_lo) / WG + 1u;
+        for (var k = 0u; k < strips; k++) {
+            let r = r_lo + k * WG + lid;
+            if r <= r_hi {
+                let c = s - r;
+                var v = scalar(1.0);
+                if r > 0u && c > 0u {
+                    let h = cell_h(pair, r - 1u, c - 1u);
+                    v = (grid[at(pair, r, c - 1u)] + grid[at(pair, r - 1u, c)]) * coef_a(h)
+                        - grid[at(pair, r - 1u, c - 1u)] * coef_b(h);
+                }
+                grid[at(pair, r, c)] = v;
+            }
+        }
+        storageBarrier();
+    }
+    let cells = params.n1 * params.n2;
+    if lid == 0u && params.d_end == rows + cols - 1u {
+        grads[pair * (cells + 1u) + cells] = grid[at(pair, rows - 1u, cols - 1u)];
+    }
+}
+
+// Phase 1: K̄ and dh on diagonals [d_begin, d_end), the last first.
+fn backward(pair: u32, lid: u32) {
+    let last_r = params.rows - 1u;
+    let last_c = params.cols - 1u;
+    let sixth = consts[2];
+    for (var t = params.d_end; t > params.d_begin; t--) {
+        let s = t - 1u;
+        // Diagonal s holds the points with r, c ≥ 1 at rows max(1, s − last_c) ..= min(s − 1, last_r).
+        var r_lo = 1u;
+        if s > last_c + 1u {
+            r_lo = s - last_c;
+        }
+        var r_hi = 0u;
+        if s >= 1u {
+            r_hi = min(s - 1u, last_r);
+        }
+        var strips = 0u;
+        if r_hi >= r_lo {
+            strips = (r_hi - r_lo) / WG + 1u;
+        }
+        for (var k = 0u; k < strips; k++) {
+            let r = r_lo + k * WG + lid;
+            if r <= r_hi {
+                let c = s - r;
+                var v = scalar(0.0);
+                if r == last_r && c == last_c {
+                    v = seeds[pair];
+                }
+                if c < last_c {
+                    v = v + scratch[slot(pair, s + 1u, r)] * coef_a(cell_h(pair, r - 1u, c));
+                }
+                if r < last_r {
+                    let a = coef_a(cell_h(pair, r, c - 1u));
+                    if c < last_c {
+                        v = v + (scratch[slot(pair, s + 1u, r + 1u)] * a
+                            - scratch[slot(pair, s + 2u, r + 1u)] * coef_b(cell_h(pair, r, c)));
+                    } else {
+                        v = v + scratch[slot(pair, s + 1u, r + 1u)] * a;
+                    }
+                }
+                let h = cell_h(pair, r - 1u, c - 1u);
+                let dh = v * ((grid[at(pair, r - 1u, c)] + grid[at(pair, r, c - 1u)])
+                    * (scalar(0.5) + h * sixth) + grid[at(pair, r - 1u, c - 1u)] * h * sixth);
+                scratch[slot(pair, s, r)] = v;
+                grid[at(pair, r, c)] = dh;
+            }
+        }
+        storageBarrier();
+    }
+}
+
+// Phase 2: dF/dG of the base cells [d_begin, d_end).
+fn reduce(pair: u32, lid: u32) {
+    let cells = params.n1 * params.n2;
+    let sub1 = 1u << params.lam1;
+    let sub2 = 1u << params.lam2;
+    let strips = (params.d_end - params.d_begin + WG - 1u) / WG;
+    for (var k = 0u; k < strips; k++) {
+        let cell = params.d_begin + k * WG + lid;
+        if cell < params.d_end {
+            let a = cell / params.n2;
+            let b = cell % params.n2;
+            var acc = scalar(0.0);
+            for (var i = sub1; i > 0u; i--) {
+                let r = (a << params.lam1) + i;
+                var row = scalar(0.0);
+                for (var j = 0u; j < sub2; j++) {
+                    row = row + grid[at(pair, r, (b << params.lam2) + j + 1u)];
+                }
+                acc = acc + row;
+            }
+            grads[pair * (cells + 1u) + cell] = acc * consts[0];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pair = wid.x;
+    if pair >= params.n_pairs {
+        return;
+    }
+    if params.phase == 0u {
+        forward(pair, lid);
+    } else if params.phase == 1u {
+        backward(pair, lid);
+    } else {
+        reduce(pair, lid);
+    }
+}

@@ -1,0 +1,408 @@
+//! Signature kernels on the GPU: the PDE and its adjoint run in `crate::gpu`'s kernels, the base Gram
+//! matrices and the chain from `dF/dG` to the paths on CPU threads with the CPU's own code (so every
+//! static kernel and transform behaves as on the CPU).
+//!
+//! Everything here works on lists of pairs `(a, b)` of two sides, which covers the paired kernels
+//! `(x_i, y_i)`, the self-kernels `(x_i, x_i)` of normalisation and the Gram matrices' `(x_i, y_j)`.
+
+use super::cpu::{par_pairs, Plan, Workspace};
+use crate::cpu::par_rows;
+use crate::device::{self, Backend};
+use crate::gpu::{self, kernels::Precision, GpuDevice, KernelGrid};
+use crate::{Error, Result, Scalar, SigKernelOptions};
+
+/// One side of the pairs: paths laid end to end, `len` values and `n` increments (after the
+/// transforms) each.
+#[derive(Clone, Copy)]
+pub(super) struct Side<'a, T> {
+    pub paths: &'a [T],
+    pub len: usize,
+    pub n: usize,
+}
+
+impl<T> Side<'_, T> {
+    fn path(&self, i: usize) -> &[T] {
+        &self.paths[i * self.len..(i + 1) * self.len]
+    }
+
+    fn count(&self) -> usize {
+        self.paths.len().checked_div(self.len).unwrap_or(0)
+    }
+}
+
+/// Which pair of the two sides the `i`-th kernel of a list is.
+type PairOf<'a> = &'a (dyn Fn(usize) -> (usize, usize) + Sync);
+
+/// The GPU a signature-kernel operation `op` runs on, or `None` for the CPU; `work` estimates its
+/// flops for `Device::Auto`. `return_grid` is computed on the CPU only, so an explicit GPU request
+/// for it is an [`Error::Device`].
+pub(super) fn device_for<T: Scalar>(
+    options: &SigKernelOptions,
+    op: &str,
+    work: u128,
+) -> Result<Option<GpuDevice>> {
+    match device::select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
+        Backend::Cpu { .. } => Ok(None),
+        Backend::Gpu(d) if options.return_grid => {
+            if d.auto {
+                Ok(None)
+            } else {
+                Err(Error::Device(format!(
+                    "{op} with return_grid is not available on the GPU; use --device cpu"
+                )))
+            }
+        }
+        Backend::Gpu(d) => Ok(Some(d)),
+    }
+}
+
+/// About eight flops per refined cell and solve; a backward pass costs about three solves.
+pub(super) fn work(pairs: usize, rows: usize, cols: usize, solves: usize) -> u128 {
+    8 * solves as u128 * pairs as u128 * rows as u128 * cols as u128
+}
+
+fn kernel_grid<T>(plan: &Plan<'_, T>, n1: usize, n2: usize) -> KernelGrid {
+    let (lam1, lam2) = plan.opts.dyadic_order;
+    KernelGrid {
+        n1,
+        n2,
+        lam1: lam1 as u32,
+        lam2: lam2 as u32,
+    }
+}
+
+/// The kernels of `out.len()` pairs `pair(i)` of sides `a`, `b` into `out`, unnormalised.
+fn pair_kernels<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (a, b): (Side<'_, T>, Side<'_, T>),
+    pair: PairOf<'_>,
+    out: &mut [T],
+) -> Result<()> {
+    let cells = a.n * b.n;
+    let fill = |first: usize, g: &mut [T]| {
+        par_rows(threads, g, cells, Workspace::default, |ws, i, row| {
+            let (p, q) = pair(first + i);
+            plan.gram_of(ws, a.path(p), b.path(q), row);
+        });
+    };
+    gpu::sig_kernel(device, kernel_grid(plan, a.n, b.n), &fill, out)
+}
+
+/// Receives each pair's index, kernel and path gradients, in order.
+type AddGrads<'a, T> = &'a mut dyn FnMut(usize, T, &[T], &[T]);
+
+/// Pairs chained to the paths per parallel batch on the host: bounds the gradients held at once.
+const HOST_BATCH: usize = 256;
+
+/// Backprop through the kernels of the pairs `pair(i)`, `i < seeds.len()`, given `seeds = dF/dk`:
+/// `add(i, k, ga, gb)` is called for every pair in order with its kernel `k` and the gradients of
+/// `seeds[i]·k` with respect to its two paths.
+fn pair_backprop<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (a, b): (Side<'_, T>, Side<'_, T>),
+    pair: PairOf<'_>,
+    seeds: &[T],
+    add: AddGrads<'_, T>,
+) -> Result<()> {
+    let cells = a.n * b.n;
+    let fill = |first: usize, g: &mut [T]| {
+        par_rows(threads, g, cells, Workspace::default, |ws, i, row| {
+            let (p, q) = pair(first + i);
+            plan.gram_of(ws, a.path(p), b.path(q), row);
+        });
+    };
+    let (mut ga, mut gb) = (Vec::new(), Vec::new());
+    let mut sink = |first: usize, out: &[T]| {
+        let per = cells + 1;
+        let n = out.len() / per;
+        for start in (0..n).step_by(HOST_BATCH) {
+            let m = HOST_BATCH.min(n - start);
+            ga.clear();
+            ga.resize(m * a.len, T::zero());
+            gb.clear();
+            gb.resize(m * b.len, T::zero());
+            if cells > 0 {
+                par_pairs(
+                    threads,
+                    &mut ga,
+                    a.len,
+                    &mut gb,
+                    b.len,
+                    |ws, i, gai, gbi| {
+                        let (p, q) = pair(first + start + i);
+                        let dg = &out[(start + i) * per..][..cells];
+                        plan.chain(ws, a.path(p), b.path(q), dg, gai, gbi);
+                    },
+                );
+            }
+            for i in 0..m {
+                add(
+                    first + start + i,
+                    out[(start + i) * per + cells],
+                    &ga[i * a.len..(i + 1) * a.len],
+                    &gb[i * b.len..(i + 1) * b.len],
+                );
+            }
+        }
+    };
+    gpu::sig_kernel_backprop(device, kernel_grid(plan, a.n, b.n), &fill, seeds, &mut sink)
+}
+
+fn add_to<T: Scalar>(acc: &mut [T], g: &[T]) {
+    for (a, &v) in acc.iter_mut().zip(g) {
+        *a += v;
+    }
+}
+
+/// The kernels of the pairs `(x_i, y_i)` into `out`, normalised if the options say so.
+pub(super) fn kernels<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (x, y): (Side<'_, T>, Side<'_, T>),
+    out: &mut [T],
+) -> Result<()> {
+    let same = |i: usize| (i, i);
+    pair_kernels(device, plan, threads, (x, y), &same, out)?;
+    if plan.opts.normalize {
+        let mut kxx = vec![T::zero(); out.len()];
+        let mut kyy = vec![T::zero(); out.len()];
+        pair_kernels(device, plan, threads, (x, x), &same, &mut kxx)?;
+        pair_kernels(device, plan, threads, (y, y), &same, &mut kyy)?;
+        for ((k, &a), &b) in out.iter_mut().zip(&kxx).zip(&kyy) {
+            *k /= (a * b).sqrt();
+        }
+    }
+    Ok(())
+}
+
+/// The self-kernels `k(s_i, s_i)` of a side.
+fn self_kernels<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    s: Side<'_, T>,
+) -> Result<Vec<T>> {
+    let mut k = vec![T::zero(); s.count()];
+    pair_kernels(device, plan, threads, (s, s), &|i| (i, i), &mut k)?;
+    Ok(k)
+}
+
+/// The gradients of `Σ_i ds_i·k(x_i, y_i)` (normalised if the options say so), added to `dx`, `dy`.
+/// Normalising follows the CPU: the self-kernels' gradients `dk(x,x)`, `dk(y,y)` with seed 1, then
+/// `dk̃ = dk(x,y)/s − k̃/2·(dk(x,x)/k(x,x) + dk(y,y)/k(y,y))`, `s = sqrt(k(x,x)·k(y,y))`.
+pub(super) fn backprop<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (x, y): (Side<'_, T>, Side<'_, T>),
+    ds: &[T],
+    dx: &mut [T],
+    dy: &mut [T],
+) -> Result<()> {
+    let same = |i: usize| (i, i);
+    let (lx, ly) = (x.len, y.len);
+    if !plan.opts.normalize {
+        return pair_backprop(
+            device,
+            plan,
+            threads,
+            (x, y),
+            &same,
+            ds,
+            &mut |i, _, gx, gy| {
+                add_to(&mut dx[i * lx..(i + 1) * lx], gx);
+                add_to(&mut dy[i * ly..(i + 1) * ly], gy);
+            },
+        );
+    }
+    let batch = ds.len();
+    let ones = vec![T::one(); batch];
+    let self_grads = |s: Side<'_, T>| -> Result<(Vec<T>, Vec<T>)> {
+        let mut grads = vec![T::zero(); batch * s.len];
+        let mut k = vec![T::zero(); batch];
+        pair_backprop(
+            device,
+            plan,
+            threads,
+            (s, s),
+            &same,
+            &ones,
+            &mut |i, ki, ga, gb| {
+                k[i] = ki;
+                let g = &mut grads[i * s.len..(i + 1) * s.len];
+                add_to(g, ga);
+                add_to(g, gb);
+            },
+        )?;
+        Ok((grads, k))
+    };
+    let (self_x, kxx) = self_grads(x)?;
+    let (self_y, kyy) = self_grads(y)?;
+    let scale: Vec<T> = (0..batch).map(|i| (kxx[i] * kyy[i]).sqrt()).collect();
+    let seeds: Vec<T> = (0..batch).map(|i| ds[i] / scale[i]).collect();
+    let half = T::from_f64(0.5);
+    pair_backprop(
+        device,
+        plan,
+        threads,
+        (x, y),
+        &same,
+        &seeds,
+        &mut |i, kxy, gx, gy| {
+            let kt = kxy / scale[i];
+            let (cx, cy) = (-ds[i] * kt * half / kxx[i], -ds[i] * kt * half / kyy[i]);
+            let (dxi, dyi) = (&mut dx[i * lx..(i + 1) * lx], &mut dy[i * ly..(i + 1) * ly]);
+            add_to(dxi, gx);
+            add_to(dyi, gy);
+            for (d, &g) in dxi.iter_mut().zip(&self_x[i * lx..(i + 1) * lx]) {
+                *d += cx * g;
+            }
+            for (d, &g) in dyi.iter_mut().zip(&self_y[i * ly..(i + 1) * ly]) {
+                *d += cy * g;
+            }
+        },
+    )
+}
+
+/// The Gram matrix `k(x_i, y_j)` into `out` (`n × m`), normalised if the options say so. With
+/// `symmetric` (`x` and `y` the same paths, equal dyadic orders) one triangle is computed and mirrored.
+pub(super) fn gram<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (x, y): (Side<'_, T>, Side<'_, T>),
+    symmetric: bool,
+    out: &mut [T],
+) -> Result<()> {
+    let (n, m) = (x.count(), y.count());
+    if n == 0 || m == 0 {
+        return Ok(());
+    }
+    let triangle: Vec<(usize, usize)> = if symmetric {
+        (0..n).flat_map(|i| (i..m).map(move |j| (i, j))).collect()
+    } else {
+        Vec::new()
+    };
+    let all = |p: usize| (p / m, p % m);
+    let listed = |p: usize| triangle[p];
+    let (pair, count): (PairOf<'_>, usize) = if symmetric {
+        (&listed, triangle.len())
+    } else {
+        (&all, n * m)
+    };
+    let mut k = vec![T::zero(); count];
+    pair_kernels(device, plan, threads, (x, y), pair, &mut k)?;
+    let (kx, ky) = if plan.opts.normalize {
+        let kx = self_kernels(device, plan, threads, x)?;
+        let ky = if symmetric {
+            kx.clone()
+        } else {
+            self_kernels(device, plan, threads, y)?
+        };
+        (kx, ky)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    for (p, &v) in k.iter().enumerate() {
+        let (i, j) = pair(p);
+        out[i * m + j] = if plan.opts.normalize {
+            v / (kx[i] * ky[j]).sqrt()
+        } else {
+            v
+        };
+    }
+    if symmetric {
+        for i in 0..n {
+            for j in 0..i {
+                out[i * m + j] = out[j * m + i];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The gradients of `Σ_ij ds_ij·Gram_ij` into `dxs`, `dys` (zeroed by the caller), as the CPU's
+/// `sig_kernel_gram_backprop` computes them: the pairs with a nonzero weight, then (normalising) one
+/// self-kernel backprop per path with its summed weight.
+pub(super) fn gram_backprop<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (x, y): (Side<'_, T>, Side<'_, T>),
+    ds: &[T],
+    dxs: &mut [T],
+    dys: &mut [T],
+) -> Result<()> {
+    let (n, m) = (x.count(), y.count());
+    let (lx, ly) = (x.len, y.len);
+    let pairs: Vec<usize> = (0..n * m).filter(|&p| ds[p] != T::zero()).collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let normalize = plan.opts.normalize;
+    let (kx, ky) = if normalize {
+        (
+            self_kernels(device, plan, threads, x)?,
+            self_kernels(device, plan, threads, y)?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let scale = |p: usize| (kx[p / m] * ky[p % m]).sqrt();
+    let seeds: Vec<T> = pairs
+        .iter()
+        .map(|&p| if normalize { ds[p] / scale(p) } else { ds[p] })
+        .collect();
+    let (mut x_weights, mut y_weights) = (vec![T::zero(); n], vec![T::zero(); m]);
+    let of_pair = |q: usize| (pairs[q] / m, pairs[q] % m);
+    pair_backprop(
+        device,
+        plan,
+        threads,
+        (x, y),
+        &of_pair,
+        &seeds,
+        &mut |q, k, gx, gy| {
+            let p = pairs[q];
+            let (i, j) = (p / m, p % m);
+            add_to(&mut dxs[i * lx..(i + 1) * lx], gx);
+            add_to(&mut dys[j * ly..(j + 1) * ly], gy);
+            if normalize {
+                let kt = k / scale(p);
+                x_weights[i] += ds[p] * kt;
+                y_weights[j] += ds[p] * kt;
+            }
+        },
+    )?;
+    if !normalize {
+        return Ok(());
+    }
+    let half = T::from_f64(0.5);
+    for (s, weights, k, grads) in [(x, &x_weights, &kx, dxs), (y, &y_weights, &ky, dys)] {
+        let items: Vec<usize> = (0..weights.len())
+            .filter(|&i| weights[i] != T::zero())
+            .collect();
+        let seeds: Vec<T> = items.iter().map(|&i| -weights[i] * half / k[i]).collect();
+        let of_item = |q: usize| (items[q], items[q]);
+        pair_backprop(
+            device,
+            plan,
+            threads,
+            (s, s),
+            &of_item,
+            &seeds,
+            &mut |q, _, ga, gb| {
+                let i = items[q];
+                let g = &mut grads[i * s.len..(i + 1) * s.len];
+                add_to(g, ga);
+                add_to(g, gb);
+            },
+        )?;
+    }
+    Ok(())
+}

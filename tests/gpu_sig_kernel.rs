@@ -1,0 +1,512 @@
+//! Signature kernels on the GPU against the CPU: `sig_kernel` (`sig_kernel_forward`), its gradient
+//! `sig_kernel_backprop` (`sig_kernel_backward`), the Gram matrices and their gradient, over a grid of
+//! shapes and options in f32 and f64, and the pySigLib golden cases on the GPU.
+//!
+//! Skipped (with a message on stderr) where no GPU adapter exists; `ROUGHSIG_REQUIRE_GPU=1` turns the
+//! skip into a failure. f64 checks are skipped, with a message, on adapters without f64. lavapipe is
+//! slow: the sizes are kept small.
+
+mod common;
+
+use common::gpu::{gpu, CHUNK};
+use common::{assert_close, random, to_f32, to_f64, Case};
+use ndarray::{ArrayD, Axis};
+use roughsig::{
+    sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
+    sig_kernel_gram_sym, Device, SigKernelOptions, StaticKernel,
+};
+
+fn kernel_on(device: &Device, opts: &SigKernelOptions) -> SigKernelOptions {
+    SigKernelOptions {
+        device: device.clone(),
+        ..opts.clone()
+    }
+}
+
+/// `sig_kernel` on the GPU (f32 always, f64 when the adapter has it) against the CPU in f64, for
+/// `batch` pairs of paths of `l1` and `l2` points. Paths are scaled to unit size. f32 carries a
+/// rounding error that grows with the number of anti-diagonals of the refined grid.
+fn check_kernel(
+    device: &Device,
+    f64: bool,
+    batch: usize,
+    (l1, l2): (usize, usize),
+    dim: usize,
+    opts: &SigKernelOptions,
+) {
+    let what = format!("batch {batch}, lengths ({l1}, {l2}), dim {dim}, {opts:?}");
+    let seed = (batch * 1_000_003 + l1 * 1009 + l2 * 31 + dim) as u64;
+    let x = random(&[batch, l1, dim], seed) / (l1.max(1) as f64).sqrt();
+    let y = random(&[batch, l2, dim], seed + 7) / (l2.max(1) as f64).sqrt();
+    let cpu_opts = SigKernelOptions {
+        device: Device::Cpu,
+        ..opts.clone()
+    };
+    let want = sig_kernel(x.view(), y.view(), &cpu_opts).unwrap();
+    let gpu_opts = kernel_on(device, opts);
+    if f64 {
+        let got = sig_kernel(x.view(), y.view(), &gpu_opts).unwrap();
+        assert_close(
+            &format!("sig_kernel f64, {what}"),
+            &got,
+            &want,
+            1e-10,
+            1e-10,
+        );
+    }
+    let steps = |l: usize, lam: usize| (l.saturating_sub(1) * (1 + opts.lead_lag as usize)) << lam;
+    let diagonals = steps(l1, opts.dyadic_order.0) + steps(l2, opts.dyadic_order.1) + 1;
+    // The scheme's own f32 error (the CPU's, in f32) bounds what the GPU may be off by, too: on long
+    // refined grids the tiny cell increments h round away in 1 + h/2 and the error drifts.
+    let cpu32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &cpu_opts).unwrap();
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let cpu_err = to_f64(&cpu32)
+        .iter()
+        .zip(&want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
+    let tol = 2e-5 * (1.0 + (diagonals as f64).sqrt()) + 3.0 * cpu_err;
+    let got = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &gpu_opts).unwrap();
+    assert_close(
+        &format!("sig_kernel f32, {what}"),
+        &to_f64(&got),
+        &want,
+        tol,
+        tol,
+    );
+    assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+}
+
+/// Lengths 1..300, dimensions 1..5, dyadic orders 0..2 (also asymmetric), the transforms, and every
+/// static kernel.
+#[test]
+fn sig_kernel_forward_matches_cpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let transforms = [(false, false), (true, false), (false, true), (true, true)];
+    let lengths = [
+        (1, 1),
+        (1, 5),
+        (2, 2),
+        (5, 3),
+        (17, 64),
+        (66, 130),
+        (300, 40),
+    ];
+    for (i, &(l1, l2)) in lengths.iter().enumerate() {
+        for (j, &(time_aug, lead_lag)) in transforms.iter().enumerate() {
+            for dyadic_order in [(0, 0), (1, 1), (2, 0), (0, 2), (2, 1)] {
+                if l1 * l2 > 5000 && dyadic_order != (0, 0) && j > 0 {
+                    continue;
+                }
+                let dim = 1 + (i + j) % 5;
+                let opts = SigKernelOptions {
+                    dyadic_order,
+                    time_aug,
+                    lead_lag,
+                    end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
+                    ..Default::default()
+                };
+                check_kernel(&device, f64, 3, (l1, l2), dim, &opts);
+            }
+        }
+    }
+    // The longest grids: 300 points both sides, refined.
+    for dyadic_order in [(0, 0), (2, 2)] {
+        let opts = SigKernelOptions {
+            dyadic_order,
+            ..Default::default()
+        };
+        check_kernel(&device, f64, 1, (300, 300), 2, &opts);
+    }
+}
+
+/// Scaled-linear and RBF static kernels, normalisation, and batches across chunk boundaries.
+#[test]
+fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
+    let Some((device, f64)) = gpu() else { return };
+    for static_kernel in [
+        StaticKernel::Linear,
+        StaticKernel::ScaledLinear(1.7),
+        StaticKernel::Rbf { sigma: 0.8 },
+    ] {
+        for normalize in [false, true] {
+            let opts = SigKernelOptions {
+                static_kernel,
+                normalize,
+                dyadic_order: (1, 0),
+                time_aug: normalize,
+                ..Default::default()
+            };
+            check_kernel(&device, f64, 4, (12, 9), 3, &opts);
+        }
+    }
+    for batch in [CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5] {
+        check_kernel(&device, f64, batch, (6, 8), 2, &SigKernelOptions::default());
+    }
+}
+
+/// What the GPU does not compute is a device error on an explicit GPU request.
+#[test]
+fn sig_kernel_grid_on_gpu_is_a_device_error() {
+    let Some((device, _)) = gpu() else { return };
+    let x = random(&[2, 4, 2], 3);
+    let opts = kernel_on(
+        &device,
+        &SigKernelOptions {
+            return_grid: true,
+            ..Default::default()
+        },
+    );
+    match sig_kernel(x.view(), x.view(), &opts) {
+        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("not available on the GPU")),
+        other => panic!("expected a device error, got {:?}", other.map(|a| a.len())),
+    }
+}
+
+/// Every pySigLib golden case of `sig_kernel` without `return_grid`, on the GPU.
+#[test]
+fn sig_kernel_forward_golden_on_gpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let mut checked = 0;
+    for case in Case::all("sig_kernel") {
+        if case.flag("return_grid") {
+            continue;
+        }
+        let (x, y, want) = (
+            case.array("path1"),
+            case.array("path2"),
+            case.array("kernel"),
+        );
+        let v = &case.json["params"]["dyadic_order"];
+        let dyadic_order = match v.as_array() {
+            Some(p) => (
+                p[0].as_u64().unwrap() as usize,
+                p[1].as_u64().unwrap() as usize,
+            ),
+            None => (v.as_u64().unwrap() as usize, v.as_u64().unwrap() as usize),
+        };
+        let opts = kernel_on(
+            &device,
+            &SigKernelOptions {
+                dyadic_order,
+                time_aug: case.flag("time_aug"),
+                lead_lag: case.flag("lead_lag"),
+                end_time: case.end_time(),
+                ..Default::default()
+            },
+        );
+        if f64 {
+            let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
+            let (rtol, atol) = case.tolerance();
+            assert_close(&case.name, &got, &want, rtol, atol);
+        }
+        let got = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
+        assert_close(
+            &format!("{} f32", case.name),
+            &to_f64(&got),
+            &want,
+            1e-4,
+            1e-4,
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no sig_kernel golden cases");
+}
+
+/// Largest absolute entry (at least 1): tolerances are relative to it.
+fn scale(a: &ArrayD<f64>) -> f64 {
+    a.iter().fold(1.0f64, |m, v| m.max(v.abs()))
+}
+
+/// Largest difference relative to `want`'s scale.
+fn rel_err(got: &ArrayD<f64>, want: &ArrayD<f64>) -> f64 {
+    got.iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / scale(want)
+}
+
+/// `sig_kernel_backprop` on the GPU (f32 always, f64 when the adapter has it) against the CPU in
+/// f64, for `batch` pairs of paths of `l1` and `l2` points and random `dF/dk`. f64 evaluates every
+/// expression in the CPU's order (up to fused multiply-adds), so it agrees to rounding; f32 may be
+/// off by the scheme's own f32 error (measured on the CPU in f32) and a little more.
+fn check_backprop(
+    device: &Device,
+    f64: bool,
+    batch: usize,
+    (l1, l2): (usize, usize),
+    dim: usize,
+    opts: &SigKernelOptions,
+) {
+    let what = format!("batch {batch}, lengths ({l1}, {l2}), dim {dim}, {opts:?}");
+    let seed = (batch * 7919 + l1 * 131 + l2 * 17 + dim) as u64;
+    let x = random(&[batch, l1, dim], seed) / (l1.max(1) as f64).sqrt();
+    let y = random(&[batch, l2, dim], seed + 3) / (l2.max(1) as f64).sqrt();
+    let d = random(&[batch], seed + 5);
+    let cpu_opts = SigKernelOptions {
+        device: Device::Cpu,
+        ..opts.clone()
+    };
+    let (wx, wy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &cpu_opts).unwrap();
+    let gpu_opts = kernel_on(device, opts);
+    if f64 {
+        let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &gpu_opts).unwrap();
+        assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+        assert_close(&format!("dx f64, {what}"), &gx, &wx, 1e-9, 1e-10);
+        assert_close(&format!("dy f64, {what}"), &gy, &wy, 1e-9, 1e-10);
+    }
+    let (d32, x32, y32) = (to_f32(&d), to_f32(&x), to_f32(&y));
+    let (cx, cy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &cpu_opts).unwrap();
+    let steps = |l: usize, lam: usize| (l.saturating_sub(1) * (1 + opts.lead_lag as usize)) << lam;
+    let diagonals = steps(l1, opts.dyadic_order.0) + steps(l2, opts.dyadic_order.1) + 1;
+    let base = 1e-4 * (1.0 + (diagonals as f64).sqrt());
+    let (gx, gy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &gpu_opts).unwrap();
+    assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+    for (name, got, cpu32, want) in [("dx", &gx, &cx, &wx), ("dy", &gy, &cy, &wy)] {
+        let tol = base + 3.0 * rel_err(&to_f64(cpu32), want);
+        assert_close(&format!("{name} f32, {what}"), &to_f64(got), want, tol, tol);
+    }
+}
+
+/// Lengths, dimensions, dyadic orders (also a pair), the transforms and unequal lengths.
+#[test]
+fn sig_kernel_backward_matches_cpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let transforms = [(false, false), (true, false), (false, true), (true, true)];
+    let lengths = [(1, 4), (2, 2), (5, 3), (9, 17), (40, 70)];
+    for (i, &(l1, l2)) in lengths.iter().enumerate() {
+        for (j, &(time_aug, lead_lag)) in transforms.iter().enumerate() {
+            for dyadic_order in [(0, 0), (1, 1), (2, 0), (1, 2)] {
+                if l1 * l2 > 1000 && (dyadic_order != (0, 0) || j > 1) {
+                    continue;
+                }
+                let opts = SigKernelOptions {
+                    dyadic_order,
+                    time_aug,
+                    lead_lag,
+                    end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
+                    ..Default::default()
+                };
+                check_backprop(&device, f64, 2, (l1, l2), 1 + (i + j) % 4, &opts);
+            }
+        }
+    }
+    // A diagonal longer than the workgroup, refined.
+    let opts = SigKernelOptions {
+        dyadic_order: (1, 1),
+        ..Default::default()
+    };
+    check_backprop(&device, f64, 1, (90, 80), 2, &opts);
+}
+
+/// Scaled-linear and RBF static kernels, normalisation, and batches across chunk boundaries.
+#[test]
+fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
+    let Some((device, f64)) = gpu() else { return };
+    for static_kernel in [
+        StaticKernel::Linear,
+        StaticKernel::ScaledLinear(1.7),
+        StaticKernel::Rbf { sigma: 0.8 },
+    ] {
+        for normalize in [false, true] {
+            for dyadic_order in [(0, 0), (1, 2)] {
+                let opts = SigKernelOptions {
+                    static_kernel,
+                    normalize,
+                    dyadic_order,
+                    lead_lag: normalize,
+                    ..Default::default()
+                };
+                check_backprop(&device, f64, 3, (7, 5), 2, &opts);
+            }
+        }
+    }
+    for batch in [CHUNK, CHUNK + 1, 2 * CHUNK + 5] {
+        let opts = SigKernelOptions {
+            normalize: batch == CHUNK + 1,
+            ..Default::default()
+        };
+        check_backprop(&device, f64, batch, (5, 6), 2, &opts);
+    }
+}
+
+/// `return_grid` is computed on the CPU only: an explicit GPU request is a device error.
+#[test]
+fn sig_kernel_backward_grid_on_gpu_is_a_device_error() {
+    let Some((device, _)) = gpu() else { return };
+    let x = random(&[2, 4, 2], 3);
+    let d = ArrayD::<f64>::ones(ndarray::IxDyn(&[2, 4, 4]));
+    let opts = kernel_on(
+        &device,
+        &SigKernelOptions {
+            return_grid: true,
+            ..Default::default()
+        },
+    );
+    match sig_kernel_backprop(d.view(), x.view(), x.view(), &opts) {
+        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("not available on the GPU")),
+        other => panic!(
+            "expected a device error, got {:?}",
+            other.map(|a| a.0.len())
+        ),
+    }
+}
+
+/// pySigLib returns `(1, L, d)` gradients for unbatched `(L, d)` paths; roughsig returns `(L, d)`.
+fn unbatched_quirk(want: ArrayD<f64>, path: &ArrayD<f64>) -> ArrayD<f64> {
+    if path.ndim() == 2 && want.ndim() == 3 {
+        want.index_axis_move(Axis(0), 0)
+    } else {
+        want
+    }
+}
+
+/// Every pySigLib golden case of `sig_kernel_backprop`, on the GPU.
+#[test]
+fn sig_kernel_backward_golden_on_gpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let mut checked = 0;
+    for case in Case::all("sig_kernel_backprop") {
+        if case.flag("return_grid") {
+            continue;
+        }
+        let (x, y, d) = (
+            case.array("path1"),
+            case.array("path2"),
+            case.array("derivs"),
+        );
+        let want_x = unbatched_quirk(case.array("path1_derivs"), &x);
+        let want_y = unbatched_quirk(case.array("path2_derivs"), &y);
+        let opts = kernel_on(
+            &device,
+            &SigKernelOptions {
+                dyadic_order: dyadic_order(&case),
+                time_aug: case.flag("time_aug"),
+                lead_lag: case.flag("lead_lag"),
+                end_time: case.end_time(),
+                ..Default::default()
+            },
+        );
+        if f64 {
+            let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &opts).unwrap();
+            let (rtol, atol) = case.tolerance();
+            assert_close(&format!("{} dx", case.name), &gx, &want_x, rtol, atol);
+            assert_close(&format!("{} dy", case.name), &gy, &want_y, rtol, atol);
+        }
+        let (gx, gy) = sig_kernel_backprop(
+            to_f32(&d).view(),
+            to_f32(&x).view(),
+            to_f32(&y).view(),
+            &opts,
+        )
+        .unwrap();
+        let (dx, dy) = (to_f64(&gx), to_f64(&gy));
+        assert_close(&format!("{} dx f32", case.name), &dx, &want_x, 5e-4, 5e-4);
+        assert_close(&format!("{} dy f32", case.name), &dy, &want_y, 5e-4, 5e-4);
+        checked += 1;
+    }
+    assert!(checked > 0, "no sig_kernel_backprop golden cases");
+}
+
+fn dyadic_order(case: &Case) -> (usize, usize) {
+    let v = &case.json["params"]["dyadic_order"];
+    match v.as_array() {
+        Some(p) => (
+            p[0].as_u64().unwrap() as usize,
+            p[1].as_u64().unwrap() as usize,
+        ),
+        None => (v.as_u64().unwrap() as usize, v.as_u64().unwrap() as usize),
+    }
+}
+
+/// The Gram matrix (also the symmetric one) and its gradient on the GPU against the CPU, for `n × m`
+/// pairs of paths of `l1` and `l2` points.
+fn check_gram(
+    device: &Device,
+    f64: bool,
+    (n, m): (usize, usize),
+    (l1, l2): (usize, usize),
+    opts: &SigKernelOptions,
+) {
+    let what = format!("{n}×{m} pairs, lengths ({l1}, {l2}), {opts:?}");
+    let seed = (n * 101 + m * 7 + l1 * 3 + l2) as u64;
+    let xs = random(&[n, l1, 2], seed) / (l1 as f64).sqrt();
+    let ys = random(&[m, l2, 2], seed + 1) / (l2 as f64).sqrt();
+    let d = random(&[n, m], seed + 2);
+    let cpu_opts = SigKernelOptions {
+        device: Device::Cpu,
+        ..opts.clone()
+    };
+    let gpu_opts = kernel_on(device, opts);
+    let want = sig_kernel_gram(xs.view(), ys.view(), &cpu_opts).unwrap();
+    let want_sym = sig_kernel_gram_sym(xs.view(), &cpu_opts).unwrap();
+    let (wx, wy) = sig_kernel_gram_backprop(d.view(), xs.view(), ys.view(), &cpu_opts).unwrap();
+    let on_gpu = || assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+    if f64 {
+        let got = sig_kernel_gram(xs.view(), ys.view(), &gpu_opts).unwrap();
+        on_gpu();
+        assert_close(&format!("gram f64, {what}"), &got, &want, 1e-10, 1e-10);
+        let sym = sig_kernel_gram_sym(xs.view(), &gpu_opts).unwrap();
+        assert_close(
+            &format!("gram_sym f64, {what}"),
+            &sym,
+            &want_sym,
+            1e-10,
+            1e-10,
+        );
+        if opts.dyadic_order.0 == opts.dyadic_order.1 {
+            assert_eq!(sym, sym.t(), "{what}: not exactly symmetric");
+        }
+        let (gx, gy) = sig_kernel_gram_backprop(d.view(), xs.view(), ys.view(), &gpu_opts).unwrap();
+        on_gpu();
+        assert_close(&format!("gram dxs f64, {what}"), &gx, &wx, 1e-9, 1e-10);
+        assert_close(&format!("gram dys f64, {what}"), &gy, &wy, 1e-9, 1e-10);
+    }
+    let (xs32, ys32, d32) = (to_f32(&xs), to_f32(&ys), to_f32(&d));
+    let got = sig_kernel_gram(xs32.view(), ys32.view(), &gpu_opts).unwrap();
+    on_gpu();
+    assert_close(
+        &format!("gram f32, {what}"),
+        &to_f64(&got),
+        &want,
+        1e-4,
+        1e-4,
+    );
+    let (gx, gy) =
+        sig_kernel_gram_backprop(d32.view(), xs32.view(), ys32.view(), &gpu_opts).unwrap();
+    on_gpu();
+    let (dx, dy) = (to_f64(&gx), to_f64(&gy));
+    assert_close(&format!("gram dxs f32, {what}"), &dx, &wx, 5e-4, 5e-4);
+    assert_close(&format!("gram dys f32, {what}"), &dy, &wy, 5e-4, 5e-4);
+}
+
+/// Gram matrices and their gradients: static kernels, normalisation, dyadic orders, and more pairs
+/// than one chunk holds.
+#[test]
+fn sig_kernel_gram_matches_cpu() {
+    let Some((device, f64)) = gpu() else { return };
+    for static_kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 0.9 }] {
+        for normalize in [false, true] {
+            let opts = SigKernelOptions {
+                static_kernel,
+                normalize,
+                dyadic_order: (1, 0),
+                time_aug: normalize,
+                ..Default::default()
+            };
+            check_gram(&device, f64, (3, 4), (6, 5), &opts);
+        }
+    }
+    let opts = SigKernelOptions {
+        dyadic_order: (1, 1),
+        lead_lag: true,
+        ..Default::default()
+    };
+    check_gram(&device, f64, (2, 3), (4, 1), &opts);
+    // 9 × 9 = 81 pairs: two chunks of at most 70.
+    let opts = SigKernelOptions {
+        normalize: true,
+        ..Default::default()
+    };
+    check_gram(&device, f64, (9, 9), (4, 5), &opts);
+}
