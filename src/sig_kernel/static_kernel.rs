@@ -111,7 +111,7 @@ impl<T: Scalar> Lift<T> {
                 bilinear_backprop(*c, d, dg, &x.incs, &y.incs_t, &mut x.grad, &mut y.grad_t);
                 y.grad.clear();
                 y.grad.resize(n2 * d, T::zero());
-                for (i, column) in y.grad_t.chunks_exact(n2).enumerate() {
+                for (i, column) in y.grad_t.chunks_exact(n2.max(1)).enumerate() {
                     for (b, &v) in column.iter().enumerate() {
                         y.grad[b * d + i] = v;
                     }
@@ -249,6 +249,9 @@ multiversion! {
 
 #[inline(always)]
 fn bilinear_row_impl<T: Scalar, M: MulAdd>(c: T, xa: &[T], y_t: &[T], g: &mut [T]) {
+    if g.is_empty() {
+        return;
+    }
     g.fill(T::zero());
     for (&xi, yi) in xa.iter().zip(y_t.chunks_exact(g.len())) {
         for (gb, &v) in g.iter_mut().zip(yi) {

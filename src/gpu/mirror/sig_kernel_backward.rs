@@ -284,15 +284,12 @@ mod tests {
                     &mut dg,
                 );
                 let out = &got[p * (cells + 1)..(p + 1) * (cells + 1)];
-                // Every expression is evaluated in the CPU's order: the same bits.
-                assert_eq!(
-                    out[cells].to_bits(),
-                    k.to_bits(),
-                    "kernel {} vs {k}",
-                    out[cells]
-                );
+                // The same scheme in the same order; the CPU fuses some multiply-adds where the CPU
+                // has FMA, so the two agree to rounding rather than to the bit.
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
+                assert!(close(out[cells], k), "kernel {} vs {k}", out[cells]);
                 for (g, w) in out[..cells].iter().zip(&dg) {
-                    assert_eq!(g.to_bits(), w.to_bits(), "{g} vs {w}");
+                    assert!(close(*g, *w), "{g} vs {w}");
                 }
             }
         }
