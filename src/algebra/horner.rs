@@ -70,15 +70,28 @@ fn mul_exp_d<T: Scalar, M: MulAdd, const D: usize>(
     z: &[T],
     scratch: &mut HornerScratch<T>,
 ) {
+    let HornerScratch {
+        inv, ping, pong, ..
+    } = scratch;
+    step::<T, M, D>(shape, s, z, inv, ping, pong);
+}
+
+/// [`mul_exp_d`] on the scratch's parts.
+#[inline(always)]
+fn step<T: Scalar, M: MulAdd, const D: usize>(
+    shape: &TensorShape,
+    s: &mut [T],
+    z: &[T],
+    inv: &[T],
+    ping: &mut [T],
+    pong: &mut [T],
+) {
     let (d, n) = (shape.dim, shape.degree);
     if n == 0 {
         return;
     }
     let tiled = tile::<T, M, D>(z);
     let z = tiled.as_ref().map_or(z, |t| &t[..]);
-    let HornerScratch {
-        inv, ping, pong, ..
-    } = scratch;
     for k in (2..=n).rev() {
         let b = chain::<T, M, D>(shape, s, z, k, inv, ping, pong);
         outer_acc::<T, M, D>(b, z, &mut s[shape.offset(k)..shape.offset(k + 1)]);
@@ -146,21 +159,29 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
         return;
     }
     let top = shape.level_len(n - 1);
-    let mut tops = std::mem::take(&mut scratch.tops);
-    let lower = scratch.lower.clone();
+    let HornerScratch {
+        inv,
+        ping,
+        pong,
+        tops,
+        lower,
+        ..
+    } = scratch;
     for (z, b) in zs.chunks_exact(d).zip(tops.chunks_exact_mut(top)) {
-        let HornerScratch {
-            inv, ping, pong, ..
-        } = scratch;
-        b.copy_from_slice(chain::<T, M, D>(shape, s, z, n, inv, ping, pong));
-        mul_exp_d::<T, M, D>(&lower, &mut s[..lower.len()], z, scratch);
+        // The chain alternates between its two buffers and ends in the first when it takes an
+        // even number of steps (n − 2): hand it `b` in that place so that `B_{N-1}` lands there.
+        if (n - 2) % 2 == 0 {
+            chain::<T, M, D>(shape, s, z, n, inv, b, pong);
+        } else {
+            chain::<T, M, D>(shape, s, z, n, inv, ping, b);
+        }
+        step::<T, M, D>(lower, &mut s[..lower.len()], z, inv, ping, pong);
     }
     let b: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &tops[i * top..(i + 1) * top]);
     let z: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &zs[i * d..(i + 1) * d]);
     // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<D>() says the
     // kernel handles rows of D.
     unsafe { T::outer_acc4::<D>(b, z, &mut s[shape.offset(n)..shape.offset(n + 1)]) };
-    scratch.tops = tops;
 }
 
 multiversion! {
