@@ -68,8 +68,9 @@ impl<'a, T: Scalar> Increments<'a, T> {
         self.fill_strided(t, z, 1, 0);
     }
 
-    /// Write increment `t` into a lane-interleaved `z`: channel `j` at `j·stride + lane`.
-    #[inline]
+    /// Write increment `t` into a lane-interleaved `z`: channel `j` at `j·stride + lane`. Always
+    /// inlined, so that [`Increments::fill`]'s unit stride stays a plain, vectorised loop.
+    #[inline(always)]
     pub fn fill_strided(&self, t: usize, z: &mut [T], stride: usize, lane: usize) {
         let d = self.dim;
         let (seg, start) = self.source(t);
