@@ -72,15 +72,48 @@ fn windows(ctx: &Context, rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
             ctx.name, ctx.loop_budget
         )));
     }
-    let steps = steps.min(u32::MAX as u64) as u32;
+    Ok(cut(diagonals, steps))
+}
+
+/// `[0, total)` cut into windows of at most `step`.
+fn cut(total: u32, step: u64) -> Vec<(u32, u32)> {
+    let step = step.clamp(1, u32::MAX as u64) as u32;
     let mut out = Vec::new();
-    let mut d = 0u32;
-    while d < diagonals {
-        let end = d.saturating_add(steps).min(diagonals);
-        out.push((d, end));
-        d = end;
+    let mut begin = 0u32;
+    while begin < total {
+        let end = begin.saturating_add(step).min(total);
+        out.push((begin, end));
+        begin = end;
     }
-    Ok(out)
+    out
+}
+
+/// What every pair of a call shares: the grid's sizes (the per-dispatch fields are filled later).
+fn base_params(grid: KernelGrid) -> Result<SigKernelParams> {
+    Ok(SigKernelParams {
+        n1: to_u32("increments", grid.n1)?,
+        n2: to_u32("increments", grid.n2)?,
+        lam1: grid.lam1,
+        lam2: grid.lam2,
+        rows: to_u32("grid rows", grid.rows())?,
+        cols: to_u32("grid columns", grid.cols())?,
+        ..Default::default()
+    })
+}
+
+/// Pairs per chunk: what the buffers (`per_pair`) and the dispatch allow, at most `pairs`, with the
+/// host's base Gram matrices of one chunk within [`GRAM_CHUNK_BYTES`].
+fn chunk_pairs<T: Scalar>(
+    ctx: &Context,
+    grid: KernelGrid,
+    per_pair: &[PerPath],
+    pairs: usize,
+) -> Result<usize> {
+    let cells = grid.n1 * grid.n2;
+    Ok(chunk_paths(ctx, Precision::of::<T>(), per_pair)?
+        .min(ctx.limits.max_compute_workgroups_per_dimension as usize)
+        .min((GRAM_CHUNK_BYTES / (cells * std::mem::size_of::<T>())).max(1))
+        .min(pairs))
 }
 
 /// The kernels of `out.len()` pairs into `out`: `gram(first, g)` writes the base Gram matrices of
@@ -117,20 +150,9 @@ pub(crate) fn sig_kernel<T: Scalar>(
             elems: 3 * rows as u64,
         },
     ];
-    let chunk = chunk_paths(&ctx, precision, &per_pair)?
-        .min(ctx.limits.max_compute_workgroups_per_dimension as usize)
-        .min((GRAM_CHUNK_BYTES / (cells * std::mem::size_of::<T>())).max(1))
-        .min(out.len());
+    let chunk = chunk_pairs::<T>(&ctx, grid, &per_pair, out.len())?;
     let windows = windows(&ctx, rows, cols)?;
-    let p = SigKernelParams {
-        n1: to_u32("increments", grid.n1)?,
-        n2: to_u32("increments", grid.n2)?,
-        lam1: grid.lam1,
-        lam2: grid.lam2,
-        rows: to_u32("grid rows", rows)?,
-        cols: to_u32("grid columns", cols)?,
-        ..Default::default()
-    };
+    let p = base_params(grid)?;
     let size = precision.size();
     let uniform = ctx.buffer(
         "params",
@@ -192,17 +214,7 @@ fn reduce_windows(ctx: &Context, grid: KernelGrid) -> Result<Vec<(u32, u32)>> {
             ctx.name, ctx.loop_budget
         )));
     }
-    let step = strips
-        .saturating_mul(WORKGROUP_SIZE as u64)
-        .min(u32::MAX as u64) as u32;
-    let mut out = Vec::new();
-    let mut c = 0u32;
-    while c < cells {
-        let end = c.saturating_add(step).min(cells);
-        out.push((c, end));
-        c = end;
-    }
-    Ok(out)
+    Ok(cut(cells, strips.saturating_mul(WORKGROUP_SIZE as u64)))
 }
 
 /// `dF/dG` and the kernel of each of `seeds.len()` pairs, given `seeds = dF/dk`: `gram(first, g)`
@@ -252,21 +264,10 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
             elems: 3 * rows as u64,
         },
     ];
-    let chunk = chunk_paths(&ctx, precision, &per_pair)?
-        .min(ctx.limits.max_compute_workgroups_per_dimension as usize)
-        .min((GRAM_CHUNK_BYTES / (cells * std::mem::size_of::<T>())).max(1))
-        .min(seeds.len());
+    let chunk = chunk_pairs::<T>(&ctx, grid, &per_pair, seeds.len())?;
     let diagonals = windows(&ctx, rows, cols)?;
     let reductions = reduce_windows(&ctx, grid)?;
-    let p = SigKernelParams {
-        n1: to_u32("increments", grid.n1)?,
-        n2: to_u32("increments", grid.n2)?,
-        lam1: grid.lam1,
-        lam2: grid.lam2,
-        rows: to_u32("grid rows", rows)?,
-        cols: to_u32("grid columns", cols)?,
-        ..Default::default()
-    };
+    let p = base_params(grid)?;
     let size = precision.size();
     let uniform = ctx.buffer(
         "params",
