@@ -46,11 +46,18 @@ impl<T: Scalar> Plan<'_, T> {
     /// `k(x, y)`, unnormalised.
     pub fn kernel(&self, ws: &mut Workspace<T>, x: &[T], y: &[T]) -> T {
         self.load(ws, x, y);
-        let grid = Grid::new(ws.x.n, ws.y.n, self.opts.dyadic_order)
-            .expect("grid sizes are checked before computing");
         let Workspace {
             x, y, kappa, pde, ..
         } = ws;
+        // The scheme is symmetric in its two paths (the grid transposes), so the sweep runs along
+        // the longer one and keeps rows of the shorter: O(min(L1, L2)) memory.
+        let (l1, l2) = self.opts.dyadic_order;
+        let (x, y, order) = if (y.n << l2) > (x.n << l1) {
+            (&*y, &*x, (l2, l1))
+        } else {
+            (&*x, &*y, (l1, l2))
+        };
+        let grid = Grid::new(x.n, y.n, order).expect("grid sizes are checked before computing");
         pde::solve(&grid, pde, |a, g| self.lift.gram_row(a, x, y, kappa, g))
     }
 
