@@ -8,9 +8,9 @@
 //! and shapes and picks the device.
 //!
 //! Memory: the forward pass keeps two rows of the refined grid per thread, across the shorter path
-//! (O(min(L1, L2))), plus the two paths' increments. A backward pass holds the pair's base Gram matrix and the rows
-//! of `K` it needs: the whole refined grid when it fits in 64 MiB, else checkpointed blocks that are
-//! recomputed (at most one extra forward pass). Gram matrices are computed pair by pair into the
+//! (O(min(L1, L2))), plus the two paths' increments. A backward pass holds the pair's base Gram
+//! matrix and the rows of `K` it needs: the whole refined grid when it fits in 64 MiB, else
+//! checkpointed blocks that are recomputed (at most one extra forward pass). Gram matrices are computed pair by pair into the
 //! output; their backprop keeps one gradient accumulator per worker.
 
 mod checks;
