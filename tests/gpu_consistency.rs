@@ -318,6 +318,35 @@ fn check_log_sig(
             let got = roughsig::log_sig(path.view(), degree, method, &on(device, opts)).unwrap();
             assert_abs(&format!("{what} f64"), &got, &want, 1e-10);
         }
+        // `sig_to_log_sig` from the CPU's signatures, with and without their scalar term.
+        for st in [false, true] {
+            let what = format!("sig_to_log_sig {method:?}, scalar term {st}, {what}");
+            let sig_opts = SigOptions {
+                scalar_term: st,
+                ..cpu(opts)
+            };
+            let sigs = roughsig::sig(path.view(), degree, &sig_opts).unwrap();
+            let to_log = |s: &ArrayD<f64>, o: &SigOptions| {
+                roughsig::sig_to_log_sig(s.view(), dim, degree, method, o)
+            };
+            let want = to_log(&sigs, &cpu(opts)).unwrap();
+            let got = roughsig::sig_to_log_sig(
+                to_f32(&sigs).view(),
+                dim,
+                degree,
+                method,
+                &on(device, opts),
+            );
+            if refused(&what, &got, skipped) {
+                return;
+            }
+            assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+            assert_abs(&format!("{what} f32"), &to_f64(&got.unwrap()), &want, tol);
+            if f64 {
+                let got = to_log(&sigs, &on(device, opts)).unwrap();
+                assert_abs(&format!("{what} f64"), &got, &want, 1e-10);
+            }
+        }
     }
 }
 

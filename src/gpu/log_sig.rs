@@ -83,16 +83,26 @@ pub(crate) fn unit_windows(
     Ok(out)
 }
 
+/// Where the signatures `tensor_log.wgsl` takes the logarithm of come from.
+pub(crate) enum Signatures<'a, T> {
+    /// Computed on the GPU by `sig_forward.wgsl` from `paths` with `opts`' transforms, in the same
+    /// submission, never read back.
+    Paths {
+        paths: &'a [T],
+        ps: PathsShape,
+        opts: &'a SigOptions,
+    },
+    /// Given on the host: rows of the signature's levels, after a leading scalar term when `st`.
+    Given { sigs: &'a [T], st: bool },
+}
+
 /// Log-signatures of a batch into `out`: with `words`, rows of `words.len()` (the logarithm at those
 /// flat signature indices); without, rows of `shape.len() + out_st` (the whole logarithm, after a
-/// leading 0 when `out_st`). Signatures are computed with `opts`' transforms, never read back.
-#[allow(clippy::too_many_arguments)]
+/// leading 0 when `out_st`).
 pub(crate) fn log_sig<T: Scalar>(
     device: &GpuDevice,
     shape: &TensorShape,
-    paths: &[T],
-    ps: PathsShape,
-    opts: &SigOptions,
+    source: Signatures<'_, T>,
     words: Option<&[usize]>,
     out_st: bool,
     out: &mut [T],
@@ -110,8 +120,14 @@ pub(crate) fn log_sig<T: Scalar>(
     let precision = Precision::of::<T>();
     let ctx = open(device, precision)?;
     let batch = out.len() / out_row;
-    let (sig_len, row_in) = (shape.len(), ps.length * ps.dim);
-    let sig_scratch = sig_len + shape.dim + shape.top_scratch_len();
+    let sig_len = shape.len();
+    let (row_in, sig_scratch) = match &source {
+        Signatures::Paths { ps, .. } => (
+            ps.length * ps.dim,
+            sig_len + shape.dim + shape.top_scratch_len(),
+        ),
+        Signatures::Given { .. } => (0, 0),
+    };
     let chain = chain_len(shape);
     let per_path = [
         ("paths", row_in),
@@ -125,19 +141,10 @@ pub(crate) fn log_sig<T: Scalar>(
         elems: n as u64,
     });
     let chunk = chunk_paths(&ctx, precision, &per_path)?.min(batch);
-    let sig_windows = windows(
-        &ctx,
-        Sweep::Forward,
-        increments(ps, opts),
-        loop_cost::forward(shape, ps.dim, opts.lead_lag),
-    )?;
     let log_windows = unit_windows(&ctx.name, ctx.loop_budget, unit_costs(shape, out_row))?;
     let size = precision.size();
     let bytes = |row: usize| (row * chunk) as u64 * size;
 
-    let sig_consts = super::sig::consts::<T>(shape, ps, opts);
-    let sig_consts_buf = ctx.buffer("consts", sig_consts.len() as u64 * size, STORAGE);
-    ctx.write(&sig_consts_buf, &bytes_of(precision, &sig_consts));
     let log_consts = log_consts::<T>(shape.degree);
     let log_consts_buf = ctx.buffer("log consts", log_consts.len() as u64 * size, STORAGE);
     ctx.write(&log_consts_buf, &bytes_of(precision, &log_consts));
@@ -151,31 +158,49 @@ pub(crate) fn log_sig<T: Scalar>(
         .collect();
     let words_buf = ctx.buffer("words", word_bytes.len() as u64, STORAGE);
     ctx.write(&words_buf, &word_bytes);
-    let paths_buf = ctx.buffer("paths", bytes(row_in), STORAGE);
     let sigs_buf = ctx.buffer("signatures", bytes(sig_len), STORAGE);
-    let sig_scratch_buf = ctx.buffer("signature scratch", bytes(sig_scratch), STORAGE);
     let chain_buf = ctx.buffer("logarithm scratch", bytes(chain), STORAGE);
     let out_buf = ctx.buffer("output", bytes(out_row), STORAGE);
     let staging = ctx.buffer("staging", bytes(out_row), STAGING);
-
-    let sig_params = params(shape, ps, opts, 0)?;
     let log_params = Params {
         length: match words {
             Some(w) => to_u32("words", w.len())?,
             None => 0,
         },
-        aug_dim: sig_params.aug_dim,
-        degree: sig_params.degree,
+        aug_dim: to_u32("dimension", shape.dim)?,
+        degree: to_u32("degree", shape.degree)?,
         scalar_term: (words.is_none() && out_st) as u32,
         ..Params::default()
     };
+    // The signature kernel's buffers and windows, when the signatures are computed here.
+    let forward = match &source {
+        Signatures::Paths { paths, ps, opts } => {
+            let consts = super::sig::consts::<T>(shape, *ps, opts);
+            let consts_buf = ctx.buffer("consts", consts.len() as u64 * size, STORAGE);
+            ctx.write(&consts_buf, &bytes_of(precision, &consts));
+            let windows = windows(
+                &ctx,
+                Sweep::Forward,
+                increments(*ps, opts),
+                loop_cost::forward(shape, ps.dim, opts.lead_lag),
+            )?;
+            let paths_buf = ctx.buffer("paths", bytes(row_in), STORAGE);
+            let scratch_buf = ctx.buffer("signature scratch", bytes(sig_scratch), STORAGE);
+            Some((
+                *paths,
+                params(shape, *ps, opts, 0)?,
+                windows,
+                paths_buf,
+                consts_buf,
+                scratch_buf,
+            ))
+        }
+        Signatures::Given { .. } => None,
+    };
+    let mut given = Vec::new();
     for (c, out_chunk) in out.chunks_mut(chunk * out_row).enumerate() {
         let n = out_chunk.len() / out_row;
         let first = c * chunk;
-        ctx.write(
-            &paths_buf,
-            &bytes_of(precision, &paths[first * row_in..(first + n) * row_in]),
-        );
         let n_paths = to_u32("chunk", n)?;
         let with = |p: Params, w: &[(u32, u32)]| -> Vec<Params> {
             w.iter()
@@ -187,18 +212,30 @@ pub(crate) fn log_sig<T: Scalar>(
                 })
                 .collect()
         };
-        let steps = [
-            Step {
+        let mut steps = Vec::with_capacity(2);
+        if let Some((paths, sig_params, windows, paths_buf, consts_buf, scratch_buf)) = &forward {
+            let rows = &paths[first * row_in..(first + n) * row_in];
+            ctx.write(paths_buf, &bytes_of(precision, rows));
+            steps.push(Step {
                 kernel: &SIG_FORWARD,
-                buffers: vec![&paths_buf, &sig_consts_buf, &sigs_buf, &sig_scratch_buf],
-                params: with(sig_params, &sig_windows),
-            },
-            Step {
-                kernel: &TENSOR_LOG,
-                buffers: vec![&sigs_buf, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
-                params: with(log_params, &log_windows),
-            },
-        ];
+                buffers: vec![paths_buf, consts_buf, &sigs_buf, scratch_buf],
+                params: with(*sig_params, windows),
+            });
+        }
+        if let Signatures::Given { sigs, st } = &source {
+            // The levels of each row, without the scalar term: the layout `sig_forward` writes.
+            let row = sig_len + *st as usize;
+            given.clear();
+            for r in sigs[first * row..(first + n) * row].chunks_exact(row) {
+                given.extend_from_slice(&r[*st as usize..]);
+            }
+            ctx.write(&sigs_buf, &bytes_of(precision, &given));
+        }
+        steps.push(Step {
+            kernel: &TENSOR_LOG,
+            buffers: vec![&sigs_buf, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
+            params: with(log_params, &log_windows),
+        });
         let groups = to_u32("workgroups", n.div_ceil(WORKGROUP_SIZE as usize))?;
         let result = ctx.run_steps(
             precision,

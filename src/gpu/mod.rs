@@ -1,10 +1,11 @@
-//! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig`, `sig_backprop`, `sig_kernel` and `log_sig` as
-//! WGSL compute kernels.
+//! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig`, `sig_backprop`, the signature kernels and
+//! their gradients, and log-signatures as WGSL compute kernels.
 //!
-//! The pieces, one name per operation: `shaders/sig_forward.wgsl`, `shaders/sig_backward.wgsl` and
-//! `shaders/tensor_log.wgsl`, their entries in the kernel table [`kernels`], their drivers (the `sig`,
-//! `sig_backprop` and `log_sig` of this module, taking the same arguments as the CPU drivers; `log_sig`
-//! runs `sig_forward` then `tensor_log` in one submission and reads back only the log-signatures) and their plain-Rust mirrors in `src/gpu/mirror/`
+//! The pieces, one name per operation: the shaders in `shaders/`, their entries in the kernel table
+//! [`kernels`], their drivers (the `sig`, `sig_backprop`, `sig_kernel`, `sig_kernel_backprop` and
+//! `log_sig` of this module, taking the same arguments as the CPU drivers; `log_sig` runs
+//! `sig_forward` then `tensor_log` in one submission and reads back only the log-signatures, or
+//! `tensor_log` alone on uploaded signatures) and their plain-Rust mirrors in `src/gpu/mirror/`
 //! (tests only). The wgpu instance, adapters, devices and compiled pipelines are made once per process.
 //!
 //! [`adapters`] lists what wgpu found and which adapter `Device::Auto` would use.
@@ -37,7 +38,7 @@ pub(crate) mod mirror;
 mod sig;
 pub(crate) mod sig_kernel;
 
-pub(crate) use log_sig::log_sig;
+pub(crate) use log_sig::{log_sig, Signatures};
 #[doc(hidden)]
 pub use sig::set_max_chunk_paths;
 pub(crate) use sig::{sig, sig_backprop};

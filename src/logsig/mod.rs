@@ -127,7 +127,7 @@ pub fn lyndon_word_index(dimension: usize, degree: usize, word: &[usize]) -> Res
 /// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature and its
 /// logarithm are computed in one submission and only the log-signatures are read back (`Words`:
 /// only the Lyndon-word entries). `Lyndon` reads the words back and solves the bracket basis on the
-/// CPU. [`sig_to_log_sig`] and the gradients run on the CPU only.
+/// CPU. The gradients run on the CPU only.
 pub fn log_sig<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     degree: usize,
@@ -158,30 +158,17 @@ pub fn log_sig<T: Scalar, D: Dimension>(
         out_shape.push(plan.out_len(options.scalar_term));
         let mut out = zeros::<T>("log-signature", &out_shape)?;
         let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-        let words = plan.basis.as_ref().map(|b| b.flat.as_slice());
-        let (shape, st) = (&plan.shape, options.scalar_term);
-        let result = gpu::log_sig(device, shape, p.slice(), ps, options, words, st, slice);
+        let source = gpu::Signatures::Paths {
+            paths: p.slice(),
+            ps,
+            opts: options,
+        };
+        let result = plan.on_gpu(device, source, options, slice);
         if gpu::fall_back(device, result)? {
             backend = Backend::Cpu {
                 threads: crate::threads(options.n_jobs)?,
             };
         } else {
-            if let (LogSigMethod::Lyndon, Some(basis)) = (plan.method, &plan.basis) {
-                // The bracket basis is a sparse triangular solve per row, on the CPU.
-                let threads = crate::threads(options.n_jobs)?;
-                let len = basis.len();
-                let words = slice.to_vec();
-                par_rows(
-                    threads,
-                    slice,
-                    len,
-                    || (),
-                    |_, i, o| {
-                        o.copy_from_slice(&words[i * len..(i + 1) * len]);
-                        basis.brackets().solve(o);
-                    },
-                );
-            }
             record(&backend);
             return Ok(out);
         }
@@ -215,6 +202,8 @@ pub fn log_sig<T: Scalar, D: Dimension>(
 /// Whether `sigs` carries the scalar term is inferred from its length; the term is taken to be 1. The
 /// `Expanded` output keeps the input's layout (a leading 0 where the input has its scalar term);
 /// `Words` and `Lyndon` give `(batch…, log_sig_length)`. `options.scalar_term` is not used.
+///
+/// On a GPU (as for [`log_sig`]) the signatures are uploaded and their logarithm runs there.
 pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
     sigs: ArrayView<'_, T, D>,
     dimension: usize,
@@ -227,7 +216,32 @@ pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
     let s = Rows::new("sig", sigs.into_dyn(), 1)?;
     let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
     s.check_finite("sig", false)?;
-    plan.forward(&s, st, st, threads(options)?)
+    // About `degree` multiply-adds per coefficient for the logarithm.
+    let work = (s.batch() * plan.shape.degree) as u128 * plan.shape.len() as u128;
+    let backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
+    if let Backend::Gpu(device) = &backend {
+        let mut out_shape = s.batch_shape.clone();
+        out_shape.push(plan.out_len(st));
+        let mut out = zeros::<T>("log-signature", &out_shape)?;
+        let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        let source = gpu::Signatures::Given {
+            sigs: s.slice(),
+            st,
+        };
+        let options = SigOptions {
+            scalar_term: st,
+            ..options.clone()
+        };
+        let result = plan.on_gpu(device, source, &options, slice);
+        if !gpu::fall_back(device, result)? {
+            record(&backend);
+            return Ok(out);
+        }
+    }
+    let threads = crate::threads(options.n_jobs)?;
+    let out = plan.forward(&s, st, st, threads)?;
+    record(&Backend::Cpu { threads });
+    Ok(out)
 }
 
 /// The gradient of a scalar `F(log_sig(paths))` with respect to `paths`, given
@@ -372,6 +386,35 @@ impl Plan {
             expanded: vec![T::zero(); self.shape.len()],
             coords: vec![T::zero(); self.basis.as_ref().map_or(0, |b| b.len())],
         }
+    }
+
+    /// Log-signatures into `out` on `device` (rows as [`Plan::out_len`] with `options.scalar_term`);
+    /// the Lyndon bracket basis, a sparse triangular solve per row, is solved on the CPU afterwards.
+    fn on_gpu<T: Scalar>(
+        &self,
+        device: &gpu::GpuDevice,
+        source: gpu::Signatures<'_, T>,
+        options: &SigOptions,
+        out: &mut [T],
+    ) -> Result<()> {
+        let words = self.basis.as_ref().map(|b| b.flat.as_slice());
+        gpu::log_sig(device, &self.shape, source, words, options.scalar_term, out)?;
+        if let (LogSigMethod::Lyndon, Some(basis)) = (self.method, &self.basis) {
+            let threads = crate::threads(options.n_jobs)?;
+            let len = basis.len();
+            let words = out.to_vec();
+            par_rows(
+                threads,
+                out,
+                len,
+                || (),
+                |_, i, o| {
+                    o.copy_from_slice(&words[i * len..(i + 1) * len]);
+                    basis.brackets().solve(o);
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Log-signatures of the rows of `s` (each with a leading scalar term when `in_st`); the output
