@@ -93,6 +93,36 @@ impl<'a, T: Scalar> Increments<'a, T> {
         }
     }
 
+    /// Write increments `steps` into lane-interleaved `zs`, one after the other: channel `j` of
+    /// step `t` at `((t - steps.start)·aug_dim + j)·stride + lane`. Without the transforms this is
+    /// a plain difference of consecutive points, in one pass over the path.
+    pub fn fill_lanes(
+        &self,
+        steps: std::ops::Range<usize>,
+        zs: &mut [T],
+        stride: usize,
+        lane: usize,
+    ) {
+        let (d, w) = (self.dim, self.aug_dim() * stride);
+        if self.lead_lag || self.dt.is_some() {
+            for (t, z) in steps.zip(zs.chunks_exact_mut(w)) {
+                self.fill_strided(t, z, stride, lane);
+            }
+            return;
+        }
+        let points = &self.path[steps.start * d..(steps.end + 1) * d];
+        let next = &points[d..];
+        for ((a, b), z) in points
+            .chunks_exact(d)
+            .zip(next.chunks_exact(d))
+            .zip(zs.chunks_exact_mut(w))
+        {
+            for (i, (&bi, &ai)) in b.iter().zip(a).enumerate() {
+                z[i * stride + lane] = bi - ai;
+            }
+        }
+    }
+
     /// Route the gradient `dz` of increment `t` back to the points of the original path (`out` is laid
     /// out like the path). The time channel's gradient has no path point to go to and is dropped.
     pub fn scatter(&self, t: usize, dz: &[T], out: &mut [T]) {

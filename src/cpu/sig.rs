@@ -84,15 +84,17 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     }
 }
 
-/// Steps whose increments [`LaneWorkspace::fill`] interleaves at once: the per-path work of
-/// generating an increment is then a tight loop over steps rather than a call per step and lane.
-const LANE_STEPS: usize = 16;
+/// Bytes of increments [`LaneWorkspace::fill`] interleaves at once (at most 64 steps): the work
+/// of generating them is then one pass along each path, rather than a call per step and lane and
+/// short reads from eight places, and they stay in the L1 cache beside the signatures.
+const LANE_STEP_BYTES: usize = 16 * 1024;
 
 /// [`Workspace`] for [`LANES`] paths at once, lane-interleaved (see `algebra::lanes`).
 struct LaneWorkspace<T> {
     scratch: LaneScratch<T>,
-    /// Up to [`LANE_STEPS`] increments, one after the other.
+    /// Up to `steps` increments, one after the other.
     zs: Vec<T>,
+    steps: usize,
     neg_z: Vec<T>,
     dz: Vec<T>,
     s: Vec<T>,
@@ -104,9 +106,11 @@ struct LaneWorkspace<T> {
 impl<T: Scalar> LaneWorkspace<T> {
     fn new(shape: &TensorShape) -> Self {
         let zero = |n: usize| vec![T::zero(); n * LANES];
+        let steps = (LANE_STEP_BYTES / (shape.dim * LANES * std::mem::size_of::<T>())).clamp(1, 64);
         LaneWorkspace {
             scratch: LaneScratch::new(shape),
-            zs: zero(shape.dim * LANE_STEPS),
+            zs: zero(shape.dim * steps),
+            steps,
             neg_z: zero(shape.dim),
             dz: zero(shape.dim),
             s: zero(shape.len()),
@@ -120,9 +124,7 @@ impl<T: Scalar> LaneWorkspace<T> {
         let dl = self.neg_z.len();
         let zs = &mut self.zs[..steps.len() * dl];
         for (l, inc) in incs.iter().enumerate() {
-            for (t, z) in steps.clone().zip(zs.chunks_exact_mut(dl)) {
-                inc.fill_strided(t, z, LANES, l);
-            }
+            inc.fill_lanes(steps.clone(), zs, LANES, l);
         }
         zs.len()
     }
@@ -148,8 +150,8 @@ fn sig_lanes<T: Scalar>(
 ) {
     lw.s.fill(T::zero());
     let count = incs[0].count();
-    for t in (0..count).step_by(LANE_STEPS) {
-        let n = lw.fill(incs, t..count.min(t + LANE_STEPS));
+    for t in (0..count).step_by(lw.steps) {
+        let n = lw.fill(incs, t..count.min(t + lw.steps));
         mul_exp_lanes(shape, &mut lw.s, &lw.zs[..n], &mut lw.scratch);
     }
     for (l, row) in rows.chunks_exact_mut(st + shape.len()).enumerate() {
@@ -182,7 +184,7 @@ fn sig_backprop_lanes<T: Scalar>(
     let dl = lw.dz.len();
     let mut end = incs[0].count();
     while end > 0 {
-        let start = end.saturating_sub(LANE_STEPS);
+        let start = end.saturating_sub(lw.steps);
         lw.fill(incs, start..end);
         for t in (start..end).rev() {
             let z = &lw.zs[(t - start) * dl..(t - start + 1) * dl];
