@@ -126,11 +126,19 @@ impl<'a, T: Scalar> Increments<'a, T> {
     /// Route the gradient `dz` of increment `t` back to the points of the original path (`out` is laid
     /// out like the path). The time channel's gradient has no path point to go to and is dropped.
     pub fn scatter(&self, t: usize, dz: &[T], out: &mut [T]) {
+        self.scatter_strided(t, dz, 1, 0, out);
+    }
+
+    /// [`Increments::scatter`] from a lane-interleaved `dz`: channel `j` at `j·stride + lane`.
+    #[inline(always)]
+    pub fn scatter_strided(&self, t: usize, dz: &[T], stride: usize, lane: usize, out: &mut [T]) {
         let d = self.dim;
         let (seg, start) = self.source(t);
-        for i in 0..d {
-            out[(seg + 1) * d + i] += dz[start + i];
-            out[seg * d + i] -= dz[start + i];
+        let (a, b) = out[seg * d..(seg + 2) * d].split_at_mut(d);
+        for (i, (ai, bi)) in a.iter_mut().zip(b).enumerate() {
+            let g = dz[(start + i) * stride + lane];
+            *bi += g;
+            *ai -= g;
         }
     }
 }

@@ -99,8 +99,6 @@ struct LaneWorkspace<T> {
     dz: Vec<T>,
     s: Vec<T>,
     g: Vec<T>,
-    /// One lane's increment or gradient.
-    one: Vec<T>,
 }
 
 impl<T: Scalar> LaneWorkspace<T> {
@@ -115,7 +113,6 @@ impl<T: Scalar> LaneWorkspace<T> {
             dz: zero(shape.dim),
             s: zero(shape.len()),
             g: zero(shape.len()),
-            one: vec![T::zero(); shape.dim],
         }
     }
 
@@ -194,11 +191,12 @@ fn sig_backprop_lanes<T: Scalar>(
             mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
             lw.dz.fill(T::zero());
             mul_exp_backprop_lanes(shape, &lw.s, z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
-            for (l, inc) in incs.iter().enumerate() {
-                for (j, x) in lw.one.iter_mut().enumerate() {
-                    *x = lw.dz[j * LANES + l];
-                }
-                inc.scatter(t, &lw.one, &mut grads[l * grad_len..(l + 1) * grad_len]);
+            for (l, (inc, grad)) in incs
+                .iter()
+                .zip(grads.chunks_exact_mut(grad_len))
+                .enumerate()
+            {
+                inc.scatter_strided(t, &lw.dz, LANES, l, grad);
             }
         }
         end = start;
