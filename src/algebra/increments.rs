@@ -93,14 +93,52 @@ impl<'a, T: Scalar> Increments<'a, T> {
         }
     }
 
+    /// Write increments `steps` into lane-interleaved `zs`, one after the other: channel `j` of
+    /// step `t` at `((t - steps.start)·aug_dim + j)·stride + lane`. Without the transforms this is
+    /// a plain difference of consecutive points, in one pass over the path.
+    pub fn fill_lanes(
+        &self,
+        steps: std::ops::Range<usize>,
+        zs: &mut [T],
+        stride: usize,
+        lane: usize,
+    ) {
+        let (d, w) = (self.dim, self.aug_dim() * stride);
+        if self.lead_lag || self.dt.is_some() {
+            for (t, z) in steps.zip(zs.chunks_exact_mut(w)) {
+                self.fill_strided(t, z, stride, lane);
+            }
+            return;
+        }
+        let points = &self.path[steps.start * d..(steps.end + 1) * d];
+        let next = &points[d..];
+        for ((a, b), z) in points
+            .chunks_exact(d)
+            .zip(next.chunks_exact(d))
+            .zip(zs.chunks_exact_mut(w))
+        {
+            for (i, (&bi, &ai)) in b.iter().zip(a).enumerate() {
+                z[i * stride + lane] = bi - ai;
+            }
+        }
+    }
+
     /// Route the gradient `dz` of increment `t` back to the points of the original path (`out` is laid
     /// out like the path). The time channel's gradient has no path point to go to and is dropped.
     pub fn scatter(&self, t: usize, dz: &[T], out: &mut [T]) {
+        self.scatter_strided(t, dz, 1, 0, out);
+    }
+
+    /// [`Increments::scatter`] from a lane-interleaved `dz`: channel `j` at `j·stride + lane`.
+    #[inline(always)]
+    pub fn scatter_strided(&self, t: usize, dz: &[T], stride: usize, lane: usize, out: &mut [T]) {
         let d = self.dim;
         let (seg, start) = self.source(t);
-        for i in 0..d {
-            out[(seg + 1) * d + i] += dz[start + i];
-            out[seg * d + i] -= dz[start + i];
+        let (a, b) = out[seg * d..(seg + 2) * d].split_at_mut(d);
+        for (i, (ai, bi)) in a.iter_mut().zip(b).enumerate() {
+            let g = dz[(start + i) * stride + lane];
+            *bi += g;
+            *ai -= g;
         }
     }
 }

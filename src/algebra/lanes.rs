@@ -43,38 +43,194 @@ fn level(shape: &TensorShape, k: usize) -> std::ops::Range<usize> {
 
 multiversion! {
     dims(shape.dim)
-    /// `s ← s ⊗ exp(z)` for each lane, in place.
-    pub fn mul_exp_lanes(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut LaneScratch<T>) => mul_exp_lanes_impl
+    /// `s ← s ⊗ exp(z_0) ⊗ exp(z_1) ⊗ …` for each lane, in place, with the increments `z_t`
+    /// (lane-interleaved, `dim·LANES` values each) stored one after the other in `zs`.
+    pub fn mul_exp_lanes(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut LaneScratch<T>) => mul_exp_lanes_impl
 }
 
 #[inline(always)]
 fn mul_exp_lanes_impl<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s: &mut [T],
-    z: &[T],
+    zs: &[T],
     scratch: &mut LaneScratch<T>,
 ) {
     let (d, n) = (dim::<D>(shape.dim), shape.degree);
     if n == 0 {
         return;
     }
-    let inv = &scratch.inv;
-    let (mut p, mut q) = (&mut scratch.ping[..], &mut scratch.pong[..]);
-    for k in (2..=n).rev() {
-        for x in 0..d * L {
-            p[x] = M::madd(z[x], inv[k], s[x]);
-        }
-        let mut len = d;
-        for m in 1..k - 1 {
-            let next = &s[level(shape, m + 1)];
-            outer_add::<T, M, D>(&p[..len * L], inv[k - m], z, next, &mut q[..len * d * L]);
-            std::mem::swap(&mut p, &mut q);
-            len *= d;
-        }
-        outer_acc::<T, M, D>(&p[..len * L], z, &mut s[level(shape, k)]);
+    let LaneScratch {
+        inv, ping, pong, ..
+    } = scratch;
+    for z in zs.chunks_exact(d * L) {
+        step::<T, M, D>(shape, n, s, z, inv, ping, pong);
+    }
+}
+
+/// One step on levels `1..=top` only, `s ← s ⊗ exp(z)` truncated at `top`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step<T: Scalar, M: MulAdd, const D: usize>(
+    shape: &TensorShape,
+    top: usize,
+    s: &mut [T],
+    z: &[T],
+    inv: &[T],
+    ping: &mut [T],
+    pong: &mut [T],
+) {
+    let d = dim::<D>(shape.dim);
+    for k in (2..=top).rev() {
+        let (low, high) = s.split_at_mut(shape.offset(k) * L);
+        let out = &mut high[..shape.level_len(k) * L];
+        level_update::<T, M, D>(shape, low, out, z, k, inv, ping, pong);
     }
     for x in 0..d * L {
         s[x] += z[x];
+    }
+}
+
+/// Horner's chain for level `k` from the levels below it (`low`): `S_k += B_{k-1} ⊗ z` into
+/// `out = S_k`.
+///
+/// The chain starts from `B_0 = 1` (so that `B_1 = z/k + S_1` is one more link). Its last `r`
+/// links are kept in registers by [`tail`]; the links before them, if any, are built level by
+/// level in `ping`/`pong`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn level_update<T: Scalar, M: MulAdd, const D: usize>(
+    shape: &TensorShape,
+    low: &[T],
+    out: &mut [T],
+    z: &[T],
+    k: usize,
+    inv: &[T],
+    ping: &mut [T],
+    pong: &mut [T],
+) {
+    let d = dim::<D>(shape.dim);
+    let (mut p, mut q) = (ping, pong);
+    let r = (k - 1).min(TAIL);
+    p[..L].fill(T::one());
+    let mut len = 1;
+    for m in 0..k - 1 - r {
+        let next = &low[level(shape, m + 1)];
+        outer_add::<T, M, D>(&p[..len * L], inv[k - m], z, next, &mut q[..len * d * L]);
+        std::mem::swap(&mut p, &mut q);
+        len *= d;
+    }
+    // Row `i` of the last stored link `B_{k-r-1}` feeds the `i`-th `len`-th part of each of the
+    // levels `k-r … k-1` and of `out`.
+    let part = |m: usize, i: usize| {
+        let w = shape.level_len(m) / len * L;
+        shape.offset(m) * L + i * w..shape.offset(m) * L + (i + 1) * w
+    };
+    let w = out.len() / len;
+    for (i, b) in p[..len * L].chunks_exact(L).enumerate() {
+        let mut adds: [&[T]; TAIL] = [&[]; TAIL];
+        for (j, add) in adds.iter_mut().enumerate().take(r) {
+            *add = &low[part(k - r + j, i)];
+        }
+        tail::<T, M, D>(lanes(b), r, inv, z, adds, &mut out[i * w..(i + 1) * w]);
+    }
+}
+
+/// Links of Horner's chain that [`tail`] keeps in registers.
+const TAIL: usize = 3;
+
+/// The last `r ≤ TAIL` links of a chain and the update of its level, from one row `b` of the
+/// link before them: `B_{m+1} = c_m·B_m ⊗ z + S_{m+1}` with `c_m = 1/(r+1) … 1/2`, then
+/// `S_k += B_{k-1} ⊗ z`. `adds[j]` is the part of `S_{k-r+j}` below `b`, `out` that of `S_k`.
+///
+/// Depth first: each link value is consumed by the next `d` multiply-adds as soon as it is
+/// made, so it never goes to memory. Built breadth first, every link would be stored and
+/// reloaded, and the kernel is bound by loads and stores, not arithmetic.
+#[inline(always)]
+fn tail<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T; L],
+    r: usize,
+    inv: &[T],
+    z: &[T],
+    adds: [&[T]; TAIL],
+    out: &mut [T],
+) {
+    match r {
+        1 => tail1::<T, M, D>(b, inv[2], z, adds[0], out),
+        2 => tail2::<T, M, D>(b, inv, z, [adds[0], adds[1]], out),
+        _ => tail3::<T, M, D>(b, inv, z, adds, out),
+    }
+}
+
+/// `b' = c·b ⊗ z + add`, the next link, one `[T; L]` per column `j`.
+#[inline(always)]
+fn link<T: Scalar, M: MulAdd>(b: &[T; L], c: T, zj: &[T], add: &[T]) -> [T; L] {
+    madd::<T, M>(&scale::<T, M>(b, c), lanes(&zj[..L]), lanes(&add[..L]))
+}
+
+#[inline(always)]
+fn tail1<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T; L],
+    c: T,
+    z: &[T],
+    add: &[T],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len() / L);
+    let (z, add, out) = (&z[..d * L], &add[..d * L], &mut out[..d * d * L]);
+    for j in 0..d {
+        let b1 = link::<T, M>(b, c, &z[j * L..], &add[j * L..]);
+        for i in 0..d {
+            let zi = lanes(&z[i * L..(i + 1) * L]);
+            let o = lanes_mut(&mut out[(j * d + i) * L..(j * d + i + 1) * L]);
+            *o = madd::<T, M>(&b1, zi, o);
+        }
+    }
+}
+
+#[inline(always)]
+fn tail2<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T; L],
+    inv: &[T],
+    z: &[T],
+    adds: [&[T]; 2],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len() / L);
+    let w = d * d * L;
+    for j in 0..d {
+        let b1 = link::<T, M>(
+            b,
+            inv[3],
+            &z[j * L..(j + 1) * L],
+            &adds[0][j * L..(j + 1) * L],
+        );
+        let add = &adds[1][j * d * L..(j + 1) * d * L];
+        tail1::<T, M, D>(&b1, inv[2], z, add, &mut out[j * w..(j + 1) * w]);
+    }
+}
+
+#[inline(always)]
+fn tail3<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T; L],
+    inv: &[T],
+    z: &[T],
+    adds: [&[T]; 3],
+    out: &mut [T],
+) {
+    let d = dim::<D>(z.len() / L);
+    let (v, w) = (d * d * L, d * d * d * L);
+    for j in 0..d {
+        let b1 = link::<T, M>(
+            b,
+            inv[4],
+            &z[j * L..(j + 1) * L],
+            &adds[0][j * L..(j + 1) * L],
+        );
+        let a = [
+            &adds[1][j * d * L..(j + 1) * d * L],
+            &adds[2][j * v..(j + 1) * v],
+        ];
+        tail2::<T, M, D>(&b1, inv, z, a, &mut out[j * w..(j + 1) * w]);
     }
 }
 
@@ -177,35 +333,24 @@ fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
     out: &mut [T],
 ) {
     let d = dim::<D>(z.len() / L);
-    let rows = add.chunks_exact(d * L).zip(out.chunks_exact_mut(d * L));
-    for (bi, (arow, orow)) in b.chunks_exact(L).zip(rows) {
-        let bi = lanes(bi);
-        let bc: [T; L] = std::array::from_fn(|l| bi[l] * c);
-        let cells = z[..d * L]
-            .chunks_exact(L)
-            .zip(arow.chunks_exact(L))
-            .zip(orow.chunks_exact_mut(L));
-        for ((zj, a), o) in cells {
-            let (zj, a) = (lanes(zj), lanes(a));
-            *lanes_mut(o) = std::array::from_fn(|l| M::madd(bc[l], zj[l], a[l]));
-        }
-    }
-}
-
-/// `out[i,j] += b[i]·z[j]`, lane by lane.
-#[inline(always)]
-fn outer_acc<T: Scalar, M: MulAdd, const D: usize>(b: &[T], z: &[T], out: &mut [T]) {
-    let d = dim::<D>(z.len() / L);
-    for (bi, orow) in b.chunks_exact(L).zip(out.chunks_exact_mut(d * L)) {
-        let bi = lanes(bi);
-        for (zj, o) in z[..d * L].chunks_exact(L).zip(orow.chunks_exact_mut(L)) {
-            let (zj, o) = (lanes(zj), lanes_mut(o));
-            *o = std::array::from_fn(|l| M::madd(bi[l], zj[l], o[l]));
+    let rows = b.len() / L;
+    let (add, out) = (&add[..rows * d * L], &mut out[..rows * d * L]);
+    for i in 0..rows {
+        let bc = scale::<T, M>(lanes(&b[i * L..(i + 1) * L]), c);
+        for j in 0..d {
+            let (zj, a) = (
+                lanes(&z[j * L..(j + 1) * L]),
+                lanes(&add[(i * d + j) * L..][..L]),
+            );
+            *lanes_mut(&mut out[(i * d + j) * L..][..L]) = madd::<T, M>(&bc, zj, a);
         }
     }
 }
 
 /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`, lane by lane.
+///
+/// With a compile-time dimension the sums into `dz` are kept in registers over all rows (as the
+/// one-path loops do) instead of a load and store of `dz` per multiply-add.
 #[inline(always)]
 fn contract<T: Scalar, M: MulAdd, const D: usize>(
     g: &[T],
@@ -216,23 +361,71 @@ fn contract<T: Scalar, M: MulAdd, const D: usize>(
     out: &mut [T],
 ) {
     let d = dim::<D>(z.len() / L);
-    for ((bi, grow), o) in b
-        .chunks_exact(L)
-        .zip(g.chunks_exact(d * L))
-        .zip(out.chunks_exact_mut(L))
-    {
-        let bi = lanes(bi);
-        let bc: [T; L] = std::array::from_fn(|l| bi[l] * c);
-        let mut dot = [T::zero(); L];
-        for ((zj, gj), dzj) in z[..d * L]
-            .chunks_exact(L)
-            .zip(grow.chunks_exact(L))
-            .zip(dz.chunks_exact_mut(L))
-        {
-            let (zj, gj, dzj) = (lanes(zj), lanes(gj), lanes_mut(dzj));
-            dot = std::array::from_fn(|l| M::madd(gj[l], zj[l], dot[l]));
-            *dzj = std::array::from_fn(|l| M::madd(gj[l], bc[l], dzj[l]));
+    let rows = out.len() / L;
+    let (g, b, z, dz) = (
+        &g[..rows * d * L],
+        &b[..rows * L],
+        &z[..d * L],
+        &mut dz[..d * L],
+    );
+    let group = |x: &[T], i: usize| *lanes(&x[i * L..(i + 1) * L]);
+    if D > 0 {
+        let mut acc = [[T::zero(); L]; D];
+        for i in 0..rows {
+            let bi = group(b, i);
+            let mut dot = [T::zero(); L];
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let gj = group(g, i * D + j);
+                dot = madd::<T, M>(&gj, &group(z, j), &dot);
+                *acc = madd::<T, M>(&gj, &bi, acc);
+            }
+            *lanes_mut(&mut out[i * L..(i + 1) * L]) = scale::<T, M>(&dot, c);
         }
-        *lanes_mut(o) = std::array::from_fn(|l| dot[l] * c);
+        for (j, acc) in acc.iter().enumerate() {
+            let dzj = lanes_mut(&mut dz[j * L..(j + 1) * L]);
+            *dzj = madd::<T, M>(acc, &[c; L], dzj);
+        }
+        return;
     }
+    for i in 0..rows {
+        let bc = scale::<T, M>(&group(b, i), c);
+        let mut dot = [T::zero(); L];
+        for j in 0..d {
+            let gj = group(g, i * d + j);
+            dot = madd::<T, M>(&gj, &group(z, j), &dot);
+            let dzj = lanes_mut(&mut dz[j * L..(j + 1) * L]);
+            *dzj = madd::<T, M>(&gj, &bc, dzj);
+        }
+        *lanes_mut(&mut out[i * L..(i + 1) * L]) = scale::<T, M>(&dot, c);
+    }
+}
+
+/// `a·b + c` lane by lane, in whole vectors where `M` allows AVX2+FMA. LLVM's own vectorisation
+/// of such short loops is fragile: in the large, fully inlined kernels it left some of them
+/// scalar, or called `mul_add` out of line (a libm call).
+#[inline(always)]
+fn madd<T: Scalar, M: MulAdd>(a: &[T; L], b: &[T; L], c: &[T; L]) -> [T; L] {
+    if M::VECTOR {
+        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA.
+        return unsafe { T::madd8(a, b, c) };
+    }
+    let mut out = [T::zero(); L];
+    for l in 0..L {
+        out[l] = M::madd(a[l], b[l], c[l]);
+    }
+    out
+}
+
+/// `a·c` lane by lane, as [`madd`].
+#[inline(always)]
+fn scale<T: Scalar, M: MulAdd>(a: &[T; L], c: T) -> [T; L] {
+    if M::VECTOR {
+        // SAFETY: as in `madd`.
+        return unsafe { T::scale8(a, c) };
+    }
+    let mut out = [T::zero(); L];
+    for l in 0..L {
+        out[l] = a[l] * c;
+    }
+    out
 }

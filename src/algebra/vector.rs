@@ -28,6 +28,10 @@ pub trait VectorRows: Sized {
     /// `out[i,j] += Σ_s b[s][i]·z[s][j]` over four steps `s`: four multiply-adds per load and store.
     /// The caller checks [`VectorRows::fused`] first.
     unsafe fn outer_acc4<const D: usize>(b: [&[Self]; 4], z: [&[Self]; 4], out: &mut [Self]);
+    /// `a·b + c` on a group of 8 values (a lane group of `super::lanes`), in whole vectors.
+    unsafe fn madd8(a: &[Self; 8], b: &[Self; 8], c: &[Self; 8]) -> [Self; 8];
+    /// `a·c` on a group of 8 values.
+    unsafe fn scale8(a: &[Self; 8], c: Self) -> [Self; 8];
     /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`.
     unsafe fn contract<const D: usize>(
         g: &[Self],
@@ -334,6 +338,62 @@ mod kernels {
         ))
     }
 
+    /// Element-wise operations on a group of 8 values, `8 / $lanes` vectors of type `$v`. The
+    /// group is reinterpreted as vectors by value (no loads or stores through pointers), so that
+    /// LLVM keeps it in registers.
+    macro_rules! group_ops {
+        ($module:ident, $t:ty, $v:ty, $lanes:expr, $set1:ident, $fmadd:ident, $mul:ident) => {
+            // Index loops: one index into three arrays reads best here.
+            #[allow(clippy::needless_range_loop)]
+            pub mod $module {
+                use std::arch::x86_64::*;
+                use std::mem::transmute;
+
+                type Group = [$v; 8 / $lanes];
+
+                #[target_feature(enable = "avx2,fma")]
+                #[inline]
+                pub unsafe fn madd8(a: &[$t; 8], b: &[$t; 8], c: &[$t; 8]) -> [$t; 8] {
+                    let group = |x: &[$t; 8]| transmute::<[$t; 8], Group>(*x);
+                    let (a, b, c) = (group(a), group(b), group(c));
+                    let mut r = c;
+                    for q in 0..8 / $lanes {
+                        r[q] = $fmadd(a[q], b[q], c[q]);
+                    }
+                    transmute::<Group, [$t; 8]>(r)
+                }
+
+                #[target_feature(enable = "avx2,fma")]
+                #[inline]
+                pub unsafe fn scale8(a: &[$t; 8], c: $t) -> [$t; 8] {
+                    let (mut a, c) = (transmute::<[$t; 8], Group>(*a), $set1(c));
+                    for q in 0..8 / $lanes {
+                        a[q] = $mul(a[q], c);
+                    }
+                    transmute::<Group, [$t; 8]>(a)
+                }
+            }
+        };
+    }
+    group_ops!(
+        f64g,
+        f64,
+        __m256d,
+        4,
+        _mm256_set1_pd,
+        _mm256_fmadd_pd,
+        _mm256_mul_pd
+    );
+    group_ops!(
+        f32g,
+        f32,
+        __m256,
+        8,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps
+    );
+
     row_kernels!(
         f64x4,
         f64,
@@ -412,8 +472,22 @@ mod kernels {
 
 /// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
 macro_rules! impl_vector_rows {
-    ($t:ty, $wide:ident, $narrow:ident, $blocks:ident, $lanes:expr) => {
+    ($t:ty, $wide:ident, $narrow:ident, $blocks:ident, $group:ident, $lanes:expr) => {
         impl VectorRows for $t {
+            #[inline(always)]
+            unsafe fn madd8(a: &[$t; 8], b: &[$t; 8], c: &[$t; 8]) -> [$t; 8] {
+                #[cfg(target_arch = "x86_64")]
+                return kernels::$group::madd8(a, b, c);
+                #[cfg(not(target_arch = "x86_64"))]
+                return std::array::from_fn(|l| a[l].mul_add(b[l], c[l]));
+            }
+            #[inline(always)]
+            unsafe fn scale8(a: &[$t; 8], c: $t) -> [$t; 8] {
+                #[cfg(target_arch = "x86_64")]
+                return kernels::$group::scale8(a, c);
+                #[cfg(not(target_arch = "x86_64"))]
+                return std::array::from_fn(|l| a[l] * c);
+            }
             #[inline(always)]
             fn blocked<const D: usize>() -> bool {
                 cfg!(target_arch = "x86_64")
@@ -513,5 +587,5 @@ macro_rules! impl_vector_rows {
     };
 }
 
-impl_vector_rows!(f64, f64x4, f64x2, f64b, 4);
-impl_vector_rows!(f32, f32x8, f32x4, f32b, 8);
+impl_vector_rows!(f64, f64x4, f64x2, f64b, f64g, 4);
+impl_vector_rows!(f32, f32x8, f32x4, f32b, f32g, 8);

@@ -84,37 +84,46 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     }
 }
 
+/// Bytes of increments [`LaneWorkspace::fill`] interleaves at once (at most 64 steps): the work
+/// of generating them is then one pass along each path, rather than a call per step and lane and
+/// short reads from eight places, and they stay in the L1 cache beside the signatures.
+const LANE_STEP_BYTES: usize = 16 * 1024;
+
 /// [`Workspace`] for [`LANES`] paths at once, lane-interleaved (see `algebra::lanes`).
 struct LaneWorkspace<T> {
     scratch: LaneScratch<T>,
-    z: Vec<T>,
+    /// Up to `steps` increments, one after the other.
+    zs: Vec<T>,
+    steps: usize,
     neg_z: Vec<T>,
     dz: Vec<T>,
     s: Vec<T>,
     g: Vec<T>,
-    /// One lane's increment or gradient.
-    one: Vec<T>,
 }
 
 impl<T: Scalar> LaneWorkspace<T> {
     fn new(shape: &TensorShape) -> Self {
         let zero = |n: usize| vec![T::zero(); n * LANES];
+        let steps = (LANE_STEP_BYTES / (shape.dim * LANES * std::mem::size_of::<T>())).clamp(1, 64);
         LaneWorkspace {
             scratch: LaneScratch::new(shape),
-            z: zero(shape.dim),
+            zs: zero(shape.dim * steps),
+            steps,
             neg_z: zero(shape.dim),
             dz: zero(shape.dim),
             s: zero(shape.len()),
             g: zero(shape.len()),
-            one: vec![T::zero(); shape.dim],
         }
     }
 
-    /// Interleave increment `t` of every lane's path into `z`.
-    fn fill(&mut self, incs: &[Increments<T>], t: usize) {
+    /// Interleave increments `steps` of every lane's path into `zs`; returns the length written.
+    fn fill(&mut self, incs: &[Increments<T>], steps: std::ops::Range<usize>) -> usize {
+        let dl = self.neg_z.len();
+        let zs = &mut self.zs[..steps.len() * dl];
         for (l, inc) in incs.iter().enumerate() {
-            inc.fill_strided(t, &mut self.z, LANES, l);
+            inc.fill_lanes(steps.clone(), zs, LANES, l);
         }
+        zs.len()
     }
 }
 
@@ -137,9 +146,10 @@ fn sig_lanes<T: Scalar>(
     rows: &mut [T],
 ) {
     lw.s.fill(T::zero());
-    for t in 0..incs[0].count() {
-        lw.fill(incs, t);
-        mul_exp_lanes(shape, &mut lw.s, &lw.z, &mut lw.scratch);
+    let count = incs[0].count();
+    for t in (0..count).step_by(lw.steps) {
+        let n = lw.fill(incs, t..count.min(t + lw.steps));
+        mul_exp_lanes(shape, &mut lw.s, &lw.zs[..n], &mut lw.scratch);
     }
     for (l, row) in rows.chunks_exact_mut(st + shape.len()).enumerate() {
         if st == 1 {
@@ -168,20 +178,28 @@ fn sig_backprop_lanes<T: Scalar>(
         }
     }
     let grad_len = grads.len() / LANES;
-    for t in (0..incs[0].count()).rev() {
-        lw.fill(incs, t);
-        for (n, &z) in lw.neg_z.iter_mut().zip(&lw.z) {
-            *n = -z;
-        }
-        mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
-        lw.dz.fill(T::zero());
-        mul_exp_backprop_lanes(shape, &lw.s, &lw.z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
-        for (l, inc) in incs.iter().enumerate() {
-            for (j, x) in lw.one.iter_mut().enumerate() {
-                *x = lw.dz[j * LANES + l];
+    let dl = lw.dz.len();
+    let mut end = incs[0].count();
+    while end > 0 {
+        let start = end.saturating_sub(lw.steps);
+        lw.fill(incs, start..end);
+        for t in (start..end).rev() {
+            let z = &lw.zs[(t - start) * dl..(t - start + 1) * dl];
+            for (n, &z) in lw.neg_z.iter_mut().zip(z) {
+                *n = -z;
             }
-            inc.scatter(t, &lw.one, &mut grads[l * grad_len..(l + 1) * grad_len]);
+            mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
+            lw.dz.fill(T::zero());
+            mul_exp_backprop_lanes(shape, &lw.s, z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
+            for (l, (inc, grad)) in incs
+                .iter()
+                .zip(grads.chunks_exact_mut(grad_len))
+                .enumerate()
+            {
+                inc.scatter_strided(t, &lw.dz, LANES, l, grad);
+            }
         }
+        end = start;
     }
 }
 
