@@ -9,14 +9,14 @@ pub(super) fn check_finite_items<T: Scalar>(
     batch_shape: &[usize],
     per_item: usize,
 ) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(data, batch_shape, per_item) {
         None => Ok(()),
-        Some(flat) => Err(Error::NonFinite {
+        Some((item, value)) => Err(Error::NonFinite {
             what,
-            item: unravel(flat / per_item.max(1), batch_shape),
+            item,
             point: 0,
             channel: 0,
-            value: data[flat].to_f64(),
+            value,
         }),
     }
 }
@@ -28,13 +28,23 @@ pub(super) fn check_output<T: Scalar>(
     batch_shape: &[usize],
     per_item: usize,
 ) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(data, batch_shape, per_item) {
         None => Ok(()),
-        Some(flat) => Err(Error::KernelOverflow {
-            what,
-            item: unravel(flat / per_item.max(1), batch_shape),
-        }),
+        Some((item, _)) => Err(Error::KernelOverflow { what, item }),
     }
+}
+
+/// The batch index of the first item holding a NaN or infinity, and that value.
+fn first_non_finite<T: Scalar>(
+    data: &[T],
+    batch_shape: &[usize],
+    per_item: usize,
+) -> Option<(Vec<usize>, f64)> {
+    let flat = data.iter().position(|v| !v.is_finite())?;
+    Some((
+        unravel(flat / per_item.max(1), batch_shape),
+        data[flat].to_f64(),
+    ))
 }
 
 fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
