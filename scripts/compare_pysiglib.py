@@ -5,7 +5,7 @@ signatures and their gradients, signature kernels, log-signatures, and one long 
 Installs nothing: run it with a Python that has pySigLib (`pip install pysiglib==4.0.0` in a venv; it
 brings torch), after `cargo build --release`:
 
-    python scripts/compare_pysiglib.py [--repeats 5] [--quick] [--only sig,kernel,logsig,long]
+    python scripts/compare_pysiglib.py [--repeats 5] [--quick] [--only sig,leadlag,kernel,logsig,long]
                                        [--binary target/release/roughsig]
 
 roughsig is timed through its CLI's `--repeat`, which excludes file I/O; pySigLib in-process. Both
@@ -107,6 +107,49 @@ def long_path_scaling(binary, repeats, threads):
     return "\n".join(lines)
 
 
+# Lead-lag paths (batch, length, dim, degree, time_aug) whose transformed dimension (2·dim + time)
+# has no specialised dense kernel, where roughsig skips the still half of each step's channels.
+LEAD_LAG = [(64, 256, 4, 4, True), (64, 256, 5, 4, False), (64, 256, 8, 3, False)]
+
+
+def lead_lag_rows(binary, repeats, rng):
+    """Lead-lag signatures and gradients, one thread: pySigLib, roughsig, and roughsig's dense step
+    (`ROUGHSIG_LEAD_LAG=dense`), on the same inputs."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        f = lambda name: os.path.join(tmp, name)
+        for batch, length, dim, degree, time_aug in LEAD_LAG:
+            flags = dict(lead_lag=True, time_aug=time_aug)
+            cli_flags = ["--lead-lag"] + (["--time-aug"] if time_aug else [])
+            for dtype, op in [(np.float64, "sig"), (np.float32, "sig"), (np.float64, "sig_backprop")]:
+                path = (rng.standard_normal((batch, length, dim)) * 0.1).astype(dtype)
+                np.save(f("path.npy"), path)
+                sig = pysiglib.sig(path, degree, **flags)
+                derivs = rng.standard_normal(sig.shape).astype(dtype)
+                np.save(f("sig.npy"), sig)
+                np.save(f("derivs.npy"), derivs)
+                if op == "sig":
+                    theirs_ms, theirs = time_pysiglib(lambda: pysiglib.sig(path, degree, **flags), repeats)
+                    cli = ["sig", f("path.npy")]
+                else:
+                    theirs_ms, theirs = time_pysiglib(
+                        lambda: pysiglib.sig_backprop(path, sig, derivs, degree, **flags), repeats)
+                    cli = ["sig-backprop", f("path.npy"), f("sig.npy"), f("derivs.npy")]
+                cli += ["--degree", str(degree), "--jobs", "1", *cli_flags]
+                ours_ms, ours = time_roughsig(binary, cli, repeats, f("out.npy"))
+                os.environ["ROUGHSIG_LEAD_LAG"] = "dense"
+                try:
+                    dense_ms, _ = time_roughsig(binary, cli, repeats, f("out.npy"))
+                finally:
+                    del os.environ["ROUGHSIG_LEAD_LAG"]
+                name = f"{op} lead-lag{' + time' if time_aug else ''} {np.dtype(dtype).name} {(batch, length, dim, degree)}"
+                check(name, ours, theirs, dtype)
+                rows.append((name, theirs_ms, dense_ms, ours_ms))
+                print(f"{name}: pySigLib {theirs_ms:.2f} ms, roughsig {ours_ms:.2f} ms (dense step {dense_ms:.2f})",
+                      file=sys.stderr, flush=True)
+    return rows
+
+
 def kernel_rows(binary, repeats, threads, rng):
     """Signature kernel forward + backward (both gradients), batch 32, length 128, dim 8, all threads."""
     rows = []
@@ -156,14 +199,14 @@ def main():
     ap.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "roughsig"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="first two shapes, one thread count")
-    ap.add_argument("--only", default="sig,kernel,logsig,long",
-                    help="comma-separated tables to run: sig, kernel, logsig, long (default: all)")
+    ap.add_argument("--only", default="sig,leadlag,kernel,logsig,long",
+                    help="comma-separated tables to run: sig, leadlag, kernel, logsig, long (default: all)")
     ap.add_argument("--stat", choices=["min", "median"], default="min", help="how the repeats are summarised")
     args = ap.parse_args()
     global STAT
     STAT = args.stat
     only = set(args.only.split(","))
-    unknown = only - {"sig", "kernel", "logsig", "long"}
+    unknown = only - {"sig", "leadlag", "kernel", "logsig", "long"}
     if unknown:
         ap.error(f"unknown tables in --only: {', '.join(sorted(unknown))}")
     threads = os.cpu_count() or 1
@@ -209,6 +252,12 @@ def main():
         print("|---|---|---|---|---|---|---|---|")
     for op, dt, cfg, jobs, theirs_ms, ours_ms, frac in rows:
         print(f"| {op} | {dt} | {cfg} | {jobs} | {theirs_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x | {frac} |")
+    if not args.quick and "leadlag" in only:
+        print("\n| op, one thread | pySigLib ms | roughsig ms, dense step | roughsig ms | speed-up | from skipping |")
+        print("|---|---|---|---|---|---|")
+        for name, theirs_ms, dense_ms, ours_ms in lead_lag_rows(args.binary, args.repeats, rng):
+            print(f"| {name} | {theirs_ms:.2f} | {dense_ms:.2f} | {ours_ms:.2f} | {theirs_ms / ours_ms:.2f}x "
+                  f"| {dense_ms / ours_ms:.2f}x |")
     extra = []
     if not args.quick and "kernel" in only:
         extra += kernel_rows(args.binary, args.repeats, threads, rng)

@@ -4,6 +4,7 @@
 //! the lead channels by `Δx_{j/2}`, an odd step the lag channels by `Δx_{⌊j/2⌋}`. Time, if on, is the
 //! last channel and advances by `end_time / (L' - 1)` per step. Neither transform is ever materialised.
 
+use super::Support;
 use crate::Scalar;
 
 /// The increments of one path of `len` points in `R^dim`, stored row-major in `path`.
@@ -60,6 +61,47 @@ impl<'a, T: Scalar> Increments<'a, T> {
             (t / 2, if t.is_multiple_of(2) { self.dim } else { 0 })
         } else {
             (t, 0)
+        }
+    }
+
+    /// Whether the path is lead-lag transformed: every step then moves only half of the channels.
+    pub fn lead_lag(&self) -> bool {
+        self.lead_lag
+    }
+
+    /// Lead-lag only: write the entries of increment `t` that can be non-zero into `zp` (the moving
+    /// block of `dim`, then time if on) and say where they sit; the other channels are zero.
+    pub fn fill_lead_lag(&self, t: usize, zp: &mut [T]) -> Support {
+        debug_assert!(self.lead_lag);
+        let d = self.dim;
+        let (seg, start) = self.source(t);
+        self.fill_segment(seg, &mut zp[..d]);
+        if let Some(dt) = self.dt {
+            zp[d] = dt;
+        }
+        Support {
+            width: d,
+            lead: start != 0,
+            time: self.dt.is_some(),
+        }
+    }
+
+    /// The path's own dimension, before the transforms.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Whether time augmentation is on.
+    pub fn time(&self) -> bool {
+        self.dt.is_some()
+    }
+
+    /// Write `x_{seg+1} - x_seg` of the original path into `dx` (length [`Increments::dim`]).
+    pub fn fill_segment(&self, seg: usize, dx: &mut [T]) {
+        let d = self.dim;
+        let (a, b) = self.path[seg * d..(seg + 2) * d].split_at(d);
+        for ((z, &bi), &ai) in dx.iter_mut().zip(b).zip(a) {
+            *z = bi - ai;
         }
     }
 

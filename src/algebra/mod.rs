@@ -6,6 +6,7 @@
 mod horner;
 mod increments;
 mod lanes;
+mod lead_lag;
 mod log;
 pub mod simd;
 mod tensor;
@@ -14,6 +15,9 @@ pub(crate) mod vector;
 pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
 pub use increments::Increments;
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
+pub use lead_lag::{
+    lead_lag_fused, mul_exp_lead_lag, mul_exp_lead_lag_fused, LeadLagScratch, Support, FUSED_PAIRS,
+};
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 

@@ -23,11 +23,37 @@ pub trait VectorRows: Sized {
     ) -> bool;
     /// `out[i,j] += b[i]·z[j]`.
     unsafe fn outer_acc<const D: usize>(b: &[Self], z: &[Self], out: &mut [Self]) -> bool;
+    /// Whether rows of `D` are whole vectors, which the strided kernels below need.
+    fn whole<const D: usize>() -> bool;
+    /// `out[i,j] = c·b[i]·z[j] + add[i·stride + j]`. The caller checks [`VectorRows::whole`].
+    unsafe fn outer_add_strided<const D: usize>(
+        b: &[Self],
+        c: Self,
+        z: &[Self],
+        add: &[Self],
+        stride: usize,
+        out: &mut [Self],
+    );
+    /// `out[i·stride + j] += b[i]·z[j]`. The caller checks [`VectorRows::whole`].
+    unsafe fn outer_acc_strided<const D: usize>(
+        b: &[Self],
+        z: &[Self],
+        out: &mut [Self],
+        stride: usize,
+    );
     /// Whether [`VectorRows::outer_acc4`] handles rows of `D`.
     fn fused<const D: usize>() -> bool;
     /// `out[i,j] += Σ_s b[s][i]·z[s][j]` over four steps `s`: four multiply-adds per load and store.
     /// The caller checks [`VectorRows::fused`] first.
     unsafe fn outer_acc4<const D: usize>(b: [&[Self]; 4], z: [&[Self]; 4], out: &mut [Self]);
+    /// `out[i, ..D] += Σ_s lo[s][i]·z[s][j]` and `out[i, D..2D] += Σ_s hi[s][i]·z[s][j]` (rows of
+    /// `2·D`). The caller checks [`VectorRows::fused`] first.
+    unsafe fn outer_acc4_halves<const D: usize>(
+        lo: [&[Self]; 4],
+        hi: [&[Self]; 4],
+        z: [&[Self]; 4],
+        out: &mut [Self],
+    );
     /// `a·b + c` on a group of 8 values (a lane group of `super::lanes`), in whole vectors.
     unsafe fn madd8(a: &[Self; 8], b: &[Self; 8], c: &[Self; 8]) -> [Self; 8];
     /// `a·c` on a group of 8 values.
@@ -59,14 +85,33 @@ macro_rules! row_kernels {
                 add: &[$t],
                 out: &mut [$t],
             ) {
+                outer_add_strided::<D>(b, c, z, add, D, out)
+            }
+
+            /// `outer_add` with the rows of `add` `stride` apart.
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_add_strided<const D: usize>(
+                b: &[$t],
+                c: $t,
+                z: &[$t],
+                add: &[$t],
+                stride: usize,
+                out: &mut [$t],
+            ) {
                 let n = b.len();
-                assert!(z.len() >= D && add.len() >= n * D && out.len() >= n * D);
+                assert!(
+                    z.len() >= D
+                        && stride >= D
+                        && (n == 0 || add.len() >= (n - 1) * stride + D)
+                        && out.len() >= n * D
+                );
                 let (zp, ap, op) = (z.as_ptr(), add.as_ptr(), out.as_mut_ptr());
                 for (i, &bi) in b.iter().enumerate() {
                     let bv = $set1(bi * c);
                     let mut q = 0;
                     while q < D {
-                        let r = $fmadd(bv, $load(zp.add(q)), $load(ap.add(i * D + q)));
+                        let r = $fmadd(bv, $load(zp.add(q)), $load(ap.add(i * stride + q)));
                         $store(op.add(i * D + q), r);
                         q += $lanes;
                     }
@@ -76,15 +121,29 @@ macro_rules! row_kernels {
             #[target_feature(enable = "avx2,fma")]
             #[inline]
             pub unsafe fn outer_acc<const D: usize>(b: &[$t], z: &[$t], out: &mut [$t]) {
+                outer_acc_strided::<D>(b, z, out, D)
+            }
+
+            /// `outer_acc` with the rows of `out` `stride` apart.
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_acc_strided<const D: usize>(
+                b: &[$t],
+                z: &[$t],
+                out: &mut [$t],
+                stride: usize,
+            ) {
                 let n = b.len();
-                assert!(z.len() >= D && out.len() >= n * D);
+                assert!(
+                    z.len() >= D && stride >= D && (n == 0 || out.len() >= (n - 1) * stride + D)
+                );
                 let (zp, op) = (z.as_ptr(), out.as_mut_ptr());
                 for (i, &bi) in b.iter().enumerate() {
                     let bv = $set1(bi);
                     let mut q = 0;
                     while q < D {
-                        let r = $fmadd(bv, $load(zp.add(q)), $load(op.add(i * D + q)));
-                        $store(op.add(i * D + q), r);
+                        let r = $fmadd(bv, $load(zp.add(q)), $load(op.add(i * stride + q)));
+                        $store(op.add(i * stride + q), r);
                         q += $lanes;
                     }
                 }
@@ -110,6 +169,40 @@ macro_rules! row_kernels {
                         }
                         $store(op.add(i * D + q), acc);
                         q += $lanes;
+                    }
+                }
+            }
+
+            /// `outer_acc4` on rows of `2·D` whose halves take their own `b`: `lo` for
+            /// `out[i, ..D]`, `hi` for `out[i, D..]`.
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            pub unsafe fn outer_acc4_halves<const D: usize>(
+                lo: [&[$t]; 4],
+                hi: [&[$t]; 4],
+                z: [&[$t]; 4],
+                out: &mut [$t],
+            ) {
+                let n = lo[0].len();
+                assert!(
+                    lo.iter().chain(&hi).all(|x| x.len() >= n)
+                        && z.iter().all(|x| x.len() >= D)
+                        && out.len() >= n * 2 * D
+                );
+                let op = out.as_mut_ptr();
+                for i in 0..n {
+                    for (half, b) in [(0, &lo), (D, &hi)] {
+                        let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
+                        let mut q = 0;
+                        while q < D {
+                            let at = op.add(i * 2 * D + half + q);
+                            let mut acc = $load(at);
+                            for s in 0..4 {
+                                acc = $fmadd(bv[s], $load(z[s].as_ptr().add(q)), acc);
+                            }
+                            $store(at, acc);
+                            q += $lanes;
+                        }
                     }
                 }
             }
@@ -539,6 +632,54 @@ macro_rules! impl_vector_rows {
                     }
                 }
                 false
+            }
+            #[inline(always)]
+            unsafe fn outer_acc4_halves<const D: usize>(
+                lo: [&[$t]; 4],
+                hi: [&[$t]; 4],
+                z: [&[$t]; 4],
+                out: &mut [$t],
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if D % $lanes == 0 {
+                        kernels::$wide::outer_acc4_halves::<D>(lo, hi, z, out);
+                    } else {
+                        kernels::$narrow::outer_acc4_halves::<D>(lo, hi, z, out);
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (lo, hi, z, out);
+            }
+            #[inline(always)]
+            fn whole<const D: usize>() -> bool {
+                cfg!(target_arch = "x86_64") && D > 0 && D % $lanes == 0 && D <= 4 * $lanes
+            }
+            #[inline(always)]
+            unsafe fn outer_add_strided<const D: usize>(
+                b: &[$t],
+                c: $t,
+                z: &[$t],
+                add: &[$t],
+                stride: usize,
+                out: &mut [$t],
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                kernels::$wide::outer_add_strided::<D>(b, c, z, add, stride, out);
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (b, c, z, add, stride, out);
+            }
+            #[inline(always)]
+            unsafe fn outer_acc_strided<const D: usize>(
+                b: &[$t],
+                z: &[$t],
+                out: &mut [$t],
+                stride: usize,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                kernels::$wide::outer_acc_strided::<D>(b, z, out, stride);
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (b, z, out, stride);
             }
             #[inline(always)]
             fn fused<const D: usize>() -> bool {

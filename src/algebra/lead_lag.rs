@@ -1,0 +1,444 @@
+//! Horner's step for a lead-lag increment, which moves only half of the channels.
+//!
+//! The lead-lag path's channels are (lag `0..w`, lead `w..2w`, time `2w` if on), `D = 2w (+ 1)` of
+//! them. Each step moves either the lag or the lead block (and time), so its increment `z` is zero
+//! outside a support `P` of `w (+ 1)` channels. In Horner's chain
+//! `B_{m+1} = c_m·B_m ⊗ z + S_{m+1}` the columns outside `P` are then plain copies of `S_{m+1}`, and
+//! the top update `S_k += B_{k-1} ⊗ z` leaves them alone. So the chain is kept *compact*, only its
+//! `P` columns (`ch_m`, `D^(m-1)` rows of `|P|`), and an entry of `B_m` is read from `ch_m` or from
+//! `S_m` by its last index: `|P|/D` — about half — of the multiply-adds, loads and stores of the dense
+//! step, and the same numbers: an entry the dense step computes as `c·b·0 + s` is `s` exactly.
+
+use super::reciprocals;
+use super::simd::{multiversion, MulAdd};
+use crate::layout::TensorShape;
+use crate::Scalar;
+
+/// Per-thread buffers for [`mul_exp_lead_lag`].
+pub struct LeadLagScratch<T> {
+    inv: Vec<T>,
+    ping: Vec<T>,
+    pong: Vec<T>,
+    /// [`mul_exp_lead_lag_fused`]: each pair's two top-level chains, interleaved, and the shape of
+    /// the levels below the top; made on first use.
+    tops: Vec<T>,
+    lower: Option<TensorShape>,
+}
+
+impl<T: Scalar> LeadLagScratch<T> {
+    pub fn new(shape: &TensorShape) -> Self {
+        LeadLagScratch {
+            inv: reciprocals(shape.degree),
+            ping: vec![T::zero(); shape.top_scratch_len()],
+            pong: vec![T::zero(); shape.top_scratch_len()],
+            tops: Vec::new(),
+            lower: None,
+        }
+    }
+}
+
+/// Where a lead-lag step's increment is non-zero, within the `D` channels of the transformed path.
+#[derive(Clone, Copy, Debug)]
+pub struct Support {
+    /// The path's own dimension `w`: the lag block is `0..w`, the lead block `w..2w`.
+    pub width: usize,
+    /// Whether this step moves the lead block (else the lag block).
+    pub lead: bool,
+    /// Whether the last channel is time, which every step moves.
+    pub time: bool,
+}
+
+multiversion! {
+    dims(support.width)
+    /// `s ← s ⊗ exp(z)` for a lead-lag increment that is zero outside `support`; `zp` holds its
+    /// non-zero entries: the moving block, then the time increment if time is on.
+    pub fn mul_exp_lead_lag(
+        shape: &TensorShape,
+        s: &mut [T],
+        zp: &[T],
+        support: Support,
+        scratch: &mut LeadLagScratch<T>,
+    ) => mul_exp_lead_lag_w
+}
+
+#[inline(always)]
+fn mul_exp_lead_lag_w<T: Scalar, M: MulAdd, const W: usize>(
+    shape: &TensorShape,
+    s: &mut [T],
+    zp: &[T],
+    support: Support,
+    scratch: &mut LeadLagScratch<T>,
+) {
+    if support.time {
+        step::<T, M, W, true>(shape, s, zp, support, scratch);
+    } else {
+        step::<T, M, W, false>(shape, s, zp, support, scratch);
+    }
+}
+
+/// The columns of a row of `D` that are read from the compact chain, as a range of the row: the
+/// moving block (`a..a+w`); time, when on, is handled beside it.
+#[inline(always)]
+fn block_start(support: Support, w: usize) -> usize {
+    if support.lead {
+        w
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+fn step<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
+    shape: &TensorShape,
+    s: &mut [T],
+    zp: &[T],
+    support: Support,
+    scratch: &mut LeadLagScratch<T>,
+) {
+    let n = shape.degree;
+    let w = if W == 0 { support.width } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    debug_assert_eq!(shape.dim, d);
+    let a = block_start(support, w);
+    let zp = &zp[..wp];
+    for k in (2..=n).rev() {
+        let ch = chain::<T, M, W, TIME>(shape, s, zp, support, k, scratch);
+        let (low, top) = s.split_at_mut(shape.offset(k));
+        let low = &low[shape.offset(k - 1)..];
+        if vector_rows::<T, M, W, TIME>() {
+            for_each_run::<T, W, TIME>(w, a, low, ch, |e, run| {
+                // SAFETY: vector_rows holds only in code compiled for AVX2+FMA, with rows of W whole vectors.
+                unsafe { T::outer_acc_strided::<W>(run, zp, &mut top[e * d + a..], d) };
+            });
+            continue;
+        }
+        for_each_entry::<T, W, TIME>(w, a, low, ch, |e, x| {
+            let trow = &mut top[e * d..e * d + d];
+            for (i, &zi) in zp.iter().enumerate() {
+                let j = column::<TIME>(a, w, i);
+                trow[j] = M::madd(x, zi, trow[j]);
+            }
+        });
+    }
+    if n >= 1 {
+        for (i, &zi) in zp.iter().enumerate() {
+            s[column::<TIME>(a, w, i)] += zi;
+        }
+    }
+}
+
+/// Horner's chain for level `k`, compact: the support's columns of `B_1 … B_{k-1}`, ending with
+/// `ch_{k-1}` (returned, in one of the scratch buffers).
+#[inline(always)]
+fn chain<'a, T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
+    shape: &TensorShape,
+    s: &[T],
+    zp: &[T],
+    support: Support,
+    k: usize,
+    scratch: &'a mut LeadLagScratch<T>,
+) -> &'a [T] {
+    let w = if W == 0 { support.width } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    let a = block_start(support, w);
+    let LeadLagScratch {
+        inv, ping, pong, ..
+    } = scratch;
+    // ch_1: the support's columns of B_1 = z/k + S_1.
+    let (mut p, mut q) = (&mut ping[..], &mut pong[..]);
+    for (i, &zi) in zp.iter().enumerate() {
+        p[i] = M::madd(zi, inv[k], s[column::<TIME>(a, w, i)]);
+    }
+    let mut rows = 1;
+    for m in 1..k - 1 {
+        let (low, next) = (level(shape, s, m), level(shape, s, m + 1));
+        let c = inv[k - m];
+        if vector_rows::<T, M, W, TIME>() {
+            for_each_run::<T, W, TIME>(w, a, low, &p[..rows * wp], |e, run| {
+                let out = &mut q[e * wp..(e + run.len()) * wp];
+                // SAFETY: as in `step`.
+                unsafe { T::outer_add_strided::<W>(run, c, zp, &next[e * d + a..], d, out) };
+            });
+            std::mem::swap(&mut p, &mut q);
+            rows *= d;
+            continue;
+        }
+        for_each_entry::<T, W, TIME>(w, a, low, &p[..rows * wp], |e, x| {
+            let cx = c * x;
+            let (nrow, orow) = (&next[e * d..e * d + d], &mut q[e * wp..e * wp + wp]);
+            for i in 0..wp {
+                orow[i] = M::madd(cx, zp[i], nrow[column::<TIME>(a, w, i)]);
+            }
+        });
+        std::mem::swap(&mut p, &mut q);
+        rows *= d;
+    }
+    &p[..rows * wp]
+}
+
+/// Pairs of steps [`mul_exp_lead_lag_fused`] takes at once.
+pub const FUSED_PAIRS: usize = 4;
+
+/// Whether [`mul_exp_lead_lag_fused`] has a fused kernel for paths of dimension `width` without
+/// time: where half a row (`width` entries) is whole vectors. Elsewhere it takes the steps one at a
+/// time.
+pub fn lead_lag_fused<T: Scalar>(width: usize, time: bool) -> bool {
+    fn rows<T: Scalar, M: MulAdd, const W: usize>(_: usize) -> bool {
+        M::VECTOR && T::fused::<W>()
+    }
+    !time
+        && crate::algebra::simd::isa() == crate::algebra::simd::Isa::Avx2Fma
+        && crate::algebra::simd::by_dim!(width, rows::<T, crate::algebra::simd::Fused>(width))
+}
+
+multiversion! {
+    dims(width)
+    /// `s ← s ⊗ exp(z_0) ⊗ … ⊗ exp(z_7)` for the [`FUSED_PAIRS`] pairs of lead-lag steps, without
+    /// time, that segments `x_j … x_{j+3}` of the path give: each pair moves the lead block, then
+    /// the lag block, by the same `Δx` (`dx` holds the four, one after the other).
+    ///
+    /// The same arithmetic as the eight single steps, reordered as in `mul_exp_fused`: each step's
+    /// top-level chain `B_{N-1}` is kept, the levels below are stepped, and then the top level is
+    /// updated once. Seen as half-rows of `width`, the lag half of row `e` gains
+    /// `Σ_p B^(lag p)[e]·Δx_p` and the lead half `Σ_p B^(lead p)[e]·Δx_p`: with each pair's two
+    /// chains interleaved, that is the four-step kernel on rows of `width`, four multiply-adds per
+    /// load and store of `S_N`, and half those of the dense fused step.
+    pub fn mul_exp_lead_lag_fused(
+        shape: &TensorShape,
+        s: &mut [T],
+        dx: &[T],
+        width: usize,
+        scratch: &mut LeadLagScratch<T>,
+    ) => fused_w
+}
+
+#[inline(always)]
+fn fused_w<T: Scalar, M: MulAdd, const W: usize>(
+    shape: &TensorShape,
+    s: &mut [T],
+    dx: &[T],
+    width: usize,
+    scratch: &mut LeadLagScratch<T>,
+) {
+    let n = shape.degree;
+    let support = |lead| Support {
+        width,
+        lead,
+        time: false,
+    };
+    if !(M::VECTOR && T::fused::<W>() && n >= 2) {
+        for z in dx.chunks_exact(width) {
+            step::<T, M, W, false>(shape, s, z, support(true), scratch);
+            step::<T, M, W, false>(shape, s, z, support(false), scratch);
+        }
+        return;
+    }
+    let w = W;
+    let d = 2 * w;
+    let top = shape.level_len(n - 1);
+    let lower = scratch
+        .lower
+        .take()
+        .unwrap_or_else(|| TensorShape::new(d, n - 1).expect("a lower degree is valid"));
+    let mut tops = std::mem::take(&mut scratch.tops);
+    tops.resize(2 * FUSED_PAIRS * top, T::zero());
+    // Step 2p (lead) keeps its B_{N-1} in tops[2p], step 2p + 1 (lag) in tops[2p + 1].
+    for (z, pair) in dx.chunks_exact(w).zip(tops.chunks_exact_mut(2 * top)) {
+        for (lead, b) in [true, false].into_iter().zip(pair.chunks_exact_mut(top)) {
+            let sup = support(lead);
+            let a = block_start(sup, w);
+            let ch = chain::<T, M, W, false>(shape, s, z, sup, n, scratch);
+            // B_{N-1} whole: the moving block from the chain, the other from S_{N-1}.
+            let low = level(shape, s, n - 1);
+            for ((brow, srow), crow) in b
+                .chunks_exact_mut(d)
+                .zip(low.chunks_exact(d))
+                .zip(ch.chunks_exact(w))
+            {
+                let other = w - a;
+                brow[other..other + w].copy_from_slice(&srow[other..other + w]);
+                brow[a..a + w].copy_from_slice(crow);
+            }
+            step::<T, M, W, false>(&lower, &mut s[..lower.len()], z, sup, scratch);
+        }
+    }
+    {
+        let b = |p: usize, lag: usize| &tops[(2 * p + lag) * top..(2 * p + lag + 1) * top];
+        let lag: [&[T]; FUSED_PAIRS] = std::array::from_fn(|p| b(p, 1));
+        let lead: [&[T]; FUSED_PAIRS] = std::array::from_fn(|p| b(p, 0));
+        let z: [&[T]; FUSED_PAIRS] = std::array::from_fn(|p| &dx[p * w..(p + 1) * w]);
+        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<W>() says
+        // the kernel handles rows of W.
+        let out = &mut s[shape.offset(n)..shape.offset(n + 1)];
+        unsafe { T::outer_acc4_halves::<W>(lag, lead, z, out) };
+    }
+    scratch.tops = tops;
+    scratch.lower = Some(lower);
+}
+
+/// Level `m` of `s`.
+#[inline(always)]
+fn level<'a, T>(shape: &TensorShape, s: &'a [T], m: usize) -> &'a [T] {
+    &s[shape.offset(m)..shape.offset(m + 1)]
+}
+
+/// The column of a row of `D` that entry `i` of the support sits in.
+#[inline(always)]
+fn column<const TIME: bool>(a: usize, w: usize, i: usize) -> usize {
+    if TIME && i == w {
+        2 * w
+    } else {
+        a + i
+    }
+}
+
+/// Call `f(e, B_m[e])` for every entry `e` of the chain's `B_m`, reading the support's columns
+/// from the compact `ch` (rows of `|P|`) and the rest from `s_m` (rows of `D`).
+#[inline(always)]
+fn for_each_entry<T: Scalar, const W: usize, const TIME: bool>(
+    w: usize,
+    a: usize,
+    s_m: &[T],
+    ch: &[T],
+    mut f: impl FnMut(usize, T),
+) {
+    let w = if W == 0 { w } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    let other = w - a; // the block that stands still
+    for (r, (srow, crow)) in s_m.chunks_exact(d).zip(ch.chunks_exact(wp)).enumerate() {
+        let e = r * d;
+        for i in 0..w {
+            let (moving, still) = (crow[i], srow[other + i]);
+            if a == 0 {
+                f(e + i, moving);
+                f(e + w + i, still);
+            } else {
+                f(e + i, still);
+                f(e + w + i, moving);
+            }
+        }
+        if TIME {
+            f(e + 2 * w, crow[w]);
+        }
+    }
+}
+
+/// Call `f(e, run)` for runs of consecutive entries `e, e+1, …` of the chain's `B_m`, all of them
+/// in order: per row of `D`, the lag block, the lead block (each `w` long) and time (one entry).
+#[inline(always)]
+fn for_each_run<T: Scalar, const W: usize, const TIME: bool>(
+    w: usize,
+    a: usize,
+    s_m: &[T],
+    ch: &[T],
+    mut f: impl FnMut(usize, &[T]),
+) {
+    let w = if W == 0 { w } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    let other = w - a; // the block that stands still
+    for (r, (srow, crow)) in s_m.chunks_exact(d).zip(ch.chunks_exact(wp)).enumerate() {
+        let e = r * d;
+        let (moving, still) = (&crow[..w], &srow[other..other + w]);
+        if a == 0 {
+            f(e, moving);
+            f(e + w, still);
+        } else {
+            f(e, still);
+            f(e + w, moving);
+        }
+        if TIME {
+            f(e + 2 * w, &crow[w..]);
+        }
+    }
+}
+
+/// Whether the rows of the support (without time) are whole vectors for the strided kernels.
+#[inline(always)]
+fn vector_rows<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>() -> bool {
+    M::VECTOR && !TIME && T::whole::<W>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algebra::{mul_exp, HornerScratch};
+
+    /// The lead-lag step equals the dense step on the zero-padded increment, for both blocks, with
+    /// and without time, for specialised and generic widths.
+    #[test]
+    fn lead_lag_step_equals_the_dense_step() {
+        for w in [1, 2, 3, 4, 5, 8, 9] {
+            for time in [false, true] {
+                for lead in [false, true] {
+                    let d = 2 * w + time as usize;
+                    let n = if d > 8 { 3 } else { 4 };
+                    let shape = TensorShape::new(d, n).unwrap();
+                    let s0: Vec<f64> = (0..shape.len())
+                        .map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0)
+                        .collect();
+                    let zp: Vec<f64> = (0..w + time as usize)
+                        .map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0 + 0.01)
+                        .collect();
+                    let mut z = vec![0.0; d];
+                    let a = if lead { w } else { 0 };
+                    z[a..a + w].copy_from_slice(&zp[..w]);
+                    if time {
+                        z[2 * w] = zp[w];
+                    }
+                    let mut dense = s0.clone();
+                    mul_exp(&shape, &mut dense, &z, &mut HornerScratch::new(&shape));
+                    let mut sparse = s0.clone();
+                    let support = Support {
+                        width: w,
+                        lead,
+                        time,
+                    };
+                    let mut scratch = LeadLagScratch::new(&shape);
+                    mul_exp_lead_lag(&shape, &mut sparse, &zp, support, &mut scratch);
+                    for (i, (a, b)) in sparse.iter().zip(&dense).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-15 * (1.0 + b.abs()),
+                            "w={w} time={time} lead={lead} at {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Four fused pairs equal the eight single steps, for widths with and without a fused kernel.
+    #[test]
+    fn fused_pairs_equal_single_steps() {
+        for w in [1, 2, 4, 8] {
+            for n in [1, 2, 3, 4] {
+                let shape = TensorShape::new(2 * w, n).unwrap();
+                let s0: Vec<f64> = (0..shape.len())
+                    .map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0)
+                    .collect();
+                let dx: Vec<f64> = (0..FUSED_PAIRS * w)
+                    .map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0 + 0.01)
+                    .collect();
+                let mut scratch = LeadLagScratch::new(&shape);
+                let mut single = s0.clone();
+                for z in dx.chunks_exact(w) {
+                    for lead in [true, false] {
+                        let support = Support {
+                            width: w,
+                            lead,
+                            time: false,
+                        };
+                        mul_exp_lead_lag(&shape, &mut single, z, support, &mut scratch);
+                    }
+                }
+                let mut fused = s0.clone();
+                mul_exp_lead_lag_fused(&shape, &mut fused, &dx, w, &mut scratch);
+                for (a, b) in fused.iter().zip(&single) {
+                    assert!(
+                        (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
+                        "w={w} n={n}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
