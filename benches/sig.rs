@@ -1,6 +1,6 @@
 //! Signature forward and backprop at pySigLib's benchmark configurations, f32 and f64, one thread and
 //! all threads, and the GPU path beside the CPU where an adapter exists.
-//! Run: `cargo bench --bench sig` (filter with e.g. `-- forward/f64` or `-- gpu`).
+//! Run: `cargo bench --bench sig` (filter with e.g. `-- forward/f64`, `-- lead_lag` or `-- gpu`).
 //!
 //! On a software adapter (lavapipe) the GPU numbers say nothing about GPUs: it is there for
 //! correctness. `ROUGHSIG_ADAPTER=<name>` picks the adapter.
@@ -66,6 +66,36 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
     }
 }
 
+/// Lead-lag paths (batch, length, dim, degree, time_aug) whose steps skip the still half of the
+/// channels; `ROUGHSIG_LEAD_LAG=dense` times the dense step instead.
+const LEAD_LAG: [(usize, usize, usize, usize, bool); 3] = [
+    (64, 256, 4, 4, true),
+    (64, 256, 5, 4, false),
+    (64, 256, 8, 3, true),
+];
+
+fn bench_lead_lag<T: Scalar>(c: &mut Criterion) {
+    let mut group = c.benchmark_group(format!("lead_lag/{}", T::NAME));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for &(batch, length, dim, degree, time_aug) in &LEAD_LAG {
+        let x = path::<T>(batch, length, dim);
+        let opts = SigOptions {
+            lead_lag: true,
+            time_aug,
+            n_jobs: 1,
+            device: Device::Cpu,
+            ..Default::default()
+        };
+        let time = if time_aug { "_time" } else { "" };
+        let id = format!("b{batch}_l{length}_d{dim}_n{degree}{time}");
+        group.bench_function(id, |b| b.iter(|| sig(x.view(), degree, &opts).unwrap()));
+    }
+    group.finish();
+}
+
 /// CPU and GPU side by side at pySigLib's published GPU benchmark shapes (batch 256, length 10 000,
 /// d in {2, 4, 8, 16}, N in {2, 3}), shortened to length 1000 on a software adapter.
 fn bench_gpu(c: &mut Criterion) {
@@ -110,6 +140,8 @@ fn bench_gpu(c: &mut Criterion) {
 fn benches(c: &mut Criterion) {
     bench_dtype::<f64>(c);
     bench_dtype::<f32>(c);
+    bench_lead_lag::<f64>(c);
+    bench_lead_lag::<f32>(c);
     bench_gpu(c);
 }
 

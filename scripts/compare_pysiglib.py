@@ -109,7 +109,7 @@ def long_path_scaling(binary, repeats, threads):
 
 # Lead-lag paths (batch, length, dim, degree, time_aug) whose transformed dimension (2·dim + time)
 # has no specialised dense kernel, where roughsig skips the still half of each step's channels.
-LEAD_LAG = [(64, 256, 4, 4, True), (64, 256, 5, 4, False), (64, 256, 8, 3, False)]
+LEAD_LAG = [(64, 256, 4, 4, True), (64, 256, 5, 4, False), (64, 256, 8, 3, True)]
 
 
 def lead_lag_rows(binary, repeats, rng):
