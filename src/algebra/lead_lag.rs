@@ -23,6 +23,9 @@ pub struct LeadLagScratch<T> {
     /// the levels below the top; made on first use.
     tops: Vec<T>,
     lower: Option<TensorShape>,
+    /// [`mul_exp_lead_lag_backprop`]: the compact chain `ch_1 … ch_{k-1}` of one level, `ch_m` where
+    /// level `m` of a signature would sit; made on first use.
+    chain: Vec<T>,
 }
 
 impl<T: Scalar> LeadLagScratch<T> {
@@ -33,6 +36,7 @@ impl<T: Scalar> LeadLagScratch<T> {
             pong: vec![T::zero(); shape.top_scratch_len()],
             tops: Vec::new(),
             lower: None,
+            chain: Vec::new(),
         }
     }
 }
@@ -46,6 +50,17 @@ pub struct Support {
     pub lead: bool,
     /// Whether the last channel is time, which every step moves.
     pub time: bool,
+}
+
+impl Support {
+    /// The channel (of the `D` of the transformed path) that entry `i` of the support is.
+    pub fn channel(&self, i: usize) -> usize {
+        if self.time && i == self.width {
+            2 * self.width
+        } else {
+            block_start(*self, self.width) + i
+        }
+    }
 }
 
 multiversion! {
@@ -276,6 +291,181 @@ fn fused_w<T: Scalar, M: MulAdd, const W: usize>(
     scratch.lower = Some(lower);
 }
 
+multiversion! {
+    dims(support.width)
+    /// The reverse of [`mul_exp_lead_lag`]: with `s_prev` the tensor before the step and `g` the
+    /// gradient with respect to `s_prev ⊗ exp(z)`, turn `g` into the gradient with respect to
+    /// `s_prev` (in place) and add the gradient with respect to `zp` into `dzp`.
+    ///
+    /// As the dense reverse step, level by level from the bottom, with the compact chain: an entry
+    /// of `B_m` outside the support is `S_m`'s own, so its gradient goes to `S_m` alone, and each
+    /// contraction runs over the support's columns only.
+    pub fn mul_exp_lead_lag_backprop(
+        shape: &TensorShape,
+        s_prev: &[T],
+        zp: &[T],
+        support: Support,
+        g: &mut [T],
+        dzp: &mut [T],
+        scratch: &mut LeadLagScratch<T>,
+    ) => backprop_w
+}
+
+#[inline(always)]
+fn backprop_w<T: Scalar, M: MulAdd, const W: usize>(
+    shape: &TensorShape,
+    s_prev: &[T],
+    zp: &[T],
+    support: Support,
+    g: &mut [T],
+    dzp: &mut [T],
+    scratch: &mut LeadLagScratch<T>,
+) {
+    if support.time {
+        backprop::<T, M, W, true>(shape, s_prev, zp, support, g, dzp, scratch);
+    } else {
+        backprop::<T, M, W, false>(shape, s_prev, zp, support, g, dzp, scratch);
+    }
+}
+
+#[inline(always)]
+fn backprop<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
+    shape: &TensorShape,
+    s_prev: &[T],
+    zp: &[T],
+    support: Support,
+    g: &mut [T],
+    dzp: &mut [T],
+    scratch: &mut LeadLagScratch<T>,
+) {
+    let n = shape.degree;
+    let w = if W == 0 { support.width } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    let a = block_start(support, w);
+    let zp = &zp[..wp];
+    if n == 0 {
+        return;
+    }
+    let LeadLagScratch {
+        inv,
+        ping,
+        pong,
+        chain,
+        ..
+    } = scratch;
+    chain.resize(shape.len(), T::zero());
+    // Level 1: S_1 += z on the support.
+    for (i, dz) in dzp[..wp].iter_mut().enumerate() {
+        *dz += g[column::<TIME>(a, w, i)];
+    }
+    for k in 2..=n {
+        // Forward: the compact chain of this level, ch_m at shape.offset(m).
+        let ch1 = &mut chain[shape.offset(1)..shape.offset(1) + wp];
+        for (i, (c, &zi)) in ch1.iter_mut().zip(zp).enumerate() {
+            *c = M::madd(zi, inv[k], s_prev[column::<TIME>(a, w, i)]);
+        }
+        let mut rows = 1;
+        for m in 1..k - 1 {
+            let (done, rest) = chain.split_at_mut(shape.offset(m + 1));
+            let ch = &done[shape.offset(m)..shape.offset(m) + rows * wp];
+            let (low, next) = (level(shape, s_prev, m), level(shape, s_prev, m + 1));
+            let c = inv[k - m];
+            for_each_entry::<T, W, TIME>(w, a, low, ch, |e, x| {
+                let cx = c * x;
+                let (nrow, orow) = (&next[e * d..e * d + d], &mut rest[e * wp..e * wp + wp]);
+                for i in 0..wp {
+                    orow[i] = M::madd(cx, zp[i], nrow[column::<TIME>(a, w, i)]);
+                }
+            });
+            rows *= d;
+        }
+        // Reverse of S_k += B_{k-1} ⊗ z, then of each link.
+        let (low, high) = g.split_at_mut(shape.offset(k));
+        let (mut p, mut q) = (&mut ping[..], &mut pong[..]);
+        let mut len = shape.level_len(k - 1);
+        let ch = |m: usize, rows: usize| &chain[shape.offset(m)..shape.offset(m) + rows * wp];
+        contract::<T, M, W, TIME>(
+            (w, a),
+            &high[..len * d],
+            (level(shape, s_prev, k - 1), ch(k - 1, len / d)),
+            zp,
+            T::one(),
+            dzp,
+            &mut p[..len],
+        );
+        for m in (1..k - 1).rev() {
+            for (gi, &pi) in low[shape.offset(m + 1)..shape.offset(m + 2)]
+                .iter_mut()
+                .zip(p.iter())
+            {
+                *gi += pi;
+            }
+            len /= d;
+            let b = (level(shape, s_prev, m), ch(m, len / d));
+            contract::<T, M, W, TIME>((w, a), &p[..len * d], b, zp, inv[k - m], dzp, &mut q[..len]);
+            std::mem::swap(&mut p, &mut q);
+        }
+        for (gi, &pi) in low[..d].iter_mut().zip(p.iter()) {
+            *gi += pi;
+        }
+        for (i, dz) in dzp[..wp].iter_mut().enumerate() {
+            *dz = M::madd(p[column::<TIME>(a, w, i)], inv[k], *dz);
+        }
+    }
+}
+
+/// The reverse of a link over the support's columns: for `gb` read as rows of `D`, one per entry
+/// of `B_m` (given as `S_m` and the compact `ch_m`), `out[e] = c·Σ_i gb[e, P_i]·z_i` and
+/// `dzp[i] += c·Σ_e gb[e, P_i]·B_m[e]`.
+#[inline(always)]
+fn contract<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
+    (w, a): (usize, usize),
+    gb: &[T],
+    (s_m, ch): (&[T], &[T]),
+    zp: &[T],
+    c: T,
+    dzp: &mut [T],
+    out: &mut [T],
+) {
+    let w = if W == 0 { w } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    // dz accumulates in registers where the width is a constant (at most 16 + time), rather than
+    // through memory once per entry.
+    let mut acc = [T::zero(); 17];
+    let local = W > 0;
+    // The entries in a plain loop rather than through `for_each_entry`: LLVM outlines a closure
+    // this size, and the outlined copy is compiled without FMA.
+    for (r, (srow, crow)) in s_m.chunks_exact(d).zip(ch.chunks_exact(wp)).enumerate() {
+        for j in 0..d {
+            let x = if j >= a && j < a + w {
+                crow[j - a]
+            } else if TIME && j == 2 * w {
+                crow[w]
+            } else {
+                srow[j]
+            };
+            let e = r * d + j;
+            let row = &gb[e * d..e * d + d];
+            let mut dot = T::zero();
+            for i in 0..wp {
+                let gi = row[column::<TIME>(a, w, i)];
+                dot = M::madd(gi, zp[i], dot);
+                if local {
+                    acc[i] = M::madd(gi, x, acc[i]);
+                } else {
+                    dzp[i] = M::madd(gi, c * x, dzp[i]);
+                }
+            }
+            out[e] = dot * c;
+        }
+    }
+    if local {
+        for (dz, &s) in dzp[..wp].iter_mut().zip(&acc) {
+            *dz = M::madd(s, c, *dz);
+        }
+    }
+}
+
 /// Level `m` of `s`.
 #[inline(always)]
 fn level<'a, T>(shape: &TensorShape, s: &'a [T], m: usize) -> &'a [T] {
@@ -437,6 +627,74 @@ mod tests {
                         (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
                         "w={w} n={n}: {a} vs {b}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The lead-lag reverse step equals the dense reverse step on the zero-padded increment: the
+    /// same gradient with respect to the tensor, and the support's entries of the increment's.
+    #[test]
+    fn lead_lag_backprop_equals_the_dense_backprop() {
+        for w in [1, 2, 3, 4, 5, 9] {
+            for time in [false, true] {
+                for lead in [false, true] {
+                    let d = 2 * w + time as usize;
+                    let n = if d > 8 { 3 } else { 4 };
+                    let shape = TensorShape::new(d, n).unwrap();
+                    let s0: Vec<f64> = (0..shape.len())
+                        .map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0)
+                        .collect();
+                    let g0: Vec<f64> = (0..shape.len())
+                        .map(|i| ((i * 3 % 17) as f64 - 8.0) / 10.0)
+                        .collect();
+                    let zp: Vec<f64> = (0..w + time as usize)
+                        .map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0 + 0.01)
+                        .collect();
+                    let support = Support {
+                        width: w,
+                        lead,
+                        time,
+                    };
+                    let mut z = vec![0.0; d];
+                    for (i, &v) in zp.iter().enumerate() {
+                        z[support.channel(i)] = v;
+                    }
+                    let (mut g_dense, mut dz) = (g0.clone(), vec![0.0; d]);
+                    let mut horner = HornerScratch::new(&shape);
+                    crate::algebra::mul_exp_backprop(
+                        &shape,
+                        &s0,
+                        &z,
+                        &mut g_dense,
+                        &mut dz,
+                        &mut horner,
+                    );
+                    let (mut g, mut dzp) = (g0.clone(), vec![0.0; zp.len()]);
+                    let mut scratch = LeadLagScratch::new(&shape);
+                    mul_exp_lead_lag_backprop(
+                        &shape,
+                        &s0,
+                        &zp,
+                        support,
+                        &mut g,
+                        &mut dzp,
+                        &mut scratch,
+                    );
+                    let close = |a: f64, b: f64| (a - b).abs() <= 1e-13 * (1.0 + b.abs());
+                    for (i, (a, b)) in g.iter().zip(&g_dense).enumerate() {
+                        assert!(
+                            close(*a, *b),
+                            "w={w} time={time} lead={lead} g[{i}]: {a} vs {b}"
+                        );
+                    }
+                    for (i, a) in dzp.iter().enumerate() {
+                        let b = dz[support.channel(i)];
+                        assert!(
+                            close(*a, b),
+                            "w={w} time={time} lead={lead} dz[{i}]: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

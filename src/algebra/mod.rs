@@ -16,7 +16,8 @@ pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_
 pub use increments::Increments;
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
 pub use lead_lag::{
-    lead_lag_fused, mul_exp_lead_lag, mul_exp_lead_lag_fused, LeadLagScratch, Support, FUSED_PAIRS,
+    lead_lag_fused, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
+    LeadLagScratch, Support, FUSED_PAIRS,
 };
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};

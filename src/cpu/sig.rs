@@ -3,8 +3,8 @@
 use super::{par_rows, split};
 use crate::algebra::{
     lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
-    mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_fused, HornerScratch, Increments,
-    LaneScratch, LeadLagScratch, FUSED_PAIRS, FUSED_STEPS, LANES,
+    mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
+    HornerScratch, Increments, LaneScratch, LeadLagScratch, FUSED_PAIRS, FUSED_STEPS, LANES,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -51,7 +51,7 @@ impl<T: Scalar> Workspace<T> {
         }
     }
 
-    /// `self.s ← self.s ⊗ exp(-z_t)`, the prefix before increment `t`; leaves `z_t` in `self.z`.
+    /// `self.s ← self.s ⊗ exp(-z_t)`, the prefix before increment `t`.
     fn unstep(&mut self, shape: &TensorShape, inc: &Increments<T>, t: usize) {
         if lead_lag_step::<T>(inc) {
             let scratch = self
@@ -60,7 +60,6 @@ impl<T: Scalar> Workspace<T> {
             let support = inc.fill_lead_lag(t, &mut self.neg_z);
             self.neg_z.iter_mut().for_each(|z| *z = -*z);
             mul_exp_lead_lag(shape, &mut self.s, &self.neg_z, support, scratch);
-            inc.fill(t, &mut self.z);
         } else {
             inc.fill(t, &mut self.z);
             for (n, &z) in self.neg_z.iter_mut().zip(&self.z) {
@@ -149,7 +148,23 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     for t in steps.rev() {
         ws.unstep(shape, inc, t);
         ws.dz.fill(T::zero());
-        mul_exp_backprop(shape, &ws.s, &ws.z, &mut ws.g, &mut ws.dz, &mut ws.horner);
+        if lead_lag_step::<T>(inc) {
+            // The support's entries of z_t and its gradient, compact, then dz in place.
+            let support = inc.fill_lead_lag(t, &mut ws.z);
+            let scratch = ws.lead_lag.as_mut().expect("made by unstep");
+            let (dzp, dz) = (&mut ws.neg_z, &mut ws.dz);
+            dzp.fill(T::zero());
+            mul_exp_lead_lag_backprop(shape, &ws.s, &ws.z, support, &mut ws.g, dzp, scratch);
+            for (i, &v) in dzp
+                .iter()
+                .enumerate()
+                .take(support.width + support.time as usize)
+            {
+                dz[support.channel(i)] = v;
+            }
+        } else {
+            mul_exp_backprop(shape, &ws.s, &ws.z, &mut ws.g, &mut ws.dz, &mut ws.horner);
+        }
         inc.scatter(t, &ws.dz, out);
     }
 }
