@@ -494,7 +494,10 @@ fn lead_lag_steps_match_the_materialised_path() {
             let two = sig_backprop(path.view(), sigs.view(), derivs.view(), n, &two_threads);
             let scale = one.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             for (a, b) in two.unwrap().iter().zip(one.iter()) {
-                assert!((a - b).abs() <= 1e-9 * scale, "backprop d={d} n={n}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-9 * scale,
+                    "backprop d={d} n={n}: {a} vs {b}"
+                );
             }
             if len <= 40 {
                 let short = path.slice(s![.., ..6, ..]).to_owned().into_dyn();

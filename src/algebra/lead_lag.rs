@@ -167,28 +167,43 @@ fn chain<'a, T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
     let mut rows = 1;
     for m in 1..k - 1 {
         let (low, next) = (level(shape, s, m), level(shape, s, m + 1));
-        let c = inv[k - m];
-        if vector_rows::<T, M, W, TIME>() {
-            for_each_run::<T, W, TIME>(w, a, low, &p[..rows * wp], |e, run| {
-                let out = &mut q[e * wp..(e + run.len()) * wp];
-                // SAFETY: as in `step`.
-                unsafe { T::outer_add_strided::<W>(run, c, zp, &next[e * d + a..], d, out) };
-            });
-            std::mem::swap(&mut p, &mut q);
-            rows *= d;
-            continue;
-        }
-        for_each_entry::<T, W, TIME>(w, a, low, &p[..rows * wp], |e, x| {
-            let cx = c * x;
-            let (nrow, orow) = (&next[e * d..e * d + d], &mut q[e * wp..e * wp + wp]);
-            for i in 0..wp {
-                orow[i] = M::madd(cx, zp[i], nrow[column::<TIME>(a, w, i)]);
-            }
-        });
+        let (ch, out) = (&p[..rows * wp], &mut q[..rows * d * wp]);
+        link::<T, M, W, TIME>((w, a), low, ch, inv[k - m], zp, next, out);
         std::mem::swap(&mut p, &mut q);
         rows *= d;
     }
     &p[..rows * wp]
+}
+
+/// One link of the compact chain: `ch_{m+1}[e] = c·B_m[e]·z_P + S_{m+1}[e, P]` for every entry `e`
+/// of `B_m` (given as `S_m` and the compact `ch_m`).
+#[inline(always)]
+fn link<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
+    (w, a): (usize, usize),
+    s_m: &[T],
+    ch: &[T],
+    c: T,
+    zp: &[T],
+    next: &[T],
+    out: &mut [T],
+) {
+    let w = if W == 0 { w } else { W };
+    let (d, wp) = (2 * w + TIME as usize, w + TIME as usize);
+    if vector_rows::<T, M, W, TIME>() {
+        for_each_run::<T, W, TIME>(w, a, s_m, ch, |e, run| {
+            let out = &mut out[e * wp..(e + run.len()) * wp];
+            // SAFETY: as in `step`.
+            unsafe { T::outer_add_strided::<W>(run, c, zp, &next[e * d + a..], d, out) };
+        });
+        return;
+    }
+    for_each_entry::<T, W, TIME>(w, a, s_m, ch, |e, x| {
+        let cx = c * x;
+        let (nrow, orow) = (&next[e * d..e * d + d], &mut out[e * wp..e * wp + wp]);
+        for i in 0..wp {
+            orow[i] = M::madd(cx, zp[i], nrow[column::<TIME>(a, w, i)]);
+        }
+    });
 }
 
 /// Pairs of steps [`mul_exp_lead_lag_fused`] takes at once.
@@ -215,9 +230,9 @@ multiversion! {
     /// The same arithmetic as the eight single steps, reordered as in `mul_exp_fused`: each step's
     /// top-level chain `B_{N-1}` is kept, the levels below are stepped, and then the top level is
     /// updated once. Seen as half-rows of `width`, the lag half of row `e` gains
-    /// `Σ_p B^(lag p)[e]·Δx_p` and the lead half `Σ_p B^(lead p)[e]·Δx_p`: with each pair's two
-    /// chains interleaved, that is the four-step kernel on rows of `width`, four multiply-adds per
-    /// load and store of `S_N`, and half those of the dense fused step.
+    /// `Σ_p B^(lag p)[e]·Δx_p` and the lead half `Σ_p B^(lead p)[e]·Δx_p`: the four-step kernel
+    /// on half-rows of `width`, four multiply-adds per load and store of `S_N`, and half the
+    /// multiply-adds of the dense fused step.
     pub fn mul_exp_lead_lag_fused(
         shape: &TensorShape,
         s: &mut [T],
@@ -369,14 +384,8 @@ fn backprop<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
             let (done, rest) = chain.split_at_mut(shape.offset(m + 1));
             let ch = &done[shape.offset(m)..shape.offset(m) + rows * wp];
             let (low, next) = (level(shape, s_prev, m), level(shape, s_prev, m + 1));
-            let c = inv[k - m];
-            for_each_entry::<T, W, TIME>(w, a, low, ch, |e, x| {
-                let cx = c * x;
-                let (nrow, orow) = (&next[e * d..e * d + d], &mut rest[e * wp..e * wp + wp]);
-                for i in 0..wp {
-                    orow[i] = M::madd(cx, zp[i], nrow[column::<TIME>(a, w, i)]);
-                }
-            });
+            let out = &mut rest[..rows * d * wp];
+            link::<T, M, W, TIME>((w, a), low, ch, inv[k - m], zp, next, out);
             rows *= d;
         }
         // Reverse of S_k += B_{k-1} ⊗ z, then of each link.

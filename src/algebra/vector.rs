@@ -41,8 +41,10 @@ pub trait VectorRows: Sized {
         out: &mut [Self],
         stride: usize,
     );
-    /// Whether [`VectorRows::outer_acc4`] handles rows of `D`.
-    fn fused<const D: usize>() -> bool;
+    /// Whether [`VectorRows::outer_acc4`] handles rows of `D`: whole vectors too.
+    fn fused<const D: usize>() -> bool {
+        Self::whole::<D>()
+    }
     /// `out[i,j] += Σ_s b[s][i]·z[s][j]` over four steps `s`: four multiply-adds per load and store.
     /// The caller checks [`VectorRows::fused`] first.
     unsafe fn outer_acc4<const D: usize>(b: [&[Self]; 4], z: [&[Self]; 4], out: &mut [Self]);
@@ -680,10 +682,6 @@ macro_rules! impl_vector_rows {
                 kernels::$wide::outer_acc_strided::<D>(b, z, out, stride);
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (b, z, out, stride);
-            }
-            #[inline(always)]
-            fn fused<const D: usize>() -> bool {
-                cfg!(target_arch = "x86_64") && D > 0 && D % $lanes == 0 && D <= 4 * $lanes
             }
             #[inline(always)]
             unsafe fn outer_acc4<const D: usize>(b: [&[$t]; 4], z: [&[$t]; 4], out: &mut [$t]) {
