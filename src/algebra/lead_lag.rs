@@ -19,7 +19,7 @@ pub struct LeadLagScratch<T> {
     inv: Vec<T>,
     ping: Vec<T>,
     pong: Vec<T>,
-    /// [`mul_exp_lead_lag_fused`]: each pair's two top-level chains, interleaved, and the shape of
+    /// [`mul_exp_lead_lag_fused`]: the eight steps' top-level chains, and the shape of
     /// the levels below the top; made on first use.
     tops: Vec<T>,
     lower: Option<TensorShape>,
