@@ -72,9 +72,9 @@ impl<T: Scalar> Workspace<T> {
 
 /// Whether the steps of `inc` go through `mul_exp_lead_lag`, which skips the half of the channels
 /// a lead-lag step leaves still. Measured against the dense step (f64 and f32, path dimensions
-/// 1–8, with and without time): it wins 1.3–2.2× where the transformed dimension has no
-/// specialised dense kernel (above 8, except 16 in f32) and loses up to 3× below, where each dense
-/// row is a vector or two.
+/// 1–8, with and without time): forward, it wins 1.3–2.2× at transformed dimensions above 8
+/// (except 16 in f32) and loses up to 3× below, where each dense row is a vector or two and the
+/// compact loops run scalar; backward it wins 2–2.6× above 8 and breaks even below.
 /// `ROUGHSIG_LEAD_LAG=dense` turns it off (for side-by-side timings and tests).
 fn lead_lag_step<T: Scalar>(inc: &Increments<T>) -> bool {
     static DENSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
