@@ -162,16 +162,28 @@ macro_rules! row_kernels {
                 );
                 let op = out.as_mut_ptr();
                 for i in 0..n {
-                    let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
-                    let mut q = 0;
-                    while q < D {
-                        let mut acc = $load(op.add(i * D + q));
-                        for s in 0..4 {
-                            acc = $fmadd(bv[s], $load(z[s].as_ptr().add(q)), acc);
-                        }
-                        $store(op.add(i * D + q), acc);
-                        q += $lanes;
+                    acc4_row::<D>(&b, i, &z, op.add(i * D));
+                }
+            }
+
+            /// `row[j] += Σ_s b[s][i]·z[s][j]` for the `D` entries from `row`.
+            #[target_feature(enable = "avx2,fma")]
+            #[inline]
+            unsafe fn acc4_row<const D: usize>(
+                b: &[&[$t]; 4],
+                i: usize,
+                z: &[&[$t]; 4],
+                row: *mut $t,
+            ) {
+                let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
+                let mut q = 0;
+                while q < D {
+                    let mut acc = $load(row.add(q));
+                    for s in 0..4 {
+                        acc = $fmadd(bv[s], $load(z[s].as_ptr().add(q)), acc);
                     }
+                    $store(row.add(q), acc);
+                    q += $lanes;
                 }
             }
 
@@ -193,19 +205,8 @@ macro_rules! row_kernels {
                 );
                 let op = out.as_mut_ptr();
                 for i in 0..n {
-                    for (half, b) in [(0, &lo), (D, &hi)] {
-                        let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
-                        let mut q = 0;
-                        while q < D {
-                            let at = op.add(i * 2 * D + half + q);
-                            let mut acc = $load(at);
-                            for s in 0..4 {
-                                acc = $fmadd(bv[s], $load(z[s].as_ptr().add(q)), acc);
-                            }
-                            $store(at, acc);
-                            q += $lanes;
-                        }
-                    }
+                    acc4_row::<D>(&lo, i, &z, op.add(i * 2 * D));
+                    acc4_row::<D>(&hi, i, &z, op.add(i * 2 * D + D));
                 }
             }
 

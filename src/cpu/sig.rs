@@ -4,7 +4,8 @@ use super::{par_rows, split};
 use crate::algebra::{
     lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
     mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
-    HornerScratch, Increments, LaneScratch, LeadLagScratch, FUSED_PAIRS, FUSED_STEPS, LANES,
+    HornerScratch, Increments, LaneScratch, LeadLagScratch, Support, FUSED_PAIRS, FUSED_STEPS,
+    LANES,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -40,10 +41,8 @@ impl<T: Scalar> Workspace<T> {
     /// `s ← s ⊗ exp(z_t)` for increment `t` of `inc`: the lead-lag step where it applies.
     fn step(&mut self, shape: &TensorShape, inc: &Increments<T>, t: usize, s: &mut [T]) {
         if lead_lag_step::<T>(inc) {
-            let scratch = self
-                .lead_lag
-                .get_or_insert_with(|| LeadLagScratch::new(shape));
             let support = inc.fill_lead_lag(t, &mut self.z);
+            let scratch = lead_lag_scratch(&mut self.lead_lag, shape);
             mul_exp_lead_lag(shape, s, &self.z, support, scratch);
         } else {
             inc.fill(t, &mut self.z);
@@ -51,23 +50,35 @@ impl<T: Scalar> Workspace<T> {
         }
     }
 
-    /// `self.s ← self.s ⊗ exp(-z_t)`, the prefix before increment `t`.
-    fn unstep(&mut self, shape: &TensorShape, inc: &Increments<T>, t: usize) {
-        if lead_lag_step::<T>(inc) {
-            let scratch = self
-                .lead_lag
-                .get_or_insert_with(|| LeadLagScratch::new(shape));
-            let support = inc.fill_lead_lag(t, &mut self.neg_z);
-            self.neg_z.iter_mut().for_each(|z| *z = -*z);
-            mul_exp_lead_lag(shape, &mut self.s, &self.neg_z, support, scratch);
+    /// `self.s ← self.s ⊗ exp(-z_t)`, the prefix before increment `t`. Leaves `z_t` in `self.z`:
+    /// whole, or for a lead-lag step its support's entries, and then says where they sit.
+    fn unstep(&mut self, shape: &TensorShape, inc: &Increments<T>, t: usize) -> Option<Support> {
+        let support = if lead_lag_step::<T>(inc) {
+            Some(inc.fill_lead_lag(t, &mut self.z))
         } else {
             inc.fill(t, &mut self.z);
-            for (n, &z) in self.neg_z.iter_mut().zip(&self.z) {
-                *n = -z;
-            }
-            mul_exp(shape, &mut self.s, &self.neg_z, &mut self.horner);
+            None
+        };
+        for (n, &z) in self.neg_z.iter_mut().zip(&self.z) {
+            *n = -z;
         }
+        match support {
+            Some(support) => {
+                let scratch = lead_lag_scratch(&mut self.lead_lag, shape);
+                mul_exp_lead_lag(shape, &mut self.s, &self.neg_z, support, scratch);
+            }
+            None => mul_exp(shape, &mut self.s, &self.neg_z, &mut self.horner),
+        }
+        support
     }
+}
+
+/// The workspace's lead-lag scratch, made on first use.
+fn lead_lag_scratch<'a, T: Scalar>(
+    slot: &'a mut Option<LeadLagScratch<T>>,
+    shape: &TensorShape,
+) -> &'a mut LeadLagScratch<T> {
+    slot.get_or_insert_with(|| LeadLagScratch::new(shape))
 }
 
 /// Whether the steps of `inc` go through `mul_exp_lead_lag`, which skips the half of the channels
@@ -105,9 +116,7 @@ pub(super) fn sig_path<T: Scalar>(
                 for (p, dx) in ws.zs.chunks_exact_mut(w).take(FUSED_PAIRS).enumerate() {
                     inc.fill_segment(t / 2 + p, dx);
                 }
-                let scratch = ws
-                    .lead_lag
-                    .get_or_insert_with(|| LeadLagScratch::new(shape));
+                let scratch = lead_lag_scratch(&mut ws.lead_lag, shape);
                 mul_exp_lead_lag_fused(shape, out, &ws.zs[..FUSED_PAIRS * w], w, scratch);
                 t += 2 * FUSED_PAIRS;
             }
@@ -146,12 +155,11 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     ws.s.copy_from_slice(sig);
     ws.g.copy_from_slice(sig_derivs);
     for t in steps.rev() {
-        ws.unstep(shape, inc, t);
+        let support = ws.unstep(shape, inc, t);
         ws.dz.fill(T::zero());
-        if lead_lag_step::<T>(inc) {
+        if let Some(support) = support {
             // The support's entries of z_t and its gradient, compact, then dz in place.
-            let support = inc.fill_lead_lag(t, &mut ws.z);
-            let scratch = ws.lead_lag.as_mut().expect("made by unstep");
+            let scratch = lead_lag_scratch(&mut ws.lead_lag, shape);
             let (dzp, dz) = (&mut ws.neg_z, &mut ws.dz);
             dzp.fill(T::zero());
             mul_exp_lead_lag_backprop(shape, &ws.s, &ws.z, support, &mut ws.g, dzp, scratch);
