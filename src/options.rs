@@ -74,7 +74,9 @@ impl SigOptions {
 
 /// Resolve pySigLib's `n_jobs` to a thread count.
 pub fn threads(n_jobs: i32) -> Result<usize> {
-    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Asking the system reads cgroup files: once per process, not per call.
+    static ALL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let all = *ALL.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     match n_jobs {
         0 => Err(Error::invalid("n_jobs cannot be 0")),
         n if n > 0 => Ok(n as usize),

@@ -10,7 +10,9 @@ mod sealed {
 }
 
 /// The element type of paths and signatures: `f32` or `f64`.
-pub trait Scalar: NdFloat + Default + sealed::Sealed + crate::algebra::vector::VectorRows {
+pub trait Scalar:
+    NdFloat + Default + bytemuck::Pod + sealed::Sealed + crate::algebra::vector::VectorRows
+{
     /// The dtype's short name, as the CLI and error messages spell it.
     const NAME: &'static str;
     fn from_f64(x: f64) -> Self;

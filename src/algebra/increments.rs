@@ -135,36 +135,6 @@ impl<'a, T: Scalar> Increments<'a, T> {
         }
     }
 
-    /// Write increments `steps` into lane-interleaved `zs`, one after the other: channel `j` of
-    /// step `t` at `((t - steps.start)·aug_dim + j)·stride + lane`. Without the transforms this is
-    /// a plain difference of consecutive points, in one pass over the path.
-    pub fn fill_lanes(
-        &self,
-        steps: std::ops::Range<usize>,
-        zs: &mut [T],
-        stride: usize,
-        lane: usize,
-    ) {
-        let (d, w) = (self.dim, self.aug_dim() * stride);
-        if self.lead_lag || self.dt.is_some() {
-            for (t, z) in steps.zip(zs.chunks_exact_mut(w)) {
-                self.fill_strided(t, z, stride, lane);
-            }
-            return;
-        }
-        let points = &self.path[steps.start * d..(steps.end + 1) * d];
-        let next = &points[d..];
-        for ((a, b), z) in points
-            .chunks_exact(d)
-            .zip(next.chunks_exact(d))
-            .zip(zs.chunks_exact_mut(w))
-        {
-            for (i, (&bi, &ai)) in b.iter().zip(a).enumerate() {
-                z[i * stride + lane] = bi - ai;
-            }
-        }
-    }
-
     /// Route the gradient `dz` of increment `t` back to the points of the original path (`out` is laid
     /// out like the path). The time channel's gradient has no path point to go to and is dropped.
     pub fn scatter(&self, t: usize, dz: &[T], out: &mut [T]) {
@@ -181,6 +151,41 @@ impl<'a, T: Scalar> Increments<'a, T> {
             let g = dz[(start + i) * stride + lane];
             *bi += g;
             *ai -= g;
+        }
+    }
+}
+
+/// Write increments `steps` of every path in `incs` (all made with the same options) into
+/// lane-interleaved `zs`, one step after the other: channel `j` of step `t` of path `l` at
+/// `((t - steps.start)·aug_dim + j)·incs.len() + l`.
+///
+/// Without the transforms each entry is a plain difference of consecutive points, and all the
+/// lanes of a channel are written together: one contiguous run per channel rather than a strided
+/// scalar store per lane, which was the slower half of preparing a lane group's steps.
+pub fn fill_lanes<T: Scalar, const L: usize>(
+    incs: &[Increments<'_, T>; L],
+    steps: std::ops::Range<usize>,
+    zs: &mut [T],
+) {
+    let first = &incs[0];
+    let w = first.aug_dim() * L;
+    if first.lead_lag || first.dt.is_some() {
+        for (l, inc) in incs.iter().enumerate() {
+            for (t, z) in steps.clone().zip(zs.chunks_exact_mut(w)) {
+                inc.fill_strided(t, z, L, l);
+            }
+        }
+        return;
+    }
+    let d = first.dim;
+    let span = steps.start * d..(steps.end + 1) * d;
+    let points: [&[T]; L] = std::array::from_fn(|l| &incs[l].path[span.clone()]);
+    for (u, z) in zs.chunks_exact_mut(w).take(steps.len()).enumerate() {
+        for (i, zi) in z.chunks_exact_mut(L).enumerate() {
+            let (a, b) = (u * d + i, (u + 1) * d + i);
+            for (l, x) in zi.iter_mut().enumerate() {
+                *x = points[l][b] - points[l][a];
+            }
         }
     }
 }

@@ -5,8 +5,11 @@
 //! loops vectorise exactly, with no shuffles, no remainders and no horizontal sums, whatever the
 //! dimension. This is the fast layout for many small signatures (short rows waste most of a vector
 //! in the one-path layout); for large signatures the one-path layout keeps the working set in cache.
-//! The arithmetic per lane is the same as [`super::mul_exp`]'s, in the same order.
+//! The arithmetic per lane is the same as [`super::mul_exp`]'s, in the same order; where several
+//! steps are taken at once ([`super::lanes_fused`], degree 3 and up) the same multiply-adds are
+//! reordered word by word, and agree to rounding.
 
+use super::lanes_fused::{fuses, mul_exp_lanes_fused, FusedScratch};
 use super::reciprocals;
 use super::simd::{multiversion, MulAdd};
 use crate::layout::TensorShape;
@@ -14,7 +17,7 @@ use crate::Scalar;
 
 /// Paths processed together.
 pub const LANES: usize = 8;
-const L: usize = LANES;
+pub(super) const L: usize = LANES;
 
 /// Per-thread buffers for [`mul_exp_lanes`] and [`mul_exp_backprop_lanes`], like
 /// [`super::HornerScratch`] with every buffer `LANES` times longer.
@@ -23,6 +26,7 @@ pub struct LaneScratch<T> {
     chain: Vec<T>,
     ping: Vec<T>,
     pong: Vec<T>,
+    fused: FusedScratch<T>,
 }
 
 impl<T: Scalar> LaneScratch<T> {
@@ -32,6 +36,7 @@ impl<T: Scalar> LaneScratch<T> {
             chain: vec![T::zero(); shape.offset(shape.degree.max(1)).max(1) * L],
             ping: vec![T::zero(); shape.top_scratch_len() * L],
             pong: vec![T::zero(); shape.top_scratch_len() * L],
+            fused: FusedScratch::new(shape),
         }
     }
 }
@@ -60,9 +65,17 @@ fn mul_exp_lanes_impl<T: Scalar, M: MulAdd, const D: usize>(
         return;
     }
     let LaneScratch {
-        inv, ping, pong, ..
+        inv,
+        ping,
+        pong,
+        fused,
+        ..
     } = scratch;
-    for z in zs.chunks_exact(d * L) {
+    let mut rest = zs;
+    if fuses::<D>(shape) {
+        rest = mul_exp_lanes_fused::<T, M, D>(shape, s, zs, inv, fused);
+    }
+    for z in rest.chunks_exact(d * L) {
         step::<T, M, D>(shape, n, s, z, inv, ping, pong);
     }
 }
@@ -120,12 +133,13 @@ fn level_update<T: Scalar, M: MulAdd, const D: usize>(
         len *= d;
     }
     // Row `i` of the last stored link `B_{k-r-1}` feeds the `i`-th `len`-th part of each of the
-    // levels `k-r … k-1` and of `out`.
+    // levels `k-r … k-1` and of `out`. With `len = d^(k-1-r)`, the part of level `m` has
+    // `d^(m-k+1+r)` entries: looked up, not divided, as this runs for every step.
     let part = |m: usize, i: usize| {
-        let w = shape.level_len(m) / len * L;
+        let w = shape.level_len(m + 1 + r - k) * L;
         shape.offset(m) * L + i * w..shape.offset(m) * L + (i + 1) * w
     };
-    let w = out.len() / len;
+    let w = shape.level_len(r + 1) * L;
     for (i, b) in p[..len * L].chunks_exact(L).enumerate() {
         let mut adds: [&[T]; TAIL] = [&[]; TAIL];
         for (j, add) in adds.iter_mut().enumerate().take(r) {
@@ -265,6 +279,7 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd, const D: usize>(
         chain,
         ping,
         pong,
+        ..
     } = scratch;
     for x in 0..d * L {
         dz[x] += g[x];
@@ -307,7 +322,7 @@ fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd, const D: usize>(
 
 /// The dimension: the compile-time `D` where the caller specialised one (see `by_dim!`), else `d`.
 #[inline(always)]
-fn dim<const D: usize>(d: usize) -> usize {
+pub(super) fn dim<const D: usize>(d: usize) -> usize {
     if D == 0 {
         d
     } else {
@@ -315,11 +330,11 @@ fn dim<const D: usize>(d: usize) -> usize {
     }
 }
 
-fn lanes<T>(x: &[T]) -> &[T; L] {
+pub(super) fn lanes<T>(x: &[T]) -> &[T; L] {
     x.try_into().expect("a group of LANES values")
 }
 
-fn lanes_mut<T>(x: &mut [T]) -> &mut [T; L] {
+pub(super) fn lanes_mut<T>(x: &mut [T]) -> &mut [T; L] {
     x.try_into().expect("a group of LANES values")
 }
 
@@ -404,7 +419,7 @@ fn contract<T: Scalar, M: MulAdd, const D: usize>(
 /// of such short loops is fragile: in the large, fully inlined kernels it left some of them
 /// scalar, or called `mul_add` out of line (a libm call).
 #[inline(always)]
-fn madd<T: Scalar, M: MulAdd>(a: &[T; L], b: &[T; L], c: &[T; L]) -> [T; L] {
+pub(super) fn madd<T: Scalar, M: MulAdd>(a: &[T; L], b: &[T; L], c: &[T; L]) -> [T; L] {
     if M::VECTOR {
         // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA.
         return unsafe { T::madd8(a, b, c) };
@@ -418,7 +433,7 @@ fn madd<T: Scalar, M: MulAdd>(a: &[T; L], b: &[T; L], c: &[T; L]) -> [T; L] {
 
 /// `a·c` lane by lane, as [`madd`].
 #[inline(always)]
-fn scale<T: Scalar, M: MulAdd>(a: &[T; L], c: T) -> [T; L] {
+pub(super) fn scale<T: Scalar, M: MulAdd>(a: &[T; L], c: T) -> [T; L] {
     if M::VECTOR {
         // SAFETY: as in `madd`.
         return unsafe { T::scale8(a, c) };

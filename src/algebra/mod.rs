@@ -6,6 +6,7 @@
 mod horner;
 mod increments;
 mod lanes;
+mod lanes_fused;
 mod lead_lag;
 mod log;
 pub mod simd;
@@ -13,7 +14,7 @@ mod tensor;
 pub(crate) mod vector;
 
 pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
-pub use increments::Increments;
+pub use increments::{fill_lanes, Increments};
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
 pub use lead_lag::{
     lead_lag_fused, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,

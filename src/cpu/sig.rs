@@ -2,7 +2,7 @@
 
 use super::{par_rows, split};
 use crate::algebra::{
-    lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
+    fill_lanes, lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
     mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
     HornerScratch, Increments, LaneScratch, LeadLagScratch, Support, FUSED_PAIRS, FUSED_STEPS,
     LANES,
@@ -210,12 +210,10 @@ impl<T: Scalar> LaneWorkspace<T> {
     }
 
     /// Interleave increments `steps` of every lane's path into `zs`; returns the length written.
-    fn fill(&mut self, incs: &[Increments<T>], steps: std::ops::Range<usize>) -> usize {
+    fn fill(&mut self, incs: &[Increments<T>; LANES], steps: std::ops::Range<usize>) -> usize {
         let dl = self.neg_z.len();
         let zs = &mut self.zs[..steps.len() * dl];
-        for (l, inc) in incs.iter().enumerate() {
-            inc.fill_lanes(steps.clone(), zs, LANES, l);
-        }
+        fill_lanes(incs, steps, zs);
         zs.len()
     }
 }
@@ -233,7 +231,7 @@ fn use_lanes<T>(shape: &TensorShape, batch: usize, backward: bool) -> bool {
 /// Signatures of `LANES` paths into `rows` (`LANES` rows of `st + shape.len()`).
 fn sig_lanes<T: Scalar>(
     shape: &TensorShape,
-    incs: &[Increments<T>],
+    incs: &[Increments<T>; LANES],
     st: usize,
     lw: &mut LaneWorkspace<T>,
     rows: &mut [T],
@@ -257,7 +255,7 @@ fn sig_lanes<T: Scalar>(
 /// Gradients of `LANES` paths into `grads` (`LANES` rows laid out like the paths).
 fn sig_backprop_lanes<T: Scalar>(
     shape: &TensorShape,
-    incs: &[Increments<T>],
+    incs: &[Increments<T>; LANES],
     sigs: &[&[T]],
     sig_derivs: &[&[T]],
     lw: &mut LaneWorkspace<T>,
@@ -367,9 +365,7 @@ pub(crate) fn sig<T: Scalar>(
             }
             return;
         }
-        let incs: Vec<_> = (first..first + LANES)
-            .map(|i| ps.path(paths, i, opts))
-            .collect();
+        let incs = std::array::from_fn(|l| ps.path(paths, first + l, opts));
         sig_lanes(shape, &incs, st, lw, rows);
     });
 }
@@ -433,7 +429,7 @@ pub(crate) fn sig_backprop<T: Scalar>(
                 return;
             }
             let items = first..first + LANES;
-            let incs: Vec<_> = items.clone().map(|i| ps.path(paths, i, opts)).collect();
+            let incs = std::array::from_fn(|l| ps.path(paths, first + l, opts));
             let s: Vec<&[T]> = items.clone().map(|i| &sigs[levels(i)]).collect();
             let g: Vec<&[T]> = items.map(|i| &sig_derivs[levels(i)]).collect();
             sig_backprop_lanes(shape, &incs, &s, &g, lw, grads);
