@@ -213,6 +213,8 @@ impl<T: Scalar, const D: usize, const F: usize> Walk<'_, T, D, F> {
                 *y = madd::<T, M>(&b1[t], &self.z[t][c], y);
             }
             for (l, u) in us.iter_mut().enumerate() {
+                // Indexed: the zipped form measured 1.1× slower (LLVM kept less in registers).
+                #[allow(clippy::needless_range_loop)]
                 for t in 0..F {
                     *u = madd::<T, M>(&e[t], &self.z[t][l], u);
                 }
