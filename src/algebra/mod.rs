@@ -13,7 +13,9 @@ pub mod simd;
 mod tensor;
 pub(crate) mod vector;
 
-pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
+pub use horner::{
+    mul_exp, mul_exp_backprop, mul_exp_fused, top_to_rows, HornerScratch, TopLayout, FUSED_STEPS,
+};
 pub use increments::{fill_lanes, Increments};
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
 pub use lead_lag::{
