@@ -72,23 +72,14 @@ pub fn mul_exp_lanes_fused<'z, T: Scalar, M: MulAdd, const D: usize>(
     inv: &[T],
     scratch: &mut FusedScratch<T>,
 ) -> &'z [T] {
-    match steps_at_once(D) {
-        4 => groups::<T, M, D, 4>(shape, s, zs, inv, scratch),
-        _ => groups::<T, M, D, 2>(shape, s, zs, inv, scratch),
-    }
-}
-
-#[inline(always)]
-fn groups<'z, T: Scalar, M: MulAdd, const D: usize, const F: usize>(
-    shape: &TensorShape,
-    s: &mut [T],
-    zs: &'z [T],
-    inv: &[T],
-    scratch: &mut FusedScratch<T>,
-) -> &'z [T] {
-    let mut groups = zs.chunks_exact(F * D * L);
+    // `steps_at_once(D)` is a constant here, and so is the match.
+    let f = steps_at_once(D);
+    let mut groups = zs.chunks_exact(f * D * L);
     for z in &mut groups {
-        group::<T, M, D, F>(shape, s, z, inv, scratch);
+        match f {
+            4 => group::<T, M, D, 4>(shape, s, z, inv, scratch),
+            _ => group::<T, M, D, 2>(shape, s, z, inv, scratch),
+        }
     }
     groups.remainder()
 }
