@@ -266,10 +266,16 @@ fn sig_backprop_lanes<T: Scalar>(
     grads: &mut [T],
 ) {
     grads.fill(T::zero());
-    for l in 0..LANES {
-        for c in 0..shape.len() {
-            lw.s[c * LANES + l] = sigs[l][c];
-            lw.g[c * LANES + l] = sig_derivs[l][c];
+    // Lanes innermost: whole groups written in turn, not a strided store per value.
+    let (sigs, derivs) = (&sigs[..LANES], &sig_derivs[..LANES]);
+    for (c, (s, g)) in
+        lw.s.chunks_exact_mut(LANES)
+            .zip(lw.g.chunks_exact_mut(LANES))
+            .enumerate()
+    {
+        for l in 0..LANES {
+            s[l] = sigs[l][c];
+            g[l] = derivs[l][c];
         }
     }
     let grad_len = grads.len() / LANES;
