@@ -22,12 +22,11 @@ pub struct HornerScratch<T> {
     /// between, so that every loop reads one buffer and writes the other.
     ping: Vec<T>,
     pong: Vec<T>,
-    /// [`mul_exp_fused`]: the top level's chain `B_{N-1}` for each of the fused steps, and the
+    /// [`mul_exp_fused`]: the top level's chain `B_{N-1}` for each of the fused steps (and
+    /// [`top_to_rows`]' copy of the top level, which it grows to hold where needed), and the
     /// shape of the levels below the top.
     tops: Vec<T>,
     lower: TensorShape,
-    /// [`top_to_rows`]: one top level.
-    top: Vec<T>,
 }
 
 impl<T: Scalar> HornerScratch<T> {
@@ -40,7 +39,6 @@ impl<T: Scalar> HornerScratch<T> {
             tops: vec![T::zero(); shape.top_scratch_len() * FUSED_STEPS],
             lower: TensorShape::new(shape.dim, shape.degree.saturating_sub(1))
                 .expect("a lower degree of a valid shape is valid"),
-            top: vec![T::zero(); shape.level_len(shape.degree)],
         }
     }
 }
@@ -317,8 +315,14 @@ pub fn top_to_rows<T: Scalar>(
     }
     let rows = shape.level_len(n - 1);
     let top = &mut s[shape.offset(n)..shape.offset(n + 1)];
-    scratch.top.copy_from_slice(top);
-    for (j, col) in scratch.top.chunks_exact(rows).enumerate() {
+    // Columns is only chosen for d ≤ 4, where the fused steps' buffer already holds a level.
+    let copy = &mut scratch.tops;
+    if copy.len() < top.len() {
+        copy.resize(top.len(), T::zero());
+    }
+    let copy = &mut copy[..top.len()];
+    copy.copy_from_slice(top);
+    for (j, col) in copy.chunks_exact(rows).enumerate() {
         for (i, &x) in col.iter().enumerate() {
             top[i * d + j] = x;
         }

@@ -260,14 +260,13 @@ fn sig_lanes<T: Scalar>(
 fn sig_backprop_lanes<T: Scalar>(
     shape: &TensorShape,
     incs: &[Increments<T>; LANES],
-    sigs: &[&[T]],
-    sig_derivs: &[&[T]],
+    sigs: &[&[T]; LANES],
+    sig_derivs: &[&[T]; LANES],
     lw: &mut LaneWorkspace<T>,
     grads: &mut [T],
 ) {
     grads.fill(T::zero());
     // Lanes innermost: whole groups written in turn, not a strided store per value.
-    let (sigs, derivs) = (&sigs[..LANES], &sig_derivs[..LANES]);
     for (c, (s, g)) in
         lw.s.chunks_exact_mut(LANES)
             .zip(lw.g.chunks_exact_mut(LANES))
@@ -275,7 +274,7 @@ fn sig_backprop_lanes<T: Scalar>(
     {
         for l in 0..LANES {
             s[l] = sigs[l][c];
-            g[l] = derivs[l][c];
+            g[l] = sig_derivs[l][c];
         }
     }
     let grad_len = grads.len() / LANES;
@@ -438,10 +437,9 @@ pub(crate) fn sig_backprop<T: Scalar>(
                 }
                 return;
             }
-            let items = first..first + LANES;
             let incs = std::array::from_fn(|l| ps.path(paths, first + l, opts));
-            let s: Vec<&[T]> = items.clone().map(|i| &sigs[levels(i)]).collect();
-            let g: Vec<&[T]> = items.map(|i| &sig_derivs[levels(i)]).collect();
+            let s = std::array::from_fn(|l| &sigs[levels(first + l)]);
+            let g = std::array::from_fn(|l| &sig_derivs[levels(first + l)]);
             sig_backprop_lanes(shape, &incs, &s, &g, lw, grads);
         },
     );
