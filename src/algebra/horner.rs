@@ -7,26 +7,29 @@
 //! The loops themselves live in [`super::simd`], specialised per instruction set and dimension.
 
 use super::reciprocals;
-use super::simd::{contract, isa, multiversion, outer_acc, outer_add, Isa, MulAdd};
+use super::simd::{contract, multiversion, outer_acc, outer_add, MulAdd};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
 /// Per-thread buffers for [`mul_exp`] and [`mul_exp_backprop`], allocated once and reused every step.
 pub struct HornerScratch<T> {
     /// `inv[k] = 1/k`.
-    inv: Vec<T>,
+    pub(super) inv: Vec<T>,
     /// The chain `B_1 … B_{k-1}` of one level, one after the other (`B_m` has `d^m` entries and sits where level `m`
     /// of a signature would: `shape.offset(m)`), kept by the reverse pass.
-    chain: Vec<T>,
+    pub(super) chain: Vec<T>,
     /// Two buffers of `d^(N-1)` that the forward chain (and the reverse gradient chain) alternate
     /// between, so that every loop reads one buffer and writes the other.
-    ping: Vec<T>,
-    pong: Vec<T>,
+    pub(super) ping: Vec<T>,
+    pub(super) pong: Vec<T>,
     /// [`mul_exp_fused`]: the top level's chain `B_{N-1}` for each of the fused steps (and
-    /// [`top_to_rows`]' copy of the top level, which it grows to hold where needed), and the
-    /// shape of the levels below the top.
-    tops: Vec<T>,
-    lower: TensorShape,
+    /// [`super::reversed::to_rows`]' copy of a level, which it grows to hold where needed), and
+    /// the shape of the levels below the top.
+    pub(super) tops: Vec<T>,
+    pub(super) lower: TensorShape,
+    /// [`super::reversed::to_rows`]: where each top-level word sits when words are reversed,
+    /// built on first use.
+    pub(super) reversed: Vec<u32>,
 }
 
 impl<T: Scalar> HornerScratch<T> {
@@ -39,6 +42,7 @@ impl<T: Scalar> HornerScratch<T> {
             tops: vec![T::zero(); shape.top_scratch_len() * FUSED_STEPS],
             lower: TensorShape::new(shape.dim, shape.degree.saturating_sub(1))
                 .expect("a lower degree of a valid shape is valid"),
+            reversed: Vec::new(),
         }
     }
 }
@@ -132,99 +136,30 @@ fn chain<'a, T: Scalar, M: MulAdd, const D: usize>(
 /// Steps [`mul_exp_fused`] takes at once.
 pub const FUSED_STEPS: usize = 4;
 
-/// How [`mul_exp_fused`] stores the top level, coefficient `(i, j)` with `i` the first `N-1`
-/// letters and `j` the last.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TopLayout {
-    /// At `i·d + j`, as everywhere else.
-    Rows,
-    /// At `j·d^(N-1) + i`; [`top_to_rows`] turns it back.
+multiversion! {
+    dims(shape.dim)
+    /// `s ← s ⊗ exp(z_0) ⊗ … ⊗ exp(z_3)` for the [`FUSED_STEPS`] increments stored one after the
+    /// other in `zs`.
     ///
-    /// The top-level update `S_N[·, j] += Σ_s z_s[j]·B^(s)_{N-1}` then runs down whole columns:
-    /// each vector of `B` loaded serves two columns, with `z_s[j]` broadcast once per column, and
-    /// no row is shorter than a vector. By rows, a row of `d = 2, 3` (or `4` in f32) fills part of
-    /// a vector, and each multiply-add needs `b` broadcast.
-    Columns,
-}
-
-impl TopLayout {
-    /// The faster layout for dimension `d`: columns where a row is exactly 128 bits, half an
-    /// AVX2 vector (f32 at `d = 4`: 1.04–1.11× faster end to end at `N = 6`; f64 at `d = 2`:
-    /// equal), rows elsewhere. Where rows are whole vectors, a row is loaded once for four steps'
-    /// multiply-adds with `z` in registers, and columns measured 0.95× at `d = 4` in f64; at
-    /// `d = 3` single steps with the block kernels measured 1.1× faster than columns, and at
-    /// `d = 5` the two were within 4%.
-    pub fn for_dim<T: Scalar>(d: usize) -> Self {
-        if isa() == Isa::Avx2Fma && d * std::mem::size_of::<T>() == 16 {
-            TopLayout::Columns
-        } else {
-            TopLayout::Rows
-        }
-    }
-}
-
-/// `s ← s ⊗ exp(z_0) ⊗ … ⊗ exp(z_3)` for the [`FUSED_STEPS`] increments stored one after the
-/// other in `zs`, with `s`'s top level stored as `layout` says.
-///
-/// The same arithmetic as four [`mul_exp`] steps, reordered so that the top level, most of the
-/// coefficients, is read and written once for all four: each step's top-level chain `B_{N-1}` is
-/// computed (from the levels below as they are before that step) and kept, the levels below are
-/// stepped, and then `S_N += Σ_s B^(s)_{N-1} ⊗ z_s` in one pass. A single step's top-level update
-/// does one multiply-add per load and store of `S_N`; this one does four.
-pub fn mul_exp_fused<T: Scalar>(
-    shape: &TensorShape,
-    s: &mut [T],
-    zs: &[T],
-    scratch: &mut HornerScratch<T>,
-    layout: TopLayout,
-) {
-    match layout {
-        TopLayout::Rows => mul_exp_fused_rows(shape, s, zs, scratch),
-        TopLayout::Columns => mul_exp_fused_cols(shape, s, zs, scratch),
-    }
-}
-
-multiversion! {
-    dims(shape.dim)
-    fn mul_exp_fused_rows(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_rows_d
-}
-
-multiversion! {
-    dims(shape.dim)
-    fn mul_exp_fused_cols(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_cols_d
+    /// The same arithmetic as four [`mul_exp`] steps, reordered so that the top level, most of
+    /// the coefficients, is read and written once for all four: each step's top-level chain
+    /// `B_{N-1}` is computed (from the levels below as they are before that step) and kept, the
+    /// levels below are stepped, and then `S_N += Σ_s B^(s)_{N-1} ⊗ z_s` in one pass. A single
+    /// step's top-level update does one multiply-add per load and store of `S_N`; this one does
+    /// four. It runs where the vector kernels take rows of `d` whole (`Scalar::fused`), and as
+    /// single steps elsewhere.
+    pub fn mul_exp_fused(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_d
 }
 
 #[inline(always)]
-fn mul_exp_fused_rows_d<T: Scalar, M: MulAdd, const D: usize>(
-    shape: &TensorShape,
-    s: &mut [T],
-    zs: &[T],
-    scratch: &mut HornerScratch<T>,
-) {
-    mul_exp_fused_d::<T, M, D, false>(shape, s, zs, scratch);
-}
-
-#[inline(always)]
-fn mul_exp_fused_cols_d<T: Scalar, M: MulAdd, const D: usize>(
-    shape: &TensorShape,
-    s: &mut [T],
-    zs: &[T],
-    scratch: &mut HornerScratch<T>,
-) {
-    mul_exp_fused_d::<T, M, D, true>(shape, s, zs, scratch);
-}
-
-/// [`mul_exp_fused`], with the top level by rows or (`COLS`) by columns.
-#[inline(always)]
-fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize, const COLS: bool>(
+fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zs: &[T],
     scratch: &mut HornerScratch<T>,
 ) {
     let (d, n) = (shape.dim, shape.degree);
-    // Below degree 2 the top level is one row, the same either way.
-    let fused = n >= 2 && (COLS || (M::VECTOR && T::fused::<D>()));
+    let fused = n >= 2 && M::VECTOR && T::fused::<D>();
     if !fused {
         for z in zs.chunks_exact(d) {
             mul_exp_d::<T, M, D>(shape, s, z, scratch);
@@ -255,78 +190,9 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize, const COLS: bool>(
     let b: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &tops[i * top..(i + 1) * top]);
     let z: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &zs[i * d..(i + 1) * d]);
     let out = &mut s[shape.offset(n)..shape.offset(n + 1)];
-    if COLS {
-        outer_acc4_cols::<T, M>(b, z, out);
-    } else {
-        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<D>() says
-        // the kernel handles rows of D.
-        unsafe { T::outer_acc4::<D>(b, z, out) };
-    }
-}
-
-/// `out[j·n + i] += Σ_s b[s][i]·z[s][j]` (`n` the length of each `b[s]`), two columns at a time
-/// so that each load of `b` serves both. Plain loops down contiguous columns, which LLVM
-/// vectorises whole; the sum is taken in the order of [`super::vector::VectorRows::outer_acc4`].
-#[inline(always)]
-fn outer_acc4_cols<T: Scalar, M: MulAdd>(
-    b: [&[T]; FUSED_STEPS],
-    z: [&[T]; FUSED_STEPS],
-    out: &mut [T],
-) {
-    let n = b[0].len();
-    let [b0, b1, b2, b3] = b.map(|b| &b[..n]);
-    let acc = |o: T, i: usize, z: [T; FUSED_STEPS]| {
-        let o = M::madd(b0[i], z[0], o);
-        let o = M::madd(b1[i], z[1], o);
-        let o = M::madd(b2[i], z[2], o);
-        M::madd(b3[i], z[3], o)
-    };
-    let column = |j: usize| z.map(|z| z[j]);
-    let mut pairs = out.chunks_exact_mut(2 * n);
-    let mut j = 0;
-    for pair in &mut pairs {
-        let (c0, c1) = pair.split_at_mut(n);
-        let (z0, z1) = (column(j), column(j + 1));
-        for (i, (o0, o1)) in c0.iter_mut().zip(c1.iter_mut()).enumerate() {
-            *o0 = acc(*o0, i, z0);
-            *o1 = acc(*o1, i, z1);
-        }
-        j += 2;
-    }
-    let last = pairs.into_remainder();
-    if !last.is_empty() {
-        let z0 = column(j);
-        for (i, o) in last.iter_mut().enumerate() {
-            *o = acc(*o, i, z0);
-        }
-    }
-}
-
-/// Turn the top level of `s` from [`TopLayout::Columns`] back to rows.
-pub fn top_to_rows<T: Scalar>(
-    shape: &TensorShape,
-    s: &mut [T],
-    scratch: &mut HornerScratch<T>,
-    layout: TopLayout,
-) {
-    let (d, n) = (shape.dim, shape.degree);
-    if layout == TopLayout::Rows || n < 2 {
-        return;
-    }
-    let rows = shape.level_len(n - 1);
-    let top = &mut s[shape.offset(n)..shape.offset(n + 1)];
-    // Columns is only chosen for d ≤ 4, where the fused steps' buffer already holds a level.
-    let copy = &mut scratch.tops;
-    if copy.len() < top.len() {
-        copy.resize(top.len(), T::zero());
-    }
-    let copy = &mut copy[..top.len()];
-    copy.copy_from_slice(top);
-    for (j, col) in copy.chunks_exact(rows).enumerate() {
-        for (i, &x) in col.iter().enumerate() {
-            top[i * d + j] = x;
-        }
-    }
+    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<D>() says the
+    // kernel handles rows of D.
+    unsafe { T::outer_acc4::<D>(b, z, out) };
 }
 
 multiversion! {
@@ -486,14 +352,10 @@ mod tests {
         }
     }
 
-    /// Four fused steps equal four single steps, for every specialised dimension and both
-    /// layouts of the top level.
+    /// Four fused steps equal four single steps, for every specialised dimension.
     #[test]
     fn fused_steps_agree_with_single_steps() {
-        for (d, layout) in [1, 2, 3, 4, 5, 8, 9, 16]
-            .into_iter()
-            .flat_map(|d| [(d, TopLayout::Rows), (d, TopLayout::Columns)])
-        {
+        for d in [1, 2, 3, 4, 5, 8, 9, 16] {
             for n in [1, 2, 3, 4] {
                 let shape = TensorShape::new(d, n).unwrap();
                 let s0: Vec<f64> = (0..shape.len())
@@ -508,19 +370,11 @@ mod tests {
                     mul_exp(&shape, &mut single, z, &mut scratch);
                 }
                 let mut fused = s0.clone();
-                if layout == TopLayout::Columns && n >= 2 {
-                    // By columns: entry (i, j) of the top level moves to j·rows + i.
-                    let (top, rows) = (shape.offset(n), shape.level_len(n - 1));
-                    for (x, y) in fused[top..].iter_mut().enumerate() {
-                        *y = s0[top + (x % rows) * d + x / rows];
-                    }
-                }
-                mul_exp_fused(&shape, &mut fused, &zs, &mut scratch, layout);
-                top_to_rows(&shape, &mut fused, &mut scratch, layout);
+                mul_exp_fused(&shape, &mut fused, &zs, &mut scratch);
                 for (a, b) in fused.iter().zip(&single) {
                     assert!(
                         (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
-                        "d={d} n={n} {layout:?}: {a} vs {b}"
+                        "d={d} n={n}: {a} vs {b}"
                     );
                 }
             }

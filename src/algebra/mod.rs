@@ -9,13 +9,12 @@ mod lanes;
 mod lanes_fused;
 mod lead_lag;
 mod log;
+mod reversed;
 pub mod simd;
 mod tensor;
 pub(crate) mod vector;
 
-pub use horner::{
-    mul_exp, mul_exp_backprop, mul_exp_fused, top_to_rows, HornerScratch, TopLayout, FUSED_STEPS,
-};
+pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
 pub use increments::{fill_lanes, Increments};
 pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
 pub use lead_lag::{
@@ -23,6 +22,7 @@ pub use lead_lag::{
     LeadLagScratch, Support, FUSED_PAIRS,
 };
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
+pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows, StepLayout};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;

@@ -4,8 +4,8 @@ use super::{par_rows, split};
 use crate::algebra::{
     fill_lanes, lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
     mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
-    top_to_rows, HornerScratch, Increments, LaneScratch, LeadLagScratch, Support, TopLayout,
-    FUSED_PAIRS, FUSED_STEPS, LANES,
+    mul_exp_reversed, reversed_to_rows, HornerScratch, Increments, LaneScratch, LeadLagScratch,
+    StepLayout, Support, FUSED_PAIRS, FUSED_STEPS, LANES,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -128,19 +128,31 @@ pub(super) fn sig_path<T: Scalar>(
     }
     let d = shape.dim;
     let mut t = steps.start;
-    // The top level may be kept by columns while the steps go four at a time (`out` starts at
-    // zero, the same either way); it is turned back to rows for the steps left over.
-    let layout = TopLayout::for_dim::<T>(d);
-    while t + FUSED_STEPS <= steps.end {
-        for (s, z) in ws.zs.chunks_exact_mut(d).enumerate() {
-            inc.fill(t + s, z);
+    match StepLayout::for_dim::<T>(d) {
+        StepLayout::Reversed => {
+            // `out` starts at zero, the same in either layout.
+            while t < steps.end {
+                let m = FUSED_STEPS.min(steps.end - t);
+                for (s, z) in ws.zs.chunks_exact_mut(d).take(m).enumerate() {
+                    inc.fill(t + s, z);
+                }
+                mul_exp_reversed(shape, out, &ws.zs[..m * d], &mut ws.horner);
+                t += m;
+            }
+            reversed_to_rows(shape, out, &mut ws.horner);
         }
-        mul_exp_fused(shape, out, &ws.zs, &mut ws.horner, layout);
-        t += FUSED_STEPS;
-    }
-    top_to_rows(shape, out, &mut ws.horner, layout);
-    for t in t..steps.end {
-        ws.step(shape, inc, t, out);
+        StepLayout::Rows => {
+            while t + FUSED_STEPS <= steps.end {
+                for (s, z) in ws.zs.chunks_exact_mut(d).enumerate() {
+                    inc.fill(t + s, z);
+                }
+                mul_exp_fused(shape, out, &ws.zs, &mut ws.horner);
+                t += FUSED_STEPS;
+            }
+            for t in t..steps.end {
+                ws.step(shape, inc, t, out);
+            }
+        }
     }
 }
 
