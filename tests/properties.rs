@@ -437,10 +437,11 @@ fn time_split_matches_serial() {
     }
 }
 
-/// Lead-lag signatures, which skip the still half of each step's channels where that pays (here
-/// transformed dimensions 9, 10, 16 and 17), equal the signatures of the materialised lead-lag
-/// path, which take dense steps: one thread, two (the time split cuts paths at odd steps too), and
-/// f32; their gradients match finite differences.
+/// Lead-lag signatures equal the signatures of the materialised lead-lag path, which take dense
+/// steps: one thread, two (the time split cuts paths at odd steps too), and f32; their gradients
+/// match finite differences. Here, at transformed dimensions 9, 10, 16 and 17, the reverse sweep
+/// skips the still half of each step's channels; forward, f64 at 16 does (the others take dense
+/// steps in reversed words, which are faster).
 #[test]
 fn lead_lag_steps_match_the_materialised_path() {
     for (d, n, len, batch) in [(4, 3, 40, 3), (5, 3, 30, 2), (8, 2, 30, 2), (5, 2, 700, 1)] {
