@@ -22,22 +22,27 @@ pub enum StepLayout {
 }
 
 impl StepLayout {
-    /// The faster layout for dimension `d`, as measured (one path per thread, best of alternating
-    /// runs). Reversed wins 2–3× where no row kernel is specialised (d = 9, 12); in f64 at
-    /// d = 2, 5, 6, 7 by 1.06–1.3×, where rows are part-vectors; and it is level with the row
-    /// kernels in f32 at d = 4 and ahead at d = 2 for degrees 8 and up. Rows win where they
+    /// The faster layout for the shape's dimension `d`, as measured (one path per thread, best of
+    /// alternating runs). Reversed wins 2–3× where no row kernel is specialised (d = 9, 12); in
+    /// f64 at d = 2, 5, 6, 7 by 1.06–1.3×, where rows are part-vectors; in f32 it is level with
+    /// the top-level columns it replaced at d = 4 (which beat rows by 1.04–1.11×) and ahead at
+    /// d = 2 for degrees 8 and up. Rows win where they
     /// are whole vectors (d = 8, 16, f64 d = 4: 1.1–2×) and at d = 3 (1.15×), and in f32 at
     /// d = 5–7, where a block of `d^m` often ends part-way through a vector of eight.
-    pub fn for_dim<T: Scalar>(d: usize) -> Self {
-        let reversed = match d {
-            1 => false,
-            2..=8 | 16 if isa() == Isa::Avx2Fma => match std::mem::size_of::<T>() {
-                8 => matches!(d, 2 | 5 | 6 | 7),
-                _ => matches!(d, 2 | 4),
-            },
-            2..=8 | 16 => false,
-            _ => true,
-        };
+    /// ([`to_rows`] indexes the top level with `u32`, so a larger one stays by rows.)
+    pub fn for_shape<T: Scalar>(shape: &TensorShape) -> Self {
+        let d = shape.dim;
+        let indexable = shape.level_len(shape.degree) <= u32::MAX as usize;
+        let reversed = indexable
+            && match d {
+                1 => false,
+                2..=8 | 16 if isa() == Isa::Avx2Fma => match std::mem::size_of::<T>() {
+                    8 => matches!(d, 2 | 5 | 6 | 7),
+                    _ => matches!(d, 2 | 4),
+                },
+                2..=8 | 16 => false,
+                _ => true,
+            };
         if reversed {
             StepLayout::Reversed
         } else {
@@ -166,8 +171,9 @@ fn mul_exp_reversed_m<T: Scalar, M: MulAdd, const D: usize>(
 }
 
 /// `out[j·n + i] += Σ_s b[s][i]·z[s][j]` (`n` the length of each `b[s]`): the top level's update
-/// for the fused steps, two blocks at a time so that each load of `b` can serve both. Plain loops down contiguous blocks, which LLVM
-/// vectorises whole; the sum is taken in the order of [`super::vector::VectorRows::outer_acc4`].
+/// for the fused steps, two blocks at a time so that each load of `b` can serve both. Plain
+/// loops down contiguous blocks, which LLVM vectorises whole; the sum is taken in the order of
+/// [`super::vector::VectorRows::outer_acc4`].
 #[inline(always)]
 fn update4<T: Scalar, M: MulAdd>(b: [&[T]; FUSED_STEPS], z: [&[T]; FUSED_STEPS], out: &mut [T]) {
     let n = b[0].len();

@@ -105,7 +105,7 @@ pub(super) fn sig_path<T: Scalar>(
     out: &mut [T],
 ) {
     out.fill(T::zero());
-    let layout = StepLayout::for_dim::<T>(shape.dim);
+    let layout = StepLayout::for_shape::<T>(shape);
     // Forward, the dense steps in reversed words beat skipping the still channels (measured at
     // transformed dimensions 9, 10 and 17: 1.5–1.6× in f32, 1.01–1.1× in f64), so skipping runs
     // only where the dense steps would go by rows.
