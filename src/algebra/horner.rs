@@ -98,7 +98,7 @@ fn step<T: Scalar, M: MulAdd, const D: usize>(
     let tiled = tile::<T, M, D>(z);
     let z = tiled.as_ref().map_or(z, |t| &t[..]);
     for k in (2..=n).rev() {
-        let b = chain::<T, M, D>(shape, s, z, k, inv, ping, pong);
+        let b = chain::<T, M, D, Rows>(shape, s, z, k, inv, ping, pong);
         outer_acc::<T, M, D>(b, z, &mut s[shape.offset(k)..shape.offset(k + 1)]);
     }
     for i in 0..d {
@@ -106,10 +106,33 @@ fn step<T: Scalar, M: MulAdd, const D: usize>(
     }
 }
 
+/// How a chain link `c·x ⊗ z + add` is laid out: words in order (rows of `d`, [`Rows`]) or
+/// reversed ([`super::reversed::Reversed`]).
+pub(super) trait Link {
+    fn link<T: Scalar, M: MulAdd, const D: usize>(x: &[T], c: T, z: &[T], add: &[T], out: &mut [T]);
+}
+
+/// Words in order: [`outer_add`].
+pub(super) struct Rows;
+
+impl Link for Rows {
+    #[inline(always)]
+    fn link<T: Scalar, M: MulAdd, const D: usize>(
+        x: &[T],
+        c: T,
+        z: &[T],
+        add: &[T],
+        out: &mut [T],
+    ) {
+        outer_add::<T, M, D>(x, c, z, add, out);
+    }
+}
+
 /// Horner's chain for level `k`: `B_1 = z/k + S_1`, `B_{m+1} = c_m·B_m ⊗ z + S_{m+1}`, ending with
-/// `B_{k-1}` (returned, in `ping` or `pong`), so that level `k` becomes `S_k + B_{k-1} ⊗ z`.
+/// `B_{k-1}` (returned, in `ping` or `pong`), so that level `k` becomes `S_k + B_{k-1} ⊗ z`;
+/// the links laid out as `O` says.
 #[inline(always)]
-fn chain<'a, T: Scalar, M: MulAdd, const D: usize>(
+pub(super) fn chain<'a, T: Scalar, M: MulAdd, const D: usize, O: Link>(
     shape: &TensorShape,
     s: &[T],
     z: &[T],
@@ -126,7 +149,7 @@ fn chain<'a, T: Scalar, M: MulAdd, const D: usize>(
     let mut len = d;
     for m in 1..k - 1 {
         let next = &s[shape.offset(m + 1)..shape.offset(m + 2)];
-        outer_add::<T, M, D>(&p[..len], inv[k - m], z, next, &mut q[..len * d]);
+        O::link::<T, M, D>(&p[..len], inv[k - m], z, next, &mut q[..len * d]);
         std::mem::swap(&mut p, &mut q);
         len *= d;
     }
@@ -181,9 +204,9 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
         // The chain alternates between its two buffers and ends in the first when it takes an
         // even number of steps (n − 2): hand it `b` in that place so that `B_{N-1}` lands there.
         if (n - 2) % 2 == 0 {
-            chain::<T, M, D>(shape, s, zt, n, inv, b, pong);
+            chain::<T, M, D, Rows>(shape, s, zt, n, inv, b, pong);
         } else {
-            chain::<T, M, D>(shape, s, zt, n, inv, ping, b);
+            chain::<T, M, D, Rows>(shape, s, zt, n, inv, ping, b);
         }
         step::<T, M, D>(lower, &mut s[..lower.len()], z, inv, ping, pong);
     }

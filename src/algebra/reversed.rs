@@ -7,7 +7,7 @@
 //! vector unless `d` is a multiple of its width, and the kernels permute `x` and `z` to fill it.
 //! The signature is turned back to rows once, at the end of the path ([`to_rows`]).
 
-use super::horner::{HornerScratch, FUSED_STEPS};
+use super::horner::{chain, HornerScratch, Link, FUSED_STEPS};
 use super::simd::{dim, isa, multiversion, Isa, MulAdd};
 use crate::layout::TensorShape;
 use crate::Scalar;
@@ -79,30 +79,20 @@ fn update<T: Scalar, M: MulAdd, const D: usize>(x: &[T], z: &[T], out: &mut [T])
     }
 }
 
-/// Horner's chain for level `k`, as [`super::horner`]'s, ending with `B_{k-1}` in `ping` or `pong`.
-#[inline(always)]
-fn chain<'a, T: Scalar, M: MulAdd, const D: usize>(
-    shape: &TensorShape,
-    s: &[T],
-    z: &[T],
-    k: usize,
-    inv: &[T],
-    ping: &'a mut [T],
-    pong: &'a mut [T],
-) -> &'a [T] {
-    let d = shape.dim;
-    let (mut p, mut q) = (ping, pong);
-    for i in 0..d {
-        p[i] = M::madd(z[i], inv[k], s[i]);
+/// Words reversed: [`link`].
+pub(super) struct Reversed;
+
+impl Link for Reversed {
+    #[inline(always)]
+    fn link<T: Scalar, M: MulAdd, const D: usize>(
+        x: &[T],
+        c: T,
+        z: &[T],
+        add: &[T],
+        out: &mut [T],
+    ) {
+        link::<T, M, D>(x, c, z, add, out);
     }
-    let mut len = d;
-    for m in 1..k - 1 {
-        let next = &s[shape.offset(m + 1)..shape.offset(m + 2)];
-        link::<T, M, D>(&p[..len], inv[k - m], z, next, &mut q[..len * d]);
-        std::mem::swap(&mut p, &mut q);
-        len *= d;
-    }
-    &p[..len]
 }
 
 /// One step `s ← s ⊗ exp(z)`, all levels reversed.
@@ -116,7 +106,7 @@ fn step<T: Scalar, M: MulAdd, const D: usize>(
     pong: &mut [T],
 ) {
     for k in (2..=shape.degree).rev() {
-        let b = chain::<T, M, D>(shape, s, z, k, inv, ping, pong);
+        let b = chain::<T, M, D, Reversed>(shape, s, z, k, inv, ping, pong);
         update::<T, M, D>(b, z, &mut s[shape.offset(k)..shape.offset(k + 1)]);
     }
     for (s, &z) in s.iter_mut().zip(&z[..shape.dim]) {
@@ -159,9 +149,9 @@ fn mul_exp_reversed_m<T: Scalar, M: MulAdd, const D: usize>(
     for (z, b) in zs.chunks_exact(d).zip(tops.chunks_exact_mut(top)) {
         // As in the row layout's fused steps: `B_{N-1}` must land in `b`.
         if (n - 2) % 2 == 0 {
-            chain::<T, M, D>(shape, s, z, n, inv, b, pong);
+            chain::<T, M, D, Reversed>(shape, s, z, n, inv, b, pong);
         } else {
-            chain::<T, M, D>(shape, s, z, n, inv, ping, b);
+            chain::<T, M, D, Reversed>(shape, s, z, n, inv, ping, b);
         }
         step::<T, M, D>(lower, &mut s[..lower.len()], z, inv, ping, pong);
     }
