@@ -17,7 +17,7 @@ pub struct HornerScratch<T> {
     pub(super) inv: Vec<T>,
     /// The chain `B_1 … B_{k-1}` of one level, one after the other (`B_m` has `d^m` entries and sits where level `m`
     /// of a signature would: `shape.offset(m)`), kept by the reverse pass.
-    pub(super) chain: Vec<T>,
+    chain: Vec<T>,
     /// Two buffers of `d^(N-1)` that the forward chain (and the reverse gradient chain) alternate
     /// between, so that every loop reads one buffer and writes the other.
     pub(super) ping: Vec<T>,
@@ -182,8 +182,7 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
     scratch: &mut HornerScratch<T>,
 ) {
     let (d, n) = (shape.dim, shape.degree);
-    let fused = n >= 2 && M::VECTOR && T::fused::<D>();
-    if !fused {
+    if !(M::VECTOR && T::fused::<D>() && n >= 2) {
         for z in zs.chunks_exact(d) {
             mul_exp_d::<T, M, D>(shape, s, z, scratch);
         }
@@ -212,10 +211,9 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
     }
     let b: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &tops[i * top..(i + 1) * top]);
     let z: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &zs[i * d..(i + 1) * d]);
-    let out = &mut s[shape.offset(n)..shape.offset(n + 1)];
     // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<D>() says the
     // kernel handles rows of D.
-    unsafe { T::outer_acc4::<D>(b, z, out) };
+    unsafe { T::outer_acc4::<D>(b, z, &mut s[shape.offset(n)..shape.offset(n + 1)]) };
 }
 
 multiversion! {

@@ -51,22 +51,6 @@ impl StepLayout {
     }
 }
 
-/// `out[j·len + i] = madd(x[i], c·z[j], add[j·len + i])`: the chain link `c·x ⊗ z + add`.
-#[inline(always)]
-fn link<T: Scalar, M: MulAdd, const D: usize>(x: &[T], c: T, z: &[T], add: &[T], out: &mut [T]) {
-    let len = x.len();
-    for (j, &zj) in z[..dim::<D>(z.len())].iter().enumerate() {
-        let cz = c * zj;
-        let (o, a) = (
-            &mut out[j * len..(j + 1) * len],
-            &add[j * len..(j + 1) * len],
-        );
-        for i in 0..len {
-            o[i] = M::madd(x[i], cz, a[i]);
-        }
-    }
-}
-
 /// `out[j·len + i] += x[i]·z[j]`: a level's update `S_k += B_{k-1} ⊗ z`.
 #[inline(always)]
 fn update<T: Scalar, M: MulAdd, const D: usize>(x: &[T], z: &[T], out: &mut [T]) {
@@ -79,7 +63,8 @@ fn update<T: Scalar, M: MulAdd, const D: usize>(x: &[T], z: &[T], out: &mut [T])
     }
 }
 
-/// Words reversed: [`link`].
+/// Words reversed: the chain link `c·x ⊗ z + add` is
+/// `out[j·len + i] = madd(x[i], c·z[j], add[j·len + i])`.
 pub(super) struct Reversed;
 
 impl Link for Reversed {
@@ -91,7 +76,17 @@ impl Link for Reversed {
         add: &[T],
         out: &mut [T],
     ) {
-        link::<T, M, D>(x, c, z, add, out);
+        let len = x.len();
+        for (j, &zj) in z[..dim::<D>(z.len())].iter().enumerate() {
+            let cz = c * zj;
+            let (o, a) = (
+                &mut out[j * len..(j + 1) * len],
+                &add[j * len..(j + 1) * len],
+            );
+            for i in 0..len {
+                o[i] = M::madd(x[i], cz, a[i]);
+            }
+        }
     }
 }
 
