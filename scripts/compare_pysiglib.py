@@ -71,6 +71,16 @@ def cpu_ghz():
         return None
 
 
+def vector_bits():
+    """The widest vectors the kernels use on this CPU: 512 with AVX-512 F (Linux), else 256 (AVX2)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":")[1].split() for l in f if l.startswith("flags")), [])
+        return 512 if "avx512f" in flags else 256
+    except OSError:
+        return 256
+
+
 def fmas(op, batch, length, dim, degree):
     """Multiply-adds of Horner's forward pass: sig_len · d/(d-1) per step (sig_len · degree at d = 1)."""
     sig_len = sum(dim ** k for k in range(1, degree + 1))
@@ -214,7 +224,7 @@ def main():
     jobs_list = [1] if args.quick else sorted({1, threads})
     rng = np.random.default_rng(0)
     rows = []
-    ghz = cpu_ghz()
+    ghz, bits = cpu_ghz(), vector_bits()
     with tempfile.TemporaryDirectory() as tmp:
         f = lambda name: os.path.join(tmp, name)
         for batch, length, dim, degree in configs:
@@ -237,8 +247,8 @@ def main():
                     ours_ms, ours = time_roughsig(args.binary, cli, args.repeats, f("out.npy"))
                     name = f"{op} {np.dtype(dtype).name} {(batch, length, dim, degree)} jobs={jobs}"
                     check(name, ours, theirs, dtype)
-                    # Peak: two 4-wide (f64) or 8-wide (f32) FMA units per core (AVX2).
-                    lanes = 4 if dtype == np.float64 else 8
+                    # Peak: two FMA units per core, as wide as the vectors the kernels use.
+                    lanes = bits // (64 if dtype == np.float64 else 32)
                     peak = ghz * 1e9 * 2 * lanes * jobs if ghz else None
                     rate = fmas(op, batch, length, dim, degree) / (ours_ms / 1e3)
                     frac = f"{100 * rate / peak:.0f}%" if (peak and op == "sig") else "–"
@@ -271,8 +281,8 @@ def main():
     if not args.quick and threads > 1 and "long" in only:
         print(long_path_scaling(args.binary, args.repeats, threads))
     if ghz and rows:
-        print(f"\nFMA peak: Horner's sig_len·d/(d-1) multiply-adds per step against {ghz:.2f} GHz × 2 AVX2 FMA units "
-              "× 4 (f64) or 8 (f32) lanes × threads.")
+        print(f"\nFMA peak: Horner's sig_len·d/(d-1) multiply-adds per step against {ghz:.2f} GHz × 2 FMA units "
+              f"× {bits // 64} (f64) or {bits // 32} (f32) lanes ({bits}-bit vectors) × threads.")
 
 
 if __name__ == "__main__":

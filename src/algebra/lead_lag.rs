@@ -217,7 +217,7 @@ pub fn lead_lag_fused<T: Scalar>(width: usize, time: bool) -> bool {
         M::VECTOR && T::fused::<W>()
     }
     !time
-        && crate::algebra::simd::isa() == crate::algebra::simd::Isa::Avx2Fma
+        && crate::algebra::simd::isa().vector()
         && crate::algebra::simd::by_dim!(width, rows::<T, crate::algebra::simd::Fused>(width))
 }
 

@@ -22,7 +22,7 @@ pub use lead_lag::{
     LeadLagScratch, Support, FUSED_PAIRS,
 };
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
-pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows, StepLayout};
+pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows, StepLayout, REVERSED_STEPS};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;

@@ -1,9 +1,10 @@
 //! Run-time CPU-feature dispatch and small-dimension specialisation for the innermost loops.
 //!
-//! One portable binary: the generic loop bodies are compiled twice — baseline and AVX2+FMA — and
-//! [`multiversion!`] picks one per call from features detected once. (An AVX-512 build of the same
-//! loops was measured 12× slower at d = 16: LLVM vectorises across rows with gathers and scatters
-//! there. Explicit vector code would be needed to use AVX-512 well.) Inside each, the
+//! One portable binary: the generic loop bodies are compiled three times — baseline, AVX2+FMA and
+//! AVX-512 — and [`multiversion!`] picks one per call from features detected once. The AVX-512
+//! build runs the same explicit AVX2 row kernels ([`super::vector`]); what it adds is LLVM's own
+//! vectorisation of the plain loops at 512 bits, which is where the words-reversed steps
+//! ([`super::reversed`]) spend their time. Inside each, the
 //! path dimension is made a compile-time constant for `d ≤ 8` and `d = 16`, so that a row of `d`
 //! coefficients becomes a handful of vector instructions; `D = 0` means "not specialised".
 
@@ -11,15 +12,19 @@ use crate::Scalar;
 
 /// How `a·b + c` is computed: fused where the CPU has FMA, separately otherwise (`mul_add` without
 /// FMA hardware is a slow libm call).
-pub(crate) trait MulAdd {
+pub trait MulAdd {
     /// Whether the explicit AVX2 row loops of [`super::vector`] may run (only inside code compiled
     /// for AVX2+FMA, which is where [`multiversion!`] uses `Fused`).
     const VECTOR: bool;
+    /// Whether the AVX-512 row kernels may run too (only inside code compiled for AVX-512, where
+    /// [`multiversion!`] uses `Fused512`).
+    const WIDE: bool = false;
     fn madd<T: Scalar>(a: T, b: T, c: T) -> T;
 }
 
 pub(crate) struct Separate;
 pub(crate) struct Fused;
+pub(crate) struct Fused512;
 
 impl MulAdd for Separate {
     const VECTOR: bool = false;
@@ -37,11 +42,29 @@ impl MulAdd for Fused {
     }
 }
 
+impl MulAdd for Fused512 {
+    const VECTOR: bool = cfg!(target_arch = "x86_64");
+    const WIDE: bool = cfg!(target_arch = "x86_64");
+    #[inline(always)]
+    fn madd<T: Scalar>(a: T, b: T, c: T) -> T {
+        a.mul_add(b, c)
+    }
+}
+
 /// The instruction set the kernels run with on this machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     Baseline,
     Avx2Fma,
+    /// AVX-512 F and VL, with AVX2 and FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// Whether the explicit AVX2 row kernels run (every level above the baseline has them).
+    pub fn vector(self) -> bool {
+        self != Isa::Baseline
+    }
 }
 
 /// Detected once per process.
@@ -50,12 +73,18 @@ pub fn isa() -> Isa {
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            // ROUGHSIG_ISA=baseline forces the portable loops (for comparisons and tests).
+            // ROUGHSIG_ISA=baseline or =avx2 caps the level (for comparisons and tests).
             let cap = std::env::var("ROUGHSIG_ISA").unwrap_or_default();
             if cap == "baseline" {
                 return Isa::Baseline;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                if cap != "avx2"
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512vl")
+                {
+                    return Isa::Avx512;
+                }
                 return Isa::Avx2Fma;
             }
         }
@@ -107,7 +136,7 @@ macro_rules! multiversion {
     (@define [$($meta:tt)*] $vis:vis $name:ident ($($arg:ident : $ty:ty),*) $body:expr) => {
         $($meta)*
         $vis fn $name<T: $crate::Scalar>($($arg: $ty),*) {
-            use $crate::algebra::simd::{isa, Fused, Isa, MulAdd, Separate};
+            use $crate::algebra::simd::{isa, Fused, Fused512, Isa, MulAdd, Separate};
             #[inline(always)]
             fn body<T: $crate::Scalar, M: MulAdd>($($arg: $ty),*) {
                 $body
@@ -117,10 +146,17 @@ macro_rules! multiversion {
             unsafe fn avx2<T: $crate::Scalar>($($arg: $ty),*) {
                 body::<T, Fused>($($arg),*)
             }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            unsafe fn avx512<T: $crate::Scalar>($($arg: $ty),*) {
+                body::<T, Fused512>($($arg),*)
+            }
             match isa() {
-                // SAFETY: isa() reports AVX2+FMA only when the CPU has both.
+                // SAFETY: isa() reports each level only when the CPU has all its features.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma => unsafe { avx2::<T>($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512::<T>($($arg),*) },
                 _ => body::<T, Separate>($($arg),*),
             }
         }
@@ -138,8 +174,9 @@ pub(crate) fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
     add: &[T],
     out: &mut [T],
 ) {
-    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (see `MulAdd::VECTOR`).
-    if M::VECTOR && unsafe { T::outer_add::<D>(b, c, z, add, out) } {
+    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (see `MulAdd::VECTOR`), and
+    // M::WIDE only in code compiled for AVX-512.
+    if M::VECTOR && unsafe { T::outer_add::<M, D>(b, c, z, add, out) } {
         return;
     }
     let d = dim::<D>(z.len());
@@ -159,8 +196,8 @@ pub(crate) fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
 /// `out[i,j] += b[i]·z[j]`.
 #[inline(always)]
 pub(crate) fn outer_acc<T: Scalar, M: MulAdd, const D: usize>(b: &[T], z: &[T], out: &mut [T]) {
-    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (see `MulAdd::VECTOR`).
-    if M::VECTOR && unsafe { T::outer_acc::<D>(b, z, out) } {
+    // SAFETY: as in `outer_add`.
+    if M::VECTOR && unsafe { T::outer_acc::<M, D>(b, z, out) } {
         return;
     }
     let d = dim::<D>(z.len());
@@ -184,7 +221,7 @@ pub(crate) fn contract<T: Scalar, M: MulAdd, const D: usize>(
     out: &mut [T],
 ) {
     // SAFETY: as in `outer_add`.
-    if M::VECTOR && unsafe { T::contract::<D>(g, b, z, c, dz, out) } {
+    if M::VECTOR && unsafe { T::contract::<M, D>(g, b, z, c, dz, out) } {
         return;
     }
     let d = dim::<D>(z.len());

@@ -7,14 +7,18 @@
 //! is handled in blocks of `W` rows (`W` lanes per vector), which are exactly `d` vectors: block
 //! vector `k` pairs `b[row(k, l)]`, permuted into place, with the constant pattern `z[col(k, l)]`
 //! (the caller passes `z` tiled to `64` entries, `zt[p] = z[p mod d]`). Each kernel reports `false`
-//! for a shape it does not handle, so the caller runs its generic loop.
+//! for a shape it does not handle, so the caller runs its generic loop. In code compiled for
+//! AVX-512 (`M::WIDE`), rows of a whole number of 512-bit vectors take the same loops at that width.
 
-/// Row kernels of one element type. Safety of every method: the CPU must have AVX2 and FMA.
+use super::simd::MulAdd;
+
+/// Row kernels of one element type. Safety of every method: the CPU must have AVX2 and FMA, and
+/// AVX-512 where `M::WIDE` holds.
 pub trait VectorRows: Sized {
     /// Whether rows of `D` go through the block kernels, which read `z` tiled.
     fn blocked<const D: usize>() -> bool;
     /// `out[i,j] = c·b[i]·z[j] + add[i,j]`.
-    unsafe fn outer_add<const D: usize>(
+    unsafe fn outer_add<M: MulAdd, const D: usize>(
         b: &[Self],
         c: Self,
         z: &[Self],
@@ -22,7 +26,11 @@ pub trait VectorRows: Sized {
         out: &mut [Self],
     ) -> bool;
     /// `out[i,j] += b[i]·z[j]`.
-    unsafe fn outer_acc<const D: usize>(b: &[Self], z: &[Self], out: &mut [Self]) -> bool;
+    unsafe fn outer_acc<M: MulAdd, const D: usize>(
+        b: &[Self],
+        z: &[Self],
+        out: &mut [Self],
+    ) -> bool;
     /// Whether rows of `D` are whole vectors, which the strided kernels below need.
     fn whole<const D: usize>() -> bool;
     /// `out[i,j] = c·b[i]·z[j] + add[i·stride + j]`. The caller checks [`VectorRows::whole`].
@@ -41,13 +49,17 @@ pub trait VectorRows: Sized {
         out: &mut [Self],
         stride: usize,
     );
-    /// Whether [`VectorRows::outer_acc4`] handles rows of `D`: whole vectors too.
+    /// Whether [`VectorRows::outer_acc_steps`] handles rows of `D`: whole vectors too.
     fn fused<const D: usize>() -> bool {
         Self::whole::<D>()
     }
-    /// `out[i,j] += Σ_s b[s][i]·z[s][j]` over four steps `s`: four multiply-adds per load and store.
+    /// `out[i,j] += Σ_s b[s][i]·z[s][j]` over `S` steps `s`: `S` multiply-adds per load and store.
     /// The caller checks [`VectorRows::fused`] first.
-    unsafe fn outer_acc4<const D: usize>(b: [&[Self]; 4], z: [&[Self]; 4], out: &mut [Self]);
+    unsafe fn outer_acc_steps<M: MulAdd, const S: usize, const D: usize>(
+        b: [&[Self]; S],
+        z: [&[Self]; S],
+        out: &mut [Self],
+    );
     /// `out[i, ..D] += Σ_s lo[s][i]·z[s][j]` and `out[i, D..2D] += Σ_s hi[s][i]·z[s][j]` (rows of
     /// `2·D`). The caller checks [`VectorRows::fused`] first.
     unsafe fn outer_acc4_halves<const D: usize>(
@@ -61,7 +73,7 @@ pub trait VectorRows: Sized {
     /// `a·c` on a group of 8 values.
     unsafe fn scale8(a: &[Self; 8], c: Self) -> [Self; 8];
     /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`.
-    unsafe fn contract<const D: usize>(
+    unsafe fn contract<M: MulAdd, const D: usize>(
         g: &[Self],
         b: &[Self],
         z: &[Self],
@@ -73,12 +85,14 @@ pub trait VectorRows: Sized {
 
 #[cfg(target_arch = "x86_64")]
 macro_rules! row_kernels {
-    ($module:ident, $t:ty, $v:ty, $lanes:expr, $set1:ident, $load:ident, $store:ident, $fmadd:ident,
-     $zero:ident, $hsum:expr) => {
+    ($module:ident, $feature:literal, $t:ty, $v:ty, $lanes:expr, $set1:ident, $load:ident,
+     $store:ident, $fmadd:ident, $zero:ident, $hsum:expr) => {
+        // The AVX-512 instances serve only the kernels `M::WIDE` dispatches to.
+        #[allow(dead_code)]
         pub mod $module {
             use std::arch::x86_64::*;
 
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
             pub unsafe fn outer_add<const D: usize>(
                 b: &[$t],
@@ -91,7 +105,7 @@ macro_rules! row_kernels {
             }
 
             /// `outer_add` with the rows of `add` `stride` apart.
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
             pub unsafe fn outer_add_strided<const D: usize>(
                 b: &[$t],
@@ -120,14 +134,14 @@ macro_rules! row_kernels {
                 }
             }
 
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
             pub unsafe fn outer_acc<const D: usize>(b: &[$t], z: &[$t], out: &mut [$t]) {
                 outer_acc_strided::<D>(b, z, out, D)
             }
 
             /// `outer_acc` with the rows of `out` `stride` apart.
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
             pub unsafe fn outer_acc_strided<const D: usize>(
                 b: &[$t],
@@ -151,9 +165,13 @@ macro_rules! row_kernels {
                 }
             }
 
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
-            pub unsafe fn outer_acc4<const D: usize>(b: [&[$t]; 4], z: [&[$t]; 4], out: &mut [$t]) {
+            pub unsafe fn outer_acc_steps<const S: usize, const D: usize>(
+                b: [&[$t]; S],
+                z: [&[$t]; S],
+                out: &mut [$t],
+            ) {
                 let n = b[0].len();
                 assert!(
                     b.iter().all(|x| x.len() >= n)
@@ -162,24 +180,24 @@ macro_rules! row_kernels {
                 );
                 let op = out.as_mut_ptr();
                 for i in 0..n {
-                    acc4_row::<D>(&b, i, &z, op.add(i * D));
+                    acc_row::<S, D>(&b, i, &z, op.add(i * D));
                 }
             }
 
             /// `row[j] += Σ_s b[s][i]·z[s][j]` for the `D` entries from `row`.
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
-            unsafe fn acc4_row<const D: usize>(
-                b: &[&[$t]; 4],
+            unsafe fn acc_row<const S: usize, const D: usize>(
+                b: &[&[$t]; S],
                 i: usize,
-                z: &[&[$t]; 4],
+                z: &[&[$t]; S],
                 row: *mut $t,
             ) {
-                let bv: [$v; 4] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
+                let bv: [$v; S] = std::array::from_fn(|s| $set1(*b[s].get_unchecked(i)));
                 let mut q = 0;
                 while q < D {
                     let mut acc = $load(row.add(q));
-                    for s in 0..4 {
+                    for s in 0..S {
                         acc = $fmadd(bv[s], $load(z[s].as_ptr().add(q)), acc);
                     }
                     $store(row.add(q), acc);
@@ -189,7 +207,7 @@ macro_rules! row_kernels {
 
             /// `outer_acc4` on rows of `2·D` whose halves take their own `b`: `lo` for
             /// `out[i, ..D]`, `hi` for `out[i, D..]`.
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
             pub unsafe fn outer_acc4_halves<const D: usize>(
                 lo: [&[$t]; 4],
@@ -205,12 +223,12 @@ macro_rules! row_kernels {
                 );
                 let op = out.as_mut_ptr();
                 for i in 0..n {
-                    acc4_row::<D>(&lo, i, &z, op.add(i * 2 * D));
-                    acc4_row::<D>(&hi, i, &z, op.add(i * 2 * D + D));
+                    acc_row::<4, D>(&lo, i, &z, op.add(i * 2 * D));
+                    acc_row::<4, D>(&hi, i, &z, op.add(i * 2 * D + D));
                 }
             }
 
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = $feature)]
             #[inline]
             pub unsafe fn contract<const D: usize>(
                 g: &[$t],
@@ -492,6 +510,7 @@ mod kernels {
 
     row_kernels!(
         f64x4,
+        "avx2,fma",
         f64,
         __m256d,
         4,
@@ -504,6 +523,7 @@ mod kernels {
     );
     row_kernels!(
         f64x2,
+        "avx2,fma",
         f64,
         __m128d,
         2,
@@ -516,6 +536,7 @@ mod kernels {
     );
     row_kernels!(
         f32x8,
+        "avx2,fma",
         f32,
         __m256,
         8,
@@ -553,7 +574,34 @@ mod kernels {
         _mm256_permutevar8x32_ps
     );
     row_kernels!(
+        f64x8,
+        "avx512f,avx2,fma",
+        f64,
+        __m512d,
+        8,
+        _mm512_set1_pd,
+        _mm512_loadu_pd,
+        _mm512_storeu_pd,
+        _mm512_fmadd_pd,
+        _mm512_setzero_pd,
+        _mm512_reduce_add_pd
+    );
+    row_kernels!(
+        f32x16,
+        "avx512f,avx2,fma",
+        f32,
+        __m512,
+        16,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_setzero_ps,
+        _mm512_reduce_add_ps
+    );
+    row_kernels!(
         f32x4,
+        "avx2,fma",
         f32,
         __m128,
         4,
@@ -568,7 +616,7 @@ mod kernels {
 
 /// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
 macro_rules! impl_vector_rows {
-    ($t:ty, $wide:ident, $narrow:ident, $blocks:ident, $group:ident, $lanes:expr) => {
+    ($t:ty, $wide512:ident, $wide:ident, $narrow:ident, $blocks:ident, $group:ident, $lanes:expr) => {
         impl VectorRows for $t {
             #[inline(always)]
             unsafe fn madd8(a: &[$t; 8], b: &[$t; 8], c: &[$t; 8]) -> [$t; 8] {
@@ -593,7 +641,7 @@ macro_rules! impl_vector_rows {
                     && D % $lanes != 0
             }
             #[inline(always)]
-            unsafe fn outer_add<const D: usize>(
+            unsafe fn outer_add<M: MulAdd, const D: usize>(
                 b: &[$t],
                 c: $t,
                 z: &[$t],
@@ -602,6 +650,10 @@ macro_rules! impl_vector_rows {
             ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
+                    if M::WIDE && D > 0 && D % (2 * $lanes) == 0 && D <= 8 * $lanes {
+                        kernels::$wide512::outer_add::<D>(b, c, z, add, out);
+                        return true;
+                    }
                     if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
                         kernels::$wide::outer_add::<D>(b, c, z, add, out);
                         return true;
@@ -618,9 +670,17 @@ macro_rules! impl_vector_rows {
                 false
             }
             #[inline(always)]
-            unsafe fn outer_acc<const D: usize>(b: &[$t], z: &[$t], out: &mut [$t]) -> bool {
+            unsafe fn outer_acc<M: MulAdd, const D: usize>(
+                b: &[$t],
+                z: &[$t],
+                out: &mut [$t],
+            ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
+                    if M::WIDE && D > 0 && D % (2 * $lanes) == 0 && D <= 8 * $lanes {
+                        kernels::$wide512::outer_acc::<D>(b, z, out);
+                        return true;
+                    }
                     if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
                         kernels::$wide::outer_acc::<D>(b, z, out);
                         return true;
@@ -685,20 +745,26 @@ macro_rules! impl_vector_rows {
                 let _ = (b, z, out, stride);
             }
             #[inline(always)]
-            unsafe fn outer_acc4<const D: usize>(b: [&[$t]; 4], z: [&[$t]; 4], out: &mut [$t]) {
+            unsafe fn outer_acc_steps<M: MulAdd, const S: usize, const D: usize>(
+                b: [&[$t]; S],
+                z: [&[$t]; S],
+                out: &mut [$t],
+            ) {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if D % $lanes == 0 {
-                        kernels::$wide::outer_acc4::<D>(b, z, out);
+                    if M::WIDE && D % (2 * $lanes) == 0 {
+                        kernels::$wide512::outer_acc_steps::<S, D>(b, z, out);
+                    } else if D % $lanes == 0 {
+                        kernels::$wide::outer_acc_steps::<S, D>(b, z, out);
                     } else {
-                        kernels::$narrow::outer_acc4::<D>(b, z, out);
+                        kernels::$narrow::outer_acc_steps::<S, D>(b, z, out);
                     }
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (b, z, out);
             }
             #[inline(always)]
-            unsafe fn contract<const D: usize>(
+            unsafe fn contract<M: MulAdd, const D: usize>(
                 g: &[$t],
                 b: &[$t],
                 z: &[$t],
@@ -708,6 +774,10 @@ macro_rules! impl_vector_rows {
             ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
+                    if M::WIDE && D > 0 && D % (2 * $lanes) == 0 && D <= 8 * $lanes {
+                        kernels::$wide512::contract::<D>(g, b, z, c, dz, out);
+                        return true;
+                    }
                     if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
                         kernels::$wide::contract::<D>(g, b, z, c, dz, out);
                         return true;
@@ -727,5 +797,5 @@ macro_rules! impl_vector_rows {
     };
 }
 
-impl_vector_rows!(f64, f64x4, f64x2, f64b, f64g, 4);
-impl_vector_rows!(f32, f32x8, f32x4, f32b, f32g, 8);
+impl_vector_rows!(f64, f64x8, f64x4, f64x2, f64b, f64g, 4);
+impl_vector_rows!(f32, f32x16, f32x8, f32x4, f32b, f32g, 8);

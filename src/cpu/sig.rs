@@ -5,7 +5,7 @@ use crate::algebra::{
     fill_lanes, lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
     mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
     mul_exp_reversed, reversed_to_rows, HornerScratch, Increments, LaneScratch, LeadLagScratch,
-    StepLayout, Support, FUSED_PAIRS, FUSED_STEPS, LANES,
+    StepLayout, Support, FUSED_PAIRS, FUSED_STEPS, LANES, REVERSED_STEPS,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -29,7 +29,7 @@ impl<T: Scalar> Workspace<T> {
         Workspace {
             horner: HornerScratch::new(shape),
             z: vec![T::zero(); shape.dim],
-            zs: vec![T::zero(); shape.dim * FUSED_STEPS],
+            zs: vec![T::zero(); shape.dim * StepLayout::for_shape::<T>(shape).fused_steps()],
             neg_z: vec![T::zero(); shape.dim],
             dz: vec![T::zero(); shape.dim],
             s: vec![T::zero(); shape.len()],
@@ -137,7 +137,7 @@ pub(super) fn sig_path<T: Scalar>(
         StepLayout::Reversed => {
             // `out` starts at zero, the same in either layout.
             while t < steps.end {
-                let m = FUSED_STEPS.min(steps.end - t);
+                let m = REVERSED_STEPS.min(steps.end - t);
                 for (s, z) in ws.zs.chunks_exact_mut(d).take(m).enumerate() {
                     inc.fill(t + s, z);
                 }

@@ -203,6 +203,8 @@ multiversion! {
     fn add_dh(adj: &[T], h: &[T], kp: &[T], kc: &[T], dh: &mut [T], dg_row: &mut [T]) => add_dh_impl
 }
 
+// `M` is part of the `multiversion!` signature; these plain loops are left to LLVM in each version.
+#[allow(clippy::extra_unused_type_parameters)]
 #[inline(always)]
 fn add_dh_impl<T: Scalar, M: MulAdd>(
     adj: &[T],

@@ -247,6 +247,8 @@ multiversion! {
     fn bilinear_row(c: T, xa: &[T], y_t: &[T], g: &mut [T]) => bilinear_row_impl
 }
 
+// `M` is part of the `multiversion!` signature; these plain loops are left to LLVM in each version.
+#[allow(clippy::extra_unused_type_parameters)]
 #[inline(always)]
 fn bilinear_row_impl<T: Scalar, M: MulAdd>(c: T, xa: &[T], y_t: &[T], g: &mut [T]) {
     if g.is_empty() {
