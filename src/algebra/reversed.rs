@@ -33,20 +33,15 @@ impl StepLayout {
     pub fn for_shape<T: Scalar>(shape: &TensorShape) -> Self {
         let d = shape.dim;
         let indexable = shape.level_len(shape.degree) <= u32::MAX as usize;
-        let force = std::env::var("XLAYOUT").unwrap_or_default();
         let reversed = indexable
-            && if !force.is_empty() {
-                force == "rev"
-            } else {
-                match d {
-                    1 => false,
-                    2..=8 | 16 if isa().vector() => match std::mem::size_of::<T>() {
-                        8 => matches!(d, 2 | 5 | 6 | 7),
-                        _ => matches!(d, 2 | 4),
-                    },
-                    2..=8 | 16 => false,
-                    _ => true,
-                }
+            && match d {
+                1 => false,
+                2..=8 | 16 if isa().vector() => match std::mem::size_of::<T>() {
+                    8 => matches!(d, 2 | 5 | 6 | 7),
+                    _ => matches!(d, 2 | 4),
+                },
+                2..=8 | 16 => false,
+                _ => true,
             };
         if reversed {
             StepLayout::Reversed

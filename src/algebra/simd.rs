@@ -2,9 +2,9 @@
 //!
 //! One portable binary: the generic loop bodies are compiled three times — baseline, AVX2+FMA and
 //! AVX-512 — and [`multiversion!`] picks one per call from features detected once. The AVX-512
-//! build runs the same explicit AVX2 row kernels ([`super::vector`]); what it adds is LLVM's own
-//! vectorisation of the plain loops at 512 bits, which is where the words-reversed steps
-//! ([`super::reversed`]) spend their time. Inside each, the
+//! build runs the explicit row kernels of [`super::vector`] at 512 bits where a row is whole
+//! 512-bit vectors and at 256 bits elsewhere, and LLVM vectorises the plain loops (those of the
+//! words-reversed steps, [`super::reversed`]) at 512 bits. Inside each, the
 //! path dimension is made a compile-time constant for `d ≤ 8` and `d = 16`, so that a row of `d`
 //! coefficients becomes a handful of vector instructions; `D = 0` means "not specialised".
 

@@ -614,6 +614,13 @@ mod kernels {
     );
 }
 
+/// Whether rows of `D` are one to four whole 512-bit vectors (`2·lanes` values each, `lanes` the
+/// 256-bit width), and the code runs compiled for AVX-512 (`M::WIDE`).
+#[inline(always)]
+fn whole_zmm<M: MulAdd, const D: usize>(lanes: usize) -> bool {
+    M::WIDE && D > 0 && D.is_multiple_of(2 * lanes) && D <= 8 * lanes
+}
+
 /// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
 macro_rules! impl_vector_rows {
     ($t:ty, $wide512:ident, $wide:ident, $narrow:ident, $blocks:ident, $group:ident, $lanes:expr) => {
@@ -650,7 +657,7 @@ macro_rules! impl_vector_rows {
             ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if M::WIDE && D > 0 && D % (2 * $lanes) == 0 && D <= 8 * $lanes {
+                    if whole_zmm::<M, D>($lanes) {
                         kernels::$wide512::outer_add::<D>(b, c, z, add, out);
                         return true;
                     }
@@ -677,7 +684,7 @@ macro_rules! impl_vector_rows {
             ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if M::WIDE && D > 0 && D % (2 * $lanes) == 0 && D <= 8 * $lanes {
+                    if whole_zmm::<M, D>($lanes) {
                         kernels::$wide512::outer_acc::<D>(b, z, out);
                         return true;
                     }
@@ -752,7 +759,7 @@ macro_rules! impl_vector_rows {
             ) {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if M::WIDE && D % (2 * $lanes) == 0 {
+                    if whole_zmm::<M, D>($lanes) {
                         kernels::$wide512::outer_acc_steps::<S, D>(b, z, out);
                     } else if D % $lanes == 0 {
                         kernels::$wide::outer_acc_steps::<S, D>(b, z, out);
@@ -774,7 +781,7 @@ macro_rules! impl_vector_rows {
             ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if M::WIDE && D > 0 && D % (2 * $lanes) == 0 && D <= 8 * $lanes {
+                    if whole_zmm::<M, D>($lanes) {
                         kernels::$wide512::contract::<D>(g, b, z, c, dz, out);
                         return true;
                     }
