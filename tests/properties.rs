@@ -348,7 +348,8 @@ fn batched_lanes_match_single_paths() {
 }
 
 /// The same across the shapes small enough for interleaved lanes (degrees 1 to 5, dimensions 1 to
-/// 8), in f64 and f32, with batches that are not a multiple of any lane count.
+/// 8), in f64 and f32, with batches that are not a multiple of any lane count. (4, 4) takes 8 f32
+/// lanes forward and 16 backward.
 #[test]
 fn batched_lanes_match_single_paths_across_shapes() {
     let o = SigOptions::default();
@@ -359,6 +360,7 @@ fn batched_lanes_match_single_paths_across_shapes() {
         (3, 4),
         (3, 2),
         (4, 3),
+        (4, 4),
         (5, 2),
         (7, 2),
         (8, 2),

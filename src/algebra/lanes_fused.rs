@@ -19,7 +19,7 @@
 //! words of the last two levels are walked in registers; those above, a small fraction of the
 //! whole, keep their chain values in a stack in memory.
 
-use super::lanes::{madd, scale, L};
+use super::lanes::{madd, scale};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -38,7 +38,7 @@ const fn steps_at_once(d: usize) -> usize {
 const MAX_STEPS: usize = 4;
 
 /// Per-thread buffers of [`mul_exp_lanes_fused`].
-pub struct FusedScratch<T> {
+pub struct FusedScratch<T, const L: usize> {
     /// The chain values of the words above the last two levels, one set of `N·F` per depth (`F`
     /// the steps taken at once):
     /// `[m][k - m - 1][s]` for the word of length `m` on the current path of the walk. Depth 0,
@@ -46,7 +46,7 @@ pub struct FusedScratch<T> {
     stack: Vec<[T; L]>,
 }
 
-impl<T: Scalar> FusedScratch<T> {
+impl<T: Scalar, const L: usize> FusedScratch<T, L> {
     pub fn new(shape: &TensorShape) -> Self {
         let n = shape.degree;
         let mut stack = vec![[T::zero(); L]; n.max(1) * n * MAX_STEPS];
@@ -65,20 +65,20 @@ pub fn fuses<const D: usize>(shape: &TensorShape) -> bool {
 /// (lane-interleaved, `D·L` values each, one after the other) as fill whole groups of steps taken
 /// at once; returns the increments left over. Needs [`fuses`].
 #[inline(always)]
-pub fn mul_exp_lanes_fused<'z, T: Scalar, M: MulAdd, const D: usize>(
+pub fn mul_exp_lanes_fused<'z, T: Scalar, M: MulAdd, const D: usize, const L: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zs: &'z [T],
     inv: &[T],
-    scratch: &mut FusedScratch<T>,
+    scratch: &mut FusedScratch<T, L>,
 ) -> &'z [T] {
     // `steps_at_once(D)` is a constant here, and so is the match.
     let f = steps_at_once(D);
     let mut groups = zs.chunks_exact(f * D * L);
     for z in &mut groups {
         match f {
-            4 => group::<T, M, D, 4>(shape, s, z, inv, scratch),
-            _ => group::<T, M, D, 2>(shape, s, z, inv, scratch),
+            4 => group::<T, M, D, 4, L>(shape, s, z, inv, scratch),
+            _ => group::<T, M, D, 2, L>(shape, s, z, inv, scratch),
         }
     }
     groups.remainder()
@@ -86,12 +86,12 @@ pub fn mul_exp_lanes_fused<'z, T: Scalar, M: MulAdd, const D: usize>(
 
 /// `s ← s ⊗ exp(z_0) ⊗ … ⊗ exp(z_{F-1})`.
 #[inline(always)]
-fn group<T: Scalar, M: MulAdd, const D: usize, const F: usize>(
+fn group<T: Scalar, M: MulAdd, const D: usize, const F: usize, const L: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zs: &[T],
     inv: &[T],
-    scratch: &mut FusedScratch<T>,
+    scratch: &mut FusedScratch<T, L>,
 ) {
     let n = shape.degree;
     debug_assert!(fuses::<D>(shape));
@@ -105,12 +105,12 @@ fn group<T: Scalar, M: MulAdd, const D: usize, const F: usize>(
         let mut out = [[[T::zero(); L]; D]; F];
         for (o, z) in out.iter_mut().zip(z) {
             for (o, z) in o.iter_mut().zip(z) {
-                *o = scale::<T, M>(z, c);
+                *o = scale::<T, M, L>(z, c);
             }
         }
         out
     };
-    let walk = Walk::<T, D, F> {
+    let walk = Walk::<T, D, F, L> {
         offsets: [shape.offset(n - 2), shape.offset(n - 1), shape.offset(n)],
         z,
         z2: scaled(inv[2]),
@@ -132,7 +132,7 @@ fn group<T: Scalar, M: MulAdd, const D: usize, const F: usize>(
                 for (o, z) in zj.iter_mut().zip(z) {
                     *o = z[j];
                 }
-                word::<T, M, F>(m, n, &mut s[at], &zj, inv, parent, chains);
+                word::<T, M, F, L>(m, n, &mut s[at], &zj, inv, parent, chains);
             }
         }
         walk.last_two::<M>(w, &stack[(n - 3) * set..(n - 2) * set], s);
@@ -143,7 +143,7 @@ fn group<T: Scalar, M: MulAdd, const D: usize, const F: usize>(
 /// `x` takes the steps, and `chains` gets the word's chain values for levels `m+1 … N`,
 /// `[k - m - 1][s]`, from its parent's in `parent` (levels `m … N`, `[k - m][s]`).
 #[inline(always)]
-fn word<T: Scalar, M: MulAdd, const F: usize>(
+fn word<T: Scalar, M: MulAdd, const F: usize, const L: usize>(
     m: usize,
     n: usize,
     x: &mut [T; L],
@@ -160,15 +160,15 @@ fn word<T: Scalar, M: MulAdd, const F: usize>(
             .zip(chains.chunks_exact_mut(F))
             .zip(&inv[2..])
         {
-            c[t] = madd::<T, M>(&scale::<T, M>(&p[t], inv), &zj[t], &v);
+            c[t] = madd::<T, M, L>(&scale::<T, M, L>(&p[t], inv), &zj[t], &v);
         }
-        v = madd::<T, M>(&parent[t], &zj[t], &v);
+        v = madd::<T, M, L>(&parent[t], &zj[t], &v);
     }
     *x = v;
 }
 
 /// What the last two levels of the walk read: the increments, and them divided by 2 and by 3.
-struct Walk<'a, T, const D: usize, const F: usize> {
+struct Walk<'a, T, const D: usize, const F: usize, const L: usize> {
     /// Where levels `N-2`, `N-1` and `N` start.
     offsets: [usize; 3],
     z: &'a [[[T; L]; D]; F],
@@ -176,7 +176,7 @@ struct Walk<'a, T, const D: usize, const F: usize> {
     z3: [[[T; L]; D]; F],
 }
 
-impl<T: Scalar, const D: usize, const F: usize> Walk<'_, T, D, F> {
+impl<T: Scalar, const D: usize, const F: usize, const L: usize> Walk<'_, T, D, F, L> {
     /// Word `w` of length `N-2` and everything below it, in registers: its `D` children at level
     /// `N-1` and their `D²` at level `N`. `parent` holds the chain values for levels `N-2 … N`.
     #[inline(always)]
@@ -193,21 +193,21 @@ impl<T: Scalar, const D: usize, const F: usize> Walk<'_, T, D, F> {
         let mut b1 = [[T::zero(); L]; F];
         let mut b2 = [[T::zero(); L]; F];
         for t in 0..F {
-            b1[t] = madd::<T, M>(&p[F + t], &self.z2[t][j], x);
-            b2[t] = madd::<T, M>(&p[2 * F + t], &self.z3[t][j], x);
-            *x = madd::<T, M>(&p[t], &self.z[t][j], x);
+            b1[t] = madd::<T, M, L>(&p[F + t], &self.z2[t][j], x);
+            b2[t] = madd::<T, M, L>(&p[2 * F + t], &self.z3[t][j], x);
+            *x = madd::<T, M, L>(&p[t], &self.z[t][j], x);
         }
         for (c, (y, us)) in kids.iter_mut().zip(grandkids).enumerate() {
             let mut e = [[T::zero(); L]; F];
             for t in 0..F {
-                e[t] = madd::<T, M>(&b2[t], &self.z2[t][c], y);
-                *y = madd::<T, M>(&b1[t], &self.z[t][c], y);
+                e[t] = madd::<T, M, L>(&b2[t], &self.z2[t][c], y);
+                *y = madd::<T, M, L>(&b1[t], &self.z[t][c], y);
             }
             for (l, u) in us.iter_mut().enumerate() {
                 // Indexed: the zipped form measured 1.1× slower (LLVM kept less in registers).
                 #[allow(clippy::needless_range_loop)]
                 for t in 0..F {
-                    *u = madd::<T, M>(&e[t], &self.z[t][l], u);
+                    *u = madd::<T, M, L>(&e[t], &self.z[t][l], u);
                 }
             }
         }
@@ -220,9 +220,16 @@ mod tests {
     use super::*;
 
     /// Groups of steps taken at once against the same steps one call (and so one step) at a time,
-    /// across the dimensions and degrees the walk handles, with step counts that leave remainders.
+    /// across the dimensions and degrees the walk handles, with step counts that leave remainders,
+    /// at each lane count a scalar type runs with.
     #[test]
     fn steps_at_once_match_single_steps() {
+        steps_at_once_match::<f64, 8>(1e-14);
+        steps_at_once_match::<f32, 16>(1e-5);
+        steps_at_once_match::<f32, 8>(1e-5);
+    }
+
+    fn steps_at_once_match<T: Scalar, const L: usize>(tol: f64) {
         for d in 1..=5 {
             for n in 3..=6 {
                 let shape = TensorShape::new(d, n).unwrap();
@@ -231,12 +238,12 @@ mod tests {
                     seed = seed
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                    T::from_f64((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
                 };
-                let s0: Vec<f64> = (0..shape.len() * L).map(|_| rand()).collect();
+                let s0: Vec<T> = (0..shape.len() * L).map(|_| rand()).collect();
                 let steps = 2 * MAX_STEPS + 1;
-                let zs: Vec<f64> = (0..steps * d * L).map(|_| rand()).collect();
-                let mut scratch = LaneScratch::new(&shape);
+                let zs: Vec<T> = (0..steps * d * L).map(|_| rand()).collect();
+                let mut scratch = LaneScratch::<T, L>::new(&shape);
                 let mut grouped = s0.clone();
                 mul_exp_lanes(&shape, &mut grouped, &zs, &mut scratch);
                 let mut single = s0.clone();
@@ -245,9 +252,11 @@ mod tests {
                 }
                 assert!(grouped != s0, "d={d} n={n}: nothing moved");
                 for (i, (a, b)) in grouped.iter().zip(&single).enumerate() {
+                    let (a, b) = (Scalar::to_f64(*a), Scalar::to_f64(*b));
                     assert!(
-                        (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
-                        "d={d} n={n} entry {i}: {a} vs {b}"
+                        (a - b).abs() <= tol * (1.0 + b.abs()),
+                        "{} L={L} d={d} n={n} entry {i}: {a} vs {b}",
+                        T::NAME
                     );
                 }
             }

@@ -16,7 +16,7 @@ pub(crate) mod vector;
 
 pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
 pub use increments::{fill_lanes, Increments};
-pub use lanes::{mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch, LANES};
+pub use lanes::{lane_count, mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch};
 pub use lead_lag::{
     lead_lag_fused, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
     LeadLagScratch, Support, FUSED_PAIRS,

@@ -102,20 +102,21 @@ pub(crate) fn dim<const D: usize>(d: usize) -> usize {
     }
 }
 
-/// Call `$f::<T, M, D>(args…)` with `D` the compile-time form of the run-time dimension `$d`.
+/// Call `$f::<T, M, D, extra…>(args…)` with `D` the compile-time form of the run-time dimension
+/// `$d` (and any further generic arguments after it).
 macro_rules! by_dim {
-    ($d:expr, $f:ident::<$T:ty, $M:ty>($($arg:expr),* $(,)?)) => {
+    ($d:expr, $f:ident::<$T:ty, $M:ty $(, $g:ident)*>($($arg:expr),* $(,)?)) => {
         match $d {
-            1 => $f::<$T, $M, 1>($($arg),*),
-            2 => $f::<$T, $M, 2>($($arg),*),
-            3 => $f::<$T, $M, 3>($($arg),*),
-            4 => $f::<$T, $M, 4>($($arg),*),
-            5 => $f::<$T, $M, 5>($($arg),*),
-            6 => $f::<$T, $M, 6>($($arg),*),
-            7 => $f::<$T, $M, 7>($($arg),*),
-            8 => $f::<$T, $M, 8>($($arg),*),
-            16 => $f::<$T, $M, 16>($($arg),*),
-            _ => $f::<$T, $M, 0>($($arg),*),
+            1 => $f::<$T, $M, 1 $(, $g)*>($($arg),*),
+            2 => $f::<$T, $M, 2 $(, $g)*>($($arg),*),
+            3 => $f::<$T, $M, 3 $(, $g)*>($($arg),*),
+            4 => $f::<$T, $M, 4 $(, $g)*>($($arg),*),
+            5 => $f::<$T, $M, 5 $(, $g)*>($($arg),*),
+            6 => $f::<$T, $M, 6 $(, $g)*>($($arg),*),
+            7 => $f::<$T, $M, 7 $(, $g)*>($($arg),*),
+            8 => $f::<$T, $M, 8 $(, $g)*>($($arg),*),
+            16 => $f::<$T, $M, 16 $(, $g)*>($($arg),*),
+            _ => $f::<$T, $M, 0 $(, $g)*>($($arg),*),
         }
     };
 }
@@ -123,41 +124,46 @@ macro_rules! by_dim {
 /// Define `pub fn $name<T>(args…)` that runs `$inner::<T, M>(args…)` compiled for the best instruction
 /// set this CPU has (`$inner` must be `#[inline(always)]` so that it is compiled into each version).
 /// With `dims(expr)` first, `$inner::<T, M, D>` is called with `D` the compile-time form of `expr`
-/// (see [`by_dim!`]).
+/// (see [`by_dim!`]); with `lanes(L)` after it, the function and `$inner` take a further
+/// `const L: usize` (the lane count of [`super::lanes`]).
 macro_rules! multiversion {
+    (dims($d:expr) lanes($l:ident) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
+        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [const $l: usize] [$l] ($($arg: $ty),*)
+            $crate::algebra::simd::by_dim!($d, $inner::<T, M, $l>($($arg),*)));
+    };
     (dims($d:expr) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
-        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name ($($arg: $ty),*)
+        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [] [] ($($arg: $ty),*)
             $crate::algebra::simd::by_dim!($d, $inner::<T, M>($($arg),*)));
     };
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
-        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name ($($arg: $ty),*)
+        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [] [] ($($arg: $ty),*)
             $inner::<T, M>($($arg),*));
     };
-    (@define [$($meta:tt)*] $vis:vis $name:ident ($($arg:ident : $ty:ty),*) $body:expr) => {
+    (@define [$($meta:tt)*] $vis:vis $name:ident [$($gp:tt)*] [$($ga:tt)*] ($($arg:ident : $ty:ty),*) $body:expr) => {
         $($meta)*
-        $vis fn $name<T: $crate::Scalar>($($arg: $ty),*) {
+        $vis fn $name<T: $crate::Scalar, $($gp)*>($($arg: $ty),*) {
             use $crate::algebra::simd::{isa, Fused, Fused512, Isa, MulAdd, Separate};
             #[inline(always)]
-            fn body<T: $crate::Scalar, M: MulAdd>($($arg: $ty),*) {
+            fn body<T: $crate::Scalar, M: MulAdd, $($gp)*>($($arg: $ty),*) {
                 $body
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2<T: $crate::Scalar>($($arg: $ty),*) {
-                body::<T, Fused>($($arg),*)
+            unsafe fn avx2<T: $crate::Scalar, $($gp)*>($($arg: $ty),*) {
+                body::<T, Fused, $($ga)*>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-            unsafe fn avx512<T: $crate::Scalar>($($arg: $ty),*) {
-                body::<T, Fused512>($($arg),*)
+            unsafe fn avx512<T: $crate::Scalar, $($gp)*>($($arg: $ty),*) {
+                body::<T, Fused512, $($ga)*>($($arg),*)
             }
             match isa() {
                 // SAFETY: isa() reports each level only when the CPU has all its features.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { avx2::<T>($($arg),*) },
+                Isa::Avx2Fma => unsafe { avx2::<T, $($ga)*>($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512::<T>($($arg),*) },
-                _ => body::<T, Separate>($($arg),*),
+                Isa::Avx512 => unsafe { avx512::<T, $($ga)*>($($arg),*) },
+                _ => body::<T, Separate, $($ga)*>($($arg),*),
             }
         }
     };

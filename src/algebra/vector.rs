@@ -68,10 +68,15 @@ pub trait VectorRows: Sized {
         z: [&[Self]; 4],
         out: &mut [Self],
     );
-    /// `a·b + c` on a group of 8 values (a lane group of `super::lanes`), in whole vectors.
-    unsafe fn madd8(a: &[Self; 8], b: &[Self; 8], c: &[Self; 8]) -> [Self; 8];
-    /// `a·c` on a group of 8 values.
-    unsafe fn scale8(a: &[Self; 8], c: Self) -> [Self; 8];
+    /// `a·b + c` on a lane group of `N` values (8 or 16, see `super::lanes`), in whole vectors:
+    /// 512-bit ones where `M::WIDE`.
+    unsafe fn madd_lanes<M: MulAdd, const N: usize>(
+        a: &[Self; N],
+        b: &[Self; N],
+        c: &[Self; N],
+    ) -> [Self; N];
+    /// `a·c` on a lane group of `N` values.
+    unsafe fn scale_lanes<M: MulAdd, const N: usize>(a: &[Self; N], c: Self) -> [Self; N];
     /// `out[i] = c·Σ_j g[i,j]·z[j]` and `dz[j] += c·Σ_i g[i,j]·b[i]`.
     unsafe fn contract<M: MulAdd, const D: usize>(
         g: &[Self],
@@ -452,61 +457,55 @@ mod kernels {
         ))
     }
 
-    /// Element-wise operations on a group of 8 values, `8 / $lanes` vectors of type `$v`. The
-    /// group is reinterpreted as vectors by value (no loads or stores through pointers), so that
-    /// LLVM keeps it in registers.
+    /// Element-wise operations on a lane group of `$n` values (see `super::super::lanes`),
+    /// `$n / $lanes` vectors of type `$v`. The group is reinterpreted as vectors by value (no
+    /// loads or stores through pointers), so that LLVM keeps it in registers.
     macro_rules! group_ops {
-        ($module:ident, $t:ty, $v:ty, $lanes:expr, $set1:ident, $fmadd:ident, $mul:ident) => {
+        ($module:ident, $feature:literal, $t:ty, $n:literal, $v:ty, $lanes:expr, $set1:ident,
+         $fmadd:ident, $mul:ident) => {
             // Index loops: one index into three arrays reads best here.
             #[allow(clippy::needless_range_loop)]
             pub mod $module {
                 use std::arch::x86_64::*;
                 use std::mem::transmute;
 
-                type Group = [$v; 8 / $lanes];
+                type Group = [$v; $n / $lanes];
 
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = $feature)]
                 #[inline]
-                pub unsafe fn madd8(a: &[$t; 8], b: &[$t; 8], c: &[$t; 8]) -> [$t; 8] {
-                    let group = |x: &[$t; 8]| transmute::<[$t; 8], Group>(*x);
+                pub unsafe fn madd(a: &[$t; $n], b: &[$t; $n], c: &[$t; $n]) -> [$t; $n] {
+                    let group = |x: &[$t; $n]| transmute::<[$t; $n], Group>(*x);
                     let (a, b, c) = (group(a), group(b), group(c));
                     let mut r = c;
-                    for q in 0..8 / $lanes {
+                    for q in 0..$n / $lanes {
                         r[q] = $fmadd(a[q], b[q], c[q]);
                     }
-                    transmute::<Group, [$t; 8]>(r)
+                    transmute::<Group, [$t; $n]>(r)
                 }
 
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = $feature)]
                 #[inline]
-                pub unsafe fn scale8(a: &[$t; 8], c: $t) -> [$t; 8] {
-                    let (mut a, c) = (transmute::<[$t; 8], Group>(*a), $set1(c));
-                    for q in 0..8 / $lanes {
+                pub unsafe fn scale(a: &[$t; $n], c: $t) -> [$t; $n] {
+                    let (mut a, c) = (transmute::<[$t; $n], Group>(*a), $set1(c));
+                    for q in 0..$n / $lanes {
                         a[q] = $mul(a[q], c);
                     }
-                    transmute::<Group, [$t; 8]>(a)
+                    transmute::<Group, [$t; $n]>(a)
                 }
             }
         };
     }
-    group_ops!(
-        f64g,
-        f64,
-        __m256d,
-        4,
-        _mm256_set1_pd,
-        _mm256_fmadd_pd,
-        _mm256_mul_pd
-    );
-    group_ops!(
-        f32g,
-        f32,
-        __m256,
-        8,
-        _mm256_set1_ps,
-        _mm256_fmadd_ps,
-        _mm256_mul_ps
-    );
+    #[rustfmt::skip]
+    mod groups {
+        group_ops!(f64y8, "avx2,fma", f64, 8, __m256d, 4, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_mul_pd);
+        group_ops!(f64y16, "avx2,fma", f64, 16, __m256d, 4, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_mul_pd);
+        group_ops!(f32y8, "avx2,fma", f32, 8, __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_mul_ps);
+        group_ops!(f32y16, "avx2,fma", f32, 16, __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_mul_ps);
+        group_ops!(f64z8, "avx512f,avx2,fma", f64, 8, __m512d, 8, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd);
+        group_ops!(f64z16, "avx512f,avx2,fma", f64, 16, __m512d, 8, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd);
+        group_ops!(f32z16, "avx512f,avx2,fma", f32, 16, __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps);
+    }
+    pub use groups::*;
 
     row_kernels!(
         f64x4,
@@ -623,21 +622,46 @@ fn whole_zmm<M: MulAdd, const D: usize>(lanes: usize) -> bool {
 
 /// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
 macro_rules! impl_vector_rows {
-    ($t:ty, $wide512:ident, $wide:ident, $narrow:ident, $blocks:ident, $group:ident, $lanes:expr) => {
+    ($t:ty, $wide512:ident, $wide:ident, $narrow:ident, $blocks:ident, $lanes:expr,
+     groups($y8:ident, $y16:ident, $z8:ident, $z16:ident)) => {
         impl VectorRows for $t {
             #[inline(always)]
-            unsafe fn madd8(a: &[$t; 8], b: &[$t; 8], c: &[$t; 8]) -> [$t; 8] {
+            unsafe fn madd_lanes<M: MulAdd, const N: usize>(
+                a: &[$t; N],
+                b: &[$t; N],
+                c: &[$t; N],
+            ) -> [$t; N] {
                 #[cfg(target_arch = "x86_64")]
-                return kernels::$group::madd8(a, b, c);
-                #[cfg(not(target_arch = "x86_64"))]
-                return std::array::from_fn(|l| a[l].mul_add(b[l], c[l]));
+                {
+                    // SAFETY (of the casts): each arm runs only where `N` is the length it casts to.
+                    match (N, M::WIDE) {
+                        (8, false) => return resize(kernels::$y8::madd(view(a), view(b), view(c))),
+                        (8, true) => return resize(kernels::$z8::madd(view(a), view(b), view(c))),
+                        (16, false) => {
+                            return resize(kernels::$y16::madd(view(a), view(b), view(c)))
+                        }
+                        (16, true) => {
+                            return resize(kernels::$z16::madd(view(a), view(b), view(c)))
+                        }
+                        _ => {}
+                    }
+                }
+                std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
             }
             #[inline(always)]
-            unsafe fn scale8(a: &[$t; 8], c: $t) -> [$t; 8] {
+            unsafe fn scale_lanes<M: MulAdd, const N: usize>(a: &[$t; N], c: $t) -> [$t; N] {
                 #[cfg(target_arch = "x86_64")]
-                return kernels::$group::scale8(a, c);
-                #[cfg(not(target_arch = "x86_64"))]
-                return std::array::from_fn(|l| a[l] * c);
+                {
+                    // SAFETY: as in `madd_lanes`.
+                    match (N, M::WIDE) {
+                        (8, false) => return resize(kernels::$y8::scale(view(a), c)),
+                        (8, true) => return resize(kernels::$z8::scale(view(a), c)),
+                        (16, false) => return resize(kernels::$y16::scale(view(a), c)),
+                        (16, true) => return resize(kernels::$z16::scale(view(a), c)),
+                        _ => {}
+                    }
+                }
+                std::array::from_fn(|l| a[l] * c)
             }
             #[inline(always)]
             fn blocked<const D: usize>() -> bool {
@@ -804,5 +828,40 @@ macro_rules! impl_vector_rows {
     };
 }
 
-impl_vector_rows!(f64, f64x8, f64x4, f64x2, f64b, f64g, 4);
-impl_vector_rows!(f32, f32x16, f32x8, f32x4, f32b, f32g, 8);
+impl_vector_rows!(
+    f64,
+    f64x8,
+    f64x4,
+    f64x2,
+    f64b,
+    4,
+    groups(f64y8, f64y16, f64z8, f64z16)
+);
+// Eight f32 lanes are one 256-bit vector at either width.
+impl_vector_rows!(
+    f32,
+    f32x16,
+    f32x8,
+    f32x4,
+    f32b,
+    8,
+    groups(f32y8, f32y16, f32y8, f32z16)
+);
+
+/// An array of length `N` seen as one of length `K`; the caller knows that `N == K`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn view<T, const N: usize, const K: usize>(x: &[T; N]) -> &[T; K] {
+    debug_assert_eq!(K, N);
+    // SAFETY: the caller's: the two lengths are equal.
+    unsafe { &*(x as *const [T; N]).cast::<[T; K]>() }
+}
+
+/// An array of length `K` as one of length `N`; the caller knows that `N == K`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn resize<T, const K: usize, const N: usize>(x: [T; K]) -> [T; N] {
+    debug_assert_eq!(K, N);
+    // SAFETY: the caller's: the two lengths are equal.
+    unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(x)) }
+}

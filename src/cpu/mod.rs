@@ -1,5 +1,6 @@
 //! The CPU drivers: rayon over the batch, one reusable workspace per thread.
 
+mod lanes;
 mod sig;
 mod split;
 

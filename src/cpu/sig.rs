@@ -1,11 +1,11 @@
 //! `sig` and `sig_backprop` on the CPU: Horner chaining forward, the `exp(-z)` reverse sweep backward.
 
-use super::{par_rows, split};
+use super::{lanes, par_rows, split};
 use crate::algebra::{
-    fill_lanes, lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_backprop_lanes, mul_exp_fused,
-    mul_exp_lanes, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
-    mul_exp_reversed, reversed_to_rows, HornerScratch, Increments, LaneScratch, LeadLagScratch,
-    StepLayout, Support, FUSED_PAIRS, FUSED_STEPS, LANES, REVERSED_STEPS,
+    lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_fused, mul_exp_lead_lag,
+    mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused, mul_exp_reversed, reversed_to_rows,
+    HornerScratch, Increments, LeadLagScratch, StepLayout, Support, FUSED_PAIRS, FUSED_STEPS,
+    REVERSED_STEPS,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -198,128 +198,6 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     }
 }
 
-/// Bytes of increments [`LaneWorkspace::fill`] interleaves at once (at most 64 steps): the work
-/// of generating them is then one pass along each path, rather than a call per step and lane and
-/// short reads from eight places, and they stay in the L1 cache beside the signatures.
-const LANE_STEP_BYTES: usize = 16 * 1024;
-
-/// [`Workspace`] for [`LANES`] paths at once, lane-interleaved (see `algebra::lanes`).
-struct LaneWorkspace<T> {
-    scratch: LaneScratch<T>,
-    /// Up to `steps` increments, one after the other.
-    zs: Vec<T>,
-    steps: usize,
-    neg_z: Vec<T>,
-    dz: Vec<T>,
-    s: Vec<T>,
-    g: Vec<T>,
-}
-
-impl<T: Scalar> LaneWorkspace<T> {
-    fn new(shape: &TensorShape) -> Self {
-        let zero = |n: usize| vec![T::zero(); n * LANES];
-        let steps = (LANE_STEP_BYTES / (shape.dim * LANES * std::mem::size_of::<T>())).clamp(1, 64);
-        LaneWorkspace {
-            scratch: LaneScratch::new(shape),
-            zs: zero(shape.dim * steps),
-            steps,
-            neg_z: zero(shape.dim),
-            dz: zero(shape.dim),
-            s: zero(shape.len()),
-            g: zero(shape.len()),
-        }
-    }
-
-    /// Interleave increments `steps` of every lane's path into `zs`; returns the length written.
-    fn fill(&mut self, incs: &[Increments<T>; LANES], steps: std::ops::Range<usize>) -> usize {
-        let dl = self.neg_z.len();
-        let zs = &mut self.zs[..steps.len() * dl];
-        fill_lanes(incs, steps, zs);
-        zs.len()
-    }
-}
-
-/// Whether a batch is computed [`LANES`] paths at a time. Lanes load two vectors per multiply-add
-/// where the one-path rows broadcast one, so they pay only while `LANES` signatures stay in the L1
-/// cache and the rows are short (measured: 1.3× faster forward at d = 3, N = 4; 3× slower at d = 4,
-/// N = 5, whose 8 interleaved signatures no longer fit). The reverse sweep's row loops are weaker,
-/// so it takes lanes up to a larger size.
-fn use_lanes<T>(shape: &TensorShape, batch: usize, backward: bool) -> bool {
-    let limit = if backward { 32 * 1024 } else { 16 * 1024 };
-    batch >= LANES && shape.degree > 0 && shape.len() * LANES * std::mem::size_of::<T>() <= limit
-}
-
-/// Signatures of `LANES` paths into `rows` (`LANES` rows of `st + shape.len()`).
-fn sig_lanes<T: Scalar>(
-    shape: &TensorShape,
-    incs: &[Increments<T>; LANES],
-    st: usize,
-    lw: &mut LaneWorkspace<T>,
-    rows: &mut [T],
-) {
-    lw.s.fill(T::zero());
-    let count = incs[0].count();
-    for t in (0..count).step_by(lw.steps) {
-        let n = lw.fill(incs, t..count.min(t + lw.steps));
-        mul_exp_lanes(shape, &mut lw.s, &lw.zs[..n], &mut lw.scratch);
-    }
-    for (l, row) in rows.chunks_exact_mut(st + shape.len()).enumerate() {
-        if st == 1 {
-            row[0] = T::one();
-        }
-        for (c, x) in row[st..].iter_mut().enumerate() {
-            *x = lw.s[c * LANES + l];
-        }
-    }
-}
-
-/// Gradients of `LANES` paths into `grads` (`LANES` rows laid out like the paths).
-fn sig_backprop_lanes<T: Scalar>(
-    shape: &TensorShape,
-    incs: &[Increments<T>; LANES],
-    sigs: &[&[T]; LANES],
-    sig_derivs: &[&[T]; LANES],
-    lw: &mut LaneWorkspace<T>,
-    grads: &mut [T],
-) {
-    grads.fill(T::zero());
-    // Lanes innermost: whole groups written in turn, not a strided store per value.
-    for (c, (s, g)) in
-        lw.s.chunks_exact_mut(LANES)
-            .zip(lw.g.chunks_exact_mut(LANES))
-            .enumerate()
-    {
-        for l in 0..LANES {
-            s[l] = sigs[l][c];
-            g[l] = sig_derivs[l][c];
-        }
-    }
-    let grad_len = grads.len() / LANES;
-    let dl = lw.dz.len();
-    let mut end = incs[0].count();
-    while end > 0 {
-        let start = end.saturating_sub(lw.steps);
-        lw.fill(incs, start..end);
-        for t in (start..end).rev() {
-            let z = &lw.zs[(t - start) * dl..(t - start + 1) * dl];
-            for (n, &z) in lw.neg_z.iter_mut().zip(z) {
-                *n = -z;
-            }
-            mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
-            lw.dz.fill(T::zero());
-            mul_exp_backprop_lanes(shape, &lw.s, z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
-            for (l, (inc, grad)) in incs
-                .iter()
-                .zip(grads.chunks_exact_mut(grad_len))
-                .enumerate()
-            {
-                inc.scatter_strided(t, &lw.dz, LANES, l, grad);
-            }
-        }
-        end = start;
-    }
-}
-
 /// The shape of a batch of paths: `batch` paths of `length` points in `R^dim`, stored contiguously.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PathsShape {
@@ -378,22 +256,10 @@ pub(crate) fn sig<T: Scalar>(
         split::sig(threads, shape, paths, ps, opts, pieces, out);
         return;
     }
-    if !use_lanes::<T>(shape, batch, false) {
-        par_rows(threads, out, row, || Workspace::new(shape), one_path);
-        return;
+    match lanes::lanes_for::<T>(shape, batch, false) {
+        Some(l) => lanes::sig(l, threads, shape, paths, ps, opts, out, &one_path),
+        None => par_rows(threads, out, row, || Workspace::new(shape), one_path),
     }
-    let init = || (Workspace::new(shape), LaneWorkspace::new(shape));
-    par_rows(threads, out, row * LANES, init, |(ws, lw), group, rows| {
-        let first = group * LANES;
-        if rows.len() < row * LANES {
-            for (r, one) in rows.chunks_exact_mut(row).enumerate() {
-                one_path(ws, first + r, one);
-            }
-            return;
-        }
-        let incs = std::array::from_fn(|l| ps.path(paths, first + l, opts));
-        sig_lanes(shape, &incs, st, lw, rows);
-    });
 }
 
 /// Path gradients of a batch into `out` (laid out like `paths`). `sigs` and `sig_derivs` have rows of
@@ -436,28 +302,11 @@ pub(crate) fn sig_backprop<T: Scalar>(
         );
         return;
     }
-    if !use_lanes::<T>(shape, batch, true) {
-        par_rows(threads, out, grad_len, || Workspace::new(shape), one_path);
-        return;
+    match lanes::lanes_for::<T>(shape, batch, true) {
+        Some(l) => {
+            let rows = (sigs, sig_derivs, sig_st);
+            lanes::sig_backprop(l, threads, shape, paths, ps, rows, opts, out, &one_path);
+        }
+        None => par_rows(threads, out, grad_len, || Workspace::new(shape), one_path),
     }
-    let init = || (Workspace::new(shape), LaneWorkspace::new(shape));
-    par_rows(
-        threads,
-        out,
-        grad_len * LANES,
-        init,
-        |(ws, lw), group, grads| {
-            let first = group * LANES;
-            if grads.len() < grad_len * LANES {
-                for (r, one) in grads.chunks_exact_mut(grad_len).enumerate() {
-                    one_path(ws, first + r, one);
-                }
-                return;
-            }
-            let incs = std::array::from_fn(|l| ps.path(paths, first + l, opts));
-            let s = std::array::from_fn(|l| &sigs[levels(first + l)]);
-            let g = std::array::from_fn(|l| &sig_derivs[levels(first + l)]);
-            sig_backprop_lanes(shape, &incs, &s, &g, lw, grads);
-        },
-    );
 }
