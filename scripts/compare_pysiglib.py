@@ -5,12 +5,15 @@ signatures and their gradients, signature kernels, log-signatures, and one long 
 Installs nothing: run it with a Python that has pySigLib (`pip install pysiglib==4.0.0` in a venv; it
 brings torch), after `cargo build --release`:
 
-    python scripts/compare_pysiglib.py [--repeats 5] [--quick] [--only sig,leadlag,kernel,logsig,long]
+    python scripts/compare_pysiglib.py [--repeats 5] [--rounds 3] [--quick]
+                                       [--only sig,leadlag,kernel,logsig,long]
                                        [--binary target/release/roughsig]
 
 roughsig is timed through its CLI's `--repeat`, which excludes file I/O; pySigLib in-process. Both
 report the best of the repeats (`--stat min`, the default: on a shared virtual machine interference
-only ever adds time) or their median (`--stat median`). Results of the two are checked to agree before a time is reported.
+only ever adds time) or their median (`--stat median`). In the signature table the two sides' repeats
+alternate `--rounds` times per row, so that both meet the same drift in the machine's load. Results
+of the two are checked to agree before a time is reported.
 """
 import argparse
 import json
@@ -59,6 +62,22 @@ def time_roughsig(binary, args, repeats, out_file):
         sys.exit(f"roughsig failed: {' '.join(cmd)}\n{proc.stderr}")
     line = [l for l in proc.stderr.splitlines() if l.startswith("{")][-1]
     return json.loads(line)[f"{STAT}_ms"], np.load(out_file)
+
+
+ROUNDS = 1  # set from --rounds
+
+
+def side_by_side(theirs, ours):
+    """Time `theirs()` and `ours()` (each returning (ms, output)) alternately, ROUNDS times, and
+    summarise each side over the rounds. Interference on a shared machine drifts over minutes;
+    alternating exposes both sides to the same stretches of it."""
+    t_times, o_times = [], []
+    for _ in range(ROUNDS):
+        t_ms, t_out = theirs()
+        o_ms, o_out = ours()
+        t_times.append(t_ms)
+        o_times.append(o_ms)
+    return summary(t_times), t_out, summary(o_times), o_out
 
 
 def cpu_ghz():
@@ -212,9 +231,11 @@ def main():
     ap.add_argument("--only", default="sig,leadlag,kernel,logsig,long",
                     help="comma-separated tables to run: sig, leadlag, kernel, logsig, long (default: all)")
     ap.add_argument("--stat", choices=["min", "median"], default="min", help="how the repeats are summarised")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="signature table: alternate pySigLib's and roughsig's repeats this many times per row")
     args = ap.parse_args()
-    global STAT
-    STAT = args.stat
+    global STAT, ROUNDS
+    STAT, ROUNDS = args.stat, max(1, args.rounds)
     only = set(args.only.split(","))
     unknown = only - {"sig", "leadlag", "kernel", "logsig", "long"}
     if unknown:
@@ -237,14 +258,15 @@ def main():
                 np.save(f("derivs.npy"), derivs)
                 for jobs in jobs_list:
                     if op == "sig":
-                        theirs_ms, theirs = time_pysiglib(lambda: pysiglib.sig(path, degree, n_jobs=jobs), args.repeats)
+                        run_theirs = lambda: time_pysiglib(lambda: pysiglib.sig(path, degree, n_jobs=jobs), args.repeats)
                         cli = ["sig", f("path.npy"), "--degree", str(degree), "--jobs", str(jobs)]
                     else:
-                        theirs_ms, theirs = time_pysiglib(
+                        run_theirs = lambda: time_pysiglib(
                             lambda: pysiglib.sig_backprop(path, sig, derivs, degree, n_jobs=jobs), args.repeats)
                         cli = ["sig-backprop", f("path.npy"), f("sig.npy"), f("derivs.npy"), "--degree", str(degree),
                                "--jobs", str(jobs)]
-                    ours_ms, ours = time_roughsig(args.binary, cli, args.repeats, f("out.npy"))
+                    run_ours = lambda: time_roughsig(args.binary, cli, args.repeats, f("out.npy"))
+                    theirs_ms, theirs, ours_ms, ours = side_by_side(run_theirs, run_ours)
                     name = f"{op} {np.dtype(dtype).name} {(batch, length, dim, degree)} jobs={jobs}"
                     check(name, ours, theirs, dtype)
                     # Peak: two FMA units per core, as wide as the vectors the kernels use.
@@ -255,7 +277,8 @@ def main():
                     rows.append((op, np.dtype(dtype).name, (batch, length, dim, degree), jobs, theirs_ms, ours_ms, frac))
                     print(f"{name}: pySigLib {theirs_ms:.2f} ms, roughsig {ours_ms:.2f} ms, "
                           f"ratio {theirs_ms / ours_ms:.2f}x", file=sys.stderr, flush=True)
-    print(f"\npySigLib {pysiglib.__version__} vs roughsig, {STAT} of {args.repeats}, {time.strftime('%Y-%m-%d')}, "
+    print(f"\npySigLib {pysiglib.__version__} vs roughsig, {STAT} of {args.repeats} repeats × {ROUNDS} alternating rounds, "
+          f"{time.strftime('%Y-%m-%d')}, "
           f"{threads} threads available\n")
     if rows:
         print("| op | dtype | (batch, length, dim, degree) | threads | pySigLib ms | roughsig ms | speed-up | FMA peak |")

@@ -178,7 +178,8 @@ multiversion! {
     /// levels below are stepped, and then `S_N += Σ_s B^(s)_{N-1} ⊗ z_s` in one pass. A single
     /// step's top-level update does one multiply-add per load and store of `S_N`; this one does
     /// eight. It runs where the vector kernels take rows of `d` whole (`Scalar::fused`), and as
-    /// single steps elsewhere (and for a `zs` of any other length).
+    /// single steps elsewhere. Any number of increments may be given: they go in groups of eight,
+    /// then four, two and one.
     pub fn mul_exp_fused(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_d
 }
 
@@ -190,12 +191,41 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
     scratch: &mut HornerScratch<T>,
 ) {
     let (d, n) = (shape.dim, shape.degree);
-    if !(M::VECTOR && T::fused::<D>() && n >= 2 && zs.len() == FUSED_STEPS * d) {
+    if !(M::VECTOR && T::fused::<D>() && n >= 2) {
         for z in zs.chunks_exact(d) {
             mul_exp_d::<T, M, D>(shape, s, z, scratch);
         }
         return;
     }
+    // Groups of eight, then one of four and one of two for what is left: a path of 127 steps
+    // would otherwise end with seven single steps, each a whole pass over the top level.
+    let mut rest = zs;
+    while rest.len() >= d {
+        let steps = match rest.len() / d {
+            m if m >= FUSED_STEPS => FUSED_STEPS,
+            m if m >= 4 => 4,
+            m => m.min(2),
+        };
+        let (group, tail) = rest.split_at(steps * d);
+        match steps {
+            FUSED_STEPS => fused_group::<T, M, D, FUSED_STEPS>(shape, s, group, scratch),
+            4 => fused_group::<T, M, D, 4>(shape, s, group, scratch),
+            2 => fused_group::<T, M, D, 2>(shape, s, group, scratch),
+            _ => mul_exp_d::<T, M, D>(shape, s, group, scratch),
+        }
+        rest = tail;
+    }
+}
+
+/// `S` steps with one pass over the top level (see [`mul_exp_fused`]).
+#[inline(always)]
+fn fused_group<T: Scalar, M: MulAdd, const D: usize, const S: usize>(
+    shape: &TensorShape,
+    s: &mut [T],
+    zs: &[T],
+    scratch: &mut HornerScratch<T>,
+) {
+    let (d, n) = (shape.dim, shape.degree);
     let top = shape.level_len(n - 1);
     let HornerScratch {
         inv,
@@ -206,8 +236,8 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
         ..
     } = scratch;
     // Sized for the shape's own layout when made: grow it if that fuses fewer steps.
-    if tops.len() < FUSED_STEPS * top {
-        tops.resize(FUSED_STEPS * top, T::zero());
+    if tops.len() < S * top {
+        tops.resize(S * top, T::zero());
     }
     for (z, b) in zs.chunks_exact(d).zip(tops.chunks_exact_mut(top)) {
         let tiled = tile::<T, M, D>(z);
@@ -221,13 +251,11 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
         }
         step::<T, M, D>(lower, &mut s[..lower.len()], z, inv, ping, pong);
     }
-    let b: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &tops[i * top..(i + 1) * top]);
-    let z: [&[T]; FUSED_STEPS] = std::array::from_fn(|i| &zs[i * d..(i + 1) * d]);
+    let b: [&[T]; S] = std::array::from_fn(|i| &tops[i * top..(i + 1) * top]);
+    let z: [&[T]; S] = std::array::from_fn(|i| &zs[i * d..(i + 1) * d]);
     // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<D>() says the
     // kernel handles rows of D.
-    unsafe {
-        T::outer_acc_steps::<M, FUSED_STEPS, D>(b, z, &mut s[shape.offset(n)..shape.offset(n + 1)])
-    };
+    unsafe { T::outer_acc_steps::<M, S, D>(b, z, &mut s[shape.offset(n)..shape.offset(n + 1)]) };
 }
 
 multiversion! {
@@ -403,30 +431,34 @@ mod tests {
         }
     }
 
-    /// The fused steps equal single steps, for every specialised dimension.
+    /// The fused steps equal single steps, for every specialised dimension, with step counts that
+    /// make groups of eight, four, two and one.
     #[test]
     fn fused_steps_agree_with_single_steps() {
         for d in [1, 2, 3, 4, 5, 8, 9, 16] {
             for n in [1, 2, 3, 4] {
-                let shape = TensorShape::new(d, n).unwrap();
-                let s0: Vec<f64> = (0..shape.len())
-                    .map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0)
-                    .collect();
-                let zs: Vec<f64> = (0..FUSED_STEPS * d)
-                    .map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0)
-                    .collect();
-                let mut scratch = HornerScratch::new(&shape);
-                let mut single = s0.clone();
-                for z in zs.chunks_exact(d) {
-                    mul_exp(&shape, &mut single, z, &mut scratch);
-                }
-                let mut fused = s0.clone();
-                mul_exp_fused(&shape, &mut fused, &zs, &mut scratch);
-                for (a, b) in fused.iter().zip(&single) {
-                    assert!(
-                        (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
-                        "d={d} n={n}: {a} vs {b}"
-                    );
+                for steps in [FUSED_STEPS, 2 * FUSED_STEPS + 7, 6, 1] {
+                    let shape = TensorShape::new(d, n).unwrap();
+                    let s0: Vec<f64> = (0..shape.len())
+                        .map(|i| ((i * 7 % 13) as f64 - 6.0) / 10.0)
+                        .collect();
+                    let zs: Vec<f64> = (0..steps * d)
+                        .map(|i| ((i * 5 % 11) as f64 - 5.0) / 20.0)
+                        .collect();
+                    let mut scratch = HornerScratch::new(&shape);
+                    let mut single = s0.clone();
+                    for z in zs.chunks_exact(d) {
+                        mul_exp(&shape, &mut single, z, &mut scratch);
+                    }
+                    let mut fused = s0.clone();
+                    mul_exp_fused(&shape, &mut fused, &zs, &mut scratch);
+                    assert!(fused != s0, "d={d} n={n} steps={steps}: nothing moved");
+                    for (a, b) in fused.iter().zip(&single) {
+                        assert!(
+                            (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
+                            "d={d} n={n} steps={steps}: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

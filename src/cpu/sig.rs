@@ -147,15 +147,13 @@ pub(super) fn sig_path<T: Scalar>(
             reversed_to_rows(shape, out, &mut ws.horner);
         }
         StepLayout::Rows => {
-            while t + FUSED_STEPS <= steps.end {
-                for (s, z) in ws.zs.chunks_exact_mut(d).enumerate() {
+            while t < steps.end {
+                let m = FUSED_STEPS.min(steps.end - t);
+                for (s, z) in ws.zs.chunks_exact_mut(d).take(m).enumerate() {
                     inc.fill(t + s, z);
                 }
-                mul_exp_fused(shape, out, &ws.zs, &mut ws.horner);
-                t += FUSED_STEPS;
-            }
-            for t in t..steps.end {
-                ws.step(shape, inc, t, out);
+                mul_exp_fused(shape, out, &ws.zs[..m * d], &mut ws.horner);
+                t += m;
             }
         }
     }
