@@ -6,6 +6,7 @@
 //! The cost is about one multiply-add per coefficient of the result, the least any method can do.
 //! The loops themselves live in [`super::simd`], specialised per instruction set and dimension.
 
+use super::aligned::AlignedVec;
 use super::reciprocals;
 use super::reversed::StepLayout;
 use super::simd::{contract, multiversion, outer_acc, outer_add, MulAdd};
@@ -18,16 +19,16 @@ pub struct HornerScratch<T> {
     pub(super) inv: Vec<T>,
     /// The chain `B_1 … B_{k-1}` of one level, one after the other (`B_m` has `d^m` entries and sits where level `m`
     /// of a signature would: `shape.offset(m)`), kept by the reverse pass.
-    chain: Vec<T>,
+    chain: AlignedVec<T>,
     /// Two buffers of `d^(N-1)` that the forward chain (and the reverse gradient chain) alternate
     /// between, so that every loop reads one buffer and writes the other.
-    pub(super) ping: Vec<T>,
-    pub(super) pong: Vec<T>,
+    pub(super) ping: AlignedVec<T>,
+    pub(super) pong: AlignedVec<T>,
     /// [`mul_exp_fused`]: the top level's chain `B_{N-1}` for each of the fused steps, as many as
     /// the shape's [`StepLayout`] fuses (grown by a caller that fuses more), and
     /// [`super::reversed::to_rows`]' copy of a level, which it grows to hold where needed), and
     /// the shape of the levels below the top.
-    pub(super) tops: Vec<T>,
+    pub(super) tops: AlignedVec<T>,
     pub(super) lower: TensorShape,
     /// [`super::reversed::to_rows`]: where each top-level word sits when words are reversed,
     /// built on first use.
@@ -38,13 +39,12 @@ impl<T: Scalar> HornerScratch<T> {
     pub fn new(shape: &TensorShape) -> Self {
         HornerScratch {
             inv: reciprocals(shape.degree),
-            chain: vec![T::zero(); shape.offset(shape.degree.max(1)).max(1)],
-            ping: vec![T::zero(); shape.top_scratch_len()],
-            pong: vec![T::zero(); shape.top_scratch_len()],
-            tops: vec![
-                T::zero();
-                shape.top_scratch_len() * StepLayout::for_shape::<T>(shape).fused_steps()
-            ],
+            chain: AlignedVec::zeroed(shape.offset(shape.degree.max(1)).max(1)),
+            ping: AlignedVec::zeroed(shape.top_scratch_len()),
+            pong: AlignedVec::zeroed(shape.top_scratch_len()),
+            tops: AlignedVec::zeroed(
+                shape.top_scratch_len() * StepLayout::for_shape::<T>(shape).fused_steps(),
+            ),
             lower: TensorShape::new(shape.dim, shape.degree.saturating_sub(1))
                 .expect("a lower degree of a valid shape is valid"),
             reversed: Vec::new(),
@@ -237,7 +237,7 @@ fn fused_group<T: Scalar, M: MulAdd, const D: usize, const S: usize>(
     } = scratch;
     // Sized for the shape's own layout when made: grow it if that fuses fewer steps.
     if tops.len() < S * top {
-        tops.resize(S * top, T::zero());
+        tops.resize_zeroed(S * top);
     }
     for (z, b) in zs.chunks_exact(d).zip(tops.chunks_exact_mut(top)) {
         let tiled = tile::<T, M, D>(z);

@@ -10,6 +10,7 @@
 //! steps are taken at once ([`super::lanes_fused`], degree 3 and up) the same multiply-adds are
 //! reordered word by word, and agree to rounding.
 
+use super::aligned::AlignedVec;
 use super::lanes_fused::{fuses, mul_exp_lanes_fused, FusedScratch};
 use super::reciprocals;
 use super::simd::{multiversion, MulAdd};
@@ -27,9 +28,9 @@ pub const fn lane_count<T>() -> usize {
 /// [`super::HornerScratch`] with every buffer `L` times longer.
 pub struct LaneScratch<T, const L: usize> {
     inv: Vec<T>,
-    chain: Vec<T>,
-    ping: Vec<T>,
-    pong: Vec<T>,
+    chain: AlignedVec<T>,
+    ping: AlignedVec<T>,
+    pong: AlignedVec<T>,
     fused: FusedScratch<T, L>,
 }
 
@@ -37,9 +38,9 @@ impl<T: Scalar, const L: usize> LaneScratch<T, L> {
     pub fn new(shape: &TensorShape) -> Self {
         LaneScratch {
             inv: reciprocals(shape.degree),
-            chain: vec![T::zero(); shape.offset(shape.degree.max(1)).max(1) * L],
-            ping: vec![T::zero(); shape.top_scratch_len() * L],
-            pong: vec![T::zero(); shape.top_scratch_len() * L],
+            chain: AlignedVec::zeroed(shape.offset(shape.degree.max(1)).max(1) * L),
+            ping: AlignedVec::zeroed(shape.top_scratch_len() * L),
+            pong: AlignedVec::zeroed(shape.top_scratch_len() * L),
             fused: FusedScratch::new(shape),
         }
     }

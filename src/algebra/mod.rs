@@ -3,6 +3,7 @@
 //! Every tensor here holds levels `1..=degree` of a truncated series (see [`crate::layout`]); level 0 is
 //! always the constant 1 and is never stored.
 
+mod aligned;
 mod horner;
 mod increments;
 mod lanes;
@@ -14,6 +15,7 @@ pub mod simd;
 mod tensor;
 pub(crate) mod vector;
 
+pub use aligned::AlignedVec;
 pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
 pub use increments::{fill_lanes, Increments};
 pub use lanes::{lane_count, mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch};

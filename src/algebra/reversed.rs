@@ -157,7 +157,7 @@ fn mul_exp_reversed_m<T: Scalar, M: MulAdd, const D: usize>(
     }
     let top = shape.level_len(n - 1);
     if tops.len() < REVERSED_STEPS * top {
-        tops.resize(REVERSED_STEPS * top, T::zero());
+        tops.resize_zeroed(REVERSED_STEPS * top);
     }
     for (z, b) in zs.chunks_exact(d).zip(tops.chunks_exact_mut(top)) {
         // As in the row layout's fused steps: `B_{N-1}` must land in `b`.
@@ -212,13 +212,20 @@ fn update4<T: Scalar, M: MulAdd>(
     }
 }
 
-/// Turn every level of `s` from reversed words back to rows, through the scratch's `tops`.
-pub fn to_rows<T: Scalar>(shape: &TensorShape, s: &mut [T], scratch: &mut HornerScratch<T>) {
+/// Write `s`, every level in reversed words, to `out` by rows.
+pub fn to_rows<T: Scalar>(
+    shape: &TensorShape,
+    s: &[T],
+    out: &mut [T],
+    scratch: &mut HornerScratch<T>,
+) {
     let (d, n) = (shape.dim, shape.degree);
     if d == 1 || n < 2 {
+        out.copy_from_slice(s);
         return;
     }
-    let HornerScratch { tops, reversed, .. } = scratch;
+    out[..d].copy_from_slice(&s[..d]);
+    let reversed = &mut scratch.reversed;
     let top = shape.level_len(n);
     if reversed.len() != top {
         // `reversed[w]` for word `w` of the top level, built level by level in place:
@@ -237,22 +244,18 @@ pub fn to_rows<T: Scalar>(shape: &TensorShape, s: &mut [T], scratch: &mut Horner
         }
     }
     for k in 2..=n {
-        let level = &mut s[shape.offset(k)..shape.offset(k + 1)];
-        if tops.len() < level.len() {
-            tops.resize(level.len(), T::zero());
-        }
-        let copy = &mut tops[..level.len()];
-        copy.copy_from_slice(level);
+        let level = &s[shape.offset(k)..shape.offset(k + 1)];
+        let rows = &mut out[shape.offset(k)..shape.offset(k + 1)];
         // Row `w` of level k (its first k − 1 letters) is column `r` of the reversed level:
         // entry `j` sits at `j·d^(k-1) + r`, with `r` the reversed index of `w`, which is that of
         // the top-level word `w` followed by zeros.
         let (blocks, stride) = (shape.level_len(k - 1), d.pow((n - k + 1) as u32));
-        for (row, &r) in level
+        for (row, &r) in rows
             .chunks_exact_mut(d)
             .zip(reversed.iter().step_by(stride))
         {
             for (j, x) in row.iter_mut().enumerate() {
-                *x = copy[j * blocks + r as usize];
+                *x = level[j * blocks + r as usize];
             }
         }
     }
@@ -284,8 +287,9 @@ mod tests {
                 let mut reversed = vec![0.0; shape.len()];
                 mul_exp_reversed(&shape, &mut reversed, &zs[..4 * d], &mut scratch);
                 mul_exp_reversed(&shape, &mut reversed, &zs[4 * d..], &mut scratch);
-                to_rows(&shape, &mut reversed, &mut scratch);
-                for (i, (a, b)) in reversed.iter().zip(&rows).enumerate() {
+                let mut back = vec![0.0; shape.len()];
+                to_rows(&shape, &reversed, &mut back, &mut scratch);
+                for (i, (a, b)) in back.iter().zip(&rows).enumerate() {
                     assert!(
                         (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
                         "d={d} n={n} at {i}: {a} vs {b}"
@@ -300,9 +304,10 @@ mod tests {
     #[test]
     fn to_rows_reverses_each_words_letters() {
         let shape = TensorShape::new(3, 3).unwrap();
-        let mut s: Vec<f64> = (0..shape.len()).map(|i| i as f64).collect();
+        let reversed: Vec<f64> = (0..shape.len()).map(|i| i as f64).collect();
         let mut scratch = HornerScratch::new(&shape);
-        to_rows(&shape, &mut s, &mut scratch);
+        let mut s = vec![0.0; shape.len()];
+        to_rows(&shape, &reversed, &mut s, &mut scratch);
         assert_eq!(&s[..3], &[0.0, 1.0, 2.0]);
         let (l2, l3) = (shape.offset(2), shape.offset(3));
         assert_eq!(s[l2 + 3], (l2 + 1) as f64);

@@ -4,7 +4,8 @@
 use super::par_rows;
 use super::sig::{PathsShape, Workspace};
 use crate::algebra::{
-    fill_lanes, lane_count, mul_exp_backprop_lanes, mul_exp_lanes, Increments, LaneScratch,
+    fill_lanes, lane_count, mul_exp_backprop_lanes, mul_exp_lanes, AlignedVec, Increments,
+    LaneScratch,
 };
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
@@ -21,17 +22,17 @@ const LANE_STEP_BYTES: usize = 16 * 1024;
 struct LaneWorkspace<T, const L: usize> {
     scratch: LaneScratch<T, L>,
     /// Up to `steps` increments, one after the other.
-    zs: Vec<T>,
+    zs: AlignedVec<T>,
     steps: usize,
-    neg_z: Vec<T>,
-    dz: Vec<T>,
-    s: Vec<T>,
-    g: Vec<T>,
+    neg_z: AlignedVec<T>,
+    dz: AlignedVec<T>,
+    s: AlignedVec<T>,
+    g: AlignedVec<T>,
 }
 
 impl<T: Scalar, const L: usize> LaneWorkspace<T, L> {
     fn new(shape: &TensorShape) -> Self {
-        let zero = |n: usize| vec![T::zero(); n * L];
+        let zero = |n: usize| AlignedVec::zeroed(n * L);
         let steps = (LANE_STEP_BYTES / (shape.dim * L * std::mem::size_of::<T>())).clamp(1, 64);
         LaneWorkspace {
             scratch: LaneScratch::new(shape),
