@@ -106,9 +106,9 @@ fn step<T: Scalar, M: MulAdd, const D: usize>(
         let b = chain::<T, M, D, Rows>(shape, s, z, k, inv, ping, pong);
         outer_acc::<T, M, D>(b, z, &mut s[shape.offset(k)..shape.offset(k + 1)]);
     }
-    for i in 0..d {
-        s[i] += z[i];
-    }
+    // `S_1 += z`, as a row kernel: a loop of `d` scalars, unrolled per dimension, costs more than
+    // the vectors at d = 16.
+    outer_acc::<T, M, D>(&[T::one()], z, &mut s[..d]);
 }
 
 /// How a chain link `c·x ⊗ z + add` is laid out: words in order (rows of `d`, [`Rows`]) or
@@ -148,9 +148,7 @@ pub(super) fn chain<'a, T: Scalar, M: MulAdd, const D: usize, O: Link>(
 ) -> &'a [T] {
     let d = shape.dim;
     let (mut p, mut q) = (ping, pong);
-    for i in 0..d {
-        p[i] = M::madd(z[i], inv[k], s[i]);
-    }
+    outer_add::<T, M, D>(&[T::one()], inv[k], z, &s[..d], &mut p[..d]);
     let mut len = d;
     for m in 1..k - 1 {
         let next = &s[shape.offset(m + 1)..shape.offset(m + 2)];
@@ -304,9 +302,7 @@ fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
     }
     for k in 2..=n {
         // Forward: the chain B_1 … B_{k-1} of this level, kept for the reverse pass.
-        for i in 0..d {
-            chain[i] = M::madd(z[i], inv[k], s_prev[i]);
-        }
+        outer_add::<T, M, D>(&[T::one()], inv[k], z, &s_prev[..d], &mut chain[..d]);
         let mut len = d;
         for m in 1..k - 1 {
             let (done, rest) = chain.split_at_mut(shape.offset(m + 1));
