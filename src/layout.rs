@@ -45,6 +45,12 @@ impl TensorShape {
         self.len() == 0
     }
 
+    /// The levels below the top: the same dimension, one degree lower (degree 0 stays 0).
+    pub fn lower(&self) -> TensorShape {
+        TensorShape::new(self.dim, self.degree.saturating_sub(1))
+            .expect("a lower degree of a valid shape is valid")
+    }
+
     /// Start of level `k` (`1 <= k <= degree + 1`).
     pub fn offset(&self, k: usize) -> usize {
         self.offsets[k]

@@ -45,8 +45,7 @@ impl<T: Scalar> HornerScratch<T> {
             tops: AlignedVec::zeroed(
                 shape.top_scratch_len() * StepLayout::for_shape::<T>(shape).fused_steps(),
             ),
-            lower: TensorShape::new(shape.dim, shape.degree.saturating_sub(1))
-                .expect("a lower degree of a valid shape is valid"),
+            lower: shape.lower(),
             reversed: Vec::new(),
         }
     }

@@ -4,6 +4,8 @@
 //! always the constant 1 and is never stored.
 
 mod aligned;
+#[cfg(target_arch = "x86_64")]
+mod contract512;
 mod horner;
 mod increments;
 mod lanes;

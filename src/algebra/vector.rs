@@ -623,7 +623,7 @@ fn whole_zmm<M: MulAdd, const D: usize>(lanes: usize) -> bool {
 /// Implement [`VectorRows`] for `$t` with its wide (`$wide`, `$lanes` per vector) and narrow kernels.
 macro_rules! impl_vector_rows {
     ($t:ty, $wide512:ident, $wide:ident, $narrow:ident, $blocks:ident, $lanes:expr,
-     groups($y8:ident, $y16:ident, $z8:ident, $z16:ident)) => {
+     groups($y8:ident, $y16:ident, $z8:ident, $z16:ident), contract512($($contract512:ident)::+)) => {
         impl VectorRows for $t {
             #[inline(always)]
             unsafe fn madd_lanes<M: MulAdd, const N: usize>(
@@ -806,7 +806,7 @@ macro_rules! impl_vector_rows {
                 #[cfg(target_arch = "x86_64")]
                 {
                     if whole_zmm::<M, D>($lanes) {
-                        kernels::$wide512::contract::<D>(g, b, z, c, dz, out);
+                        $($contract512)::+::<D>(g, b, z, c, dz, out);
                         return true;
                     }
                     if D > 0 && D % $lanes == 0 && D <= 4 * $lanes {
@@ -835,7 +835,8 @@ impl_vector_rows!(
     f64x2,
     f64b,
     4,
-    groups(f64y8, f64y16, f64z8, f64z16)
+    groups(f64y8, f64y16, f64z8, f64z16),
+    contract512(super::contract512::contract_f64)
 );
 // Eight f32 lanes are one 256-bit vector at either width.
 impl_vector_rows!(
@@ -845,7 +846,8 @@ impl_vector_rows!(
     f32x4,
     f32b,
     8,
-    groups(f32y8, f32y16, f32y8, f32z16)
+    groups(f32y8, f32y16, f32y8, f32z16),
+    contract512(kernels::f32x16::contract)
 );
 
 /// An array of length `N` seen as one of length `K`; the caller knows that `N == K`.

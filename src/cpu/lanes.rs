@@ -28,6 +28,8 @@ struct LaneWorkspace<T, const L: usize> {
     dz: AlignedVec<T>,
     s: AlignedVec<T>,
     g: AlignedVec<T>,
+    /// The shape one degree lower.
+    lower: TensorShape,
 }
 
 impl<T: Scalar, const L: usize> LaneWorkspace<T, L> {
@@ -42,6 +44,7 @@ impl<T: Scalar, const L: usize> LaneWorkspace<T, L> {
             dz: zero(shape.dim),
             s: zero(shape.len()),
             g: zero(shape.len()),
+            lower: shape.lower(),
         }
     }
 
@@ -237,7 +240,10 @@ fn sig_backprop_group<T: Scalar, const L: usize>(
             for (n, &z) in lw.neg_z.iter_mut().zip(z) {
                 *n = -z;
             }
-            mul_exp_lanes(shape, &mut lw.s, &lw.neg_z, &mut lw.scratch);
+            // As for one path: only the levels below the top are stepped back.
+            let lower = &lw.lower;
+            let s = &mut lw.s[..lower.len() * L];
+            mul_exp_lanes(lower, s, &lw.neg_z, &mut lw.scratch);
             lw.dz.fill(T::zero());
             mul_exp_backprop_lanes(shape, &lw.s, z, &mut lw.g, &mut lw.dz, &mut lw.scratch);
             for (l, (inc, grad)) in incs

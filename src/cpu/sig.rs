@@ -25,6 +25,8 @@ pub(super) struct Workspace<T> {
     acc: AlignedVec<T>,
     /// For lead-lag paths only, made on first use.
     lead_lag: Option<LeadLagScratch<T>>,
+    /// The shape one degree lower.
+    lower: TensorShape,
 }
 
 impl<T: Scalar> Workspace<T> {
@@ -39,6 +41,7 @@ impl<T: Scalar> Workspace<T> {
             g: AlignedVec::zeroed(shape.len()),
             acc: AlignedVec::zeroed(shape.len()),
             lead_lag: None,
+            lower: shape.lower(),
         }
     }
 
@@ -54,7 +57,8 @@ impl<T: Scalar> Workspace<T> {
         }
     }
 
-    /// `self.s ← self.s ⊗ exp(-z_t)`, the prefix before increment `t`. Leaves `z_t` in `self.z`:
+    /// `self.s ← self.s ⊗ exp(-z_t)`, the prefix before increment `t`, below the top level (which
+    /// is left as it was). Leaves `z_t` in `self.z`:
     /// whole, or for a lead-lag step its support's entries, and then says where they sit.
     fn unstep(&mut self, shape: &TensorShape, inc: &Increments<T>, t: usize) -> Option<Support> {
         let support = if lead_lag_step::<T>(inc) {
@@ -66,12 +70,16 @@ impl<T: Scalar> Workspace<T> {
         for (n, &z) in self.neg_z.iter_mut().zip(self.z.iter()) {
             *n = -z;
         }
+        // The top level of a prefix is never read going backwards (a level's chain reads only
+        // the levels below it), so only the levels below are stepped back.
+        let lower = &self.lower;
+        let s = &mut self.s[..lower.len()];
         match support {
             Some(support) => {
                 let scratch = lead_lag_scratch(&mut self.lead_lag, shape);
-                mul_exp_lead_lag(shape, &mut self.s, &self.neg_z, support, scratch);
+                mul_exp_lead_lag(lower, s, &self.neg_z, support, scratch);
             }
-            None => mul_exp(shape, &mut self.s, &self.neg_z, &mut self.horner),
+            None => mul_exp(lower, s, &self.neg_z, &mut self.horner),
         }
         support
     }
