@@ -8,7 +8,7 @@
 //! The signature is turned back to rows once, at the end of the path ([`to_rows`]).
 
 use super::horner::{chain, HornerScratch, Link, FUSED_STEPS};
-use super::simd::{dim, isa, multiversion, MulAdd};
+use super::simd::{dim, isa, multiversion, Isa, MulAdd};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -24,11 +24,13 @@ pub enum StepLayout {
 impl StepLayout {
     /// The faster layout for the shape's dimension `d`, as measured (one path per thread, best of
     /// alternating runs). Reversed wins 2–3× where no row kernel is specialised (d = 9, 12); in
-    /// f64 at d = 2, 5, 6, 7 by 1.06–1.3×, where rows are part-vectors; in f32 it is level with
-    /// the top-level columns it replaced at d = 4 (which beat rows by 1.04–1.11×) and ahead at
-    /// d = 2 for degrees 8 and up. Rows win where they
-    /// are whole vectors (d = 8, 16, f64 d = 4: 1.1–2×) and at d = 3 (1.15×), and in f32 at
-    /// d = 5–7, where a block of `d^m` often ends part-way through a vector of eight.
+    /// f64 at d = 2, 5, 6, 7 by 1.06–1.3×, where rows are part-vectors (still 1.09–1.22× with the
+    /// 512-bit block kernels); in f32 at d = 2 for degrees 8 and up. Rows win where they are whole
+    /// vectors (d = 8, 16, f64 d = 4: 1.1–2×) and at d = 3 (1.15×), and in f32 at d = 5–7, where a
+    /// block of `d^m` often ends part-way through a vector of eight. f32 d = 4 goes by rows where
+    /// the 512-bit block kernels run and the top level fits the L1 cache (16 KiB or less: rows
+    /// took single steps 1.84× faster at degree 5 and 1.05× at 6), reversed otherwise (at degree
+    /// 7, 64 KiB, the reversed layout's four fused steps were 1.5× faster).
     /// ([`to_rows`] indexes the top level with `u32`, so a larger one stays by rows.)
     pub fn for_shape<T: Scalar>(shape: &TensorShape) -> Self {
         let d = shape.dim;
@@ -38,7 +40,11 @@ impl StepLayout {
                 1 => false,
                 2..=8 | 16 if isa().vector() => match std::mem::size_of::<T>() {
                     8 => matches!(d, 2 | 5 | 6 | 7),
-                    _ => matches!(d, 2 | 4),
+                    size => {
+                        let top_bytes = shape.level_len(shape.degree).saturating_mul(size);
+                        let rows_in_l1 = isa() == Isa::Avx512 && top_bytes <= 16 * 1024;
+                        d == 2 || (d == 4 && !rows_in_l1)
+                    }
                 },
                 2..=8 | 16 => false,
                 _ => true,
