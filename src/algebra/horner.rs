@@ -346,8 +346,8 @@ mod tests {
 
     /// Every dimension's specialised loop, in the portable and (where the CPU has AVX2+FMA, and
     /// AVX-512) the fused, explicitly vectorised forms, against the generic (`D = 0`) loop; forward
-    /// and reverse, f64 and f32 (whose row and block kernels differ: 16 f32 rows of d ≤ 4 make one
-    /// 512-bit block, 8 f64 rows of d < 8).
+    /// and reverse, f64 and f32 (whose row and block kernels differ: a 512-bit block is 16 f32
+    /// rows of d < 16 or 8 f64 rows of d < 8).
     #[test]
     fn specialised_loops_agree_with_the_generic_loop() {
         agree_with_the_generic_loop::<f64>(1e-14);
