@@ -29,7 +29,7 @@ fn validate(
 }
 
 #[test]
-fn sig_forward_and_sig_backward_validate_in_both_precisions() {
+fn table_kernels_validate_in_both_precisions() {
     for kernel in KERNELS {
         for precision in [Precision::F32, Precision::F64] {
             let module = parse(kernel, precision);
@@ -144,36 +144,93 @@ fn params_struct_matches_rust() {
     }
 }
 
-/// A function `sig_backward.wgsl` copies from `sig_forward.wgsl` (everything from `fn name(` to the
-/// first line that is a lone `}`).
-fn function<'a>(src: &'a str, name: &str) -> &'a str {
-    let start = src
-        .find(&format!("fn {name}("))
-        .unwrap_or_else(|| panic!("no fn {name}"));
-    let end = start + src[start..].find("\n}\n").expect("end of function") + 3;
-    &src[start..end]
-}
-
+/// The signature kernels are generated per (dimension, degree, dtype, flags, workgroup size): every
+/// kernel of a spread of keys parses and validates with exactly the capabilities of its precision,
+/// and its bindings match the table the driver binds by.
 #[test]
-fn shared_functions_are_identical_in_both_shaders() {
-    let forward = roughsig::gpu::kernels::SIG_FORWARD.source;
-    let backward = roughsig::gpu::kernels::SIG_BACKWARD.source;
-    for name in ["at", "level_offset", "fill_increment", "mul_exp"] {
-        assert_eq!(
-            function(forward, name),
-            function(backward, name),
-            "fn {name} differs between sig_forward.wgsl and sig_backward.wgsl"
-        );
+fn sig_kernels_validate_for_every_generated_variant() {
+    use roughsig::gpu::sig::wgsl::{source, SigKey, SIG_KERNELS};
+    let mut keys = Vec::new();
+    for (d, degree, dim, lead_lag, time_aug) in [
+        (1, 1, 1, false, false),
+        (2, 1, 2, false, false),
+        (2, 3, 1, true, false),
+        (3, 8, 3, false, false),
+        (4, 4, 2, true, false),
+        (5, 3, 2, true, true),
+        (16, 3, 16, false, false),
+        (300, 2, 299, false, true),
+    ] {
+        for precision in [Precision::F32, Precision::F64] {
+            for wg in [32, 64, 256] {
+                keys.push(SigKey {
+                    d,
+                    degree,
+                    dim,
+                    lead_lag,
+                    time_aug,
+                    precision,
+                    wg,
+                });
+            }
+        }
     }
-    let params = |src: &str| {
-        let start = src.find("struct Params {").unwrap();
-        src[start..start + src[start..].find("\n}\n").unwrap()]
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("//"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(params(forward), params(backward), "struct Params differs");
+    for key in &keys {
+        for kernel in SIG_KERNELS {
+            let src = source(kernel, key).expect("sizes fit u32");
+            let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+                panic!(
+                    "{} {key:?} does not parse:\n{}",
+                    kernel.name,
+                    e.emit_to_string(&src)
+                )
+            });
+            if let Err(e) = validate(&module, key.precision.capabilities()) {
+                panic!("{} {key:?} fails validation: {e}", kernel.name);
+            }
+            if key.precision == Precision::F64 {
+                assert!(
+                    validate(&module, Precision::F32.capabilities()).is_err(),
+                    "{} {key:?}: the f64 form validates without FLOAT64",
+                    kernel.name
+                );
+            }
+            let entry = &module.entry_points[0];
+            assert_eq!(entry.name, ENTRY_POINT);
+            assert_eq!(
+                entry.workgroup_size,
+                [kernel.workgroup_size(key), 1, 1],
+                "{}",
+                kernel.name
+            );
+            let mut found: Vec<(u32, String)> = module
+                .global_variables
+                .iter()
+                .filter_map(|(_, g)| Some((g.binding.as_ref()?.binding, g.name.clone()?)))
+                .collect();
+            found.sort();
+            let want: Vec<(u32, String)> = kernel
+                .bindings
+                .iter()
+                .map(|b| (b.binding, b.name.to_string()))
+                .collect();
+            assert_eq!(found, want, "{}: bindings", kernel.name);
+            // The uniform block is the driver's `SigParams`.
+            let (_, params) = module
+                .global_variables
+                .iter()
+                .find(|(_, g)| g.name.as_deref() == Some("params"))
+                .expect("params");
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+            assert_eq!(
+                layouter[params.ty].size as usize,
+                std::mem::size_of::<roughsig::gpu::sig::plan::SigParams>(),
+                "{}",
+                kernel.name
+            );
+        }
+    }
 }
 
 /// The two signature-kernel shaders share their uniform block (`SigKernelParams`).
@@ -198,6 +255,7 @@ fn every_shader_has_a_table_entry_and_a_mirror() {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(root.join("shaders")).unwrap() {
         let path = entry.unwrap().path();
+        // shaders/sig/ holds the generated signature kernels (checked above).
         if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
             continue;
         }

@@ -34,6 +34,22 @@ impl Timing<'_> {
         } else {
             0.5 * (times[repeats / 2 - 1] + times[repeats / 2])
         };
+        // The GPU's account of the last repeat, when it ran there.
+        let gpu = roughsig::gpu::last_gpu_report()
+            .filter(|_| roughsig::last_backend().starts_with("gpu"))
+            .map(|r| {
+                serde_json::json!({
+                    "dispatches": r.dispatches,
+                    "submissions": r.submissions,
+                    "max_invocations": r.max_invocations,
+                    "min_invocations": r.min_invocations,
+                    "workgroups": r.workgroups,
+                    "bytes_uploaded": r.bytes_uploaded,
+                    "bytes_downloaded": r.bytes_downloaded,
+                    "buffers_created": r.buffers_created,
+                    "kernel_ms": r.kernel_ms,
+                })
+            });
         let line = serde_json::json!({
             "op": self.op,
             "device": roughsig::last_backend(),
@@ -47,6 +63,7 @@ impl Timing<'_> {
             "median_ms": median,
             "mean_ms": times.iter().sum::<f64>() / repeats as f64,
             "max_ms": times[repeats - 1],
+            "gpu": gpu,
         });
         eprintln!("{line}");
         Ok(result)

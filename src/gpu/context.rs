@@ -108,9 +108,9 @@ fn loop_budget(info: &wgpu::AdapterInfo) -> u64 {
 }
 
 /// A compiled kernel and the layout its bind groups are made with.
-struct Pipeline {
-    layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+pub(super) struct Pipeline {
+    pub(super) layout: wgpu::BindGroupLayout,
+    pub(super) pipeline: wgpu::ComputePipeline,
 }
 
 /// A device and queue on one adapter, with the pipelines compiled so far.
@@ -120,9 +120,15 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     /// The most loop iterations one invocation may run in one dispatch (see [`loop_budget`]).
     pub loop_budget: u64,
-    device: wgpu::Device,
-    queue: wgpu::Queue,
+    /// Whether kernel time can be measured (`TIMESTAMP_QUERY`).
+    pub timestamps: bool,
+    pub(super) device: wgpu::Device,
+    pub(super) queue: wgpu::Queue,
     pipelines: Mutex<HashMap<(&'static str, Precision), Arc<Pipeline>>>,
+    /// Pipelines of generated shaders, by their source's key.
+    pub(super) generated: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// Buffers of finished calls, by (size, usage), for the next call of the same shape.
+    pub(super) pool: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
     /// Errors no scope caught (recorded by the handler instead of panicking) and device loss.
     uncaptured: Arc<Mutex<Option<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -131,13 +137,17 @@ pub(crate) struct Context {
 impl Context {
     fn new(entry: &Entry) -> std::result::Result<Context, String> {
         let f64 = entry.has_f64();
+        let timestamps = entry.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut features = wgpu::Features::empty();
+        if f64 {
+            features |= wgpu::Features::SHADER_F64;
+        }
+        if timestamps {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("roughsig"),
-            required_features: if f64 {
-                wgpu::Features::SHADER_F64
-            } else {
-                wgpu::Features::empty()
-            },
+            required_features: features,
             // The adapter's own limits: the defaults cap a storage binding at 128 MiB.
             required_limits: entry.limits.clone(),
             ..Default::default()
@@ -161,21 +171,24 @@ impl Context {
             f64,
             limits: device.limits(),
             loop_budget: loop_budget(&entry.info),
+            timestamps,
             device,
             queue,
             pipelines: Mutex::new(HashMap::new()),
+            generated: Mutex::new(HashMap::new()),
+            pool: Mutex::new(HashMap::new()),
             uncaptured,
             lost,
         })
     }
 
-    fn device_error(&self, what: &str, message: impl std::fmt::Display) -> Error {
+    pub(super) fn device_error(&self, what: &str, message: impl std::fmt::Display) -> Error {
         Error::Device(format!("adapter '{}': {what}: {message}", self.name))
     }
 
     /// Run `f` inside validation, out-of-memory and internal error scopes; any error they catch (or
     /// the uncaptured-error handler recorded, or a lost device) fails the call.
-    fn scoped<R>(&self, what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    pub(super) fn scoped<R>(&self, what: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
         if let Some(reason) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(self.device_error("device lost", reason));
         }
@@ -223,15 +236,29 @@ impl Context {
                 "the adapter has no SHADER_F64 feature; use f32 or the CPU",
             ));
         }
-        let pipeline = self.scoped(&format!("compiling {}", kernel.name), || {
+        let pipeline = self.compile(kernel.name, kernel.wgsl(precision), kernel.bindings)?;
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Compile `source` (entry point [`ENTRY_POINT`]) with group 0 laid out as `bindings`.
+    pub(super) fn compile(
+        &self,
+        label: &str,
+        source: String,
+        bindings: &[super::kernels::BindingSpec],
+    ) -> Result<Arc<Pipeline>> {
+        self.scoped(&format!("compiling {label}"), || {
             let module = self
                 .device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(kernel.name),
-                    source: wgpu::ShaderSource::Wgsl(kernel.wgsl(precision).into()),
+                    label: Some(label),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
                 });
-            let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
-                .bindings
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                 .iter()
                 .map(|b| wgpu::BindGroupLayoutEntry {
                     binding: b.binding,
@@ -255,20 +282,20 @@ impl Context {
             let layout = self
                 .device
                 .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(kernel.name),
+                    label: Some(label),
                     entries: &entries,
                 });
             let pipeline_layout =
                 self.device
                     .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                        label: Some(kernel.name),
+                        label: Some(label),
                         bind_group_layouts: &[Some(&layout)],
                         immediate_size: 0,
                     });
             let pipeline = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(kernel.name),
+                    label: Some(label),
                     layout: Some(&pipeline_layout),
                     module: &module,
                     entry_point: Some(ENTRY_POINT),
@@ -276,12 +303,7 @@ impl Context {
                     cache: None,
                 });
             Ok(Arc::new(Pipeline { layout, pipeline }))
-        })?;
-        self.pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, pipeline.clone());
-        Ok(pipeline)
+        })
     }
 
     /// A buffer of at least `bytes` bytes (never empty: wgpu rejects empty bindings), rounded up to
@@ -471,7 +493,7 @@ impl Context {
 
     /// Submit `encoder` (which ends by copying the result into `staging`), wait, and read the first
     /// `bytes` bytes of `staging`.
-    fn finish(
+    pub(super) fn finish(
         &self,
         encoder: wgpu::CommandEncoder,
         staging: &wgpu::Buffer,

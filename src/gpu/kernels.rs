@@ -100,38 +100,6 @@ const fn binding(binding: u32, name: &'static str, kind: BindingKind) -> Binding
 
 use BindingKind::{StorageRead, StorageReadWrite, Uniform};
 
-/// `S ← S ⊗ exp(z)` over each path: the signatures of a chunk of paths.
-pub const SIG_FORWARD: Kernel = Kernel {
-    name: "sig_forward",
-    source: include_str!("../../shaders/sig_forward.wgsl"),
-    workgroup_size: [WORKGROUP_SIZE, 1, 1],
-    bindings: &[
-        binding(0, "params", Uniform),
-        binding(1, "paths", StorageRead),
-        binding(2, "consts", StorageRead),
-        binding(3, "sigs", StorageReadWrite),
-        binding(4, "scratch", StorageReadWrite),
-    ],
-    params_size: std::mem::size_of::<Params>(),
-};
-
-/// The reverse sweep: path gradients of a chunk of paths from their signatures and `dF/dS`.
-pub const SIG_BACKWARD: Kernel = Kernel {
-    name: "sig_backward",
-    source: include_str!("../../shaders/sig_backward.wgsl"),
-    workgroup_size: [WORKGROUP_SIZE, 1, 1],
-    bindings: &[
-        binding(0, "params", Uniform),
-        binding(1, "paths", StorageRead),
-        binding(2, "consts", StorageRead),
-        binding(3, "sigs", StorageRead),
-        binding(4, "sig_derivs", StorageRead),
-        binding(5, "grads", StorageReadWrite),
-        binding(6, "scratch", StorageReadWrite),
-    ],
-    params_size: std::mem::size_of::<Params>(),
-};
-
 /// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
 pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     name: "sig_kernel_forward",
@@ -165,7 +133,7 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     params_size: std::mem::size_of::<SigKernelParams>(),
 };
 
-/// The tensor logarithm of the signatures `SIG_FORWARD` left on the GPU: log-signatures, expanded or
+/// The tensor logarithm of the signatures the signature engine left on the GPU: log-signatures, expanded or
 /// read at the Lyndon words.
 pub const TENSOR_LOG: Kernel = Kernel {
     name: "tensor_log",
@@ -183,13 +151,7 @@ pub const TENSOR_LOG: Kernel = Kernel {
 };
 
 /// Every kernel, by name.
-pub const KERNELS: &[&Kernel] = &[
-    &SIG_FORWARD,
-    &SIG_BACKWARD,
-    &SIG_KERNEL_FORWARD,
-    &SIG_KERNEL_BACKWARD,
-    &TENSOR_LOG,
-];
+pub const KERNELS: &[&Kernel] = &[&SIG_KERNEL_FORWARD, &SIG_KERNEL_BACKWARD, &TENSOR_LOG];
 
 impl Kernel {
     /// The WGSL source specialised for `precision` (see the module docs for the substitution).

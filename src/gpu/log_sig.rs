@@ -1,17 +1,18 @@
-//! `log_sig` on the GPU: `sig_forward.wgsl` then `tensor_log.wgsl`, one submission per chunk of paths.
+//! `log_sig` on the GPU: the signature engine (`gpu::sig`) then `tensor_log.wgsl`, per group of paths.
 //!
-//! The signatures stay on the GPU: `tensor_log` reads the rows `sig_forward` wrote into the same
+//! The signatures stay on the GPU: `tensor_log` reads the rows the signature engine left in a device
 //! buffer, and only the log-signatures come back, expanded or read at the Lyndon words (the word
-//! index table is uploaded once per call, so only the compact rows are read back). Chunks, windows
-//! and errors follow `sig.rs`: each kernel's dispatches are windows sized by the adapter's loop
-//! budget (`sig_forward` by increments, `tensor_log` by units of its product chain, see the shader).
+//! index table is uploaded once per call, so only the compact rows are read back). `tensor_log`'s
+//! dispatches are windows sized by the adapter's loop budget (by units of its product chain, see the
+//! shader).
 
-use super::context::Step;
-use super::kernels::{Params, Precision, SIG_FORWARD, TENSOR_LOG, WORKGROUP_SIZE};
-use super::sig::{
-    bytes_of, chunk_paths, increments, loop_cost, open, params, read_into, to_u32, windows,
-    PerPath, Sweep, STAGING, STORAGE,
+use super::chunks::{
+    bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STAGING, STORAGE,
 };
+use super::context::Step;
+use super::kernels::{Params, Precision, TENSOR_LOG, WORKGROUP_SIZE};
+use super::program::{set_last_report, GpuReport};
+use super::sig::plan::Pass;
 use super::GpuDevice;
 use crate::cpu::PathsShape;
 use crate::layout::TensorShape;
@@ -85,8 +86,8 @@ pub(crate) fn unit_windows(
 
 /// Where the signatures `tensor_log.wgsl` takes the logarithm of come from.
 pub(crate) enum Signatures<'a, T> {
-    /// Computed on the GPU by `sig_forward.wgsl` from `paths` with `opts`' transforms, in the same
-    /// submission, never read back.
+    /// Computed on the GPU by the signature engine from `paths` with `opts`' transforms, left on the
+    /// device (never read back).
     Paths {
         paths: &'a [T],
         ps: PathsShape,
@@ -121,18 +122,14 @@ pub(crate) fn log_sig<T: Scalar>(
     let ctx = open(device, precision)?;
     let batch = out.len() / out_row;
     let sig_len = shape.len();
-    let (row_in, sig_scratch) = match &source {
-        Signatures::Paths { ps, .. } => (
-            ps.length * ps.dim,
-            sig_len + shape.dim + shape.top_scratch_len(),
-        ),
-        Signatures::Given { .. } => (0, 0),
+    let row_in = match &source {
+        Signatures::Paths { ps, .. } => ps.length * ps.dim,
+        Signatures::Given { .. } => 0,
     };
     let chain = chain_len(shape);
     let per_path = [
         ("paths", row_in),
         ("signatures", sig_len),
-        ("signature scratch", sig_scratch),
         ("logarithm scratch", chain),
         ("output", out_row),
     ]
@@ -140,7 +137,26 @@ pub(crate) fn log_sig<T: Scalar>(
         what,
         elems: n as u64,
     });
-    let chunk = chunk_paths(&ctx, precision, &per_path)?.min(batch);
+    let mut chunk = chunk_paths(&ctx, precision, &per_path)?.min(batch);
+    // The signature engine's plan, when the signatures are computed here.
+    let mut report = GpuReport::new("log_sig");
+    let forward = match &source {
+        Signatures::Paths { ps, opts, .. } => {
+            let plan = super::sig::plan_for(
+                &ctx,
+                Pass::Forward,
+                shape,
+                *ps,
+                batch,
+                opts,
+                false,
+                precision,
+            )?;
+            chunk = chunk.min(plan.group as usize);
+            Some((plan, super::chunks::consts::<T>(shape, *ps, opts)))
+        }
+        Signatures::Given { .. } => None,
+    };
     let log_windows = unit_windows(&ctx.name, ctx.loop_budget, unit_costs(shape, out_row))?;
     let size = precision.size();
     let bytes = |row: usize| (row * chunk) as u64 * size;
@@ -172,32 +188,7 @@ pub(crate) fn log_sig<T: Scalar>(
         scalar_term: (words.is_none() && out_st) as u32,
         ..Params::default()
     };
-    // The signature kernel's buffers and windows, when the signatures are computed here.
-    let forward = match &source {
-        Signatures::Paths { paths, ps, opts } => {
-            let consts = super::sig::consts::<T>(shape, *ps, opts);
-            let consts_buf = ctx.buffer("consts", consts.len() as u64 * size, STORAGE);
-            ctx.write(&consts_buf, &bytes_of(precision, &consts));
-            let windows = windows(
-                &ctx,
-                Sweep::Forward,
-                increments(*ps, opts),
-                loop_cost::forward(shape, ps.dim, opts.lead_lag),
-            )?;
-            let paths_buf = ctx.buffer("paths", bytes(row_in), STORAGE);
-            let scratch_buf = ctx.buffer("signature scratch", bytes(sig_scratch), STORAGE);
-            Some((
-                *paths,
-                params(shape, *ps, opts, 0)?,
-                windows,
-                paths_buf,
-                consts_buf,
-                scratch_buf,
-            ))
-        }
-        Signatures::Given { .. } => None,
-    };
-    let mut given = Vec::new();
+    let mut given: Vec<T> = Vec::new();
     for (c, out_chunk) in out.chunks_mut(chunk * out_row).enumerate() {
         let n = out_chunk.len() / out_row;
         let first = c * chunk;
@@ -212,30 +203,35 @@ pub(crate) fn log_sig<T: Scalar>(
                 })
                 .collect()
         };
-        let mut steps = Vec::with_capacity(2);
-        if let Some((paths, sig_params, windows, paths_buf, consts_buf, scratch_buf)) = &forward {
+        let mut computed = None;
+        if let (Some((plan, consts)), Signatures::Paths { paths, .. }) = (&forward, &source) {
             let rows = &paths[first * row_in..(first + n) * row_in];
-            ctx.write(paths_buf, &bytes_of(precision, rows));
-            steps.push(Step {
-                kernel: &SIG_FORWARD,
-                buffers: vec![paths_buf, consts_buf, &sigs_buf, scratch_buf],
-                params: with(*sig_params, windows),
-            });
+            computed = Some(super::sig::sig_on_device(
+                &ctx,
+                plan,
+                rows,
+                consts,
+                n,
+                &mut report,
+            )?);
         }
         if let Signatures::Given { sigs, st } = &source {
-            // The levels of each row, without the scalar term: the layout `sig_forward` writes.
+            // The levels of each row, without the scalar term: the layout the engine leaves.
             let row = sig_len + *st as usize;
             given.clear();
             for r in sigs[first * row..(first + n) * row].chunks_exact(row) {
                 given.extend_from_slice(&r[*st as usize..]);
             }
-            ctx.write(&sigs_buf, &bytes_of(precision, &given));
+            let bytes = bytes_of(precision, &given);
+            report.bytes_uploaded += bytes.len() as u64;
+            ctx.write(&sigs_buf, &bytes);
         }
-        steps.push(Step {
+        let sigs: &wgpu::Buffer = computed.as_deref().unwrap_or(&sigs_buf);
+        let steps = [Step {
             kernel: &TENSOR_LOG,
-            buffers: vec![&sigs_buf, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
+            buffers: vec![sigs, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
             params: with(log_params, &log_windows),
-        });
+        }];
         let groups = to_u32("workgroups", n.div_ceil(WORKGROUP_SIZE as usize))?;
         let result = ctx.run_steps(
             precision,
@@ -245,7 +241,10 @@ pub(crate) fn log_sig<T: Scalar>(
             &staging,
             out_chunk.len() as u64 * size,
         )?;
+        report.submissions += 1;
+        report.bytes_downloaded += result.len() as u64;
         read_into(precision, &result, out_chunk);
     }
+    set_last_report(report);
     Ok(())
 }

@@ -30,17 +30,20 @@
 //! - f32 runs everywhere; f64 only on adapters with `SHADER_F64` (an explicit f64 request elsewhere
 //!   is an [`Error::Device`] naming the adapter).
 
+mod chunks;
 mod context;
 pub mod kernels;
 mod log_sig;
 #[cfg(test)]
 pub(crate) mod mirror;
-mod sig;
+mod program;
+pub mod sig;
 pub(crate) mod sig_kernel;
 
-pub(crate) use log_sig::{log_sig, Signatures};
 #[doc(hidden)]
-pub use sig::set_max_chunk_paths;
+pub use chunks::set_max_chunk_paths;
+pub(crate) use log_sig::{log_sig, Signatures};
+pub use program::{last_gpu_report, GpuReport};
 pub(crate) use sig::{sig, sig_backprop};
 pub(crate) use sig_kernel::{sig_kernel, sig_kernel_backprop, KernelGrid};
 

@@ -9,12 +9,12 @@
 //! anti-diagonals is cut into windows of diagonals, one dispatch each, sized by the adapter's loop
 //! budget (see `gpu::sig`).
 
+use super::chunks::{
+    bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STAGING, STORAGE, UNIFORM,
+};
 use super::context::Context;
 use super::kernels::{
     Precision, SigKernelParams, SIG_KERNEL_BACKWARD, SIG_KERNEL_FORWARD, WORKGROUP_SIZE,
-};
-use super::sig::{
-    bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STAGING, STORAGE, UNIFORM,
 };
 use super::GpuDevice;
 use crate::{Error, Result, Scalar};

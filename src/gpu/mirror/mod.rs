@@ -10,8 +10,6 @@
     clippy::manual_div_ceil
 )]
 
-pub(crate) mod sig_backward;
-pub(crate) mod sig_forward;
 pub(crate) mod sig_kernel_backward;
 pub(crate) mod sig_kernel_forward;
 pub(crate) mod tensor_log;

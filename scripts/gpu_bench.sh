@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# GPU against CPU on the benchmark shapes (docs/PERFORMANCE.md), one markdown table on stdout.
+#
+#   scripts/gpu_bench.sh            the full table: batch 256 × length 10 000 at d ∈ {2,4,8,16}, N ∈ {2,3},
+#                                   and (128,256,4,6), (128,500,4,6), (32,1024,8,5), (1,100000,4,6);
+#                                   f32, plus f64 where the adapter has it (pass --f64); a few minutes
+#                                   on a large GPU
+#   scripts/gpu_bench.sh --quick    small shapes, for a check on lavapipe (software Vulkan)
+#
+# ROUGHSIG_ADAPTER=<substring> picks the adapter. A prebuilt binary at
+# target/release/examples/gpu_bench is used as is (machines without a package registry), else it is
+# built first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release/examples/gpu_bench
+if [ ! -x "$bin" ] || [ -n "${GPU_BENCH_REBUILD:-}" ]; then
+    cargo build --release --example gpu_bench >&2
+fi
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+chmod 0700 "$XDG_RUNTIME_DIR"
+echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) CPU threads"
+exec "$bin" "$@"

@@ -1,0 +1,294 @@
+//! Running a sequence of dispatches as one submission, with pooled buffers and a report of what the
+//! call did on the GPU.
+//!
+//! A call records every dispatch of its work into one command encoder (each dispatch reads its own
+//! slot of one uniform buffer), submits once, and reads back only what the caller asks for. Buffers
+//! come from a per-device pool keyed by size and usage, so a repeated call of the same shape creates
+//! none. Where the adapter has `TIMESTAMP_QUERY`, the kernel time of the whole sequence is measured.
+
+use super::context::{Context, Pipeline};
+use crate::Result;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// What the most recent GPU call on this thread did on the device (see [`last_gpu_report`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GpuReport {
+    /// The operation, e.g. `"sig"` or `"sig_backprop"`.
+    pub op: String,
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Queue submissions (one per group of paths that fits the adapter's buffers; usually one).
+    pub submissions: u64,
+    /// Invocations of the largest and of the smallest dispatch.
+    pub max_invocations: u64,
+    pub min_invocations: u64,
+    /// Workgroups launched, over all dispatches.
+    pub workgroups: u64,
+    pub bytes_uploaded: u64,
+    pub bytes_downloaded: u64,
+    /// Buffers created by this call (0 when the pool held every buffer it needed).
+    pub buffers_created: u64,
+    /// Time the GPU spent between the first dispatch's start and the last one's end, summed over
+    /// submissions; `None` where the adapter has no timestamp queries.
+    pub kernel_ms: Option<f64>,
+}
+
+impl GpuReport {
+    pub(crate) fn new(op: &str) -> GpuReport {
+        GpuReport {
+            op: op.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+thread_local! {
+    static LAST: RefCell<Option<GpuReport>> = const { RefCell::new(None) };
+}
+
+/// The report of the most recent call on this thread that ran on a GPU through the signature engine
+/// (`sig`, `sig_backprop`, `log_sig`), or `None` before the first.
+pub fn last_gpu_report() -> Option<GpuReport> {
+    LAST.with(|l| l.borrow().clone())
+}
+
+pub(crate) fn set_last_report(report: GpuReport) {
+    LAST.with(|l| *l.borrow_mut() = Some(report));
+}
+
+/// A buffer taken from the device's pool; returned to it when dropped.
+pub(crate) struct Pooled {
+    buffer: Option<wgpu::Buffer>,
+    ctx: Arc<Context>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        self.buffer
+            .as_ref()
+            .expect("a pooled buffer is present until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            let key = (b.size(), b.usage().bits());
+            let mut pool = self.ctx.pool.lock().unwrap_or_else(|p| p.into_inner());
+            pool.entry(key).or_default().push(b);
+        }
+    }
+}
+
+/// A buffer of at least `bytes` bytes from the pool of `ctx`, created (and counted in `report`) only
+/// when the pool has none of that size and usage.
+pub(crate) fn take(
+    ctx: &Arc<Context>,
+    label: &str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+    report: &mut GpuReport,
+) -> Pooled {
+    let size = bytes.max(16).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+    let reused = ctx
+        .pool
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(&(size, usage.bits()))
+        .and_then(Vec::pop);
+    let buffer = reused.unwrap_or_else(|| {
+        report.buffers_created += 1;
+        ctx.buffer(label, size, usage)
+    });
+    Pooled {
+        buffer: Some(buffer),
+        ctx: ctx.clone(),
+    }
+}
+
+/// Write `bytes` into `buffer` (counted as uploaded).
+pub(crate) fn upload(ctx: &Context, buffer: &wgpu::Buffer, bytes: &[u8], report: &mut GpuReport) {
+    ctx.write(buffer, bytes);
+    report.bytes_uploaded += bytes.len() as u64;
+}
+
+/// One dispatch of a sequence.
+pub(crate) struct Dispatch<'a> {
+    pub label: &'static str,
+    pub pipeline: Arc<Pipeline>,
+    /// The uniform block's bytes.
+    pub params: Vec<u8>,
+    /// Buffers for bindings 1.. in order (binding 0 is the uniform).
+    pub buffers: Vec<&'a wgpu::Buffer>,
+    pub workgroups: u64,
+    pub workgroup_size: u32,
+}
+
+/// `n` workgroups as an (x, y) grid within the adapter's per-dimension limit.
+fn grid(ctx: &Context, label: &str, n: u64) -> Result<(u32, u32)> {
+    let max = ctx.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+    let x = n.clamp(1, max);
+    let y = n.div_ceil(x).max(1);
+    if y > max {
+        return Err(ctx.device_error(label, format!("{n} workgroups exceed the adapter's grid")));
+    }
+    Ok((x as u32, y as u32))
+}
+
+/// Record `dispatches` in order into one submission, then, if `read` is given, copy its first
+/// `bytes` bytes back and return them. The report counts every dispatch, the submission, the bytes
+/// read back and, where measured, the kernel time.
+pub(crate) fn submit(
+    ctx: &Arc<Context>,
+    dispatches: &[Dispatch<'_>],
+    read: Option<(&wgpu::Buffer, u64)>,
+    report: &mut GpuReport,
+) -> Result<Vec<u8>> {
+    let stride = 256u64.max(ctx.limits.min_uniform_buffer_offset_alignment as u64);
+    let param_size = dispatches
+        .iter()
+        .map(|d| d.params.len())
+        .max()
+        .unwrap_or(16) as u64;
+    ctx.scoped("running the signature kernels", || {
+        let uniform = take(
+            ctx,
+            "params",
+            stride * dispatches.len().max(1) as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            report,
+        );
+        let mut slots = Vec::with_capacity((stride as usize) * dispatches.len());
+        for d in dispatches {
+            slots.extend_from_slice(&d.params);
+            slots.resize(slots.len().next_multiple_of(stride as usize), 0);
+        }
+        ctx.write(&uniform, &slots);
+        let queries = ctx.timestamps.then(|| {
+            let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("roughsig kernel time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
+            let resolve = take(
+                ctx,
+                "timestamps",
+                16,
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                report,
+            );
+            let staging = take(
+                ctx,
+                "timestamps staging",
+                16,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                report,
+            );
+            (set, resolve, staging)
+        });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("roughsig"),
+            });
+        let last = dispatches.len().saturating_sub(1);
+        for (i, d) in dispatches.iter().enumerate() {
+            let (x, y) = grid(ctx, d.label, d.workgroups)?;
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniform,
+                    offset: i as u64 * stride,
+                    size: wgpu::BufferSize::new(param_size),
+                }),
+            }];
+            entries.extend(
+                d.buffers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, b)| wgpu::BindGroupEntry {
+                        binding: j as u32 + 1,
+                        resource: b.as_entire_binding(),
+                    }),
+            );
+            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(d.label),
+                layout: &d.pipeline.layout,
+                entries: &entries,
+            });
+            let timestamp_writes = queries.as_ref().and_then(|(set, _, _)| {
+                (i == 0 || i == last).then_some(wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: (i == 0).then_some(0),
+                    end_of_pass_write_index: (i == last).then_some(1),
+                })
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(d.label),
+                timestamp_writes,
+            });
+            pass.set_pipeline(&d.pipeline.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+            drop(pass);
+            let invocations = d.workgroups * d.workgroup_size as u64;
+            report.dispatches += 1;
+            report.workgroups += d.workgroups;
+            report.max_invocations = report.max_invocations.max(invocations);
+            report.min_invocations = if report.min_invocations == 0 {
+                invocations
+            } else {
+                report.min_invocations.min(invocations)
+            };
+        }
+        if let Some((set, resolve, staging)) = &queries {
+            encoder.resolve_query_set(set, 0..2, resolve, 0);
+            encoder.copy_buffer_to_buffer(resolve, 0, staging, 0, 16);
+        }
+        let (result_buf, bytes) = match read {
+            Some((buf, bytes)) => (
+                Some(buf),
+                bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            ),
+            None => (None, 0),
+        };
+        let staging = (bytes > 0).then(|| {
+            take(
+                ctx,
+                "staging",
+                bytes,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                report,
+            )
+        });
+        if let (Some(buf), Some(st)) = (result_buf, &staging) {
+            encoder.copy_buffer_to_buffer(buf, 0, st, 0, bytes);
+        }
+        report.submissions += 1;
+        let out = match &staging {
+            Some(st) => {
+                let out = ctx.finish(encoder, st, bytes)?;
+                report.bytes_downloaded += bytes;
+                out
+            }
+            None => {
+                ctx.queue.submit([encoder.finish()]);
+                Vec::new()
+            }
+        };
+        if let Some((_, _, st)) = &queries {
+            // The submission is complete (or, without a read-back, finishes before the map).
+            let e = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            let stamps = ctx.finish(e, st, 16)?;
+            let t0 = u64::from_ne_bytes(stamps[0..8].try_into().expect("8 bytes"));
+            let t1 = u64::from_ne_bytes(stamps[8..16].try_into().expect("8 bytes"));
+            let ns = t1.saturating_sub(t0) as f64 * ctx.queue.get_timestamp_period() as f64;
+            *report.kernel_ms.get_or_insert(0.0) += ns / 1e6;
+        }
+        Ok(out)
+    })
+}
