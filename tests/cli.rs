@@ -409,6 +409,21 @@ fn sig_length_prints_the_number() {
     assert_eq!(r.stdout.trim(), "781");
     let msg = fails(&["sig-length", "--dimension", "10", "--degree", "100"]);
     assert!(msg.contains("overflow"), "{msg}");
+    // Degrees far beyond any signature: a clean error, not a panic or an abort.
+    let huge = usize::MAX.to_string();
+    let msg = fails(&["sig-length", "--dimension", "2", "--degree", &huge]);
+    assert!(msg.contains("overflow"), "{msg}");
+    for dim in ["0", "1"] {
+        for degree in [huge.as_str(), "100000000000"] {
+            for cmd in ["sig-length", "log-sig-length"] {
+                let msg = fails(&[cmd, "--dimension", dim, "--degree", degree]);
+                // (A log-signature of dimension 0 is refused for its dimension first.)
+                let zero = dim == "0" && cmd == "log-sig-length";
+                let what = if zero { "dimension" } else { "degree" };
+                assert!(msg.contains(what), "{cmd} {dim} {degree}: {msg}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -84,6 +84,54 @@ fn sizes_that_overflow_or_do_not_fit_are_refused() {
 }
 
 #[test]
+fn absurd_degrees_are_refused_before_allocating() {
+    use roughsig::{log_sig_length, lyndon_words, sig_length, MAX_DEGREE};
+    // Dimension 2 or more: the length overflows, whatever the degree.
+    let path = random(&[3, 2], 1);
+    assert!(matches!(
+        sig(path.view(), usize::MAX, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        sig_length(2, usize::MAX, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        log_sig_length(2, usize::MAX, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    // Dimension 1 (length = degree) and 0 (length 0): refused above MAX_DEGREE.
+    let line = random(&[3, 1], 1);
+    for degree in [usize::MAX, 100_000_000_000, MAX_DEGREE + 1] {
+        let err = sig(line.view(), degree, &opts()).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid(_)) && err.to_string().contains("degree"),
+            "{err}"
+        );
+        assert!(matches!(
+            sig_length(1, degree, &opts()),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            sig_length(0, degree, &opts()),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            log_sig_length(1, degree, &opts()),
+            Err(Error::Invalid(_))
+        ));
+        assert!(lyndon_words(1, degree).is_err());
+        let s = ArrayD::<f64>::zeros(IxDyn(&[2, 3]));
+        assert!(sig_combine(s.view(), s.view(), 1, degree, &opts()).is_err());
+    }
+    // The cap itself is fine, and quick for the lengths.
+    assert_eq!(sig_length(1, MAX_DEGREE, &opts()).unwrap(), MAX_DEGREE);
+    assert_eq!(sig_length(0, MAX_DEGREE, &opts()).unwrap(), 0);
+    assert_eq!(log_sig_length(1, MAX_DEGREE, &opts()).unwrap(), 1);
+    assert_eq!(lyndon_words(1, MAX_DEGREE).unwrap(), vec![vec![0]]);
+}
+
+#[test]
 fn lengths_must_match_dimension_and_degree() {
     let path = random(&[2, 5, 3], 1);
     let s = sig(path.view(), 3, &opts()).unwrap();
