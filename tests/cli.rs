@@ -505,6 +505,30 @@ fn bad_files_give_one_line_naming_the_file() {
         "{msg}"
     );
 
+    // A header whose shape claims far more data than the file holds: refused, not allocated.
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 3), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad));
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 64]);
+    let liar = dir.join("liar.npy");
+    std::fs::write(&liar, bytes).unwrap();
+    let msg = fails(&["sig", &p(&liar), "--degree", "2", "-o", &out]);
+    assert!(
+        msg.contains("liar.npy") && msg.contains("truncated"),
+        "{msg}"
+    );
+
+    // Bytes after the data are ignored, as numpy does.
+    let mut long = good.clone();
+    long.extend([0u8; 5]);
+    let trailing = dir.join("trailing.npy");
+    std::fs::write(&trailing, long).unwrap();
+    ok(&["sig", &p(&trailing), "--degree", "2", "-o", &out]);
+    std::fs::remove_file(&out).unwrap();
+
     // An output that cannot be created.
     let path = p(&golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1").join("path.npy"));
     let bad_out = p(&dir.join("no/such/dir/o.npy"));

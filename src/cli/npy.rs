@@ -22,20 +22,21 @@ pub struct Input {
 impl Input {
     pub fn read(path: &str) -> Result<Input> {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, format!("cannot read: {e}")))?;
-        let descr = descr(&bytes).map_err(|m| io_error(path, m))?;
+        let header = Header::parse(&bytes).map_err(|m| io_error(path, m))?;
+        let descr = header.descr.as_str();
         let kind = descr.trim_start_matches(['<', '>', '|', '=']);
         let data = match kind {
-            "f8" => Npy::F64(parse(path, &bytes)?),
-            "f4" => Npy::F32(parse(path, &bytes)?),
-            "i1" => Npy::Int(parse::<i8>(path, &bytes)?.mapv(f64::from)),
-            "i2" => Npy::Int(parse::<i16>(path, &bytes)?.mapv(f64::from)),
-            "i4" => Npy::Int(parse::<i32>(path, &bytes)?.mapv(f64::from)),
-            "i8" => Npy::Int(parse::<i64>(path, &bytes)?.mapv(|x| x as f64)),
-            "u1" => Npy::Int(parse::<u8>(path, &bytes)?.mapv(f64::from)),
-            "u2" => Npy::Int(parse::<u16>(path, &bytes)?.mapv(f64::from)),
-            "u4" => Npy::Int(parse::<u32>(path, &bytes)?.mapv(f64::from)),
-            "u8" => Npy::Int(parse::<u64>(path, &bytes)?.mapv(|x| x as f64)),
-            "b1" => Npy::Int(parse::<bool>(path, &bytes)?.mapv(|b| if b { 1.0 } else { 0.0 })),
+            "f8" => Npy::F64(parse(path, &bytes, &header)?),
+            "f4" => Npy::F32(parse(path, &bytes, &header)?),
+            "i1" => Npy::Int(parse::<i8>(path, &bytes, &header)?.mapv(f64::from)),
+            "i2" => Npy::Int(parse::<i16>(path, &bytes, &header)?.mapv(f64::from)),
+            "i4" => Npy::Int(parse::<i32>(path, &bytes, &header)?.mapv(f64::from)),
+            "i8" => Npy::Int(parse::<i64>(path, &bytes, &header)?.mapv(|x| x as f64)),
+            "u1" => Npy::Int(parse::<u8>(path, &bytes, &header)?.mapv(f64::from)),
+            "u2" => Npy::Int(parse::<u16>(path, &bytes, &header)?.mapv(f64::from)),
+            "u4" => Npy::Int(parse::<u32>(path, &bytes, &header)?.mapv(f64::from)),
+            "u8" => Npy::Int(parse::<u64>(path, &bytes, &header)?.mapv(|x| x as f64)),
+            "b1" => Npy::Int(parse::<bool>(path, &bytes, &header)?.mapv(|b| if b { 1.0 } else { 0.0 })),
             _ => {
                 return Err(Error::Invalid(format!(
                     "{path}: unsupported dtype '{descr}' (expected float64 or float32; integers and bool are converted to float64)"
@@ -90,65 +91,154 @@ fn io_error(path: &str, message: String) -> Error {
     }
 }
 
-fn parse<A: ReadableElement>(path: &str, bytes: &[u8]) -> Result<ArrayD<A>> {
+/// The array of an npy file whose elements are `A`s, once the data is known to be all there.
+fn parse<A: ReadableElement>(path: &str, bytes: &[u8], header: &Header) -> Result<ArrayD<A>> {
+    let bytes = header
+        .data(bytes, std::mem::size_of::<A>())
+        .map_err(|m| io_error(path, m))?;
     ArrayD::<A>::read_npy(Cursor::new(bytes))
         .map_err(|e| io_error(path, format!("not a valid .npy file: {e}")))
 }
 
-/// The `descr` entry of an npy header.
-fn descr(bytes: &[u8]) -> std::result::Result<String, String> {
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
-        return Err(if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
-            "truncated .npy file (no header)".into()
-        } else {
-            "not an .npy file (bad magic string)".into()
-        });
-    }
-    let (start, len) = match bytes[6] {
-        1 => (10usize, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
-        2 | 3 if bytes.len() >= 12 => (
-            12,
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-        ),
-        v => return Err(format!("unsupported .npy format version {v}")),
-    };
-    let header = bytes
-        .get(start..start.saturating_add(len))
-        .ok_or("truncated .npy file (incomplete header)")?;
-    let header = std::str::from_utf8(header).map_err(|_| "corrupt .npy header (not text)")?;
-    let key = header
-        .find("'descr'")
-        .or_else(|| header.find("\"descr\""))
-        .ok_or("corrupt .npy header (no 'descr')")?;
-    let rest = header[key + 7..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .ok_or("corrupt .npy header")?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"');
-    match quote {
-        Some(q) => {
-            let body = &rest[1..];
-            let end = body.find(q).ok_or("corrupt .npy header")?;
-            Ok(body[..end].to_string())
+/// What the reader needs from an npy header, read without trusting it.
+#[derive(Debug)]
+struct Header {
+    descr: String,
+    shape: Vec<usize>,
+    /// Where the data starts: the magic string, version, header length and header.
+    data_start: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8]) -> std::result::Result<Header, String> {
+        const MAGIC: &[u8] = b"\x93NUMPY";
+        if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
+            return Err(if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+                "truncated .npy file (no header)".into()
+            } else {
+                "not an .npy file (bad magic string)".into()
+            });
         }
-        None => Err("unsupported dtype (structured arrays are not supported)".into()),
+        let (start, len) = match bytes[6] {
+            1 => (10usize, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+            2 | 3 if bytes.len() >= 12 => (
+                12,
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            ),
+            v => return Err(format!("unsupported .npy format version {v}")),
+        };
+        let data_start = start.saturating_add(len);
+        let header = bytes
+            .get(start..data_start)
+            .ok_or("truncated .npy file (incomplete header)")?;
+        let header = std::str::from_utf8(header).map_err(|_| "corrupt .npy header (not text)")?;
+        let descr = value(header, "descr")?;
+        let descr = match descr.chars().next() {
+            Some(q @ ('\'' | '"')) => {
+                let body = &descr[1..];
+                let end = body.find(q).ok_or("corrupt .npy header")?;
+                body[..end].to_string()
+            }
+            _ => return Err("unsupported dtype (structured arrays are not supported)".into()),
+        };
+        let shape = value(header, "shape")?
+            .strip_prefix('(')
+            .and_then(|rest| rest.split_once(')'))
+            .ok_or("corrupt .npy header (bad 'shape')")?
+            .0
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| "corrupt .npy header (bad 'shape')")?;
+        Ok(Header {
+            descr,
+            shape,
+            data_start,
+        })
     }
+
+    /// The header and exactly the data its shape asks for, `itemsize` bytes an element: a file too
+    /// short for its shape is refused before anything is allocated; bytes after the data are ignored,
+    /// as numpy does.
+    fn data<'b>(&self, bytes: &'b [u8], itemsize: usize) -> std::result::Result<&'b [u8], String> {
+        let shape = format!("{:?}", self.shape);
+        let needed = self
+            .shape
+            .iter()
+            .try_fold(itemsize, |acc, &n| acc.checked_mul(n))
+            .ok_or_else(|| format!("corrupt .npy header (shape {shape} is too large)"))?;
+        let present = bytes.len().saturating_sub(self.data_start);
+        if present < needed {
+            return Err(format!(
+                "truncated .npy file: shape {shape} needs {needed} bytes of data, the file holds {present}"
+            ));
+        }
+        Ok(&bytes[..self.data_start + needed])
+    }
+}
+
+/// The text after `'key':` in an npy header dict, leading spaces trimmed.
+fn value<'h>(header: &'h str, key: &str) -> std::result::Result<&'h str, String> {
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))
+        .ok_or_else(|| format!("corrupt .npy header (no '{key}')"))?;
+    header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')
+        .map(str::trim_start)
+        .ok_or_else(|| "corrupt .npy header".to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::descr;
+    use super::Header;
+
+    fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((header.len() as u16).to_le_bytes());
+        b.extend(header.as_bytes());
+        b.extend(data);
+        b
+    }
 
     #[test]
-    fn header_descr() {
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        let h = b"{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }";
-        b.extend((h.len() as u16).to_le_bytes());
-        b.extend(h);
-        assert_eq!(descr(&b).unwrap(), "<f2");
-        assert!(descr(b"hello world").is_err());
-        assert!(descr(&b[..20]).is_err());
+    fn header_descr_and_shape() {
+        let b = npy(
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }",
+            &[],
+        );
+        let h = Header::parse(&b).unwrap();
+        assert_eq!((h.descr.as_str(), h.shape.as_slice()), ("<f2", &[2][..]));
+        let b = npy("{\"shape\": (), \"descr\": \"<f8\"}", &[]);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!((h.descr.as_str(), h.shape.len()), ("<f8", 0));
+        assert!(Header::parse(b"hello world").is_err());
+        assert!(Header::parse(&b[..20]).is_err());
+        let bad = npy("{'descr': '<f8', 'shape': (2, x), }", &[]);
+        assert!(Header::parse(&bad).unwrap_err().contains("shape"));
+        let none = npy("{'descr': '<f8', }", &[]);
+        assert!(Header::parse(&none).unwrap_err().contains("shape"));
+    }
+
+    #[test]
+    fn data_must_cover_the_shape() {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 3), }";
+        let b = npy(header, &[0; 64]);
+        let h = Header::parse(&b).unwrap();
+        let err = h.data(&b, 8).unwrap_err();
+        assert!(err.contains("truncated") && err.contains("64"), "{err}");
+        // A product that overflows is refused too.
+        let huge = format!("{{'descr': '<f8', 'shape': ({}, 4), }}", usize::MAX);
+        let b = npy(&huge, &[0; 8]);
+        let err = Header::parse(&b).unwrap().data(&b, 8).unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+        // Exactly enough, or more: the data, without the trailing bytes.
+        let b = npy("{'descr': '<f4', 'shape': (2, 1), }", &[1; 12]);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!(h.data(&b, 4).unwrap().len(), b.len() - 4);
+        assert!(h.data(&b[..b.len() - 5], 4).is_err());
     }
 }
