@@ -4,6 +4,8 @@ use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 use roughsig::{Error, Result, Scalar};
 use std::io::{BufWriter, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An array as read from disk. Integer and bool arrays are converted to f64 and take no part in choosing
 /// the compute dtype.
@@ -74,14 +76,115 @@ impl Input {
     }
 }
 
+/// Write `array` to `path` atomically: a temporary file in the same directory, renamed into place. On
+/// any error nothing is left behind (and an existing `path` is untouched).
 pub fn write<T: Scalar + WritableElement>(path: &str, array: &ArrayD<T>) -> Result<()> {
-    let file =
-        std::fs::File::create(path).map_err(|e| io_error(path, format!("cannot create: {e}")))?;
-    let mut w = BufWriter::new(file);
-    array
-        .write_npy(&mut w)
-        .map_err(|e| io_error(path, format!("cannot write .npy: {e}")))?;
-    std::io::Write::flush(&mut w).map_err(|e| io_error(path, format!("cannot write: {e}")))
+    Pending::write(path, array)?.commit()
+}
+
+/// Write two outputs, both or neither: both temporary files are written before either is renamed
+/// into place, and a failure writing the second removes the first. (Only a rename failing after the
+/// first has succeeded, in a directory where the temporary file was just created, could leave one.)
+pub fn write_pair<T: Scalar + WritableElement>(
+    path1: &str,
+    a: &ArrayD<T>,
+    path2: &str,
+    b: &ArrayD<T>,
+) -> Result<()> {
+    let first = Pending::write(path1, a)?;
+    let second = Pending::write(path2, b)?;
+    first.commit()?;
+    second.commit()
+}
+
+/// Whether two output paths name the same file: the same text, the same existing file, or the same
+/// name in the same (existing) directory.
+pub fn same_file(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Ok(x), Ok(y)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        return x == y;
+    }
+    let key = |p: &str| -> Option<PathBuf> {
+        let path = Path::new(p);
+        let name = path.file_name()?;
+        Some(dir_of(path).canonicalize().ok()?.join(name))
+    };
+    matches!((key(a), key(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The directory a file path lives in (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// An output written to a temporary file next to its target: [`Pending::commit`] renames it into
+/// place; dropped uncommitted (an error anywhere), the temporary file is removed.
+struct Pending {
+    tmp: PathBuf,
+    target: String,
+    committed: bool,
+}
+
+impl Pending {
+    fn write<T: Scalar + WritableElement>(path: &str, array: &ArrayD<T>) -> Result<Pending> {
+        let (file, tmp) = temp_file(path)?;
+        // From here on, dropping `pending` removes the temporary file.
+        let pending = Pending {
+            tmp,
+            target: path.to_string(),
+            committed: false,
+        };
+        let mut w = BufWriter::new(file);
+        array
+            .write_npy(&mut w)
+            .map_err(|e| io_error(path, format!("cannot write .npy: {e}")))?;
+        std::io::Write::flush(&mut w).map_err(|e| io_error(path, format!("cannot write: {e}")))?;
+        Ok(pending)
+    }
+
+    fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.target)
+            .map_err(|e| io_error(&self.target, format!("cannot create: {e}")))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A new, uniquely named file in the directory of `path`, for writing `path` atomically.
+fn temp_file(path: &str) -> Result<(std::fs::File, PathBuf)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let target = Path::new(path);
+    let name = target
+        .file_name()
+        .ok_or_else(|| io_error(path, "cannot create: not a file name".into()))?
+        .to_string_lossy();
+    let dir = dir_of(target);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((file, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(io_error(path, format!("cannot create: {e}"))),
+        }
+    }
 }
 
 fn io_error(path: &str, message: String) -> Error {
