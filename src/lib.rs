@@ -42,7 +42,7 @@ pub use logsig::{
     log_sig, log_sig_backprop, log_sig_length, lyndon_to_words, lyndon_word_index, lyndon_words,
     sig_to_log_sig, sig_to_log_sig_backprop, LogSigMethod,
 };
-pub use options::{threads, Device, SigOptions};
+pub use options::{max_threads, threads, Device, SigOptions, MIN_THREAD_CAP};
 pub use scalar::Scalar;
 pub use sig::{sig, sig_backprop};
 pub use sig_kernel::{

@@ -224,3 +224,40 @@ fn bad_options_are_refused() {
     ));
     assert!(matches!("tpu".parse::<Device>(), Err(Error::Invalid(_))));
 }
+
+/// Any thread count is safe: absurd ones are clamped, and asking for many different counts does not
+/// leave a pool of threads behind for each.
+#[cfg(target_os = "linux")]
+#[test]
+fn thread_counts_are_bounded_and_pools_freed() {
+    let alive = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line["Threads:".len()..].trim().parse::<usize>().unwrap()
+    };
+    let o = |n_jobs| SigOptions {
+        n_jobs,
+        device: Device::Cpu,
+        ..opts()
+    };
+    let path = random(&[100, 5, 2], 3);
+    let serial = sig(path.view(), 3, &o(1)).unwrap();
+    for n_jobs in 2..=60 {
+        assert_eq!(sig(path.view(), 3, &o(n_jobs)).unwrap(), serial);
+    }
+    let few = random(&[4, 5, 2], 4);
+    let serial = sig(few.view(), 3, &o(1)).unwrap();
+    for n_jobs in [3000, 100_000, i32::MAX] {
+        assert_eq!(sig(few.view(), 3, &o(n_jobs)).unwrap(), serial);
+    }
+    assert_eq!(
+        roughsig::threads(i32::MAX).unwrap(),
+        roughsig::max_threads()
+    );
+    // Replaced pools' threads exit once woken: allow them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive() > 300 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(alive() <= 300, "{} threads alive", alive());
+}
