@@ -15,19 +15,46 @@ pub struct TensorShape {
     offsets: Vec<usize>,
 }
 
+/// The largest degree accepted anywhere in the crate.
+///
+/// For a path of dimension 2 or more the signature length overflows long before this degree (at
+/// degree 63 for dimension 2); the cap matters for dimension 1, whose signature has `degree`
+/// coefficients, and dimension 0, whose has none: it keeps the per-degree tables and the per-step work
+/// of those cases bounded instead of letting a mistyped degree allocate or loop without end.
+pub const MAX_DEGREE: usize = 1 << 16;
+
 impl TensorShape {
-    /// Fails with [`Error::Overflow`] when `dim + dim^2 + … + dim^degree` does not fit in `usize`.
+    /// Fails with [`Error::Overflow`] when `dim + dim^2 + … + dim^degree` does not fit in `isize`,
+    /// and with [`Error::Invalid`] when `degree` exceeds [`MAX_DEGREE`]. Nothing is allocated before
+    /// both checks pass.
     pub fn new(dim: usize, degree: usize) -> Result<Self> {
         let overflow = || Error::Overflow { dim, degree };
+        if degree > MAX_DEGREE {
+            // For dim >= 2 the length overflows first: report that, as for any smaller degree.
+            return Err(if dim >= 2 {
+                overflow()
+            } else {
+                Error::invalid(format!(
+                    "degree {degree} is too large (the largest supported degree is {MAX_DEGREE})"
+                ))
+            });
+        }
+        // Check the length before allocating anything: dim >= 2 overflows within 63 levels.
+        let mut level = 1usize;
+        let mut len = 0usize;
+        for _ in 1..=degree {
+            level = level.checked_mul(dim).ok_or_else(overflow)?;
+            len = len.checked_add(level).ok_or_else(overflow)?;
+        }
+        // Signatures are indexed with isize-sized slices: keep one spare bit.
+        if len > isize::MAX as usize {
+            return Err(overflow());
+        }
         let mut offsets: Vec<usize> = vec![0; degree + 2];
         let mut level = 1usize;
         for k in 1..=degree {
-            level = level.checked_mul(dim).ok_or_else(overflow)?;
-            offsets[k + 1] = offsets[k].checked_add(level).ok_or_else(overflow)?;
-        }
-        // Signatures are indexed with isize-sized slices: keep one spare bit.
-        if offsets[degree + 1] > isize::MAX as usize {
-            return Err(overflow());
+            level *= dim;
+            offsets[k + 1] = offsets[k] + level;
         }
         Ok(TensorShape {
             dim,
@@ -109,7 +136,8 @@ pub fn aug_dim(dim: usize, time_aug: bool, lead_lag: bool) -> Result<usize> {
 }
 
 /// Length of the truncated signature of a `dim`-channel path at `degree`, under the transforms and
-/// scalar-term choice of `options` (pySigLib's `sig_length`). Checked: overflow is an error.
+/// scalar-term choice of `options` (pySigLib's `sig_length`). Checked: overflow is an error, and so is
+/// a degree above [`MAX_DEGREE`].
 pub fn sig_length(dim: usize, degree: usize, options: &crate::SigOptions) -> Result<usize> {
     let d = aug_dim(dim, options.time_aug, options.lead_lag)?;
     let len = TensorShape::new(d, degree)?.len();

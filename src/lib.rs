@@ -37,12 +37,12 @@ mod transform;
 pub use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
 pub use device::{last_backend, Backend};
 pub use error::{Error, Result};
-pub use layout::{sig_length, TensorShape};
+pub use layout::{sig_length, TensorShape, MAX_DEGREE};
 pub use logsig::{
     log_sig, log_sig_backprop, log_sig_length, lyndon_to_words, lyndon_word_index, lyndon_words,
     sig_to_log_sig, sig_to_log_sig_backprop, LogSigMethod,
 };
-pub use options::{threads, Device, SigOptions};
+pub use options::{max_threads, threads, Device, SigOptions, MIN_THREAD_CAP};
 pub use scalar::Scalar;
 pub use sig::{sig, sig_backprop};
 pub use sig_kernel::{

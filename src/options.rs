@@ -72,14 +72,50 @@ impl SigOptions {
     }
 }
 
-/// Resolve pySigLib's `n_jobs` to a thread count.
-pub fn threads(n_jobs: i32) -> Result<usize> {
-    // Asking the system reads cgroup files: once per process, not per call.
+/// The most threads an operation uses: the larger of the available cores and [`MIN_THREAD_CAP`].
+///
+/// `n_jobs` above it is clamped to it. Threads beyond the cores only add overhead to this CPU-bound
+/// work, but a few more than the cores are allowed, so that the splitting of small batches across
+/// threads behaves the same on small machines as on large ones.
+pub fn max_threads() -> usize {
+    available_cores().max(MIN_THREAD_CAP)
+}
+
+/// The thread cap on machines with fewer cores than this (see [`max_threads`]).
+pub const MIN_THREAD_CAP: usize = 64;
+
+/// The available cores, asked once per process (asking reads cgroup files).
+fn available_cores() -> usize {
     static ALL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let all = *ALL.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    *ALL.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Resolve pySigLib's `n_jobs` to a thread count: `n > 0` is `n` threads, at most [`max_threads`];
+/// `-1` is all cores, `-2` all but one, and so on (at least 1, as in joblib); `0` is an error.
+pub fn threads(n_jobs: i32) -> Result<usize> {
+    let all = available_cores();
     match n_jobs {
         0 => Err(Error::invalid("n_jobs cannot be 0")),
-        n if n > 0 => Ok(n as usize),
+        n if n > 0 => Ok((n as usize).min(max_threads())),
         n => Ok((all as i64 + 1 + n as i64).max(1) as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_counts_are_bounded() {
+        let all = available_cores();
+        assert_eq!(threads(1).unwrap(), 1);
+        assert_eq!(threads(-1).unwrap(), all);
+        assert_eq!(threads(-2).unwrap(), (all - 1).max(1));
+        assert_eq!(threads(i32::MIN).unwrap(), 1);
+        assert!(threads(0).is_err());
+        assert_eq!(threads(i32::MAX).unwrap(), max_threads());
+        assert_eq!(threads(100_000).unwrap(), max_threads());
+        assert!(max_threads() >= all && max_threads() >= MIN_THREAD_CAP);
+        assert_eq!(threads(3).unwrap(), 3.min(max_threads()));
     }
 }

@@ -409,6 +409,21 @@ fn sig_length_prints_the_number() {
     assert_eq!(r.stdout.trim(), "781");
     let msg = fails(&["sig-length", "--dimension", "10", "--degree", "100"]);
     assert!(msg.contains("overflow"), "{msg}");
+    // Degrees far beyond any signature: a clean error, not a panic or an abort.
+    let huge = usize::MAX.to_string();
+    let msg = fails(&["sig-length", "--dimension", "2", "--degree", &huge]);
+    assert!(msg.contains("overflow"), "{msg}");
+    for dim in ["0", "1"] {
+        for degree in [huge.as_str(), "100000000000"] {
+            for cmd in ["sig-length", "log-sig-length"] {
+                let msg = fails(&[cmd, "--dimension", dim, "--degree", degree]);
+                // (A log-signature of dimension 0 is refused for its dimension first.)
+                let zero = dim == "0" && cmd == "log-sig-length";
+                let what = if zero { "dimension" } else { "degree" };
+                assert!(msg.contains(what), "{cmd} {dim} {degree}: {msg}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -489,6 +504,30 @@ fn bad_files_give_one_line_naming_the_file() {
         msg.contains("unsupported dtype") && msg.contains("<f2") && msg.contains("half.npy"),
         "{msg}"
     );
+
+    // A header whose shape claims far more data than the file holds: refused, not allocated.
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 3), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad));
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 64]);
+    let liar = dir.join("liar.npy");
+    std::fs::write(&liar, bytes).unwrap();
+    let msg = fails(&["sig", &p(&liar), "--degree", "2", "-o", &out]);
+    assert!(
+        msg.contains("liar.npy") && msg.contains("truncated"),
+        "{msg}"
+    );
+
+    // Bytes after the data are ignored, as numpy does.
+    let mut long = good.clone();
+    long.extend([0u8; 5]);
+    let trailing = dir.join("trailing.npy");
+    std::fs::write(&trailing, long).unwrap();
+    ok(&["sig", &p(&trailing), "--degree", "2", "-o", &out]);
+    std::fs::remove_file(&out).unwrap();
 
     // An output that cannot be created.
     let path = p(&golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1").join("path.npy"));
@@ -583,4 +622,108 @@ fn bad_arrays_give_one_line() {
     cmd.extend(flags);
     let msg = fails(&cmd);
     assert!(msg.contains("batch"), "{msg}");
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn outputs_are_written_whole_or_not_at_all() {
+    let dir = scratch("atomic");
+    let inputs = dir.join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let comb = golden("sigcombbp_d3_deg3_st1_s");
+    let args = |o1: &str, o2: &str| {
+        vec![
+            "sig-combine-backprop".to_string(),
+            p(&comb.join("deriv.npy")),
+            p(&comb.join("sig1.npy")),
+            p(&comb.join("sig2.npy")),
+            "--dimension".into(),
+            "3".into(),
+            "--degree".into(),
+            "3".into(),
+            "-o".into(),
+            o1.into(),
+            "--output2".into(),
+            o2.into(),
+        ]
+    };
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let (o1, o2) = (p(&out.join("d1.npy")), p(&out.join("d2.npy")));
+
+    // The second output cannot be created: neither is left behind, nor any temporary file.
+    let missing = p(&dir.join("no/such/dir/d2.npy"));
+    let msg = fails(&args(&o1, &missing));
+    assert!(msg.contains("d2.npy"), "{msg}");
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+
+    // The same file twice, textually or not: refused before computing.
+    let msg = fails(&args(&o1, &o1));
+    assert!(msg.contains("same file"), "{msg}");
+    let again = p(&out.join(".").join("d1.npy"));
+    let msg = fails(&args(&o1, &again));
+    assert!(msg.contains("same file"), "{msg}");
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+
+    // Success: both outputs, and nothing else.
+    ok(&args(&o1, &o2));
+    assert_eq!(listing(&out), ["d1.npy", "d2.npy"]);
+    assert_close(
+        &read64(Path::new(&o2)),
+        &read64(&comb.join("sig2_deriv.npy")),
+        1e-10,
+    );
+}
+
+/// A write that fails part-way (a file-size limit standing in for a full disk) leaves no partial
+/// output and no temporary file, and an existing output untouched.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_leaves_no_partial_output() {
+    let dir = scratch("fullwrite");
+    let path = path_file(
+        &dir,
+        "path.npy",
+        ArrayD::from_shape_fn(IxDyn(&[4, 10, 3]), |i| (i[1] * 3 + i[2]) as f64 * 0.1),
+    );
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = p(&out.join("s.npy"));
+    // The signature is 4 × 363 f64s, about 11 kB: beyond a 1-block file-size limit. The limit's
+    // signal is ignored, so the write fails with an error instead of killing the process.
+    let limited = |o: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 1 && exec \"$@\"")
+            .arg("sh")
+            .args([BIN, "sig", &path, "--degree", "5", "-o", o])
+            .env_remove("ROUGHSIG_DEVICE")
+            .output()
+            .unwrap()
+    };
+    let r = limited(&o);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("s.npy"), "{stderr}");
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+
+    std::fs::write(&o, b"old").unwrap();
+    let r = limited(&o);
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(listing(&out), ["s.npy"]);
+    assert_eq!(std::fs::read(&o).unwrap(), b"old");
+
+    // Without the limit the output replaces the old file.
+    ok(&["sig", &path, "--degree", "5", "-o", &o]);
+    assert_eq!(read64(Path::new(&o)).shape(), &[4, 363]);
+    assert_eq!(listing(&out), ["s.npy"]);
 }

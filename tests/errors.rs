@@ -84,6 +84,54 @@ fn sizes_that_overflow_or_do_not_fit_are_refused() {
 }
 
 #[test]
+fn absurd_degrees_are_refused_before_allocating() {
+    use roughsig::{log_sig_length, lyndon_words, sig_length, MAX_DEGREE};
+    // Dimension 2 or more: the length overflows, whatever the degree.
+    let path = random(&[3, 2], 1);
+    assert!(matches!(
+        sig(path.view(), usize::MAX, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        sig_length(2, usize::MAX, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        log_sig_length(2, usize::MAX, &opts()),
+        Err(Error::Overflow { .. })
+    ));
+    // Dimension 1 (length = degree) and 0 (length 0): refused above MAX_DEGREE.
+    let line = random(&[3, 1], 1);
+    for degree in [usize::MAX, 100_000_000_000, MAX_DEGREE + 1] {
+        let err = sig(line.view(), degree, &opts()).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid(_)) && err.to_string().contains("degree"),
+            "{err}"
+        );
+        assert!(matches!(
+            sig_length(1, degree, &opts()),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            sig_length(0, degree, &opts()),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            log_sig_length(1, degree, &opts()),
+            Err(Error::Invalid(_))
+        ));
+        assert!(lyndon_words(1, degree).is_err());
+        let s = ArrayD::<f64>::zeros(IxDyn(&[2, 3]));
+        assert!(sig_combine(s.view(), s.view(), 1, degree, &opts()).is_err());
+    }
+    // The cap itself is fine, and quick for the lengths.
+    assert_eq!(sig_length(1, MAX_DEGREE, &opts()).unwrap(), MAX_DEGREE);
+    assert_eq!(sig_length(0, MAX_DEGREE, &opts()).unwrap(), 0);
+    assert_eq!(log_sig_length(1, MAX_DEGREE, &opts()).unwrap(), 1);
+    assert_eq!(lyndon_words(1, MAX_DEGREE).unwrap(), vec![vec![0]]);
+}
+
+#[test]
 fn lengths_must_match_dimension_and_degree() {
     let path = random(&[2, 5, 3], 1);
     let s = sig(path.view(), 3, &opts()).unwrap();
@@ -175,4 +223,41 @@ fn bad_options_are_refused() {
         Err(Error::Invalid(_))
     ));
     assert!(matches!("tpu".parse::<Device>(), Err(Error::Invalid(_))));
+}
+
+/// Any thread count is safe: absurd ones are clamped, and asking for many different counts does not
+/// leave a pool of threads behind for each.
+#[cfg(target_os = "linux")]
+#[test]
+fn thread_counts_are_bounded_and_pools_freed() {
+    let alive = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line["Threads:".len()..].trim().parse::<usize>().unwrap()
+    };
+    let o = |n_jobs| SigOptions {
+        n_jobs,
+        device: Device::Cpu,
+        ..opts()
+    };
+    let path = random(&[100, 5, 2], 3);
+    let serial = sig(path.view(), 3, &o(1)).unwrap();
+    for n_jobs in 2..=60 {
+        assert_eq!(sig(path.view(), 3, &o(n_jobs)).unwrap(), serial);
+    }
+    let few = random(&[4, 5, 2], 4);
+    let serial = sig(few.view(), 3, &o(1)).unwrap();
+    for n_jobs in [3000, 100_000, i32::MAX] {
+        assert_eq!(sig(few.view(), 3, &o(n_jobs)).unwrap(), serial);
+    }
+    assert_eq!(
+        roughsig::threads(i32::MAX).unwrap(),
+        roughsig::max_threads()
+    );
+    // Replaced pools' threads exit once woken: allow them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive() > 300 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(alive() <= 300, "{} threads alive", alive());
 }

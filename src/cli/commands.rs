@@ -385,11 +385,16 @@ impl<'a> Job<'a> {
         out: &Output2,
         f: impl Fn(&[ArrayD<T>]) -> Result<(ArrayD<T>, ArrayD<T>)>,
     ) -> Result<()> {
+        if npy::same_file(&out.output, &out.output2) {
+            return Err(Error::Invalid(format!(
+                "--output and --output2 name the same file ({}); give two different files",
+                out.output2
+            )));
+        }
         let x = self.arrays::<T>();
         let (a, b) = self.timing().run(|_| f(&x))?;
         warn_non_finite(self.op, &[&a, &b]);
-        npy::write(&out.output, &a)?;
-        npy::write(&out.output2, &b)
+        npy::write_pair(&out.output, &a, &out.output2, &b)
     }
 }
 

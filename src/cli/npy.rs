@@ -4,6 +4,8 @@ use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 use roughsig::{Error, Result, Scalar};
 use std::io::{BufWriter, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An array as read from disk. Integer and bool arrays are converted to f64 and take no part in choosing
 /// the compute dtype.
@@ -22,20 +24,21 @@ pub struct Input {
 impl Input {
     pub fn read(path: &str) -> Result<Input> {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, format!("cannot read: {e}")))?;
-        let descr = descr(&bytes).map_err(|m| io_error(path, m))?;
+        let header = Header::parse(&bytes).map_err(|m| io_error(path, m))?;
+        let descr = header.descr.as_str();
         let kind = descr.trim_start_matches(['<', '>', '|', '=']);
         let data = match kind {
-            "f8" => Npy::F64(parse(path, &bytes)?),
-            "f4" => Npy::F32(parse(path, &bytes)?),
-            "i1" => Npy::Int(parse::<i8>(path, &bytes)?.mapv(f64::from)),
-            "i2" => Npy::Int(parse::<i16>(path, &bytes)?.mapv(f64::from)),
-            "i4" => Npy::Int(parse::<i32>(path, &bytes)?.mapv(f64::from)),
-            "i8" => Npy::Int(parse::<i64>(path, &bytes)?.mapv(|x| x as f64)),
-            "u1" => Npy::Int(parse::<u8>(path, &bytes)?.mapv(f64::from)),
-            "u2" => Npy::Int(parse::<u16>(path, &bytes)?.mapv(f64::from)),
-            "u4" => Npy::Int(parse::<u32>(path, &bytes)?.mapv(f64::from)),
-            "u8" => Npy::Int(parse::<u64>(path, &bytes)?.mapv(|x| x as f64)),
-            "b1" => Npy::Int(parse::<bool>(path, &bytes)?.mapv(|b| if b { 1.0 } else { 0.0 })),
+            "f8" => Npy::F64(parse(path, &bytes, &header)?),
+            "f4" => Npy::F32(parse(path, &bytes, &header)?),
+            "i1" => Npy::Int(parse::<i8>(path, &bytes, &header)?.mapv(f64::from)),
+            "i2" => Npy::Int(parse::<i16>(path, &bytes, &header)?.mapv(f64::from)),
+            "i4" => Npy::Int(parse::<i32>(path, &bytes, &header)?.mapv(f64::from)),
+            "i8" => Npy::Int(parse::<i64>(path, &bytes, &header)?.mapv(|x| x as f64)),
+            "u1" => Npy::Int(parse::<u8>(path, &bytes, &header)?.mapv(f64::from)),
+            "u2" => Npy::Int(parse::<u16>(path, &bytes, &header)?.mapv(f64::from)),
+            "u4" => Npy::Int(parse::<u32>(path, &bytes, &header)?.mapv(f64::from)),
+            "u8" => Npy::Int(parse::<u64>(path, &bytes, &header)?.mapv(|x| x as f64)),
+            "b1" => Npy::Int(parse::<bool>(path, &bytes, &header)?.mapv(|b| if b { 1.0 } else { 0.0 })),
             _ => {
                 return Err(Error::Invalid(format!(
                     "{path}: unsupported dtype '{descr}' (expected float64 or float32; integers and bool are converted to float64)"
@@ -73,14 +76,115 @@ impl Input {
     }
 }
 
+/// Write `array` to `path` atomically: a temporary file in the same directory, renamed into place. On
+/// any error nothing is left behind (and an existing `path` is untouched).
 pub fn write<T: Scalar + WritableElement>(path: &str, array: &ArrayD<T>) -> Result<()> {
-    let file =
-        std::fs::File::create(path).map_err(|e| io_error(path, format!("cannot create: {e}")))?;
-    let mut w = BufWriter::new(file);
-    array
-        .write_npy(&mut w)
-        .map_err(|e| io_error(path, format!("cannot write .npy: {e}")))?;
-    std::io::Write::flush(&mut w).map_err(|e| io_error(path, format!("cannot write: {e}")))
+    Pending::write(path, array)?.commit()
+}
+
+/// Write two outputs, both or neither: both temporary files are written before either is renamed
+/// into place, and a failure writing the second removes the first. (Only a rename failing after the
+/// first has succeeded, in a directory where the temporary file was just created, could leave one.)
+pub fn write_pair<T: Scalar + WritableElement>(
+    path1: &str,
+    a: &ArrayD<T>,
+    path2: &str,
+    b: &ArrayD<T>,
+) -> Result<()> {
+    let first = Pending::write(path1, a)?;
+    let second = Pending::write(path2, b)?;
+    first.commit()?;
+    second.commit()
+}
+
+/// Whether two output paths name the same file: the same text, the same existing file, or the same
+/// name in the same (existing) directory.
+pub fn same_file(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Ok(x), Ok(y)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        return x == y;
+    }
+    let key = |p: &str| -> Option<PathBuf> {
+        let path = Path::new(p);
+        let name = path.file_name()?;
+        Some(dir_of(path).canonicalize().ok()?.join(name))
+    };
+    matches!((key(a), key(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The directory a file path lives in (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// An output written to a temporary file next to its target: [`Pending::commit`] renames it into
+/// place; dropped uncommitted (an error anywhere), the temporary file is removed.
+struct Pending {
+    tmp: PathBuf,
+    target: String,
+    committed: bool,
+}
+
+impl Pending {
+    fn write<T: Scalar + WritableElement>(path: &str, array: &ArrayD<T>) -> Result<Pending> {
+        let (file, tmp) = temp_file(path)?;
+        // From here on, dropping `pending` removes the temporary file.
+        let pending = Pending {
+            tmp,
+            target: path.to_string(),
+            committed: false,
+        };
+        let mut w = BufWriter::new(file);
+        array
+            .write_npy(&mut w)
+            .map_err(|e| io_error(path, format!("cannot write .npy: {e}")))?;
+        std::io::Write::flush(&mut w).map_err(|e| io_error(path, format!("cannot write: {e}")))?;
+        Ok(pending)
+    }
+
+    fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.target)
+            .map_err(|e| io_error(&self.target, format!("cannot create: {e}")))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A new, uniquely named file in the directory of `path`, for writing `path` atomically.
+fn temp_file(path: &str) -> Result<(std::fs::File, PathBuf)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let target = Path::new(path);
+    let name = target
+        .file_name()
+        .ok_or_else(|| io_error(path, "cannot create: not a file name".into()))?
+        .to_string_lossy();
+    let dir = dir_of(target);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((file, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(io_error(path, format!("cannot create: {e}"))),
+        }
+    }
 }
 
 fn io_error(path: &str, message: String) -> Error {
@@ -90,65 +194,154 @@ fn io_error(path: &str, message: String) -> Error {
     }
 }
 
-fn parse<A: ReadableElement>(path: &str, bytes: &[u8]) -> Result<ArrayD<A>> {
+/// The array of an npy file whose elements are `A`s, once the data is known to be all there.
+fn parse<A: ReadableElement>(path: &str, bytes: &[u8], header: &Header) -> Result<ArrayD<A>> {
+    let bytes = header
+        .data(bytes, std::mem::size_of::<A>())
+        .map_err(|m| io_error(path, m))?;
     ArrayD::<A>::read_npy(Cursor::new(bytes))
         .map_err(|e| io_error(path, format!("not a valid .npy file: {e}")))
 }
 
-/// The `descr` entry of an npy header.
-fn descr(bytes: &[u8]) -> std::result::Result<String, String> {
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
-        return Err(if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
-            "truncated .npy file (no header)".into()
-        } else {
-            "not an .npy file (bad magic string)".into()
-        });
-    }
-    let (start, len) = match bytes[6] {
-        1 => (10usize, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
-        2 | 3 if bytes.len() >= 12 => (
-            12,
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-        ),
-        v => return Err(format!("unsupported .npy format version {v}")),
-    };
-    let header = bytes
-        .get(start..start.saturating_add(len))
-        .ok_or("truncated .npy file (incomplete header)")?;
-    let header = std::str::from_utf8(header).map_err(|_| "corrupt .npy header (not text)")?;
-    let key = header
-        .find("'descr'")
-        .or_else(|| header.find("\"descr\""))
-        .ok_or("corrupt .npy header (no 'descr')")?;
-    let rest = header[key + 7..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .ok_or("corrupt .npy header")?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"');
-    match quote {
-        Some(q) => {
-            let body = &rest[1..];
-            let end = body.find(q).ok_or("corrupt .npy header")?;
-            Ok(body[..end].to_string())
+/// What the reader needs from an npy header, read without trusting it.
+#[derive(Debug)]
+struct Header {
+    descr: String,
+    shape: Vec<usize>,
+    /// Where the data starts: the magic string, version, header length and header.
+    data_start: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8]) -> std::result::Result<Header, String> {
+        const MAGIC: &[u8] = b"\x93NUMPY";
+        if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
+            return Err(if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+                "truncated .npy file (no header)".into()
+            } else {
+                "not an .npy file (bad magic string)".into()
+            });
         }
-        None => Err("unsupported dtype (structured arrays are not supported)".into()),
+        let (start, len) = match bytes[6] {
+            1 => (10usize, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+            2 | 3 if bytes.len() >= 12 => (
+                12,
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            ),
+            v => return Err(format!("unsupported .npy format version {v}")),
+        };
+        let data_start = start.saturating_add(len);
+        let header = bytes
+            .get(start..data_start)
+            .ok_or("truncated .npy file (incomplete header)")?;
+        let header = std::str::from_utf8(header).map_err(|_| "corrupt .npy header (not text)")?;
+        let descr = value(header, "descr")?;
+        let descr = match descr.chars().next() {
+            Some(q @ ('\'' | '"')) => {
+                let body = &descr[1..];
+                let end = body.find(q).ok_or("corrupt .npy header")?;
+                body[..end].to_string()
+            }
+            _ => return Err("unsupported dtype (structured arrays are not supported)".into()),
+        };
+        let shape = value(header, "shape")?
+            .strip_prefix('(')
+            .and_then(|rest| rest.split_once(')'))
+            .ok_or("corrupt .npy header (bad 'shape')")?
+            .0
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| "corrupt .npy header (bad 'shape')")?;
+        Ok(Header {
+            descr,
+            shape,
+            data_start,
+        })
     }
+
+    /// The header and exactly the data its shape asks for, `itemsize` bytes an element: a file too
+    /// short for its shape is refused before anything is allocated; bytes after the data are ignored,
+    /// as numpy does.
+    fn data<'b>(&self, bytes: &'b [u8], itemsize: usize) -> std::result::Result<&'b [u8], String> {
+        let shape = format!("{:?}", self.shape);
+        let needed = self
+            .shape
+            .iter()
+            .try_fold(itemsize, |acc, &n| acc.checked_mul(n))
+            .ok_or_else(|| format!("corrupt .npy header (shape {shape} is too large)"))?;
+        let present = bytes.len().saturating_sub(self.data_start);
+        if present < needed {
+            return Err(format!(
+                "truncated .npy file: shape {shape} needs {needed} bytes of data, the file holds {present}"
+            ));
+        }
+        Ok(&bytes[..self.data_start + needed])
+    }
+}
+
+/// The text after `'key':` in an npy header dict, leading spaces trimmed.
+fn value<'h>(header: &'h str, key: &str) -> std::result::Result<&'h str, String> {
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))
+        .ok_or_else(|| format!("corrupt .npy header (no '{key}')"))?;
+    header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')
+        .map(str::trim_start)
+        .ok_or_else(|| "corrupt .npy header".to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::descr;
+    use super::Header;
+
+    fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((header.len() as u16).to_le_bytes());
+        b.extend(header.as_bytes());
+        b.extend(data);
+        b
+    }
 
     #[test]
-    fn header_descr() {
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        let h = b"{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }";
-        b.extend((h.len() as u16).to_le_bytes());
-        b.extend(h);
-        assert_eq!(descr(&b).unwrap(), "<f2");
-        assert!(descr(b"hello world").is_err());
-        assert!(descr(&b[..20]).is_err());
+    fn header_descr_and_shape() {
+        let b = npy(
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }",
+            &[],
+        );
+        let h = Header::parse(&b).unwrap();
+        assert_eq!((h.descr.as_str(), h.shape.as_slice()), ("<f2", &[2][..]));
+        let b = npy("{\"shape\": (), \"descr\": \"<f8\"}", &[]);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!((h.descr.as_str(), h.shape.len()), ("<f8", 0));
+        assert!(Header::parse(b"hello world").is_err());
+        assert!(Header::parse(&b[..20]).is_err());
+        let bad = npy("{'descr': '<f8', 'shape': (2, x), }", &[]);
+        assert!(Header::parse(&bad).unwrap_err().contains("shape"));
+        let none = npy("{'descr': '<f8', }", &[]);
+        assert!(Header::parse(&none).unwrap_err().contains("shape"));
+    }
+
+    #[test]
+    fn data_must_cover_the_shape() {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 3), }";
+        let b = npy(header, &[0; 64]);
+        let h = Header::parse(&b).unwrap();
+        let err = h.data(&b, 8).unwrap_err();
+        assert!(err.contains("truncated") && err.contains("64"), "{err}");
+        // A product that overflows is refused too.
+        let huge = format!("{{'descr': '<f8', 'shape': ({}, 4), }}", usize::MAX);
+        let b = npy(&huge, &[0; 8]);
+        let err = Header::parse(&b).unwrap().data(&b, 8).unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+        // Exactly enough, or more: the data, without the trailing bytes.
+        let b = npy("{'descr': '<f4', 'shape': (2, 1), }", &[1; 12]);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!(h.data(&b, 4).unwrap().len(), b.len() - 4);
+        assert!(h.data(&b[..b.len() - 5], 4).is_err());
     }
 }

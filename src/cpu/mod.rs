@@ -9,27 +9,31 @@ pub(crate) use sig::PathsShape;
 pub(crate) use sig::{sig, sig_backprop};
 
 use rayon::prelude::*;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-/// A rayon pool of exactly `threads` threads, built once per size and reused by every call.
+/// A rayon pool of exactly `threads` threads, reused by every call asking for the same size.
+///
+/// One pool is kept: a call asking for another size replaces it, and the old pool's threads exit once
+/// the calls still running on it finish. Thread counts are bounded by [`crate::max_threads`].
 pub(crate) fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    pools
-        .entry(threads)
-        .or_insert_with(|| {
-            Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("building a rayon pool"),
-            )
-        })
-        .clone()
+    static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+    let mut cached = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = cached
+        .as_ref()
+        .filter(|p| p.current_num_threads() == threads)
+    {
+        return pool.clone();
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("building a rayon pool"),
+    );
+    let old = cached.replace(pool.clone());
+    drop(cached);
+    drop(old);
+    pool
 }
 
 /// Run `f(workspace, row index, output row)` for every `row_len`-sized row of `out`, on `threads`
@@ -43,6 +47,8 @@ where
     if row_len == 0 || out.is_empty() {
         return;
     }
+    // No more threads than rows.
+    let threads = threads.min(out.len().div_ceil(row_len));
     if threads <= 1 {
         let mut ws = init();
         for (i, row) in out.chunks_mut(row_len).enumerate() {
@@ -55,4 +61,34 @@ where
             .enumerate()
             .for_each_init(&init, |ws, (i, row)| f(ws, i, row));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pool_is_kept() {
+        // Sizes no other test asks for; another test may still replace the pool in between, so only
+        // what holds whatever the interleaving is checked.
+        let a = pool(13);
+        assert_eq!(a.current_num_threads(), 13);
+        let b = pool(17);
+        assert_eq!(b.current_num_threads(), 17);
+        // The cache no longer holds the first pool: only this test does.
+        assert_eq!(Arc::strong_count(&a), 1);
+    }
+
+    #[test]
+    fn no_more_threads_than_rows() {
+        let mut out = vec![0usize; 3];
+        par_rows(
+            1000,
+            &mut out,
+            1,
+            || (),
+            |_, i, row| row[0] = rayon::current_num_threads() * 10 + i,
+        );
+        assert_eq!(out, [30, 31, 32]);
+    }
 }

@@ -182,6 +182,8 @@ pub(super) fn sig_backprop<T: Scalar>(
             },
         );
     };
+    // No more threads than pieces.
+    let threads = threads.min(batch * pieces).max(1);
     super::pool(threads).install(|| {
         rayon::join(
             || last_sweeps(&mut last_grads),

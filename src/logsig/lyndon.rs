@@ -63,6 +63,12 @@ pub(crate) fn lyndon_counts(dim: usize, degree: usize) -> Result<Vec<usize>> {
     // every power used below.
     let shape = TensorShape::new(dim, degree)?;
     let mut counts = vec![0; degree + 1];
+    if dim == 1 {
+        // One letter: the only Lyndon word is the letter itself (and the sum below would take time
+        // quadratic in degrees only dimension 1 allows).
+        counts[1] = 1;
+        return Ok(counts);
+    }
     for (k, count) in counts.iter_mut().enumerate().skip(1) {
         let sum: i128 = (1..=k)
             .filter(|e| k % e == 0)

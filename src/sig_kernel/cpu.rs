@@ -203,6 +203,8 @@ pub(crate) fn par_pairs<T, F>(
     if a_len == 0 || b_len == 0 {
         return;
     }
+    // No more threads than rows.
+    let threads = threads.min(a.len().div_ceil(a_len));
     if threads <= 1 {
         let mut ws = Workspace::default();
         for (i, (ai, bi)) in a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate() {
@@ -226,6 +228,7 @@ where
     F: Fn(&mut Workspace<T>, usize, &mut [T]) + Sync + Send,
 {
     let fresh = || (Workspace::default(), vec![T::zero(); len]);
+    let threads = threads.min(n);
     if threads <= 1 {
         let (mut ws, mut acc) = fresh();
         for i in 0..n {
