@@ -65,7 +65,8 @@ pub(crate) fn cpu_threads(device: &Device, n_jobs: i32) -> Result<usize> {
 ///   capable one, software adapters included. No adapter, or f64 on an adapter without `SHADER_F64`,
 ///   is an error.
 /// - `Auto`: a hardware GPU (or the adapter `ROUGHSIG_ADAPTER` names) when `work` is at least
-///   [`gpu::AUTO_MIN_WORK`] and the adapter supports `precision`; the CPU otherwise. Small workloads
+///   [`gpu::AUTO_MIN_WORK`] and, for f64, the adapter's f64 is fast (data-centre parts); the CPU
+///   otherwise. Small workloads
 ///   never touch wgpu. When a large one stays on the CPU for want of an adapter, the reason is printed
 ///   once to stderr.
 pub(crate) fn select_for(
@@ -93,9 +94,12 @@ pub(crate) fn select_for(
         }
         Device::Auto if work < gpu::AUTO_MIN_WORK => cpu(),
         Device::Auto => match gpu::auto_adapter() {
-            Ok(d) if precision == Precision::F32 || gpu::has_f64(&d)? => Ok(Backend::Gpu(d)),
+            Ok(d) if precision == Precision::F32 || gpu::has_fast_f64(&d)? => Ok(Backend::Gpu(d)),
             Ok(d) => {
-                log_once(&format!("adapter '{}' has no f64 support", d.name));
+                log_once(&format!(
+                    "adapter '{}' has no fast f64 (f64 runs on the CPU unless a GPU is asked for)",
+                    d.name
+                ));
                 cpu()
             }
             Err(why) => {

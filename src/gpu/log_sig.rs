@@ -95,6 +95,8 @@ pub(crate) enum Signatures<'a, T> {
     },
     /// Given on the host: rows of the signature's levels, after a leading scalar term when `st`.
     Given { sigs: &'a [T], st: bool },
+    /// Already on the device (rows of the levels, no scalar term), for the whole batch at once.
+    Device(&'a wgpu::Buffer),
 }
 
 /// Log-signatures of a batch into `out`: with `words`, rows of `words.len()` (the logarithm at those
@@ -124,7 +126,7 @@ pub(crate) fn log_sig<T: Scalar>(
     let sig_len = shape.len();
     let row_in = match &source {
         Signatures::Paths { ps, .. } => ps.length * ps.dim,
-        Signatures::Given { .. } => 0,
+        Signatures::Given { .. } | Signatures::Device(_) => 0,
     };
     let chain = chain_len(shape);
     let per_path = [
@@ -155,8 +157,14 @@ pub(crate) fn log_sig<T: Scalar>(
             chunk = chunk.min(plan.group as usize);
             Some((plan, super::chunks::consts::<T>(shape, *ps, opts)))
         }
-        Signatures::Given { .. } => None,
+        Signatures::Given { .. } | Signatures::Device(_) => None,
     };
+    if matches!(source, Signatures::Device(_)) && chunk < batch {
+        return Err(Error::Device(format!(
+            "adapter '{}': {batch} log-signatures do not fit its buffers at once; use the host API",
+            ctx.name
+        )));
+    }
     let log_windows = unit_windows(&ctx.name, ctx.loop_budget, unit_costs(shape, out_row))?;
     let size = precision.size();
     let bytes = |row: usize| (row * chunk) as u64 * size;
@@ -226,7 +234,11 @@ pub(crate) fn log_sig<T: Scalar>(
             report.bytes_uploaded += bytes.len() as u64;
             ctx.write(&sigs_buf, &bytes);
         }
-        let sigs: &wgpu::Buffer = computed.as_deref().unwrap_or(&sigs_buf);
+        let sigs: &wgpu::Buffer = match (&source, &computed) {
+            (Signatures::Device(b), _) => b,
+            (_, Some(b)) => b,
+            _ => &sigs_buf,
+        };
         let steps = [Step {
             kernel: &TENSOR_LOG,
             buffers: vec![sigs, &log_consts_buf, &words_buf, &out_buf, &chain_buf],

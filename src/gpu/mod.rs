@@ -37,6 +37,7 @@ mod log_sig;
 #[cfg(test)]
 pub(crate) mod mirror;
 mod program;
+mod resident;
 pub mod sig;
 pub(crate) mod sig_kernel;
 
@@ -44,6 +45,7 @@ pub(crate) mod sig_kernel;
 pub use chunks::set_max_chunk_paths;
 pub(crate) use log_sig::{log_sig, Signatures};
 pub use program::{last_gpu_report, GpuReport};
+pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
 pub(crate) use sig_kernel::{sig_kernel, sig_kernel_backprop, KernelGrid};
 
@@ -135,8 +137,15 @@ pub fn adapters() -> AdapterList {
         Ok(d) => (
             Some(d.index),
             format!(
-                "Auto uses adapter {} ('{}') for workloads of at least {} multiply-adds, the CPU below",
-                d.index, d.name, AUTO_MIN_WORK
+                "Auto uses adapter {} ('{}') for workloads of at least {} multiply-adds, the CPU below{}",
+                d.index,
+                d.name,
+                AUTO_MIN_WORK,
+                if has_fast_f64(&d).unwrap_or(false) {
+                    ""
+                } else {
+                    "; f64 stays on the CPU (no fast f64)"
+                }
             ),
         ),
         Err(why) => (None, format!("Auto always runs on the CPU: {why}")),
@@ -290,4 +299,18 @@ pub(crate) fn fall_back(device: &GpuDevice, result: Result<()>) -> Result<bool> 
 /// Whether `device` computes in f64.
 pub(crate) fn has_f64(device: &GpuDevice) -> Result<bool> {
     Ok(device.entry()?.has_f64())
+}
+
+/// Data-centre parts whose f64 runs at half or a third of their f32 rate; elsewhere f64 is 1/32 to
+/// 1/64 of f32 (or emulated), slower than the CPU's.
+const FAST_F64: &[&str] = &[
+    "A100", "A800", "H100", "H200", "H800", "GH200", "B100", "B200", "GB200", "V100", "P100",
+    "MI100", "MI210", "MI250", "MI300",
+];
+
+/// Whether `Device::Auto` may send f64 work to `device`: it has `SHADER_F64` and is one of the parts
+/// with fast f64 (an explicit `Device::Gpu` request runs f64 on any adapter that has it).
+pub(crate) fn has_fast_f64(device: &GpuDevice) -> Result<bool> {
+    let name = device.name.to_uppercase();
+    Ok(has_f64(device)? && FAST_F64.iter().any(|part| name.contains(part)))
 }

@@ -166,7 +166,7 @@ pub(crate) fn submit(
             slots.resize(slots.len().next_multiple_of(stride as usize), 0);
         }
         ctx.write(&uniform, &slots);
-        let queries = ctx.timestamps.then(|| {
+        let queries = (ctx.timestamps && !dispatches.is_empty()).then(|| {
             let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("roughsig kernel time"),
                 ty: wgpu::QueryType::Timestamp,

@@ -196,6 +196,29 @@ pub fn log_sig<T: Scalar, D: Dimension>(
     Ok(out)
 }
 
+/// The log-signatures of signatures already on a GPU (rows of the levels over `dim` letters, the
+/// transforms applied), for [`crate::gpu::GpuSigs::log_sig`].
+pub(crate) fn log_sig_of_device<T: Scalar>(
+    device: &gpu::GpuDevice,
+    sigs: &wgpu::Buffer,
+    batch_shape: &[usize],
+    dim: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let plan = Plan::new(dim, degree, method)?;
+    let mut out_shape = batch_shape.to_vec();
+    out_shape.push(plan.out_len(options.scalar_term));
+    let mut out = zeros::<T>("log-signature", &out_shape)?;
+    let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    if !slice.is_empty() {
+        plan.on_gpu(device, gpu::Signatures::Device(sigs), options, slice)?;
+    }
+    record(&Backend::Gpu(device.clone()));
+    Ok(out)
+}
+
 /// The log-signatures of signatures `sigs` (`(batch…, sig_length)`) of `dimension`-channel paths
 /// (before the transforms in `options`, which widen the alphabet as in [`crate::sig_combine`]).
 ///

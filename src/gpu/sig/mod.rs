@@ -96,17 +96,19 @@ fn pipeline(
     Ok(p)
 }
 
-/// The inputs of one submission, on the host.
+/// The inputs of one submission: on the host (uploaded), or already on the device (`resident`, which
+/// takes the place of the host data of the same role).
 pub(crate) struct Inputs<'a, T> {
     pub paths: &'a [T],
     pub consts: &'a [T],
     pub sigs: &'a [T],
     pub derivs: &'a [T],
+    pub resident: &'a [(Buf, &'a wgpu::Buffer)],
 }
 
 /// Upload the inputs of `n` paths, run the plan's dispatches and return the buffers by role (the
 /// result in `Out` or `Grads`), read back `read` if asked.
-fn run<'a, T: Scalar>(
+pub(crate) fn run<'a, T: Scalar>(
     ctx: &Arc<Context>,
     plan: &Plan,
     n: u64,
@@ -131,31 +133,19 @@ fn run<'a, T: Scalar>(
     };
     let steps = plan.steps(n);
     let usage = super::chunks::STORAGE;
+    let resident: HashMap<Buf, &wgpu::Buffer> = inputs.resident.iter().copied().collect();
     let mut bufs: HashMap<Buf, Pooled> = HashMap::new();
-    for s in &steps {
-        for &b in &s.buffers {
-            if let std::collections::hash_map::Entry::Vacant(e) = bufs.entry(b) {
-                e.insert(take(
-                    ctx,
-                    "signature engine",
-                    elems(b) * size,
-                    usage,
-                    report,
-                ));
-            }
+    let roles = steps
+        .iter()
+        .flat_map(|s| s.buffers.iter().copied())
+        .chain(read);
+    for b in roles {
+        if !resident.contains_key(&b) && !bufs.contains_key(&b) {
+            let buf = take(ctx, "signature engine", elems(b) * size, usage, report);
+            bufs.insert(b, buf);
         }
     }
-    if let Some(b) = read {
-        if let std::collections::hash_map::Entry::Vacant(e) = bufs.entry(b) {
-            e.insert(take(
-                ctx,
-                "signature engine",
-                elems(b) * size,
-                usage,
-                report,
-            ));
-        }
-    }
+    let get = |b: &Buf| -> &wgpu::Buffer { resident.get(b).copied().unwrap_or_else(|| &bufs[b]) };
     for (b, data) in [
         (Buf::Paths, inputs.paths),
         (Buf::Consts, inputs.consts),
@@ -177,19 +167,19 @@ fn run<'a, T: Scalar>(
             label: s.kernel.name,
             pipeline: p,
             params: bytemuck::bytes_of(&s.params).to_vec(),
-            buffers: s.buffers.iter().map(|b| &*bufs[b]).collect(),
+            buffers: s.buffers.iter().map(get).collect(),
             workgroups: s.workgroups,
             workgroup_size: s.workgroup_size,
         })
         .collect();
-    let read = read.map(|b| (&*bufs[&b], elems(b) * size));
+    let read = read.map(|b| (get(&b), elems(b) * size));
     let bytes = submit(ctx, &dispatches, read, report)?;
     drop(dispatches);
     Ok((bufs, bytes))
 }
 
 /// `consts[0]`: the time channel's step; `consts[k] = 1/k` (as the CPU computes them).
-fn consts<T: Scalar>(shape: &TensorShape, ps: PathsShape, opts: &SigOptions) -> Vec<T> {
+pub(crate) fn consts<T: Scalar>(shape: &TensorShape, ps: PathsShape, opts: &SigOptions) -> Vec<T> {
     super::chunks::consts::<T>(shape, ps, opts)
 }
 
@@ -233,6 +223,7 @@ pub(crate) fn sig<T: Scalar>(
             consts: &consts,
             sigs: &[],
             derivs: &[],
+            resident: &[],
         };
         let (_, bytes) = run(&ctx, &plan, n as u64, inputs, Some(Buf::Out), &mut report)?;
         let want = std::mem::size_of_val(out_group);
@@ -257,6 +248,7 @@ pub(crate) fn sig_on_device<T: Scalar>(
         consts,
         sigs: &[],
         derivs: &[],
+        resident: &[],
     };
     let (mut bufs, _) = run(ctx, plan, n as u64, inputs, None, report)?;
     Ok(bufs.remove(&Buf::Out).expect("the forward pass writes Out"))
@@ -306,6 +298,7 @@ pub(crate) fn sig_backprop<T: Scalar>(
             consts: &consts,
             sigs: &sigs[first * row..(first + n) * row],
             derivs: &sig_derivs[first * row..(first + n) * row],
+            resident: &[],
         };
         let (_, bytes) = run(&ctx, &plan, n as u64, inputs, Some(Buf::Grads), &mut report)?;
         let want = std::mem::size_of_val(out_group);

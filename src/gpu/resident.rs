@@ -1,0 +1,252 @@
+//! Arrays kept on the GPU between calls: upload paths once, compute their signatures, then
+//! log-signatures or gradients from the signatures where they are, and download only what is asked
+//! for.
+
+use super::program::{set_last_report, submit, take, upload, GpuReport, Pooled};
+use super::sig::plan::{Buf, Pass};
+use super::sig::{consts, plan_for, run, Inputs};
+use super::{find_adapter, GpuDevice};
+use crate::batch::{paths as path_rows, zeros, Rows};
+use crate::cpu::PathsShape;
+use crate::gpu::kernels::Precision;
+use crate::layout::{aug_dim, TensorShape};
+use crate::options::Device;
+use crate::{Error, LogSigMethod, Result, Scalar, SigOptions};
+use ndarray::{ArrayD, ArrayView, Dimension};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A batch of paths (`(batch…, length, dim)`) uploaded to a GPU once, with the options
+/// (transforms, adapter) every computation on it uses.
+///
+/// ```no_run
+/// # fn main() -> roughsig::Result<()> {
+/// use roughsig::gpu::GpuPaths;
+/// use roughsig::{Device, LogSigMethod, SigOptions};
+/// let paths = ndarray::Array3::<f32>::zeros((64, 100, 3));
+/// let opts = SigOptions { device: Device::Gpu(None), ..Default::default() };
+/// let on_gpu = GpuPaths::new(paths.view(), &opts)?;   // one upload
+/// let sigs = on_gpu.sig(4)?;                           // stays on the GPU
+/// let logs = sigs.log_sig(LogSigMethod::Words)?;       // from the signatures where they are
+/// let grads = on_gpu.sig_backprop(&sigs, sigs.to_host()?.view())?;
+/// # Ok(()) }
+/// ```
+pub struct GpuPaths<T: Scalar> {
+    device: GpuDevice,
+    ctx: Arc<super::context::Context>,
+    buffer: Pooled,
+    batch_shape: Vec<usize>,
+    batch: usize,
+    ps: PathsShape,
+    options: SigOptions,
+    _scalar: PhantomData<T>,
+}
+
+/// Signatures left on the GPU by [`GpuPaths::sig`] (rows of the levels; the scalar term, if the
+/// options ask for it, is added on download).
+pub struct GpuSigs<'a, T: Scalar> {
+    paths: &'a GpuPaths<T>,
+    buffer: Pooled,
+    shape: TensorShape,
+}
+
+impl<T: Scalar> GpuPaths<T> {
+    /// Upload `paths` to the adapter `options.device` names (`Device::Gpu(name)`; `Auto` takes the
+    /// most capable adapter). `Device::Cpu`, no adapter, or f64 without `SHADER_F64` is an error.
+    pub fn new<D: Dimension>(paths: ArrayView<'_, T, D>, options: &SigOptions) -> Result<Self> {
+        options.validate()?;
+        let name = match &options.device {
+            Device::Gpu(name) => name.clone(),
+            Device::Cpu => {
+                return Err(Error::Device(
+                    "GpuPaths keeps paths on a GPU; Device::Cpu has none".into(),
+                ))
+            }
+            _ => None,
+        };
+        let device = find_adapter(name.as_deref())?;
+        let ctx = super::chunks::open(&device, Precision::of::<T>())?;
+        let p = path_rows("path", paths.into_dyn())?;
+        p.check_finite("path", true)?;
+        let shape = p.data.shape();
+        let ps = PathsShape {
+            length: shape[shape.len() - 2],
+            dim: p.last(),
+        };
+        let mut report = GpuReport::new("upload");
+        let data = p.slice();
+        let buffer = take(
+            &ctx,
+            "resident paths",
+            std::mem::size_of_val(data) as u64,
+            super::chunks::STORAGE,
+            &mut report,
+        );
+        upload(&ctx, &buffer, bytemuck::cast_slice(data), &mut report);
+        set_last_report(report);
+        Ok(GpuPaths {
+            device,
+            ctx,
+            buffer,
+            batch: p.batch(),
+            batch_shape: p.batch_shape.clone(),
+            ps,
+            options: options.clone(),
+            _scalar: PhantomData,
+        })
+    }
+
+    fn shape(&self, degree: usize) -> Result<TensorShape> {
+        let d = aug_dim(self.ps.dim, self.options.time_aug, self.options.lead_lag)?;
+        TensorShape::new(d, degree)
+    }
+
+    fn plan(&self, pass: Pass, shape: &TensorShape) -> Result<super::sig::plan::Plan> {
+        let plan = plan_for(
+            &self.ctx,
+            pass,
+            shape,
+            self.ps,
+            self.batch,
+            &self.options,
+            false,
+            Precision::of::<T>(),
+        )?;
+        if (plan.group as usize) < self.batch {
+            return Err(Error::Device(format!(
+                "adapter '{}': {} paths do not fit its buffers at once; use the host API, which \
+                 groups them",
+                self.ctx.name, self.batch
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// The signatures of degree `degree` (at least 1), left on the GPU.
+    pub fn sig(&self, degree: usize) -> Result<GpuSigs<'_, T>> {
+        let shape = self.shape(degree)?;
+        if shape.is_empty() {
+            return Err(Error::NotPositive { what: "degree" });
+        }
+        let plan = self.plan(Pass::Forward, &shape)?;
+        let mut report = GpuReport::new("sig");
+        let consts = consts::<T>(&shape, self.ps, &self.options);
+        let inputs = Inputs {
+            paths: &[],
+            consts: &consts,
+            sigs: &[],
+            derivs: &[],
+            resident: &[(Buf::Paths, &self.buffer)],
+        };
+        let (mut bufs, _) = run(
+            &self.ctx,
+            &plan,
+            self.batch as u64,
+            inputs,
+            None,
+            &mut report,
+        )?;
+        set_last_report(report);
+        Ok(GpuSigs {
+            paths: self,
+            buffer: bufs.remove(&Buf::Out).expect("the forward pass writes Out"),
+            shape,
+        })
+    }
+
+    /// The gradient with respect to the paths of a function `F` of the signatures `sigs` (computed
+    /// from these paths), given `sig_derivs = dF/dsigs` on the host (shaped as `sigs.to_host()`).
+    pub fn sig_backprop<D: Dimension>(
+        &self,
+        sigs: &GpuSigs<'_, T>,
+        sig_derivs: ArrayView<'_, T, D>,
+    ) -> Result<ArrayD<T>> {
+        if !std::ptr::eq(sigs.paths, self) {
+            return Err(Error::invalid(
+                "sig_backprop: the signatures were computed from other paths",
+            ));
+        }
+        let shape = &sigs.shape;
+        let g = Rows::new("sig_derivs", sig_derivs.into_dyn(), 1)?;
+        let st = self.options.scalar_term as usize;
+        if g.batch() != self.batch || g.last() != shape.len() + st {
+            return Err(Error::invalid(format!(
+                "sig_derivs: expected {} rows of {}, got shape {:?}",
+                self.batch,
+                shape.len() + st,
+                g.data.shape()
+            )));
+        }
+        g.check_finite("sig_derivs", false)?;
+        let derivs: Vec<T> = g
+            .slice()
+            .chunks_exact(shape.len() + st)
+            .flat_map(|r| r[st..].iter().copied())
+            .collect();
+        let plan = self.plan(Pass::Backward, shape)?;
+        let mut report = GpuReport::new("sig_backprop");
+        let consts = consts::<T>(shape, self.ps, &self.options);
+        let inputs = Inputs {
+            paths: &[],
+            consts: &consts,
+            sigs: &[],
+            derivs: &derivs,
+            resident: &[(Buf::Paths, &self.buffer), (Buf::Sigs, &sigs.buffer)],
+        };
+        let mut out_shape = self.batch_shape.clone();
+        out_shape.extend([self.ps.length, self.ps.dim]);
+        let mut out = zeros::<T>("path gradient", &out_shape)?;
+        let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        if !slice.is_empty() {
+            let n = self.batch as u64;
+            let (_, bytes) = run(&self.ctx, &plan, n, inputs, Some(Buf::Grads), &mut report)?;
+            let want = std::mem::size_of_val(slice);
+            bytemuck::cast_slice_mut::<T, u8>(slice).copy_from_slice(&bytes[..want]);
+        }
+        set_last_report(report);
+        Ok(out)
+    }
+}
+
+impl<T: Scalar> GpuSigs<'_, T> {
+    /// Download the signatures: `(batch…, sig_length)`, with the scalar term if the options ask.
+    pub fn to_host(&self) -> Result<ArrayD<T>> {
+        let p = self.paths;
+        let st = p.options.scalar_term as usize;
+        let len = self.shape.len();
+        let mut out_shape = p.batch_shape.clone();
+        out_shape.push(len + st);
+        let mut out = zeros::<T>("signature", &out_shape)?;
+        let mut report = GpuReport::new("download");
+        let bytes = (p.batch * len * std::mem::size_of::<T>()) as u64;
+        let data = submit(&p.ctx, &[], Some((&self.buffer, bytes)), &mut report)?;
+        let levels: Vec<T> = bytemuck::pod_collect_to_vec(&data[..bytes as usize]);
+        let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        for (o, r) in slice
+            .chunks_exact_mut(len + st)
+            .zip(levels.chunks_exact(len))
+        {
+            if st == 1 {
+                o[0] = T::one();
+            }
+            o[st..].copy_from_slice(r);
+        }
+        set_last_report(report);
+        Ok(out)
+    }
+
+    /// The log-signatures in the form `method`, from the signatures where they are: only the
+    /// log-signatures come back (as [`crate::log_sig`] on the same paths and options).
+    pub fn log_sig(&self, method: LogSigMethod) -> Result<ArrayD<T>> {
+        let p = self.paths;
+        crate::logsig::log_sig_of_device(
+            &p.device,
+            &self.buffer,
+            &p.batch_shape,
+            self.shape.dim,
+            self.shape.degree,
+            method,
+            &p.options,
+        )
+    }
+}
