@@ -64,9 +64,10 @@ pub(crate) fn cpu_threads(device: &Device, n_jobs: i32) -> Result<usize> {
 /// - `Gpu(name)`: the adapter whose name contains `name` (or `ROUGHSIG_ADAPTER`), else the most
 ///   capable one, software adapters included. No adapter, or f64 on an adapter without `SHADER_F64`,
 ///   is an error.
-/// - `Auto`: a hardware GPU (or the adapter `ROUGHSIG_ADAPTER` names) when `work` is at least
-///   [`gpu::AUTO_MIN_WORK`] and, for f64, the adapter's f64 is fast (data-centre parts); the CPU
-///   otherwise. Small workloads
+/// - `Auto`: a hardware GPU (or the adapter `ROUGHSIG_ADAPTER` names) when `work` reaches the
+///   threshold `roughsig calibrate` measured for it, or without a calibration when `work` is at
+///   least [`gpu::AUTO_MIN_WORK`] and, for f64, the adapter's f64 is fast (data-centre parts); the
+///   CPU otherwise. Small workloads
 ///   never touch wgpu. When a large one stays on the CPU for want of an adapter, the reason is printed
 ///   once to stderr.
 pub(crate) fn select_for(
@@ -92,21 +93,34 @@ pub(crate) fn select_for(
             }
             Ok(Backend::Gpu(d))
         }
-        Device::Auto if work < gpu::AUTO_MIN_WORK => cpu(),
-        Device::Auto => match gpu::auto_adapter() {
-            Ok(d) if precision == Precision::F32 || gpu::has_fast_f64(&d)? => Ok(Backend::Gpu(d)),
-            Ok(d) => {
-                log_once(&format!(
-                    "adapter '{}' has no fast f64 (f64 runs on the CPU unless a GPU is asked for)",
-                    d.name
-                ));
-                cpu()
+        Device::Auto => {
+            // Below every threshold this machine knows, wgpu is never woken.
+            let floor = gpu::calibrate::recorded()
+                .iter()
+                .filter_map(|c| c.f32_min_work)
+                .fold(gpu::AUTO_MIN_WORK, u128::min);
+            if work < floor {
+                return cpu();
             }
-            Err(why) => {
-                log_once(&why);
-                cpu()
+            match gpu::auto_adapter() {
+                Ok(d) => match gpu::auto_threshold(&d, precision)? {
+                    Some(t) if work >= t => Ok(Backend::Gpu(d)),
+                    Some(_) => cpu(),
+                    None => {
+                        log_once(&format!(
+                            "adapter '{}' is not faster than the CPU in {precision:?} (measured, \
+                             or no fast f64); ask for the GPU to use it",
+                            d.name
+                        ));
+                        cpu()
+                    }
+                },
+                Err(why) => {
+                    log_once(&why);
+                    cpu()
+                }
             }
-        },
+        }
     }
 }
 

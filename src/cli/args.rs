@@ -166,6 +166,13 @@ pub enum Command {
     },
     /// List the GPU adapters and say which one `--device auto` would use, and why.
     Devices,
+    /// Time `sig` on a GPU against the CPU and record, in the user's cache directory, from which
+    /// workload `--device auto` uses that GPU.
+    Calibrate {
+        /// The adapter (a substring of its name; default: the one `--device gpu` takes).
+        #[arg(long)]
+        adapter: Option<String>,
+    },
     /// Log-signatures of a batch of paths (batch…, length, dim).
     LogSig {
         /// Paths, shape (batch…, length, dim).

@@ -229,6 +229,22 @@ pub fn run(command: Command) -> Result<()> {
             print!("{}", roughsig::gpu::adapters());
             Ok(())
         }
+        Command::Calibrate { adapter } => {
+            let device = roughsig::gpu::find_adapter(adapter.as_deref())?;
+            eprintln!("calibrating '{}' against the CPU…", device.name);
+            let c = roughsig::gpu::calibrate::calibrate(&device)?;
+            let file = roughsig::gpu::calibrate::save(&c)?;
+            let show =
+                |w: Option<u128>| w.map_or("never".into(), |w| format!("from {w} multiply-adds"));
+            println!(
+                "'{}': the GPU is faster than the CPU in f32 {}, in f64 {}; saved to {}",
+                c.adapter,
+                show(c.f32_min_work),
+                show(c.f64_min_work),
+                file.display()
+            );
+            Ok(())
+        }
         Command::LogSig {
             path,
             degree,

@@ -1,35 +1,36 @@
 //! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig`, `sig_backprop`, the signature kernels and
 //! their gradients, and log-signatures as WGSL compute kernels.
 //!
-//! The pieces, one name per operation: the shaders in `shaders/`, their entries in the kernel table
-//! [`kernels`], their drivers (the `sig`, `sig_backprop`, `sig_kernel`, `sig_kernel_backprop` and
-//! `log_sig` of this module, taking the same arguments as the CPU drivers; `log_sig` runs
-//! `sig_forward` then `tensor_log` in one submission and reads back only the log-signatures, or
-//! `tensor_log` alone on uploaded signatures) and their plain-Rust mirrors in `src/gpu/mirror/`
-//! (tests only). The wgpu instance, adapters, devices and compiled pipelines are made once per process.
+//! The pieces, one name per operation: the shaders in `shaders/` (the signature engine's in
+//! `shaders/sig/`, specialised per key by a generated prelude), the kernel table [`kernels`] of the
+//! fixed shaders, their drivers (`sig` for `sig` and `sig_backprop`, `log_sig`, `sig_kernel`) taking
+//! the CPU drivers' arguments, and plain-Rust mirrors of the fixed shaders in `src/gpu/mirror/`
+//! (tests only). The wgpu instance, adapters, devices and compiled pipelines are made once per
+//! process; buffers are pooled per device.
 //!
-//! [`adapters`] lists what wgpu found and which adapter `Device::Auto` would use.
+//! [`adapters`] lists what wgpu found and which adapter `Device::Auto` would use;
+//! [`last_gpu_report`] says what the last call did on the device; [`GpuPaths`] keeps paths and their
+//! signatures on the device between calls.
 //!
 //! How the work is laid out, and what follows from it:
-//! - One invocation per path (workgroups of 64): each runs its path's Horner recursion serially, its
-//!   state interleaved with its neighbours' in a scratch buffer. The GPU pays off for large batches;
-//!   few long paths with large signatures keep most of the GPU idle (a workgroup-per-path layout,
-//!   threads across coefficients, is the next step for those).
+//! - Signatures and their gradients ([`sig`]): paths are cut into time chunks joined by Chen's
+//!   identity, one invocation per (path, chunk, word) forward and one workgroup per (path, chunk)
+//!   backward, so a single long path fills the GPU as a large batch does (`docs/ARCHITECTURE.md`).
 //! - Signature kernels: one workgroup of 64 per pair sweeps the refined PDE grid along anti-diagonals,
 //!   the invocations in strips across each diagonal (`shaders/sig_kernel_forward.wgsl`). The base Gram
 //!   matrices of the static kernel come from the CPU code (cheap next to the refined scheme). The
 //!   gradient (`shaders/sig_kernel_backward.wgsl`) stores each pair's whole refined grid on the GPU,
 //!   sweeps the diagonals back with the adjoint and returns `dF/dG`, which the CPU chains to the paths.
-//! - A batch is cut into chunks that respect the adapter's limits (workgroups per dimension, storage
-//!   binding and buffer sizes, `u32` indices); a path is swept in windows of increments, so that no
-//!   dispatch runs longer than the adapter allows. lavapipe (llvmpipe) ends an invocation's loops
-//!   after 65535 iterations in all, silently: there the windows are sized from a model of the
-//!   shaders' loop counts, and a signature whose single step exceeds the budget is refused with
+//! - A batch is cut into groups that respect the adapter's limits (workgroups per dimension, storage
+//!   binding and buffer sizes, `u32` indices). lavapipe (llvmpipe) ends an invocation's loops after
+//!   65535 iterations in all, silently: there chunks and windows are sized from a model of the
+//!   shaders' loop counts, and work whose single step exceeds the budget is refused with
 //!   [`Error::Device`] (`Device::Auto` never picks lavapipe unless `ROUGHSIG_ADAPTER` names it, and
 //!   falls back to the CPU on such errors).
 //! - f32 runs everywhere; f64 only on adapters with `SHADER_F64` (an explicit f64 request elsewhere
 //!   is an [`Error::Device`] naming the adapter).
 
+pub mod calibrate;
 mod chunks;
 mod context;
 pub mod kernels;
@@ -134,20 +135,31 @@ pub fn adapters() -> AdapterList {
         })
         .collect();
     let (auto, auto_reason) = match auto_adapter() {
-        Ok(d) => (
-            Some(d.index),
+        Ok(d) => (Some(d.index), {
+            let t = |p| match auto_threshold(&d, p) {
+                Ok(Some(w)) => format!("from {w} multiply-adds"),
+                _ => "never".to_string(),
+            };
+            let e = d.entry().ok();
+            let measured = e
+                .and_then(|e| {
+                    let driver = format!("{} {}", e.info.driver, e.info.driver_info);
+                    calibrate::of(&e.info.name, driver.trim())
+                })
+                .is_some();
             format!(
-                "Auto uses adapter {} ('{}') for workloads of at least {} multiply-adds, the CPU below{}",
+                "Auto uses adapter {} ('{}'): f32 {}, f64 {} ({}); the CPU otherwise",
                 d.index,
                 d.name,
-                AUTO_MIN_WORK,
-                if has_fast_f64(&d).unwrap_or(false) {
-                    ""
+                t(kernels::Precision::F32),
+                t(kernels::Precision::F64),
+                if measured {
+                    "measured by roughsig calibrate"
                 } else {
-                    "; f64 stays on the CPU (no fast f64)"
+                    "the default rule; roughsig calibrate measures it"
                 }
-            ),
-        ),
+            )
+        }),
         Err(why) => (None, format!("Auto always runs on the CPU: {why}")),
     };
     AdapterList {
@@ -210,7 +222,7 @@ fn device_of(index: usize, e: &Entry) -> GpuDevice {
 
 /// The adapter for an explicit GPU request: the first whose name contains `name` (case-insensitive;
 /// `ROUGHSIG_ADAPTER` when `name` is `None`), else the most capable one, software adapters included.
-pub(crate) fn find_adapter(name: Option<&str>) -> Result<GpuDevice> {
+pub fn find_adapter(name: Option<&str>) -> Result<GpuDevice> {
     let reg = registry();
     let filter = name.map(str::to_string).or_else(adapter_filter);
     let names = || {
@@ -299,6 +311,27 @@ pub(crate) fn fall_back(device: &GpuDevice, result: Result<()>) -> Result<bool> 
 /// Whether `device` computes in f64.
 pub(crate) fn has_f64(device: &GpuDevice) -> Result<bool> {
     Ok(device.entry()?.has_f64())
+}
+
+/// The workload from which `Device::Auto` runs on `device` in `precision` (`None`: never): what
+/// `roughsig calibrate` measured for this adapter and driver, else [`AUTO_MIN_WORK`] for f32 and for
+/// f64 on parts with fast f64.
+pub(crate) fn auto_threshold(
+    device: &GpuDevice,
+    precision: kernels::Precision,
+) -> Result<Option<u128>> {
+    let e = device.entry()?;
+    let driver = format!("{} {}", e.info.driver, e.info.driver_info);
+    if let Some(c) = calibrate::of(&e.info.name, driver.trim()) {
+        return Ok(match precision {
+            kernels::Precision::F32 => c.f32_min_work,
+            kernels::Precision::F64 => c.f64_min_work,
+        });
+    }
+    Ok(match precision {
+        kernels::Precision::F32 => Some(AUTO_MIN_WORK),
+        kernels::Precision::F64 => has_fast_f64(device)?.then_some(AUTO_MIN_WORK),
+    })
 }
 
 /// Data-centre parts whose f64 runs at half or a third of their f32 rate; elsewhere f64 is 1/32 to

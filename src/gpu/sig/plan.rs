@@ -6,8 +6,9 @@
 //! `sig_backward` one workgroup per (path, chunk). The chunk count is chosen so that the main dispatch
 //! has about [`TARGET_FORWARD`] (or [`TARGET_BACKWARD`]) invocations whatever the batch: a single
 //! long path is cut into many chunks, a large batch of short paths into few. A chunk is never shorter
-//! than [`MIN_STEPS`] increments (the joins would cost more than they save) nor longer than the
-//! adapter allows in one invocation ([`MAX_STEPS`], and lavapipe's loop budget).
+//! than [`MIN_STEPS`] increments ([`MIN_STEPS_BACKWARD`] backward: the joins would cost more than
+//! they save) nor longer than the adapter allows in one invocation ([`MAX_STEPS`], and lavapipe's
+//! loop budget).
 
 use super::wgsl::{SigKey, Tables};
 use crate::gpu::kernels::Precision;
@@ -19,6 +20,9 @@ pub const TARGET_FORWARD: u64 = 1 << 18;
 pub const TARGET_BACKWARD: u64 = 1 << 20;
 /// The fewest increments a chunk holds (unless the path has fewer).
 pub const MIN_STEPS: u64 = 8;
+/// The same for the reverse sweep, whose chunks are also joined by two scans: longer chunks keep the
+/// scans' `C·log2(C)` Chen products well below the sweep's own work.
+pub const MIN_STEPS_BACKWARD: u64 = 32;
 /// The most increments a chunk holds: keeps every dispatch short (display watchdogs end long ones).
 pub const MAX_STEPS: u64 = 4096;
 
@@ -211,9 +215,9 @@ pub fn plan(
 
     // Chunks: enough invocations for the target, within [MIN_STEPS, max_steps] increments each.
     let inc = shape.increments();
-    let (per_unit, target) = match pass {
-        Pass::Forward => (tables.top(), TARGET_FORWARD),
-        Pass::Backward => (wg as u64, TARGET_BACKWARD),
+    let (per_unit, target, min_steps) = match pass {
+        Pass::Forward => (tables.top(), TARGET_FORWARD, MIN_STEPS),
+        Pass::Backward => (wg as u64, TARGET_BACKWARD, MIN_STEPS_BACKWARD),
     };
     // At least two chunks wherever both can be full: no invocation walks a whole path.
     let want_chunks = target
@@ -221,7 +225,7 @@ pub fn plan(
         .max(2);
     let mut steps = inc
         .div_ceil(want_chunks.max(1))
-        .max(MIN_STEPS.min(inc))
+        .max(min_steps.min(inc))
         .clamp(1, max_steps.max(1));
     if one_chunk {
         if inc > max_steps {
