@@ -139,7 +139,7 @@ pub(crate) fn infer_scalar_term(what: &'static str, len: usize, levels: usize) -
 }
 
 /// A zeroed output array, refusing sizes that could not be allocated.
-pub(crate) fn zeros<T: Scalar>(what: &'static str, shape: &[usize]) -> Result<ArrayD<T>> {
+pub(crate) fn zeros<T: Scalar>(what: &str, shape: &[usize]) -> Result<ArrayD<T>> {
     let elements = shape
         .iter()
         .try_fold(1u128, |acc, &n| acc.checked_mul(n as u128))
@@ -151,23 +151,136 @@ pub(crate) fn zeros<T: Scalar>(what: &'static str, shape: &[usize]) -> Result<Ar
     Ok(ArrayD::zeros(IxDyn(shape)))
 }
 
-/// Refuse a buffer larger than the machine's memory.
-pub(crate) fn check_bytes(what: &'static str, bytes: u128) -> Result<()> {
-    let limit = memory_limit();
+/// Refuse a buffer larger than the memory available.
+pub(crate) fn check_bytes(what: &str, bytes: u128) -> Result<()> {
+    let limit = available_memory();
     if bytes > limit {
-        return Err(Error::TooLarge { what, bytes, limit });
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            bytes,
+            limit,
+        });
     }
     Ok(())
 }
 
-/// Physical memory where the OS tells it (Linux), else the largest allocation Rust allows.
-fn memory_limit() -> u128 {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        });
-    total.unwrap_or(isize::MAX as u128).min(isize::MAX as u128)
+/// The memory one call allocates with a given number of threads, in bytes.
+pub(crate) struct Memory {
+    pub output: u128,
+    /// Buffers the threads share.
+    pub shared: u128,
+    /// Each thread's workspace.
+    pub per_thread: u128,
+}
+
+/// The most threads, at most `threads`, whose call fits in the memory available, `memory(t)` being
+/// what the call allocates on `t` threads. Not even one thread fitting is [`Error::TooLarge`],
+/// naming the sizes.
+pub(crate) fn fit_threads(
+    what: &str,
+    threads: usize,
+    memory: impl Fn(usize) -> Memory,
+) -> Result<usize> {
+    let limit = available_memory();
+    let total = |m: &Memory, t: usize| {
+        m.output
+            .saturating_add(m.shared)
+            .saturating_add(m.per_thread.saturating_mul(t as u128))
+    };
+    if let Some(t) = (1..=threads.max(1))
+        .rev()
+        .find(|&t| total(&memory(t), t) <= limit)
+    {
+        return Ok(t);
+    }
+    let m = memory(1);
+    Err(Error::TooLarge {
+        what: format!(
+            "{what} (output {} bytes, buffers {} bytes, one thread's workspace {} bytes)",
+            m.output, m.shared, m.per_thread
+        ),
+        bytes: total(&m, 1),
+        limit,
+    })
+}
+
+/// The memory a call may use: the least of what the system reports available, the address space
+/// the process may still map (`ulimit -v`) and its cgroup's remaining limit, where the system tells
+/// them (Linux); elsewhere the largest allocation Rust allows.
+pub(crate) fn available_memory() -> u128 {
+    [mem_available(), address_space_left(), cgroup_left()]
+        .into_iter()
+        .flatten()
+        .fold(isize::MAX as u128, u128::min)
+}
+
+/// A `Key: <n> kB` line of a `/proc` file, in bytes.
+fn proc_kib(file: &str, key: &str) -> Option<u128> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: u128 = line[key.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn mem_available() -> Option<u128> {
+    proc_kib("/proc/meminfo", "MemAvailable:")
+}
+
+fn address_space_left() -> Option<u128> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    // "Max address space   <soft> <hard> bytes"; "unlimited" parses as no limit.
+    let soft: u128 = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(soft.saturating_sub(proc_kib("/proc/self/status", "VmSize:")?))
+}
+
+fn cgroup_left() -> Option<u128> {
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok();
+    let max: u128 = read("memory.max")?.trim().parse().ok()?;
+    let current: u128 = read("memory.current")?.trim().parse().ok()?;
+    Some(max.saturating_sub(current))
+}
+
+/// Refuse a result holding NaN or infinity from finite inputs, naming the first such batch item; the
+/// last `item_axes` axes of `out` belong to one item. One rule for every operation and device.
+pub(crate) fn check_result<T: Scalar>(
+    what: &'static str,
+    out: &ArrayD<T>,
+    item_axes: usize,
+) -> Result<()> {
+    let data = out.as_slice().expect("results are contiguous");
+    let batch_shape = &out.shape()[..out.ndim().saturating_sub(item_axes)];
+    let per_item = out.shape()[batch_shape.len()..].iter().product();
+    match first_non_finite(data, batch_shape, per_item) {
+        None => Ok(()),
+        Some((item, _)) => Err(Error::ResultOverflow { what, item }),
+    }
+}
+
+/// The batch index of the first item holding a NaN or infinity, and that value.
+pub(crate) fn first_non_finite<T: Scalar>(
+    data: &[T],
+    batch_shape: &[usize],
+    per_item: usize,
+) -> Option<(Vec<usize>, f64)> {
+    let flat = data.iter().position(|v| !v.is_finite())?;
+    Some((
+        unravel(flat / per_item.max(1), batch_shape),
+        data[flat].to_f64(),
+    ))
+}
+
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (slot, &n) in index.iter_mut().zip(shape).rev() {
+        *slot = flat % n.max(1);
+        flat /= n.max(1);
+    }
+    index
 }

@@ -4,7 +4,7 @@
 use crate::algebra::{
     exp, exp_backprop, mul_exp, mul_exp_backprop, tensor_mul, tensor_mul_backprop, HornerScratch,
 };
-use crate::batch::{expect_len, infer_scalar_term, same_batch, zeros, Rows};
+use crate::batch::{check_result, expect_len, infer_scalar_term, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
 use crate::device::cpu_threads;
 use crate::layout::{aug_dim, TensorShape};
@@ -40,6 +40,7 @@ pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
             tensor_mul(&shape, &xa[r.clone()], &xb[r], &mut o[st..]);
         },
     );
+    check_result("combined signature", &out, 1)?;
     Ok(out)
 }
 
@@ -119,6 +120,7 @@ pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
             }
         },
     );
+    check_result("joined signature", &out, 1)?;
     Ok(out)
 }
 
@@ -175,7 +177,8 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
 }
 
 fn threads(options: &SigOptions) -> Result<usize> {
-    options.validate()?;
+    // The signatures' dtype does not matter here: combine and join never read `end_time`.
+    options.validate::<f64>()?;
     cpu_threads(&options.device, options.n_jobs)
 }
 
@@ -255,5 +258,8 @@ fn split_pair<T: Scalar>(
             .into_shape_with_order(shape)
             .expect("same element count")
     };
-    Ok((reshape(first, len1), reshape(second, len2)))
+    let pair = (reshape(first, len1), reshape(second, len2));
+    check_result("gradient", &pair.0, 1)?;
+    check_result("gradient", &pair.1, 1)?;
+    Ok(pair)
 }

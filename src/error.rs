@@ -32,10 +32,12 @@ pub enum Error {
     /// `d + d^2 + … + d^N` does not fit in a machine word.
     #[error("signature length overflows for dimension {dim}, degree {degree}")]
     Overflow { dim: usize, degree: usize },
-    /// The output (or a buffer it needs) would not fit in memory.
-    #[error("{what} needs {bytes} bytes, more than this machine can hold ({limit} bytes)")]
+    /// The memory a call would allocate (its output, buffers and per-thread workspaces, all sized
+    /// before any is made) is more than is available: the system's available memory, the
+    /// process's address-space limit and its cgroup's limit, whichever is least.
+    #[error("{what} needs {bytes} bytes, more than the {limit} bytes of memory available")]
     TooLarge {
-        what: &'static str,
+        what: String,
         bytes: u128,
         limit: u128,
     },
@@ -60,6 +62,17 @@ pub enum Error {
          with large increments; normalise the paths or use a bounded static kernel (e.g. rbf)"
     )]
     KernelOverflow {
+        what: &'static str,
+        item: Vec<usize>,
+    },
+    /// A result holding infinity or NaN although every input was finite: the computation overflowed
+    /// the dtype (huge path values, a high degree or long paths in f32). Returned by every operation
+    /// on the CPU and the GPU alike, instead of the non-finite values.
+    #[error(
+        "{what} overflowed to infinity or NaN at batch item {item:?} (finite inputs whose values \
+         exceed the dtype's range); rescale the paths or compute in f64"
+    )]
+    ResultOverflow {
         what: &'static str,
         item: Vec<usize>,
     },

@@ -20,6 +20,9 @@
 
 pub mod algebra;
 mod batch;
+/// The `roughsig` command line, which the binary runs; not part of the library's API.
+#[doc(hidden)]
+pub mod cli;
 mod combine;
 mod cpu;
 pub mod demo;

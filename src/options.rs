@@ -1,6 +1,6 @@
 //! Options shared by the signature operations, with pySigLib's defaults.
 
-use crate::{Error, Result};
+use crate::{Error, Result, Scalar};
 
 /// Where a computation runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,15 +61,22 @@ impl Default for SigOptions {
 }
 
 impl SigOptions {
-    pub(crate) fn validate(&self) -> Result<()> {
-        if !self.end_time.is_finite() {
-            return Err(Error::invalid(format!(
-                "end_time must be finite, got {}",
-                self.end_time
-            )));
-        }
+    /// Check the options for paths of dtype `T`.
+    pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
+        check_end_time::<T>(self.end_time)?;
         threads(self.n_jobs).map(|_| ())
     }
+}
+
+/// `end_time` must be finite in the paths' dtype (`1e39` is finite in f64 but not in f32).
+pub(crate) fn check_end_time<T: Scalar>(end_time: f64) -> Result<()> {
+    if end_time.is_finite() && T::from_f64(end_time).is_finite() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "end_time must be finite in {}, got {end_time}",
+        std::any::type_name::<T>()
+    )))
 }
 
 /// The most threads an operation uses: the larger of the available cores and [`MIN_THREAD_CAP`].

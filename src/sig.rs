@@ -1,6 +1,9 @@
 //! `sig` and `sig_backprop`: the front end (checks, shapes, device) over the drivers.
 
-use crate::batch::{infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
+use crate::batch::{
+    check_bytes, check_result, fit_threads, infer_scalar_term, paths as path_rows, same_batch,
+    zeros, Memory, Rows,
+};
 use crate::cpu::{self, PathsShape};
 use crate::device::{record, select_for, Backend};
 use crate::gpu::{self, kernels::Precision};
@@ -18,20 +21,37 @@ pub fn sig<T: Scalar, D: Dimension>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let p = path_rows("path", paths.into_dyn())?;
     let (ps, shape) = setup(&p, degree, options)?;
     let mut out_shape = p.batch_shape.clone();
     out_shape.push(shape.len() + options.scalar_term as usize);
-    let mut out = zeros::<T>("signature", &out_shape)?;
-    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     let work = workload(p.batch(), &ps, &shape, options);
     let mut backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
+    let output = elements(&out_shape);
+    let fit = |threads| {
+        fit_cpu::<T>(
+            "signature",
+            &shape,
+            ps,
+            p.batch(),
+            output,
+            options,
+            threads,
+            false,
+        )
+    };
+    match &mut backend {
+        Backend::Cpu { threads } => *threads = fit(*threads)?,
+        Backend::Gpu(_) => fit_gpu::<T>("signature", output, p.slice().len())?,
+    }
+    let mut out = zeros::<T>("signature", &out_shape)?;
+    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     if let Backend::Gpu(device) = &backend {
         let result = gpu::sig(device, &shape, p.slice(), ps, options, out_slice);
         if gpu::fall_back(device, result)? {
             backend = Backend::Cpu {
-                threads: threads(options.n_jobs)?,
+                threads: fit(threads(options.n_jobs)?)?,
             };
         }
     }
@@ -39,6 +59,7 @@ pub fn sig<T: Scalar, D: Dimension>(
         cpu::sig(threads, &shape, p.slice(), ps, options, out_slice);
     }
     record(&backend);
+    check_result("signature", &out, 1)?;
     Ok(out)
 }
 
@@ -57,7 +78,7 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let p = path_rows("path", paths.into_dyn())?;
     let s = Rows::new("sig", sigs.into_dyn(), 1)?;
     let g = Rows::new("sig_derivs", sig_derivs.into_dyn(), 1)?;
@@ -68,11 +89,31 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
     crate::batch::expect_len("sig_derivs", &g, s.last())?;
     s.check_finite("sig", false)?;
     g.check_finite("sig_derivs", false)?;
-    let mut out = zeros::<T>("path gradient", p.data.shape())?;
-    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     // The reverse sweep costs about three forward passes.
     let work = workload(p.batch(), &ps, &shape, options).saturating_mul(3);
     let mut backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
+    let output = elements(p.data.shape());
+    let fit = |threads| {
+        fit_cpu::<T>(
+            "path gradient",
+            &shape,
+            ps,
+            p.batch(),
+            output,
+            options,
+            threads,
+            true,
+        )
+    };
+    match &mut backend {
+        Backend::Cpu { threads } => *threads = fit(*threads)?,
+        Backend::Gpu(_) => {
+            let inputs = p.slice().len() + s.slice().len() + g.slice().len();
+            fit_gpu::<T>("path gradient", output, inputs)?
+        }
+    }
+    let mut out = zeros::<T>("path gradient", p.data.shape())?;
+    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     let st = st as usize;
     if let Backend::Gpu(device) = &backend {
         let (paths, sigs, derivs) = (p.slice(), s.slice(), g.slice());
@@ -81,7 +122,7 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
         );
         if gpu::fall_back(device, result)? {
             backend = Backend::Cpu {
-                threads: threads(options.n_jobs)?,
+                threads: fit(threads(options.n_jobs)?)?,
             };
         }
     }
@@ -92,6 +133,7 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
         );
     }
     record(&backend);
+    check_result("path gradient", &out, 2)?;
     Ok(out)
 }
 
@@ -107,6 +149,45 @@ fn setup<T: Scalar>(
     };
     let d = aug_dim(ps.dim, options.time_aug, options.lead_lag)?;
     Ok((ps, TensorShape::new(d, degree)?))
+}
+
+fn elements(shape: &[usize]) -> u128 {
+    shape
+        .iter()
+        .fold(1u128, |n, &k| n.saturating_mul(k as u128))
+}
+
+/// The most threads, at most `threads`, for which a CPU `sig` (with `backward`, `sig_backprop`) of
+/// `batch` paths fits in memory beside its `output` elements.
+#[allow(clippy::too_many_arguments)]
+fn fit_cpu<T: Scalar>(
+    what: &str,
+    shape: &TensorShape,
+    ps: PathsShape,
+    batch: usize,
+    output: u128,
+    options: &SigOptions,
+    threads: usize,
+    backward: bool,
+) -> Result<usize> {
+    fit_threads(what, threads, |t| {
+        let (shared, per_thread) = cpu::sig_memory::<T>(shape, ps, options, batch, t, backward);
+        Memory {
+            output: output.saturating_mul(std::mem::size_of::<T>() as u128),
+            shared,
+            per_thread,
+        }
+    })
+}
+
+/// Refuse a GPU call whose host memory does not fit: the output, the mapped staging buffer and the
+/// host copy the result comes back through, and the driver's upload copies of the inputs.
+fn fit_gpu<T: Scalar>(what: &str, output: u128, inputs: usize) -> Result<()> {
+    let values = output.saturating_mul(3).saturating_add(inputs as u128);
+    check_bytes(
+        &format!("{what} on the GPU (output, staging and read-back, uploads)"),
+        values.saturating_mul(std::mem::size_of::<T>() as u128),
+    )
 }
 
 /// About the multiply-adds of a forward pass: `batch · increments · sig_length` (for `Device::Auto`).

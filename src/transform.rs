@@ -1,7 +1,7 @@
 //! `transform_path` and its backprop: time augmentation and lead-lag, materialised (the signature
 //! functions never need this; it is here for callers who want the transformed path itself).
 
-use crate::batch::{paths as path_rows, zeros, Rows};
+use crate::batch::{check_result, paths as path_rows, zeros, Rows};
 use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayView, Dimension};
@@ -12,7 +12,7 @@ pub fn transform_path<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let p = path_rows("path", paths.into_dyn())?;
     let shape = p.data.shape();
     let (len, dim) = (shape[shape.len() - 2], p.last());
@@ -52,7 +52,7 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
     derivs: ArrayView<'_, T, D>,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let g = Rows::new("derivs", derivs.into_dyn(), 2)?;
     g.check_finite("derivs", true)?;
     let shape = g.data.shape();
@@ -106,6 +106,7 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
             }
         }
     }
+    check_result("path gradient", &out, 2)?;
     Ok(out)
 }
 

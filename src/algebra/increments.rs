@@ -64,6 +64,28 @@ impl<'a, T: Scalar> Increments<'a, T> {
         }
     }
 
+    /// Increments `steps` as the increments of a path of their own: the points they move, the steps
+    /// renumbered from 0 (keeping a lead-lag step's parity) and the same time step. Returns it, the
+    /// renumbered steps and the first point's index in this path, so that gradients scattered
+    /// through the window land at `first_point · dim` of this path's layout.
+    pub fn window(&self, steps: std::ops::Range<usize>) -> (Self, std::ops::Range<usize>, usize) {
+        if steps.is_empty() {
+            return (Increments { path: &[], ..*self }, 0..0, 0);
+        }
+        let (first, last) = (self.source(steps.start).0, self.source(steps.end - 1).0);
+        let shift = if self.lead_lag { 2 * first } else { first };
+        let window = Increments {
+            path: &self.path[first * self.dim..(last + 2) * self.dim],
+            ..*self
+        };
+        (window, steps.start - shift..steps.end - shift, first)
+    }
+
+    /// Values of the path the increments are taken of (points × dimension): its gradient's length.
+    pub fn path_len(&self) -> usize {
+        self.path.len()
+    }
+
     /// Whether the path is lead-lag transformed: every step then moves only half of the channels.
     pub fn lead_lag(&self) -> bool {
         self.lead_lag

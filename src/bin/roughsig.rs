@@ -1,8 +1,5 @@
 //! The `roughsig` command-line tool; see `roughsig --help`.
 
-#[path = "../cli/mod.rs"]
-mod cli;
-
 fn main() -> std::process::ExitCode {
-    cli::main()
+    roughsig::cli::main()
 }

@@ -6,9 +6,9 @@ use super::args::{
 use super::npy::{self, Input};
 use super::progress;
 use super::timing::Timing;
+use crate::{Error, Result, Scalar, SigKernelOptions, SigOptions};
 use ndarray::ArrayD;
 use ndarray_npy::WritableElement;
-use roughsig::{Error, Result, Scalar, SigKernelOptions, SigOptions};
 
 /// Run a generic body with `T` = the job's compute dtype.
 macro_rules! dispatch {
@@ -70,7 +70,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = options(&transform, &common);
             let job = Job::read("transform-path", &[&path], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::transform_path(x[0].view(), &opts)
+                crate::transform_path(x[0].view(), &opts)
             }))
         }
         Command::TransformPathBackprop {
@@ -82,7 +82,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = options(&transform, &common);
             let job = Job::read("transform-path-backprop", &[&derivs], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::transform_path_backprop(x[0].view(), &opts)
+                crate::transform_path_backprop(x[0].view(), &opts)
             }))
         }
         Command::SigCombine {
@@ -97,7 +97,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-combine", &[&sig1, &sig2], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::sig_combine(x[0].view(), x[1].view(), dimension, degree, &opts)
+                crate::sig_combine(x[0].view(), x[1].view(), dimension, degree, &opts)
             }))
         }
         Command::SigCombineBackprop {
@@ -113,7 +113,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-combine-backprop", &[&deriv, &sig1, &sig2], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                roughsig::sig_combine_backprop(
+                crate::sig_combine_backprop(
                     x[0].view(),
                     x[1].view(),
                     x[2].view(),
@@ -135,7 +135,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-join", &[&sig, &displacement], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::sig_join(x[0].view(), x[1].view(), dimension, degree, prepend, &opts)
+                crate::sig_join(x[0].view(), x[1].view(), dimension, degree, prepend, &opts)
             }))
         }
         Command::SigJoinBackprop {
@@ -151,7 +151,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-join-backprop", &[&deriv, &sig, &displacement], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                roughsig::sig_join_backprop(
+                crate::sig_join_backprop(
                     x[0].view(),
                     x[1].view(),
                     x[2].view(),
@@ -172,7 +172,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel", &[&path1, &path2], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::sig_kernel(x[0].view(), x[1].view(), &opts)
+                crate::sig_kernel(x[0].view(), x[1].view(), &opts)
             }))
         }
         Command::SigKernelBackprop {
@@ -186,7 +186,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel-backprop", &[&derivs, &path1, &path2], &common)?;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                roughsig::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts)
+                crate::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts)
             }))
         }
         Command::SigKernelGram {
@@ -202,9 +202,9 @@ pub fn run(command: Command) -> Result<()> {
             let symmetric = paths1 == paths2;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
                 if symmetric {
-                    roughsig::sig_kernel_gram_sym(x[0].view(), &opts)
+                    crate::sig_kernel_gram_sym(x[0].view(), &opts)
                 } else {
-                    roughsig::sig_kernel_gram(x[0].view(), x[1].view(), &opts)
+                    crate::sig_kernel_gram(x[0].view(), x[1].view(), &opts)
                 }
             }))
         }
@@ -219,21 +219,18 @@ pub fn run(command: Command) -> Result<()> {
                 scalar_term,
                 ..SigOptions::default()
             };
-            println!(
-                "{}",
-                roughsig::sig_length(size.dimension, size.degree, &opts)?
-            );
+            println!("{}", crate::sig_length(size.dimension, size.degree, &opts)?);
             Ok(())
         }
         Command::Devices => {
-            print!("{}", roughsig::gpu::adapters());
+            print!("{}", crate::gpu::adapters());
             Ok(())
         }
         Command::Calibrate { adapter } => {
-            let device = roughsig::gpu::find_adapter(adapter.as_deref())?;
+            let device = crate::gpu::find_adapter(adapter.as_deref())?;
             eprintln!("calibrating '{}' against the CPU…", device.name);
-            let c = roughsig::gpu::calibrate::calibrate(&device)?;
-            let file = roughsig::gpu::calibrate::save(&c)?;
+            let c = crate::gpu::calibrate::calibrate(&device)?;
+            let file = crate::gpu::calibrate::save(&c)?;
             let show =
                 |w: Option<u128>| w.map_or("never".into(), |w| format!("from {w} multiply-adds"));
             println!(
@@ -260,7 +257,7 @@ pub fn run(command: Command) -> Result<()> {
             };
             let job = Job::read("log-sig", &[&path], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::log_sig(x[0].view(), degree, method, &opts)
+                crate::log_sig(x[0].view(), degree, method, &opts)
             }))
         }
         Command::SigToLogSig {
@@ -275,7 +272,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-to-log-sig", &[&sig], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::sig_to_log_sig(x[0].view(), dimension, degree, method, &opts)
+                crate::sig_to_log_sig(x[0].view(), dimension, degree, method, &opts)
             }))
         }
         Command::LogSigLength { size, flags } => {
@@ -286,12 +283,12 @@ pub fn run(command: Command) -> Result<()> {
             };
             println!(
                 "{}",
-                roughsig::log_sig_length(size.dimension, size.degree, &opts)?
+                crate::log_sig_length(size.dimension, size.degree, &opts)?
             );
             Ok(())
         }
         Command::Demo { device } => {
-            let report = roughsig::demo::run(&device)?;
+            let report = crate::demo::run(&device)?;
             print!("{report}");
             Ok(())
         }
@@ -374,7 +371,7 @@ impl<'a> Job<'a> {
         let result = self
             .timing()
             .run(|first| progress::sig(&x[0], degree, opts, first && show))?;
-        finish(self.op, &out.output, &result)
+        npy::write(&out.output, &result)
     }
 
     fn sig_backprop<T: Float>(&self, degree: usize, opts: &SigOptions, out: &Output) -> Result<()> {
@@ -383,7 +380,7 @@ impl<'a> Job<'a> {
         let result = self.timing().run(|first| {
             progress::sig_backprop(&x[0], &x[1], &x[2], degree, opts, first && show)
         })?;
-        finish(self.op, &out.output, &result)
+        npy::write(&out.output, &result)
     }
 
     fn single<T: Float>(
@@ -393,7 +390,7 @@ impl<'a> Job<'a> {
     ) -> Result<()> {
         let x = self.arrays::<T>();
         let result = self.timing().run(|_| f(&x))?;
-        finish(self.op, &out.output, &result)
+        npy::write(&out.output, &result)
     }
 
     fn pair<T: Float>(
@@ -409,7 +406,6 @@ impl<'a> Job<'a> {
         }
         let x = self.arrays::<T>();
         let (a, b) = self.timing().run(|_| f(&x))?;
-        warn_non_finite(self.op, &[&a, &b]);
         npy::write_pair(&out.output, &a, &out.output2, &b)
     }
 }
@@ -436,18 +432,4 @@ fn common_dtype(inputs: &[Input]) -> Result<Dtype> {
         Some(("f32", _)) => Dtype::F32,
         _ => Dtype::F64,
     })
-}
-
-fn finish<T: Float>(op: &str, path: &str, result: &ArrayD<T>) -> Result<()> {
-    warn_non_finite(op, &[result]);
-    npy::write(path, result)
-}
-
-fn warn_non_finite<T: Float>(op: &str, outputs: &[&ArrayD<T>]) {
-    if outputs.iter().any(|a| a.iter().any(|x| !x.is_finite())) {
-        eprintln!(
-            "warning: {op} produced NaN or Inf values (overflow, likely from large path increments); \
-             consider normalising your paths"
-        );
-    }
 }

@@ -1,4 +1,5 @@
-//! The `roughsig` command line: compiled into the binary only.
+//! The `roughsig` command line. It lives in the library so that its calls into the generic kernels
+//! are compiled once, with the library, rather than again for the binary and its tests.
 
 mod args;
 mod commands;

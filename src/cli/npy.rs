@@ -1,8 +1,8 @@
 //! Reading and writing `.npy` files: dtype detection from the header, conversion to the compute dtype.
 
+use crate::{Error, Result, Scalar};
 use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
-use roughsig::{Error, Result, Scalar};
 use std::io::{BufWriter, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,21 +24,26 @@ pub struct Input {
 impl Input {
     pub fn read(path: &str) -> Result<Input> {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, format!("cannot read: {e}")))?;
-        let header = Header::parse(&bytes).map_err(|m| io_error(path, m))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// The array of the `.npy` file `bytes`, read from `path` (named in errors).
+    fn from_bytes(path: &str, bytes: &[u8]) -> Result<Input> {
+        let header = Header::parse(bytes).map_err(|m| io_error(path, m))?;
         let descr = header.descr.as_str();
         let kind = descr.trim_start_matches(['<', '>', '|', '=']);
         let data = match kind {
-            "f8" => Npy::F64(parse(path, &bytes, &header)?),
-            "f4" => Npy::F32(parse(path, &bytes, &header)?),
-            "i1" => Npy::Int(parse::<i8>(path, &bytes, &header)?.mapv(f64::from)),
-            "i2" => Npy::Int(parse::<i16>(path, &bytes, &header)?.mapv(f64::from)),
-            "i4" => Npy::Int(parse::<i32>(path, &bytes, &header)?.mapv(f64::from)),
-            "i8" => Npy::Int(parse::<i64>(path, &bytes, &header)?.mapv(|x| x as f64)),
-            "u1" => Npy::Int(parse::<u8>(path, &bytes, &header)?.mapv(f64::from)),
-            "u2" => Npy::Int(parse::<u16>(path, &bytes, &header)?.mapv(f64::from)),
-            "u4" => Npy::Int(parse::<u32>(path, &bytes, &header)?.mapv(f64::from)),
-            "u8" => Npy::Int(parse::<u64>(path, &bytes, &header)?.mapv(|x| x as f64)),
-            "b1" => Npy::Int(parse::<bool>(path, &bytes, &header)?.mapv(|b| if b { 1.0 } else { 0.0 })),
+            "f8" => Npy::F64(parse(path, bytes, &header)?),
+            "f4" => Npy::F32(parse(path, bytes, &header)?),
+            "i1" => Npy::Int(parse::<i8>(path, bytes, &header)?.mapv(f64::from)),
+            "i2" => Npy::Int(parse::<i16>(path, bytes, &header)?.mapv(f64::from)),
+            "i4" => Npy::Int(parse::<i32>(path, bytes, &header)?.mapv(f64::from)),
+            "i8" => Npy::Int(parse::<i64>(path, bytes, &header)?.mapv(|x| x as f64)),
+            "u1" => Npy::Int(parse::<u8>(path, bytes, &header)?.mapv(f64::from)),
+            "u2" => Npy::Int(parse::<u16>(path, bytes, &header)?.mapv(f64::from)),
+            "u4" => Npy::Int(parse::<u32>(path, bytes, &header)?.mapv(f64::from)),
+            "u8" => Npy::Int(parse::<u64>(path, bytes, &header)?.mapv(|x| x as f64)),
+            "b1" => Npy::Int(parse::<bool>(path, bytes, &header)?.mapv(|b| if b { 1.0 } else { 0.0 })),
             _ => {
                 return Err(Error::Invalid(format!(
                     "{path}: unsupported dtype '{descr}' (expected float64 or float32; integers and bool are converted to float64)"
@@ -343,5 +348,142 @@ mod tests {
         let h = Header::parse(&b).unwrap();
         assert_eq!(h.data(&b, 4).unwrap().len(), b.len() - 4);
         assert!(h.data(&b[..b.len() - 5], 4).is_err());
+    }
+}
+
+/// The reader under mutated files: the seeds in `tests/data/fuzz/npy/` (valid files of every
+/// supported kind) truncated, with bytes overwritten, with header fields replaced, or spliced with
+/// each other. Every outcome is an array no larger than the file's data, or an error naming the
+/// file on one line. Cases: `PROPTEST_CASES` (256 by default).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz/npy");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("the fuzz corpus")
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Truncate(usize),
+        Overwrite(usize, Vec<u8>),
+        /// Replace the text of a header field's value with this.
+        Field(&'static str, String),
+        Splice(usize, usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let number = prop_oneof![
+            (0usize..6).prop_map(|n| n.to_string()),
+            Just("18446744073709551615".to_string()),
+            Just("100000".to_string()),
+            Just("-1".to_string()),
+            Just("".to_string()),
+        ];
+        let shape = proptest::collection::vec(number, 0..4)
+            .prop_map(|dims| format!("({},)", dims.join(", ")));
+        let descr = prop_oneof![
+            Just("'<f8'"),
+            Just("'>f4'"),
+            Just("'<i8'"),
+            Just("'|b1'"),
+            Just("'<c16'"),
+            Just("'<U3'"),
+            Just("[('a', '<f8')]"),
+            Just("'"),
+        ]
+        .prop_map(str::to_string);
+        prop_oneof![
+            any::<usize>().prop_map(Mutation::Truncate),
+            (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
+                .prop_map(|(at, b)| Mutation::Overwrite(at, b)),
+            shape.prop_map(|v| Mutation::Field("shape", v)),
+            descr.prop_map(|v| Mutation::Field("descr", v)),
+            prop_oneof![Just("True"), Just("False"), Just("1"), Just("")]
+                .prop_map(|v| Mutation::Field("fortran_order", v.to_string())),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Splice(a, b)),
+        ]
+    }
+
+    fn apply(seeds: &[Vec<u8>], seed: usize, mutations: &[Mutation]) -> Vec<u8> {
+        let mut bytes = seeds[seed % seeds.len()].clone();
+        for m in mutations {
+            match m {
+                Mutation::Truncate(at) => bytes.truncate(at % (bytes.len() + 1)),
+                Mutation::Overwrite(at, with) => {
+                    let len = bytes.len().max(1);
+                    for (i, &b) in with.iter().enumerate() {
+                        if let Some(slot) = bytes.get_mut((at % len + i) % len) {
+                            *slot = b;
+                        }
+                    }
+                }
+                Mutation::Field(key, value) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let pattern = format!("'{key}': ");
+                    if let Some(start) = text.find(&pattern).map(|i| i + pattern.len()) {
+                        if text.is_char_boundary(start) {
+                            let end = text[start..]
+                                .find(", '")
+                                .or_else(|| text[start..].find('}'))
+                                .map_or(text.len(), |e| start + e);
+                            let mut out = text.as_bytes()[..start].to_vec();
+                            out.extend_from_slice(value.as_bytes());
+                            out.extend_from_slice(&text.as_bytes()[end..]);
+                            bytes = out;
+                        }
+                    }
+                }
+                Mutation::Splice(other, at) => {
+                    let other = &seeds[other % seeds.len()];
+                    let at = at % (bytes.len() + 1);
+                    bytes.truncate(at);
+                    bytes.extend_from_slice(&other[at.min(other.len())..]);
+                }
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn every_seed_reads() {
+        for (i, bytes) in seeds().iter().enumerate() {
+            let input = Input::from_bytes("seed.npy", bytes);
+            assert!(input.is_ok(), "seed {i}: {:?}", input.err());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn mutated_files_read_or_fail_cleanly(
+            seed in any::<usize>(),
+            mutations in proptest::collection::vec(mutation(), 1..4),
+        ) {
+            let seeds = seeds();
+            let bytes = apply(&seeds, seed, &mutations);
+            match Input::from_bytes("fuzzed.npy", &bytes) {
+                Ok(input) => {
+                    let elements: usize = input.shape().iter().product();
+                    // No element is smaller than a byte: the array never outgrows the file.
+                    prop_assert!(elements <= bytes.len(), "{} elements from {} bytes", elements, bytes.len());
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(msg.starts_with("fuzzed.npy") && !msg.contains('\n'), "{}", msg);
+                }
+            }
+        }
     }
 }

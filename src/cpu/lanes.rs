@@ -65,12 +65,23 @@ impl<T: Scalar, const L: usize> LaneWorkspace<T, L> {
 /// sweep's row loops are weaker, so it takes lanes up to a larger size (16 f32 lanes won there up
 /// to the limit, 1.07–1.2× at 21–32 KiB).
 pub(super) fn lanes_for<T>(shape: &TensorShape, batch: usize, backward: bool) -> Option<usize> {
-    let limit = if backward { 32 * 1024 } else { 16 * 1024 };
+    let limit = if backward {
+        MAX_LANE_SIG_BYTES
+    } else {
+        MAX_LANE_SIG_BYTES / 2
+    };
     let bytes = |l: usize| shape.len() * l * std::mem::size_of::<T>();
     [lane_count::<T>(), 8]
         .into_iter()
         .find(|&l| batch >= l && shape.degree > 0 && bytes(l) <= limit)
 }
+
+/// The largest lane group's signatures (one per lane), in bytes, that [`lanes_for`] allows.
+const MAX_LANE_SIG_BYTES: usize = 32 * 1024;
+
+/// A bound on one thread's lane workspace: the chains, ping and pong of [`LaneScratch`] (at most
+/// three lane groups' signatures), the sweep's `s` and `g` (two more) and the interleaved steps.
+pub(super) const LANE_WORKSPACE_BOUND: usize = 5 * MAX_LANE_SIG_BYTES + LANE_STEP_BYTES;
 
 /// Signatures of a batch into `out`, `lanes` paths at a time.
 #[allow(clippy::too_many_arguments)]

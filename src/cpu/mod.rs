@@ -8,8 +8,43 @@ pub(crate) use sig::PathsShape;
 
 pub(crate) use sig::{sig, sig_backprop};
 
+use crate::layout::TensorShape;
+use crate::{Scalar, SigOptions};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
+
+/// What a CPU `sig` (with `backward`, `sig_backprop`) of `batch` paths allocates besides its output
+/// when run on `threads` threads: `(buffers shared by the threads, bytes per thread)`.
+pub(crate) fn sig_memory<T: Scalar>(
+    shape: &TensorShape,
+    ps: PathsShape,
+    opts: &SigOptions,
+    batch: usize,
+    threads: usize,
+    backward: bool,
+) -> (u128, u128) {
+    let (n, b) = (shape.len() as u128, batch as u128);
+    let pieces = split::pieces(batch, ps.increments(opts), threads) as u128;
+    let values = match (pieces > 1, backward) {
+        (false, _) => 0,
+        // The pieces' signatures and the join's row.
+        (true, false) => b * pieces * n + n,
+        // The pieces' gradient windows (one path's gradient per item, plus the boundary points
+        // the pieces share), the pieces' signatures and their gradients, the prefix products and
+        // three rows.
+        (true, true) => {
+            let path = (ps.length * ps.dim) as u128;
+            let boundaries = pieces * 2 * ps.dim as u128;
+            b * (path + boundaries) + 2 * b * pieces * n + pieces * n + 3 * n
+        }
+    };
+    let shared = values * std::mem::size_of::<T>() as u128;
+    let mut per_thread = sig::Workspace::<T>::bytes(shape, opts.lead_lag, backward);
+    if lanes::lanes_for::<T>(shape, batch, backward).is_some() {
+        per_thread += lanes::LANE_WORKSPACE_BOUND as u128;
+    }
+    (shared, per_thread)
+}
 
 /// A rayon pool of exactly `threads` threads, reused by every call asking for the same size.
 ///

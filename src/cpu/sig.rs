@@ -18,6 +18,7 @@ pub(super) struct Workspace<T> {
     zs: AlignedVec<T>,
     neg_z: AlignedVec<T>,
     dz: AlignedVec<T>,
+    /// The reverse sweep's prefix signature and its gradient, made on first backward use.
     s: AlignedVec<T>,
     g: AlignedVec<T>,
     /// The signature while the steps run, on a cache line (see [`AlignedVec`]), then copied
@@ -37,12 +38,36 @@ impl<T: Scalar> Workspace<T> {
             zs: AlignedVec::zeroed(shape.dim * StepLayout::for_shape::<T>(shape).fused_steps()),
             neg_z: AlignedVec::zeroed(shape.dim),
             dz: AlignedVec::zeroed(shape.dim),
-            s: AlignedVec::zeroed(shape.len()),
-            g: AlignedVec::zeroed(shape.len()),
+            s: AlignedVec::zeroed(0),
+            g: AlignedVec::zeroed(0),
             acc: AlignedVec::zeroed(shape.len()),
             lead_lag: None,
             lower: shape.lower(),
         }
+    }
+
+    /// The most bytes a workspace for `shape` holds once it has run (forward, or with `backward`
+    /// also the reverse sweep), field by field as [`Workspace::new`] and the steps allocate them.
+    pub(super) fn bytes(shape: &TensorShape, lead_lag: bool, backward: bool) -> u128 {
+        let (n, d) = (shape.len() as u128, shape.dim as u128);
+        let top = shape.top_scratch_len() as u128;
+        let fused = StepLayout::for_shape::<T>(shape).fused_steps() as u128;
+        let values = n // acc
+            + if backward { 2 * n } else { 0 } // s, g
+            + n // the Horner chains (the levels below the top)
+            + (2 + fused) * top // Horner's ping, pong and tops
+            + (3 + fused) * d // z, zs, neg_z, dz
+            + if lead_lag { n + (2 + 2 * FUSED_PAIRS as u128) * top } else { 0 };
+        // Turning reversed words back to rows copies a level into `tops` and keeps an index per
+        // top-level word.
+        let (copy, indices) = match StepLayout::for_shape::<T>(shape) {
+            StepLayout::Reversed => {
+                let top_level = shape.level_len(shape.degree) as u128;
+                (top_level, top_level * std::mem::size_of::<u32>() as u128)
+            }
+            StepLayout::Rows => (0, 0),
+        };
+        (values + copy) * std::mem::size_of::<T>() as u128 + indices
     }
 
     /// `s ← s ⊗ exp(z_t)` for increment `t` of `inc`: the lead-lag step where it applies.
@@ -185,6 +210,10 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     ws: &mut Workspace<T>,
     out: &mut [T],
 ) {
+    if ws.s.len() != sig.len() {
+        ws.s = AlignedVec::zeroed(sig.len());
+        ws.g = AlignedVec::zeroed(sig.len());
+    }
     ws.s.copy_from_slice(sig);
     ws.g.copy_from_slice(sig_derivs);
     for t in steps.rev() {

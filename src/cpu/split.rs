@@ -130,10 +130,20 @@ pub(super) fn sig_backprop<T: Scalar>(
     out: &mut [T],
 ) {
     let (n, batch, last) = (shape.len(), sig_derivs.len(), pieces - 1);
-    let grad_len = ps.length * ps.dim;
-    let mut piece_grads = vec![T::zero(); batch * pieces * grad_len];
+    // Each piece's sweep writes the gradient of the points it moves into a window of its own; the
+    // windows share only boundary points, so together they hold about one gradient per item.
+    let windows: Vec<_> = (0..batch * pieces)
+        .map(|r| {
+            let inc = ps.path(paths, r / pieces, opts);
+            inc.window(backward_piece(inc.count(), pieces, r % pieces))
+        })
+        .collect();
+    let mut piece_grads = vec![T::zero(); windows.iter().map(|w| w.0.path_len()).sum()];
     let (mut last_grads, mut other_grads) = (Vec::new(), Vec::new());
-    for (r, grad) in piece_grads.chunks_exact_mut(grad_len).enumerate() {
+    let mut rest = piece_grads.as_mut_slice();
+    for (r, (window, _, _)) in windows.iter().enumerate() {
+        let (grad, tail) = std::mem::take(&mut rest).split_at_mut(window.path_len());
+        rest = tail;
         if r % pieces == last {
             last_grads.push(grad);
         } else {
@@ -144,9 +154,9 @@ pub(super) fn sig_backprop<T: Scalar>(
         grads.par_iter_mut().enumerate().for_each_init(
             || Workspace::new(shape),
             |ws, (item, grad)| {
-                let inc = ps.path(paths, item, opts);
-                let steps = backward_piece(inc.count(), pieces, last);
-                sig_backprop_path(shape, &inc, steps, sigs[item], sig_derivs[item], ws, grad);
+                let (window, steps, _) = &windows[item * pieces + last];
+                let (s, g) = (sigs[item], sig_derivs[item]);
+                sig_backprop_path(shape, window, steps.clone(), s, g, ws, grad);
             },
         )
     };
@@ -160,14 +170,8 @@ pub(super) fn sig_backprop<T: Scalar>(
             .for_each_init(
                 || Workspace::new(shape),
                 |ws, (r, part)| {
-                    let inc = ps.path(paths, r / pieces, opts);
-                    sig_path(
-                        shape,
-                        &inc,
-                        backward_piece(inc.count(), pieces, r % pieces),
-                        ws,
-                        part,
-                    );
+                    let (window, steps, _) = &windows[r];
+                    sig_path(shape, window, steps.clone(), ws, part);
                 },
             );
         let part_grads = piece_gradients(shape, &mut parts, sigs, sig_derivs, pieces);
@@ -175,10 +179,9 @@ pub(super) fn sig_backprop<T: Scalar>(
             || Workspace::new(shape),
             |ws, (k, grad)| {
                 let r = (k / last) * pieces + k % last;
-                let inc = ps.path(paths, r / pieces, opts);
-                let steps = backward_piece(inc.count(), pieces, r % pieces);
+                let (window, steps) = (&windows[r].0, windows[r].1.clone());
                 let (s, g) = (&parts[r * n..(r + 1) * n], &part_grads[r * n..(r + 1) * n]);
-                sig_backprop_path(shape, &inc, steps, s, g, ws, grad);
+                sig_backprop_path(shape, window, steps, s, g, ws, grad);
             },
         );
     };
@@ -190,13 +193,16 @@ pub(super) fn sig_backprop<T: Scalar>(
             || other_sweeps(&mut other_grads),
         )
     });
+    let (grad_len, mut at) = (ps.length * ps.dim, 0);
     for (item, grad) in out.chunks_exact_mut(grad_len).enumerate() {
         grad.fill(T::zero());
-        let own = &piece_grads[item * pieces * grad_len..(item + 1) * pieces * grad_len];
-        for piece in own.chunks_exact(grad_len) {
-            for (o, &x) in grad.iter_mut().zip(piece) {
+        for (window, _, first) in &windows[item * pieces..(item + 1) * pieces] {
+            let len = window.path_len();
+            let into = &mut grad[first * ps.dim..first * ps.dim + len];
+            for (o, &x) in into.iter_mut().zip(&piece_grads[at..at + len]) {
                 *o += x;
             }
+            at += len;
         }
     }
 }

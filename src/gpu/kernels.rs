@@ -1,5 +1,5 @@
 //! The kernel table: every WGSL shader of `shaders/`, with the bindings and workgroup size the Rust
-//! side assumes. Bind-group layouts are built from this table, and `tests/gpu_shaders.rs` checks it
+//! side assumes. Bind-group layouts are built from this table, and `tests/suite/gpu_shaders.rs` checks it
 //! against what naga reads from the shaders, so the two cannot drift apart.
 //!
 //! Each shader is one source specialised per precision by a text substitution: the source is written

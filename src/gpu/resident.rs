@@ -54,7 +54,7 @@ impl<T: Scalar> GpuPaths<T> {
     /// Upload `paths` to the adapter `options.device` names (`Device::Gpu(name)`; `Auto` takes the
     /// most capable adapter). `Device::Cpu`, no adapter, or f64 without `SHADER_F64` is an error.
     pub fn new<D: Dimension>(paths: ArrayView<'_, T, D>, options: &SigOptions) -> Result<Self> {
-        options.validate()?;
+        options.validate::<T>()?;
         let name = match &options.device {
             Device::Gpu(name) => name.clone(),
             Device::Cpu => {

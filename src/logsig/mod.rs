@@ -16,7 +16,9 @@
 mod lyndon;
 
 use crate::algebra::{tensor_log, tensor_log_backprop, LogScratch};
-use crate::batch::{expect_len, infer_scalar_term, paths as path_rows, same_batch, zeros, Rows};
+use crate::batch::{
+    check_result, expect_len, infer_scalar_term, paths as path_rows, same_batch, zeros, Rows,
+};
 use crate::cpu::par_rows;
 use crate::cpu::PathsShape;
 use crate::device::{cpu_threads, record, select_for, Backend};
@@ -134,7 +136,7 @@ pub fn log_sig<T: Scalar, D: Dimension>(
     method: LogSigMethod,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let paths = paths.into_dyn();
     let p = path_rows("path", paths.view())?;
     let plan = Plan::new(
@@ -170,6 +172,7 @@ pub fn log_sig<T: Scalar, D: Dimension>(
             };
         } else {
             record(&backend);
+            check_result("log-signature", &out, 1)?;
             return Ok(out);
         }
     }
@@ -193,6 +196,7 @@ pub fn log_sig<T: Scalar, D: Dimension>(
         plan.forward(&s, false, options.scalar_term, threads)?
     };
     record(&Backend::Cpu { threads });
+    check_result("log-signature", &out, 1)?;
     Ok(out)
 }
 
@@ -216,6 +220,7 @@ pub(crate) fn log_sig_of_device<T: Scalar>(
         plan.on_gpu(device, gpu::Signatures::Device(sigs), options, slice)?;
     }
     record(&Backend::Gpu(device.clone()));
+    check_result("log-signature", &out, 1)?;
     Ok(out)
 }
 
@@ -234,7 +239,7 @@ pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
     method: LogSigMethod,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let plan = Plan::for_dimension(dimension, degree, method, options)?;
     let s = Rows::new("sig", sigs.into_dyn(), 1)?;
     let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
@@ -258,12 +263,14 @@ pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
         let result = plan.on_gpu(device, source, &options, slice);
         if !gpu::fall_back(device, result)? {
             record(&backend);
+            check_result("log-signature", &out, 1)?;
             return Ok(out);
         }
     }
     let threads = crate::threads(options.n_jobs)?;
     let out = plan.forward(&s, st, st, threads)?;
     record(&Backend::Cpu { threads });
+    check_result("log-signature", &out, 1)?;
     Ok(out)
 }
 
@@ -280,7 +287,7 @@ pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     method: LogSigMethod,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let paths = paths.into_dyn();
     let p = path_rows("path", paths.view())?;
     let plan = Plan::new(
@@ -297,6 +304,7 @@ pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     let sigs = sig(paths.view(), degree, &sig_options)?;
     let s = Rows::new("sig", sigs.view(), 1)?;
     let sig_derivs = plan.backward(&s, false, &g, out_st, threads(options)?)?;
+    check_result("signature gradient", &sig_derivs, 1)?;
     sig_backprop(paths, sigs.view(), sig_derivs.view(), degree, &sig_options)
 }
 
@@ -311,7 +319,7 @@ pub fn sig_to_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     method: LogSigMethod,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let plan = Plan::for_dimension(dimension, degree, method, options)?;
     let s = Rows::new("sig", sigs.into_dyn(), 1)?;
     let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
@@ -320,7 +328,9 @@ pub fn sig_to_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     expect_len("log_sig_derivs", &g, plan.out_len(st))?;
     s.check_finite("sig", false)?;
     g.check_finite("log_sig_derivs", false)?;
-    plan.backward(&s, st, &g, st, threads(options)?)
+    let out = plan.backward(&s, st, &g, st, threads(options)?)?;
+    check_result("signature gradient", &out, 1)?;
+    Ok(out)
 }
 
 fn without_scalar(options: &SigOptions) -> SigOptions {

@@ -1,5 +1,6 @@
 //! Checks of the signature kernels' inputs and outputs: non-finite values, named by batch item.
 
+use crate::batch::first_non_finite;
 use crate::{Error, Result, Scalar};
 
 /// Fail on NaN or infinity in `data`, an array of `per_item`-sized items of `batch_shape`.
@@ -32,26 +33,4 @@ pub(super) fn check_output<T: Scalar>(
         None => Ok(()),
         Some((item, _)) => Err(Error::KernelOverflow { what, item }),
     }
-}
-
-/// The batch index of the first item holding a NaN or infinity, and that value.
-fn first_non_finite<T: Scalar>(
-    data: &[T],
-    batch_shape: &[usize],
-    per_item: usize,
-) -> Option<(Vec<usize>, f64)> {
-    let flat = data.iter().position(|v| !v.is_finite())?;
-    Some((
-        unravel(flat / per_item.max(1), batch_shape),
-        data[flat].to_f64(),
-    ))
-}
-
-fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (slot, &n) in index.iter_mut().zip(shape).rev() {
-        *slot = flat % n.max(1);
-        flat /= n.max(1);
-    }
-    index
 }

@@ -52,7 +52,7 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
     y: ArrayView<'_, T, D2>,
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     let px = path_rows("path1", x.into_dyn())?;
     let py = path_rows("path2", y.into_dyn())?;
     same_batch("path1", &px, "path2", &py)?;
@@ -117,7 +117,7 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
     y: ArrayView<'_, T, D2>,
     options: &SigKernelOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
-    options.validate()?;
+    options.validate::<T>()?;
     let px = path_rows("path1", x.into_dyn())?;
     let py = path_rows("path2", y.into_dyn())?;
     same_batch("path1", &px, "path2", &py)?;
@@ -215,7 +215,7 @@ fn gram<T: Scalar>(
     options: &SigKernelOptions,
     symmetric: bool,
 ) -> Result<ArrayD<T>> {
-    options.validate()?;
+    options.validate::<T>()?;
     reject_grid(options, "sig_kernel_gram")?;
     let px = path_rows("paths1", xs)?;
     let py = path_rows("paths2", ys)?;
@@ -312,7 +312,7 @@ pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dim
     ys: ArrayView<'_, T, D2>,
     options: &SigKernelOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
-    options.validate()?;
+    options.validate::<T>()?;
     reject_grid(options, "sig_kernel_gram_backprop")?;
     let px = path_rows("paths1", xs.into_dyn())?;
     let py = path_rows("paths2", ys.into_dyn())?;

@@ -1,6 +1,6 @@
 //! Options of the signature-kernel functions, with pySigLib's defaults.
 
-use crate::{Device, Error, Result};
+use crate::{Device, Error, Result, Scalar};
 
 /// The static kernel κ on the points of the (transformed) paths. The PDE is driven by its second
 /// mixed differences `κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b) − κ(x_a, y_{b+1}) + κ(x_a, y_b)`, which for
@@ -112,13 +112,8 @@ impl Default for SigKernelOptions {
 }
 
 impl SigKernelOptions {
-    pub(crate) fn validate(&self) -> Result<()> {
-        if !self.end_time.is_finite() {
-            return Err(Error::invalid(format!(
-                "end_time must be finite, got {}",
-                self.end_time
-            )));
-        }
+    pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
+        crate::options::check_end_time::<T>(self.end_time)?;
         let (l1, l2) = self.dyadic_order;
         // The refinement factor 2^(λ1+λ2) must be a machine integer (as in pySigLib).
         if l1.saturating_add(l2) >= 63 {

@@ -1,9 +1,7 @@
 //! Signature kernels: every pySigLib 4.0.0 reference case (f64 and f32), the limit `<S(x), S(y)>`,
 //! gradients against finite differences, Gram matrices, and bad input.
 
-mod common;
-
-use common::{assert_close, random, to_f32, to_f64, Case};
+use crate::common::{assert_close, random, to_f32, to_f64, Case};
 use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
 use roughsig::{
     sig, sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
@@ -43,7 +41,7 @@ fn case_options(case: &Case) -> SigKernelOptions {
 
 fn check_count(function: &str, checked: usize) {
     let index: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::golden_dir().join("index.json")).unwrap(),
+        &std::fs::read_to_string(crate::common::golden_dir().join("index.json")).unwrap(),
     )
     .unwrap();
     let expected = index["counts"][function].as_u64().unwrap() as usize;

@@ -427,32 +427,41 @@ fn sig_length_prints_the_number() {
 }
 
 #[test]
-fn overflow_warns_but_writes() {
+fn overflow_is_one_line_and_no_file() {
     let dir = scratch("overflow");
     let case = golden("sig_overflow_d2_L10_deg8_scale1e40");
     let out = dir.join("o.npy");
-    let r = run(&[
+    let path = p(&case.join("path.npy"));
+    let msg = fails(&["sig", &path, "--degree", "8", "-o", &p(&out)]);
+    assert!(msg.contains("overflowed") && msg.contains("f64"), "{msg}");
+    assert!(!out.exists());
+    // f32 paths whose degree-2 terms pass f32's range.
+    let mut a = ArrayD::<f32>::zeros(IxDyn(&[2, 3, 2]));
+    a.slice_mut(ndarray::s![1, 1.., ..]).fill(1e19);
+    write(&dir.join("big32.npy"), &a);
+    let msg = fails(&[
         "sig",
-        &p(&case.join("path.npy")),
+        &p(&dir.join("big32.npy")),
         "--degree",
-        "8",
+        "2",
         "-o",
         &p(&out),
     ]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", r.stderr);
-    assert!(
-        lines[0].contains("NaN or Inf") && lines[0].contains("normalis"),
-        "{}",
-        lines[0]
-    );
-    let got = read64(&out);
-    let expected = read64(&case.join("sig.npy"));
-    assert_eq!(got.shape(), expected.shape());
-    for (g, e) in got.iter().zip(expected.iter()) {
-        assert_eq!(g.is_finite(), e.is_finite());
-    }
+    assert!(msg.contains("batch item [1]"), "{msg}");
+    assert!(!out.exists());
+    // An end time beyond f32's range.
+    let msg = fails(&[
+        "sig",
+        &p(&dir.join("big32.npy")),
+        "--degree",
+        "2",
+        "--time-aug",
+        "--end-time",
+        "1e39",
+        "-o",
+        &p(&out),
+    ]);
+    assert!(msg.contains("end_time"), "{msg}");
 }
 
 /// A path file in `dir` holding `a`.

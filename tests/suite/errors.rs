@@ -1,8 +1,6 @@
 //! Bad input is a typed error, never a panic, a silent wrong answer or an absurd allocation.
 
-mod common;
-
-use common::random;
+use crate::common::random;
 use ndarray::{ArrayD, IxDyn};
 use roughsig::{sig, sig_backprop, sig_combine, sig_join, Device, Error, SigOptions};
 
@@ -260,4 +258,85 @@ fn thread_counts_are_bounded_and_pools_freed() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(alive() <= 300, "{} threads alive", alive());
+}
+
+/// The memory available to this process, as the library reads it (Linux).
+fn mem_available() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// A signature whose output fits in memory but whose workspace does not is refused before anything
+/// is allocated, naming the sizes; it used to pass the check and abort in the allocator.
+#[test]
+fn workspaces_count_against_memory() {
+    let Some(available) = mem_available() else {
+        return;
+    };
+    // Degree 2 in dimension d: an output of 8·d² bytes about 40 % of what is available, and a
+    // workspace (a signature being built, and the top level turned back to rows) larger still.
+    let d = (0.4 * available / 8.0).sqrt() as usize;
+    let path = ArrayD::<f64>::zeros(IxDyn(&[1, 2, d]));
+    let one_thread = SigOptions {
+        n_jobs: 1,
+        device: Device::Cpu,
+        ..Default::default()
+    };
+    match sig(path.view(), 2, &one_thread) {
+        Err(Error::TooLarge { what, bytes, limit }) => {
+            assert!(
+                what.contains("output") && what.contains("workspace"),
+                "{what}"
+            );
+            assert!(bytes > limit);
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|a| a.len())),
+    }
+}
+
+/// f32 paths whose degree-2 terms leave f32's range: an error naming the item, not infinities.
+#[test]
+fn overflowing_results_are_errors() {
+    let mut path = ArrayD::<f32>::zeros(IxDyn(&[3, 4, 2]));
+    path.slice_mut(ndarray::s![2, 2.., ..]).fill(1e19);
+    let cpu = SigOptions {
+        device: Device::Cpu,
+        ..Default::default()
+    };
+    assert!(matches!(
+        sig(path.view(), 2, &cpu),
+        Err(Error::ResultOverflow { ref item, .. }) if item == &[2]
+    ));
+    // The same path in f64 is fine.
+    let path64 = path.mapv(f64::from);
+    let s = sig(path64.view(), 2, &cpu).unwrap();
+    assert!(s.iter().all(|x| x.is_finite()));
+    // Gradients that overflow are refused the same way.
+    let small = ndarray::Array3::from_shape_fn((2, 3, 2), |(_, t, _)| t as f32).into_dyn();
+    let s = sig(small.view(), 2, &cpu).unwrap();
+    let mut derivs = ArrayD::<f32>::zeros(s.raw_dim());
+    derivs.slice_mut(ndarray::s![1, ..]).fill(3e38);
+    assert!(matches!(
+        sig_backprop(small.view(), s.view(), derivs.view(), 2, &cpu),
+        Err(Error::ResultOverflow { ref item, .. }) if item == &[1]
+    ));
+}
+
+/// An end time that f32 cannot hold is refused for f32 paths and accepted for f64.
+#[test]
+fn end_time_must_fit_the_dtype() {
+    let o = SigOptions {
+        time_aug: true,
+        end_time: 1e39,
+        device: Device::Cpu,
+        ..Default::default()
+    };
+    let path = random(&[4, 2], 3);
+    let msg = sig(path.mapv(|x| x as f32).view(), 2, &o)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("end_time") && msg.contains("f32"), "{msg}");
+    assert!(sig(path.view(), 2, &o).is_ok());
 }

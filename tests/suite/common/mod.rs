@@ -82,6 +82,11 @@ impl Case {
         }
     }
 
+    /// Whether pySigLib's output holds infinities or NaN (the deliberate overflow cases).
+    pub fn overflows(&self) -> bool {
+        self.json["outputs_contain_nonfinite"].as_bool() == Some(true)
+    }
+
     /// The tolerance the case asks for: `|got-ref| <= rtol·|ref| + atol·max|ref|`.
     pub fn tolerance(&self) -> (f64, f64) {
         let hint = &self.json["tolerance_hint"];
@@ -130,4 +135,25 @@ pub fn random(shape: &[usize], seed: u64) -> ArrayD<f64> {
         s ^= s << 17;
         (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     })
+}
+
+/// Where pySigLib returns infinities, roughsig refuses with `ResultOverflow`, naming a batch item
+/// whose reference row is not finite.
+pub fn expect_overflow(name: &str, want: &ArrayD<f64>, got: roughsig::Result<ArrayD<f64>>) {
+    let item = match got {
+        Err(roughsig::Error::ResultOverflow { item, .. }) => item,
+        other => panic!("{name}: expected ResultOverflow, got {other:?}"),
+    };
+    let batch_shape = &want.shape()[..want.ndim() - 1];
+    assert_eq!(item.len(), batch_shape.len(), "{name}: {item:?}");
+    let flat = item
+        .iter()
+        .zip(batch_shape)
+        .fold(0, |acc, (&i, &n)| acc * n + i);
+    let len = want.shape()[want.ndim() - 1];
+    let row = &want.as_slice().unwrap()[flat * len..(flat + 1) * len];
+    assert!(
+        row.iter().any(|x| !x.is_finite()),
+        "{name}: item {item:?} is finite in the reference"
+    );
 }

@@ -1,9 +1,7 @@
 //! Properties that need no reference: exact signatures, Chen's identity, gradients against finite
 //! differences, and serial against parallel runs.
 
-mod common;
-
-use common::random;
+use crate::common::random;
 use ndarray::{s, Array1, ArrayD, IxDyn};
 use proptest::prelude::*;
 use roughsig::{sig, sig_backprop, SigOptions, TensorShape};
@@ -416,7 +414,7 @@ fn time_split_matches_serial() {
             device: roughsig::Device::Cpu,
             ..Default::default()
         };
-        let path = random(&[1, 1500, 3], 60 + flags as u64) * 0.1;
+        let path = random(&[2, 1500, 3], 60 + flags as u64) * 0.1;
         let serial = sig(path.view(), 4, &o(1)).unwrap();
         let w = random(serial.shape(), 61);
         let serial_grad = sig_backprop(path.view(), serial.view(), w.view(), 4, &o(1)).unwrap();

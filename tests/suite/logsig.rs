@@ -1,9 +1,7 @@
 //! Log-signatures: every pySigLib 4.0.0 reference case (f64 and f32), the algebra they rest on
 //! (exp ∘ log = id, Lyndon words, the bracket basis), gradients against finite differences, and errors.
 
-mod common;
-
-use common::{assert_close, random, to_f32, to_f64, Case};
+use crate::common::{assert_close, random, to_f32, to_f64, Case};
 use ndarray::{ArrayD, Axis, IxDyn};
 use roughsig::algebra::tensor_mul;
 use roughsig::{
@@ -27,7 +25,7 @@ fn case_method(case: &Case) -> LogSigMethod {
 
 fn index_count(function: &str) -> usize {
     let index: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::golden_dir().join("index.json")).unwrap(),
+        &std::fs::read_to_string(crate::common::golden_dir().join("index.json")).unwrap(),
     )
     .unwrap();
     index["counts"][function].as_u64().unwrap() as usize

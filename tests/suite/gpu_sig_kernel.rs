@@ -6,10 +6,8 @@
 //! skip into a failure. f64 checks are skipped, with a message, on adapters without f64. lavapipe is
 //! slow: the sizes are kept small.
 
-mod common;
-
-use common::gpu::{gpu, CHUNK};
-use common::{assert_close, random, to_f32, to_f64, Case};
+use crate::common::gpu::{gpu, CHUNK};
+use crate::common::{assert_close, random, to_f32, to_f64, Case};
 use ndarray::{ArrayD, Axis};
 use roughsig::{
     sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,

@@ -1,0 +1,195 @@
+//! The public API under arbitrary input: shapes (empty axes included), strides (reversed, stepped and
+//! transposed views), values (NaN, infinities, huge and subnormal numbers), options (any end time,
+//! any `n_jobs`, absurd degrees) and dtypes. Every call returns a typed error or a result of the
+//! right shape whose values are finite; nothing panics. Cases per property: `PROPTEST_CASES`
+//! (64 by default, which `cargo test` runs); failures are kept in `proptest-regressions/` and
+//! replayed first.
+
+use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use proptest::prelude::*;
+use roughsig::{
+    log_sig, sig, sig_backprop, sig_combine, sig_join, sig_to_log_sig, transform_path, Device,
+    Error, LogSigMethod, SigOptions,
+};
+
+/// A value: mostly ordinary, sometimes one that breaks naive code.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        8 => -3.0f64..3.0,
+        1 => prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1e300),
+            Just(-1e200),
+            Just(1e30),
+            Just(5e-324),
+            Just(0.0),
+        ],
+    ]
+}
+
+/// A degree: small ones that run, and absurd ones that must be refused before anything is allocated.
+fn degree() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        9 => 0usize..6,
+        1 => prop_oneof![Just(64usize), Just(1 << 20), Just(1 << 40), Just(usize::MAX)],
+    ]
+}
+
+fn options() -> impl Strategy<Value = SigOptions> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            4 => 0.1f64..10.0,
+            1 => prop_oneof![
+                Just(0.0),
+                Just(-2.0),
+                Just(1e39),
+                Just(f64::NAN),
+                Just(f64::INFINITY)
+            ],
+        ],
+        prop_oneof![
+            4 => -2i32..5,
+            1 => prop_oneof![Just(0i32), Just(-1000), Just(100_000), Just(i32::MAX), Just(i32::MIN)],
+        ],
+    )
+        .prop_map(|(time_aug, lead_lag, scalar_term, end_time, n_jobs)| SigOptions {
+            time_aug,
+            lead_lag,
+            scalar_term,
+            end_time,
+            n_jobs,
+            device: Device::Cpu,
+        })
+}
+
+/// An array of `shape` with arbitrary values, seen through a view that is contiguous, reversed
+/// along an axis, stepped along an axis or with its last two axes swapped.
+#[derive(Debug, Clone)]
+struct Input {
+    data: ArrayD<f64>,
+    view: u8,
+}
+
+impl Input {
+    fn view(&self) -> ndarray::ArrayViewD<'_, f64> {
+        let mut v = self.data.view();
+        let nd = v.ndim();
+        match self.view % 4 {
+            1 if nd > 0 => v.invert_axis(Axis(0)),
+            2 if nd > 0 => v.slice_axis_inplace(Axis(nd - 1), Slice::new(0, None, 2)),
+            3 if nd > 1 => v.swap_axes(nd - 1, nd - 2),
+            _ => {}
+        }
+        v
+    }
+}
+
+fn input(max_rank: usize) -> impl Strategy<Value = Input> {
+    (
+        proptest::collection::vec(0usize..5, 0..=max_rank),
+        any::<u8>(),
+    )
+        .prop_flat_map(|(shape, view)| {
+            let len = shape.iter().product::<usize>();
+            (
+                proptest::collection::vec(value(), len),
+                Just(shape),
+                Just(view),
+            )
+        })
+        .prop_map(|(values, shape, view)| Input {
+            data: ArrayD::from_shape_vec(IxDyn(&shape), values).unwrap(),
+            view,
+        })
+}
+
+/// A result is a typed error, or finite values: inputs with NaN or infinity are refused, and finite
+/// inputs that overflow are refused as `ResultOverflow`.
+fn check(what: &str, result: roughsig::Result<ArrayD<f64>>) -> Option<ArrayD<f64>> {
+    match result {
+        Ok(a) => {
+            assert!(
+                a.iter().all(|x| x.is_finite()),
+                "{what}: non-finite values in Ok"
+            );
+            Some(a)
+        }
+        Err(e) => {
+            // Every error renders as one line.
+            let msg = e.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n'), "{what}: {msg:?}");
+            None
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn fuzz_sig_and_gradient(x in input(4), degree in degree(), o in options(), seed in any::<u64>()) {
+        let path = x.view();
+        if let Some(s) = check("sig", sig(path.view(), degree, &o)) {
+            let shape = path.shape();
+            let batch = &shape[..shape.len() - 2];
+            prop_assert_eq!(&s.shape()[..s.ndim() - 1], batch);
+            let derivs = crate::common::random(s.shape(), seed);
+            if let Some(g) = check("sig_backprop", sig_backprop(path.view(), s.view(), derivs.view(), degree, &o)) {
+                prop_assert_eq!(g.shape(), path.shape());
+            }
+            let f32_path = path.mapv(|v| v as f32);
+            match sig(f32_path.view(), degree, &o) {
+                Ok(s) => prop_assert!(s.iter().all(|v| v.is_finite())),
+                Err(e) => prop_assert!(!e.to_string().contains('\n')),
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_log_sig_and_transforms(x in input(3), degree in degree(), o in options(), method in 0u8..3) {
+        let method = [LogSigMethod::Expanded, LogSigMethod::Words, LogSigMethod::Lyndon][method as usize];
+        let path = x.view();
+        check("log_sig", log_sig(path.view(), degree, method, &o));
+        check("transform_path", transform_path(path.view(), &o));
+    }
+
+    #[test]
+    fn fuzz_signature_arithmetic(
+        a in input(3),
+        b in input(3),
+        dim in prop_oneof![4 => 0usize..4, 1 => Just(usize::MAX)],
+        degree in degree(),
+        o in options(),
+        method in 0u8..3,
+    ) {
+        let method = [LogSigMethod::Expanded, LogSigMethod::Words, LogSigMethod::Lyndon][method as usize];
+        check("sig_combine", sig_combine(a.view(), b.view(), dim, degree, &o));
+        check("sig_join", sig_join(a.view(), b.view(), dim, degree, o.time_aug, &o));
+        check("sig_to_log_sig", sig_to_log_sig(a.view(), dim, degree, method, &o));
+    }
+}
+
+/// The regressions the fuzzer's areas were opened for stay errors.
+#[test]
+fn absurd_requests_are_typed_errors() {
+    let path = crate::common::random(&[2, 3, 2], 1);
+    let o = SigOptions {
+        n_jobs: i32::MAX,
+        device: Device::Cpu,
+        ..Default::default()
+    };
+    // `n_jobs` far beyond the cores is clamped, not a thread per job.
+    assert!(sig(path.view(), 2, &o).is_ok());
+    assert!(matches!(
+        sig(path.view(), usize::MAX, &o),
+        Err(Error::Overflow { .. })
+    ));
+}
