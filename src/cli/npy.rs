@@ -204,8 +204,12 @@ fn parse<A: ReadableElement>(path: &str, bytes: &[u8], header: &Header) -> Resul
     let bytes = header
         .data(bytes, std::mem::size_of::<A>())
         .map_err(|m| io_error(path, m))?;
-    ArrayD::<A>::read_npy(Cursor::new(bytes))
-        .map_err(|e| io_error(path, format!("not a valid .npy file: {e}")))
+    // The parser's message can span lines (a caret under the header); the first says what failed.
+    ArrayD::<A>::read_npy(Cursor::new(bytes)).map_err(|e| {
+        let e = e.to_string();
+        let first = e.lines().next().unwrap_or_default().trim_end();
+        io_error(path, format!("not a valid .npy file: {first}"))
+    })
 }
 
 /// What the reader needs from an npy header, read without trusting it.

@@ -437,7 +437,7 @@ fn overflow_is_one_line_and_no_file() {
     assert!(!out.exists());
     // f32 paths whose degree-2 terms pass f32's range.
     let mut a = ArrayD::<f32>::zeros(IxDyn(&[2, 3, 2]));
-    a.slice_mut(ndarray::s![1, 1.., ..]).fill(1e19);
+    a.slice_mut(ndarray::s![1, 1.., ..]).fill(1e20);
     write(&dir.join("big32.npy"), &a);
     let msg = fails(&[
         "sig",

@@ -300,7 +300,7 @@ fn workspaces_count_against_memory() {
 #[test]
 fn overflowing_results_are_errors() {
     let mut path = ArrayD::<f32>::zeros(IxDyn(&[3, 4, 2]));
-    path.slice_mut(ndarray::s![2, 2.., ..]).fill(1e19);
+    path.slice_mut(ndarray::s![2, 2.., ..]).fill(1e20);
     let cpu = SigOptions {
         device: Device::Cpu,
         ..Default::default()
