@@ -4,7 +4,9 @@
 use crate::algebra::{
     exp, exp_backprop, mul_exp, mul_exp_backprop, tensor_mul, tensor_mul_backprop, HornerScratch,
 };
-use crate::batch::{check_result, expect_len, infer_scalar_term, same_batch, zeros, Rows};
+use crate::batch::{
+    check_result, expect_len, fit_threads, infer_scalar_term, same_batch, zeros, Memory, Rows,
+};
 use crate::cpu::par_rows;
 use crate::device::cpu_threads;
 use crate::layout::{aug_dim, TensorShape};
@@ -24,11 +26,12 @@ pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     let (shape, st, a, b) = two_sigs(sig1.into_dyn(), sig2.into_dyn(), dimension, degree, options)?;
+    let threads = fit::<T>("combined signature", options, a.data.len(), 0)?;
     let mut out = zeros::<T>("combined signature", a.data.shape())?;
     let row = a.last();
     let (xa, xb) = (a.slice(), b.slice());
     par_rows(
-        threads(options)?,
+        threads,
         out.as_slice_mut().expect("contiguous"),
         row,
         || (),
@@ -61,8 +64,10 @@ pub fn sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimensi
     g.check_finite("deriv", false)?;
     let row = a.last();
     let (xa, xb, xg) = (a.slice(), b.slice(), g.slice());
+    // The two gradients side by side, then split into two arrays.
+    let threads = fit::<T>("signature gradients", options, 4 * a.data.len(), 0)?;
     let both = paired_rows(
-        threads(options)?,
+        threads,
         a.batch(),
         (row, row),
         || (),
@@ -94,12 +99,14 @@ pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
 ) -> Result<ArrayD<T>> {
     let (shape, st, s, v) =
         sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
+    let n = shape.len();
+    let per_thread = HornerScratch::<T>::values(&shape) + n as u128;
+    let threads = fit::<T>("joined signature", options, s.data.len(), per_thread)?;
     let mut out = zeros::<T>("joined signature", s.data.shape())?;
     let row = s.last();
     let (xs, xv) = (s.slice(), v.slice());
-    let n = shape.len();
     par_rows(
-        threads(options)?,
+        threads,
         out.as_slice_mut().expect("contiguous"),
         row,
         || (HornerScratch::new(&shape), vec![T::zero(); n]),
@@ -143,6 +150,9 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
     let row = s.last();
     let (xs, xv, xg) = (s.slice(), v.slice(), g.slice());
     let n = shape.len();
+    let per_thread = HornerScratch::<T>::values(&shape) + 2 * n as u128;
+    let output = 2 * (s.data.len() + v.data.len());
+    let threads = fit::<T>("signature gradients", options, output, per_thread)?;
     let init = || {
         (
             HornerScratch::new(&shape),
@@ -151,7 +161,7 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
         )
     };
     let both = paired_rows(
-        threads(options)?,
+        threads,
         s.batch(),
         (row, dimension),
         init,
@@ -176,10 +186,22 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
     split_pair(both, &s.batch_shape, row, dimension)
 }
 
-fn threads(options: &SigOptions) -> Result<usize> {
-    // The signatures' dtype does not matter here: combine and join never read `end_time`.
-    options.validate::<f64>()?;
-    cpu_threads(&options.device, options.n_jobs)
+/// The threads for a call whose `output` values and `per_thread` values of workspace on each thread
+/// must fit in memory: the options' thread count, lowered to fit.
+fn fit<T: Scalar>(
+    what: &str,
+    options: &SigOptions,
+    output: usize,
+    per_thread: u128,
+) -> Result<usize> {
+    options.validate::<T>()?;
+    let threads = cpu_threads(&options.device, options.n_jobs)?;
+    let size = std::mem::size_of::<T>() as u128;
+    fit_threads(what, threads, |_| Memory {
+        output: output as u128 * size,
+        shared: 0,
+        per_thread: per_thread * size,
+    })
 }
 
 type TwoSigs<'a, 'b, T> = (TensorShape, usize, Rows<'a, T>, Rows<'b, T>);

@@ -36,6 +36,13 @@ pub struct HornerScratch<T> {
 }
 
 impl<T: Scalar> HornerScratch<T> {
+    /// The values [`HornerScratch::new`] allocates for `shape` (the chains, ping, pong and tops).
+    pub fn values(shape: &TensorShape) -> u128 {
+        let top = shape.top_scratch_len() as u128;
+        let fused = StepLayout::for_shape::<T>(shape).fused_steps() as u128;
+        shape.offset(shape.degree.max(1)).max(1) as u128 + (2 + fused) * top
+    }
+
     pub fn new(shape: &TensorShape) -> Self {
         HornerScratch {
             inv: reciprocals(shape.degree),

@@ -54,8 +54,7 @@ impl<T: Scalar> Workspace<T> {
         let fused = StepLayout::for_shape::<T>(shape).fused_steps() as u128;
         let values = n // acc
             + if backward { 2 * n } else { 0 } // s, g
-            + n // the Horner chains (the levels below the top)
-            + (2 + fused) * top // Horner's ping, pong and tops
+            + HornerScratch::<T>::values(shape)
             + (3 + fused) * d // z, zs, neg_z, dz
             + if lead_lag { n + (2 + 2 * FUSED_PAIRS as u128) * top } else { 0 };
         // Turning reversed words back to rows copies a level into `tops` and keeps an index per

@@ -17,7 +17,8 @@ mod lyndon;
 
 use crate::algebra::{tensor_log, tensor_log_backprop, LogScratch};
 use crate::batch::{
-    check_result, expect_len, infer_scalar_term, paths as path_rows, same_batch, zeros, Rows,
+    check_result, expect_len, fit_threads, infer_scalar_term, paths as path_rows, same_batch,
+    zeros, Memory, Rows,
 };
 use crate::cpu::par_rows;
 use crate::cpu::PathsShape;
@@ -182,6 +183,13 @@ pub fn log_sig<T: Scalar, D: Dimension>(
     // `Expanded` has the signature's layout, so the logarithm replaces the signature row by row
     // and the call allocates (and first-touches) one output, not two.
     let in_place = plan.basis.is_none();
+    let sig_values = p.batch() as u128 * (plan.shape.len() + options.scalar_term as usize) as u128;
+    let log_values = if in_place {
+        0
+    } else {
+        p.batch() as u128 * plan.out_len(false) as u128
+    };
+    let threads = plan.fit::<T>("log-signature", sig_values, log_values, threads)?;
     let cpu_options = SigOptions {
         scalar_term: in_place && options.scalar_term,
         device: Device::Cpu,
@@ -267,7 +275,13 @@ pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
             return Ok(out);
         }
     }
-    let threads = crate::threads(options.n_jobs)?;
+    let out_values = s.batch() as u128 * plan.out_len(st) as u128;
+    let threads = plan.fit::<T>(
+        "log-signature",
+        out_values,
+        0,
+        crate::threads(options.n_jobs)?,
+    )?;
     let out = plan.forward(&s, st, st, threads)?;
     record(&Backend::Cpu { threads });
     check_result("log-signature", &out, 1)?;
@@ -303,7 +317,9 @@ pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     let sig_options = without_scalar(options);
     let sigs = sig(paths.view(), degree, &sig_options)?;
     let s = Rows::new("sig", sigs.view(), 1)?;
-    let sig_derivs = plan.backward(&s, false, &g, out_st, threads(options)?)?;
+    let values = s.data.len() as u128;
+    let threads = plan.fit::<T>("signature gradient", values, values, threads(options)?)?;
+    let sig_derivs = plan.backward(&s, false, &g, out_st, threads)?;
     check_result("signature gradient", &sig_derivs, 1)?;
     sig_backprop(paths, sigs.view(), sig_derivs.view(), degree, &sig_options)
 }
@@ -328,7 +344,9 @@ pub fn sig_to_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     expect_len("log_sig_derivs", &g, plan.out_len(st))?;
     s.check_finite("sig", false)?;
     g.check_finite("log_sig_derivs", false)?;
-    let out = plan.backward(&s, st, &g, st, threads(options)?)?;
+    let values = s.data.len() as u128;
+    let threads = plan.fit::<T>("signature gradient", values, 0, threads(options)?)?;
+    let out = plan.backward(&s, st, &g, st, threads)?;
     check_result("signature gradient", &out, 1)?;
     Ok(out)
 }
@@ -411,6 +429,40 @@ impl Plan {
             None => self.shape.len() + scalar as usize,
             Some(b) => b.len(),
         }
+    }
+
+    /// The bytes of one [`Workspace`], field by field.
+    fn workspace_bytes<T: Scalar>(&self) -> u128 {
+        let (shape, degree) = (&self.shape, self.shape.degree);
+        // The tensor logarithm's chain of partial products, and its ping and pong.
+        let chain: u128 = (1..degree)
+            .map(|m| shape.offset(degree - m + 1) as u128)
+            .sum();
+        let top = if degree == 0 {
+            0
+        } else {
+            shape.offset(degree) as u128
+        };
+        let coords = self.basis.as_ref().map_or(0, |b| b.len()) as u128;
+        let values = chain + 2 * top + shape.len() as u128 + coords;
+        values * std::mem::size_of::<T>() as u128
+    }
+
+    /// The most threads, at most `threads`, for which `output` values, `shared` values held beside
+    /// them and one workspace per thread fit in memory.
+    fn fit<T: Scalar>(
+        &self,
+        what: &str,
+        output: u128,
+        shared: u128,
+        threads: usize,
+    ) -> Result<usize> {
+        let size = std::mem::size_of::<T>() as u128;
+        fit_threads(what, threads, |_| Memory {
+            output: output.saturating_mul(size),
+            shared: shared.saturating_mul(size),
+            per_thread: self.workspace_bytes::<T>(),
+        })
     }
 
     fn workspace<T: Scalar>(&self) -> Workspace<T> {
