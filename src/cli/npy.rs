@@ -46,7 +46,8 @@ impl Input {
             "b1" => Npy::Int(parse::<bool>(path, bytes, &header)?.mapv(|b| if b { 1.0 } else { 0.0 })),
             _ => {
                 return Err(Error::Invalid(format!(
-                    "{path}: unsupported dtype '{descr}' (expected float64 or float32; integers and bool are converted to float64)"
+                    "{path}: unsupported dtype '{}' (expected float64 or float32; integers and bool are converted to float64)",
+                    printable(descr)
                 )))
             }
         };
@@ -208,8 +209,22 @@ fn parse<A: ReadableElement>(path: &str, bytes: &[u8], header: &Header) -> Resul
     ArrayD::<A>::read_npy(Cursor::new(bytes)).map_err(|e| {
         let e = e.to_string();
         let first = e.lines().next().unwrap_or_default().trim_end();
-        io_error(path, format!("not a valid .npy file: {first}"))
+        io_error(path, format!("not a valid .npy file: {}", printable(first)))
     })
+}
+
+/// Header text as it may appear in a one-line message: control characters (a newline in a corrupt
+/// header, say) escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_default());
+            escaped
+                .into_iter()
+                .flatten()
+                .chain((!c.is_control()).then_some(c))
+        })
+        .collect()
 }
 
 /// What the reader needs from an npy header, read without trusting it.
