@@ -10,7 +10,7 @@ use crate::batch::{
 use crate::cpu::par_rows;
 use crate::device::cpu_threads;
 use crate::layout::{aug_dim, TensorShape};
-use crate::{Result, Scalar, SigOptions};
+use crate::{Error, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayView, Axis, Dimension};
 
 /// `sig1 ⊗ sig2` in the truncated tensor algebra: the signature of the concatenation of the two paths.
@@ -213,6 +213,9 @@ fn two_sigs<'a, 'b, T: Scalar>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<TwoSigs<'a, 'b, T>> {
+    if dimension == 0 {
+        return Err(Error::NotPositive { what: "dimension" });
+    }
     let shape = TensorShape::new(
         aug_dim(dimension, options.time_aug, options.lead_lag)?,
         degree,
@@ -233,6 +236,9 @@ fn sig_and_displacement<'a, 'b, T: Scalar>(
     dimension: usize,
     degree: usize,
 ) -> Result<TwoSigs<'a, 'b, T>> {
+    if dimension == 0 {
+        return Err(Error::NotPositive { what: "dimension" });
+    }
     let shape = TensorShape::new(dimension, degree)?;
     let s = Rows::new("sig", sigs, 1)?;
     let v = Rows::new("displacement", displacement, 1)?;

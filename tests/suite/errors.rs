@@ -340,3 +340,19 @@ fn end_time_must_fit_the_dtype() {
     assert!(msg.contains("end_time") && msg.contains("f32"), "{msg}");
     assert!(sig(path.view(), 2, &o).is_ok());
 }
+
+/// Joining or combining signatures over zero letters is refused (it used to reach the step kernels
+/// with an empty alphabet and panic).
+#[test]
+fn zero_dimension_signatures_are_refused() {
+    let sigs = ArrayD::<f64>::zeros(IxDyn(&[1]));
+    let v = ArrayD::<f64>::zeros(IxDyn(&[0]));
+    assert!(matches!(
+        sig_join(sigs.view(), v.view(), 0, 1, false, &opts()),
+        Err(Error::NotPositive { what: "dimension" })
+    ));
+    assert!(matches!(
+        sig_combine(sigs.view(), sigs.view(), 0, 1, &opts()),
+        Err(Error::NotPositive { what: "dimension" })
+    ));
+}
