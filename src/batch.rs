@@ -140,15 +140,18 @@ pub(crate) fn infer_scalar_term(what: &'static str, len: usize, levels: usize) -
 
 /// A zeroed output array, refusing sizes that could not be allocated.
 pub(crate) fn zeros<T: Scalar>(what: &str, shape: &[usize]) -> Result<ArrayD<T>> {
-    let elements = shape
-        .iter()
-        .try_fold(1u128, |acc, &n| acc.checked_mul(n as u128))
-        .unwrap_or(u128::MAX);
     check_bytes(
         what,
-        elements.saturating_mul(std::mem::size_of::<T>() as u128),
+        elements(shape).saturating_mul(std::mem::size_of::<T>() as u128),
     )?;
     Ok(ArrayD::zeros(IxDyn(shape)))
+}
+
+/// The number of elements of an array of `shape`, saturating instead of overflowing.
+pub(crate) fn elements(shape: &[usize]) -> u128 {
+    shape
+        .iter()
+        .fold(1u128, |n, &k| n.saturating_mul(k as u128))
 }
 
 /// Refuse a buffer larger than the memory available.

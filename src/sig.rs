@@ -1,8 +1,8 @@
 //! `sig` and `sig_backprop`: the front end (checks, shapes, device) over the drivers.
 
 use crate::batch::{
-    check_bytes, check_result, fit_threads, infer_scalar_term, paths as path_rows, same_batch,
-    zeros, Memory, Rows,
+    check_bytes, check_result, elements, fit_threads, infer_scalar_term, paths as path_rows,
+    same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::{self, PathsShape};
 use crate::device::{record, select_for, Backend};
@@ -149,12 +149,6 @@ fn setup<T: Scalar>(
     };
     let d = aug_dim(ps.dim, options.time_aug, options.lead_lag)?;
     Ok((ps, TensorShape::new(d, degree)?))
-}
-
-fn elements(shape: &[usize]) -> u128 {
-    shape
-        .iter()
-        .fold(1u128, |n, &k| n.saturating_mul(k as u128))
 }
 
 /// The most threads, at most `threads`, for which a CPU `sig` (with `backward`, `sig_backprop`) of
