@@ -11,16 +11,12 @@ use crate::cpu::par_rows;
 use crate::device::cpu_threads;
 use crate::layout::{aug_dim, TensorShape};
 use crate::{Error, Result, Scalar, SigOptions};
-use ndarray::{ArrayD, ArrayView, Axis, Dimension};
+use ndarray::{ArrayD, ArrayViewD, Axis};
 
-/// `sig1 ⊗ sig2` in the truncated tensor algebra: the signature of the concatenation of the two paths.
-///
-/// `dimension` is the original path dimension; `options.time_aug` / `options.lead_lag` widen it as
-/// they widened the signatures. The scalar term is inferred from the length (both inputs must agree)
-/// and kept in the output.
-pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
-    sig1: ArrayView<'_, T, D1>,
-    sig2: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_combine`] (see [`crate::api`]).
+pub(crate) fn sig_combine<T: Scalar>(
+    sig1: ArrayViewD<'_, T>,
+    sig2: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
     options: &SigOptions,
@@ -47,12 +43,11 @@ pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
     Ok(out)
 }
 
-/// Gradients of [`sig_combine`] with respect to `sig1` and `sig2`, given `deriv = dF/d(sig1 ⊗ sig2)`.
-/// The scalar terms are constants: their derivatives are 0.
-pub fn sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
-    deriv: ArrayView<'_, T, D1>,
-    sig1: ArrayView<'_, T, D2>,
-    sig2: ArrayView<'_, T, D3>,
+/// The body of [`crate::sig_combine_backprop`] (see [`crate::api`]).
+pub(crate) fn sig_combine_backprop<T: Scalar>(
+    deriv: ArrayViewD<'_, T>,
+    sig1: ArrayViewD<'_, T>,
+    sig2: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
     options: &SigOptions,
@@ -86,12 +81,10 @@ pub fn sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimensi
     split_pair(both, &a.batch_shape, row, row)
 }
 
-/// `sig ⊗ exp(v)` (append the straight segment `v`) or, with `prepend`, `exp(v) ⊗ sig`.
-///
-/// `displacement` has shape `(batch…, dimension)`; the scalar term is inferred from `sig`'s length.
-pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
-    sigs: ArrayView<'_, T, D1>,
-    displacement: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_join`] (see [`crate::api`]).
+pub(crate) fn sig_join<T: Scalar>(
+    sigs: ArrayViewD<'_, T>,
+    displacement: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
     prepend: bool,
@@ -131,11 +124,11 @@ pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
     Ok(out)
 }
 
-/// Gradients of [`sig_join`] with respect to `sig` and `displacement`, given `deriv = dF/d(joined)`.
-pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
-    deriv: ArrayView<'_, T, D1>,
-    sigs: ArrayView<'_, T, D2>,
-    displacement: ArrayView<'_, T, D3>,
+/// The body of [`crate::sig_join_backprop`] (see [`crate::api`]).
+pub(crate) fn sig_join_backprop<T: Scalar>(
+    deriv: ArrayViewD<'_, T>,
+    sigs: ArrayViewD<'_, T>,
+    displacement: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
     prepend: bool,

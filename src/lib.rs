@@ -19,6 +19,7 @@
 //! threads; [`gpu`], WGSL kernels through wgpu; the device layer chooses), and the front end (these functions and the `roughsig` CLI).
 
 pub mod algebra;
+mod api;
 mod batch;
 /// The `roughsig` command line, which the binary runs; not part of the library's API.
 #[doc(hidden)]
@@ -37,19 +38,16 @@ mod sig;
 mod sig_kernel;
 mod transform;
 
-pub use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
+pub use api::{
+    log_sig, log_sig_backprop, lyndon_to_words, sig, sig_backprop, sig_combine,
+    sig_combine_backprop, sig_join, sig_join_backprop, sig_kernel, sig_kernel_backprop,
+    sig_kernel_gram, sig_kernel_gram_backprop, sig_kernel_gram_sym, sig_to_log_sig,
+    sig_to_log_sig_backprop, transform_path, transform_path_backprop,
+};
 pub use device::{last_backend, Backend};
 pub use error::{Error, Result};
 pub use layout::{sig_length, TensorShape, MAX_DEGREE};
-pub use logsig::{
-    log_sig, log_sig_backprop, log_sig_length, lyndon_to_words, lyndon_word_index, lyndon_words,
-    sig_to_log_sig, sig_to_log_sig_backprop, LogSigMethod,
-};
+pub use logsig::{log_sig_length, lyndon_word_index, lyndon_words, LogSigMethod};
 pub use options::{max_threads, threads, Device, SigOptions, MIN_THREAD_CAP};
 pub use scalar::Scalar;
-pub use sig::{sig, sig_backprop};
-pub use sig_kernel::{
-    sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
-    sig_kernel_gram_sym, SigKernelOptions, StaticKernel,
-};
-pub use transform::{transform_path, transform_path_backprop};
+pub use sig_kernel::{SigKernelOptions, StaticKernel};

@@ -9,15 +9,11 @@ use crate::device::{record, select_for, Backend};
 use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
 use crate::{threads, Result, Scalar, SigOptions};
-use ndarray::{ArrayD, ArrayView, Dimension};
+use ndarray::{ArrayD, ArrayViewD};
 
-/// The truncated signature of degree `degree` of each path in `paths` (`(batch…, length, dim)`).
-///
-/// The output has shape `(batch…, sig_length)`. Time augmentation and lead-lag (from `options`) are
-/// folded into the computation; the transformed path is never built. Paths of 0 or 1 point and degree 0
-/// give the trivial signature.
-pub fn sig<T: Scalar, D: Dimension>(
-    paths: ArrayView<'_, T, D>,
+/// The body of [`crate::sig`] (see [`crate::api`]).
+pub(crate) fn sig<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
     degree: usize,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
@@ -63,18 +59,11 @@ pub fn sig<T: Scalar, D: Dimension>(
     Ok(out)
 }
 
-/// The gradient of a scalar function `F` of the signatures with respect to the paths, given
-/// `sigs = sig(paths)` and `sig_derivs = dF/dsigs`.
-///
-/// The reverse sweep recovers each prefix signature from `sigs` with `exp(-z)`: memory is one
-/// signature per thread, whatever the length. `sigs` is used as given (not recomputed), as in
-/// pySigLib, so a wrong `sigs` gives a wrong gradient. Whether `sigs` carries the scalar term is
-/// inferred from its length; `sig_derivs` must have the same length, and the scalar term's
-/// derivative is ignored. `options.scalar_term` is not used.
-pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
-    paths: ArrayView<'_, T, D1>,
-    sigs: ArrayView<'_, T, D2>,
-    sig_derivs: ArrayView<'_, T, D3>,
+/// The body of [`crate::sig_backprop`] (see [`crate::api`]).
+pub(crate) fn sig_backprop<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
+    sigs: ArrayViewD<'_, T>,
+    sig_derivs: ArrayViewD<'_, T>,
     degree: usize,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {

@@ -4,12 +4,11 @@
 use crate::batch::{check_result, paths as path_rows, zeros, Rows};
 use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar, SigOptions};
-use ndarray::{ArrayD, ArrayView, Dimension};
+use ndarray::{ArrayD, ArrayViewD};
 
-/// The path after lead-lag (length `2L-1`, channels lag then lead) and time augmentation (time last,
-/// from 0 to `end_time`). Shape `(batch…, L', d')`.
-pub fn transform_path<T: Scalar, D: Dimension>(
-    paths: ArrayView<'_, T, D>,
+/// The body of [`crate::transform_path`] (see [`crate::api`]).
+pub(crate) fn transform_path<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
@@ -46,10 +45,9 @@ pub fn transform_path<T: Scalar, D: Dimension>(
     Ok(out)
 }
 
-/// The gradient with respect to the original path, given `derivs` of the transformed path's shape
-/// `(batch…, L', d')`. The time channel's gradient is dropped.
-pub fn transform_path_backprop<T: Scalar, D: Dimension>(
-    derivs: ArrayView<'_, T, D>,
+/// The body of [`crate::transform_path_backprop`] (see [`crate::api`]).
+pub(crate) fn transform_path_backprop<T: Scalar>(
+    derivs: ArrayViewD<'_, T>,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;

@@ -27,7 +27,7 @@ use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
 use crate::{sig, sig_backprop, Device, Error, Result, Scalar, SigOptions};
 use lyndon::Basis;
-use ndarray::{ArrayD, ArrayView, Dimension};
+use ndarray::{ArrayD, ArrayViewD};
 use std::sync::Arc;
 
 /// The form a log-signature is reported in.
@@ -120,19 +120,9 @@ pub fn lyndon_word_index(dimension: usize, degree: usize, word: &[usize]) -> Res
     Ok(basis.shape.word_index(word).and_then(|f| basis.position(f)))
 }
 
-/// The log-signatures of degree `degree` of `paths` (`(batch…, length, dim)`), in the form `method`.
-///
-/// The signature is computed with the options' time augmentation and lead-lag, then its logarithm is
-/// taken. Output: `(batch…, sig_length)` for `Expanded` (with `options.scalar_term`, a leading 0: the
-/// log of a signature has no level 0), `(batch…, log_sig_length)` for `Words` and `Lyndon`, which
-/// have no scalar term and ignore `options.scalar_term` (as pySigLib does). Degree 0 is an error.
-///
-/// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature and its
-/// logarithm are computed in one submission and only the log-signatures are read back (`Words`:
-/// only the Lyndon-word entries). `Lyndon` reads the words back and solves the bracket basis on the
-/// CPU. The gradients run on the CPU only.
-pub fn log_sig<T: Scalar, D: Dimension>(
-    paths: ArrayView<'_, T, D>,
+/// The body of [`crate::log_sig`] (see [`crate::api`]).
+pub(crate) fn log_sig<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
     degree: usize,
     method: LogSigMethod,
     options: &SigOptions,
@@ -232,16 +222,9 @@ pub(crate) fn log_sig_of_device<T: Scalar>(
     Ok(out)
 }
 
-/// The log-signatures of signatures `sigs` (`(batch…, sig_length)`) of `dimension`-channel paths
-/// (before the transforms in `options`, which widen the alphabet as in [`crate::sig_combine`]).
-///
-/// Whether `sigs` carries the scalar term is inferred from its length; the term is taken to be 1. The
-/// `Expanded` output keeps the input's layout (a leading 0 where the input has its scalar term);
-/// `Words` and `Lyndon` give `(batch…, log_sig_length)`. `options.scalar_term` is not used.
-///
-/// On a GPU (as for [`log_sig`]) the signatures are uploaded and their logarithm runs there.
-pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
-    sigs: ArrayView<'_, T, D>,
+/// The body of [`crate::sig_to_log_sig`] (see [`crate::api`]).
+pub(crate) fn sig_to_log_sig<T: Scalar>(
+    sigs: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
     method: LogSigMethod,
@@ -288,15 +271,10 @@ pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
     Ok(out)
 }
 
-/// The gradient of a scalar `F(log_sig(paths))` with respect to `paths`, given
-/// `log_sig_derivs = dF/dlog_sig` (shaped like [`log_sig`]'s output for the same method and options;
-/// with `Expanded` and `scalar_term`, the leading entry's derivative is ignored).
-///
-/// The signature is recomputed here (one forward pass), then the gradient goes back through the
-/// logarithm ([`sig_to_log_sig_backprop`]) and the signature ([`crate::sig_backprop`]).
-pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
-    paths: ArrayView<'_, T, D1>,
-    log_sig_derivs: ArrayView<'_, T, D2>,
+/// The body of [`crate::log_sig_backprop`] (see [`crate::api`]).
+pub(crate) fn log_sig_backprop<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
+    log_sig_derivs: ArrayViewD<'_, T>,
     degree: usize,
     method: LogSigMethod,
     options: &SigOptions,
@@ -324,12 +302,10 @@ pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
     sig_backprop(paths, sigs.view(), sig_derivs.view(), degree, &sig_options)
 }
 
-/// The gradient of a scalar `F(sig_to_log_sig(sigs))` with respect to `sigs`, given
-/// `log_sig_derivs = dF/dlog_sig` (shaped like [`sig_to_log_sig`]'s output). The output has `sigs`'
-/// shape; the scalar term's derivative (if `sigs` has one) is 0, since the term is taken to be 1.
-pub fn sig_to_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
-    sigs: ArrayView<'_, T, D1>,
-    log_sig_derivs: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_to_log_sig_backprop`] (see [`crate::api`]).
+pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
+    sigs: ArrayViewD<'_, T>,
+    log_sig_derivs: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
     method: LogSigMethod,
@@ -611,12 +587,9 @@ impl Plan {
     }
 }
 
-/// The linear map from `Lyndon` coordinates to `Words` coefficients (the bracket expansions read at
-/// the Lyndon words), for tests and for callers that want to move between the two forms.
-///
-/// `coords` has shape `(batch…, log_sig_length)` over `dimension` letters (after any transforms).
-pub fn lyndon_to_words<T: Scalar, D: Dimension>(
-    coords: ArrayView<'_, T, D>,
+/// The body of [`crate::lyndon_to_words`] (see [`crate::api`]).
+pub(crate) fn lyndon_to_words<T: Scalar>(
+    coords: ArrayViewD<'_, T>,
     dimension: usize,
     degree: usize,
 ) -> Result<ArrayD<T>> {

@@ -30,26 +30,14 @@ use crate::{Error, Result, Scalar};
 use checks::{check_finite_items, check_output};
 use cpu::{par_pairs, par_sum, Plan, Workspace};
 use gpu::Side;
-use ndarray::{ArrayD, ArrayView, Dimension};
+use ndarray::{ArrayD, ArrayViewD};
 use pde::{Grid, Seed, BACKPROP_BUDGET_BYTES};
 use static_kernel::Lift;
 
-/// The signature kernels of paired paths `x` `(batch…, L1, d)` and `y` `(batch…, L2, d)`.
-///
-/// Output: the batch shape (a 0-d array for single paths), or with `return_grid` the whole PDE grid
-/// `(batch…, (n1 << λ1) + 1, (n2 << λ2) + 1)`, `n` being the number of increments after the transforms
-/// (`L − 1`, or `2(L − 1)` with lead-lag). A path of one point has the trivial signature: kernel 1
-/// (also with time augmentation, where pySigLib raises).
-///
-/// Device: `Device::Gpu` (and `Device::Auto` for large work on a hardware GPU) solves the PDE on the
-/// GPU, normalised or not, from base Gram matrices computed on the CPU; `return_grid` runs on the CPU
-/// only (an explicit GPU request for it is [`Error::Device`]).
-///
-/// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
-/// and [`Error::KernelOverflow`] when the result overflows (pySigLib only warns).
-pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
-    x: ArrayView<'_, T, D1>,
-    y: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_kernel`] (see [`crate::api`]).
+pub(crate) fn sig_kernel<T: Scalar>(
+    x: ArrayViewD<'_, T>,
+    y: ArrayViewD<'_, T>,
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
@@ -101,20 +89,11 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
     Ok(out)
 }
 
-/// The gradients `(dF/dx, dF/dy)` of a scalar `F` of `sig_kernel(x, y)`, given `derivs = dF/dk` of
-/// the batch shape (or, with `return_grid`, of the grid's shape). The exact adjoint of the discrete
-/// scheme, so it matches finite differences of [`sig_kernel`] to rounding.
-///
-/// Shapes follow the inputs: an unbatched `(L, d)` path gets an `(L, d)` gradient (pySigLib returns
-/// `(1, L, d)` there). Time channels have no path point and get no gradient.
-///
-/// Device: as [`sig_kernel`]. On the GPU each pair's whole refined grid is held in one buffer, so a
-/// grid larger than the adapter's largest buffer is an [`Error::Device`] there (`Device::Auto` then
-/// runs on the CPU, which checkpoints).
-pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
-    derivs: ArrayView<'_, T, D0>,
-    x: ArrayView<'_, T, D1>,
-    y: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_kernel_backprop`] (see [`crate::api`]).
+pub(crate) fn sig_kernel_backprop<T: Scalar>(
+    derivs: ArrayViewD<'_, T>,
+    x: ArrayViewD<'_, T>,
+    y: ArrayViewD<'_, T>,
     options: &SigKernelOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
     options.validate::<T>()?;
@@ -182,16 +161,10 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
     Ok((dx, dy))
 }
 
-/// The Gram matrix `k(x_i, y_j)` of all pairs of `xs` `(batch1…, L1, d)` and `ys` `(batch2…, L2, d)`,
-/// of shape `(batch1…, batch2…)`.
-///
-/// When `xs` and `ys` are the same array (the same view of the same memory), only one triangle is
-/// computed and mirrored, which makes the result exactly symmetric; see [`sig_kernel_gram_sym`].
-/// Memory: the output plus one workspace per thread. `return_grid` is not supported here. Device: as
-/// [`sig_kernel`] (on the GPU, pairs are solved in chunks).
-pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
-    xs: ArrayView<'_, T, D1>,
-    ys: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_kernel_gram`] (see [`crate::api`]).
+pub(crate) fn sig_kernel_gram<T: Scalar>(
+    xs: ArrayViewD<'_, T>,
+    ys: ArrayViewD<'_, T>,
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
     let same =
@@ -199,10 +172,9 @@ pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
     gram(xs.into_dyn(), ys.into_dyn(), options, same)
 }
 
-/// The symmetric Gram matrix `k(x_i, x_j)` of `xs` `(batch…, L, d)`: one triangle is computed (when
-/// both dyadic orders are equal; otherwise `k(x_i, x_j) ≠ k(x_j, x_i)` in general and all pairs are).
-pub fn sig_kernel_gram_sym<T: Scalar, D: Dimension>(
-    xs: ArrayView<'_, T, D>,
+/// The body of [`crate::sig_kernel_gram_sym`] (see [`crate::api`]).
+pub(crate) fn sig_kernel_gram_sym<T: Scalar>(
+    xs: ArrayViewD<'_, T>,
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
     let xs = xs.into_dyn();
@@ -300,16 +272,11 @@ fn self_kernels<T: Scalar>(
     (kx, ky)
 }
 
-/// The gradients `(dF/dxs, dF/dys)` of a scalar `F` of `sig_kernel_gram(xs, ys)`, given
-/// `derivs = dF/dGram` of the Gram matrix's shape. `xs` and `ys` are treated as separate inputs even
-/// when they are the same array (add the two gradients for `F(gram(xs, xs))`).
-///
-/// Each worker accumulates into its own copy of the gradients (a few per thread), so summation order,
-/// and hence the last bits, may vary between runs with more than one thread.
-pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
-    derivs: ArrayView<'_, T, D0>,
-    xs: ArrayView<'_, T, D1>,
-    ys: ArrayView<'_, T, D2>,
+/// The body of [`crate::sig_kernel_gram_backprop`] (see [`crate::api`]).
+pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
+    derivs: ArrayViewD<'_, T>,
+    xs: ArrayViewD<'_, T>,
+    ys: ArrayViewD<'_, T>,
     options: &SigKernelOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
     options.validate::<T>()?;

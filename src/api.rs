@@ -1,0 +1,380 @@
+//! The public operations: thin generic functions over bodies compiled once per dtype, here.
+//!
+//! rustc shares generic instances between crates only without optimisation. Were the front-end
+//! functions generic all the way down, every optimised dependent (a user's crate, each test binary,
+//! each example) would compile its own copy of every kernel it reaches: minutes per crate. So each
+//! function here converts its views to dynamic dimension and calls the body through a table of
+//! function pointers, [`Ops`], built in this crate for `f32` and for `f64`; dependents link those
+//! instances. The bodies (checks, device choice, drivers) live with their operation: `sig` in
+//! `crate::sig`, `log_sig` in `crate::logsig`, and so on.
+
+use crate::{LogSigMethod, Result, Scalar, SigKernelOptions, SigOptions};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, Dimension};
+use std::any::Any;
+
+type In<'a, T> = ArrayViewD<'a, T>;
+type Out<T> = Result<ArrayD<T>>;
+type Pair<T> = Result<(ArrayD<T>, ArrayD<T>)>;
+
+/// One dtype's instances of the operations' bodies.
+// Each field's type is its operation's signature, views made dynamic; naming them would hide that.
+#[allow(clippy::type_complexity)]
+pub struct Ops<T> {
+    sig: fn(In<T>, usize, &SigOptions) -> Out<T>,
+    sig_backprop: fn(In<T>, In<T>, In<T>, usize, &SigOptions) -> Out<T>,
+    log_sig: fn(In<T>, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    sig_to_log_sig: fn(In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    log_sig_backprop: fn(In<T>, In<T>, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    sig_to_log_sig_backprop: fn(In<T>, In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    lyndon_to_words: fn(In<T>, usize, usize) -> Out<T>,
+    sig_combine: fn(In<T>, In<T>, usize, usize, &SigOptions) -> Out<T>,
+    sig_combine_backprop: fn(In<T>, In<T>, In<T>, usize, usize, &SigOptions) -> Pair<T>,
+    sig_join: fn(In<T>, In<T>, usize, usize, bool, &SigOptions) -> Out<T>,
+    sig_join_backprop: fn(In<T>, In<T>, In<T>, usize, usize, bool, &SigOptions) -> Pair<T>,
+    transform_path: fn(In<T>, &SigOptions) -> Out<T>,
+    transform_path_backprop: fn(In<T>, &SigOptions) -> Out<T>,
+    sig_kernel: fn(In<T>, In<T>, &SigKernelOptions) -> Out<T>,
+    sig_kernel_backprop: fn(In<T>, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
+    sig_kernel_gram: fn(In<T>, In<T>, &SigKernelOptions) -> Out<T>,
+    sig_kernel_gram_sym: fn(In<T>, &SigKernelOptions) -> Out<T>,
+    sig_kernel_gram_backprop: fn(In<T>, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
+}
+
+const fn table<T: Scalar>() -> Ops<T> {
+    Ops {
+        sig: crate::sig::sig,
+        sig_backprop: crate::sig::sig_backprop,
+        log_sig: crate::logsig::log_sig,
+        sig_to_log_sig: crate::logsig::sig_to_log_sig,
+        log_sig_backprop: crate::logsig::log_sig_backprop,
+        sig_to_log_sig_backprop: crate::logsig::sig_to_log_sig_backprop,
+        lyndon_to_words: crate::logsig::lyndon_to_words,
+        sig_combine: crate::combine::sig_combine,
+        sig_combine_backprop: crate::combine::sig_combine_backprop,
+        sig_join: crate::combine::sig_join,
+        sig_join_backprop: crate::combine::sig_join_backprop,
+        transform_path: crate::transform::transform_path,
+        transform_path_backprop: crate::transform::transform_path_backprop,
+        sig_kernel: crate::sig_kernel::sig_kernel,
+        sig_kernel_backprop: crate::sig_kernel::sig_kernel_backprop,
+        sig_kernel_gram: crate::sig_kernel::sig_kernel_gram,
+        sig_kernel_gram_sym: crate::sig_kernel::sig_kernel_gram_sym,
+        sig_kernel_gram_backprop: crate::sig_kernel::sig_kernel_gram_backprop,
+    }
+}
+
+static F32: Ops<f32> = table();
+static F64: Ops<f64> = table();
+
+/// The table of `T`'s instances.
+fn ops<T: Scalar>() -> &'static Ops<T> {
+    let f32: &dyn Any = &F32;
+    let f64: &dyn Any = &F64;
+    f32.downcast_ref()
+        .or_else(|| f64.downcast_ref())
+        .expect("Scalar is sealed: f32 and f64 only")
+}
+
+/// The truncated signature of degree `degree` of each path in `paths` (`(batch…, length, dim)`).
+///
+/// The output has shape `(batch…, sig_length)`. Time augmentation and lead-lag (from `options`) are
+/// folded into the computation; the transformed path is never built. Paths of 0 or 1 point and degree 0
+/// give the trivial signature.
+pub fn sig<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig)(paths.into_dyn(), degree, options)
+}
+
+/// The gradient of a scalar function `F` of the signatures with respect to the paths, given
+/// `sigs = sig(paths)` and `sig_derivs = dF/dsigs`.
+///
+/// The reverse sweep recovers each prefix signature from `sigs` with `exp(-z)`: memory is one
+/// signature per thread, whatever the length. `sigs` is used as given (not recomputed), as in
+/// pySigLib, so a wrong `sigs` gives a wrong gradient. Whether `sigs` carries the scalar term is
+/// inferred from its length; `sig_derivs` must have the same length, and the scalar term's
+/// derivative is ignored. `options.scalar_term` is not used.
+pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    paths: ArrayView<'_, T, D1>,
+    sigs: ArrayView<'_, T, D2>,
+    sig_derivs: ArrayView<'_, T, D3>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_backprop)(
+        paths.into_dyn(),
+        sigs.into_dyn(),
+        sig_derivs.into_dyn(),
+        degree,
+        options,
+    )
+}
+
+/// The log-signatures of degree `degree` of `paths` (`(batch…, length, dim)`), in the form `method`.
+///
+/// The signature is computed with the options' time augmentation and lead-lag, then its logarithm is
+/// taken. Output: `(batch…, sig_length)` for `Expanded` (with `options.scalar_term`, a leading 0: the
+/// log of a signature has no level 0), `(batch…, log_sig_length)` for `Words` and `Lyndon`, which
+/// have no scalar term and ignore `options.scalar_term` (as pySigLib does). Degree 0 is an error.
+///
+/// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature and its
+/// logarithm are computed in one submission and only the log-signatures are read back (`Words`:
+/// only the Lyndon-word entries). `Lyndon` reads the words back and solves the bracket basis on the
+/// CPU. The gradients run on the CPU only.
+pub fn log_sig<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().log_sig)(paths.into_dyn(), degree, method, options)
+}
+
+/// The log-signatures of signatures `sigs` (`(batch…, sig_length)`) of `dimension`-channel paths
+/// (before the transforms in `options`, which widen the alphabet as in [`crate::sig_combine`]).
+///
+/// Whether `sigs` carries the scalar term is inferred from its length; the term is taken to be 1. The
+/// `Expanded` output keeps the input's layout (a leading 0 where the input has its scalar term);
+/// `Words` and `Lyndon` give `(batch…, log_sig_length)`. `options.scalar_term` is not used.
+///
+/// On a GPU (as for [`log_sig`]) the signatures are uploaded and their logarithm runs there.
+pub fn sig_to_log_sig<T: Scalar, D: Dimension>(
+    sigs: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_to_log_sig)(sigs.into_dyn(), dimension, degree, method, options)
+}
+
+/// The gradient of a scalar `F(log_sig(paths))` with respect to `paths`, given
+/// `log_sig_derivs = dF/dlog_sig` (shaped like [`log_sig`]'s output for the same method and options;
+/// with `Expanded` and `scalar_term`, the leading entry's derivative is ignored).
+///
+/// The signature is recomputed here (one forward pass), then the gradient goes back through the
+/// logarithm ([`sig_to_log_sig_backprop`]) and the signature ([`crate::sig_backprop`]).
+pub fn log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    paths: ArrayView<'_, T, D1>,
+    log_sig_derivs: ArrayView<'_, T, D2>,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().log_sig_backprop)(
+        paths.into_dyn(),
+        log_sig_derivs.into_dyn(),
+        degree,
+        method,
+        options,
+    )
+}
+
+/// The gradient of a scalar `F(sig_to_log_sig(sigs))` with respect to `sigs`, given
+/// `log_sig_derivs = dF/dlog_sig` (shaped like [`sig_to_log_sig`]'s output). The output has `sigs`'
+/// shape; the scalar term's derivative (if `sigs` has one) is 0, since the term is taken to be 1.
+pub fn sig_to_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    sigs: ArrayView<'_, T, D1>,
+    log_sig_derivs: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_to_log_sig_backprop)(
+        sigs.into_dyn(),
+        log_sig_derivs.into_dyn(),
+        dimension,
+        degree,
+        method,
+        options,
+    )
+}
+
+/// The linear map from `Lyndon` coordinates to `Words` coefficients (the bracket expansions read at
+/// the Lyndon words), for tests and for callers that want to move between the two forms.
+///
+/// `coords` has shape `(batch…, log_sig_length)` over `dimension` letters (after any transforms).
+pub fn lyndon_to_words<T: Scalar, D: Dimension>(
+    coords: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().lyndon_to_words)(coords.into_dyn(), dimension, degree)
+}
+
+/// `sig1 ⊗ sig2` in the truncated tensor algebra: the signature of the concatenation of the two paths.
+///
+/// `dimension` is the original path dimension; `options.time_aug` / `options.lead_lag` widen it as
+/// they widened the signatures. The scalar term is inferred from the length (both inputs must agree)
+/// and kept in the output.
+pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
+    sig1: ArrayView<'_, T, D1>,
+    sig2: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_combine)(sig1.into_dyn(), sig2.into_dyn(), dimension, degree, options)
+}
+
+/// Gradients of [`sig_combine`] with respect to `sig1` and `sig2`, given `deriv = dF/d(sig1 ⊗ sig2)`.
+/// The scalar terms are constants: their derivatives are 0.
+pub fn sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    sig1: ArrayView<'_, T, D2>,
+    sig2: ArrayView<'_, T, D3>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    (ops::<T>().sig_combine_backprop)(
+        deriv.into_dyn(),
+        sig1.into_dyn(),
+        sig2.into_dyn(),
+        dimension,
+        degree,
+        options,
+    )
+}
+
+/// `sig ⊗ exp(v)` (append the straight segment `v`) or, with `prepend`, `exp(v) ⊗ sig`.
+///
+/// `displacement` has shape `(batch…, dimension)`; the scalar term is inferred from `sig`'s length.
+pub fn sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
+    sigs: ArrayView<'_, T, D1>,
+    displacement: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    prepend: bool,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_join)(
+        sigs.into_dyn(),
+        displacement.into_dyn(),
+        dimension,
+        degree,
+        prepend,
+        options,
+    )
+}
+
+/// Gradients of [`sig_join`] with respect to `sig` and `displacement`, given `deriv = dF/d(joined)`.
+pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    sigs: ArrayView<'_, T, D2>,
+    displacement: ArrayView<'_, T, D3>,
+    dimension: usize,
+    degree: usize,
+    prepend: bool,
+    options: &SigOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    (ops::<T>().sig_join_backprop)(
+        deriv.into_dyn(),
+        sigs.into_dyn(),
+        displacement.into_dyn(),
+        dimension,
+        degree,
+        prepend,
+        options,
+    )
+}
+
+/// The path after lead-lag (length `2L-1`, channels lag then lead) and time augmentation (time last,
+/// from 0 to `end_time`). Shape `(batch…, L', d')`.
+pub fn transform_path<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().transform_path)(paths.into_dyn(), options)
+}
+
+/// The gradient with respect to the original path, given `derivs` of the transformed path's shape
+/// `(batch…, L', d')`. The time channel's gradient is dropped.
+pub fn transform_path_backprop<T: Scalar, D: Dimension>(
+    derivs: ArrayView<'_, T, D>,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().transform_path_backprop)(derivs.into_dyn(), options)
+}
+
+/// The signature kernels of paired paths `x` `(batch…, L1, d)` and `y` `(batch…, L2, d)`.
+///
+/// Output: the batch shape (a 0-d array for single paths), or with `return_grid` the whole PDE grid
+/// `(batch…, (n1 << λ1) + 1, (n2 << λ2) + 1)`, `n` being the number of increments after the transforms
+/// (`L − 1`, or `2(L − 1)` with lead-lag). A path of one point has the trivial signature: kernel 1
+/// (also with time augmentation, where pySigLib raises).
+///
+/// Device: `Device::Gpu` (and `Device::Auto` for large work on a hardware GPU) solves the PDE on the
+/// GPU, normalised or not, from base Gram matrices computed on the CPU; `return_grid` runs on the CPU
+/// only (an explicit GPU request for it is [`Error::Device`](crate::Error::Device)).
+///
+/// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
+/// and [`Error::KernelOverflow`](crate::Error::KernelOverflow) when the result overflows (pySigLib only warns).
+pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
+    x: ArrayView<'_, T, D1>,
+    y: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_kernel)(x.into_dyn(), y.into_dyn(), options)
+}
+
+/// The gradients `(dF/dx, dF/dy)` of a scalar `F` of `sig_kernel(x, y)`, given `derivs = dF/dk` of
+/// the batch shape (or, with `return_grid`, of the grid's shape). The exact adjoint of the discrete
+/// scheme, so it matches finite differences of [`sig_kernel`] to rounding.
+///
+/// Shapes follow the inputs: an unbatched `(L, d)` path gets an `(L, d)` gradient (pySigLib returns
+/// `(1, L, d)` there). Time channels have no path point and get no gradient.
+///
+/// Device: as [`sig_kernel`]. On the GPU each pair's whole refined grid is held in one buffer, so a
+/// grid larger than the adapter's largest buffer is an [`Error::Device`](crate::Error::Device) there (`Device::Auto` then
+/// runs on the CPU, which checkpoints).
+pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
+    derivs: ArrayView<'_, T, D0>,
+    x: ArrayView<'_, T, D1>,
+    y: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    (ops::<T>().sig_kernel_backprop)(derivs.into_dyn(), x.into_dyn(), y.into_dyn(), options)
+}
+
+/// The Gram matrix `k(x_i, y_j)` of all pairs of `xs` `(batch1…, L1, d)` and `ys` `(batch2…, L2, d)`,
+/// of shape `(batch1…, batch2…)`.
+///
+/// When `xs` and `ys` are the same array (the same view of the same memory), only one triangle is
+/// computed and mirrored, which makes the result exactly symmetric; see [`sig_kernel_gram_sym`].
+/// Memory: the output plus one workspace per thread. `return_grid` is not supported here. Device: as
+/// [`sig_kernel`] (on the GPU, pairs are solved in chunks).
+pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
+    xs: ArrayView<'_, T, D1>,
+    ys: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_kernel_gram)(xs.into_dyn(), ys.into_dyn(), options)
+}
+
+/// The symmetric Gram matrix `k(x_i, x_j)` of `xs` `(batch…, L, d)`: one triangle is computed (when
+/// both dyadic orders are equal; otherwise `k(x_i, x_j) ≠ k(x_j, x_i)` in general and all pairs are).
+pub fn sig_kernel_gram_sym<T: Scalar, D: Dimension>(
+    xs: ArrayView<'_, T, D>,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_kernel_gram_sym)(xs.into_dyn(), options)
+}
+
+/// The gradients `(dF/dxs, dF/dys)` of a scalar `F` of `sig_kernel_gram(xs, ys)`, given
+/// `derivs = dF/dGram` of the Gram matrix's shape. `xs` and `ys` are treated as separate inputs even
+/// when they are the same array (add the two gradients for `F(gram(xs, xs))`).
+///
+/// Each worker accumulates into its own copy of the gradients (a few per thread), so summation order,
+/// and hence the last bits, may vary between runs with more than one thread.
+pub fn sig_kernel_gram_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
+    derivs: ArrayView<'_, T, D0>,
+    xs: ArrayView<'_, T, D1>,
+    ys: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    (ops::<T>().sig_kernel_gram_backprop)(derivs.into_dyn(), xs.into_dyn(), ys.into_dyn(), options)
+}
