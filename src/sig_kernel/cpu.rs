@@ -15,6 +15,8 @@ pub(crate) struct Plan<'a, T> {
     /// Channels of the original paths.
     pub dim: usize,
     pub budget_bytes: usize,
+    /// One thread's workspace for the largest pair of the call, in bytes.
+    pub workspace_bytes: u128,
 }
 
 /// Reusable buffers of one thread.

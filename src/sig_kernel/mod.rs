@@ -22,7 +22,9 @@ mod static_kernel;
 
 pub use options::{SigKernelOptions, StaticKernel};
 
-use crate::batch::{paths as path_rows, same_batch, zeros, Rows};
+use crate::batch::{
+    check_bytes, elements, fit_threads, paths as path_rows, same_batch, zeros, Memory, Rows,
+};
 use crate::cpu::par_rows;
 use crate::device::{self, Backend};
 use crate::layout::aug_dim;
@@ -61,7 +63,6 @@ pub(crate) fn sig_kernel<T: Scalar>(
             return Ok(out);
         }
     }
-    let threads = cpu_threads(options)?;
     let mut shape = px.batch_shape.clone();
     let per_item = if options.return_grid {
         shape.extend([grid.rows, grid.cols]);
@@ -69,6 +70,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     } else {
         1
     };
+    let threads = cpu_threads(&plan, "signature kernel", elements(&shape), 0)?;
     let mut out = zeros::<T>("signature kernel", &shape)?;
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     par_rows(
@@ -137,7 +139,8 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
             return Ok((dx, dy));
         }
     }
-    let threads = cpu_threads(options)?;
+    let output = (px.data.len() + py.data.len()) as u128;
+    let threads = cpu_threads(&plan, "signature kernel gradient", output, 0)?;
     let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
     let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
     let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
@@ -213,7 +216,7 @@ fn gram<T: Scalar>(
         }
         out_slice.fill(T::zero());
     }
-    let threads = cpu_threads(options)?;
+    let threads = cpu_threads(&plan, "Gram matrix", elements(&shape), 0)?;
     let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, symmetric);
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
     par_rows(threads, out_slice, 1, Workspace::default, |ws, p, o| {
@@ -314,10 +317,13 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
             return Ok((dx, dy));
         }
     }
-    let threads = cpu_threads(options)?;
-    let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, false);
     let (size_x, size_y) = (n * lx, m * ly);
     let extra = if options.normalize { m } else { 0 };
+    // Each worker's accumulator, and the one it is reduced into; the gradients are copied out.
+    let acc_len = (size_x + size_y + extra) as u128;
+    let what = "Gram matrix gradient";
+    let threads = cpu_threads(&plan, what, 2 * acc_len, 2 * acc_len)?;
+    let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, false);
     // One accumulator: dxs, then dys, then (normalising) Σ_i w_ij·k̃_ij for each y_j.
     let mut acc = par_sum(threads, n, size_x + size_y + extra, |ws, i, acc| {
         let (dxs, rest) = acc.split_at_mut(size_x);
@@ -364,9 +370,23 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
     Ok((dx, dy))
 }
 
-/// The CPU threads for the options, when the call runs on the CPU.
-fn cpu_threads(options: &SigKernelOptions) -> Result<usize> {
-    device::cpu_threads(&options.device, options.n_jobs)
+/// The CPU threads for a call that runs on the CPU: the options' count, lowered until `output`
+/// elements and each thread's workspace (the plan's, plus `per_thread` elements) fit in memory.
+fn cpu_threads<T: Scalar>(
+    plan: &Plan<'_, T>,
+    what: &str,
+    output: u128,
+    per_thread: u128,
+) -> Result<usize> {
+    let size = std::mem::size_of::<T>() as u128;
+    let threads = device::cpu_threads(&plan.opts.device, plan.opts.n_jobs)?;
+    fit_threads(what, threads, |_| Memory {
+        output: output.saturating_mul(size),
+        shared: 0,
+        per_thread: plan
+            .workspace_bytes
+            .saturating_add(per_thread.saturating_mul(size)),
+    })
 }
 
 /// The two sides of the pairs, as the GPU drivers take them.
@@ -428,7 +448,6 @@ fn plan<'a, T: Scalar>(
             got: py.last(),
         });
     }
-    aug_dim(dim, opts.time_aug, opts.lead_lag)?;
     let len = |p: &Rows<T>, what: &'static str| {
         let s = p.data.shape();
         match s[s.len() - 2] {
@@ -442,31 +461,78 @@ fn plan<'a, T: Scalar>(
     };
     let n1 = increments(len(px, "path1 (points)")?, opts.lead_lag);
     let n2 = increments(len(py, "path2 (points)")?, opts.lead_lag);
-    let plan = Plan {
+    let channels = aug_dim(dim, opts.time_aug, opts.lead_lag)?;
+    let mut plan = Plan {
         lift: Lift::new(&opts.static_kernel),
         opts,
         dim,
         budget_bytes: BACKPROP_BUDGET_BYTES,
+        workspace_bytes: 0,
     };
     let grid = plan.grid(n1, n2)?;
     let mut grids = vec![grid];
     if opts.normalize {
         grids.extend([plan.grid(n1, n1)?, plan.grid(n2, n2)?]);
     }
-    for g in &grids {
-        workspace_bytes::<T>(g, backward)?;
-    }
+    plan.workspace_bytes = grids
+        .iter()
+        .map(|g| workspace_bytes::<T>(g, channels, backward))
+        .fold(0, u128::max);
+    check_bytes("signature kernel workspace", plan.workspace_bytes)?;
     Ok((plan, grid))
 }
 
-/// Refuse a pair whose per-thread buffers could not be allocated: a few rows of the refined grid
-/// forward; backward also the base Gram matrix and its gradient, and up to the block budget.
-fn workspace_bytes<T: Scalar>(grid: &Grid, backward: bool) -> Result<()> {
+/// One thread's buffers for the largest pair of a call, in bytes: the two lifted paths (increments,
+/// points, their transposes and gradients: about five copies each) and a few rows of the refined
+/// grid; backward also the base Gram matrix, its gradient and up to the block budget of the grid.
+fn workspace_bytes<T: Scalar>(grid: &Grid, channels: usize, backward: bool) -> u128 {
     let size = std::mem::size_of::<T>() as u128;
-    let rows = 6 * grid.cols as u128 + grid.n2 as u128;
-    let mut bytes = rows * size;
+    let (n1, n2) = (grid.n1 as u128, grid.n2 as u128);
+    let paths = 5 * (n1 + n2 + 2) * channels as u128;
+    let rows = 6 * grid.cols as u128 + n2;
+    let mut bytes = (paths + rows) * size;
     if backward {
-        bytes += 2 * grid.n1 as u128 * grid.n2 as u128 * size + BACKPROP_BUDGET_BYTES as u128;
+        bytes += 2 * n1 * n2 * size + BACKPROP_BUDGET_BYTES as u128;
     }
-    crate::batch::check_bytes("signature kernel workspace", bytes)
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::available_memory;
+    use crate::Device;
+
+    fn plan_with(workspace_bytes: u128, options: &SigKernelOptions) -> Plan<'_, f64> {
+        Plan {
+            lift: Lift::new(&options.static_kernel),
+            opts: options,
+            dim: 1,
+            budget_bytes: BACKPROP_BUDGET_BYTES,
+            workspace_bytes,
+        }
+    }
+
+    /// Threads are lowered until their workspaces fit, and a call that does not fit on one thread
+    /// is refused naming the workspace (nothing is allocated here: only the sizing is exercised).
+    #[test]
+    fn threads_are_fitted_to_the_workspaces() {
+        let options = SigKernelOptions {
+            n_jobs: 8,
+            device: Device::Cpu,
+            ..Default::default()
+        };
+        let available = available_memory();
+        let fitted = cpu_threads(&plan_with(available * 45 / 100, &options), "k", 0, 0).unwrap();
+        assert!((1..=2).contains(&fitted), "{fitted} threads");
+        let small = cpu_threads(&plan_with(1 << 20, &options), "k", 0, 0).unwrap();
+        assert_eq!(small, 8);
+        match cpu_threads(&plan_with(available * 3 / 2, &options), "k", 0, 0) {
+            Err(Error::TooLarge { what, .. }) => assert!(what.contains("workspace"), "{what}"),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        // The output and each thread's own elements count too.
+        let elems = available / 8 * 6 / 10;
+        assert!(cpu_threads(&plan_with(0, &options), "k", elems, elems).is_err());
+    }
 }
