@@ -24,7 +24,7 @@ pub(crate) fn sig_memory<T: Scalar>(
     backward: bool,
 ) -> (u128, u128) {
     let (n, b) = (shape.len() as u128, batch as u128);
-    let pieces = split::pieces(batch, ps.increments(opts), threads) as u128;
+    let pieces = split::pieces(batch, ps.increments(opts), threads, shape.len()) as u128;
     let values = match (pieces > 1, backward) {
         (false, _) => 0,
         // The pieces' signatures and the join's row.

@@ -291,7 +291,7 @@ pub(crate) fn sig<T: Scalar>(
         sig_path(shape, &inc, 0..inc.count(), ws, &mut row[st..]);
     };
     let batch = out.len() / row.max(1);
-    let pieces = split::pieces(batch, ps.increments(opts), threads);
+    let pieces = split::pieces(batch, ps.increments(opts), threads, shape.len());
     if pieces > 1 {
         split::sig(threads, shape, paths, ps, opts, pieces, out);
         return;
@@ -326,7 +326,7 @@ pub(crate) fn sig_backprop<T: Scalar>(
         sig_backprop_path(shape, &inc, 0..inc.count(), s, g, ws, grad);
     };
     let batch = out.len() / grad_len.max(1);
-    let pieces = split::pieces(batch, ps.increments(opts), threads);
+    let pieces = split::pieces(batch, ps.increments(opts), threads, shape.len());
     if pieces > 1 {
         let sigs: Vec<&[T]> = (0..batch).map(|i| &sigs[levels(i)]).collect();
         let derivs: Vec<&[T]> = (0..batch).map(|i| &sig_derivs[levels(i)]).collect();

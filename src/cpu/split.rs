@@ -18,12 +18,19 @@ use std::ops::Range;
 /// Shortest piece worth a thread of its own, in increments.
 const MIN_PIECE: usize = 256;
 
-/// How many pieces to cut each of `batch` paths of `increments` steps into for `threads` threads.
-pub(super) fn pieces(batch: usize, increments: usize, threads: usize) -> usize {
+/// Least work worth a thread of its own, in increments × signature length (a step costs about one
+/// multiply-add per coefficient): waking a pooled thread and joining the pieces cost tens of
+/// microseconds, which a smaller piece of a small signature does not repay.
+const MIN_PIECE_WORK: usize = 1 << 15;
+
+/// How many pieces to cut each of `batch` paths of `increments` steps into for `threads` threads,
+/// for signatures of `sig_len` coefficients.
+pub(super) fn pieces(batch: usize, increments: usize, threads: usize, sig_len: usize) -> usize {
     if batch == 0 || batch >= threads {
         return 1;
     }
-    threads.div_ceil(batch).min(increments / MIN_PIECE).max(1)
+    let min_steps = MIN_PIECE.max(MIN_PIECE_WORK / sig_len.max(1));
+    threads.div_ceil(batch).min(increments / min_steps).max(1)
 }
 
 /// The increments of piece `p` of `pieces`.
@@ -117,7 +124,7 @@ fn backward_piece(increments: usize, pieces: usize, p: usize) -> Range<usize> {
 /// parallel, the other pieces' signatures are computed; the last piece's follows from them and the
 /// given signature (`S_P = (S_1 ⊗ … ⊗ S_{P-1})^{-1} ⊗ S`, the inverse being the cheap antipode); the
 /// gradient with respect to each piece comes from the product rule of the join; and each piece's
-/// sweep runs into its own gradient buffer (pieces share boundary points), summed at the end.
+/// sweep runs into its own gradient window (pieces share boundary points), added up at the end.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sig_backprop<T: Scalar>(
     threads: usize,
@@ -130,25 +137,35 @@ pub(super) fn sig_backprop<T: Scalar>(
     out: &mut [T],
 ) {
     let (n, batch, last) = (shape.len(), sig_derivs.len(), pieces - 1);
-    // Each piece's sweep writes the gradient of the points it moves into a window of its own; the
-    // windows share only boundary points, so together they hold about one gradient per item.
     let windows: Vec<_> = (0..batch * pieces)
         .map(|r| {
             let inc = ps.path(paths, r / pieces, opts);
             inc.window(backward_piece(inc.count(), pieces, r % pieces))
         })
         .collect();
-    let mut piece_grads = vec![T::zero(); windows.iter().map(|w| w.0.path_len()).sum()];
-    let (mut last_grads, mut other_grads) = (Vec::new(), Vec::new());
+    // The last piece's window ends with the path, so its sweep writes straight into the output; the
+    // other pieces write into windows of their own (neighbours share boundary points), added in
+    // afterwards. Fresh memory costs a page fault per page, so the buffers are no larger.
+    let grad_len = ps.length * ps.dim;
+    let mut last_grads: Vec<&mut [T]> = out
+        .chunks_exact_mut(grad_len)
+        .enumerate()
+        .map(|(item, grad)| {
+            grad.fill(T::zero());
+            let (window, _, first) = &windows[item * pieces + last];
+            debug_assert_eq!(grad_len - first * ps.dim, window.path_len());
+            &mut grad[first * ps.dim..]
+        })
+        .collect();
+    let is_other = |r: &usize| r % pieces != last;
+    let other_len = (0..batch * pieces).filter(is_other).map(|r| windows[r].0.path_len());
+    let mut piece_grads = vec![T::zero(); other_len.sum()];
+    let mut other_grads = Vec::new();
     let mut rest = piece_grads.as_mut_slice();
-    for (r, (window, _, _)) in windows.iter().enumerate() {
-        let (grad, tail) = std::mem::take(&mut rest).split_at_mut(window.path_len());
+    for r in (0..batch * pieces).filter(is_other) {
+        let (grad, tail) = std::mem::take(&mut rest).split_at_mut(windows[r].0.path_len());
         rest = tail;
-        if r % pieces == last {
-            last_grads.push(grad);
-        } else {
-            other_grads.push(grad);
-        }
+        other_grads.push(grad);
     }
     let last_sweeps = |grads: &mut [&mut [T]]| {
         grads.par_iter_mut().enumerate().for_each_init(
@@ -193,10 +210,9 @@ pub(super) fn sig_backprop<T: Scalar>(
             || other_sweeps(&mut other_grads),
         )
     });
-    let (grad_len, mut at) = (ps.length * ps.dim, 0);
+    let mut at = 0;
     for (item, grad) in out.chunks_exact_mut(grad_len).enumerate() {
-        grad.fill(T::zero());
-        for (window, _, first) in &windows[item * pieces..(item + 1) * pieces] {
+        for (window, _, first) in &windows[item * pieces..item * pieces + last] {
             let len = window.path_len();
             let into = &mut grad[first * ps.dim..first * ps.dim + len];
             for (o, &x) in into.iter_mut().zip(&piece_grads[at..at + len]) {
