@@ -158,7 +158,9 @@ pub(super) fn sig_backprop<T: Scalar>(
         })
         .collect();
     let is_other = |r: &usize| r % pieces != last;
-    let other_len = (0..batch * pieces).filter(is_other).map(|r| windows[r].0.path_len());
+    let other_len = (0..batch * pieces)
+        .filter(is_other)
+        .map(|r| windows[r].0.path_len());
     let mut piece_grads = vec![T::zero(); other_len.sum()];
     let mut other_grads = Vec::new();
     let mut rest = piece_grads.as_mut_slice();

@@ -108,8 +108,6 @@ pub(super) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC);
 pub(super) const STAGING: wgpu::BufferUsages =
     wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
-pub(super) const UNIFORM: wgpu::BufferUsages =
-    wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
 
 /// Loop iterations of a shader, as lavapipe counts them against its limit: each loop costs its trips
 /// plus [`loop_cost::ENTRY`] for entering it. The entry cost was measured on lavapipe (short loops

@@ -220,7 +220,11 @@ impl Context {
     }
 
     /// The pipeline of `kernel` in `precision`, compiled on first use.
-    fn pipeline(&self, kernel: &'static Kernel, precision: Precision) -> Result<Arc<Pipeline>> {
+    pub(super) fn pipeline(
+        &self,
+        kernel: &'static Kernel,
+        precision: Precision,
+    ) -> Result<Arc<Pipeline>> {
         let key = (kernel.name, precision);
         if let Some(p) = self
             .pipelines
@@ -322,86 +326,6 @@ impl Context {
         if !bytes.is_empty() {
             self.queue.write_buffer(buffer, 0, bytes);
         }
-    }
-
-    /// Dispatch `kernel` once per entry of `params` (written to `uniform` before each dispatch) over
-    /// `workgroups` workgroups, with `buffers` bound in binding order; `clear` is zeroed before the first
-    /// dispatch. Then copy the first `bytes` bytes of `result` back and return them.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run<P: bytemuck::Pod>(
-        &self,
-        kernel: &'static Kernel,
-        precision: Precision,
-        buffers: &[&wgpu::Buffer],
-        uniform: &wgpu::Buffer,
-        params: &[P],
-        workgroups: u32,
-        clear: Option<&wgpu::Buffer>,
-        result: &wgpu::Buffer,
-        staging: &wgpu::Buffer,
-        bytes: u64,
-    ) -> Result<Vec<u8>> {
-        let pipeline = self.pipeline(kernel, precision)?;
-        if std::mem::size_of::<P>() != kernel.params_size {
-            return Err(self.device_error(kernel.name, "parameters of the wrong size"));
-        }
-        if buffers.len() != kernel.bindings.len() {
-            return Err(self.device_error(
-                kernel.name,
-                format!(
-                    "{} buffers for {} bindings",
-                    buffers.len(),
-                    kernel.bindings.len()
-                ),
-            ));
-        }
-        let bytes = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
-        self.scoped(&format!("running {}", kernel.name), || {
-            let entries: Vec<wgpu::BindGroupEntry> = kernel
-                .bindings
-                .iter()
-                .zip(buffers)
-                .map(|(b, buf)| wgpu::BindGroupEntry {
-                    binding: b.binding,
-                    resource: buf.as_entire_binding(),
-                })
-                .collect();
-            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.name),
-                layout: &pipeline.layout,
-                entries: &entries,
-            });
-            // One submission per dispatch: the uniform is rewritten in between (a queue write lands
-            // before the next submission runs).
-            for (i, p) in params.iter().enumerate() {
-                self.queue.write_buffer(uniform, 0, bytemuck::bytes_of(p));
-                let mut encoder =
-                    self.device
-                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                            label: Some(kernel.name),
-                        });
-                if let (0, Some(buffer)) = (i, clear) {
-                    encoder.clear_buffer(buffer, 0, None);
-                }
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(kernel.name),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(&pipeline.pipeline);
-                    pass.set_bind_group(0, &bind_group, &[]);
-                    pass.dispatch_workgroups(workgroups, 1, 1);
-                }
-                self.queue.submit([encoder.finish()]);
-            }
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some(kernel.name),
-                });
-            encoder.copy_buffer_to_buffer(result, 0, staging, 0, bytes);
-            self.finish(encoder, staging, bytes)
-        })
     }
 
     /// Run `steps` in order in one submission, each kernel once per entry of its params (each

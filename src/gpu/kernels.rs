@@ -100,6 +100,23 @@ const fn binding(binding: u32, name: &'static str, kind: BindingKind) -> Binding
 
 use BindingKind::{StorageRead, StorageReadWrite, Uniform};
 
+/// The base Gram matrices of the signature-kernel PDE, on the device from the transformed paths: one
+/// invocation per cell of every pair of a chunk.
+pub const SIG_KERNEL_GRAM: Kernel = Kernel {
+    name: "sig_kernel_gram",
+    source: include_str!("../../shaders/sig_kernel_gram.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "side_a", StorageRead),
+        binding(2, "side_b", StorageRead),
+        binding(3, "pairs", StorageRead),
+        binding(4, "consts", StorageRead),
+        binding(5, "gram", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<GramParams>(),
+};
+
 /// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
 pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     name: "sig_kernel_forward",
@@ -151,7 +168,12 @@ pub const TENSOR_LOG: Kernel = Kernel {
 };
 
 /// Every kernel, by name.
-pub const KERNELS: &[&Kernel] = &[&SIG_KERNEL_FORWARD, &SIG_KERNEL_BACKWARD, &TENSOR_LOG];
+pub const KERNELS: &[&Kernel] = &[
+    &SIG_KERNEL_GRAM,
+    &SIG_KERNEL_FORWARD,
+    &SIG_KERNEL_BACKWARD,
+    &TENSOR_LOG,
+];
 
 impl Kernel {
     /// The WGSL source specialised for `precision` (see the module docs for the substitution).
@@ -223,4 +245,20 @@ pub struct SigKernelParams {
     /// `sig_kernel_backward`: the pass this dispatch runs (0 forward grid, 1 reverse sweep, 2
     /// reduction to `dF/dG`); 0 for `sig_kernel_forward`.
     pub phase: u32,
+}
+
+/// The uniform block of `sig_kernel_gram.wgsl` (`struct Params` there, field for field).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GramParams {
+    /// Pairs in this dispatch.
+    pub n_pairs: u32,
+    /// Increments of the two transformed paths: the base Gram matrix is `n1 × n2`.
+    pub n1: u32,
+    pub n2: u32,
+    /// Channels of the transformed paths.
+    pub dim: u32,
+    /// 0: a bilinear kernel from increments; 1: the RBF kernel from points.
+    pub kind: u32,
+    pub _pad: [u32; 3],
 }

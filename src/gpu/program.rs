@@ -47,8 +47,9 @@ thread_local! {
     static LAST: RefCell<Option<GpuReport>> = const { RefCell::new(None) };
 }
 
-/// The report of the most recent call on this thread that ran on a GPU through the signature engine
-/// (`sig`, `sig_backprop`, `log_sig`), or `None` before the first.
+/// The report of the most recent GPU submission sequence on this thread (`sig`, `sig_backprop`,
+/// `log_sig`, and each kernel solve of `sig_kernel`, its backprop and the Gram matrices), or `None`
+/// before the first.
 pub fn last_gpu_report() -> Option<GpuReport> {
     LAST.with(|l| l.borrow().clone())
 }

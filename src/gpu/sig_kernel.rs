@@ -1,23 +1,44 @@
-//! `sig_kernel` and its gradient on the GPU: the drivers of `sig_kernel_forward.wgsl` and
-//! `sig_kernel_backward.wgsl`.
+//! `sig_kernel` and its gradient on the GPU: the drivers of `sig_kernel_gram.wgsl`,
+//! `sig_kernel_forward.wgsl` and `sig_kernel_backward.wgsl`.
 //!
-//! The caller supplies the base Gram matrices `G` (one `n1 × n2` block per pair, computed on the
-//! host by the CPU's static-kernel code, chunk by chunk) and the kernels solve the refined PDE of
-//! every pair, one workgroup per pair; the backward kernel returns `dF/dG`, which the caller chains
-//! to the paths with the same static-kernel code. A batch is cut into chunks that respect the adapter's limits
-//! (workgroups per dimension, binding and buffer sizes, `u32` indices); the sweep over the grid's
-//! anti-diagonals is cut into windows of diagonals, one dispatch each, sized by the adapter's loop
-//! budget (see `gpu::sig`).
+//! The caller uploads each transformed path once ([`Pairs`]); per chunk of pairs, one submission
+//! computes the pairs' base Gram matrices `G` on the device (one invocation per cell), solves the
+//! refined PDE of every pair (one workgroup per pair) and, backward, its adjoint down to `dF/dG`,
+//! which the caller chains to the paths with the CPU's static-kernel code. Chunks respect the
+//! adapter's limits (workgroups per dimension, binding and buffer sizes, `u32` indices); the sweep
+//! over the grid's anti-diagonals is cut into windows of diagonals, one dispatch each, sized by the
+//! adapter's loop budget (see `gpu::sig`).
 
-use super::chunks::{
-    bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STAGING, STORAGE, UNIFORM,
-};
+use super::chunks::{bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STORAGE};
 use super::context::Context;
 use super::kernels::{
-    Precision, SigKernelParams, SIG_KERNEL_BACKWARD, SIG_KERNEL_FORWARD, WORKGROUP_SIZE,
+    GramParams, Precision, SigKernelParams, SIG_KERNEL_BACKWARD, SIG_KERNEL_FORWARD,
+    SIG_KERNEL_GRAM, WORKGROUP_SIZE,
 };
+use super::program::{set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
 use crate::{Error, Result, Scalar};
+use std::sync::Arc;
+
+/// How a base Gram matrix is formed from two transformed paths (`sig_kernel_gram.wgsl`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StaticGram<T> {
+    /// `κ(p, q) = c·<p, q>`, from increments.
+    Bilinear(T),
+    /// `κ(p, q) = exp(−|p − q|² / σ)`, from points; the value is `1/σ`.
+    Rbf(T),
+}
+
+/// The pairs of one call: the transformed paths of its two sides, one row each (`n·dim`
+/// increments for a bilinear kernel, `(n + 1)·dim` points otherwise, `n` the side's increments),
+/// and which paths pair `i` joins.
+pub(crate) struct Pairs<'a, T> {
+    pub gram: StaticGram<T>,
+    pub a: &'a [T],
+    pub b: &'a [T],
+    pub dim: usize,
+    pub pair: &'a (dyn Fn(usize) -> (usize, usize) + Sync),
+}
 
 /// The base Gram matrix and refinement shared by every pair of one call.
 #[derive(Clone, Copy, Debug)]
@@ -39,9 +60,6 @@ impl KernelGrid {
         (self.n2 << self.lam2) + 1
     }
 }
-
-/// Host memory for the base Gram matrices of one chunk, at most.
-const GRAM_CHUNK_BYTES: usize = 256 << 20;
 
 /// `consts` of the shader: `[2^-(λ1+λ2), 1/12]`, as the CPU scheme computes them.
 pub(crate) fn consts<T: Scalar>(grid: KernelGrid) -> [T; 2] {
@@ -101,28 +119,131 @@ fn base_params(grid: KernelGrid) -> Result<SigKernelParams> {
     })
 }
 
-/// Pairs per chunk: what the buffers (`per_pair`) and the dispatch allow, at most `pairs`, with the
-/// host's base Gram matrices of one chunk within [`GRAM_CHUNK_BYTES`].
-fn chunk_pairs<T: Scalar>(
+/// Pairs per chunk: what the buffers (`per_pair`) and the dispatch allow, at most `pairs`.
+fn chunk_pairs(
     ctx: &Context,
-    grid: KernelGrid,
+    precision: Precision,
     per_pair: &[PerPath],
     pairs: usize,
 ) -> Result<usize> {
-    let cells = grid.n1 * grid.n2;
-    Ok(chunk_paths(ctx, Precision::of::<T>(), per_pair)?
+    Ok(chunk_paths(ctx, precision, per_pair)?
         .min(ctx.limits.max_compute_workgroups_per_dimension as usize)
-        .min((GRAM_CHUNK_BYTES / (cells * std::mem::size_of::<T>())).max(1))
         .min(pairs))
 }
 
-/// The kernels of `out.len()` pairs into `out`: `gram(first, g)` writes the base Gram matrices of
-/// pairs `first..first + g.len() / (n1·n2)` into `g`. A grid without cells (a path of one point) has
-/// the kernel 1.
+/// What every chunk of a call shares on the device: the two sides' paths, the static kernel's
+/// constant and the pipelines.
+struct Sides {
+    a: Pooled,
+    b: Option<Pooled>,
+    consts: Pooled,
+    pipeline: Arc<super::context::Pipeline>,
+    params: GramParams,
+}
+
+impl Sides {
+    fn upload<T: Scalar>(
+        ctx: &Arc<Context>,
+        grid: KernelGrid,
+        pairs: &Pairs<'_, T>,
+        report: &mut GpuReport,
+    ) -> Result<Sides> {
+        let precision = Precision::of::<T>();
+        let max = ctx.limits.max_storage_buffer_binding_size;
+        let side = |data: &[T], report: &mut GpuReport| -> Result<Pooled> {
+            let bytes = std::mem::size_of_val(data) as u64;
+            if bytes > max {
+                return Err(Error::Device(format!(
+                    "adapter '{}': the paths of one side take {bytes} bytes, more than its largest \
+                     binding ({max} bytes)",
+                    ctx.name
+                )));
+            }
+            let buf = take(ctx, "paths", bytes, STORAGE, report);
+            upload(ctx, &buf, bytemuck::cast_slice(data), report);
+            Ok(buf)
+        };
+        let a = side(pairs.a, report)?;
+        let same = std::ptr::eq(pairs.a, pairs.b);
+        let b = if same {
+            None
+        } else {
+            Some(side(pairs.b, report)?)
+        };
+        let (kind, value) = match pairs.gram {
+            StaticGram::Bilinear(c) => (0, c),
+            StaticGram::Rbf(inv_sigma) => (1, inv_sigma),
+        };
+        let consts = take(ctx, "consts", precision.size(), STORAGE, report);
+        upload(ctx, &consts, &bytes_of(precision, &[value]), report);
+        Ok(Sides {
+            a,
+            b,
+            consts,
+            pipeline: ctx.pipeline(&SIG_KERNEL_GRAM, precision)?,
+            params: GramParams {
+                n1: to_u32("increments", grid.n1)?,
+                n2: to_u32("increments", grid.n2)?,
+                dim: to_u32("channels", pairs.dim)?,
+                kind,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The dispatch writing the Gram matrices of `n` pairs (listed in `pairs`) into `gram`.
+    fn dispatch<'a>(
+        &'a self,
+        n: usize,
+        pairs: &'a wgpu::Buffer,
+        gram: &'a wgpu::Buffer,
+    ) -> Result<Dispatch<'a>> {
+        let cells = self.params.n1 as u64 * self.params.n2 as u64;
+        let params = GramParams {
+            n_pairs: to_u32("chunk", n)?,
+            ..self.params
+        };
+        Ok(Dispatch {
+            label: SIG_KERNEL_GRAM.name,
+            pipeline: self.pipeline.clone(),
+            params: bytemuck::bytes_of(&params).to_vec(),
+            buffers: vec![
+                &self.a,
+                self.b.as_deref().unwrap_or(&self.a),
+                pairs,
+                &self.consts,
+                gram,
+            ],
+            workgroups: (n as u64 * cells).div_ceil(WORKGROUP_SIZE as u64),
+            workgroup_size: WORKGROUP_SIZE,
+        })
+    }
+}
+
+/// Upload the path indices of pairs `first..first + n` (two `u32` per pair).
+fn upload_pairs<T>(
+    ctx: &Arc<Context>,
+    pairs: &Pairs<'_, T>,
+    first: usize,
+    n: usize,
+    report: &mut GpuReport,
+) -> Result<Pooled> {
+    let mut index = Vec::with_capacity(2 * n);
+    for i in first..first + n {
+        let (p, q) = (pairs.pair)(i);
+        index.extend([to_u32("path index", p)?, to_u32("path index", q)?]);
+    }
+    let buf = take(ctx, "pairs", 8 * n as u64, STORAGE, report);
+    upload(ctx, &buf, bytemuck::cast_slice(&index), report);
+    Ok(buf)
+}
+
+/// The kernels of the first `out.len()` pairs of `pairs` into `out`. A grid without cells (a path
+/// of one point) has the kernel 1.
 pub(crate) fn sig_kernel<T: Scalar>(
     device: &GpuDevice,
     grid: KernelGrid,
-    gram: &(dyn Fn(usize, &mut [T]) + Sync),
+    pairs: &Pairs<'_, T>,
     out: &mut [T],
 ) -> Result<()> {
     if out.is_empty() {
@@ -134,6 +255,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     }
     let precision = Precision::of::<T>();
     let ctx = open(device, precision)?;
+    let mut report = GpuReport::new("sig_kernel");
     let (rows, cols) = (grid.rows(), grid.cols());
     let cells = grid.n1 * grid.n2;
     let per_pair = [
@@ -142,61 +264,64 @@ pub(crate) fn sig_kernel<T: Scalar>(
             elems: cells as u64,
         },
         PerPath {
-            what: "output",
-            elems: 1,
-        },
-        PerPath {
             what: "scratch",
             elems: 3 * rows as u64,
         },
     ];
-    let chunk = chunk_pairs::<T>(&ctx, grid, &per_pair, out.len())?;
+    let chunk = chunk_pairs(&ctx, precision, &per_pair, out.len())?;
     let windows = windows(&ctx, rows, cols)?;
     let p = base_params(grid)?;
     let size = precision.size();
-    let uniform = ctx.buffer(
-        "params",
-        std::mem::size_of::<SigKernelParams>() as u64,
-        UNIFORM,
+    let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
+    let values = consts::<T>(grid);
+    let consts = take(&ctx, "consts", 2 * size, STORAGE, &mut report);
+    upload(&ctx, &consts, &bytes_of(precision, &values), &mut report);
+    let gram = take(
+        &ctx,
+        "gram",
+        (chunk * cells) as u64 * size,
+        STORAGE,
+        &mut report,
     );
-    let consts_buf = ctx.buffer("consts", 2 * size, STORAGE);
-    ctx.write(&consts_buf, &bytes_of(precision, &consts::<T>(grid)));
-    let gram_buf = ctx.buffer("gram", (chunk * cells) as u64 * size, STORAGE);
-    let out_buf = ctx.buffer("kernels", chunk as u64 * size, STORAGE);
-    let scratch_buf = ctx.buffer("scratch", (chunk * 3 * rows) as u64 * size, STORAGE);
-    let staging = ctx.buffer("staging", chunk as u64 * size, STAGING);
-    let bindings = [&uniform, &gram_buf, &consts_buf, &out_buf, &scratch_buf];
-    let mut g = Vec::new();
+    let kernels = take(&ctx, "kernels", chunk as u64 * size, STORAGE, &mut report);
+    let scratch = take(
+        &ctx,
+        "scratch",
+        (chunk * 3 * rows) as u64 * size,
+        STORAGE,
+        &mut report,
+    );
+    let forward = ctx.pipeline(&SIG_KERNEL_FORWARD, precision)?;
     for (c, out_chunk) in out.chunks_mut(chunk).enumerate() {
         let n = out_chunk.len();
-        g.clear();
-        g.resize(n * cells, T::zero());
-        gram(c * chunk, &mut g);
-        ctx.write(&gram_buf, &bytes_of(precision, &g));
+        let index = upload_pairs(&ctx, pairs, c * chunk, n, &mut report)?;
         let n_pairs = to_u32("chunk", n)?;
-        let params: Vec<SigKernelParams> = windows
-            .iter()
-            .map(|&(d_begin, d_end)| SigKernelParams {
-                n_pairs,
-                d_begin,
-                d_end,
-                ..p
-            })
-            .collect();
-        let result = ctx.run(
-            &SIG_KERNEL_FORWARD,
-            precision,
-            &bindings,
-            &uniform,
-            &params,
-            n_pairs,
-            None,
-            &out_buf,
-            &staging,
-            n as u64 * size,
+        let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
+        dispatches.extend(windows.iter().map(|&(d_begin, d_end)| {
+            Dispatch {
+                label: SIG_KERNEL_FORWARD.name,
+                pipeline: forward.clone(),
+                params: bytemuck::bytes_of(&SigKernelParams {
+                    n_pairs,
+                    d_begin,
+                    d_end,
+                    ..p
+                })
+                .to_vec(),
+                buffers: vec![&gram, &consts, &kernels, &scratch],
+                workgroups: n as u64,
+                workgroup_size: WORKGROUP_SIZE,
+            }
+        }));
+        let bytes = submit(
+            &ctx,
+            &dispatches,
+            Some((&kernels, n as u64 * size)),
+            &mut report,
         )?;
-        read_into(precision, &result, out_chunk);
+        read_into(precision, &bytes, out_chunk);
     }
+    set_last_report(report);
     Ok(())
 }
 
@@ -217,17 +342,16 @@ fn reduce_windows(ctx: &Context, grid: KernelGrid) -> Result<Vec<(u32, u32)>> {
     Ok(cut(cells, strips.saturating_mul(WORKGROUP_SIZE as u64)))
 }
 
-/// `dF/dG` and the kernel of each of `seeds.len()` pairs, given `seeds = dF/dk`: `gram(first, g)`
-/// writes the base Gram matrices of pairs `first..first + g.len() / (n1·n2)` into `g` (as for
-/// [`sig_kernel`]), and `sink(first, grads)` receives, chunk by chunk in order, `n1·n2 + 1` values
-/// per pair: `dF/dG` (row-major), then `k`. A grid without cells has `k = 1` and no `G`.
+/// `dF/dG` and the kernel of each of the first `seeds.len()` pairs of `pairs`, given `seeds =
+/// dF/dk`: `sink(first, grads)` receives, chunk by chunk in order, `n1·n2 + 1` values per pair:
+/// `dF/dG` (row-major), then `k`. A grid without cells has `k = 1` and no `G`.
 ///
 /// The whole refined grid of each pair is held on the GPU (`rows · cols` values), so one pair must
 /// fit in the adapter's largest buffer; chunks are sized so that every buffer does.
 pub(crate) fn sig_kernel_backprop<T: Scalar>(
     device: &GpuDevice,
     grid: KernelGrid,
-    gram: &(dyn Fn(usize, &mut [T]) + Sync),
+    pairs: &Pairs<'_, T>,
     seeds: &[T],
     sink: &mut dyn FnMut(usize, &[T]),
 ) -> Result<()> {
@@ -240,16 +364,13 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     }
     let precision = Precision::of::<T>();
     let ctx = open(device, precision)?;
+    let mut report = GpuReport::new("sig_kernel_backprop");
     let (rows, cols) = (grid.rows(), grid.cols());
     let cells = grid.n1 * grid.n2;
     let per_pair = [
         PerPath {
             what: "base Gram matrix",
             elems: cells as u64,
-        },
-        PerPath {
-            what: "seed",
-            elems: 1,
         },
         PerPath {
             what: "gradient",
@@ -264,75 +385,72 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
             elems: 3 * rows as u64,
         },
     ];
-    let chunk = chunk_pairs::<T>(&ctx, grid, &per_pair, seeds.len())?;
+    let chunk = chunk_pairs(&ctx, precision, &per_pair, seeds.len())?;
     let diagonals = windows(&ctx, rows, cols)?;
     let reductions = reduce_windows(&ctx, grid)?;
     let p = base_params(grid)?;
     let size = precision.size();
-    let uniform = ctx.buffer(
-        "params",
-        std::mem::size_of::<SigKernelParams>() as u64,
-        UNIFORM,
+    let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
+    let consts = take(&ctx, "consts", 3 * size, STORAGE, &mut report);
+    let values = backward_consts::<T>(grid);
+    upload(&ctx, &consts, &bytes_of(precision, &values), &mut report);
+    let gram = take(
+        &ctx,
+        "gram",
+        (chunk * cells) as u64 * size,
+        STORAGE,
+        &mut report,
     );
-    let consts_buf = ctx.buffer("consts", 3 * size, STORAGE);
-    ctx.write(
-        &consts_buf,
-        &bytes_of(precision, &backward_consts::<T>(grid)),
-    );
-    let gram_buf = ctx.buffer("gram", (chunk * cells) as u64 * size, STORAGE);
-    let seeds_buf = ctx.buffer("seeds", chunk as u64 * size, STORAGE);
+    let seeds_buf = take(&ctx, "seeds", chunk as u64 * size, STORAGE, &mut report);
     let out_len = (chunk * (cells + 1)) as u64 * size;
-    let grads_buf = ctx.buffer("gradients", out_len, STORAGE);
-    let grid_buf = ctx.buffer("grid", (chunk * rows) as u64 * cols as u64 * size, STORAGE);
-    let scratch_buf = ctx.buffer("scratch", (chunk * 3 * rows) as u64 * size, STORAGE);
-    let staging = ctx.buffer("staging", out_len, STAGING);
-    let bindings = [
-        &uniform,
-        &gram_buf,
-        &consts_buf,
-        &seeds_buf,
-        &grads_buf,
-        &grid_buf,
-        &scratch_buf,
-    ];
-    let mut g = Vec::new();
+    let grads = take(&ctx, "gradients", out_len, STORAGE, &mut report);
+    let grid_bytes = (chunk * rows) as u64 * cols as u64 * size;
+    let grid_buf = take(&ctx, "grid", grid_bytes, STORAGE, &mut report);
+    let scratch = take(
+        &ctx,
+        "scratch",
+        (chunk * 3 * rows) as u64 * size,
+        STORAGE,
+        &mut report,
+    );
+    let backward = ctx.pipeline(&SIG_KERNEL_BACKWARD, precision)?;
     let mut out = Vec::new();
     for (c, seeds_chunk) in seeds.chunks(chunk).enumerate() {
         let n = seeds_chunk.len();
-        g.clear();
-        g.resize(n * cells, T::zero());
-        gram(c * chunk, &mut g);
-        ctx.write(&gram_buf, &bytes_of(precision, &g));
-        ctx.write(&seeds_buf, &bytes_of(precision, seeds_chunk));
+        let index = upload_pairs(&ctx, pairs, c * chunk, n, &mut report)?;
+        upload(
+            &ctx,
+            &seeds_buf,
+            &bytes_of(precision, seeds_chunk),
+            &mut report,
+        );
         let n_pairs = to_u32("chunk", n)?;
-        let at = |phase: u32, (d_begin, d_end): (u32, u32)| SigKernelParams {
-            n_pairs,
-            d_begin,
-            d_end,
-            phase,
-            ..p
+        let step = |phase: u32, (d_begin, d_end): (u32, u32)| Dispatch {
+            label: SIG_KERNEL_BACKWARD.name,
+            pipeline: backward.clone(),
+            params: bytemuck::bytes_of(&SigKernelParams {
+                n_pairs,
+                d_begin,
+                d_end,
+                phase,
+                ..p
+            })
+            .to_vec(),
+            buffers: vec![&gram, &consts, &seeds_buf, &grads, &grid_buf, &scratch],
+            workgroups: n as u64,
+            workgroup_size: WORKGROUP_SIZE,
         };
-        let params: Vec<SigKernelParams> = (diagonals.iter().map(|&w| at(0, w)))
-            .chain(diagonals.iter().rev().map(|&w| at(1, w)))
-            .chain(reductions.iter().map(|&w| at(2, w)))
-            .collect();
+        let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
+        dispatches.extend(diagonals.iter().map(|&w| step(0, w)));
+        dispatches.extend(diagonals.iter().rev().map(|&w| step(1, w)));
+        dispatches.extend(reductions.iter().map(|&w| step(2, w)));
         let bytes = (n * (cells + 1)) as u64 * size;
-        let result = ctx.run(
-            &SIG_KERNEL_BACKWARD,
-            precision,
-            &bindings,
-            &uniform,
-            &params,
-            n_pairs,
-            None,
-            &grads_buf,
-            &staging,
-            bytes,
-        )?;
+        let result = submit(&ctx, &dispatches, Some((&grads, bytes)), &mut report)?;
         out.clear();
         out.resize(n * (cells + 1), T::zero());
         read_into(precision, &result, &mut out);
         sink(c * chunk, &out);
     }
+    set_last_report(report);
     Ok(())
 }

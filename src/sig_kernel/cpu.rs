@@ -64,6 +64,7 @@ impl<T: Scalar> Plan<'_, T> {
     }
 
     /// The base Gram matrix `G` of `(x, y)` into `g` (`n1 × n2`, row-major), as the PDE sees it.
+    #[cfg(test)]
     pub fn gram_of(&self, ws: &mut Workspace<T>, x: &[T], y: &[T], g: &mut [T]) {
         self.load(ws, x, y);
         self.lift.gram(&ws.x, &ws.y, &mut ws.kappa, g);

@@ -1,14 +1,16 @@
-//! Signature kernels on the GPU: the PDE and its adjoint run in `crate::gpu`'s kernels, the base Gram
-//! matrices and the chain from `dF/dG` to the paths on CPU threads with the CPU's own code (so every
-//! static kernel and transform behaves as on the CPU).
+//! Signature kernels on the GPU: the base Gram matrices, the PDE and its adjoint run in `crate::gpu`'s
+//! kernels from the transformed paths (transformed here, once per path, by the CPU's own code); the
+//! chain from `dF/dG` to the paths runs on CPU threads with the CPU's static-kernel code.
 //!
 //! Everything here works on lists of pairs `(a, b)` of two sides, which covers the paired kernels
 //! `(x_i, y_i)`, the self-kernels `(x_i, x_i)` of normalisation and the Gram matrices' `(x_i, y_j)`.
 
-use super::cpu::{par_pairs, Plan, Workspace};
+use super::cpu::{par_pairs, Plan};
+use super::static_kernel::{Lift, Lifted};
 use crate::cpu::par_rows;
 use crate::device::{self, Backend};
-use crate::gpu::{self, kernels::Precision, GpuDevice, KernelGrid};
+use crate::gpu::{self, kernels::Precision, GpuDevice, KernelGrid, Pairs, StaticGram};
+use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar, SigKernelOptions};
 
 /// One side of the pairs: paths laid end to end, `len` values and `n` increments (after the
@@ -71,6 +73,53 @@ fn kernel_grid<T>(plan: &Plan<'_, T>, n1: usize, n2: usize) -> KernelGrid {
     }
 }
 
+/// The transformed paths of side `s`, one row each, as the GPU's Gram kernel reads them: increments
+/// for a bilinear kernel, points otherwise. Returns the rows and their channels.
+pub(super) fn lifted<T: Scalar>(
+    plan: &Plan<'_, T>,
+    threads: usize,
+    s: Side<'_, T>,
+) -> Result<(Vec<T>, usize)> {
+    let opts = plan.opts;
+    let dim = aug_dim(plan.dim, opts.time_aug, opts.lead_lag)?;
+    let points = matches!(plan.lift, Lift::Rbf(_));
+    let row = (s.n + points as usize) * dim;
+    let mut rows = vec![T::zero(); s.count() * row];
+    par_rows(threads, &mut rows, row, Lifted::default, |l, i, out| {
+        l.load(&plan.lift, s.path(i), plan.dim, opts);
+        out.copy_from_slice(if points { &l.points } else { &l.incs });
+    });
+    Ok((rows, dim))
+}
+
+/// The pairs `pair(i)` of sides `a`, `b` for the GPU, their paths transformed.
+fn with_pairs<T: Scalar, R>(
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (a, b): (Side<'_, T>, Side<'_, T>),
+    pair: PairOf<'_>,
+    run: impl FnOnce(&Pairs<'_, T>) -> Result<R>,
+) -> Result<R> {
+    let same = std::ptr::eq(a.paths, b.paths) && a.len == b.len;
+    let (rows_a, dim) = lifted(plan, threads, a)?;
+    let rows_b = if same {
+        None
+    } else {
+        Some(lifted(plan, threads, b)?.0)
+    };
+    let gram = match &plan.lift {
+        Lift::Bilinear(c) => StaticGram::Bilinear(*c),
+        Lift::Rbf(k) => StaticGram::Rbf(k.inv_sigma),
+    };
+    run(&Pairs {
+        gram,
+        a: &rows_a,
+        b: rows_b.as_deref().unwrap_or(&rows_a),
+        dim,
+        pair,
+    })
+}
+
 /// The kernels of `out.len()` pairs `pair(i)` of sides `a`, `b` into `out`, unnormalised.
 fn pair_kernels<T: Scalar>(
     device: &GpuDevice,
@@ -80,14 +129,10 @@ fn pair_kernels<T: Scalar>(
     pair: PairOf<'_>,
     out: &mut [T],
 ) -> Result<()> {
-    let cells = a.n * b.n;
-    let fill = |first: usize, g: &mut [T]| {
-        par_rows(threads, g, cells, Workspace::default, |ws, i, row| {
-            let (p, q) = pair(first + i);
-            plan.gram_of(ws, a.path(p), b.path(q), row);
-        });
-    };
-    gpu::sig_kernel(device, kernel_grid(plan, a.n, b.n), &fill, out)
+    let grid = kernel_grid(plan, a.n, b.n);
+    with_pairs(plan, threads, (a, b), pair, |pairs| {
+        gpu::sig_kernel(device, grid, pairs, out)
+    })
 }
 
 /// Receives each pair's index, kernel and path gradients, in order.
@@ -109,12 +154,6 @@ fn pair_backprop<T: Scalar>(
     add: AddGrads<'_, T>,
 ) -> Result<()> {
     let cells = a.n * b.n;
-    let fill = |first: usize, g: &mut [T]| {
-        par_rows(threads, g, cells, Workspace::default, |ws, i, row| {
-            let (p, q) = pair(first + i);
-            plan.gram_of(ws, a.path(p), b.path(q), row);
-        });
-    };
     let (mut ga, mut gb) = (Vec::new(), Vec::new());
     let mut sink = |first: usize, out: &[T]| {
         let per = cells + 1;
@@ -149,7 +188,10 @@ fn pair_backprop<T: Scalar>(
             }
         }
     };
-    gpu::sig_kernel_backprop(device, kernel_grid(plan, a.n, b.n), &fill, seeds, &mut sink)
+    let grid = kernel_grid(plan, a.n, b.n);
+    with_pairs(plan, threads, (a, b), pair, |pairs| {
+        gpu::sig_kernel_backprop(device, grid, pairs, seeds, &mut sink)
+    })
 }
 
 fn add_to<T: Scalar>(acc: &mut [T], g: &[T]) {

@@ -497,6 +497,48 @@ fn workspace_bytes<T: Scalar>(grid: &Grid, channels: usize, backward: bool) -> u
     bytes
 }
 
+/// The CPU's Gram matrices and transformed paths, for the GPU mirrors' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    fn plan_of(opts: &SigKernelOptions, dim: usize) -> Plan<'_, f64> {
+        Plan {
+            lift: Lift::new(&opts.static_kernel),
+            opts,
+            dim,
+            budget_bytes: BACKPROP_BUDGET_BYTES,
+            workspace_bytes: 0,
+        }
+    }
+
+    /// The base Gram matrix of paths `x`, `y` of `dim` channels, as the CPU's PDE sees it.
+    pub(crate) fn gram_of(opts: &SigKernelOptions, x: &[f64], y: &[f64], dim: usize) -> Vec<f64> {
+        let n = |p: &[f64]| increments(p.len() / dim, opts.lead_lag);
+        let mut g = vec![0.0; n(x) * n(y)];
+        plan_of(opts, dim).gram_of(&mut Workspace::default(), x, y, &mut g);
+        g
+    }
+
+    /// Paths of `len` points laid end to end, transformed as the GPU's Gram kernel reads them:
+    /// the rows, the increments per path and the transformed channels.
+    pub(crate) fn lifted_rows(
+        opts: &SigKernelOptions,
+        paths: &[f64],
+        len: usize,
+        dim: usize,
+    ) -> (Vec<f64>, usize, usize) {
+        let n = increments(len, opts.lead_lag);
+        let side = Side {
+            paths,
+            len: len * dim,
+            n,
+        };
+        let (rows, channels) = gpu::lifted(&plan_of(opts, dim), 1, side).unwrap();
+        (rows, n, channels)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ pub(crate) trait PointKernel<T: Scalar>: Sync {
 /// `κ(p, q) = exp(−|p − q|² / σ)`, pySigLib's convention. Evaluated from `p − q` directly, not from
 /// `|p|² − 2<p, q> + |q|²`, which loses digits for nearby points.
 pub(crate) struct Rbf<T> {
-    inv_sigma: T,
+    pub inv_sigma: T,
 }
 
 impl<T: Scalar> Rbf<T> {

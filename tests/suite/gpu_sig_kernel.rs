@@ -508,3 +508,37 @@ fn sig_kernel_gram_matches_cpu() {
     };
     check_gram(&device, f64, (9, 9), (4, 5), &opts);
 }
+
+/// At the benchmark shape (32 pairs of length 128, dimension 8, dyadic order 2) the largest dispatch
+/// of the forward and of the backward pass launches at least 32 768 invocations (the Gram matrices
+/// are computed on the device, one invocation per cell), all in one submission, and the kernels and
+/// gradients still match the CPU's.
+#[test]
+fn sig_kernel_dispatches_are_wide_at_the_benchmark_shape() {
+    let Some((device, _)) = gpu() else {
+        return;
+    };
+    let opts = SigKernelOptions {
+        dyadic_order: (2, 2),
+        ..Default::default()
+    };
+    let x = to_f32(&(random(&[32, 128, 8], 81) / 128f64.sqrt()));
+    let y = to_f32(&(random(&[32, 128, 8], 82) / 128f64.sqrt()));
+    let on_gpu = kernel_on(&device, &opts);
+    let on_cpu = kernel_on(&Device::Cpu, &opts);
+    let got = sig_kernel(x.view(), y.view(), &on_gpu).unwrap();
+    let report = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
+    assert_eq!(report.op, "sig_kernel");
+    assert!(report.max_invocations >= 32_768, "{report:?}");
+    assert_eq!(report.submissions, 1, "{report:?}");
+    let want = sig_kernel(x.view(), y.view(), &on_cpu).unwrap();
+    assert_close("sig_kernel", &to_f64(&got), &to_f64(&want), 1e-3, 1e-3);
+    let ds = ArrayD::<f32>::ones(got.shape());
+    let (gx, gy) = sig_kernel_backprop(ds.view(), x.view(), y.view(), &on_gpu).unwrap();
+    let report = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
+    assert_eq!(report.op, "sig_kernel_backprop");
+    assert!(report.max_invocations >= 32_768, "{report:?}");
+    let (wx, wy) = sig_kernel_backprop(ds.view(), x.view(), y.view(), &on_cpu).unwrap();
+    assert_close("path1 gradient", &to_f64(&gx), &to_f64(&wx), 1e-3, 1e-3);
+    assert_close("path2 gradient", &to_f64(&gy), &to_f64(&wy), 1e-3, 1e-3);
+}

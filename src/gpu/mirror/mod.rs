@@ -12,4 +12,5 @@
 
 pub(crate) mod sig_kernel_backward;
 pub(crate) mod sig_kernel_forward;
+pub(crate) mod sig_kernel_gram;
 pub(crate) mod tensor_log;

@@ -1,0 +1,103 @@
+// sig_kernel_gram: the base Gram matrix G of each pair of a chunk, on the device, from the pair's two
+// transformed paths (src/sig_kernel/static_kernel.rs computes the same on the CPU):
+//
+//   bilinear kernel κ(p, q) = c·<p, q>:  G[a, b] = c·<Δx_a, Δy_b>                 (from increments)
+//   RBF κ(p, q) = exp(−|p − q|²/σ):       G[a, b] = κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b)
+//                                                   − κ(x_a, y_{b+1}) + κ(x_a, y_b)      (from points)
+//
+// The host uploads each path once, already time-augmented and lead-lagged (its increments for a
+// bilinear kernel, its points otherwise: O(length · channels) per path), and the pairs as index
+// pairs, so a Gram matrix of n × m paths uploads n + m paths, not n·m matrices. One invocation per
+// cell (pair, a, b): the largest dispatch of a signature-kernel call.
+// src/gpu/mirror/sig_kernel_gram.rs is this file in Rust, line by line.
+//
+// Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
+// `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
+
+alias scalar = f32;
+
+struct Params {
+    // Pairs in this chunk.
+    n_pairs: u32,
+    // Increments of the two transformed paths: G is n1 × n2 per pair.
+    n1: u32,
+    n2: u32,
+    // Channels of the transformed paths.
+    dim: u32,
+    // 0: bilinear (rows of increments, consts[0] = c); 1: RBF (rows of points, consts[0] = 1/σ).
+    kind: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points (RBF).
+@group(0) @binding(1) var<storage, read> side_a: array<scalar>;
+@group(0) @binding(2) var<storage, read> side_b: array<scalar>;
+// Per pair of the chunk: the path of side a, then the path of side b.
+@group(0) @binding(3) var<storage, read> pairs: array<u32>;
+@group(0) @binding(4) var<storage, read> consts: array<scalar>;
+// n_pairs Gram matrices, n1 × n2 each, row-major.
+@group(0) @binding(5) var<storage, read_write> gram: array<scalar>;
+
+const WG: u32 = 64u;
+
+// e^x for x ≤ 0 in `scalar` precision (WGSL's exp has no f64 form): x = k·ln2 + r with |r| ≤ ln2/2
+// (ln2 in two parts, so r is exact to the last bits), e^r by its Taylor series to r^13 (the
+// remainder is below 2^−56 there), then 2^k.
+fn exp_neg(x: scalar) -> scalar {
+    if x < scalar(-740.0) {
+        return scalar(0.0);
+    }
+    let k = floor(x * scalar(1.4426950408889634) + scalar(0.5));
+    let r = (x - k * scalar(0.693145751953125)) - k * scalar(1.4286068203094173e-6);
+    var p = scalar(1.0);
+    for (var i = 13u; i >= 1u; i--) {
+        p = scalar(1.0) + r * p / scalar(i);
+    }
+    return ldexp(p, i32(k));
+}
+
+// κ(x_i, y_j) of the RBF kernel: points i of path row `pa` of side a and j of row `pb` of side b.
+fn rbf(pa: u32, i: u32, pb: u32, j: u32) -> scalar {
+    let d = params.dim;
+    var dist2 = scalar(0.0);
+    for (var c = 0u; c < d; c++) {
+        let diff = side_a[pa + i * d + c] - side_b[pb + j * d + c];
+        dist2 = dist2 + diff * diff;
+    }
+    return exp_neg(-dist2 * consts[0]);
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let cells = params.n1 * params.n2;
+    let cell = (wid.y * groups.x + wid.x) * WG + lid;
+    if cell >= params.n_pairs * cells {
+        return;
+    }
+    let pair = cell / cells;
+    let a = (cell % cells) / params.n2;
+    let b = cell % params.n2;
+    let d = params.dim;
+    var g = scalar(0.0);
+    if params.kind == 0u {
+        let pa = pairs[2u * pair] * params.n1 * d;
+        let pb = pairs[2u * pair + 1u] * params.n2 * d;
+        for (var c = 0u; c < d; c++) {
+            g = g + side_a[pa + a * d + c] * side_b[pb + b * d + c];
+        }
+        g = g * consts[0];
+    } else {
+        let pa = pairs[2u * pair] * (params.n1 + 1u) * d;
+        let pb = pairs[2u * pair + 1u] * (params.n2 + 1u) * d;
+        g = (rbf(pa, a + 1u, pb, b + 1u) - rbf(pa, a + 1u, pb, b))
+            - (rbf(pa, a, pb, b + 1u) - rbf(pa, a, pb, b));
+    }
+    gram[cell] = g;
+}
