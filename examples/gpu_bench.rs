@@ -3,9 +3,14 @@
 //! `cargo run --release --example gpu_bench -- [--quick] [--f64] [--repeats R]`. For each shape it
 //! times `sig` and `sig_backprop` on the GPU end to end (upload, kernels, read-back; the best of R
 //! calls), the GPU's kernel time alone (timestamp queries, where the adapter has them: the data is on
-//! the device, as the published GPU numbers are measured) and the CPU with every core.
-use ndarray::Array3;
-use roughsig::{sig, sig_backprop, Device, Scalar, SigOptions};
+//! the device, as the published GPU numbers are measured) and the CPU with every core; then the
+//! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`) and for one
+//! Gram matrix.
+use ndarray::{Array3, ArrayD};
+use roughsig::{
+    sig, sig_backprop, sig_kernel, sig_kernel_backprop, sig_kernel_gram, Device, Scalar,
+    SigKernelOptions, SigOptions,
+};
 use std::time::Instant;
 
 struct Shape(usize, usize, usize, usize);
@@ -63,6 +68,96 @@ fn main() {
             run::<f64>(s, repeats);
         }
     }
+    // Signature kernels: (pairs, length, dim, dyadic order), then one Gram matrix (n × n paths).
+    let (kernels, gram): (Vec<Shape>, Shape) = if quick {
+        (
+            vec![Shape(8, 64, 4, 0), Shape(8, 64, 4, 1)],
+            Shape(32, 32, 4, 0),
+        )
+    } else {
+        (
+            vec![
+                Shape(32, 128, 8, 0),
+                Shape(32, 128, 8, 2),
+                Shape(128, 512, 8, 0),
+                Shape(128, 512, 8, 2),
+            ],
+            Shape(512, 128, 8, 0),
+        )
+    };
+    for s in &kernels {
+        run_kernel::<f32>(s, repeats);
+        if f64 {
+            run_kernel::<f64>(s, repeats);
+        }
+    }
+    run_gram::<f32>(&gram, repeats);
+}
+
+/// One table row: the GPU's kernel and end-to-end times against the CPU's, and what the GPU's last
+/// call dispatched.
+fn row(op: &str, dtype: &str, shape: &str, gpu: (f64, Option<f64>), cpu: f64) {
+    let report = roughsig::gpu::last_gpu_report().unwrap_or_default();
+    let (g_wall, g_kernel) = gpu;
+    let kernel = g_kernel.map_or("–".into(), |k| format!("{k:.3}"));
+    let ratio = g_kernel.map_or("–".into(), |k| format!("{:.1}x", cpu / k));
+    println!(
+        "| {op} | {dtype} | {shape} | {kernel} | {g_wall:.3} | {cpu:.3} | {ratio} | {} | {} |",
+        report.max_invocations, report.dispatches
+    );
+}
+
+fn kernel_options(device: Device, lam: usize) -> SigKernelOptions {
+    SigKernelOptions {
+        dyadic_order: (lam, lam),
+        device,
+        ..Default::default()
+    }
+}
+
+fn run_kernel<T: Scalar>(s: &Shape, repeats: usize) {
+    let x = paths::<T>(s);
+    let y = x.mapv(|v| v * T::from_f64(0.5));
+    let (gpu, cpu) = (
+        kernel_options(Device::Gpu(None), s.3),
+        kernel_options(Device::Cpu, s.3),
+    );
+    let shape = format!("({}, {}, {}, λ={})", s.0, s.1, s.2, s.3);
+    let ds = ArrayD::<T>::ones(vec![s.0]);
+    for op in ["sig_kernel", "sig_kernel_backprop"] {
+        let call = |o: &SigKernelOptions| -> roughsig::Result<()> {
+            match op {
+                "sig_kernel" => sig_kernel(x.view(), y.view(), o).map(drop),
+                _ => sig_kernel_backprop(ds.view(), x.view(), y.view(), o).map(drop),
+            }
+        };
+        if let Err(e) = call(&gpu) {
+            println!("| {op} | {} | {shape} | GPU: {e} | | | | | |", T::NAME);
+            continue;
+        }
+        let g = best(repeats, || call(&gpu));
+        let (c_wall, _) = best(repeats.min(3), || call(&cpu));
+        row(op, T::NAME, &shape, g, c_wall);
+    }
+}
+
+fn run_gram<T: Scalar>(s: &Shape, repeats: usize) {
+    let x = paths::<T>(s);
+    let y = x.mapv(|v| v * T::from_f64(0.5));
+    let (gpu, cpu) = (
+        kernel_options(Device::Gpu(None), s.3),
+        kernel_options(Device::Cpu, s.3),
+    );
+    let shape = format!("{0} × {0} paths of ({1}, {2}), λ={3}", s.0, s.1, s.2, s.3);
+    if let Err(e) = sig_kernel_gram(x.view(), y.view(), &gpu) {
+        return println!(
+            "| sig_kernel_gram | {} | {shape} | GPU: {e} | | | | | |",
+            T::NAME
+        );
+    }
+    let g = best(repeats.min(3), || sig_kernel_gram(x.view(), y.view(), &gpu));
+    let (c_wall, _) = best(1, || sig_kernel_gram(x.view(), y.view(), &cpu));
+    row("sig_kernel_gram", T::NAME, &shape, g, c_wall);
 }
 
 fn paths<T: Scalar>(s: &Shape) -> Array3<T> {
@@ -119,16 +214,8 @@ fn run<T: Scalar>(s: &Shape, repeats: usize) {
             println!("| {op} | {} | {shape} | GPU: {e} | | | | | |", T::NAME);
             continue;
         }
-        let (g_wall, g_kernel) = best(repeats, || call(&gpu));
-        let report = roughsig::gpu::last_gpu_report().unwrap_or_default();
+        let g = best(repeats, || call(&gpu));
         let (c_wall, _) = best(repeats.min(3), || call(&cpu));
-        let kernel = g_kernel.map_or("–".into(), |k| format!("{k:.3}"));
-        let ratio = g_kernel.map_or("–".into(), |k| format!("{:.1}x", c_wall / k));
-        println!(
-            "| {op} | {} | {shape} | {kernel} | {g_wall:.3} | {c_wall:.3} | {ratio} | {} | {} |",
-            T::NAME,
-            report.max_invocations,
-            report.dispatches
-        );
+        row(op, T::NAME, &shape, g, c_wall);
     }
 }

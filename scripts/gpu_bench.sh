@@ -4,7 +4,9 @@
 #   scripts/gpu_bench.sh            the full table: batch 256 × length 10 000 at d ∈ {2,4,8,16}, N ∈ {2,3},
 #                                   and (128,256,4,6), (128,500,4,6), (32,1024,8,5), (1,100000,4,6);
 #                                   f32, plus f64 where the adapter has it (pass --f64); a few minutes
-#                                   on a large GPU
+#                                   on a large GPU; then sig_kernel and its backprop at (32,128,8) and
+#                                   (128,512,8) with dyadic orders 0 and 2, and a 512 × 512 Gram matrix of
+#                                   length-128 paths
 #   scripts/gpu_bench.sh --quick    small shapes, for a check on lavapipe (software Vulkan)
 #
 # ROUGHSIG_ADAPTER=<substring> picks the adapter. A prebuilt binary at
