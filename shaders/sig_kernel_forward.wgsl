@@ -9,19 +9,18 @@
 // Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
 // `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
 //
-// Inputs: the base Gram matrix G (n1 × n2 per pair, the second mixed differences of the static kernel)
-// is computed on the host by the CPU code itself (src/sig_kernel/static_kernel.rs), chunk by chunk,
-// so every static kernel (linear, scaled linear, RBF) and transform (time augmentation, lead-lag) is
-// supported and G is exactly the CPU's. It costs n1·n2·d per pair against the scheme's
-// n1·n2·4^λ·(a few) here, and one upload.
+// Inputs: the base Gram matrices G (n1 × n2 per pair, the second mixed differences of the static
+// kernel), written by sig_kernel_gram.wgsl earlier in the same submission.
 //
-// Layout: one workgroup of 64 invocations per pair. The grid is swept along anti-diagonals
+// Layout: one workgroup of 256 invocations per pair. The grid is swept along anti-diagonals
 // (s = r + c); the points of one diagonal are independent, so the invocations split each diagonal
-// into strips of 64 consecutive rows (a diagonal longer than the workgroup takes several strips), with
-// a barrier between diagonals. The last three diagonals live in `scratch` (indexed by row, diagonal s
-// in slot s % 3), so a long sweep can be cut into several dispatches over ranges of diagonals
-// ([d_begin, d_end)) with the state kept in between: no invocation runs more loop iterations per
-// dispatch than the adapter allows (lavapipe stops every loop after 65535 in all).
+// into strips of 256 consecutive rows, with a barrier between diagonals. The last three diagonals
+// (indexed by row, diagonal s in slot s % 3) live in workgroup memory when the grid has at most
+// SHARED_ROWS rows, else in `scratch`. A long sweep can be cut into several dispatches over ranges of
+// diagonals ([d_begin, d_end)): the shared path then loads the two diagonals before d_begin from
+// `scratch` and stores its last two back, so no invocation runs more loop iterations per dispatch
+// than the adapter allows (lavapipe stops every loop after 65535 in all). On a GPU without that
+// budget the whole sweep is one dispatch and `scratch` is touched twice per row.
 
 alias scalar = f32;
 
@@ -56,14 +55,38 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> scratch: array<scalar>;
 
 // Invocations per workgroup: the width of a strip.
-const WG: u32 = 64u;
+const WG: u32 = 256u;
+// Rows of the diagonals kept in workgroup memory (3 × 512 values: 6 KiB in f32, 12 KiB in f64).
+const SHARED_ROWS: u32 = 512u;
+
+var<workgroup> diag: array<scalar, 1536>;
 
 // Where point row r of diagonal s of pair `pair` lives in `scratch`.
 fn slot(pair: u32, s: u32, r: u32) -> u32 {
     return (pair * 3u + s % 3u) * params.rows + r;
 }
 
-@compute @workgroup_size(64)
+// Where point row r of diagonal s lives in `diag`.
+fn near(s: u32, r: u32) -> u32 {
+    return (s % 3u) * SHARED_ROWS + r;
+}
+
+// The point below-right of `up` and right of `left` (`corner` diagonally before), across a refined
+// cell of increment h.
+fn point(h: scalar, left: scalar, up: scalar, corner: scalar) -> scalar {
+    let h2 = h * h * consts[1];
+    let a = scalar(1.0) + scalar(0.5) * h + h2;
+    let b = scalar(1.0) - h2;
+    return (left + up) * a - corner * b;
+}
+
+// The increment of the refined cell whose bottom-right point is (r, c), both at least 1: G of its
+// base cell, scaled by 2^−(λ1+λ2).
+fn increment(base: u32, r: u32, c: u32) -> scalar {
+    return gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * consts[0];
+}
+
+@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pair = wid.x;
     if pair >= params.n_pairs {
@@ -71,17 +94,60 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let rows = params.rows;
     let cols = params.cols;
-    let frac = consts[0];
-    let twelfth = consts[1];
     let base = pair * params.n1 * params.n2;
+    let last = rows + cols - 2u;
+    if rows <= SHARED_ROWS {
+        for (var r = lid; r < rows; r += WG) {
+            if params.d_begin >= 1u {
+                diag[near(params.d_begin - 1u, r)] = scratch[slot(pair, params.d_begin - 1u, r)];
+            }
+            if params.d_begin >= 2u {
+                diag[near(params.d_begin - 2u, r)] = scratch[slot(pair, params.d_begin - 2u, r)];
+            }
+        }
+        workgroupBarrier();
+        for (var s = params.d_begin; s < params.d_end; s++) {
+            // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
+            var r_lo = 0u;
+            if s >= cols {
+                r_lo = s - (cols - 1u);
+            }
+            let r_hi = min(s, rows - 1u);
+            // The same trip count in every invocation, so the barrier is in uniform control flow.
+            let strips = (r_hi - r_lo) / WG + 1u;
+            for (var k = 0u; k < strips; k++) {
+                let r = r_lo + k * WG + lid;
+                if r <= r_hi {
+                    let c = s - r;
+                    var v = scalar(1.0);
+                    if r > 0u && c > 0u {
+                        v = point(increment(base, r, c), diag[near(s - 1u, r)],
+                            diag[near(s - 1u, r - 1u)], diag[near(s - 2u, r - 1u)]);
+                    }
+                    diag[near(s, r)] = v;
+                }
+            }
+            workgroupBarrier();
+        }
+        for (var r = lid; r < rows; r += WG) {
+            if params.d_end >= 1u {
+                scratch[slot(pair, params.d_end - 1u, r)] = diag[near(params.d_end - 1u, r)];
+            }
+            if params.d_end >= 2u {
+                scratch[slot(pair, params.d_end - 2u, r)] = diag[near(params.d_end - 2u, r)];
+            }
+        }
+        if lid == 0u && params.d_end == last + 1u {
+            kernels[pair] = diag[near(last, rows - 1u)];
+        }
+        return;
+    }
     for (var s = params.d_begin; s < params.d_end; s++) {
-        // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
         var r_lo = 0u;
         if s >= cols {
             r_lo = s - (cols - 1u);
         }
         let r_hi = min(s, rows - 1u);
-        // The same trip count in every invocation, so the barrier below is in uniform control flow.
         let strips = (r_hi - r_lo) / WG + 1u;
         for (var k = 0u; k < strips; k++) {
             let r = r_lo + k * WG + lid;
@@ -89,19 +155,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let c = s - r;
                 var v = scalar(1.0);
                 if r > 0u && c > 0u {
-                    let h = gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * frac;
-                    let h2 = h * h * twelfth;
-                    let a = scalar(1.0) + scalar(0.5) * h + h2;
-                    let b = scalar(1.0) - h2;
-                    v = (scratch[slot(pair, s - 1u, r)] + scratch[slot(pair, s - 1u, r - 1u)]) * a
-                        - scratch[slot(pair, s - 2u, r - 1u)] * b;
+                    v = point(increment(base, r, c), scratch[slot(pair, s - 1u, r)],
+                        scratch[slot(pair, s - 1u, r - 1u)], scratch[slot(pair, s - 2u, r - 1u)]);
                 }
                 scratch[slot(pair, s, r)] = v;
             }
         }
         storageBarrier();
     }
-    let last = rows + cols - 2u;
     if lid == 0u && params.d_end == last + 1u {
         kernels[pair] = scratch[slot(pair, last, rows - 1u)];
     }

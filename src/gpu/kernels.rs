@@ -121,7 +121,7 @@ pub const SIG_KERNEL_GRAM: Kernel = Kernel {
 pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     name: "sig_kernel_forward",
     source: include_str!("../../shaders/sig_kernel_forward.wgsl"),
-    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    workgroup_size: [256, 1, 1],
     bindings: &[
         binding(0, "params", Uniform),
         binding(1, "gram", StorageRead),

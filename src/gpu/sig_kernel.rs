@@ -75,14 +75,22 @@ pub(crate) fn backward_consts<T: Scalar>(grid: KernelGrid) -> [T; 3] {
     [frac, twelfth, T::from_f64(1.0 / 6.0)]
 }
 
-/// Loop iterations of one diagonal of `sig_kernel_forward.wgsl`, as `gpu::sig`'s model counts them
-/// (the outer trip, entering the strip loop, its trips, and one of margin), and the windows
-/// `[d_begin, d_end)` of diagonals, one per dispatch, that keep every dispatch within the budget.
-fn windows(ctx: &Context, rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
+/// Loop iterations of one diagonal of the PDE kernels, as `gpu::sig`'s model counts them (the outer
+/// trip, entering the strip loop, its trips for workgroups of `wg` invocations, and one of margin),
+/// and the windows `[d_begin, d_end)` of diagonals, one per dispatch, that keep every dispatch within
+/// the budget, `fixed` iterations per dispatch being spent outside the sweep.
+fn windows(
+    ctx: &Context,
+    rows: usize,
+    cols: usize,
+    wg: u32,
+    fixed: u64,
+) -> Result<Vec<(u32, u32)>> {
     let diagonals = to_u32("grid diagonals", rows + cols - 1)?;
-    let strips = ((rows.min(cols) - 1) / WORKGROUP_SIZE as usize + 1) as u64;
+    let strips = ((rows.min(cols) - 1) / wg as usize + 1) as u64;
     let per_diagonal = 2 + loop_cost::ENTRY + strips;
-    let steps = ctx.loop_budget.saturating_sub(loop_cost::ENTRY) / per_diagonal;
+    let spare = ctx.loop_budget.saturating_sub(loop_cost::ENTRY + fixed);
+    let steps = spare / per_diagonal;
     if steps == 0 {
         return Err(Error::Device(format!(
             "adapter '{}' runs at most {} loop iterations per invocation and dispatch; one diagonal \
@@ -91,6 +99,22 @@ fn windows(ctx: &Context, rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
         )));
     }
     Ok(cut(diagonals, steps))
+}
+
+/// Invocations per workgroup of `sig_kernel_forward.wgsl`, and the most rows whose diagonals it
+/// keeps in workgroup memory (its `SHARED_ROWS`).
+const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
+pub(crate) const SHARED_ROWS: usize = 512;
+
+/// The forward sweep's windows: with the diagonals in workgroup memory, each dispatch also loads and
+/// stores two diagonals (a loop over the rows each).
+fn forward_windows(ctx: &Context, rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
+    let copies = if rows <= SHARED_ROWS {
+        2 * loop_cost::lp(rows.div_ceil(FORWARD_WG as usize) as u64, 0)
+    } else {
+        0
+    };
+    windows(ctx, rows, cols, FORWARD_WG, copies)
 }
 
 /// `[0, total)` cut into windows of at most `step`.
@@ -269,7 +293,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
         },
     ];
     let chunk = chunk_pairs(&ctx, precision, &per_pair, out.len())?;
-    let windows = windows(&ctx, rows, cols)?;
+    let windows = forward_windows(&ctx, rows, cols)?;
     let p = base_params(grid)?;
     let size = precision.size();
     let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
@@ -310,7 +334,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
                 .to_vec(),
                 buffers: vec![&gram, &consts, &kernels, &scratch],
                 workgroups: n as u64,
-                workgroup_size: WORKGROUP_SIZE,
+                workgroup_size: FORWARD_WG,
             }
         }));
         let bytes = submit(
@@ -386,7 +410,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         },
     ];
     let chunk = chunk_pairs(&ctx, precision, &per_pair, seeds.len())?;
-    let diagonals = windows(&ctx, rows, cols)?;
+    let diagonals = windows(&ctx, rows, cols, WORKGROUP_SIZE, 0)?;
     let reductions = reduce_windows(&ctx, grid)?;
     let p = base_params(grid)?;
     let size = precision.size();
@@ -453,4 +477,17 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     }
     set_last_report(report);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_rows_match_the_shader() {
+        let line = format!("const SHARED_ROWS: u32 = {SHARED_ROWS}u;");
+        assert!(SIG_KERNEL_FORWARD.source.contains(&line), "{line}");
+        let diag = format!("array<scalar, {}>", 3 * SHARED_ROWS);
+        assert!(SIG_KERNEL_FORWARD.source.contains(&diag), "{diag}");
+    }
 }

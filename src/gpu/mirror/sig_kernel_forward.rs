@@ -7,7 +7,8 @@ use crate::gpu::kernels::SigKernelParams;
 
 type Scalar = f64;
 
-const WG: u32 = 64;
+const WG: u32 = 256;
+const SHARED_ROWS: u32 = 512;
 
 /// The buffers of one dispatch.
 pub(crate) struct Dispatch<'a> {
@@ -18,12 +19,30 @@ pub(crate) struct Dispatch<'a> {
     pub scratch: &'a mut [Scalar],
 }
 
+fn near(s: u32, r: u32) -> usize {
+    ((s % 3) * SHARED_ROWS + r) as usize
+}
+
 impl Dispatch<'_> {
     fn slot(&self, pair: u32, s: u32, r: u32) -> usize {
         ((pair * 3 + s % 3) * self.params.rows + r) as usize
     }
 
-    /// The entry point `main` for workgroup `pair`, all of its invocations.
+    fn point(&self, h: Scalar, left: Scalar, up: Scalar, corner: Scalar) -> Scalar {
+        let h2 = h * h * self.consts[1];
+        let a = 1.0 + 0.5 * h + h2;
+        let b = 1.0 - h2;
+        (left + up) * a - corner * b
+    }
+
+    fn increment(&self, base: u32, r: u32, c: u32) -> Scalar {
+        let p = self.params;
+        self.gram[(base + ((r - 1) >> p.lam1) * p.n2 + ((c - 1) >> p.lam2)) as usize]
+            * self.consts[0]
+    }
+
+    /// The entry point `main` for workgroup `pair`, all of its invocations (`diag` is the
+    /// workgroup's memory).
     pub(crate) fn workgroup(&mut self, pair: u32) {
         let p = self.params;
         if pair >= p.n_pairs {
@@ -31,9 +50,71 @@ impl Dispatch<'_> {
         }
         let rows = p.rows;
         let cols = p.cols;
-        let frac = self.consts[0];
-        let twelfth = self.consts[1];
         let base = pair * p.n1 * p.n2;
+        let last = rows + cols - 2;
+        if rows <= SHARED_ROWS {
+            let mut diag = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
+            for lid in 0..WG {
+                let mut r = lid;
+                while r < rows {
+                    if p.d_begin >= 1 {
+                        diag[near(p.d_begin - 1, r)] =
+                            self.scratch[self.slot(pair, p.d_begin - 1, r)];
+                    }
+                    if p.d_begin >= 2 {
+                        diag[near(p.d_begin - 2, r)] =
+                            self.scratch[self.slot(pair, p.d_begin - 2, r)];
+                    }
+                    r += WG;
+                }
+            }
+            // workgroupBarrier()
+            for s in p.d_begin..p.d_end {
+                let mut r_lo = 0u32;
+                if s >= cols {
+                    r_lo = s - (cols - 1);
+                }
+                let r_hi = s.min(rows - 1);
+                let strips = (r_hi - r_lo) / WG + 1;
+                for lid in 0..WG {
+                    for k in 0..strips {
+                        let r = r_lo + k * WG + lid;
+                        if r <= r_hi {
+                            let c = s - r;
+                            let mut v: Scalar = 1.0;
+                            if r > 0 && c > 0 {
+                                v = self.point(
+                                    self.increment(base, r, c),
+                                    diag[near(s - 1, r)],
+                                    diag[near(s - 1, r - 1)],
+                                    diag[near(s - 2, r - 1)],
+                                );
+                            }
+                            diag[near(s, r)] = v;
+                        }
+                    }
+                }
+                // workgroupBarrier()
+            }
+            for lid in 0..WG {
+                let mut r = lid;
+                while r < rows {
+                    if p.d_end >= 1 {
+                        let w = self.slot(pair, p.d_end - 1, r);
+                        self.scratch[w] = diag[near(p.d_end - 1, r)];
+                    }
+                    if p.d_end >= 2 {
+                        let w = self.slot(pair, p.d_end - 2, r);
+                        self.scratch[w] = diag[near(p.d_end - 2, r)];
+                    }
+                    r += WG;
+                }
+            }
+            if p.d_end == last + 1 {
+                self.kernels[pair as usize] = diag[near(last, rows - 1)];
+            }
+            return;
+        }
         for s in p.d_begin..p.d_end {
             let mut r_lo = 0u32;
             if s >= cols {
@@ -48,17 +129,12 @@ impl Dispatch<'_> {
                         let c = s - r;
                         let mut v: Scalar = 1.0;
                         if r > 0 && c > 0 {
-                            let h =
-                                self.gram[(base + ((r - 1) >> p.lam1) * p.n2 + ((c - 1) >> p.lam2))
-                                    as usize]
-                                    * frac;
-                            let h2 = h * h * twelfth;
-                            let a = 1.0 + 0.5 * h + h2;
-                            let b = 1.0 - h2;
-                            v = (self.scratch[self.slot(pair, s - 1, r)]
-                                + self.scratch[self.slot(pair, s - 1, r - 1)])
-                                * a
-                                - self.scratch[self.slot(pair, s - 2, r - 1)] * b;
+                            v = self.point(
+                                self.increment(base, r, c),
+                                self.scratch[self.slot(pair, s - 1, r)],
+                                self.scratch[self.slot(pair, s - 1, r - 1)],
+                                self.scratch[self.slot(pair, s - 2, r - 1)],
+                            );
                         }
                         let w = self.slot(pair, s, r);
                         self.scratch[w] = v;
@@ -67,7 +143,6 @@ impl Dispatch<'_> {
             }
             // storageBarrier()
         }
-        let last = rows + cols - 2;
         if p.d_end == last + 1 {
             self.kernels[pair as usize] = self.scratch[self.slot(pair, last, rows - 1)];
         }
@@ -133,6 +208,8 @@ mod tests {
             (2, 2, 90, 1, (1, 0)),
             (2, 70, 3, 3, (0, 2)),
             (1, 40, 45, 2, (2, 1)),
+            // Taller than the workgroup memory holds: the diagonals stay in `scratch`.
+            (1, 300, 4, 2, (1, 0)),
         ] {
             let opts = SigKernelOptions {
                 dyadic_order: lam,
