@@ -307,9 +307,9 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
 /// (`L − 1`, or `2(L − 1)` with lead-lag). A path of one point has the trivial signature: kernel 1
 /// (also with time augmentation, where pySigLib raises).
 ///
-/// Device: `Device::Gpu` (and `Device::Auto` for large work on a hardware GPU) solves the PDE on the
-/// GPU, normalised or not, from base Gram matrices computed on the CPU; `return_grid` runs on the CPU
-/// only (an explicit GPU request for it is [`Error::Device`](crate::Error::Device)).
+/// Device: `Device::Gpu` (and `Device::Auto` for large work on a hardware GPU) computes the base
+/// Gram matrices and solves the PDE on the GPU, normalised or not, or with `return_grid` returns the
+/// whole grid from there.
 ///
 /// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
 /// and [`Error::KernelOverflow`](crate::Error::KernelOverflow) when the result overflows (pySigLib only warns).

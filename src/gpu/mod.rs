@@ -48,7 +48,9 @@ pub(crate) use log_sig::{log_sig, Signatures};
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
-pub(crate) use sig_kernel::{sig_kernel, sig_kernel_backprop, KernelGrid, Pairs, StaticGram};
+pub(crate) use sig_kernel::{
+    sig_kernel, sig_kernel_backprop, sig_kernel_grids, KernelGrid, Pairs, StaticGram,
+};
 
 use crate::{Error, Result};
 use context::{registry, Entry};

@@ -386,11 +386,51 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         sink(0, &vec![T::one(); seeds.len()]);
         return Ok(());
     }
+    backward_kernel(device, grid, pairs, seeds.len(), Some(seeds), sink)
+}
+
+/// The whole PDE grid `K` (`rows × cols`, row-major) of each of the first `count` pairs of `pairs`:
+/// `sink(first, grids)` receives them chunk by chunk, in order. The forward phase of
+/// `sig_kernel_backward.wgsl`, read back.
+pub(crate) fn sig_kernel_grids<T: Scalar>(
+    device: &GpuDevice,
+    grid: KernelGrid,
+    pairs: &Pairs<'_, T>,
+    count: usize,
+    sink: &mut dyn FnMut(usize, &[T]),
+) -> Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    if grid.n1 == 0 || grid.n2 == 0 {
+        // One row or one column: the boundary, all ones.
+        sink(0, &vec![T::one(); count * grid.rows() * grid.cols()]);
+        return Ok(());
+    }
+    backward_kernel(device, grid, pairs, count, None, sink)
+}
+
+/// `sig_kernel_backward.wgsl` over `count` pairs: with `seeds`, every phase, reading `dF/dG` and the
+/// kernels back; without, the forward phase alone, reading the grids back.
+fn backward_kernel<T: Scalar>(
+    device: &GpuDevice,
+    grid: KernelGrid,
+    pairs: &Pairs<'_, T>,
+    count: usize,
+    seeds: Option<&[T]>,
+    sink: &mut dyn FnMut(usize, &[T]),
+) -> Result<()> {
     let precision = Precision::of::<T>();
     let ctx = open(device, precision)?;
-    let mut report = GpuReport::new("sig_kernel_backprop");
+    let op = if seeds.is_some() {
+        "sig_kernel_backprop"
+    } else {
+        "sig_kernel grid"
+    };
+    let mut report = GpuReport::new(op);
     let (rows, cols) = (grid.rows(), grid.cols());
     let cells = grid.n1 * grid.n2;
+    let points = (rows as u64).saturating_mul(cols as u64);
     let per_pair = [
         PerPath {
             what: "base Gram matrix",
@@ -402,14 +442,14 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         },
         PerPath {
             what: "PDE grid",
-            elems: (rows as u64).saturating_mul(cols as u64),
+            elems: points,
         },
         PerPath {
             what: "scratch",
             elems: 3 * rows as u64,
         },
     ];
-    let chunk = chunk_pairs(&ctx, precision, &per_pair, seeds.len())?;
+    let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?;
     let diagonals = windows(&ctx, rows, cols, WORKGROUP_SIZE, 0)?;
     let reductions = reduce_windows(&ctx, grid)?;
     let p = base_params(grid)?;
@@ -428,7 +468,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     let seeds_buf = take(&ctx, "seeds", chunk as u64 * size, STORAGE, &mut report);
     let out_len = (chunk * (cells + 1)) as u64 * size;
     let grads = take(&ctx, "gradients", out_len, STORAGE, &mut report);
-    let grid_bytes = (chunk * rows) as u64 * cols as u64 * size;
+    let grid_bytes = chunk as u64 * points * size;
     let grid_buf = take(&ctx, "grid", grid_bytes, STORAGE, &mut report);
     let scratch = take(
         &ctx,
@@ -439,15 +479,19 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     );
     let backward = ctx.pipeline(&SIG_KERNEL_BACKWARD, precision)?;
     let mut out = Vec::new();
-    for (c, seeds_chunk) in seeds.chunks(chunk).enumerate() {
-        let n = seeds_chunk.len();
-        let index = upload_pairs(&ctx, pairs, c * chunk, n, &mut report)?;
-        upload(
-            &ctx,
-            &seeds_buf,
-            &bytes_of(precision, seeds_chunk),
-            &mut report,
-        );
+    for c in 0..count.div_ceil(chunk) {
+        let first = c * chunk;
+        let n = chunk.min(count - first);
+        let index = upload_pairs(&ctx, pairs, first, n, &mut report)?;
+        if let Some(seeds) = seeds {
+            let chunk_seeds = &seeds[first..first + n];
+            upload(
+                &ctx,
+                &seeds_buf,
+                &bytes_of(precision, chunk_seeds),
+                &mut report,
+            );
+        }
         let n_pairs = to_u32("chunk", n)?;
         let step = |phase: u32, (d_begin, d_end): (u32, u32)| Dispatch {
             label: SIG_KERNEL_BACKWARD.name,
@@ -466,14 +510,23 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         };
         let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
         dispatches.extend(diagonals.iter().map(|&w| step(0, w)));
-        dispatches.extend(diagonals.iter().rev().map(|&w| step(1, w)));
-        dispatches.extend(reductions.iter().map(|&w| step(2, w)));
-        let bytes = (n * (cells + 1)) as u64 * size;
-        let result = submit(&ctx, &dispatches, Some((&grads, bytes)), &mut report)?;
+        let (read, values) = if seeds.is_some() {
+            dispatches.extend(diagonals.iter().rev().map(|&w| step(1, w)));
+            dispatches.extend(reductions.iter().map(|&w| step(2, w)));
+            (&grads, n * (cells + 1))
+        } else {
+            (&grid_buf, n * rows * cols)
+        };
+        let result = submit(
+            &ctx,
+            &dispatches,
+            Some((read, values as u64 * size)),
+            &mut report,
+        )?;
         out.clear();
-        out.resize(n * (cells + 1), T::zero());
+        out.resize(values, T::zero());
         read_into(precision, &result, &mut out);
-        sink(c * chunk, &out);
+        sink(first, &out);
     }
     set_last_report(report);
     Ok(())

@@ -36,16 +36,17 @@ impl<T> Side<'_, T> {
 type PairOf<'a> = &'a (dyn Fn(usize) -> (usize, usize) + Sync);
 
 /// The GPU a signature-kernel operation `op` runs on, or `None` for the CPU; `work` estimates its
-/// flops for `Device::Auto`. `return_grid` is computed on the CPU only, so an explicit GPU request
-/// for it is an [`Error::Device`].
+/// flops for `Device::Auto`. Only `sig_kernel` returns the whole grid on the GPU (`grid_on_gpu`);
+/// an explicit GPU request for `return_grid` elsewhere is an [`Error::Device`].
 pub(super) fn device_for<T: Scalar>(
     options: &SigKernelOptions,
     op: &str,
     work: u128,
+    grid_on_gpu: bool,
 ) -> Result<Option<GpuDevice>> {
     match device::select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
         Backend::Cpu { .. } => Ok(None),
-        Backend::Gpu(d) if options.return_grid => {
+        Backend::Gpu(d) if options.return_grid && !grid_on_gpu => {
             if d.auto {
                 Ok(None)
             } else {
@@ -220,6 +221,25 @@ pub(super) fn kernels<T: Scalar>(
         }
     }
     Ok(())
+}
+
+/// The whole PDE grid of each pair `(x_i, y_i)` into `out` (`rows × cols` per pair, row-major),
+/// unnormalised, as the CPU's `return_grid`.
+pub(super) fn grids<T: Scalar>(
+    device: &GpuDevice,
+    plan: &Plan<'_, T>,
+    threads: usize,
+    (x, y): (Side<'_, T>, Side<'_, T>),
+    out: &mut [T],
+) -> Result<()> {
+    let grid = kernel_grid(plan, x.n, y.n);
+    let count = x.count();
+    let per = out.len().checked_div(count).unwrap_or(0);
+    with_pairs(plan, threads, (x, y), &|i| (i, i), |pairs| {
+        gpu::sig_kernel_grids(device, grid, pairs, count, &mut |first, grids| {
+            out[first * per..first * per + grids.len()].copy_from_slice(grids);
+        })
+    })
 }
 
 /// The self-kernels `k(s_i, s_i)` of a side.

@@ -51,18 +51,6 @@ pub(crate) fn sig_kernel<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let solves = if options.normalize { 3 } else { 1 };
     let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel", work)? {
-        let mut out = zeros::<T>("signature kernel", &px.batch_shape)?;
-        let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-        let sides = sides(&grid, (xs, lx), (ys, ly));
-        let result = crate::threads(options.n_jobs)
-            .and_then(|threads| gpu::kernels(&device, &plan, threads, sides, out_slice));
-        if !crate::gpu::fall_back(&device, result)? {
-            check_output("sig_kernel", out_slice, &px.batch_shape, 1)?;
-            device::record(&Backend::Gpu(device));
-            return Ok(out);
-        }
-    }
     let mut shape = px.batch_shape.clone();
     let per_item = if options.return_grid {
         shape.extend([grid.rows, grid.cols]);
@@ -70,6 +58,23 @@ pub(crate) fn sig_kernel<T: Scalar>(
     } else {
         1
     };
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel", work, true)? {
+        let mut out = zeros::<T>("signature kernel", &shape)?;
+        let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        let sides = sides(&grid, (xs, lx), (ys, ly));
+        let result = crate::threads(options.n_jobs).and_then(|threads| {
+            if options.return_grid {
+                gpu::grids(&device, &plan, threads, sides, out_slice)
+            } else {
+                gpu::kernels(&device, &plan, threads, sides, out_slice)
+            }
+        });
+        if !crate::gpu::fall_back(&device, result)? {
+            check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
+            device::record(&Backend::Gpu(device));
+            return Ok(out);
+        }
+    }
     let threads = cpu_threads(&plan, "signature kernel", elements(&shape), 0)?;
     let mut out = zeros::<T>("signature kernel", &shape)?;
     let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
@@ -123,7 +128,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let solves = if options.normalize { 9 } else { 3 };
     let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_backprop", work)? {
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_backprop", work, false)? {
         let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
@@ -204,7 +209,7 @@ fn gram<T: Scalar>(
     let mut out = zeros::<T>("Gram matrix", &shape)?;
     let pairs = if symmetric { n * (n + 1) / 2 } else { n * m };
     let work = gpu::work(pairs, grid.rows, grid.cols, 1);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram", work)? {
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram", work, false)? {
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
         let result = crate::threads(options.n_jobs)
@@ -301,7 +306,7 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let (n, m) = (px.batch(), py.batch());
     let work = gpu::work(n * m, grid.rows, grid.cols, 3);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram_backprop", work)? {
+    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram_backprop", work, false)? {
         let mut dx = zeros::<T>("paths1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("paths2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");

@@ -143,21 +143,43 @@ fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
     }
 }
 
-/// What the GPU does not compute is a device error on an explicit GPU request.
+/// `return_grid` on the GPU: the whole refined grid of every pair equals the CPU's, with the
+/// transforms, refinement, both static-kernel families and a path of one point (a grid of ones).
 #[test]
-fn sig_kernel_grid_on_gpu_is_a_device_error() {
-    let Some((device, _)) = gpu() else { return };
-    let x = random(&[2, 4, 2], 3);
-    let opts = kernel_on(
-        &device,
-        &SigKernelOptions {
+fn sig_kernel_grid_on_gpu_matches_cpu() {
+    let Some((device, f64)) = gpu() else { return };
+    for (l1, l2, dyadic_order, time_aug, lead_lag) in [
+        (4, 6, (0, 0), false, false),
+        (7, 5, (1, 2), true, false),
+        (5, 9, (2, 0), false, true),
+        (1, 4, (1, 1), true, true),
+    ] {
+        let opts = SigKernelOptions {
             return_grid: true,
+            dyadic_order,
+            time_aug,
+            lead_lag,
+            static_kernel: if lead_lag {
+                StaticKernel::Rbf { sigma: 0.7 }
+            } else {
+                StaticKernel::Linear
+            },
             ..Default::default()
-        },
-    );
-    match sig_kernel(x.view(), x.view(), &opts) {
-        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("not available on the GPU")),
-        other => panic!("expected a device error, got {:?}", other.map(|a| a.len())),
+        };
+        let x = random(&[3, l1, 2], 91) / 2.0;
+        let y = random(&[3, l2, 2], 92) / 2.0;
+        let want = sig_kernel(x.view(), y.view(), &kernel_on(&Device::Cpu, &opts)).unwrap();
+        let what = format!("grid ({l1}, {l2}) {opts:?}");
+        let got32 = sig_kernel(
+            to_f32(&x).view(),
+            to_f32(&y).view(),
+            &kernel_on(&device, &opts),
+        );
+        assert_close(&what, &to_f64(&got32.unwrap()), &want, 1e-4, 1e-4);
+        if f64 {
+            let got = sig_kernel(x.view(), y.view(), &kernel_on(&device, &opts)).unwrap();
+            assert_close(&what, &got, &want, 1e-10, 1e-10);
+        }
     }
 }
 
