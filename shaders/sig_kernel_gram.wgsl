@@ -26,9 +26,10 @@ struct Params {
     dim: u32,
     // 0: bilinear (rows of increments, consts[0] = c); 1: RBF (rows of points, consts[0] = 1/σ).
     kind: u32,
+    // sig_kernel_chain.wgsl's side; unused here (the two kernels share their uniform block).
+    side: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

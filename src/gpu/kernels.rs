@@ -117,6 +117,24 @@ pub const SIG_KERNEL_GRAM: Kernel = Kernel {
     params_size: std::mem::size_of::<GramParams>(),
 };
 
+/// `dF/dG` chained to the two transformed paths of each pair of a chunk: one dispatch per side, one
+/// invocation per (pair, increment or point).
+pub const SIG_KERNEL_CHAIN: Kernel = Kernel {
+    name: "sig_kernel_chain",
+    source: include_str!("../../shaders/sig_kernel_chain.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "side_a", StorageRead),
+        binding(2, "side_b", StorageRead),
+        binding(3, "pairs", StorageRead),
+        binding(4, "consts", StorageRead),
+        binding(5, "dgram", StorageRead),
+        binding(6, "grads", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<GramParams>(),
+};
+
 /// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
 pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     name: "sig_kernel_forward",
@@ -170,6 +188,7 @@ pub const TENSOR_LOG: Kernel = Kernel {
 /// Every kernel, by name.
 pub const KERNELS: &[&Kernel] = &[
     &SIG_KERNEL_GRAM,
+    &SIG_KERNEL_CHAIN,
     &SIG_KERNEL_FORWARD,
     &SIG_KERNEL_BACKWARD,
     &TENSOR_LOG,
@@ -247,7 +266,8 @@ pub struct SigKernelParams {
     pub phase: u32,
 }
 
-/// The uniform block of `sig_kernel_gram.wgsl` (`struct Params` there, field for field).
+/// The uniform block of `sig_kernel_gram.wgsl` and `sig_kernel_chain.wgsl` (`struct Params` there,
+/// field for field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct GramParams {
@@ -260,5 +280,7 @@ pub struct GramParams {
     pub dim: u32,
     /// 0: a bilinear kernel from increments; 1: the RBF kernel from points.
     pub kind: u32,
-    pub _pad: [u32; 3],
+    /// `sig_kernel_chain`: the side differentiated (0 path a, 1 path b).
+    pub side: u32,
+    pub _pad: [u32; 2],
 }

@@ -12,8 +12,8 @@
 use super::chunks::{bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STORAGE};
 use super::context::Context;
 use super::kernels::{
-    GramParams, Precision, SigKernelParams, SIG_KERNEL_BACKWARD, SIG_KERNEL_FORWARD,
-    SIG_KERNEL_GRAM, WORKGROUP_SIZE,
+    GramParams, Precision, SigKernelParams, SIG_KERNEL_BACKWARD, SIG_KERNEL_CHAIN,
+    SIG_KERNEL_FORWARD, SIG_KERNEL_GRAM, WORKGROUP_SIZE,
 };
 use super::program::{set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
@@ -161,7 +161,8 @@ struct Sides {
     a: Pooled,
     b: Option<Pooled>,
     consts: Pooled,
-    pipeline: Arc<super::context::Pipeline>,
+    gram: Arc<super::context::Pipeline>,
+    chain: Arc<super::context::Pipeline>,
     params: GramParams,
 }
 
@@ -204,7 +205,8 @@ impl Sides {
             a,
             b,
             consts,
-            pipeline: ctx.pipeline(&SIG_KERNEL_GRAM, precision)?,
+            gram: ctx.pipeline(&SIG_KERNEL_GRAM, precision)?,
+            chain: ctx.pipeline(&SIG_KERNEL_CHAIN, precision)?,
             params: GramParams {
                 n1: to_u32("increments", grid.n1)?,
                 n2: to_u32("increments", grid.n2)?,
@@ -229,7 +231,7 @@ impl Sides {
         };
         Ok(Dispatch {
             label: SIG_KERNEL_GRAM.name,
-            pipeline: self.pipeline.clone(),
+            pipeline: self.gram.clone(),
             params: bytemuck::bytes_of(&params).to_vec(),
             buffers: vec![
                 &self.a,
@@ -241,6 +243,49 @@ impl Sides {
             workgroups: (n as u64 * cells).div_ceil(WORKGROUP_SIZE as u64),
             workgroup_size: WORKGROUP_SIZE,
         })
+    }
+}
+
+/// Values per pair of `sig_kernel_chain.wgsl`'s output: the gradient of path a's row, of path b's
+/// row, and the kernel.
+fn chained_len<T>(grid: KernelGrid, pairs: &Pairs<'_, T>) -> usize {
+    let points = matches!(pairs.gram, StaticGram::Rbf(_)) as usize;
+    (grid.n1 + points) * pairs.dim + (grid.n2 + points) * pairs.dim + 1
+}
+
+impl Sides {
+    /// The two dispatches chaining `dgram` (`dF/dG` and the kernel of `n` pairs) to the pairs'
+    /// transformed paths, into `out`.
+    fn chain_dispatches<'a>(
+        &'a self,
+        n: usize,
+        pairs: &'a wgpu::Buffer,
+        dgram: &'a wgpu::Buffer,
+        out: &'a wgpu::Buffer,
+    ) -> Result<[Dispatch<'a>; 2]> {
+        let n_pairs = to_u32("chunk", n)?;
+        let side = |side: u32, rows: u32| Dispatch {
+            label: SIG_KERNEL_CHAIN.name,
+            pipeline: self.chain.clone(),
+            params: bytemuck::bytes_of(&GramParams {
+                n_pairs,
+                side,
+                ..self.params
+            })
+            .to_vec(),
+            buffers: vec![
+                &self.a,
+                self.b.as_deref().unwrap_or(&self.a),
+                pairs,
+                &self.consts,
+                dgram,
+                out,
+            ],
+            workgroups: (n as u64 * (rows + self.params.kind) as u64)
+                .div_ceil(WORKGROUP_SIZE as u64),
+            workgroup_size: WORKGROUP_SIZE,
+        };
+        Ok([side(0, self.params.n1), side(1, self.params.n2)])
     }
 }
 
@@ -366,9 +411,10 @@ fn reduce_windows(ctx: &Context, grid: KernelGrid) -> Result<Vec<(u32, u32)>> {
     Ok(cut(cells, strips.saturating_mul(WORKGROUP_SIZE as u64)))
 }
 
-/// `dF/dG` and the kernel of each of the first `seeds.len()` pairs of `pairs`, given `seeds =
-/// dF/dk`: `sink(first, grads)` receives, chunk by chunk in order, `n1·n2 + 1` values per pair:
-/// `dF/dG` (row-major), then `k`. A grid without cells has `k = 1` and no `G`.
+/// The gradients of `seeds[i]·k_i` with respect to the transformed paths of each of the first
+/// `seeds.len()` pairs of `pairs` (`seeds = dF/dk`): `sink(first, grads)` receives, chunk by chunk in
+/// order, per pair the gradient of path a's row (as [`Pairs`] lays rows out), of path b's row, then
+/// `k`. A grid without cells has `k = 1` and zero gradients.
 ///
 /// The whole refined grid of each pair is held on the GPU (`rows · cols` values), so one pair must
 /// fit in the adapter's largest buffer; chunks are sized so that every buffer does.
@@ -383,7 +429,12 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         return Ok(());
     }
     if grid.n1 == 0 || grid.n2 == 0 {
-        sink(0, &vec![T::one(); seeds.len()]);
+        let per = chained_len(grid, pairs);
+        let mut out = vec![T::zero(); seeds.len() * per];
+        for k in out.chunks_exact_mut(per) {
+            k[per - 1] = T::one();
+        }
+        sink(0, &out);
         return Ok(());
     }
     backward_kernel(device, grid, pairs, seeds.len(), Some(seeds), sink)
@@ -410,8 +461,9 @@ pub(crate) fn sig_kernel_grids<T: Scalar>(
     backward_kernel(device, grid, pairs, count, None, sink)
 }
 
-/// `sig_kernel_backward.wgsl` over `count` pairs: with `seeds`, every phase, reading `dF/dG` and the
-/// kernels back; without, the forward phase alone, reading the grids back.
+/// `sig_kernel_backward.wgsl` over `count` pairs: with `seeds`, every phase and
+/// `sig_kernel_chain.wgsl`, reading the path gradients and the kernels back; without, the forward
+/// phase alone, reading the grids back.
 fn backward_kernel<T: Scalar>(
     device: &GpuDevice,
     grid: KernelGrid,
@@ -443,6 +495,10 @@ fn backward_kernel<T: Scalar>(
         PerPath {
             what: "PDE grid",
             elems: points,
+        },
+        PerPath {
+            what: "path gradients",
+            elems: chained_len(grid, pairs) as u64,
         },
         PerPath {
             what: "scratch",
@@ -477,6 +533,9 @@ fn backward_kernel<T: Scalar>(
         STORAGE,
         &mut report,
     );
+    let chained_len = chained_len(grid, pairs);
+    let chained_bytes = (chunk * chained_len) as u64 * size;
+    let chained = take(&ctx, "path gradients", chained_bytes, STORAGE, &mut report);
     let backward = ctx.pipeline(&SIG_KERNEL_BACKWARD, precision)?;
     let mut out = Vec::new();
     for c in 0..count.div_ceil(chunk) {
@@ -513,7 +572,8 @@ fn backward_kernel<T: Scalar>(
         let (read, values) = if seeds.is_some() {
             dispatches.extend(diagonals.iter().rev().map(|&w| step(1, w)));
             dispatches.extend(reductions.iter().map(|&w| step(2, w)));
-            (&grads, n * (cells + 1))
+            dispatches.extend(sides.chain_dispatches(n, &index, &grads, &chained)?);
+            (&chained, n * chained_len)
         } else {
             (&grid_buf, n * rows * cols)
         };

@@ -131,21 +131,37 @@ impl<T: Scalar> Plan<'_, T> {
         k
     }
 
-    /// Add the gradient of `F` through the base Gram matrix of `(x, y)`, given `dg = dF/dG` (computed
-    /// elsewhere, e.g. on the GPU), to `dx` and `dy`.
-    pub fn chain(
+    /// The gradients with respect to the transformed paths of `(x, y)` given `dg = dF/dG`.
+    #[cfg(test)]
+    pub fn lifted_grads(
         &self,
         ws: &mut Workspace<T>,
         x: &[T],
         y: &[T],
         dg: &[T],
+    ) -> (Vec<T>, Vec<T>) {
+        self.load(ws, x, y);
+        self.lift.gram_backprop(dg, &mut ws.x, &mut ws.y);
+        (ws.x.grad.clone(), ws.y.grad.clone())
+    }
+
+    /// Add the gradients with respect to the transformed paths of `x` and `y` (`gx`, `gy`: their
+    /// increments for a bilinear kernel, their points otherwise, as computed on the GPU) to `dx` and
+    /// `dy`, the gradients with respect to the original paths.
+    pub fn route_lifted(
+        &self,
+        ws: &mut Workspace<T>,
+        (x, gx): (&[T], &[T]),
+        (y, gy): (&[T], &[T]),
         dx: &mut [T],
         dy: &mut [T],
     ) {
         self.load(ws, x, y);
-        self.lift.gram_backprop(dg, &mut ws.x, &mut ws.y);
-        self.lift.route(&ws.x, x, self.opts, dx);
-        self.lift.route(&ws.y, y, self.opts, dy);
+        for (lifted, path, grad, out) in [(&mut ws.x, x, gx, dx), (&mut ws.y, y, gy, dy)] {
+            lifted.grad.clear();
+            lifted.grad.extend_from_slice(grad);
+            self.lift.route(lifted, path, self.opts, out);
+        }
     }
 
     /// Add the gradient of `w·k(x, x)` with respect to `x` (both slots) to `dx`; returns `k(x, x)`.

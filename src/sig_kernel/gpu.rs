@@ -156,8 +156,9 @@ fn pair_backprop<T: Scalar>(
 ) -> Result<()> {
     let cells = a.n * b.n;
     let (mut ga, mut gb) = (Vec::new(), Vec::new());
-    let mut sink = |first: usize, out: &[T]| {
-        let per = cells + 1;
+    // Per pair from the GPU: the gradients of the two transformed paths, then the kernel.
+    let mut sink = |rows: (usize, usize), first: usize, out: &[T]| {
+        let per = rows.0 + rows.1 + 1;
         let n = out.len() / per;
         for start in (0..n).step_by(HOST_BATCH) {
             let m = HOST_BATCH.min(n - start);
@@ -174,15 +175,22 @@ fn pair_backprop<T: Scalar>(
                     b.len,
                     |ws, i, gai, gbi| {
                         let (p, q) = pair(first + start + i);
-                        let dg = &out[(start + i) * per..][..cells];
-                        plan.chain(ws, a.path(p), b.path(q), dg, gai, gbi);
+                        let (lifted_a, rest) = out[(start + i) * per..].split_at(rows.0);
+                        let lifted_b = &rest[..rows.1];
+                        plan.route_lifted(
+                            ws,
+                            (a.path(p), lifted_a),
+                            (b.path(q), lifted_b),
+                            gai,
+                            gbi,
+                        );
                     },
                 );
             }
             for i in 0..m {
                 add(
                     first + start + i,
-                    out[(start + i) * per + cells],
+                    out[(start + i) * per + per - 1],
                     &ga[i * a.len..(i + 1) * a.len],
                     &gb[i * b.len..(i + 1) * b.len],
                 );
@@ -191,7 +199,13 @@ fn pair_backprop<T: Scalar>(
     };
     let grid = kernel_grid(plan, a.n, b.n);
     with_pairs(plan, threads, (a, b), pair, |pairs| {
-        gpu::sig_kernel_backprop(device, grid, pairs, seeds, &mut sink)
+        let rows = (
+            pairs.a.len() / a.count().max(1),
+            pairs.b.len() / b.count().max(1),
+        );
+        gpu::sig_kernel_backprop(device, grid, pairs, seeds, &mut |first, out| {
+            sink(rows, first, out)
+        })
     })
 }
 

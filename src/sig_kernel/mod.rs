@@ -525,6 +525,18 @@ pub(crate) mod testing {
         g
     }
 
+    /// The CPU's gradients with respect to the transformed paths of `x` and `y` given `dg = dF/dG`
+    /// (their increments for a bilinear kernel, their points otherwise).
+    pub(crate) fn lifted_grads(
+        opts: &SigKernelOptions,
+        x: &[f64],
+        y: &[f64],
+        dim: usize,
+        dg: &[f64],
+    ) -> (Vec<f64>, Vec<f64>) {
+        plan_of(opts, dim).lifted_grads(&mut Workspace::default(), x, y, dg)
+    }
+
     /// Paths of `len` points laid end to end, transformed as the GPU's Gram kernel reads them:
     /// the rows, the increments per path and the transformed channels.
     pub(crate) fn lifted_rows(

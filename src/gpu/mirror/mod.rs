@@ -11,6 +11,7 @@
 )]
 
 pub(crate) mod sig_kernel_backward;
+pub(crate) mod sig_kernel_chain;
 pub(crate) mod sig_kernel_forward;
 pub(crate) mod sig_kernel_gram;
 pub(crate) mod tensor_log;

@@ -1,0 +1,153 @@
+// sig_kernel_chain: dF/dG of each pair of a chunk (from sig_kernel_backward.wgsl) chained back to the
+// pair's two transformed paths, on the device, as src/sig_kernel/static_kernel.rs does on the CPU:
+//
+//   bilinear κ(p, q) = c·<p, q>:  d/dΔx_a = c·Σ_b dG[a, b]·Δy_b,   d/dΔy_b = c·Σ_a dG[a, b]·Δx_a
+//   RBF κ(p, q) = exp(−|p − q|²/σ): point x_i gets Σ_j w_ij·∂κ(x_i, y_j)/∂x_i, point y_j the same
+//   sum over i with ∂/∂y_j, where w_ij = dG[i−1, j−1] − dG[i−1, j] − dG[i, j−1] + dG[i, j] (the
+//   cells that κ(x_i, y_j) enters; those outside the grid are left out).
+//
+// So only the gradients with respect to the transformed paths come back (O(length · channels) per
+// pair, not the n1 × n2 of dF/dG); the host routes them to the original points. One dispatch per side
+// (`side` 0: path a, 1: path b), one invocation per (pair, increment or point of that side).
+// src/gpu/mirror/sig_kernel_chain.rs is this file in Rust, line by line.
+//
+// Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
+// `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
+
+alias scalar = f32;
+
+struct Params {
+    // Pairs in this chunk.
+    n_pairs: u32,
+    // Increments of the two transformed paths: dF/dG is n1 × n2 per pair.
+    n1: u32,
+    n2: u32,
+    // Channels of the transformed paths.
+    dim: u32,
+    // 0: bilinear (rows of increments, consts[0] = c); 1: RBF (rows of points, consts[0] = 1/σ).
+    kind: u32,
+    // The side this dispatch differentiates: 0 path a, 1 path b.
+    side: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points (RBF).
+@group(0) @binding(1) var<storage, read> side_a: array<scalar>;
+@group(0) @binding(2) var<storage, read> side_b: array<scalar>;
+// Per pair of the chunk: the path of side a, then the path of side b.
+@group(0) @binding(3) var<storage, read> pairs: array<u32>;
+@group(0) @binding(4) var<storage, read> consts: array<scalar>;
+// Per pair n1·n2 + 1 values: dF/dG (row-major), then the kernel.
+@group(0) @binding(5) var<storage, read> dgram: array<scalar>;
+// Per pair: the gradient of path a's row, then of path b's row, then the kernel.
+@group(0) @binding(6) var<storage, read_write> grads: array<scalar>;
+
+const WG: u32 = 64u;
+
+// Values per row of a side of `n` increments.
+fn row_len(n: u32) -> u32 {
+    return (n + params.kind) * params.dim;
+}
+
+// dF/dG[a, b] of pair `pair`, 0 outside the grid (a or b out of range).
+fn dg(pair: u32, a: i32, b: i32) -> scalar {
+    if a < 0 || b < 0 || a >= i32(params.n1) || b >= i32(params.n2) {
+        return scalar(0.0);
+    }
+    return dgram[pair * (params.n1 * params.n2 + 1u) + u32(a) * params.n2 + u32(b)];
+}
+
+// e^x for x ≤ 0, as in sig_kernel_gram.wgsl.
+fn exp_neg(x: scalar) -> scalar {
+    if x < scalar(-740.0) {
+        return scalar(0.0);
+    }
+    let k = floor(x * scalar(1.4426950408889634) + scalar(0.5));
+    let r = (x - k * scalar(0.693145751953125)) - k * scalar(1.4286068203094173e-6);
+    var p = scalar(1.0);
+    for (var i = 13u; i >= 1u; i--) {
+        p = scalar(1.0) + r * p / scalar(i);
+    }
+    return ldexp(p, i32(k));
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let d = params.dim;
+    let ra = row_len(params.n1);
+    let rb = row_len(params.n2);
+    // Rows (increments or points) of the side this dispatch differentiates, and of the other.
+    var mine = params.n1 + params.kind;
+    var other = params.n2 + params.kind;
+    if params.side == 1u {
+        mine = params.n2 + params.kind;
+        other = params.n1 + params.kind;
+    }
+    let item = (wid.y * groups.x + wid.x) * WG + lid;
+    if item >= params.n_pairs * mine {
+        return;
+    }
+    let pair = item / mine;
+    let t = item % mine;
+    let pa = pairs[2u * pair] * ra;
+    let pb = pairs[2u * pair + 1u] * rb;
+    var out = pair * (ra + rb + 1u) + t * d;
+    if params.side == 1u {
+        out = out + ra;
+    }
+    if params.side == 0u && t == 0u {
+        grads[pair * (ra + rb + 1u) + ra + rb] = dgram[pair * (params.n1 * params.n2 + 1u) + params.n1 * params.n2];
+    }
+    let c0 = consts[0];
+    for (var ch = 0u; ch < d; ch++) {
+        grads[out + ch] = scalar(0.0);
+    }
+    if params.kind == 0u {
+        for (var ch = 0u; ch < d; ch++) {
+            var acc = scalar(0.0);
+            for (var u = 0u; u < other; u++) {
+                if params.side == 0u {
+                    acc = acc + dg(pair, i32(t), i32(u)) * side_b[pb + u * d + ch];
+                } else {
+                    acc = acc + dg(pair, i32(u), i32(t)) * side_a[pa + u * d + ch];
+                }
+            }
+            grads[out + ch] = c0 * acc;
+        }
+        return;
+    }
+    for (var u = 0u; u < other; u++) {
+        // Point t of this side against point u of the other: (i, j) in path a's and b's indices.
+        var i = t;
+        var j = u;
+        if params.side == 1u {
+            i = u;
+            j = t;
+        }
+        let ii = i32(i);
+        let jj = i32(j);
+        let w = ((dg(pair, ii - 1, jj - 1) - dg(pair, ii - 1, jj)) - dg(pair, ii, jj - 1)) + dg(pair, ii, jj);
+        if w != scalar(0.0) {
+            var dist2 = scalar(0.0);
+            for (var ch = 0u; ch < d; ch++) {
+                let diff = side_a[pa + i * d + ch] - side_b[pb + j * d + ch];
+                dist2 = dist2 + diff * diff;
+            }
+            let s = w * exp_neg(-dist2 * c0) * c0 * scalar(2.0);
+            for (var ch = 0u; ch < d; ch++) {
+                let g = s * (side_a[pa + i * d + ch] - side_b[pb + j * d + ch]);
+                if params.side == 0u {
+                    grads[out + ch] = grads[out + ch] - g;
+                } else {
+                    grads[out + ch] = grads[out + ch] + g;
+                }
+            }
+        }
+    }
+}
