@@ -26,8 +26,10 @@
 //   0. the forward sweep over diagonals [d_begin, d_end), storing the whole grid K of the pair in
 //      `grid` (row-major); the dispatch that ends at the last diagonal also writes the kernel;
 //   1. the reverse sweep over diagonals [d_begin, d_end), last diagonal first: K̄ of the last three
-//      diagonals lives in `scratch` (diagonal s in slot s % 3), and each point's dh overwrites its own
-//      K[r, c] in `grid` (the points still to come read only diagonals below s − 1 … s − 2, never s);
+//      diagonals (diagonal s in slot s % 3) lives in workgroup memory when the grid has at most
+//      SHARED_ROWS rows, loaded from `scratch` at the start of a dispatch and stored back at its end,
+//      else in `scratch` itself; each point's dh overwrites its own K[r, c] in `grid` (the points
+//      still to come read only diagonals below s − 1 … s − 2, never s);
 //   2. the reduction of dh over each base cell, for the base cells [d_begin, d_end) (row-major index):
 //      rows of sub-cells in decreasing order, columns increasing within a row, times 2^−(λ1+λ2), as
 //      the CPU sums them.
@@ -72,6 +74,11 @@ struct Params {
 
 // Invocations per workgroup: the width of a strip.
 const WG: u32 = 64u;
+// Rows of the adjoint's diagonals kept in workgroup memory (3 × 512 values: 6 KiB in f32, 12 KiB in
+// f64), as in sig_kernel_forward.wgsl.
+const SHARED_ROWS: u32 = 512u;
+
+var<workgroup> adj: array<scalar, 1536>;
 
 // Point (r, c) of pair `pair` in `grid`.
 fn at(pair: u32, r: u32, c: u32) -> u32 {
@@ -81,6 +88,19 @@ fn at(pair: u32, r: u32, c: u32) -> u32 {
 // Where point row r of diagonal s of pair `pair` keeps its adjoint in `scratch`.
 fn slot(pair: u32, s: u32, r: u32) -> u32 {
     return (pair * 3u + s % 3u) * params.rows + r;
+}
+
+// Where point row r of diagonal s keeps its adjoint in `adj`.
+fn near(s: u32, r: u32) -> u32 {
+    return (s % 3u) * SHARED_ROWS + r;
+}
+
+// K̄ at row r of diagonal s: in `adj` when the grid's diagonals fit there, else in `scratch`.
+fn kbar(pair: u32, s: u32, r: u32) -> scalar {
+    if params.rows <= SHARED_ROWS {
+        return adj[near(s, r)];
+    }
+    return scratch[slot(pair, s, r)];
 }
 
 // h of cell (i, j) of pair `pair` (its base cell's G, scaled).
@@ -136,6 +156,14 @@ fn backward(pair: u32, lid: u32) {
     let last_r = params.rows - 1u;
     let last_c = params.cols - 1u;
     let sixth = consts[2];
+    let in_adj = params.rows <= SHARED_ROWS;
+    if in_adj {
+        for (var r = lid; r < params.rows; r += WG) {
+            adj[near(params.d_end, r)] = scratch[slot(pair, params.d_end, r)];
+            adj[near(params.d_end + 1u, r)] = scratch[slot(pair, params.d_end + 1u, r)];
+        }
+        workgroupBarrier();
+    }
     for (var t = params.d_end; t > params.d_begin; t--) {
         let s = t - 1u;
         // Diagonal s holds the points with r, c ≥ 1 at rows max(1, s − last_c) ..= min(s − 1, last_r).
@@ -160,25 +188,36 @@ fn backward(pair: u32, lid: u32) {
                     v = seeds[pair];
                 }
                 if c < last_c {
-                    v = v + scratch[slot(pair, s + 1u, r)] * coef_a(cell_h(pair, r - 1u, c));
+                    v = v + kbar(pair, s + 1u, r) * coef_a(cell_h(pair, r - 1u, c));
                 }
                 if r < last_r {
                     let a = coef_a(cell_h(pair, r, c - 1u));
                     if c < last_c {
-                        v = v + (scratch[slot(pair, s + 1u, r + 1u)] * a
-                            - scratch[slot(pair, s + 2u, r + 1u)] * coef_b(cell_h(pair, r, c)));
+                        v = v + (kbar(pair, s + 1u, r + 1u) * a
+                            - kbar(pair, s + 2u, r + 1u) * coef_b(cell_h(pair, r, c)));
                     } else {
-                        v = v + scratch[slot(pair, s + 1u, r + 1u)] * a;
+                        v = v + kbar(pair, s + 1u, r + 1u) * a;
                     }
                 }
                 let h = cell_h(pair, r - 1u, c - 1u);
                 let dh = v * ((grid[at(pair, r - 1u, c)] + grid[at(pair, r, c - 1u)])
                     * (scalar(0.5) + h * sixth) + grid[at(pair, r - 1u, c - 1u)] * h * sixth);
-                scratch[slot(pair, s, r)] = v;
+                if in_adj {
+                    adj[near(s, r)] = v;
+                } else {
+                    scratch[slot(pair, s, r)] = v;
+                }
                 grid[at(pair, r, c)] = dh;
             }
         }
         storageBarrier();
+        workgroupBarrier();
+    }
+    if in_adj {
+        for (var r = lid; r < params.rows; r += WG) {
+            scratch[slot(pair, params.d_begin, r)] = adj[near(params.d_begin, r)];
+            scratch[slot(pair, params.d_begin + 1u, r)] = adj[near(params.d_begin + 1u, r)];
+        }
     }
 }
 

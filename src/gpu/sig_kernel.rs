@@ -101,20 +101,20 @@ fn windows(
     Ok(cut(diagonals, steps))
 }
 
-/// Invocations per workgroup of `sig_kernel_forward.wgsl`, and the most rows whose diagonals it
-/// keeps in workgroup memory (its `SHARED_ROWS`).
+/// Invocations per workgroup of `sig_kernel_forward.wgsl`, and the most rows whose diagonals it and
+/// `sig_kernel_backward.wgsl` keep in workgroup memory (their `SHARED_ROWS`).
 const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
 pub(crate) const SHARED_ROWS: usize = 512;
 
-/// The forward sweep's windows: with the diagonals in workgroup memory, each dispatch also loads and
-/// stores two diagonals (a loop over the rows each).
-fn forward_windows(ctx: &Context, rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
+/// The windows of a PDE kernel with workgroups of `wg`: with the diagonals in workgroup memory,
+/// each dispatch also loads and stores two diagonals (a loop over the rows each).
+fn sweep_windows(ctx: &Context, rows: usize, cols: usize, wg: u32) -> Result<Vec<(u32, u32)>> {
     let copies = if rows <= SHARED_ROWS {
-        2 * loop_cost::lp(rows.div_ceil(FORWARD_WG as usize) as u64, 0)
+        2 * loop_cost::lp(rows.div_ceil(wg as usize) as u64, 0)
     } else {
         0
     };
-    windows(ctx, rows, cols, FORWARD_WG, copies)
+    windows(ctx, rows, cols, wg, copies)
 }
 
 /// `[0, total)` cut into windows of at most `step`.
@@ -338,7 +338,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
         },
     ];
     let chunk = chunk_pairs(&ctx, precision, &per_pair, out.len())?;
-    let windows = forward_windows(&ctx, rows, cols)?;
+    let windows = sweep_windows(&ctx, rows, cols, FORWARD_WG)?;
     let p = base_params(grid)?;
     let size = precision.size();
     let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
@@ -506,7 +506,7 @@ fn backward_kernel<T: Scalar>(
         },
     ];
     let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?;
-    let diagonals = windows(&ctx, rows, cols, WORKGROUP_SIZE, 0)?;
+    let diagonals = sweep_windows(&ctx, rows, cols, WORKGROUP_SIZE)?;
     let reductions = reduce_windows(&ctx, grid)?;
     let p = base_params(grid)?;
     let size = precision.size();
@@ -598,9 +598,11 @@ mod tests {
 
     #[test]
     fn shared_rows_match_the_shader() {
-        let line = format!("const SHARED_ROWS: u32 = {SHARED_ROWS}u;");
-        assert!(SIG_KERNEL_FORWARD.source.contains(&line), "{line}");
-        let diag = format!("array<scalar, {}>", 3 * SHARED_ROWS);
-        assert!(SIG_KERNEL_FORWARD.source.contains(&diag), "{diag}");
+        for kernel in [&SIG_KERNEL_FORWARD, &SIG_KERNEL_BACKWARD] {
+            let line = format!("const SHARED_ROWS: u32 = {SHARED_ROWS}u;");
+            assert!(kernel.source.contains(&line), "{}: {line}", kernel.name);
+            let diag = format!("array<scalar, {}>", 3 * SHARED_ROWS);
+            assert!(kernel.source.contains(&diag), "{}: {diag}", kernel.name);
+        }
     }
 }

@@ -8,6 +8,11 @@ use crate::gpu::kernels::SigKernelParams;
 type Scalar = f64;
 
 const WG: u32 = 64;
+const SHARED_ROWS: u32 = 512;
+
+fn near(s: u32, r: u32) -> usize {
+    ((s % 3) * SHARED_ROWS + r) as usize
+}
 
 /// The buffers of one dispatch.
 pub(crate) struct Dispatch<'a> {
@@ -27,6 +32,14 @@ impl Dispatch<'_> {
 
     fn slot(&self, pair: u32, s: u32, r: u32) -> usize {
         ((pair * 3 + s % 3) * self.params.rows + r) as usize
+    }
+
+    /// K̄ at row r of diagonal s (`adj` is the workgroup's memory).
+    fn kbar(&self, adj: &[Scalar], pair: u32, s: u32, r: u32) -> Scalar {
+        if self.params.rows <= SHARED_ROWS {
+            return adj[near(s, r)];
+        }
+        self.scratch[self.slot(pair, s, r)]
     }
 
     fn cell_h(&self, pair: u32, i: u32, j: u32) -> Scalar {
@@ -87,6 +100,19 @@ impl Dispatch<'_> {
         let last_r = p.rows - 1;
         let last_c = p.cols - 1;
         let sixth = self.consts[2];
+        let in_adj = p.rows <= SHARED_ROWS;
+        let mut adj = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
+        if in_adj {
+            for lid in 0..WG {
+                let mut r = lid;
+                while r < p.rows {
+                    adj[near(p.d_end, r)] = self.scratch[self.slot(pair, p.d_end, r)];
+                    adj[near(p.d_end + 1, r)] = self.scratch[self.slot(pair, p.d_end + 1, r)];
+                    r += WG;
+                }
+            }
+            // workgroupBarrier()
+        }
         let mut t = p.d_end;
         while t > p.d_begin {
             let s = t - 1;
@@ -112,18 +138,18 @@ impl Dispatch<'_> {
                             v = self.seeds[pair as usize];
                         }
                         if c < last_c {
-                            v = v + self.scratch[self.slot(pair, s + 1, r)]
+                            v = v + self.kbar(&adj, pair, s + 1, r)
                                 * self.coef_a(self.cell_h(pair, r - 1, c));
                         }
                         if r < last_r {
                             let a = self.coef_a(self.cell_h(pair, r, c - 1));
                             if c < last_c {
                                 v = v
-                                    + (self.scratch[self.slot(pair, s + 1, r + 1)] * a
-                                        - self.scratch[self.slot(pair, s + 2, r + 1)]
+                                    + (self.kbar(&adj, pair, s + 1, r + 1) * a
+                                        - self.kbar(&adj, pair, s + 2, r + 1)
                                             * self.coef_b(self.cell_h(pair, r, c)));
                             } else {
-                                v = v + self.scratch[self.slot(pair, s + 1, r + 1)] * a;
+                                v = v + self.kbar(&adj, pair, s + 1, r + 1) * a;
                             }
                         }
                         let h = self.cell_h(pair, r - 1, c - 1);
@@ -132,15 +158,31 @@ impl Dispatch<'_> {
                                 + self.grid[self.at(pair, r, c - 1)])
                                 * (0.5 + h * sixth)
                                 + self.grid[self.at(pair, r - 1, c - 1)] * h * sixth);
-                        let w = self.slot(pair, s, r);
-                        self.scratch[w] = v;
+                        if in_adj {
+                            adj[near(s, r)] = v;
+                        } else {
+                            let w = self.slot(pair, s, r);
+                            self.scratch[w] = v;
+                        }
                         let g = self.at(pair, r, c);
                         self.grid[g] = dh;
                     }
                 }
             }
-            // storageBarrier()
+            // storageBarrier(); workgroupBarrier()
             t -= 1;
+        }
+        if in_adj {
+            for lid in 0..WG {
+                let mut r = lid;
+                while r < p.rows {
+                    let w = self.slot(pair, p.d_begin, r);
+                    self.scratch[w] = adj[near(p.d_begin, r)];
+                    let w = self.slot(pair, p.d_begin + 1, r);
+                    self.scratch[w] = adj[near(p.d_begin + 1, r)];
+                    r += WG;
+                }
+            }
         }
     }
 
@@ -259,6 +301,8 @@ mod tests {
             (2, 69, 2, (0, 2), 64),
             (1, 30, 35, (2, 1), 11),
             (2, 1, 1, (1, 2), 3),
+            // Taller than the workgroup memory holds: the adjoint stays in `scratch`.
+            (1, 300, 3, (1, 0), 97),
         ] {
             let grid = KernelGrid {
                 n1,
