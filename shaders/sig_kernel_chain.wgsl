@@ -59,19 +59,7 @@ fn dg(pair: u32, a: i32, b: i32) -> scalar {
     return dgram[pair * (params.n1 * params.n2 + 1u) + u32(a) * params.n2 + u32(b)];
 }
 
-// e^x for x ≤ 0, as in sig_kernel_gram.wgsl.
-fn exp_neg(x: scalar) -> scalar {
-    if x < scalar(-740.0) {
-        return scalar(0.0);
-    }
-    let k = floor(x * scalar(1.4426950408889634) + scalar(0.5));
-    let r = (x - k * scalar(0.693145751953125)) - k * scalar(1.4286068203094173e-6);
-    var p = scalar(1.0);
-    for (var i = 13u; i >= 1u; i--) {
-        p = scalar(1.0) + r * p / scalar(i);
-    }
-    return ldexp(p, i32(k));
-}
+// exp_neg(x) = e^x for x ≤ 0: shaders/common/exp_neg.wgsl, appended by the host.
 
 @compute @workgroup_size(64)
 fn main(

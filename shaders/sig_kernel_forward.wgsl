@@ -71,6 +71,22 @@ fn near(s: u32, r: u32) -> u32 {
     return (s % 3u) * SHARED_ROWS + r;
 }
 
+// K at row r of diagonal s: in `diag` when the grid's diagonals fit there, else in `scratch`.
+fn k_get(pair: u32, s: u32, r: u32) -> scalar {
+    if params.rows <= SHARED_ROWS {
+        return diag[near(s, r)];
+    }
+    return scratch[slot(pair, s, r)];
+}
+
+fn k_set(pair: u32, s: u32, r: u32, v: scalar) {
+    if params.rows <= SHARED_ROWS {
+        diag[near(s, r)] = v;
+    } else {
+        scratch[slot(pair, s, r)] = v;
+    }
+}
+
 // The point below-right of `up` and right of `left` (`corner` diagonally before), across a refined
 // cell of increment h.
 fn point(h: scalar, left: scalar, up: scalar, corner: scalar) -> scalar {
@@ -95,8 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let rows = params.rows;
     let cols = params.cols;
     let base = pair * params.n1 * params.n2;
-    let last = rows + cols - 2u;
-    if rows <= SHARED_ROWS {
+    let in_diag = rows <= SHARED_ROWS;
+    if in_diag {
         for (var r = lid; r < rows; r += WG) {
             if params.d_begin >= 1u {
                 diag[near(params.d_begin - 1u, r)] = scratch[slot(pair, params.d_begin - 1u, r)];
@@ -106,29 +122,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         workgroupBarrier();
-        for (var s = params.d_begin; s < params.d_end; s++) {
-            // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
-            var r_lo = 0u;
-            if s >= cols {
-                r_lo = s - (cols - 1u);
-            }
-            let r_hi = min(s, rows - 1u);
-            // The same trip count in every invocation, so the barrier is in uniform control flow.
-            let strips = (r_hi - r_lo) / WG + 1u;
-            for (var k = 0u; k < strips; k++) {
-                let r = r_lo + k * WG + lid;
-                if r <= r_hi {
-                    let c = s - r;
-                    var v = scalar(1.0);
-                    if r > 0u && c > 0u {
-                        v = point(increment(base, r, c), diag[near(s - 1u, r)],
-                            diag[near(s - 1u, r - 1u)], diag[near(s - 2u, r - 1u)]);
-                    }
-                    diag[near(s, r)] = v;
-                }
-            }
-            workgroupBarrier();
+    }
+    for (var s = params.d_begin; s < params.d_end; s++) {
+        // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
+        var r_lo = 0u;
+        if s >= cols {
+            r_lo = s - (cols - 1u);
         }
+        let r_hi = min(s, rows - 1u);
+        // The same trip count in every invocation, so the barriers are in uniform control flow.
+        let strips = (r_hi - r_lo) / WG + 1u;
+        for (var k = 0u; k < strips; k++) {
+            let r = r_lo + k * WG + lid;
+            if r <= r_hi {
+                let c = s - r;
+                var v = scalar(1.0);
+                if r > 0u && c > 0u {
+                    v = point(increment(base, r, c), k_get(pair, s - 1u, r),
+                        k_get(pair, s - 1u, r - 1u), k_get(pair, s - 2u, r - 1u));
+                }
+                k_set(pair, s, r, v);
+            }
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
+    if in_diag {
         for (var r = lid; r < rows; r += WG) {
             if params.d_end >= 1u {
                 scratch[slot(pair, params.d_end - 1u, r)] = diag[near(params.d_end - 1u, r)];
@@ -137,33 +156,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 scratch[slot(pair, params.d_end - 2u, r)] = diag[near(params.d_end - 2u, r)];
             }
         }
-        if lid == 0u && params.d_end == last + 1u {
-            kernels[pair] = diag[near(last, rows - 1u)];
-        }
-        return;
     }
-    for (var s = params.d_begin; s < params.d_end; s++) {
-        var r_lo = 0u;
-        if s >= cols {
-            r_lo = s - (cols - 1u);
-        }
-        let r_hi = min(s, rows - 1u);
-        let strips = (r_hi - r_lo) / WG + 1u;
-        for (var k = 0u; k < strips; k++) {
-            let r = r_lo + k * WG + lid;
-            if r <= r_hi {
-                let c = s - r;
-                var v = scalar(1.0);
-                if r > 0u && c > 0u {
-                    v = point(increment(base, r, c), scratch[slot(pair, s - 1u, r)],
-                        scratch[slot(pair, s - 1u, r - 1u)], scratch[slot(pair, s - 2u, r - 1u)]);
-                }
-                scratch[slot(pair, s, r)] = v;
-            }
-        }
-        storageBarrier();
-    }
+    let last = rows + cols - 2u;
     if lid == 0u && params.d_end == last + 1u {
-        kernels[pair] = scratch[slot(pair, last, rows - 1u)];
+        kernels[pair] = k_get(pair, last, rows - 1u);
     }
 }

@@ -81,7 +81,13 @@ pub struct Kernel {
     pub bindings: &'static [BindingSpec],
     /// Bytes of the uniform block (`struct Params` in the WGSL; [`Params`] or [`SigKernelParams`]).
     pub params_size: usize,
+    /// Shared WGSL functions appended to the source (`shaders/common/`; module-scope declarations
+    /// may come in any order).
+    pub helpers: &'static [&'static str],
 }
+
+/// `exp_neg(x)`, `e^x` for `x ≤ 0` in either precision.
+const EXP_NEG: &str = include_str!("../../shaders/common/exp_neg.wgsl");
 
 /// Every kernel's entry point.
 pub const ENTRY_POINT: &str = "main";
@@ -115,6 +121,7 @@ pub const SIG_KERNEL_GRAM: Kernel = Kernel {
         binding(5, "gram", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
+    helpers: &[EXP_NEG],
 };
 
 /// `dF/dG` chained to the two transformed paths of each pair of a chunk: one dispatch per side, one
@@ -133,6 +140,7 @@ pub const SIG_KERNEL_CHAIN: Kernel = Kernel {
         binding(6, "grads", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
+    helpers: &[EXP_NEG],
 };
 
 /// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
@@ -148,6 +156,7 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
         binding(4, "scratch", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
+    helpers: &[],
 };
 
 /// The exact adjoint of the signature-kernel PDE: `dF/dG` and the kernel of each pair of a chunk, one
@@ -166,6 +175,7 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
         binding(6, "scratch", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
+    helpers: &[],
 };
 
 /// The tensor logarithm of the signatures the signature engine left on the GPU: log-signatures, expanded or
@@ -183,6 +193,7 @@ pub const TENSOR_LOG: Kernel = Kernel {
         binding(5, "scratch", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<Params>(),
+    helpers: &[],
 };
 
 /// Every kernel, by name.
@@ -197,11 +208,13 @@ pub const KERNELS: &[&Kernel] = &[
 impl Kernel {
     /// The WGSL source specialised for `precision` (see the module docs for the substitution).
     pub fn wgsl(&self, precision: Precision) -> String {
+        let source: String = std::iter::once(self.source)
+            .chain(self.helpers.iter().copied())
+            .collect();
         match precision {
-            Precision::F32 => self.source.to_string(),
+            Precision::F32 => source,
             // Whole lines only, so that a comment quoting the alias is left alone.
-            Precision::F64 => self
-                .source
+            Precision::F64 => source
                 .split_inclusive('\n')
                 .map(|line| {
                     if line.trim() == SCALAR_F32 {

@@ -50,12 +50,8 @@ fn table_kernels_validate_in_both_precisions() {
 #[test]
 fn scalar_alias_appears_exactly_once() {
     for kernel in KERNELS {
-        let code = || {
-            kernel
-                .source
-                .lines()
-                .map(|l| l.split("//").next().unwrap_or(""))
-        };
+        let f32_form = kernel.wgsl(Precision::F32);
+        let code = || f32_form.lines().map(|l| l.split("//").next().unwrap_or(""));
         assert_eq!(
             code().filter(|l| l.trim() == SCALAR_F32).count(),
             1,
@@ -71,7 +67,7 @@ fn scalar_alias_appears_exactly_once() {
         assert_eq!(f64_form.matches(SCALAR_F64).count(), 1, "{}", kernel.name);
         assert_eq!(
             f64_form.replace(SCALAR_F64, SCALAR_F32),
-            kernel.source,
+            kernel.wgsl(Precision::F32),
             "{}: the f64 form differs by more than the alias line",
             kernel.name
         );

@@ -1,5 +1,6 @@
 //! `shaders/sig_kernel_chain.wgsl` in Rust, line by line (see `mirror/mod.rs`). `scalar` is `f64`.
 
+use super::exp_neg;
 use crate::gpu::kernels::GramParams;
 
 type Scalar = f64;
@@ -15,21 +16,6 @@ pub(crate) struct Dispatch<'a> {
     pub consts: &'a [Scalar],
     pub dgram: &'a [Scalar],
     pub grads: &'a mut [Scalar],
-}
-
-fn exp_neg(x: Scalar) -> Scalar {
-    if x < -740.0 {
-        return 0.0;
-    }
-    let k = (x * std::f64::consts::LOG2_E + 0.5).floor();
-    let r = (x - k * 0.693145751953125) - k * 1.4286068203094173e-6;
-    let mut p: Scalar = 1.0;
-    let mut i = 13u32;
-    while i >= 1 {
-        p = 1.0 + r * p / i as Scalar;
-        i -= 1;
-    }
-    p * (2.0 as Scalar).powi(k as i32)
 }
 
 impl Dispatch<'_> {

@@ -28,6 +28,23 @@ impl Dispatch<'_> {
         ((pair * 3 + s % 3) * self.params.rows + r) as usize
     }
 
+    /// K at row r of diagonal s (`diag` is the workgroup's memory).
+    fn k_get(&self, diag: &[Scalar], pair: u32, s: u32, r: u32) -> Scalar {
+        if self.params.rows <= SHARED_ROWS {
+            return diag[near(s, r)];
+        }
+        self.scratch[self.slot(pair, s, r)]
+    }
+
+    fn k_set(&mut self, diag: &mut [Scalar], pair: u32, s: u32, r: u32, v: Scalar) {
+        if self.params.rows <= SHARED_ROWS {
+            diag[near(s, r)] = v;
+        } else {
+            let w = self.slot(pair, s, r);
+            self.scratch[w] = v;
+        }
+    }
+
     fn point(&self, h: Scalar, left: Scalar, up: Scalar, corner: Scalar) -> Scalar {
         let h2 = h * h * self.consts[1];
         let a = 1.0 + 0.5 * h + h2;
@@ -51,9 +68,9 @@ impl Dispatch<'_> {
         let rows = p.rows;
         let cols = p.cols;
         let base = pair * p.n1 * p.n2;
-        let last = rows + cols - 2;
-        if rows <= SHARED_ROWS {
-            let mut diag = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
+        let in_diag = rows <= SHARED_ROWS;
+        let mut diag = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
+        if in_diag {
             for lid in 0..WG {
                 let mut r = lid;
                 while r < rows {
@@ -69,51 +86,6 @@ impl Dispatch<'_> {
                 }
             }
             // workgroupBarrier()
-            for s in p.d_begin..p.d_end {
-                let mut r_lo = 0u32;
-                if s >= cols {
-                    r_lo = s - (cols - 1);
-                }
-                let r_hi = s.min(rows - 1);
-                let strips = (r_hi - r_lo) / WG + 1;
-                for lid in 0..WG {
-                    for k in 0..strips {
-                        let r = r_lo + k * WG + lid;
-                        if r <= r_hi {
-                            let c = s - r;
-                            let mut v: Scalar = 1.0;
-                            if r > 0 && c > 0 {
-                                v = self.point(
-                                    self.increment(base, r, c),
-                                    diag[near(s - 1, r)],
-                                    diag[near(s - 1, r - 1)],
-                                    diag[near(s - 2, r - 1)],
-                                );
-                            }
-                            diag[near(s, r)] = v;
-                        }
-                    }
-                }
-                // workgroupBarrier()
-            }
-            for lid in 0..WG {
-                let mut r = lid;
-                while r < rows {
-                    if p.d_end >= 1 {
-                        let w = self.slot(pair, p.d_end - 1, r);
-                        self.scratch[w] = diag[near(p.d_end - 1, r)];
-                    }
-                    if p.d_end >= 2 {
-                        let w = self.slot(pair, p.d_end - 2, r);
-                        self.scratch[w] = diag[near(p.d_end - 2, r)];
-                    }
-                    r += WG;
-                }
-            }
-            if p.d_end == last + 1 {
-                self.kernels[pair as usize] = diag[near(last, rows - 1)];
-            }
-            return;
         }
         for s in p.d_begin..p.d_end {
             let mut r_lo = 0u32;
@@ -131,20 +103,36 @@ impl Dispatch<'_> {
                         if r > 0 && c > 0 {
                             v = self.point(
                                 self.increment(base, r, c),
-                                self.scratch[self.slot(pair, s - 1, r)],
-                                self.scratch[self.slot(pair, s - 1, r - 1)],
-                                self.scratch[self.slot(pair, s - 2, r - 1)],
+                                self.k_get(&diag, pair, s - 1, r),
+                                self.k_get(&diag, pair, s - 1, r - 1),
+                                self.k_get(&diag, pair, s - 2, r - 1),
                             );
                         }
-                        let w = self.slot(pair, s, r);
-                        self.scratch[w] = v;
+                        self.k_set(&mut diag, pair, s, r, v);
                     }
                 }
             }
-            // storageBarrier()
+            // storageBarrier(); workgroupBarrier()
         }
+        if in_diag {
+            for lid in 0..WG {
+                let mut r = lid;
+                while r < rows {
+                    if p.d_end >= 1 {
+                        let w = self.slot(pair, p.d_end - 1, r);
+                        self.scratch[w] = diag[near(p.d_end - 1, r)];
+                    }
+                    if p.d_end >= 2 {
+                        let w = self.slot(pair, p.d_end - 2, r);
+                        self.scratch[w] = diag[near(p.d_end - 2, r)];
+                    }
+                    r += WG;
+                }
+            }
+        }
+        let last = rows + cols - 2;
         if p.d_end == last + 1 {
-            self.kernels[pair as usize] = self.scratch[self.slot(pair, last, rows - 1)];
+            self.kernels[pair as usize] = self.k_get(&diag, pair, last, rows - 1);
         }
     }
 }
