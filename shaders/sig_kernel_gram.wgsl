@@ -16,29 +16,9 @@
 
 alias scalar = f32;
 
-struct Params {
-    // Pairs in this chunk.
-    n_pairs: u32,
-    // Increments of the two transformed paths: G is n1 × n2 per pair.
-    n1: u32,
-    n2: u32,
-    // Channels of the transformed paths.
-    dim: u32,
-    // 0: bilinear (rows of increments, consts[0] = c); 1: RBF (rows of points, consts[0] = 1/σ).
-    kind: u32,
-    // sig_kernel_chain.wgsl's side; unused here (the two kernels share their uniform block).
-    side: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// Params, params and bindings 1–4 (the sides, the pairs, the static kernel's constant):
+// shaders/common/pairs.wgsl, appended by the host.
 
-@group(0) @binding(0) var<uniform> params: Params;
-// The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points (RBF).
-@group(0) @binding(1) var<storage, read> side_a: array<scalar>;
-@group(0) @binding(2) var<storage, read> side_b: array<scalar>;
-// Per pair of the chunk: the path of side a, then the path of side b.
-@group(0) @binding(3) var<storage, read> pairs: array<u32>;
-@group(0) @binding(4) var<storage, read> consts: array<scalar>;
 // n_pairs Gram matrices, n1 × n2 each, row-major.
 @group(0) @binding(5) var<storage, read_write> gram: array<scalar>;
 

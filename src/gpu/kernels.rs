@@ -88,6 +88,8 @@ pub struct Kernel {
 
 /// `exp_neg(x)`, `e^x` for `x ≤ 0` in either precision.
 const EXP_NEG: &str = include_str!("../../shaders/common/exp_neg.wgsl");
+/// The uniform block and inputs of the kernels over pairs of transformed paths.
+const PAIRS: &str = include_str!("../../shaders/common/pairs.wgsl");
 
 /// Every kernel's entry point.
 pub const ENTRY_POINT: &str = "main";
@@ -121,7 +123,7 @@ pub const SIG_KERNEL_GRAM: Kernel = Kernel {
         binding(5, "gram", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
-    helpers: &[EXP_NEG],
+    helpers: &[PAIRS, EXP_NEG],
 };
 
 /// `dF/dG` chained to the two transformed paths of each pair of a chunk: one dispatch per side, one
@@ -140,7 +142,7 @@ pub const SIG_KERNEL_CHAIN: Kernel = Kernel {
         binding(6, "grads", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
-    helpers: &[EXP_NEG],
+    helpers: &[PAIRS, EXP_NEG],
 };
 
 /// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.

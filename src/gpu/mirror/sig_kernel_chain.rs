@@ -120,89 +120,57 @@ impl Dispatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sig_kernel::testing::{lifted_grads, lifted_rows};
-    use crate::{SigKernelOptions, StaticKernel};
+    use crate::gpu::mirror::PairsCase;
+    use crate::sig_kernel::testing::lifted_grads;
 
-    /// The mirror's path gradients equal the CPU's chain from `dF/dG` for bilinear and RBF kernels,
-    /// with and without the transforms, for pairs that mix the paths of two sides.
+    /// The mirror's path gradients equal the CPU's chain from a random `dF/dG` for bilinear and RBF
+    /// kernels, with and without the transforms, for pairs that mix the paths of two sides.
     #[test]
     fn sig_kernel_chain_mirror_matches_cpu() {
         let mut seed = 9u64;
         let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         };
-        for (kernel, time_aug, lead_lag) in [
-            (StaticKernel::Linear, false, false),
-            (StaticKernel::ScaledLinear(0.6), true, true),
-            (StaticKernel::Rbf { sigma: 0.4 }, false, false),
-            (StaticKernel::Rbf { sigma: 1.5 }, true, true),
-        ] {
-            let opts = SigKernelOptions {
-                static_kernel: kernel,
-                time_aug,
-                lead_lag,
-                ..Default::default()
-            };
-            let (dim, l1, l2) = (2, 5, 7);
-            let xs: Vec<f64> = (0..2 * l1 * dim).map(|_| rand()).collect();
-            let ys: Vec<f64> = (0..3 * l2 * dim).map(|_| rand()).collect();
-            let (a, n1, aug) = lifted_rows(&opts, &xs, l1, dim);
-            let (b, n2, _) = lifted_rows(&opts, &ys, l2, dim);
-            let pairs = [(1u32, 2u32), (0, 0), (1, 1)];
-            let index: Vec<u32> = pairs.iter().flat_map(|&(p, q)| [p, q]).collect();
-            let cells = n1 * n2;
-            let dgram: Vec<f64> = (0..pairs.len() * (cells + 1)).map(|_| rand()).collect();
-            let kind = matches!(kernel, StaticKernel::Rbf { .. }) as u32;
-            let consts = [match kernel {
-                StaticKernel::Linear => 1.0,
-                StaticKernel::ScaledLinear(s) => s * s,
-                StaticKernel::Rbf { sigma } => 1.0 / sigma,
-            }];
-            let (ra, rb) = (a.len() / 2, b.len() / 3);
+        for case in PairsCase::all(9) {
+            let p = case.params;
+            let cells = (p.n1 * p.n2) as usize;
+            let n = case.pairs.len();
+            let dgram: Vec<f64> = (0..n * (cells + 1)).map(|_| rand()).collect();
+            let (ra, rb) = (case.a.len() / 3, case.b.len() / 2);
             let per = ra + rb + 1;
-            let mut grads = vec![f64::NAN; pairs.len() * per];
+            let mut grads = vec![f64::NAN; n * per];
             for side in 0..2u32 {
                 let mut disp = Dispatch {
-                    params: GramParams {
-                        n_pairs: pairs.len() as u32,
-                        n1: n1 as u32,
-                        n2: n2 as u32,
-                        dim: aug as u32,
-                        kind,
-                        side,
-                        _pad: [0; 2],
-                    },
-                    side_a: &a,
-                    side_b: &b,
-                    pairs: &index,
-                    consts: &consts,
+                    params: GramParams { side, ..p },
+                    side_a: &case.a,
+                    side_b: &case.b,
+                    pairs: &case.index,
+                    consts: &case.consts,
                     dgram: &dgram,
                     grads: &mut grads,
                 };
-                let rows = if side == 0 { n1 } else { n2 } + kind as usize;
-                let groups = (pairs.len() * rows).div_ceil(WG as usize) as u32;
+                let rows = if side == 0 { p.n1 } else { p.n2 } + p.kind;
+                let groups = (n * rows as usize).div_ceil(WG as usize) as u32;
                 for w in 0..groups {
                     for lid in 0..WG {
                         disp.invocation(w, 0, groups, lid);
                     }
                 }
             }
-            for (k, &(p, q)) in pairs.iter().enumerate() {
-                let (p, q) = (p as usize, q as usize);
-                let x = &xs[p * l1 * dim..(p + 1) * l1 * dim];
-                let y = &ys[q * l2 * dim..(q + 1) * l2 * dim];
+            for k in 0..n {
+                let (x, y) = case.paths(k);
                 let dg = &dgram[k * (cells + 1)..][..cells];
-                let (gx, gy) = lifted_grads(&opts, x, y, dim, dg);
+                let (gx, gy) = lifted_grads(&case.opts, x, y, case.dim, dg);
                 let got = &grads[k * per..(k + 1) * per];
                 let want = gx
                     .iter()
                     .chain(&gy)
                     .chain([&dgram[k * (cells + 1) + cells]]);
                 for (g, w) in got.iter().zip(want) {
-                    assert!((g - w).abs() <= 1e-13, "{kernel:?}: {g} vs {w}");
+                    assert!((g - w).abs() <= 1e-13, "{:?}: {g} vs {w}", case.opts);
                 }
             }
         }

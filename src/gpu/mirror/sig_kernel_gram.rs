@@ -63,76 +63,35 @@ impl Dispatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sig_kernel::testing::{gram_of, lifted_rows};
-    use crate::{SigKernelOptions, StaticKernel};
+    use crate::gpu::mirror::PairsCase;
+    use crate::sig_kernel::testing::gram_of;
 
     /// The mirror's Gram matrices equal the CPU's for bilinear and RBF kernels, with and without the
     /// transforms, for pairs that mix the paths of two sides.
     #[test]
     fn sig_kernel_gram_mirror_matches_cpu() {
-        let mut seed = 5u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
-        };
-        for (kernel, time_aug, lead_lag) in [
-            (StaticKernel::Linear, false, false),
-            (StaticKernel::ScaledLinear(1.7), true, false),
-            (StaticKernel::Rbf { sigma: 0.3 }, false, true),
-            (StaticKernel::Rbf { sigma: 2.0 }, true, true),
-        ] {
-            let opts = SigKernelOptions {
-                static_kernel: kernel,
-                time_aug,
-                lead_lag,
-                ..Default::default()
-            };
-            let (dim, l1, l2) = (2, 6, 9);
-            let xs: Vec<f64> = (0..3 * l1 * dim).map(|_| rand()).collect();
-            let ys: Vec<f64> = (0..2 * l2 * dim).map(|_| rand()).collect();
-            let (a, n1, aug) = lifted_rows(&opts, &xs, l1, dim);
-            let (b, n2, _) = lifted_rows(&opts, &ys, l2, dim);
-            let pairs = [(2u32, 0u32), (0, 1), (1, 1)];
-            let index: Vec<u32> = pairs.iter().flat_map(|&(p, q)| [p, q]).collect();
-            let cells = n1 * n2;
-            let mut gram = vec![0.0; pairs.len() * cells];
-            let kind = matches!(kernel, StaticKernel::Rbf { .. }) as u32;
-            let consts = [match kernel {
-                StaticKernel::Linear => 1.0,
-                StaticKernel::ScaledLinear(s) => s * s,
-                StaticKernel::Rbf { sigma } => 1.0 / sigma,
-            }];
+        for case in PairsCase::all(5) {
+            let cells = (case.params.n1 * case.params.n2) as usize;
+            let mut gram = vec![0.0; case.pairs.len() * cells];
             let mut disp = Dispatch {
-                params: GramParams {
-                    n_pairs: pairs.len() as u32,
-                    n1: n1 as u32,
-                    n2: n2 as u32,
-                    dim: aug as u32,
-                    kind,
-                    side: 0,
-                    _pad: [0; 2],
-                },
-                side_a: &a,
-                side_b: &b,
-                pairs: &index,
-                consts: &consts,
+                params: case.params,
+                side_a: &case.a,
+                side_b: &case.b,
+                pairs: &case.index,
+                consts: &case.consts,
                 gram: &mut gram,
             };
-            let groups = (pairs.len() * cells).div_ceil(WG as usize) as u32;
+            let groups = (case.pairs.len() * cells).div_ceil(WG as usize) as u32;
             for w in 0..groups {
                 for lid in 0..WG {
                     disp.invocation(w, 0, groups, lid);
                 }
             }
-            for (k, &(p, q)) in pairs.iter().enumerate() {
-                let (p, q) = (p as usize, q as usize);
-                let x = &xs[p * l1 * dim..(p + 1) * l1 * dim];
-                let y = &ys[q * l2 * dim..(q + 1) * l2 * dim];
-                let want = gram_of(&opts, x, y, dim);
+            for k in 0..case.pairs.len() {
+                let (x, y) = case.paths(k);
+                let want = gram_of(&case.opts, x, y, case.dim);
                 for (g, w) in gram[k * cells..(k + 1) * cells].iter().zip(&want) {
-                    assert!((g - w).abs() <= 1e-14, "{kernel:?}: {g} vs {w}");
+                    assert!((g - w).abs() <= 1e-14, "{:?}: {g} vs {w}", case.opts);
                 }
             }
         }

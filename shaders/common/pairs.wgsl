@@ -1,0 +1,27 @@
+// The uniform block and the inputs that sig_kernel_gram.wgsl and sig_kernel_chain.wgsl share: pairs
+// of transformed paths, uploaded once per call. Appended to both (see `Kernel::helpers` in
+// src/gpu/kernels.rs; `GramParams` there is this struct).
+
+struct Params {
+    // Pairs in this chunk.
+    n_pairs: u32,
+    // Increments of the two transformed paths: G (and dF/dG) is n1 × n2 per pair.
+    n1: u32,
+    n2: u32,
+    // Channels of the transformed paths.
+    dim: u32,
+    // 0: bilinear (rows of increments, consts[0] = c); 1: RBF (rows of points, consts[0] = 1/σ).
+    kind: u32,
+    // sig_kernel_chain.wgsl: the side a dispatch differentiates (0 path a, 1 path b).
+    side: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points (RBF).
+@group(0) @binding(1) var<storage, read> side_a: array<scalar>;
+@group(0) @binding(2) var<storage, read> side_b: array<scalar>;
+// Per pair of the chunk: the path of side a, then the path of side b.
+@group(0) @binding(3) var<storage, read> pairs: array<u32>;
+@group(0) @binding(4) var<storage, read> consts: array<scalar>;
