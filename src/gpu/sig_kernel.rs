@@ -289,6 +289,88 @@ impl Sides {
     }
 }
 
+/// What both PDE drivers set up for a call: the context and its report, the pairs per chunk, the
+/// sides on the device, the scheme's constants, and a chunk's Gram matrices and diagonal scratch.
+struct Call {
+    ctx: Arc<Context>,
+    precision: Precision,
+    report: GpuReport,
+    chunk: usize,
+    sides: Sides,
+    consts: Pooled,
+    gram: Pooled,
+    scratch: Pooled,
+}
+
+impl Call {
+    /// Open the call `op` over `count` pairs, whose kernels also bind `extra` buffers per pair.
+    fn open<T: Scalar>(
+        device: &GpuDevice,
+        grid: KernelGrid,
+        pairs: &Pairs<'_, T>,
+        op: &str,
+        count: usize,
+        extra: &[PerPath],
+        consts: &[T],
+    ) -> Result<Call> {
+        let precision = Precision::of::<T>();
+        let ctx = open(device, precision)?;
+        let cells = (grid.n1 * grid.n2) as u64;
+        let scratch = 3 * grid.rows() as u64;
+        let mut per_pair = vec![
+            PerPath {
+                what: "base Gram matrix",
+                elems: cells,
+            },
+            PerPath {
+                what: "scratch",
+                elems: scratch,
+            },
+        ];
+        per_pair.extend(extra.iter().map(|e| PerPath { ..*e }));
+        let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?;
+        let mut report = GpuReport::new(op);
+        let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
+        let size = precision.size();
+        let consts_buf = take(
+            &ctx,
+            "consts",
+            consts.len() as u64 * size,
+            STORAGE,
+            &mut report,
+        );
+        upload(&ctx, &consts_buf, &bytes_of(precision, consts), &mut report);
+        Ok(Call {
+            gram: take(
+                &ctx,
+                "gram",
+                chunk as u64 * cells * size,
+                STORAGE,
+                &mut report,
+            ),
+            scratch: take(
+                &ctx,
+                "scratch",
+                chunk as u64 * scratch * size,
+                STORAGE,
+                &mut report,
+            ),
+            ctx,
+            precision,
+            report,
+            chunk,
+            sides,
+            consts: consts_buf,
+        })
+    }
+
+    /// A storage buffer of `elems` values from the pool.
+    fn take(&mut self, label: &str, elems: u64) -> Pooled {
+        let bytes = elems * self.precision.size();
+        take(&self.ctx, label, bytes, STORAGE, &mut self.report)
+    }
+}
+
 /// Upload the path indices of pairs `first..first + n` (two `u32` per pair).
 fn upload_pairs<T>(
     ctx: &Arc<Context>,
@@ -322,44 +404,29 @@ pub(crate) fn sig_kernel<T: Scalar>(
         out.fill(T::one());
         return Ok(());
     }
-    let precision = Precision::of::<T>();
-    let ctx = open(device, precision)?;
-    let mut report = GpuReport::new("sig_kernel");
     let (rows, cols) = (grid.rows(), grid.cols());
-    let cells = grid.n1 * grid.n2;
-    let per_pair = [
-        PerPath {
-            what: "base Gram matrix",
-            elems: cells as u64,
-        },
-        PerPath {
-            what: "scratch",
-            elems: 3 * rows as u64,
-        },
-    ];
-    let chunk = chunk_pairs(&ctx, precision, &per_pair, out.len())?;
-    let windows = sweep_windows(&ctx, rows, cols, FORWARD_WG)?;
+    let mut call = Call::open(
+        device,
+        grid,
+        pairs,
+        "sig_kernel",
+        out.len(),
+        &[],
+        &consts::<T>(grid),
+    )?;
+    let windows = sweep_windows(&call.ctx, rows, cols, FORWARD_WG)?;
     let p = base_params(grid)?;
-    let size = precision.size();
-    let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
-    let values = consts::<T>(grid);
-    let consts = take(&ctx, "consts", 2 * size, STORAGE, &mut report);
-    upload(&ctx, &consts, &bytes_of(precision, &values), &mut report);
-    let gram = take(
-        &ctx,
-        "gram",
-        (chunk * cells) as u64 * size,
-        STORAGE,
-        &mut report,
-    );
-    let kernels = take(&ctx, "kernels", chunk as u64 * size, STORAGE, &mut report);
-    let scratch = take(
-        &ctx,
-        "scratch",
-        (chunk * 3 * rows) as u64 * size,
-        STORAGE,
-        &mut report,
-    );
+    let (precision, size, chunk) = (call.precision, call.precision.size(), call.chunk);
+    let kernels = call.take("kernels", chunk as u64);
+    let Call {
+        ctx,
+        mut report,
+        sides,
+        consts,
+        gram,
+        scratch,
+        ..
+    } = call;
     let forward = ctx.pipeline(&SIG_KERNEL_FORWARD, precision)?;
     for (c, out_chunk) in out.chunks_mut(chunk).enumerate() {
         let n = out_chunk.len();
@@ -472,22 +539,16 @@ fn backward_kernel<T: Scalar>(
     seeds: Option<&[T]>,
     sink: &mut dyn FnMut(usize, &[T]),
 ) -> Result<()> {
-    let precision = Precision::of::<T>();
-    let ctx = open(device, precision)?;
     let op = if seeds.is_some() {
         "sig_kernel_backprop"
     } else {
         "sig_kernel grid"
     };
-    let mut report = GpuReport::new(op);
     let (rows, cols) = (grid.rows(), grid.cols());
     let cells = grid.n1 * grid.n2;
     let points = (rows as u64).saturating_mul(cols as u64);
-    let per_pair = [
-        PerPath {
-            what: "base Gram matrix",
-            elems: cells as u64,
-        },
+    let chained_len = chained_len(grid, pairs);
+    let extra = [
         PerPath {
             what: "gradient",
             elems: cells as u64 + 1,
@@ -498,44 +559,28 @@ fn backward_kernel<T: Scalar>(
         },
         PerPath {
             what: "path gradients",
-            elems: chained_len(grid, pairs) as u64,
-        },
-        PerPath {
-            what: "scratch",
-            elems: 3 * rows as u64,
+            elems: chained_len as u64,
         },
     ];
-    let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?;
-    let diagonals = sweep_windows(&ctx, rows, cols, WORKGROUP_SIZE)?;
-    let reductions = reduce_windows(&ctx, grid)?;
-    let p = base_params(grid)?;
-    let size = precision.size();
-    let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
-    let consts = take(&ctx, "consts", 3 * size, STORAGE, &mut report);
     let values = backward_consts::<T>(grid);
-    upload(&ctx, &consts, &bytes_of(precision, &values), &mut report);
-    let gram = take(
-        &ctx,
-        "gram",
-        (chunk * cells) as u64 * size,
-        STORAGE,
-        &mut report,
-    );
-    let seeds_buf = take(&ctx, "seeds", chunk as u64 * size, STORAGE, &mut report);
-    let out_len = (chunk * (cells + 1)) as u64 * size;
-    let grads = take(&ctx, "gradients", out_len, STORAGE, &mut report);
-    let grid_bytes = chunk as u64 * points * size;
-    let grid_buf = take(&ctx, "grid", grid_bytes, STORAGE, &mut report);
-    let scratch = take(
-        &ctx,
-        "scratch",
-        (chunk * 3 * rows) as u64 * size,
-        STORAGE,
-        &mut report,
-    );
-    let chained_len = chained_len(grid, pairs);
-    let chained_bytes = (chunk * chained_len) as u64 * size;
-    let chained = take(&ctx, "path gradients", chained_bytes, STORAGE, &mut report);
+    let mut call = Call::open(device, grid, pairs, op, count, &extra, &values)?;
+    let diagonals = sweep_windows(&call.ctx, rows, cols, WORKGROUP_SIZE)?;
+    let reductions = reduce_windows(&call.ctx, grid)?;
+    let p = base_params(grid)?;
+    let (precision, size, chunk) = (call.precision, call.precision.size(), call.chunk);
+    let seeds_buf = call.take("seeds", chunk as u64);
+    let grads = call.take("gradients", (chunk * (cells + 1)) as u64);
+    let grid_buf = call.take("grid", chunk as u64 * points);
+    let chained = call.take("path gradients", (chunk * chained_len) as u64);
+    let Call {
+        ctx,
+        mut report,
+        sides,
+        consts,
+        gram,
+        scratch,
+        ..
+    } = call;
     let backward = ctx.pipeline(&SIG_KERNEL_BACKWARD, precision)?;
     let mut out = Vec::new();
     for c in 0..count.div_ceil(chunk) {
