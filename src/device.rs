@@ -124,8 +124,8 @@ pub(crate) fn select_for(
     }
 }
 
-/// Say once per process why `Auto` stays on the CPU.
+/// Log once per process (at info level, through the `log` crate) why `Auto` stays on the CPU.
 fn log_once(why: &str) {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("roughsig: Device::Auto runs on the CPU: {why}"));
+    ONCE.call_once(|| log::info!("Device::Auto runs on the CPU: {why}"));
 }

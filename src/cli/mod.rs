@@ -12,6 +12,20 @@ use std::process::ExitCode;
 
 /// Parse the command line, run it, and turn every failure into one `error: …` line and exit status 1.
 pub fn main() -> ExitCode {
+    // The library logs its device notes; show them on stderr as the command's own lines (RUST_LOG,
+    // when set, chooses instead).
+    let mut logger = env_logger::Builder::new();
+    if std::env::var_os("RUST_LOG").is_some() {
+        logger.parse_default_env();
+    } else {
+        logger.filter_module("roughsig", log::LevelFilter::Info);
+    }
+    logger
+        .format(|out, record| {
+            use std::io::Write;
+            writeln!(out, "roughsig: {}", record.args())
+        })
+        .init();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -736,3 +736,45 @@ fn a_failed_write_leaves_no_partial_output() {
     assert_eq!(read64(Path::new(&o)).shape(), &[4, 363]);
     assert_eq!(listing(&out), ["s.npy"]);
 }
+
+/// The library logs why `Device::Auto` keeps large work on the CPU (here: no hardware GPU); the
+/// command line shows it as one of its own lines, and `RUST_LOG=off` silences it. Skipped where a
+/// hardware GPU would take the work.
+#[test]
+fn auto_device_notes_come_through_the_log() {
+    if roughsig::gpu::adapters().auto.is_some() {
+        return;
+    }
+    let dir = scratch("auto-note");
+    // About 2^27 multiply-adds: large enough for Auto to consider a GPU.
+    let path = ArrayD::<f64>::zeros(IxDyn(&[128, 1000, 4]));
+    let input = dir.join("p.npy");
+    path.write_npy(File::create(&input).unwrap()).unwrap();
+    let out = dir.join("s.npy");
+    let args = [
+        "sig",
+        input.to_str().unwrap(),
+        "--degree",
+        "5",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let shown = run(&args);
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    assert!(
+        shown
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("roughsig: Device::Auto runs on the CPU")),
+        "{}",
+        shown.stderr
+    );
+    let silent = Command::new(BIN)
+        .args(args)
+        .env_remove("ROUGHSIG_DEVICE")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&silent.stderr);
+    assert!(!stderr.contains("roughsig: Device::Auto"), "{stderr}");
+}
