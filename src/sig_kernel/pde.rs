@@ -26,8 +26,13 @@ pub(crate) struct Grid {
     pub cols: usize,
 }
 
+/// The most points one pair's refined grid may have: 2^40, about 10^12 cell updates, already hours
+/// of work on one core; a larger dyadic order is refused rather than left to run for days.
+pub(crate) const MAX_GRID_POINTS: usize = 1 << 40;
+
 impl Grid {
-    /// `n1`, `n2` increments refined `2^λ1`, `2^λ2` times; fails when the grid size overflows.
+    /// `n1`, `n2` increments refined `2^λ1`, `2^λ2` times; fails when the grid has more than
+    /// [`MAX_GRID_POINTS`] points (or its size overflows).
     pub fn new(n1: usize, n2: usize, (lam1, lam2): (usize, usize)) -> Result<Grid> {
         let refine = |n: usize, lam: usize| {
             u32::try_from(lam)
@@ -42,7 +47,9 @@ impl Grid {
         };
         let (l1, rows) = refine(n1, lam1).ok_or_else(too_large)?;
         let (l2, cols) = refine(n2, lam2).ok_or_else(too_large)?;
-        rows.checked_mul(cols).ok_or_else(too_large)?;
+        rows.checked_mul(cols)
+            .filter(|&points| points <= MAX_GRID_POINTS)
+            .ok_or_else(too_large)?;
         Ok(Grid {
             n1,
             n2,

@@ -8,8 +8,9 @@
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 use proptest::prelude::*;
 use roughsig::{
-    log_sig, sig, sig_backprop, sig_combine, sig_join, sig_to_log_sig, transform_path, Device,
-    Error, LogSigMethod, SigOptions,
+    log_sig, sig, sig_backprop, sig_combine, sig_join, sig_kernel, sig_kernel_backprop,
+    sig_kernel_gram, sig_to_log_sig, transform_path, Device, Error, LogSigMethod, SigKernelOptions,
+    SigOptions, StaticKernel,
 };
 
 /// A value: mostly ordinary, sometimes one that breaks naive code.
@@ -65,6 +66,38 @@ fn options() -> impl Strategy<Value = SigOptions> {
             n_jobs,
             device: Device::Cpu,
         })
+}
+
+/// Signature-kernel options: small dyadic orders that run and absurd ones that must be refused, every
+/// static kernel with ordinary and broken parameters, every flag (`normalize` with `return_grid`
+/// included, which is refused), and the signature options' end times and thread counts.
+fn kernel_options() -> impl Strategy<Value = SigKernelOptions> {
+    let order =
+        prop_oneof![4 => 0usize..3, 1 => prop_oneof![Just(40usize), Just(63), Just(usize::MAX)]];
+    let parameter = prop_oneof![
+        4 => 0.1f64..3.0,
+        1 => prop_oneof![Just(0.0), Just(-1.0), Just(f64::NAN), Just(f64::INFINITY), Just(1e-300)],
+    ];
+    let kernel = (0u8..3, parameter).prop_map(|(k, p)| match k {
+        0 => StaticKernel::Linear,
+        1 => StaticKernel::ScaledLinear(p),
+        _ => StaticKernel::Rbf { sigma: p },
+    });
+    (order.clone(), order, kernel, any::<[bool; 4]>(), options()).prop_map(
+        |(l1, l2, static_kernel, [time_aug, lead_lag, normalize, return_grid], o)| {
+            SigKernelOptions {
+                dyadic_order: (l1, l2),
+                static_kernel,
+                time_aug,
+                lead_lag,
+                end_time: o.end_time,
+                normalize,
+                return_grid,
+                n_jobs: o.n_jobs,
+                device: Device::Cpu,
+            }
+        },
+    )
 }
 
 /// An array of `shape` with arbitrary values, seen through a view that is contiguous, reversed
@@ -174,6 +207,23 @@ proptest! {
         check("sig_combine", sig_combine(a.view(), b.view(), dim, degree, &o));
         check("sig_join", sig_join(a.view(), b.view(), dim, degree, o.time_aug, &o));
         check("sig_to_log_sig", sig_to_log_sig(a.view(), dim, degree, method, &o));
+    }
+
+    #[test]
+    fn fuzz_signature_kernels(x in input(3), y in input(3), o in kernel_options(), seed in any::<u64>()) {
+        let (x, y) = (x.view(), y.view());
+        if let Some(k) = check("sig_kernel", sig_kernel(x.view(), y.view(), &o)) {
+            let derivs = crate::common::random(k.shape(), seed);
+            match sig_kernel_backprop(derivs.view(), x.view(), y.view(), &o) {
+                Ok((dx, dy)) => {
+                    prop_assert_eq!(dx.shape(), x.shape());
+                    prop_assert_eq!(dy.shape(), y.shape());
+                    prop_assert!(dx.iter().chain(dy.iter()).all(|v| v.is_finite()));
+                }
+                Err(e) => prop_assert!(!e.to_string().contains('\n')),
+            }
+        }
+        check("sig_kernel_gram", sig_kernel_gram(x.view(), y.view(), &o));
     }
 }
 

@@ -588,3 +588,21 @@ fn static_kernels_parse() {
         assert!(bad.parse::<StaticKernel>().is_err(), "{bad}");
     }
 }
+
+/// A dyadic order whose refined grid would take days (found by the fuzz test: order 40 on one side
+/// of a three-point path passed every memory check and ran on) is refused at once.
+#[test]
+fn huge_refinements_are_refused() {
+    let x = random(&[1, 3, 2], 31);
+    for dyadic_order in [(40, 0), (0, 40), (21, 21)] {
+        let opts = SigKernelOptions {
+            dyadic_order,
+            device: roughsig::Device::Cpu,
+            ..Default::default()
+        };
+        match sig_kernel(x.view(), x.view(), &opts) {
+            Err(Error::Invalid(msg)) => assert!(msg.contains("too large"), "{msg}"),
+            other => panic!("{dyadic_order:?}: expected Invalid, got {other:?}"),
+        }
+    }
+}
