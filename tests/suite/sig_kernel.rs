@@ -527,14 +527,23 @@ fn bad_inputs_are_typed_errors() {
             Err(Error::Invalid(_))
         ));
     }
-    // A refinement whose rows could not be allocated is refused up front, not attempted.
+    // A refinement whose rows could not be allocated is refused up front, not attempted; one with
+    // more points than any call could sweep is refused before that.
     let huge = SigKernelOptions {
-        dyadic_order: (2, 42),
+        dyadic_order: (0, 35),
         ..Default::default()
     };
     assert!(matches!(
         sig_kernel(x.view(), y.view(), &huge),
         Err(Error::TooLarge { .. })
+    ));
+    let huger = SigKernelOptions {
+        dyadic_order: (2, 42),
+        ..Default::default()
+    };
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &huger),
+        Err(Error::Invalid(_))
     ));
     let grid_gram = SigKernelOptions {
         return_grid: true,
