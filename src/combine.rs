@@ -21,7 +21,7 @@ pub(crate) fn sig_combine<T: Scalar>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    let (shape, st, a, b) = two_sigs(sig1.into_dyn(), sig2.into_dyn(), dimension, degree, options)?;
+    let (shape, st, a, b) = two_sigs(sig1, sig2, dimension, degree, options)?;
     let threads = fit::<T>("combined signature", options, a.data.len(), 0)?;
     let mut out = zeros::<T>("combined signature", a.data.shape())?;
     let row = a.last();
@@ -52,8 +52,8 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
-    let (shape, st, a, b) = two_sigs(sig1.into_dyn(), sig2.into_dyn(), dimension, degree, options)?;
-    let g = Rows::new("deriv", deriv.into_dyn(), 1)?;
+    let (shape, st, a, b) = two_sigs(sig1, sig2, dimension, degree, options)?;
+    let g = Rows::new("deriv", deriv, 1)?;
     same_batch("sig1", &a, "deriv", &g)?;
     expect_len("deriv", &g, a.last())?;
     g.check_finite("deriv", false)?;
@@ -90,8 +90,7 @@ pub(crate) fn sig_join<T: Scalar>(
     prepend: bool,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    let (shape, st, s, v) =
-        sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
+    let (shape, st, s, v) = sig_and_displacement(sigs, displacement, dimension, degree)?;
     let n = shape.len();
     let per_thread = HornerScratch::<T>::values(&shape) + n as u128;
     let threads = fit::<T>("joined signature", options, s.data.len(), per_thread)?;
@@ -134,9 +133,8 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     prepend: bool,
     options: &SigOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
-    let (shape, st, s, v) =
-        sig_and_displacement(sigs.into_dyn(), displacement.into_dyn(), dimension, degree)?;
-    let g = Rows::new("deriv", deriv.into_dyn(), 1)?;
+    let (shape, st, s, v) = sig_and_displacement(sigs, displacement, dimension, degree)?;
+    let g = Rows::new("deriv", deriv, 1)?;
     same_batch("sig", &s, "deriv", &g)?;
     expect_len("deriv", &g, s.last())?;
     g.check_finite("deriv", false)?;

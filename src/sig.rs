@@ -18,7 +18,7 @@ pub(crate) fn sig<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let p = path_rows("path", paths.into_dyn())?;
+    let p = path_rows("path", paths)?;
     let (ps, shape) = setup(&p, degree, options)?;
     let mut out_shape = p.batch_shape.clone();
     out_shape.push(shape.len() + options.scalar_term as usize);
@@ -68,9 +68,9 @@ pub(crate) fn sig_backprop<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let p = path_rows("path", paths.into_dyn())?;
-    let s = Rows::new("sig", sigs.into_dyn(), 1)?;
-    let g = Rows::new("sig_derivs", sig_derivs.into_dyn(), 1)?;
+    let p = path_rows("path", paths)?;
+    let s = Rows::new("sig", sigs, 1)?;
+    let g = Rows::new("sig_derivs", sig_derivs, 1)?;
     same_batch("path", &p, "sig", &s)?;
     same_batch("sig", &s, "sig_derivs", &g)?;
     let (ps, shape) = setup(&p, degree, options)?;

@@ -12,7 +12,7 @@ pub(crate) fn transform_path<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let p = path_rows("path", paths.into_dyn())?;
+    let p = path_rows("path", paths)?;
     let shape = p.data.shape();
     let (len, dim) = (shape[shape.len() - 2], p.last());
     let new_len = transformed_len(len, options.lead_lag);
@@ -51,7 +51,7 @@ pub(crate) fn transform_path_backprop<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let g = Rows::new("derivs", derivs.into_dyn(), 2)?;
+    let g = Rows::new("derivs", derivs, 2)?;
     g.check_finite("derivs", true)?;
     let shape = g.data.shape();
     let (new_len, new_dim) = (shape[shape.len() - 2], g.last());

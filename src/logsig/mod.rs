@@ -128,7 +128,6 @@ pub(crate) fn log_sig<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let paths = paths.into_dyn();
     let p = path_rows("path", paths.view())?;
     let plan = Plan::new(
         aug_dim(p.last(), options.time_aug, options.lead_lag)?,
@@ -232,7 +231,7 @@ pub(crate) fn sig_to_log_sig<T: Scalar>(
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
     let plan = Plan::for_dimension(dimension, degree, method, options)?;
-    let s = Rows::new("sig", sigs.into_dyn(), 1)?;
+    let s = Rows::new("sig", sigs, 1)?;
     let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
     s.check_finite("sig", false)?;
     // About `degree` multiply-adds per coefficient for the logarithm.
@@ -280,14 +279,13 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let paths = paths.into_dyn();
     let p = path_rows("path", paths.view())?;
     let plan = Plan::new(
         aug_dim(p.last(), options.time_aug, options.lead_lag)?,
         degree,
         method,
     )?;
-    let g = Rows::new("log_sig_derivs", log_sig_derivs.into_dyn(), 1)?;
+    let g = Rows::new("log_sig_derivs", log_sig_derivs, 1)?;
     same_batch("path", &p, "log_sig_derivs", &g)?;
     let out_st = options.scalar_term && method == LogSigMethod::Expanded;
     expect_len("log_sig_derivs", &g, plan.out_len(out_st))?;
@@ -313,9 +311,9 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
     let plan = Plan::for_dimension(dimension, degree, method, options)?;
-    let s = Rows::new("sig", sigs.into_dyn(), 1)?;
+    let s = Rows::new("sig", sigs, 1)?;
     let st = infer_scalar_term("sig", s.last(), plan.shape.len())?;
-    let g = Rows::new("log_sig_derivs", log_sig_derivs.into_dyn(), 1)?;
+    let g = Rows::new("log_sig_derivs", log_sig_derivs, 1)?;
     same_batch("sig", &s, "log_sig_derivs", &g)?;
     expect_len("log_sig_derivs", &g, plan.out_len(st))?;
     s.check_finite("sig", false)?;
@@ -595,7 +593,7 @@ pub(crate) fn lyndon_to_words<T: Scalar>(
 ) -> Result<ArrayD<T>> {
     let plan = Plan::new(dimension, degree, LogSigMethod::Lyndon)?;
     let basis = plan.basis.as_ref().expect("the Lyndon method has a basis");
-    let c = Rows::new("coords", coords.into_dyn(), 1)?;
+    let c = Rows::new("coords", coords, 1)?;
     expect_len("coords", &c, basis.len())?;
     let mut out = zeros::<T>("Lyndon-word coefficients", c.data.shape())?;
     let len = basis.len();

@@ -43,8 +43,8 @@ pub(crate) fn sig_kernel<T: Scalar>(
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
-    let px = path_rows("path1", x.into_dyn())?;
-    let py = path_rows("path2", y.into_dyn())?;
+    let px = path_rows("path1", x)?;
+    let py = path_rows("path2", y)?;
     same_batch("path1", &px, "path2", &py)?;
     let (plan, grid) = plan(&px, &py, options, false)?;
     let (xs, ys) = (px.slice(), py.slice());
@@ -104,12 +104,12 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     options: &SigKernelOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
     options.validate::<T>()?;
-    let px = path_rows("path1", x.into_dyn())?;
-    let py = path_rows("path2", y.into_dyn())?;
+    let px = path_rows("path1", x)?;
+    let py = path_rows("path2", y)?;
     same_batch("path1", &px, "path2", &py)?;
     let (plan, grid) = plan(&px, &py, options, true)?;
     let inner = if options.return_grid { 2 } else { 0 };
-    let pd = Rows::new("derivs", derivs.into_dyn(), inner)?;
+    let pd = Rows::new("derivs", derivs, inner)?;
     same_batch("path1", &px, "derivs", &pd)?;
     let per_item = if options.return_grid {
         let tail = &pd.data.shape()[pd.data.ndim() - 2..];
@@ -177,7 +177,7 @@ pub(crate) fn sig_kernel_gram<T: Scalar>(
 ) -> Result<ArrayD<T>> {
     let same =
         xs.as_ptr() == ys.as_ptr() && xs.shape() == ys.shape() && xs.strides() == ys.strides();
-    gram(xs.into_dyn(), ys.into_dyn(), options, same)
+    gram(xs, ys, options, same)
 }
 
 /// The body of [`crate::sig_kernel_gram_sym`] (see [`crate::api`]).
@@ -185,7 +185,6 @@ pub(crate) fn sig_kernel_gram_sym<T: Scalar>(
     xs: ArrayViewD<'_, T>,
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
-    let xs = xs.into_dyn();
     gram(xs.clone(), xs, options, true)
 }
 
@@ -289,10 +288,10 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
     options.validate::<T>()?;
     reject_grid(options, "sig_kernel_gram_backprop")?;
-    let px = path_rows("paths1", xs.into_dyn())?;
-    let py = path_rows("paths2", ys.into_dyn())?;
+    let px = path_rows("paths1", xs)?;
+    let py = path_rows("paths2", ys)?;
     let (plan, grid) = plan(&px, &py, options, true)?;
-    let pd = Rows::new("derivs", derivs.into_dyn(), 0)?;
+    let pd = Rows::new("derivs", derivs, 0)?;
     let mut shape = px.batch_shape.clone();
     shape.extend_from_slice(&py.batch_shape);
     if pd.data.shape() != shape.as_slice() {
