@@ -166,9 +166,8 @@ pub(super) fn chain<'a, T: Scalar, M: MulAdd, const D: usize, O: Link>(
 }
 
 /// Steps [`mul_exp_fused`] takes at once: eight, so that each row of the top level is loaded
-/// and stored once per eight multiply-adds. Against four, measured one path per thread: 1.06–1.35×
-/// at d = 8 and 1.18× at f64 d = 4, level at d = 16; the top level lives in L2 at those shapes,
-/// and its traffic is what the fusing saves.
+/// and stored once per eight multiply-adds; the top level lives in L2 at the shapes where this
+/// pays, and its traffic is what the fusing saves (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 pub const FUSED_STEPS: usize = 8;
 
 multiversion! {

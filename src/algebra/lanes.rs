@@ -18,8 +18,7 @@ use crate::layout::TensorShape;
 use crate::Scalar;
 
 /// Paths processed together for scalars of type `T`: one 512-bit vector, a cache line (8 f64,
-/// 16 f32). Measured at (1024, 64, 3, 4), one thread, AVX-512: with 16 lanes rather than 8, f32
-/// 1.4× faster forward and 1.5× backward (1.07× under AVX2), f64 0.8× backward.
+/// 16 f32) (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 pub const fn lane_count<T>() -> usize {
     64 / std::mem::size_of::<T>()
 }

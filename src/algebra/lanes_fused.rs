@@ -26,8 +26,8 @@ use crate::Scalar;
 use super::simd::MulAdd;
 
 /// Steps taken at once: the most that keep the walk in AVX2's sixteen registers. Two halve the
-/// loads and stores of one; four, at `d ≤ 2`, gain a further 1.25× there (measured at `d = 2`,
-/// `N = 6`, f32) and nothing at `d = 3`, where there are too few registers for them.
+/// loads and stores of one; four pay at `d ≤ 2` and not at `d = 3`, where there are too few
+/// registers for them (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 const fn steps_at_once(d: usize) -> usize {
     if d <= 2 {
         4

@@ -22,15 +22,12 @@ pub enum StepLayout {
 }
 
 impl StepLayout {
-    /// The faster layout for the shape's dimension `d`, as measured (one path per thread, best of
-    /// alternating runs). Reversed wins 2–3× where no row kernel is specialised (d = 9, 12); in
-    /// f64 at d = 2, 5, 6, 7 by 1.06–1.3×, where rows are part-vectors (still 1.09–1.22× with the
-    /// 512-bit block kernels); in f32 at d = 2 for degrees 8 and up. Rows win where they are whole
-    /// vectors (d = 8, 16, f64 d = 4: 1.1–2×) and at d = 3 (1.15×), and in f32 at d = 5–7, where a
-    /// block of `d^m` often ends part-way through a vector of eight. f32 d = 4 goes by rows where
-    /// the 512-bit block kernels run and the top level fits the L1 cache (16 KiB or less: rows
-    /// took single steps 1.84× faster at degree 5 and 1.05× at 6), reversed otherwise (at degree
-    /// 7, 64 KiB, the reversed layout's four fused steps were 1.5× faster).
+    /// The faster layout for the shape's dimension `d` (measured: docs/PERFORMANCE.md, *CPU kernel choices*). Reversed words where no row
+    /// kernel is specialised (d = 9, 12), in f64 at d = 2, 5, 6, 7, where rows are part-vectors, and
+    /// in f32 at d = 2 for degrees 8 and up. Rows where they are whole vectors (d = 8, 16, f64
+    /// d = 4), at d = 3, and in f32 at d = 5–7, where a block of `d^m` often ends part-way through a
+    /// vector of eight. f32 d = 4 goes by rows where the 512-bit block kernels run and the top level
+    /// fits the L1 cache (16 KiB or less), reversed otherwise.
     /// ([`to_rows`] indexes the top level with `u32`, so a larger one stays by rows.)
     pub fn for_shape<T: Scalar>(shape: &TensorShape) -> Self {
         let d = shape.dim;
@@ -127,7 +124,7 @@ fn step<T: Scalar, M: MulAdd, const D: usize>(
 }
 
 /// How many steps share one pass over the top level in reversed words: four, not the
-/// [`FUSED_STEPS`] of the row layout (eight were 0.75–0.87× at f32 d = 4 and 0.92× at f64 d = 2).
+/// [`FUSED_STEPS`] of the row layout (eight were slower) (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 pub const REVERSED_STEPS: usize = 4;
 
 multiversion! {

@@ -454,8 +454,7 @@ fn whole_zmm<M: MulAdd, const D: usize>(lanes: usize) -> bool {
 /// Whether rows of `D` go through the 512-bit block kernels: the code runs compiled for AVX-512,
 /// a row is shorter than a 512-bit vector (`2·lanes` values: f64 d < 8, f32 d < 16), and it is
 /// not one 256-bit vector (f64 d = 4: there a broadcast and a multiply-add per row beat the
-/// permutes, 0.93× at (128, 256, 4, 6)). Against the 256-bit blocks and 128-bit rows they
-/// replace, measured forward: 1.10× f64 and 1.07–1.13× f32 at d = 3, 1.25–1.28× f32 at d = 5–7.
+/// permutes) (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 #[inline(always)]
 fn block_zmm<M: MulAdd, const D: usize>(lanes: usize) -> bool {
     M::WIDE && D >= 2 && D < 2 * lanes && D != lanes

@@ -59,11 +59,8 @@ impl<T: Scalar, const L: usize> LaneWorkspace<T, L> {
 
 /// The lanes a batch is computed with, if any: the widest group, of [`lane_count`] or 8 paths,
 /// whose signatures fit `limit` bytes. Lanes load two vectors per multiply-add where the one-path
-/// rows broadcast one, so they pay only while a group's signatures stay in the L1 cache (measured
-/// with 8 lanes: 1.3× faster forward at d = 3, N = 4; 3× slower at d = 4, N = 5, whose 8
-/// interleaved f64 signatures no longer fit; 16 f32 lanes lost to 8 at 16–22 KiB). The reverse
-/// sweep's row loops are weaker, so it takes lanes up to a larger size (16 f32 lanes won there up
-/// to the limit, 1.07–1.2× at 21–32 KiB).
+/// rows broadcast one, so they pay only while a group's signatures stay in the L1 cache. The
+/// reverse sweep's row loops are weaker, so it takes lanes up to a larger size (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 pub(super) fn lanes_for<T>(shape: &TensorShape, batch: usize, backward: bool) -> Option<usize> {
     let limit = if backward {
         MAX_LANE_SIG_BYTES

@@ -118,12 +118,9 @@ fn lead_lag_scratch<'a, T: Scalar>(
 }
 
 /// Whether the steps of `inc` go through `mul_exp_lead_lag`, which skips the half of the channels
-/// a lead-lag step leaves still. Measured against the dense step (f64 and f32, path dimensions
-/// 1–8, with and without time): forward, it wins 1.3–2.2× at transformed dimensions above 8
-/// (except 16 in f32) and loses up to 3× below, where each dense row is a vector or two and the
-/// compact loops run scalar; backward it wins 2–2.6× above 8 and breaks even below. (Those
-/// forward figures are against dense steps by rows; [`sig_path`] prefers reversed words.)
-/// `ROUGHSIG_LEAD_LAG=dense` turns it off (for side-by-side timings and tests).
+/// a lead-lag step leaves still: only where the transformed dimension is above 8 (and not 16 in
+/// f32), since below it each dense row is a vector or two and the compact loops would run scalar
+/// (measured: docs/PERFORMANCE.md, *CPU kernel choices*). `ROUGHSIG_LEAD_LAG=dense` turns it off (for side-by-side timings and tests).
 fn lead_lag_step<T: Scalar>(inc: &Increments<T>) -> bool {
     static DENSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let dense =

@@ -97,10 +97,8 @@ fn piece_sigs<T: Scalar>(
     parts
 }
 
-/// Relative cost of a reverse-sweep step against a forward step. Measured on one long path
-/// (1, 100000, 4, 6), one thread: 4.7–4.9 with the fused forward steps (3.4 in a run where the
-/// forward pass read slow); of 4.0, 4.5 and 5.0 tried alternately with two threads, 4.5 was the
-/// fastest (1.70–1.80× against one thread, 4.0: 1.42–1.63×).
+/// Relative cost of a reverse-sweep step against a forward step, which sets the pieces' lengths so
+/// that every thread finishes together (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
 const BACKWARD_COST: f64 = 4.5;
 
 /// The increments of piece `p` of `pieces` for the reverse sweep. The last piece needs no forward
