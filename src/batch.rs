@@ -167,6 +167,16 @@ pub(crate) fn check_bytes(what: &str, bytes: u128) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a GPU call whose host memory does not fit: the output, the mapped staging buffer and the
+/// host copy the result comes back through, and the driver's upload copies of the inputs.
+pub(crate) fn fit_gpu<T: Scalar>(what: &str, output: u128, inputs: usize) -> Result<()> {
+    let values = output.saturating_mul(3).saturating_add(inputs as u128);
+    check_bytes(
+        &format!("{what} on the GPU (output, staging and read-back, uploads)"),
+        values.saturating_mul(std::mem::size_of::<T>() as u128),
+    )
+}
+
 /// The memory one call allocates with a given number of threads, in bytes.
 pub(crate) struct Memory {
     pub output: u128,

@@ -5,10 +5,12 @@ use crate::algebra::{
     exp, exp_backprop, mul_exp, mul_exp_backprop, tensor_mul, tensor_mul_backprop, HornerScratch,
 };
 use crate::batch::{
-    check_result, expect_len, fit_threads, infer_scalar_term, same_batch, zeros, Memory, Rows,
+    check_result, expect_len, fit_gpu, fit_threads, infer_scalar_term, same_batch, zeros, Memory,
+    Rows,
 };
 use crate::cpu::par_rows;
-use crate::device::cpu_threads;
+use crate::device::execute;
+use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
 use crate::{Error, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD, Axis};
@@ -21,24 +23,43 @@ pub(crate) fn sig_combine<T: Scalar>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
+    options.validate::<T>()?;
     let (shape, st, a, b) = two_sigs(sig1, sig2, dimension, degree, options)?;
-    let threads = fit::<T>("combined signature", options, a.data.len(), 0)?;
-    let mut out = zeros::<T>("combined signature", a.data.shape())?;
+    let output = a.data.len();
     let row = a.last();
     let (xa, xb) = (a.slice(), b.slice());
-    par_rows(
-        threads,
-        out.as_slice_mut().expect("contiguous"),
-        row,
-        || (),
-        |_, i, o| {
-            let r = i * row + st..(i + 1) * row;
-            if st == 1 {
-                o[0] = T::one();
-            }
-            tensor_mul(&shape, &xa[r.clone()], &xb[r], &mut o[st..]);
+    let alloc = || zeros::<T>("combined signature", a.data.shape());
+    let out = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        workload(a.batch(), &shape),
+        |device| {
+            fit_gpu::<T>("combined signature", output as u128, 2 * output)?;
+            let mut out = alloc()?;
+            let slice = out.as_slice_mut().expect("contiguous");
+            gpu::sig_combine(device, &shape, xa, xb, st, slice)?;
+            Ok(out)
         },
-    );
+        |threads| {
+            let threads = fit::<T>("combined signature", threads, output, 0)?;
+            let mut out = alloc()?;
+            par_rows(
+                threads,
+                out.as_slice_mut().expect("contiguous"),
+                row,
+                || (),
+                |_, i, o| {
+                    let r = i * row + st..(i + 1) * row;
+                    if st == 1 {
+                        o[0] = T::one();
+                    }
+                    tensor_mul(&shape, &xa[r.clone()], &xb[r], &mut o[st..]);
+                },
+            );
+            Ok(out)
+        },
+    )?;
     check_result("combined signature", &out, 1)?;
     Ok(out)
 }
@@ -52,6 +73,7 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
     degree: usize,
     options: &SigOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    options.validate::<T>()?;
     let (shape, st, a, b) = two_sigs(sig1, sig2, dimension, degree, options)?;
     let g = Rows::new("deriv", deriv, 1)?;
     same_batch("sig1", &a, "deriv", &g)?;
@@ -60,22 +82,38 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
     let row = a.last();
     let (xa, xb, xg) = (a.slice(), b.slice(), g.slice());
     // The two gradients side by side, then split into two arrays.
-    let threads = fit::<T>("signature gradients", options, 4 * a.data.len(), 0)?;
-    let both = paired_rows(
-        threads,
-        a.batch(),
-        (row, row),
-        || (),
-        |_, i, da, db| {
-            let r = i * row + st..(i + 1) * row;
-            tensor_mul_backprop(
-                &shape,
-                &xg[r.clone()],
-                &xa[r.clone()],
-                &xb[r],
-                &mut da[st..],
-                &mut db[st..],
-            );
+    let output = 2 * a.data.len();
+    let both = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        2 * workload(a.batch(), &shape),
+        |device| {
+            fit_gpu::<T>("signature gradients", output as u128, 3 * a.data.len())?;
+            let mut both = zeros::<T>("gradient", &[a.batch(), 2 * row])?;
+            let slice = both.as_slice_mut().expect("contiguous");
+            gpu::sig_combine_backprop(device, &shape, xg, xa, xb, st, slice)?;
+            Ok(both)
+        },
+        |threads| {
+            let threads = fit::<T>("signature gradients", threads, 2 * output, 0)?;
+            paired_rows(
+                threads,
+                a.batch(),
+                (row, row),
+                || (),
+                |_, i, da, db| {
+                    let r = i * row + st..(i + 1) * row;
+                    tensor_mul_backprop(
+                        &shape,
+                        &xg[r.clone()],
+                        &xa[r.clone()],
+                        &xb[r],
+                        &mut da[st..],
+                        &mut db[st..],
+                    );
+                },
+            )
         },
     )?;
     split_pair(both, &a.batch_shape, row, row)
@@ -90,35 +128,58 @@ pub(crate) fn sig_join<T: Scalar>(
     prepend: bool,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
+    options.validate::<T>()?;
     let (shape, st, s, v) = sig_and_displacement(sigs, displacement, dimension, degree)?;
     let n = shape.len();
-    let per_thread = HornerScratch::<T>::values(&shape) + n as u128;
-    let threads = fit::<T>("joined signature", options, s.data.len(), per_thread)?;
-    let mut out = zeros::<T>("joined signature", s.data.shape())?;
+    let output = s.data.len();
     let row = s.last();
     let (xs, xv) = (s.slice(), v.slice());
-    par_rows(
-        threads,
-        out.as_slice_mut().expect("contiguous"),
-        row,
-        || (HornerScratch::new(&shape), vec![T::zero(); n]),
-        |(scratch, e), i, o| {
-            let (sig, z) = (
-                &xs[i * row + st..(i + 1) * row],
-                &xv[i * dimension..(i + 1) * dimension],
-            );
-            if st == 1 {
-                o[0] = T::one();
-            }
-            if prepend {
-                exp(&shape, z, e);
-                tensor_mul(&shape, e, sig, &mut o[st..]);
-            } else {
-                o[st..].copy_from_slice(sig);
-                mul_exp(&shape, &mut o[st..], z, scratch);
-            }
+    let alloc = || zeros::<T>("joined signature", s.data.shape());
+    let out = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        workload(s.batch(), &shape),
+        |device| {
+            fit_gpu::<T>(
+                "joined signature",
+                output as u128,
+                2 * output + v.data.len(),
+            )?;
+            let mut out = alloc()?;
+            let slice = out.as_slice_mut().expect("contiguous");
+            gpu::sig_join(device, &shape, xs, xv, st, prepend, slice)?;
+            Ok(out)
         },
-    );
+        |threads| {
+            let per_thread = HornerScratch::<T>::values(&shape) + n as u128;
+            let threads = fit::<T>("joined signature", threads, output, per_thread)?;
+            let mut out = alloc()?;
+            par_rows(
+                threads,
+                out.as_slice_mut().expect("contiguous"),
+                row,
+                || (HornerScratch::new(&shape), vec![T::zero(); n]),
+                |(scratch, e), i, o| {
+                    let (sig, z) = (
+                        &xs[i * row + st..(i + 1) * row],
+                        &xv[i * dimension..(i + 1) * dimension],
+                    );
+                    if st == 1 {
+                        o[0] = T::one();
+                    }
+                    if prepend {
+                        exp(&shape, z, e);
+                        tensor_mul(&shape, e, sig, &mut o[st..]);
+                    } else {
+                        o[st..].copy_from_slice(sig);
+                        mul_exp(&shape, &mut o[st..], z, scratch);
+                    }
+                },
+            );
+            Ok(out)
+        },
+    )?;
     check_result("joined signature", &out, 1)?;
     Ok(out)
 }
@@ -133,6 +194,7 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     prepend: bool,
     options: &SigOptions,
 ) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    options.validate::<T>()?;
     let (shape, st, s, v) = sig_and_displacement(sigs, displacement, dimension, degree)?;
     let g = Rows::new("deriv", deriv, 1)?;
     same_batch("sig", &s, "deriv", &g)?;
@@ -141,52 +203,66 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     let row = s.last();
     let (xs, xv, xg) = (s.slice(), v.slice(), g.slice());
     let n = shape.len();
-    let per_thread = HornerScratch::<T>::values(&shape) + 2 * n as u128;
     let output = 2 * (s.data.len() + v.data.len());
-    let threads = fit::<T>("signature gradients", options, output, per_thread)?;
-    let init = || {
-        (
-            HornerScratch::new(&shape),
-            vec![T::zero(); n],
-            vec![T::zero(); n],
-        )
-    };
-    let both = paired_rows(
-        threads,
-        s.batch(),
-        (row, dimension),
-        init,
-        |ws, i, ds, dv| {
-            let (scratch, e, de) = ws;
-            let (sig, z) = (
-                &xs[i * row + st..(i + 1) * row],
-                &xv[i * dimension..(i + 1) * dimension],
-            );
-            let gi = &xg[i * row + st..(i + 1) * row];
-            if prepend {
-                exp(&shape, z, e);
-                de.fill(T::zero());
-                tensor_mul_backprop(&shape, gi, e, sig, de, &mut ds[st..]);
-                exp_backprop(&shape, z, e, de, dv);
-            } else {
-                ds[st..].copy_from_slice(gi);
-                mul_exp_backprop(&shape, sig, z, &mut ds[st..], dv, scratch);
-            }
+    let both = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        2 * workload(s.batch(), &shape),
+        |device| {
+            let inputs = 4 * s.data.len() + v.data.len();
+            fit_gpu::<T>("signature gradients", output as u128, inputs)?;
+            let mut both = zeros::<T>("gradient", &[s.batch(), row + dimension])?;
+            let slice = both.as_slice_mut().expect("contiguous");
+            gpu::sig_join_backprop(device, &shape, xg, xs, xv, st, prepend, slice)?;
+            Ok(both)
+        },
+        |threads| {
+            let per_thread = HornerScratch::<T>::values(&shape) + 2 * n as u128;
+            let threads = fit::<T>("signature gradients", threads, output, per_thread)?;
+            let init = || {
+                (
+                    HornerScratch::new(&shape),
+                    vec![T::zero(); n],
+                    vec![T::zero(); n],
+                )
+            };
+            paired_rows(
+                threads,
+                s.batch(),
+                (row, dimension),
+                init,
+                |ws, i, ds, dv| {
+                    let (scratch, e, de) = ws;
+                    let (sig, z) = (
+                        &xs[i * row + st..(i + 1) * row],
+                        &xv[i * dimension..(i + 1) * dimension],
+                    );
+                    let gi = &xg[i * row + st..(i + 1) * row];
+                    if prepend {
+                        exp(&shape, z, e);
+                        de.fill(T::zero());
+                        tensor_mul_backprop(&shape, gi, e, sig, de, &mut ds[st..]);
+                        exp_backprop(&shape, z, e, de, dv);
+                    } else {
+                        ds[st..].copy_from_slice(gi);
+                        mul_exp_backprop(&shape, sig, z, &mut ds[st..], dv, scratch);
+                    }
+                },
+            )
         },
     )?;
     split_pair(both, &s.batch_shape, row, dimension)
 }
 
-/// The threads for a call whose `output` values and `per_thread` values of workspace on each thread
-/// must fit in memory: the options' thread count, lowered to fit.
-fn fit<T: Scalar>(
-    what: &str,
-    options: &SigOptions,
-    output: usize,
-    per_thread: u128,
-) -> Result<usize> {
-    options.validate::<T>()?;
-    let threads = cpu_threads(&options.device, options.n_jobs)?;
+/// About the multiply-adds of Chen's product of `batch` pairs (for `Device::Auto`).
+fn workload(batch: usize, shape: &TensorShape) -> u128 {
+    batch as u128 * shape.len() as u128 * shape.degree as u128
+}
+
+/// The threads for a CPU call whose `output` values and `per_thread` values of workspace on each
+/// thread must fit in memory: `threads`, lowered to fit.
+fn fit<T: Scalar>(what: &str, threads: usize, output: usize, per_thread: u128) -> Result<usize> {
     let size = std::mem::size_of::<T>() as u128;
     fit_threads(what, threads, |_| Memory {
         output: output as u128 * size,

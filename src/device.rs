@@ -129,3 +129,34 @@ fn log_once(why: &str) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| log::info!("Device::Auto runs on the CPU: {why}"));
 }
+
+/// Run an operation that has a GPU driver: choose the backend ([`select_for`]), run `on_gpu` there,
+/// and when a GPU that `Device::Auto` chose fails, log why (once) and run `on_cpu` instead (with the
+/// thread count the options ask for); then record where the call ran. An explicit GPU request's
+/// error is returned as it is.
+pub(crate) fn execute<R>(
+    device: &Device,
+    n_jobs: i32,
+    precision: Precision,
+    work: u128,
+    on_gpu: impl FnOnce(&GpuDevice) -> Result<R>,
+    on_cpu: impl FnOnce(usize) -> Result<R>,
+) -> Result<R> {
+    let backend = select_for(device, n_jobs, precision, work)?;
+    let count = match &backend {
+        Backend::Cpu { threads } => *threads,
+        Backend::Gpu(d) => match on_gpu(d) {
+            Ok(result) => {
+                record(&backend);
+                return Ok(result);
+            }
+            Err(e) => {
+                gpu::fall_back(d, Err(e))?;
+                threads(n_jobs)?
+            }
+        },
+    };
+    let result = on_cpu(count)?;
+    record(&Backend::Cpu { threads: count });
+    Ok(result)
+}

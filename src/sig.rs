@@ -1,7 +1,7 @@
 //! `sig` and `sig_backprop`: the front end (checks, shapes, device) over the drivers.
 
 use crate::batch::{
-    check_bytes, check_result, elements, fit_threads, infer_scalar_term, paths as path_rows,
+    check_result, elements, fit_gpu, fit_threads, infer_scalar_term, paths as path_rows,
     same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::{self, PathsShape};
@@ -161,16 +161,6 @@ fn fit_cpu<T: Scalar>(
             per_thread,
         }
     })
-}
-
-/// Refuse a GPU call whose host memory does not fit: the output, the mapped staging buffer and the
-/// host copy the result comes back through, and the driver's upload copies of the inputs.
-fn fit_gpu<T: Scalar>(what: &str, output: u128, inputs: usize) -> Result<()> {
-    let values = output.saturating_mul(3).saturating_add(inputs as u128);
-    check_bytes(
-        &format!("{what} on the GPU (output, staging and read-back, uploads)"),
-        values.saturating_mul(std::mem::size_of::<T>() as u128),
-    )
 }
 
 /// About the multiply-adds of a forward pass: `batch · increments · sig_length` (for `Device::Auto`).

@@ -32,6 +32,7 @@
 
 pub mod calibrate;
 mod chunks;
+mod combine;
 mod context;
 pub mod kernels;
 mod log_sig;
@@ -44,6 +45,7 @@ pub(crate) mod sig_kernel;
 
 #[doc(hidden)]
 pub use chunks::set_max_chunk_paths;
+pub(crate) use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
 pub(crate) use log_sig::{log_sig, Signatures};
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};

@@ -147,6 +147,18 @@ pub(crate) fn submit(
     read: Option<(&wgpu::Buffer, u64)>,
     report: &mut GpuReport,
 ) -> Result<Vec<u8>> {
+    let mut parts = submit_reading(ctx, dispatches, read.as_slice(), report)?;
+    Ok(parts.pop().unwrap_or_default())
+}
+
+/// [`submit`], reading back the first `bytes` bytes of each buffer of `reads` (through one staging
+/// buffer, after the last dispatch), in order.
+pub(crate) fn submit_reading(
+    ctx: &Arc<Context>,
+    dispatches: &[Dispatch<'_>],
+    reads: &[(&wgpu::Buffer, u64)],
+    report: &mut GpuReport,
+) -> Result<Vec<Vec<u8>>> {
     let stride = 256u64.max(ctx.limits.min_uniform_buffer_offset_alignment as u64);
     let param_size = dispatches
         .iter()
@@ -248,13 +260,13 @@ pub(crate) fn submit(
             encoder.resolve_query_set(set, 0..2, resolve, 0);
             encoder.copy_buffer_to_buffer(resolve, 0, staging, 0, 16);
         }
-        let (result_buf, bytes) = match read {
-            Some((buf, bytes)) => (
-                Some(buf),
-                bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-            ),
-            None => (None, 0),
-        };
+        // Each read at an aligned offset of one staging buffer.
+        let mut offsets = Vec::with_capacity(reads.len() + 1);
+        let mut bytes = 0u64;
+        for &(_, n) in reads {
+            offsets.push(bytes);
+            bytes += n.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        }
         let staging = (bytes > 0).then(|| {
             take(
                 ctx,
@@ -264,19 +276,28 @@ pub(crate) fn submit(
                 report,
             )
         });
-        if let (Some(buf), Some(st)) = (result_buf, &staging) {
-            encoder.copy_buffer_to_buffer(buf, 0, st, 0, bytes);
+        if let Some(st) = &staging {
+            for (&(buf, n), &at) in reads.iter().zip(&offsets) {
+                let n = n.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+                if n > 0 {
+                    encoder.copy_buffer_to_buffer(buf, 0, st, at, n);
+                }
+            }
         }
         report.submissions += 1;
         let out = match &staging {
             Some(st) => {
-                let out = ctx.finish(encoder, st, bytes)?;
+                let all = ctx.finish(encoder, st, bytes)?;
                 report.bytes_downloaded += bytes;
-                out
+                reads
+                    .iter()
+                    .zip(&offsets)
+                    .map(|(&(_, n), &at)| all[at as usize..(at + n) as usize].to_vec())
+                    .collect()
             }
             None => {
                 ctx.queue.submit([encoder.finish()]);
-                Vec::new()
+                vec![Vec::new(); reads.len()]
             }
         };
         if let Some((_, _, st)) = &queries {

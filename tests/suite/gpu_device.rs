@@ -65,7 +65,8 @@ fn operations_without_a_gpu_kernel_refuse_an_explicit_gpu() {
         device: Device::Gpu(None),
         ..Default::default()
     };
-    let result = roughsig::sig_combine(s.view(), s.view(), 2, 2, &opts);
+    let method = roughsig::LogSigMethod::Expanded;
+    let result = roughsig::sig_to_log_sig_backprop(s.view(), s.view(), 2, 2, method, &opts);
     assert!(matches!(result, Err(Error::Device(_))), "{result:?}");
 }
 

@@ -9,6 +9,7 @@ mod cli_sig_kernel;
 mod errors;
 mod fuzz;
 mod golden;
+mod gpu_combine;
 mod gpu_consistency;
 mod gpu_device;
 mod gpu_plan;

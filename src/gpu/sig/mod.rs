@@ -72,7 +72,7 @@ pub(crate) fn plan_for(
 }
 
 /// The pipeline of `kernel` for the plan's key, compiled on first use and cached by that key.
-fn pipeline(
+pub(in crate::gpu) fn pipeline(
     ctx: &Context,
     kernel: &'static wgsl::SigKernel,
     key: &wgsl::SigKey,

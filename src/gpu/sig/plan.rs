@@ -346,7 +346,8 @@ impl Step {
 const COMBINE_TREE: u32 = 0;
 const COMBINE_PREFIX: u32 = 1;
 const COMBINE_SUFFIX: u32 = 2;
-const COMBINE_ROOT: u32 = 3;
+/// `sig_combine`'s last level: one output row per path.
+pub(crate) const COMBINE_ROOT: u32 = 3;
 
 impl Plan {
     fn base(&self, n_paths: u64) -> SigParams {

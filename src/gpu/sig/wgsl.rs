@@ -103,6 +103,40 @@ pub const SIG_BACKWARD: SigKernel = SigKernel {
     ],
 };
 
+pub const SIG_COMBINE_BACKPROP: SigKernel = SigKernel {
+    name: "sig_combine_backprop",
+    source: include_str!("../../../shaders/sig/sig_combine_backprop.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[
+        b(0, "params", U),
+        b(1, "pairs", R),
+        b(2, "derivs", R),
+        b(3, "grads", W),
+    ],
+};
+
+pub const SIG_JOIN: SigKernel = SigKernel {
+    name: "sig_join",
+    source: include_str!("../../../shaders/sig/sig_join.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[b(0, "params", U), b(1, "disp", R), b(2, "pairs", W)],
+};
+
+pub const SIG_JOIN_BACKPROP: SigKernel = SigKernel {
+    name: "sig_join_backprop",
+    source: include_str!("../../../shaders/sig/sig_join_backprop.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[
+        b(0, "params", U),
+        b(1, "disp", R),
+        b(2, "grads", R),
+        b(3, "dz", W),
+    ],
+};
+
 pub const SIG_GRAD: SigKernel = SigKernel {
     name: "sig_grad",
     source: include_str!("../../../shaders/sig/sig_grad.wgsl"),
@@ -118,6 +152,9 @@ pub const SIG_KERNELS: &[&SigKernel] = &[
     &SIG_CONTRACT,
     &SIG_BACKWARD,
     &SIG_GRAD,
+    &SIG_COMBINE_BACKPROP,
+    &SIG_JOIN,
+    &SIG_JOIN_BACKPROP,
 ];
 
 /// Invocations per workgroup of the kernels with one invocation per work item.
