@@ -11,8 +11,11 @@ use super::chunks::{
 };
 use super::context::Step;
 use super::kernels::{Params, Precision, TENSOR_LOG, WORKGROUP_SIZE};
-use super::program::{set_last_report, GpuReport};
-use super::sig::plan::Pass;
+use super::program::{set_last_report, submit_reading, Dispatch, GpuReport};
+use super::sig::plan::{Buf, Pass, SigParams};
+use super::sig::rows::{per_row, values, RowCall};
+use super::sig::wgsl::TENSOR_LOG_BACKPROP;
+use super::sig::{run, Inputs};
 use super::GpuDevice;
 use crate::cpu::PathsShape;
 use crate::layout::TensorShape;
@@ -258,5 +261,212 @@ pub(crate) fn log_sig<T: Scalar>(
         read_into(precision, &result, out_chunk);
     }
     set_last_report(report);
+    Ok(())
+}
+
+/// Values per row of the reverse logarithm's chain: `P_{N−1}, …, P_1`.
+fn backprop_chain_len(shape: &TensorShape) -> usize {
+    (1..shape.degree)
+        .map(|m| shape.offset(shape.degree - m + 1))
+        .sum()
+}
+
+/// The buffers of `tensor_log_backprop.wgsl` per row, for the row call's sizes.
+fn backprop_rows(shape: &TensorShape) -> [PerPath; 5] {
+    let len = shape.len();
+    [
+        per_row("signatures", len),
+        per_row("log-signature derivatives", len),
+        per_row("logarithm chain", backprop_chain_len(shape)),
+        per_row("chain derivatives", 2 * len),
+        per_row("signature derivatives", len),
+    ]
+}
+
+/// The dispatches of the tensor logarithm's reverse for `n` rows: `dx = dF/dx` from the signatures'
+/// levels `sigs` and `derivs = dF/dlog(1 + x)` (rows of `shape.len()`): the chain `P_{N−1} … P_1`,
+/// then the reverse steps, each a dispatch over every coefficient of its levels.
+fn log_backprop_steps<'a>(
+    call: &RowCall,
+    shape: &TensorShape,
+    n: usize,
+    [sigs, derivs, chain, dp, dx]: [&'a wgpu::Buffer; 5],
+) -> Result<Vec<Dispatch<'a>>> {
+    let degree = shape.degree;
+    let bufs = || vec![sigs, derivs, chain, dp, dx];
+    let step = |mode: u32, m: usize, items: usize| {
+        let params = SigParams {
+            mode,
+            count: to_u32("step", m)?,
+            total: to_u32("coefficients", n * items)?,
+            ..Default::default()
+        };
+        call.per_item(&TENSOR_LOG_BACKPROP, params, bufs())
+    };
+    let mut steps = Vec::with_capacity(2 * degree);
+    for m in (1..degree).rev() {
+        steps.push(step(0, m, shape.offset(degree - m + 1))?);
+    }
+    for m in 0..degree {
+        let levels = degree - m;
+        steps.push(step(1, m, shape.offset(levels + 1) + shape.offset(levels))?);
+    }
+    Ok(steps)
+}
+
+/// `dF/dS` of `F(log S)` for signatures on the host: `sigs` has rows of `st + shape.len()`,
+/// `derivs` rows of `shape.len()` (`dF/dlog`, expanded); `out` gets rows like `sigs` (the scalar
+/// term's derivative 0).
+pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
+    device: &GpuDevice,
+    shape: &TensorShape,
+    sigs: &[T],
+    st: usize,
+    derivs: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    let (len, row) = (shape.len(), shape.len() + st);
+    if len == 0 || out.is_empty() {
+        out.fill(T::zero());
+        return Ok(());
+    }
+    let mut call = RowCall::open::<T>(
+        device,
+        "sig_to_log_sig_backprop",
+        shape,
+        &backprop_rows(shape),
+        &[&TENSOR_LOG_BACKPROP],
+    )?;
+    let chain = backprop_chain_len(shape);
+    for (g, out_group) in out.chunks_mut(call.group * row).enumerate() {
+        let n = out_group.len() / row;
+        let first = g * call.group;
+        let levels: Vec<T> = sigs[first * row..(first + n) * row]
+            .chunks_exact(row)
+            .flat_map(|r| r[st..].iter().copied())
+            .collect();
+        let sigs_buf = call.buffer("signatures", n * len);
+        call.upload(&sigs_buf, &levels);
+        let derivs_buf = call.buffer("log-signature derivatives", n * len);
+        call.upload(&derivs_buf, &derivs[first * len..(first + n) * len]);
+        let chain_buf = call.buffer("logarithm chain", n * chain);
+        let dp = call.buffer("chain derivatives", 2 * n * len);
+        let dx = call.buffer("signature derivatives", n * len);
+        let bufs = [&*sigs_buf, &*derivs_buf, &*chain_buf, &*dp, &*dx];
+        let steps = log_backprop_steps(&call, shape, n, bufs)?;
+        let bytes = (n * len) as u64 * call.key.precision.size();
+        let read = submit_reading(&call.ctx, &steps, &[(&dx, bytes)], &mut call.report)?;
+        let dx = values::<T>(&read[0], n * len);
+        for (o, r) in out_group.chunks_exact_mut(row).zip(dx.chunks_exact(len)) {
+            o[..st].fill(T::zero());
+            o[st..].copy_from_slice(r);
+        }
+    }
+    call.finish();
+    Ok(())
+}
+
+/// The paths of [`log_sig_backprop`]: on the host, or already on the device with their signatures.
+pub(crate) enum LogSigPaths<'a, T> {
+    Host(&'a [T]),
+    Device {
+        paths: &'a wgpu::Buffer,
+        sigs: &'a wgpu::Buffer,
+    },
+}
+
+/// Path gradients of `F(log_sig(paths))` into `out` (laid out like the paths), from `derivs =
+/// dF/dlog` expanded (rows of `shape.len()`): per group of paths the signatures on the device (or
+/// those given there), the reverse logarithm and the signature engine's reverse sweep, with only
+/// the path gradients read back.
+pub(crate) fn log_sig_backprop<T: Scalar>(
+    device: &GpuDevice,
+    shape: &TensorShape,
+    paths: LogSigPaths<'_, T>,
+    ps: PathsShape,
+    opts: &SigOptions,
+    derivs: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    let (len, row_in) = (shape.len(), ps.length * ps.dim);
+    if row_in == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let batch = out.len() / row_in;
+    let precision = Precision::of::<T>();
+    let ctx = open(device, precision)?;
+    let plan = |pass| super::sig::plan_for(&ctx, pass, shape, ps, batch, opts, false, precision);
+    let (forward, backward) = (plan(Pass::Forward)?, plan(Pass::Backward)?);
+    let mut call = RowCall::open::<T>(
+        device,
+        "log_sig_backprop",
+        shape,
+        &backprop_rows(shape),
+        &[&TENSOR_LOG_BACKPROP],
+    )?;
+    let group = call
+        .group
+        .min(forward.group as usize)
+        .min(backward.group as usize);
+    if matches!(paths, LogSigPaths::Device { .. }) && group < batch {
+        return Err(Error::Device(format!(
+            "adapter '{}': {batch} paths do not fit its buffers at once; use the host API",
+            ctx.name
+        )));
+    }
+    let consts = super::sig::consts::<T>(shape, ps, opts);
+    let chain = backprop_chain_len(shape);
+    for (g, out_group) in out.chunks_mut(group * row_in).enumerate() {
+        let n = out_group.len() / row_in;
+        let first = g * group;
+        let uploaded;
+        let computed;
+        let (paths_buf, sigs_buf): (&wgpu::Buffer, &wgpu::Buffer) = match &paths {
+            LogSigPaths::Device { paths, sigs } => (paths, sigs),
+            LogSigPaths::Host(host) => {
+                uploaded = call.buffer("paths", n * row_in);
+                call.upload(&uploaded, &host[first * row_in..(first + n) * row_in]);
+                let inputs = Inputs {
+                    paths: &[],
+                    consts: &consts,
+                    sigs: &[],
+                    derivs: &[],
+                    resident: &[(Buf::Paths, &uploaded)],
+                };
+                let (mut bufs, _) = run(&ctx, &forward, n as u64, inputs, None, &mut call.report)?;
+                computed = bufs.remove(&Buf::Out).expect("the forward pass writes Out");
+                (&uploaded, &computed)
+            }
+        };
+        let derivs_buf = call.buffer("log-signature derivatives", n * len);
+        call.upload(&derivs_buf, &derivs[first * len..(first + n) * len]);
+        let chain_buf = call.buffer("logarithm chain", n * chain);
+        let dp = call.buffer("chain derivatives", 2 * n * len);
+        let dx = call.buffer("signature derivatives", n * len);
+        let bufs = [sigs_buf, &*derivs_buf, &*chain_buf, &*dp, &*dx];
+        let steps = log_backprop_steps(&call, shape, n, bufs)?;
+        submit_reading(&call.ctx, &steps, &[], &mut call.report)?;
+        let inputs = Inputs {
+            paths: &[],
+            consts: &consts,
+            sigs: &[],
+            derivs: &[],
+            resident: &[
+                (Buf::Paths, paths_buf),
+                (Buf::Sigs, sigs_buf),
+                (Buf::Derivs, &dx),
+            ],
+        };
+        let (_, bytes) = run(
+            &ctx,
+            &backward,
+            n as u64,
+            inputs,
+            Some(Buf::Grads),
+            &mut call.report,
+        )?;
+        out_group.copy_from_slice(&values::<T>(&bytes, out_group.len()));
+    }
+    call.finish();
     Ok(())
 }

@@ -46,7 +46,9 @@ pub(crate) mod sig_kernel;
 #[doc(hidden)]
 pub use chunks::set_max_chunk_paths;
 pub(crate) use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
-pub(crate) use log_sig::{log_sig, Signatures};
+pub(crate) use log_sig::{
+    log_sig, log_sig_backprop, sig_to_log_sig_backprop, LogSigPaths, Signatures,
+};
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};

@@ -29,6 +29,8 @@ use std::sync::Arc;
 /// let sigs = on_gpu.sig(4)?;                           // stays on the GPU
 /// let logs = sigs.log_sig(LogSigMethod::Words)?;       // from the signatures where they are
 /// let grads = on_gpu.sig_backprop(&sigs, sigs.to_host()?.view())?;
+/// // A training step's gradient: dF/dlog_sig in, path gradients out, nothing else moved.
+/// let grads = sigs.log_sig_backprop(LogSigMethod::Words, logs.view())?;
 /// # Ok(()) }
 /// ```
 pub struct GpuPaths<T: Scalar> {
@@ -233,6 +235,28 @@ impl<T: Scalar> GpuSigs<'_, T> {
         }
         set_last_report(report);
         Ok(out)
+    }
+
+    /// The gradient with respect to the paths of a function `F` of the log-signatures in the form
+    /// `method`, given `log_sig_derivs = dF/dlog_sig` on the host (shaped as [`GpuSigs::log_sig`]'s
+    /// result): the reverse logarithm and the reverse sweep run from the paths and signatures where
+    /// they are, and only the path gradients come back (as [`crate::log_sig_backprop`]).
+    pub fn log_sig_backprop<D: Dimension>(
+        &self,
+        method: LogSigMethod,
+        log_sig_derivs: ArrayView<'_, T, D>,
+    ) -> Result<ArrayD<T>> {
+        let p = self.paths;
+        crate::logsig::log_sig_backprop_of_device(
+            &p.device,
+            (&p.buffer, &self.buffer),
+            &p.batch_shape,
+            p.ps,
+            self.shape.degree,
+            method,
+            log_sig_derivs.into_dyn(),
+            &p.options,
+        )
     }
 
     /// The log-signatures in the form `method`, from the signatures where they are: only the

@@ -17,12 +17,12 @@ mod lyndon;
 
 use crate::algebra::{tensor_log, tensor_log_backprop, LogScratch};
 use crate::batch::{
-    check_result, expect_len, fit_threads, infer_scalar_term, paths as path_rows, same_batch,
-    zeros, Memory, Rows,
+    check_result, expect_len, fit_gpu, fit_threads, infer_scalar_term, paths as path_rows,
+    same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::par_rows;
 use crate::cpu::PathsShape;
-use crate::device::{cpu_threads, record, select_for, Backend};
+use crate::device::{execute, record, select_for, Backend};
 use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
 use crate::{sig, sig_backprop, Device, Error, Result, Scalar, SigOptions};
@@ -290,14 +290,100 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
     let out_st = options.scalar_term && method == LogSigMethod::Expanded;
     expect_len("log_sig_derivs", &g, plan.out_len(out_st))?;
     g.check_finite("log_sig_derivs", false)?;
+    let shape = paths.shape();
+    let ps = PathsShape {
+        length: shape[shape.len() - 2],
+        dim: p.last(),
+    };
     let sig_options = without_scalar(options);
-    let sigs = sig(paths.view(), degree, &sig_options)?;
-    let s = Rows::new("sig", sigs.view(), 1)?;
-    let values = s.data.len() as u128;
-    let threads = plan.fit::<T>("signature gradient", values, values, threads(options)?)?;
-    let sig_derivs = plan.backward(&s, false, &g, out_st, threads)?;
-    check_result("signature gradient", &sig_derivs, 1)?;
-    sig_backprop(paths, sigs.view(), sig_derivs.view(), degree, &sig_options)
+    // The reverse sweep costs about three forward passes, the signatures one more.
+    let work = plan.workload(p.batch(), &ps, options).saturating_mul(4);
+    execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        work,
+        |device| {
+            let derivs = plan.expanded_derivs(&g, out_st, crate::threads(options.n_jobs)?)?;
+            let values = p.slice().len();
+            fit_gpu::<T>("path gradient", values as u128, values + derivs.len())?;
+            let mut out = zeros::<T>("path gradient", p.data.shape())?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            let paths = gpu::LogSigPaths::Host(p.slice());
+            gpu::log_sig_backprop(device, &plan.shape, paths, ps, &sig_options, &derivs, slice)?;
+            check_result("path gradient", &out, 2)?;
+            Ok(out)
+        },
+        |threads| {
+            let cpu_options = SigOptions {
+                device: Device::Cpu,
+                n_jobs: i32::try_from(threads).unwrap_or(i32::MAX),
+                ..sig_options.clone()
+            };
+            let sigs = sig(paths.view(), degree, &cpu_options)?;
+            let s = Rows::new("sig", sigs.view(), 1)?;
+            let values = s.data.len() as u128;
+            let threads = plan.fit::<T>("signature gradient", values, values, threads)?;
+            let sig_derivs = plan.backward(&s, false, &g, out_st, threads)?;
+            check_result("signature gradient", &sig_derivs, 1)?;
+            sig_backprop(
+                paths.view(),
+                sigs.view(),
+                sig_derivs.view(),
+                degree,
+                &cpu_options,
+            )
+        },
+    )
+}
+
+/// The path gradients of `F(log_sig(paths))` for paths and signatures already on a GPU, for
+/// [`crate::gpu::GpuSigs::log_sig_backprop`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_sig_backprop_of_device<T: Scalar>(
+    device: &gpu::GpuDevice,
+    (paths, sigs): (&wgpu::Buffer, &wgpu::Buffer),
+    batch_shape: &[usize],
+    ps: PathsShape,
+    degree: usize,
+    method: LogSigMethod,
+    log_sig_derivs: ArrayViewD<'_, T>,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let plan = Plan::new(
+        aug_dim(ps.dim, options.time_aug, options.lead_lag)?,
+        degree,
+        method,
+    )?;
+    let g = Rows::new("log_sig_derivs", log_sig_derivs, 1)?;
+    let out_st = options.scalar_term && method == LogSigMethod::Expanded;
+    if g.batch_shape != batch_shape {
+        return Err(Error::invalid(format!(
+            "log_sig_derivs: expected batch shape {batch_shape:?}, got {:?}",
+            g.batch_shape
+        )));
+    }
+    expect_len("log_sig_derivs", &g, plan.out_len(out_st))?;
+    g.check_finite("log_sig_derivs", false)?;
+    let derivs = plan.expanded_derivs(&g, out_st, crate::threads(options.n_jobs)?)?;
+    let mut out_shape = batch_shape.to_vec();
+    out_shape.extend([ps.length, ps.dim]);
+    let mut out = zeros::<T>("path gradient", &out_shape)?;
+    let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    let source = gpu::LogSigPaths::Device { paths, sigs };
+    let sig_options = without_scalar(options);
+    gpu::log_sig_backprop(
+        device,
+        &plan.shape,
+        source,
+        ps,
+        &sig_options,
+        &derivs,
+        slice,
+    )?;
+    record(&Backend::Gpu(device.clone()));
+    check_result("path gradient", &out, 2)?;
+    Ok(out)
 }
 
 /// The body of [`crate::sig_to_log_sig_backprop`] (see [`crate::api`]).
@@ -319,8 +405,27 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
     s.check_finite("sig", false)?;
     g.check_finite("log_sig_derivs", false)?;
     let values = s.data.len() as u128;
-    let threads = plan.fit::<T>("signature gradient", values, 0, threads(options)?)?;
-    let out = plan.backward(&s, st, &g, st, threads)?;
+    // About `2·degree` multiply-adds per coefficient for the logarithm's reverse.
+    let work = (s.batch() * 2 * plan.shape.degree) as u128 * plan.shape.len() as u128;
+    let out = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        work,
+        |device| {
+            let derivs = plan.expanded_derivs(&g, st, crate::threads(options.n_jobs)?)?;
+            fit_gpu::<T>("signature gradient", values, s.data.len() + derivs.len())?;
+            let mut out = zeros::<T>("signature gradient", s.data.shape())?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            let st = st as usize;
+            gpu::sig_to_log_sig_backprop(device, &plan.shape, s.slice(), st, &derivs, slice)?;
+            Ok(out)
+        },
+        |threads| {
+            let threads = plan.fit::<T>("signature gradient", values, 0, threads)?;
+            plan.backward(&s, st, &g, st, threads)
+        },
+    )?;
     check_result("signature gradient", &out, 1)?;
     Ok(out)
 }
@@ -330,10 +435,6 @@ fn without_scalar(options: &SigOptions) -> SigOptions {
         scalar_term: false,
         ..options.clone()
     }
-}
-
-fn threads(options: &SigOptions) -> Result<usize> {
-    cpu_threads(&options.device, options.n_jobs)
 }
 
 /// What one log-signature computation needs: the shape and, for the Lyndon forms, the basis.
@@ -568,20 +669,50 @@ impl Plan {
     }
 
     fn backward_row<T: Scalar>(&self, x: &[T], g: &[T], ws: &mut Workspace<T>, dx: &mut [T]) {
+        self.expand_row(g, &mut ws.coords, &mut ws.expanded);
+        tensor_log_backprop(&self.shape, x, &ws.expanded, dx, &mut ws.log);
+    }
+
+    /// `dF/dlog` in the expanded layout from one row `g` of derivatives of the method's form:
+    /// the Lyndon coordinates' through the transposed bracket solve (in `coords`), the Lyndon
+    /// words' scattered to their places.
+    fn expand_row<T: Scalar>(&self, g: &[T], coords: &mut [T], expanded: &mut [T]) {
         match &self.basis {
-            None => ws.expanded.copy_from_slice(g),
+            None => expanded.copy_from_slice(g),
             Some(basis) => {
-                ws.coords.copy_from_slice(g);
+                coords.copy_from_slice(g);
                 if self.method == LogSigMethod::Lyndon {
-                    basis.brackets().solve_transpose(&mut ws.coords);
+                    basis.brackets().solve_transpose(coords);
                 }
-                ws.expanded.fill(T::zero());
-                for (&c, &f) in ws.coords.iter().zip(&basis.flat) {
-                    ws.expanded[f] = c;
+                expanded.fill(T::zero());
+                for (&c, &f) in coords.iter().zip(&basis.flat) {
+                    expanded[f] = c;
                 }
             }
         }
-        tensor_log_backprop(&self.shape, x, &ws.expanded, dx, &mut ws.log);
+    }
+
+    /// Every row of `g` (after its scalar term when `g_st` and the form is `Expanded`) expanded by
+    /// [`Plan::expand_row`]: rows of `shape.len()`, for the GPU's reverse logarithm.
+    fn expanded_derivs<T: Scalar>(
+        &self,
+        g: &Rows<T>,
+        g_st: bool,
+        threads: usize,
+    ) -> Result<Vec<T>> {
+        let len = self.shape.len();
+        let (g_row, g_skip) = (g.last(), (g_st && self.basis.is_none()) as usize);
+        let mut out = zeros::<T>("log-signature derivatives", &[g.batch(), len])?;
+        let coords = self.basis.as_ref().map_or(0, |b| b.len());
+        let gs = g.slice();
+        par_rows(
+            threads,
+            out.as_slice_mut().expect("fresh arrays are contiguous"),
+            len,
+            || vec![T::zero(); coords],
+            |c, i, o| self.expand_row(&gs[i * g_row + g_skip..(i + 1) * g_row], c, o),
+        );
+        Ok(out.into_raw_vec_and_offset().0)
     }
 }
 

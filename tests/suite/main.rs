@@ -12,6 +12,7 @@ mod golden;
 mod gpu_combine;
 mod gpu_consistency;
 mod gpu_device;
+mod gpu_log_sig_backprop;
 mod gpu_plan;
 mod gpu_shaders;
 mod gpu_sig_kernel;

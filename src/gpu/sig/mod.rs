@@ -15,6 +15,7 @@
 //! read-back; buffers come from the device's pool. [`plan`] says how a call is cut.
 
 pub mod plan;
+pub(in crate::gpu) mod rows;
 pub mod wgsl;
 
 use super::chunks::open;

@@ -137,6 +137,21 @@ pub const SIG_JOIN_BACKPROP: SigKernel = SigKernel {
     ],
 };
 
+pub const TENSOR_LOG_BACKPROP: SigKernel = SigKernel {
+    name: "tensor_log_backprop",
+    source: include_str!("../../../shaders/sig/tensor_log_backprop.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[
+        b(0, "params", U),
+        b(1, "sigs", R),
+        b(2, "derivs", R),
+        b(3, "chain", W),
+        b(4, "dp", W),
+        b(5, "dx", W),
+    ],
+};
+
 pub const SIG_GRAD: SigKernel = SigKernel {
     name: "sig_grad",
     source: include_str!("../../../shaders/sig/sig_grad.wgsl"),
@@ -155,6 +170,7 @@ pub const SIG_KERNELS: &[&SigKernel] = &[
     &SIG_COMBINE_BACKPROP,
     &SIG_JOIN,
     &SIG_JOIN_BACKPROP,
+    &TENSOR_LOG_BACKPROP,
 ];
 
 /// Invocations per workgroup of the kernels with one invocation per work item.
