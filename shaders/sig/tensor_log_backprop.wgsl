@@ -13,6 +13,8 @@
 //      coefficient of dP_{m+1} on levels 1..L−1)); step 0 reads `derivs` and writes dx, the others
 //      read dP_m from slot m mod 2 of `dp` and add to dx; dP_{m+1} goes to the other slot.
 // `chain` holds each row's P_{N−1}, …, P_1 (P_{N−1} first); `dp` two slots of SIG_LEN per row.
+// The derivatives of the Lyndon words' form are read in place through `positions`, so no expanded
+// copy is made.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> sigs: array<scalar>;
@@ -20,6 +22,10 @@
 @group(0) @binding(3) var<storage, read_write> chain: array<scalar>;
 @group(0) @binding(4) var<storage, read_write> dp: array<scalar>;
 @group(0) @binding(5) var<storage, read_write> dx: array<scalar>;
+// With params.offset = 1, where each coefficient's derivative sits in a row of `derivs` (NONE: 0).
+@group(0) @binding(6) var<storage, read> positions: array<u32>;
+
+const NONE: u32 = 0xffffffffu;
 
 // Start of P_m (1 <= m <= N − 1) in a row of the chain; chain_start(0) is the row's length.
 fn chain_start(m: u32) -> u32 {
@@ -39,10 +45,18 @@ fn coeff(m: u32) -> scalar {
     return sign / scalar(m);
 }
 
-// dP_m[i] of row p: the derivatives at step 0, else slot m mod 2.
+// dP_m[i] of row p: at step 0 the given derivatives (rows of params.g_stride after params.g_st
+// values, at `positions` for the words forms), else slot m mod 2.
 fn grad(p: u32, m: u32, i: u32) -> scalar {
     if m == 0u {
-        return derivs[p * SIG_LEN + i];
+        var at = i;
+        if params.offset == 1u {
+            at = positions[i];
+            if at == NONE {
+                return scalar(0.0);
+            }
+        }
+        return derivs[p * params.g_stride + params.g_st + at];
     }
     return dp[(2u * p + m % 2u) * SIG_LEN + i];
 }

@@ -106,8 +106,6 @@ pub(crate) fn consts<T: Scalar>(shape: &TensorShape, ps: PathsShape, opts: &SigO
 pub(super) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST)
     .union(wgpu::BufferUsages::COPY_SRC);
-pub(super) const STAGING: wgpu::BufferUsages =
-    wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
 /// Loop iterations of a shader, as lavapipe counts them against its limit: each loop costs its trips
 /// plus [`loop_cost::ENTRY`] for entering it. The entry cost was measured on lavapipe (short loops

@@ -6,7 +6,7 @@
 //! thread-local), and the device's uncaptured-error handler only records the message, so that a
 //! failure becomes an error of the call that caused it, never a panic.
 
-use super::kernels::{BindingKind, Kernel, Params, Precision, ENTRY_POINT};
+use super::kernels::{BindingKind, Kernel, Precision, ENTRY_POINT};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -328,93 +328,6 @@ impl Context {
         }
     }
 
-    /// Run `steps` in order in one submission, each kernel once per entry of its params (each
-    /// dispatch reads its own slot of one uniform buffer), over `workgroups` workgroups; then copy the
-    /// first `bytes` bytes of `result` back and return them. Buffers written by one step are read by
-    /// the next on the GPU (wgpu orders the dispatches).
-    pub fn run_steps(
-        &self,
-        precision: Precision,
-        steps: &[Step<'_>],
-        workgroups: u32,
-        result: &wgpu::Buffer,
-        staging: &wgpu::Buffer,
-        bytes: u64,
-    ) -> Result<Vec<u8>> {
-        let pipelines = steps
-            .iter()
-            .map(|s| {
-                if s.buffers.len() + 1 != s.kernel.bindings.len() {
-                    return Err(self.device_error(
-                        s.kernel.name,
-                        format!(
-                            "{} buffers for {} bindings",
-                            s.buffers.len() + 1,
-                            s.kernel.bindings.len()
-                        ),
-                    ));
-                }
-                self.pipeline(s.kernel, precision)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let bytes = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
-        let size = std::mem::size_of::<Params>() as u64;
-        let stride = size.next_multiple_of(self.limits.min_uniform_buffer_offset_alignment as u64);
-        let dispatches: usize = steps.iter().map(|s| s.params.len()).sum();
-        self.scoped("running a sequence of kernels", || {
-            let uniform = self.buffer(
-                "params",
-                stride * dispatches as u64,
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            );
-            let mut slots = Vec::with_capacity(stride as usize * dispatches);
-            for p in steps.iter().flat_map(|s| &s.params) {
-                slots.extend_from_slice(bytemuck::bytes_of(p));
-                slots.resize(slots.len().next_multiple_of(stride as usize), 0);
-            }
-            self.write(&uniform, &slots);
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("roughsig steps"),
-                });
-            let mut slot = 0u64;
-            for (step, pipeline) in steps.iter().zip(&pipelines) {
-                for _ in &step.params {
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &uniform,
-                            offset: slot * stride,
-                            size: wgpu::BufferSize::new(size),
-                        }),
-                    }];
-                    entries.extend(step.kernel.bindings[1..].iter().zip(&step.buffers).map(
-                        |(b, buf)| wgpu::BindGroupEntry {
-                            binding: b.binding,
-                            resource: buf.as_entire_binding(),
-                        },
-                    ));
-                    let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(step.kernel.name),
-                        layout: &pipeline.layout,
-                        entries: &entries,
-                    });
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(step.kernel.name),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(&pipeline.pipeline);
-                    pass.set_bind_group(0, &bind_group, &[]);
-                    pass.dispatch_workgroups(workgroups, 1, 1);
-                    slot += 1;
-                }
-            }
-            encoder.copy_buffer_to_buffer(result, 0, staging, 0, bytes);
-            self.finish(encoder, staging, bytes)
-        })
-    }
-
     /// Submit `encoder` (which ends by copying the result into `staging`), wait, and read the first
     /// `bytes` bytes of `staging`.
     pub(super) fn finish(
@@ -449,12 +362,4 @@ impl Context {
             Ok(out)
         }
     }
-}
-
-/// One kernel of [`Context::run_steps`]: its buffers for bindings 1.. (binding 0 is the uniform) and
-/// the params of each of its dispatches.
-pub(crate) struct Step<'a> {
-    pub kernel: &'static Kernel,
-    pub buffers: Vec<&'a wgpu::Buffer>,
-    pub params: Vec<Params>,
 }

@@ -6,20 +6,21 @@
 //! dispatches are windows sized by the adapter's loop budget (by units of its product chain, see the
 //! shader).
 
-use super::chunks::{
-    bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STAGING, STORAGE,
-};
-use super::context::Step;
+use super::chunks::{bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STORAGE};
+use super::context::Context;
 use super::kernels::{Params, Precision, TENSOR_LOG, WORKGROUP_SIZE};
-use super::program::{set_last_report, submit_reading, Dispatch, GpuReport};
-use super::sig::plan::{Buf, Pass, SigParams};
+use super::program::{
+    set_last_report, submit, submit_reading, take, upload, Dispatch, GpuReport, Pooled,
+};
+use super::sig::plan::{Buf, Pass, SigParams, WG};
 use super::sig::rows::{per_row, values, RowCall};
-use super::sig::wgsl::TENSOR_LOG_BACKPROP;
+use super::sig::wgsl::{LYNDON_SOLVE, TENSOR_LOG_BACKPROP};
 use super::sig::{run, Inputs};
 use super::GpuDevice;
 use crate::cpu::PathsShape;
 use crate::layout::TensorShape;
 use crate::{Error, Result, Scalar, SigOptions};
+use std::sync::Arc;
 
 /// Slots of `tensor_log`'s chain per path: `P_t` for `t = N−1 … 0` holds levels `1..=N−t`.
 pub(crate) fn chain_len(shape: &TensorShape) -> usize {
@@ -110,6 +111,7 @@ pub(crate) fn log_sig<T: Scalar>(
     shape: &TensorShape,
     source: Signatures<'_, T>,
     words: Option<&[usize]>,
+    brackets: Option<&Brackets<T>>,
     out_st: bool,
     out: &mut [T],
 ) -> Result<()> {
@@ -173,8 +175,19 @@ pub(crate) fn log_sig<T: Scalar>(
     let bytes = |row: usize| (row * chunk) as u64 * size;
 
     let log_consts = log_consts::<T>(shape.degree);
-    let log_consts_buf = ctx.buffer("log consts", log_consts.len() as u64 * size, STORAGE);
-    ctx.write(&log_consts_buf, &bytes_of(precision, &log_consts));
+    let log_consts_buf = take(
+        &ctx,
+        "log consts",
+        log_consts.len() as u64 * size,
+        STORAGE,
+        &mut report,
+    );
+    upload(
+        &ctx,
+        &log_consts_buf,
+        &bytes_of(precision, &log_consts),
+        &mut report,
+    );
     let word_bytes: Vec<u8> = words
         .unwrap_or(&[])
         .iter()
@@ -183,12 +196,18 @@ pub(crate) fn log_sig<T: Scalar>(
         .iter()
         .flat_map(|w| w.to_ne_bytes())
         .collect();
-    let words_buf = ctx.buffer("words", word_bytes.len() as u64, STORAGE);
-    ctx.write(&words_buf, &word_bytes);
-    let sigs_buf = ctx.buffer("signatures", bytes(sig_len), STORAGE);
-    let chain_buf = ctx.buffer("logarithm scratch", bytes(chain), STORAGE);
-    let out_buf = ctx.buffer("output", bytes(out_row), STORAGE);
-    let staging = ctx.buffer("staging", bytes(out_row), STAGING);
+    let words_buf = take(&ctx, "words", word_bytes.len() as u64, STORAGE, &mut report);
+    upload(&ctx, &words_buf, &word_bytes, &mut report);
+    let brackets = brackets.map(|b| b.upload(&ctx, &mut report)).transpose()?;
+    let sigs_buf = take(&ctx, "signatures", bytes(sig_len), STORAGE, &mut report);
+    let chain_buf = take(
+        &ctx,
+        "logarithm scratch",
+        bytes(chain),
+        STORAGE,
+        &mut report,
+    );
+    let out_buf = take(&ctx, "output", bytes(out_row), STORAGE, &mut report);
     let log_params = Params {
         length: match words {
             Some(w) => to_u32("words", w.len())?,
@@ -199,21 +218,12 @@ pub(crate) fn log_sig<T: Scalar>(
         scalar_term: (words.is_none() && out_st) as u32,
         ..Params::default()
     };
+    let tensor_log = ctx.pipeline(&TENSOR_LOG, precision)?;
     let mut given: Vec<T> = Vec::new();
     for (c, out_chunk) in out.chunks_mut(chunk * out_row).enumerate() {
         let n = out_chunk.len() / out_row;
         let first = c * chunk;
         let n_paths = to_u32("chunk", n)?;
-        let with = |p: Params, w: &[(u32, u32)]| -> Vec<Params> {
-            w.iter()
-                .map(|&(t_begin, t_end)| Params {
-                    n_paths,
-                    t_begin,
-                    t_end,
-                    ..p
-                })
-                .collect()
-        };
         let mut computed = None;
         if let (Some((plan, consts)), Signatures::Paths { paths, .. }) = (&forward, &source) {
             let rows = &paths[first * row_in..(first + n) * row_in];
@@ -233,35 +243,127 @@ pub(crate) fn log_sig<T: Scalar>(
             for r in sigs[first * row..(first + n) * row].chunks_exact(row) {
                 given.extend_from_slice(&r[*st as usize..]);
             }
-            let bytes = bytes_of(precision, &given);
-            report.bytes_uploaded += bytes.len() as u64;
-            ctx.write(&sigs_buf, &bytes);
+            upload(&ctx, &sigs_buf, &bytes_of(precision, &given), &mut report);
         }
         let sigs: &wgpu::Buffer = match (&source, &computed) {
             (Signatures::Device(b), _) => b,
             (_, Some(b)) => b,
             _ => &sigs_buf,
         };
-        let steps = [Step {
-            kernel: &TENSOR_LOG,
-            buffers: vec![sigs, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
-            params: with(log_params, &log_windows),
-        }];
-        let groups = to_u32("workgroups", n.div_ceil(WORKGROUP_SIZE as usize))?;
-        let result = ctx.run_steps(
-            precision,
-            &steps,
-            groups,
-            &out_buf,
-            &staging,
-            out_chunk.len() as u64 * size,
-        )?;
-        report.submissions += 1;
-        report.bytes_downloaded += result.len() as u64;
+        let groups = n.div_ceil(WORKGROUP_SIZE as usize) as u64;
+        let mut steps: Vec<Dispatch<'_>> = log_windows
+            .iter()
+            .map(|&(t_begin, t_end)| Dispatch {
+                label: TENSOR_LOG.name,
+                pipeline: tensor_log.clone(),
+                params: bytemuck::bytes_of(&Params {
+                    n_paths,
+                    t_begin,
+                    t_end,
+                    ..log_params
+                })
+                .to_vec(),
+                buffers: vec![sigs, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
+                workgroups: groups,
+                workgroup_size: WORKGROUP_SIZE,
+            })
+            .collect();
+        if let Some(b) = &brackets {
+            steps.push(b.solve(&ctx, shape, n, out_row, LYNDON_FORWARD, &out_buf)?);
+        }
+        let read = (&*out_buf, std::mem::size_of_val(out_chunk) as u64);
+        let result = submit(&ctx, &steps, Some(read), &mut report)?;
         read_into(precision, &result, out_chunk);
     }
     set_last_report(report);
     Ok(())
+}
+
+/// The Lyndon bracket basis' triangle for [`log_sig`] and [`log_sig_backprop`], which solve with it
+/// on the device (`shaders/sig/lyndon_solve.wgsl`): by rows (CSR), and the first word of each length.
+pub(crate) struct Brackets<T> {
+    pub row_start: Vec<u32>,
+    pub cols: Vec<u32>,
+    pub vals: Vec<T>,
+    pub levels: Vec<u32>,
+    /// Rows plus entries of the largest length's triangle: one invocation's substitution.
+    pub widest: usize,
+}
+
+/// `lyndon_solve`'s modes: the solve, and its transpose.
+const LYNDON_FORWARD: u32 = 0;
+const LYNDON_TRANSPOSE: u32 = 1;
+
+/// [`Brackets`] on the device.
+struct BracketBuffers {
+    buffers: [Pooled; 4],
+    precision: Precision,
+}
+
+impl<T: Scalar> Brackets<T> {
+    /// Whether one substitution fits the adapter's loop budget (else the caller solves on the host).
+    pub fn fit(&self, device: &GpuDevice) -> Result<bool> {
+        let ctx = open(device, Precision::of::<T>())?;
+        Ok(loop_cost::lp(self.widest as u64, 4) <= ctx.loop_budget)
+    }
+
+    fn upload(&self, ctx: &Arc<Context>, report: &mut GpuReport) -> Result<BracketBuffers> {
+        let precision = Precision::of::<T>();
+        let mut buffer = |label: &str, bytes: &[u8]| {
+            let b = take(ctx, label, bytes.len() as u64, STORAGE, report);
+            upload(ctx, &b, bytes, report);
+            b
+        };
+        Ok(BracketBuffers {
+            buffers: [
+                buffer("bracket rows", bytemuck::cast_slice(&self.row_start)),
+                buffer("bracket columns", bytemuck::cast_slice(&self.cols)),
+                buffer("bracket values", &bytes_of(precision, &self.vals)),
+                buffer("word lengths", bytemuck::cast_slice(&self.levels)),
+            ],
+            precision,
+        })
+    }
+}
+
+impl BracketBuffers {
+    /// The dispatch solving (`LYNDON_FORWARD`) or transposing (`LYNDON_TRANSPOSE`) `n` rows of
+    /// `row` coordinates in `coords`, in place.
+    fn solve<'a>(
+        &'a self,
+        ctx: &Arc<Context>,
+        shape: &TensorShape,
+        n: usize,
+        row: usize,
+        mode: u32,
+        coords: &'a wgpu::Buffer,
+    ) -> Result<Dispatch<'a>> {
+        let key = super::sig::wgsl::SigKey {
+            d: to_u32("dimension", shape.dim)?,
+            degree: to_u32("degree", shape.degree)?,
+            dim: to_u32("dimension", shape.dim)?,
+            lead_lag: false,
+            time_aug: false,
+            precision: self.precision,
+            wg: WG,
+        };
+        let total = to_u32("rows", n * shape.degree)?;
+        let params = SigParams {
+            mode,
+            g_stride: to_u32("row", row)?,
+            total,
+            ..Default::default()
+        };
+        let [a, b, c, d] = &self.buffers;
+        Ok(Dispatch {
+            label: LYNDON_SOLVE.name,
+            pipeline: super::sig::pipeline(ctx, &LYNDON_SOLVE, &key)?,
+            params: bytemuck::bytes_of(&params).to_vec(),
+            buffers: vec![a, b, c, d, coords],
+            workgroups: (total as u64).div_ceil(WG as u64).max(1),
+            workgroup_size: WG,
+        })
+    }
 }
 
 /// Values per row of the reverse logarithm's chain: `P_{N−1}, …, P_1`.
@@ -271,34 +373,53 @@ fn backprop_chain_len(shape: &TensorShape) -> usize {
         .sum()
 }
 
-/// The buffers of `tensor_log_backprop.wgsl` per row, for the row call's sizes.
-fn backprop_rows(shape: &TensorShape) -> [PerPath; 5] {
+/// The buffers of `tensor_log_backprop.wgsl` per row (derivative rows of `row`), for the row
+/// call's sizes.
+fn backprop_rows(shape: &TensorShape, row: usize) -> [PerPath; 5] {
     let len = shape.len();
     [
         per_row("signatures", len),
-        per_row("log-signature derivatives", len),
+        per_row("log-signature derivatives", row),
         per_row("logarithm chain", backprop_chain_len(shape)),
         per_row("chain derivatives", 2 * len),
         per_row("signature derivatives", len),
     ]
 }
 
+/// The derivatives of a log-signature form, as the reverse logarithm reads them on the device.
+pub(crate) struct LogSigDerivs<'a, T> {
+    /// Rows of `row` values; each row's derivatives start after `st` values (a scalar term's).
+    pub rows: &'a [T],
+    pub row: usize,
+    pub st: usize,
+    /// For the words forms: where in a row each signature coefficient's derivative is (`u32::MAX`:
+    /// none, the derivative is 0); `None`: the rows are in the signature's layout.
+    pub positions: Option<Vec<u32>>,
+    /// For the bracket form: the rows are coordinates, turned into the words' derivatives by the
+    /// transposed solve on the device first.
+    pub brackets: Option<&'a Brackets<T>>,
+}
+
 /// The dispatches of the tensor logarithm's reverse for `n` rows: `dx = dF/dx` from the signatures'
-/// levels `sigs` and `derivs = dF/dlog(1 + x)` (rows of `shape.len()`): the chain `P_{N−1} … P_1`,
-/// then the reverse steps, each a dispatch over every coefficient of its levels.
-fn log_backprop_steps<'a>(
+/// levels `sigs` and the derivatives `derivs` (rows as `d` says, read at `positions`): the chain
+/// `P_{N−1} … P_1`, then the reverse steps, each a dispatch over every coefficient of its levels.
+fn log_backprop_steps<'a, T>(
     call: &RowCall,
     shape: &TensorShape,
     n: usize,
-    [sigs, derivs, chain, dp, dx]: [&'a wgpu::Buffer; 5],
+    d: &LogSigDerivs<'_, T>,
+    [sigs, derivs, chain, dp, dx, positions]: [&'a wgpu::Buffer; 6],
 ) -> Result<Vec<Dispatch<'a>>> {
     let degree = shape.degree;
-    let bufs = || vec![sigs, derivs, chain, dp, dx];
+    let bufs = || vec![sigs, derivs, chain, dp, dx, positions];
     let step = |mode: u32, m: usize, items: usize| {
         let params = SigParams {
             mode,
             count: to_u32("step", m)?,
             total: to_u32("coefficients", n * items)?,
+            g_stride: to_u32("row", d.row)?,
+            g_st: to_u32("scalar term", d.st)?,
+            offset: d.positions.is_some() as u32,
             ..Default::default()
         };
         call.per_item(&TENSOR_LOG_BACKPROP, params, bufs())
@@ -314,15 +435,75 @@ fn log_backprop_steps<'a>(
     Ok(steps)
 }
 
-/// `dF/dS` of `F(log S)` for signatures on the host: `sigs` has rows of `st + shape.len()`,
-/// `derivs` rows of `shape.len()` (`dF/dlog`, expanded); `out` gets rows like `sigs` (the scalar
-/// term's derivative 0).
+/// The derivatives of one group of rows on the device, ready for the reverse logarithm: uploaded, the
+/// positions table beside them, and (bracket form) the transposed solve's dispatch.
+struct DerivsOnDevice {
+    derivs: Pooled,
+    positions: Pooled,
+    brackets: Option<BracketBuffers>,
+}
+
+impl DerivsOnDevice {
+    fn new<T: Scalar>(
+        call: &mut RowCall,
+        d: &LogSigDerivs<'_, T>,
+        first: usize,
+        n: usize,
+    ) -> Result<DerivsOnDevice> {
+        let derivs = call.buffer("log-signature derivatives", n * d.row);
+        call.upload(&derivs, &d.rows[first * d.row..(first + n) * d.row]);
+        let table = d.positions.as_deref().unwrap_or(&[]);
+        let positions = take(
+            &call.ctx,
+            "positions",
+            std::mem::size_of_val(table) as u64,
+            STORAGE,
+            &mut call.report,
+        );
+        upload(
+            &call.ctx,
+            &positions,
+            bytemuck::cast_slice(table),
+            &mut call.report,
+        );
+        let brackets = d
+            .brackets
+            .map(|b| b.upload(&call.ctx, &mut call.report))
+            .transpose()?;
+        Ok(DerivsOnDevice {
+            derivs,
+            positions,
+            brackets,
+        })
+    }
+
+    /// The reverse logarithm's dispatches for these rows, after the transposed solve if any.
+    fn steps<'a, T>(
+        &'a self,
+        call: &RowCall,
+        shape: &TensorShape,
+        n: usize,
+        d: &LogSigDerivs<'_, T>,
+        [sigs, chain, dp, dx]: [&'a wgpu::Buffer; 4],
+    ) -> Result<Vec<Dispatch<'a>>> {
+        let mut steps = Vec::new();
+        if let Some(b) = &self.brackets {
+            steps.push(b.solve(&call.ctx, shape, n, d.row, LYNDON_TRANSPOSE, &self.derivs)?);
+        }
+        let bufs = [sigs, &self.derivs, chain, dp, dx, &self.positions];
+        steps.extend(log_backprop_steps(call, shape, n, d, bufs)?);
+        Ok(steps)
+    }
+}
+
+/// `dF/dS` of `F(log S)` for signatures on the host: `sigs` has rows of `st + shape.len()`; `out`
+/// gets rows like `sigs` (the scalar term's derivative 0).
 pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
     device: &GpuDevice,
     shape: &TensorShape,
     sigs: &[T],
     st: usize,
-    derivs: &[T],
+    derivs: &LogSigDerivs<'_, T>,
     out: &mut [T],
 ) -> Result<()> {
     let (len, row) = (shape.len(), shape.len() + st);
@@ -334,7 +515,7 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
         device,
         "sig_to_log_sig_backprop",
         shape,
-        &backprop_rows(shape),
+        &backprop_rows(shape, derivs.row),
         &[&TENSOR_LOG_BACKPROP],
     )?;
     let chain = backprop_chain_len(shape);
@@ -347,13 +528,12 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
             .collect();
         let sigs_buf = call.buffer("signatures", n * len);
         call.upload(&sigs_buf, &levels);
-        let derivs_buf = call.buffer("log-signature derivatives", n * len);
-        call.upload(&derivs_buf, &derivs[first * len..(first + n) * len]);
+        let on_device = DerivsOnDevice::new(&mut call, derivs, first, n)?;
         let chain_buf = call.buffer("logarithm chain", n * chain);
         let dp = call.buffer("chain derivatives", 2 * n * len);
         let dx = call.buffer("signature derivatives", n * len);
-        let bufs = [&*sigs_buf, &*derivs_buf, &*chain_buf, &*dp, &*dx];
-        let steps = log_backprop_steps(&call, shape, n, bufs)?;
+        let bufs = [&*sigs_buf, &*chain_buf, &*dp, &*dx];
+        let steps = on_device.steps(&call, shape, n, derivs, bufs)?;
         let bytes = (n * len) as u64 * call.key.precision.size();
         let read = submit_reading(&call.ctx, &steps, &[(&dx, bytes)], &mut call.report)?;
         let dx = values::<T>(&read[0], n * len);
@@ -375,17 +555,17 @@ pub(crate) enum LogSigPaths<'a, T> {
     },
 }
 
-/// Path gradients of `F(log_sig(paths))` into `out` (laid out like the paths), from `derivs =
-/// dF/dlog` expanded (rows of `shape.len()`): per group of paths the signatures on the device (or
-/// those given there), the reverse logarithm and the signature engine's reverse sweep, with only
-/// the path gradients read back.
+/// Path gradients of `F(log_sig(paths))` into `out` (laid out like the paths), from the derivatives
+/// of the log-signatures: per group of paths the signatures on the device (or those given there),
+/// the reverse logarithm and the signature engine's reverse sweep, with only the path gradients read
+/// back.
 pub(crate) fn log_sig_backprop<T: Scalar>(
     device: &GpuDevice,
     shape: &TensorShape,
     paths: LogSigPaths<'_, T>,
     ps: PathsShape,
     opts: &SigOptions,
-    derivs: &[T],
+    derivs: &LogSigDerivs<'_, T>,
     out: &mut [T],
 ) -> Result<()> {
     let (len, row_in) = (shape.len(), ps.length * ps.dim);
@@ -401,7 +581,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         device,
         "log_sig_backprop",
         shape,
-        &backprop_rows(shape),
+        &backprop_rows(shape, derivs.row),
         &[&TENSOR_LOG_BACKPROP],
     )?;
     let group = call
@@ -438,13 +618,11 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
                 (&uploaded, &computed)
             }
         };
-        let derivs_buf = call.buffer("log-signature derivatives", n * len);
-        call.upload(&derivs_buf, &derivs[first * len..(first + n) * len]);
+        let on_device = DerivsOnDevice::new(&mut call, derivs, first, n)?;
         let chain_buf = call.buffer("logarithm chain", n * chain);
         let dp = call.buffer("chain derivatives", 2 * n * len);
         let dx = call.buffer("signature derivatives", n * len);
-        let bufs = [sigs_buf, &*derivs_buf, &*chain_buf, &*dp, &*dx];
-        let steps = log_backprop_steps(&call, shape, n, bufs)?;
+        let steps = on_device.steps(&call, shape, n, derivs, [sigs_buf, &chain_buf, &dp, &dx])?;
         submit_reading(&call.ctx, &steps, &[], &mut call.report)?;
         let inputs = Inputs {
             paths: &[],

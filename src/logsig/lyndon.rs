@@ -141,6 +141,15 @@ impl Basis {
         self.flat.len()
     }
 
+    /// The first Lyndon word of each length `1..=degree` (by position), then the word count.
+    pub fn level_starts(&self) -> Vec<usize> {
+        let mut starts: Vec<usize> = (1..=self.shape.degree)
+            .map(|k| self.flat.partition_point(|&f| f < self.shape.offset(k)))
+            .collect();
+        starts.push(self.flat.len());
+        starts
+    }
+
     /// Position of the Lyndon word with this flat index, if it is one.
     pub fn position(&self, flat: usize) -> Option<usize> {
         self.flat.binary_search(&flat).ok()
@@ -270,6 +279,26 @@ impl Triangular {
                 y[q] -= T::from_f64(m) * yp;
             }
         }
+    }
+
+    /// The strict lower triangle by rows for the GPU: row starts, columns and values, `None` where
+    /// an index exceeds `u32`.
+    pub fn csr(&self) -> Option<(Vec<u32>, Vec<u32>, Vec<f64>)> {
+        let to_u32 = |xs: &mut dyn Iterator<Item = usize>| -> Option<Vec<u32>> {
+            xs.map(|x| u32::try_from(x).ok()).collect()
+        };
+        let starts = to_u32(&mut self.row_start.iter().copied())?;
+        let cols = to_u32(&mut self.entries.iter().map(|e| e.0))?;
+        Some((starts, cols, self.entries.iter().map(|e| e.1).collect()))
+    }
+
+    /// The most entries of one word length's triangle, with its row count: the longest substitution.
+    pub fn widest_level(&self, level_starts: &[usize]) -> usize {
+        level_starts
+            .windows(2)
+            .map(|w| (w[1] - w[0]) + self.row_start[w[1]] - self.row_start[w[0]])
+            .max()
+            .unwrap_or(0)
     }
 
     /// `M` itself on the Lyndon words (unit diagonal): bracket coordinates → Lyndon-word coefficients.

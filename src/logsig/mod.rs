@@ -304,9 +304,12 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         Precision::of::<T>(),
         work,
         |device| {
-            let derivs = plan.expanded_derivs(&g, out_st, crate::threads(options.n_jobs)?)?;
+            let brackets = plan.gpu_brackets::<T>(device)?;
+            let mut host = Vec::new();
+            let threads = crate::threads(options.n_jobs)?;
+            let derivs = plan.gpu_derivs(&g, out_st, brackets.as_ref(), &mut host, threads)?;
             let values = p.slice().len();
-            fit_gpu::<T>("path gradient", values as u128, values + derivs.len())?;
+            fit_gpu::<T>("path gradient", values as u128, values + derivs.rows.len())?;
             let mut out = zeros::<T>("path gradient", p.data.shape())?;
             let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
             let paths = gpu::LogSigPaths::Host(p.slice());
@@ -365,7 +368,10 @@ pub(crate) fn log_sig_backprop_of_device<T: Scalar>(
     }
     expect_len("log_sig_derivs", &g, plan.out_len(out_st))?;
     g.check_finite("log_sig_derivs", false)?;
-    let derivs = plan.expanded_derivs(&g, out_st, crate::threads(options.n_jobs)?)?;
+    let brackets = plan.gpu_brackets::<T>(device)?;
+    let mut host = Vec::new();
+    let threads = crate::threads(options.n_jobs)?;
+    let derivs = plan.gpu_derivs(&g, out_st, brackets.as_ref(), &mut host, threads)?;
     let mut out_shape = batch_shape.to_vec();
     out_shape.extend([ps.length, ps.dim]);
     let mut out = zeros::<T>("path gradient", &out_shape)?;
@@ -413,8 +419,15 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
         Precision::of::<T>(),
         work,
         |device| {
-            let derivs = plan.expanded_derivs(&g, st, crate::threads(options.n_jobs)?)?;
-            fit_gpu::<T>("signature gradient", values, s.data.len() + derivs.len())?;
+            let brackets = plan.gpu_brackets::<T>(device)?;
+            let mut host = Vec::new();
+            let threads = crate::threads(options.n_jobs)?;
+            let derivs = plan.gpu_derivs(&g, st, brackets.as_ref(), &mut host, threads)?;
+            fit_gpu::<T>(
+                "signature gradient",
+                values,
+                s.data.len() + derivs.rows.len(),
+            )?;
             let mut out = zeros::<T>("signature gradient", s.data.shape())?;
             let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
             let st = st as usize;
@@ -548,8 +561,9 @@ impl Plan {
         }
     }
 
-    /// Log-signatures into `out` on `device` (rows as [`Plan::out_len`] with `options.scalar_term`);
-    /// the Lyndon bracket basis, a sparse triangular solve per row, is solved on the CPU afterwards.
+    /// Log-signatures into `out` on `device` (rows as [`Plan::out_len`] with `options.scalar_term`).
+    /// The Lyndon bracket basis' sparse triangular solve runs on the device after the logarithm,
+    /// or on the CPU afterwards where one substitution exceeds the adapter's loop budget.
     fn on_gpu<T: Scalar>(
         &self,
         device: &gpu::GpuDevice,
@@ -558,7 +572,20 @@ impl Plan {
         out: &mut [T],
     ) -> Result<()> {
         let words = self.basis.as_ref().map(|b| b.flat.as_slice());
-        gpu::log_sig(device, &self.shape, source, words, options.scalar_term, out)?;
+        let brackets = self.gpu_brackets::<T>(device)?;
+        let st = options.scalar_term;
+        gpu::log_sig(
+            device,
+            &self.shape,
+            source,
+            words,
+            brackets.as_ref(),
+            st,
+            out,
+        )?;
+        if brackets.is_some() {
+            return Ok(());
+        }
         if let (LogSigMethod::Lyndon, Some(basis)) = (self.method, &self.basis) {
             let threads = crate::threads(options.n_jobs)?;
             let len = basis.len();
@@ -690,6 +717,76 @@ impl Plan {
                 }
             }
         }
+    }
+
+    /// The bracket triangle for the GPU, when the form is `Lyndon` and `device` can solve it (one
+    /// substitution within its loop budget, indices within `u32`); `None` otherwise.
+    fn gpu_brackets<T: Scalar>(&self, device: &gpu::GpuDevice) -> Result<Option<gpu::Brackets<T>>> {
+        let (LogSigMethod::Lyndon, Some(basis)) = (self.method, &self.basis) else {
+            return Ok(None);
+        };
+        let triangle = basis.brackets();
+        let starts = basis.level_starts();
+        let levels = starts.iter().map(|&x| u32::try_from(x).ok()).collect();
+        let (Some((row_start, cols, vals)), Some(levels)) = (triangle.csr(), levels) else {
+            return Ok(None);
+        };
+        let brackets = gpu::Brackets {
+            row_start,
+            cols,
+            vals: vals.into_iter().map(T::from_f64).collect(),
+            levels,
+            widest: triangle.widest_level(&starts),
+        };
+        Ok(brackets.fit(device)?.then_some(brackets))
+    }
+
+    /// The derivatives `g` of this form (after a scalar term when `g_st` and the form is
+    /// `Expanded`) as the GPU's reverse logarithm reads them: in place, through the Lyndon words'
+    /// positions, with the bracket form's transposed solve on the device where `brackets` is given;
+    /// else (the bracket form on an adapter that cannot solve it) expanded here into `host`.
+    fn gpu_derivs<'a, T: Scalar>(
+        &self,
+        g: &'a Rows<'_, T>,
+        g_st: bool,
+        brackets: Option<&'a gpu::Brackets<T>>,
+        host: &'a mut Vec<T>,
+        threads: usize,
+    ) -> Result<gpu::LogSigDerivs<'a, T>> {
+        let (rows, row) = (g.slice(), g.last());
+        let Some(basis) = &self.basis else {
+            let st = g_st as usize;
+            return Ok(gpu::LogSigDerivs {
+                rows,
+                row,
+                st,
+                positions: None,
+                brackets: None,
+            });
+        };
+        if self.method == LogSigMethod::Lyndon && brackets.is_none() {
+            *host = self.expanded_derivs(g, false, threads)?;
+            let row = self.shape.len();
+            return Ok(gpu::LogSigDerivs {
+                rows: host,
+                row,
+                st: 0,
+                positions: None,
+                brackets: None,
+            });
+        }
+        let mut positions = vec![u32::MAX; self.shape.len()];
+        for (p, &f) in basis.flat.iter().enumerate() {
+            positions[f] = u32::try_from(p)
+                .map_err(|_| Error::Device("too many Lyndon words for the GPU".into()))?;
+        }
+        Ok(gpu::LogSigDerivs {
+            rows,
+            row,
+            st: 0,
+            positions: Some(positions),
+            brackets,
+        })
     }
 
     /// Every row of `g` (after its scalar term when `g_st` and the form is `Expanded`) expanded by

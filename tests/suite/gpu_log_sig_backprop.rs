@@ -178,3 +178,28 @@ fn log_sig_backprop_from_resident_signatures_matches_the_host_api() {
         .log_sig_backprop(LogSigMethod::Words, wrong.view())
         .is_err());
 }
+
+/// The bracket form's triangular solve runs on the device, as one more dispatch after the words'
+/// form (forward), or before the reverse logarithm (backward).
+#[test]
+fn lyndon_brackets_are_solved_on_the_device() {
+    let Some((device, _)) = gpu() else { return };
+    let paths = to_f32(&random(&[4, 12, 3], 31));
+    let opts = with(device, &SigOptions::default());
+    let dispatches = |method| {
+        let logs = roughsig::log_sig(paths.view(), 4, method, &opts).unwrap();
+        let forward = roughsig::gpu::last_gpu_report().unwrap().dispatches;
+        roughsig::log_sig_backprop(paths.view(), logs.view(), 4, method, &opts).unwrap();
+        let backward = roughsig::gpu::last_gpu_report().unwrap().dispatches;
+        (forward, backward)
+    };
+    let (words, lyndon) = (
+        dispatches(LogSigMethod::Words),
+        dispatches(LogSigMethod::Lyndon),
+    );
+    assert_eq!(
+        (lyndon.0, lyndon.1),
+        (words.0 + 1, words.1 + 1),
+        "{words:?} {lyndon:?}"
+    );
+}

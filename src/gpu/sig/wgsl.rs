@@ -149,6 +149,22 @@ pub const TENSOR_LOG_BACKPROP: SigKernel = SigKernel {
         b(3, "chain", W),
         b(4, "dp", W),
         b(5, "dx", W),
+        b(6, "positions", R),
+    ],
+};
+
+pub const LYNDON_SOLVE: SigKernel = SigKernel {
+    name: "lyndon_solve",
+    source: include_str!("../../../shaders/sig/lyndon_solve.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[
+        b(0, "params", U),
+        b(1, "row_start", R),
+        b(2, "cols", R),
+        b(3, "vals", R),
+        b(4, "levels", R),
+        b(5, "coords", W),
     ],
 };
 
@@ -171,6 +187,7 @@ pub const SIG_KERNELS: &[&SigKernel] = &[
     &SIG_JOIN,
     &SIG_JOIN_BACKPROP,
     &TENSOR_LOG_BACKPROP,
+    &LYNDON_SOLVE,
 ];
 
 /// Invocations per workgroup of the kernels with one invocation per work item.
