@@ -39,6 +39,7 @@ impl Timing<'_> {
             .filter(|_| crate::last_backend().starts_with("gpu"))
             .map(|r| {
                 serde_json::json!({
+                    "op": r.op,
                     "dispatches": r.dispatches,
                     "submissions": r.submissions,
                     "max_invocations": r.max_invocations,
