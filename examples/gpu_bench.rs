@@ -4,12 +4,13 @@
 //! times `sig` and `sig_backprop` on the GPU end to end (upload, kernels, read-back; the best of R
 //! calls), the GPU's kernel time alone (timestamp queries, where the adapter has them: the data is on
 //! the device, as the published GPU numbers are measured) and the CPU with every core; then the
-//! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`) and for one
-//! Gram matrix.
+//! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`), one Gram
+//! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), and `sig_combine` and its gradient.
 use ndarray::{Array3, ArrayD};
 use roughsig::{
-    sig, sig_backprop, sig_kernel, sig_kernel_backprop, sig_kernel_gram, Device, Scalar,
-    SigKernelOptions, SigOptions,
+    log_sig, log_sig_backprop, sig, sig_backprop, sig_combine, sig_combine_backprop, sig_kernel,
+    sig_kernel_backprop, sig_kernel_gram, Device, LogSigMethod, Scalar, SigKernelOptions,
+    SigOptions,
 };
 use std::time::Instant;
 
@@ -92,6 +93,95 @@ fn main() {
         }
     }
     run_gram::<f32>(&gram, repeats);
+    // Log-signatures (Lyndon words) and their gradient, and Chen's product of signatures.
+    let (logs, combines) = if quick {
+        (vec![Shape(8, 64, 3, 3)], vec![Shape(64, 2, 3, 3)])
+    } else {
+        (
+            vec![Shape(128, 256, 4, 6), Shape(32, 1024, 8, 4)],
+            vec![Shape(4096, 2, 4, 6), Shape(1024, 2, 8, 4)],
+        )
+    };
+    for s in &logs {
+        run_log_sig::<f32>(s, repeats);
+    }
+    for s in &combines {
+        run_combine::<f32>(s, repeats);
+    }
+}
+
+/// Time `call` on the GPU and the CPU and print the row (or the GPU's error).
+fn compare<O>(
+    op: &str,
+    dtype: &str,
+    shape: &str,
+    repeats: usize,
+    gpu: &O,
+    cpu: &O,
+    call: impl Fn(&O) -> roughsig::Result<()>,
+) {
+    if let Err(e) = call(gpu) {
+        return println!("| {op} | {dtype} | {shape} | GPU: {e} | | | | | |");
+    }
+    let g = best(repeats, || call(gpu));
+    let (c_wall, _) = best(repeats.min(3), || call(cpu));
+    row(op, dtype, shape, g, c_wall);
+}
+
+fn sig_options(device: Device) -> SigOptions {
+    SigOptions {
+        device,
+        ..Default::default()
+    }
+}
+
+fn run_log_sig<T: Scalar>(s: &Shape, repeats: usize) {
+    let x = paths::<T>(s);
+    let (gpu, cpu) = (sig_options(Device::Gpu(None)), sig_options(Device::Cpu));
+    let shape = format!("({}, {}, {}, {})", s.0, s.1, s.2, s.3);
+    let method = LogSigMethod::Words;
+    let derivs = match log_sig(x.view(), s.3, method, &cpu) {
+        Ok(v) => v.mapv(|v| v.cos()),
+        Err(e) => return println!("| log_sig | {} | {shape} | {e} |", T::NAME),
+    };
+    compare("log_sig", T::NAME, &shape, repeats, &gpu, &cpu, |o| {
+        log_sig(x.view(), s.3, method, o).map(drop)
+    });
+    compare(
+        "log_sig_backprop",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| log_sig_backprop(x.view(), derivs.view(), s.3, method, o).map(drop),
+    );
+}
+
+/// Chen's product of `s.0` pairs of signatures (dimension `s.2`, degree `s.3`) and its gradient.
+fn run_combine<T: Scalar>(s: &Shape, repeats: usize) {
+    let cpu = sig_options(Device::Cpu);
+    let gpu = sig_options(Device::Gpu(None));
+    let x = paths::<T>(&Shape(s.0, 8, s.2, s.3));
+    let shape = format!("{} pairs, dim {}, degree {}", s.0, s.2, s.3);
+    let a = match sig(x.view(), s.3, &cpu) {
+        Ok(v) => v,
+        Err(e) => return println!("| sig_combine | {} | {shape} | {e} |", T::NAME),
+    };
+    let b = a.mapv(|v| v * T::from_f64(0.5));
+    let g = a.mapv(|v| v.cos());
+    compare("sig_combine", T::NAME, &shape, repeats, &gpu, &cpu, |o| {
+        sig_combine(a.view(), b.view(), s.2, s.3, o).map(drop)
+    });
+    compare(
+        "sig_combine_backprop",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| sig_combine_backprop(g.view(), a.view(), b.view(), s.2, s.3, o).map(drop),
+    );
 }
 
 /// One table row: the GPU's kernel and end-to-end times against the CPU's, and what the GPU's last

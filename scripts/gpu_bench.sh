@@ -5,8 +5,10 @@
 #                                   and (128,256,4,6), (128,500,4,6), (32,1024,8,5), (1,100000,4,6);
 #                                   f32, plus f64 where the adapter has it (pass --f64); a few minutes
 #                                   on a large GPU; then sig_kernel and its backprop at (32,128,8) and
-#                                   (128,512,8) with dyadic orders 0 and 2, and a 512 × 512 Gram matrix of
-#                                   length-128 paths
+#                                   (128,512,8) with dyadic orders 0 and 2, a 512 × 512 Gram matrix of
+#                                   length-128 paths, log_sig and log_sig_backprop (Lyndon words) at
+#                                   (128,256,4,6) and (32,1024,8,4), sig_combine and its gradient on
+#                                   4096 pairs (4, 6) and 1024 pairs (8, 4)
 #   scripts/gpu_bench.sh --quick    small shapes, for a check on lavapipe (software Vulkan)
 #
 # ROUGHSIG_ADAPTER=<substring> picks the adapter. A prebuilt binary at
