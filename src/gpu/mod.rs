@@ -1,12 +1,13 @@
-//! The GPU backend (wgpu: Vulkan, Metal or DX12): `sig`, `sig_backprop`, the signature kernels and
-//! their gradients, and log-signatures as WGSL compute kernels.
+//! The GPU backend (wgpu: Vulkan, Metal or DX12): every batch operation as WGSL compute kernels —
+//! signatures, log-signatures, Chen's product and joins, the signature kernels — and their gradients.
 //!
-//! The pieces, one name per operation: the shaders in `shaders/` (the signature engine's in
-//! `shaders/sig/`, specialised per key by a generated prelude), the kernel table [`kernels`] of the
-//! fixed shaders, their drivers (`sig` for `sig` and `sig_backprop`, `log_sig`, `sig_kernel`) taking
-//! the CPU drivers' arguments, and plain-Rust mirrors of the fixed shaders in `src/gpu/mirror/`
-//! (tests only). The wgpu instance, adapters, devices and compiled pipelines are made once per
-//! process; buffers are pooled per device.
+//! The pieces, one name per operation: the shaders in `shaders/` (the signature engine's and the
+//! kernels over rows of signatures in `shaders/sig/`, specialised per key by a generated prelude),
+//! the kernel table [`kernels`] of the fixed shaders, their drivers (`sig` for `sig` and
+//! `sig_backprop`, `log_sig` for the log-signatures and their gradients, `combine` for `sig_combine`
+//! and `sig_join`, `sig_kernel`) taking the CPU drivers' arguments, and plain-Rust mirrors of the
+//! fixed shaders in `src/gpu/mirror/` (tests only). The wgpu instance, adapters, devices and
+//! compiled pipelines are made once per process; buffers are pooled per device.
 //!
 //! [`adapters`] lists what wgpu found and which adapter `Device::Auto` would use;
 //! [`last_gpu_report`] says what the last call did on the device; [`GpuPaths`] keeps paths and their
@@ -16,11 +17,15 @@
 //! - Signatures and their gradients ([`sig`]): paths are cut into time chunks joined by Chen's
 //!   identity, one invocation per (path, chunk, word) forward and one workgroup per (path, chunk)
 //!   backward, so a single long path fills the GPU as a large batch does (`docs/ARCHITECTURE.md`).
-//! - Signature kernels: one workgroup of 64 per pair sweeps the refined PDE grid along anti-diagonals,
-//!   the invocations in strips across each diagonal (`shaders/sig_kernel_forward.wgsl`). The base Gram
-//!   matrices of the static kernel come from the CPU code (cheap next to the refined scheme). The
-//!   gradient (`shaders/sig_kernel_backward.wgsl`) stores each pair's whole refined grid on the GPU,
-//!   sweeps the diagonals back with the adjoint and returns `dF/dG`, which the CPU chains to the paths.
+//! - Signature kernels: each pair's base Gram matrix is computed on the device from the uploaded
+//!   paths (`shaders/sig_kernel_gram.wgsl`), then one workgroup of 256 per pair sweeps the refined
+//!   PDE grid along anti-diagonals, the live diagonals in workgroup memory
+//!   (`shaders/sig_kernel_forward.wgsl`). The gradient (`shaders/sig_kernel_backward.wgsl`) stores
+//!   each pair's refined grid on the GPU, sweeps it back with the adjoint, and
+//!   `shaders/sig_kernel_chain.wgsl` chains `dF/dG` to the transformed paths on the device.
+//! - Log-signatures, Chen's product and joins, and their gradients: kernels over rows of
+//!   signatures, one invocation per coefficient (or per (row, word length) for the Lyndon solve),
+//!   chained on the device to the signature engine where the paths are the input.
 //! - A batch is cut into groups that respect the adapter's limits (workgroups per dimension, storage
 //!   binding and buffer sizes, `u32` indices). lavapipe (llvmpipe) ends an invocation's loops after
 //!   65535 iterations in all, silently: there chunks and windows are sized from a model of the
