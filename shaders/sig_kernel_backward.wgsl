@@ -56,6 +56,13 @@ struct Params {
     d_end: u32,
     // Which pass this dispatch runs (see above; sig_kernel_forward.wgsl ignores it).
     phase: u32,
+    // The rows [r0, r1] of the grid that `grid` holds (0 and rows − 1 when it holds them all).
+    r0: u32,
+    r1: u32,
+    // Checkpoints: every `step` rows, K's row is kept in `ckpt` (0: none, the grid is held whole).
+    step: u32,
+    // 1: `seeds` holds dF/dK at every point (rows × cols per pair); 0: dF/dk, one per pair.
+    seeded: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -63,14 +70,19 @@ struct Params {
 @group(0) @binding(1) var<storage, read> gram: array<scalar>;
 // consts[0] = 2^−(λ1+λ2), consts[1] = 1/12, consts[2] = 1/6 (computed on the host as the CPU does).
 @group(0) @binding(2) var<storage, read> consts: array<scalar>;
-// dF/dk of each pair.
+// dF/dk of each pair, or (seeded) dF/dK at each of its points.
 @group(0) @binding(3) var<storage, read> seeds: array<scalar>;
 // Per pair n1·n2 + 1 values: dF/dG (row-major), then the kernel k.
 @group(0) @binding(4) var<storage, read_write> grads: array<scalar>;
-// Per pair the rows × cols points of K (phase 0), then dh at each point r, c ≥ 1 (phase 1).
+// Per pair the points of K on rows [r0, r1] (phase 0), then dh at each point r, c ≥ 1 (phase 1).
 @group(0) @binding(5) var<storage, read_write> grid: array<scalar>;
 // Per pair, three diagonals of K̄ of `rows` points each.
 @group(0) @binding(6) var<storage, read_write> scratch: array<scalar>;
+// Per pair, K's rows step, 2·step, … (checkpoints; row 0 is all ones).
+@group(0) @binding(7) var<storage, read_write> ckpt: array<scalar>;
+// Per pair, two slots of `cols` values: K̄ of the first row a block's reverse sweep wrote, for the
+// block above (block k writes slot k mod 2 and reads slot (k + 1) mod 2).
+@group(0) @binding(8) var<storage, read_write> edge: array<scalar>;
 
 // Invocations per workgroup: the width of a strip.
 const WG: u32 = 64u;
@@ -80,9 +92,28 @@ const SHARED_ROWS: u32 = 512u;
 
 var<workgroup> adj: array<scalar, 1536>;
 
-// Point (r, c) of pair `pair` in `grid`.
+// Point (r, c) of pair `pair` in `grid` (r0 ≤ r ≤ r1).
 fn at(pair: u32, r: u32, c: u32) -> u32 {
-    return (pair * params.rows + r) * params.cols + c;
+    return (pair * (params.r1 - params.r0 + 1u) + r - params.r0) * params.cols + c;
+}
+
+// Checkpoint row r (a multiple of step, 0 < r < rows − 1) of pair `pair` at column c.
+fn ckpt_at(pair: u32, r: u32, c: u32) -> u32 {
+    let per_pair = (params.rows - 2u) / params.step;
+    return (pair * per_pair + r / params.step - 1u) * params.cols + c;
+}
+
+// Slot `block` mod 2 of pair `pair`'s edge at column c.
+fn edge_at(pair: u32, block: u32, c: u32) -> u32 {
+    return (pair * 2u + block % 2u) * params.cols + c;
+}
+
+// The block this dispatch works on.
+fn block() -> u32 {
+    if params.step == 0u {
+        return 0u;
+    }
+    return params.r0 / params.step;
 }
 
 // Where point row r of diagonal s of pair `pair` keeps its adjoint in `scratch`.
@@ -95,8 +126,12 @@ fn near(s: u32, r: u32) -> u32 {
     return (s % 3u) * SHARED_ROWS + r;
 }
 
-// K̄ at row r of diagonal s: in `adj` when the grid's diagonals fit there, else in `scratch`.
+// K̄ at row r of diagonal s: the row below the block from `edge`; else in `adj` when the grid's
+// diagonals fit there, else in `scratch`.
 fn kbar(pair: u32, s: u32, r: u32) -> scalar {
+    if r > params.r1 {
+        return edge[edge_at(pair, block() + 1u, s - r)];
+    }
     if params.rows <= SHARED_ROWS {
         return adj[near(s, r)];
     }
@@ -123,24 +158,34 @@ fn forward(pair: u32, lid: u32) {
     let rows = params.rows;
     let cols = params.cols;
     for (var s = params.d_begin; s < params.d_end; s++) {
-        var r_lo = 0u;
-        if s >= cols {
+        // The block's points on diagonal s: rows max(r0, s − (cols − 1)) ..= min(s, r1).
+        var r_lo = params.r0;
+        if s >= cols && s - (cols - 1u) > r_lo {
             r_lo = s - (cols - 1u);
         }
-        let r_hi = min(s, rows - 1u);
+        let r_hi = min(s, params.r1);
         // The same trip count in every invocation, so the barrier below is in uniform control flow.
-        let strips = (r_hi - r_lo) / WG + 1u;
+        var strips = 0u;
+        if r_hi >= r_lo {
+            strips = (r_hi - r_lo) / WG + 1u;
+        }
         for (var k = 0u; k < strips; k++) {
             let r = r_lo + k * WG + lid;
             if r <= r_hi {
                 let c = s - r;
                 var v = scalar(1.0);
-                if r > 0u && c > 0u {
+                if r == params.r0 && r > 0u {
+                    // The block's first row: its checkpoint.
+                    v = ckpt[ckpt_at(pair, r, c)];
+                } else if r > 0u && c > 0u {
                     let h = cell_h(pair, r - 1u, c - 1u);
                     v = (grid[at(pair, r, c - 1u)] + grid[at(pair, r - 1u, c)]) * coef_a(h)
                         - grid[at(pair, r - 1u, c - 1u)] * coef_b(h);
                 }
                 grid[at(pair, r, c)] = v;
+                if params.step > 0u && r > params.r0 && r < rows - 1u && r % params.step == 0u {
+                    ckpt[ckpt_at(pair, r, c)] = v;
+                }
             }
         }
         storageBarrier();
@@ -166,14 +211,15 @@ fn backward(pair: u32, lid: u32) {
     }
     for (var t = params.d_end; t > params.d_begin; t--) {
         let s = t - 1u;
-        // Diagonal s holds the points with r, c ≥ 1 at rows max(1, s − last_c) ..= min(s − 1, last_r).
-        var r_lo = 1u;
-        if s > last_c + 1u {
+        // Diagonal s holds the block's points with r, c ≥ 1 at rows
+        // max(r0 + 1, s − last_c) ..= min(s − 1, r1).
+        var r_lo = params.r0 + 1u;
+        if s > last_c + r_lo {
             r_lo = s - last_c;
         }
         var r_hi = 0u;
         if s >= 1u {
-            r_hi = min(s - 1u, last_r);
+            r_hi = min(s - 1u, params.r1);
         }
         var strips = 0u;
         if r_hi >= r_lo {
@@ -184,7 +230,9 @@ fn backward(pair: u32, lid: u32) {
             if r <= r_hi {
                 let c = s - r;
                 var v = scalar(0.0);
-                if r == last_r && c == last_c {
+                if params.seeded == 1u {
+                    v = seeds[(pair * params.rows + r) * params.cols + c];
+                } else if r == last_r && c == last_c {
                     v = seeds[pair];
                 }
                 if c < last_c {
@@ -206,6 +254,10 @@ fn backward(pair: u32, lid: u32) {
                     adj[near(s, r)] = v;
                 } else {
                     scratch[slot(pair, s, r)] = v;
+                }
+                if r == params.r0 + 1u && params.r0 > 0u {
+                    // The block above reads this row as the one below it.
+                    edge[edge_at(pair, block(), c)] = v;
                 }
                 grid[at(pair, r, c)] = dh;
             }

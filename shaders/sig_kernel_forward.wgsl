@@ -40,8 +40,12 @@ struct Params {
     d_begin: u32,
     d_end: u32,
     // Which pass of sig_kernel_backward.wgsl a dispatch runs; unused here (the two kernels share
-    // their uniform block).
+    // their uniform block), as are the block rows, the checkpoint step and the seeding below.
     phase: u32,
+    r0: u32,
+    r1: u32,
+    step: u32,
+    seeded: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -175,6 +175,8 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
         binding(4, "grads", StorageReadWrite),
         binding(5, "grid", StorageReadWrite),
         binding(6, "scratch", StorageReadWrite),
+        binding(7, "ckpt", StorageReadWrite),
+        binding(8, "edge", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
     helpers: &[],
@@ -279,6 +281,14 @@ pub struct SigKernelParams {
     /// `sig_kernel_backward`: the pass this dispatch runs (0 forward grid, 1 reverse sweep, 2
     /// reduction to `dF/dG`); 0 for `sig_kernel_forward`.
     pub phase: u32,
+    /// `sig_kernel_backward`: the rows `[r0, r1]` of the grid its buffer holds (all of them, or one
+    /// block between checkpoints).
+    pub r0: u32,
+    pub r1: u32,
+    /// `sig_kernel_backward`: rows between checkpoints (0: the grid is held whole).
+    pub step: u32,
+    /// `sig_kernel_backward`: 1 when the seeds are `dF/dK` at every point, 0 for `dF/dk` per pair.
+    pub seeded: u32,
 }
 
 /// The uniform block of `sig_kernel_gram.wgsl` and `sig_kernel_chain.wgsl` (`struct Params` there,

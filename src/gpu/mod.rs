@@ -58,6 +58,8 @@ pub(crate) use log_sig::{
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
+#[doc(hidden)]
+pub use sig_kernel::set_max_grid_rows;
 pub(crate) use sig_kernel::{
     sig_kernel, sig_kernel_backprop, sig_kernel_grids, KernelGrid, Pairs, StaticGram,
 };

@@ -18,6 +18,7 @@ use super::kernels::{
 use super::program::{set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
 use crate::{Error, Result, Scalar};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How a base Gram matrix is formed from two transformed paths (`sig_kernel_gram.wgsl`).
@@ -77,17 +78,21 @@ pub(crate) fn backward_consts<T: Scalar>(grid: KernelGrid) -> [T; 3] {
 
 /// Loop iterations of one diagonal of the PDE kernels, as `gpu::sig`'s model counts them (the outer
 /// trip, entering the strip loop, its trips for workgroups of `wg` invocations, and one of margin),
-/// and the windows `[d_begin, d_end)` of diagonals, one per dispatch, that keep every dispatch within
-/// the budget, `fixed` iterations per dispatch being spent outside the sweep.
+/// and the windows `[d_begin, d_end)` of the diagonals of rows `[r0, r1]`, one per dispatch, that
+/// keep every dispatch within the budget, `fixed` iterations per dispatch being spent outside the
+/// sweep.
 fn windows(
     ctx: &Context,
-    rows: usize,
+    (r0, r1): (usize, usize),
     cols: usize,
     wg: u32,
     fixed: u64,
 ) -> Result<Vec<(u32, u32)>> {
-    let diagonals = to_u32("grid diagonals", rows + cols - 1)?;
-    let strips = ((rows.min(cols) - 1) / wg as usize + 1) as u64;
+    let (begin, end) = (
+        to_u32("grid diagonals", r0)?,
+        to_u32("grid diagonals", r1 + cols)?,
+    );
+    let strips = (((r1 - r0 + 1).min(cols) - 1) / wg as usize + 1) as u64;
     let per_diagonal = 2 + loop_cost::ENTRY + strips;
     let spare = ctx.loop_budget.saturating_sub(loop_cost::ENTRY + fixed);
     let steps = spare / per_diagonal;
@@ -98,7 +103,10 @@ fn windows(
             ctx.name, ctx.loop_budget
         )));
     }
-    Ok(cut(diagonals, steps))
+    Ok(cut(end - begin, steps)
+        .into_iter()
+        .map(|(b, e)| (b + begin, e + begin))
+        .collect())
 }
 
 /// Invocations per workgroup of `sig_kernel_forward.wgsl`, and the most rows whose diagonals it and
@@ -106,15 +114,22 @@ fn windows(
 const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
 pub(crate) const SHARED_ROWS: usize = 512;
 
-/// The windows of a PDE kernel with workgroups of `wg`: with the diagonals in workgroup memory,
-/// each dispatch also loads and stores two diagonals (a loop over the rows each).
-fn sweep_windows(ctx: &Context, rows: usize, cols: usize, wg: u32) -> Result<Vec<(u32, u32)>> {
+/// The windows of a PDE kernel with workgroups of `wg` over the diagonals of rows `[r0, r1]` of a
+/// grid of `rows × cols`: with the diagonals in workgroup memory, each dispatch also loads and stores
+/// two diagonals (a loop over the rows each).
+fn sweep_windows(
+    ctx: &Context,
+    block: (usize, usize),
+    rows: usize,
+    cols: usize,
+    wg: u32,
+) -> Result<Vec<(u32, u32)>> {
     let copies = if rows <= SHARED_ROWS {
         2 * loop_cost::lp(rows.div_ceil(wg as usize) as u64, 0)
     } else {
         0
     };
-    windows(ctx, rows, cols, wg, copies)
+    windows(ctx, block, cols, wg, copies)
 }
 
 /// `[0, total)` cut into windows of at most `step`.
@@ -414,7 +429,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
         &[],
         &consts::<T>(grid),
     )?;
-    let windows = sweep_windows(&call.ctx, rows, cols, FORWARD_WG)?;
+    let windows = sweep_windows(&call.ctx, (0, rows - 1), rows, cols, FORWARD_WG)?;
     let p = base_params(grid)?;
     let (precision, size, chunk) = (call.precision, call.precision.size(), call.chunk);
     let kernels = call.take("kernels", chunk as u64);
@@ -478,38 +493,42 @@ fn reduce_windows(ctx: &Context, grid: KernelGrid) -> Result<Vec<(u32, u32)>> {
     Ok(cut(cells, strips.saturating_mul(WORKGROUP_SIZE as u64)))
 }
 
-/// The gradients of `seeds[i]·k_i` with respect to the transformed paths of each of the first
-/// `seeds.len()` pairs of `pairs` (`seeds = dF/dk`): `sink(first, grads)` receives, chunk by chunk in
-/// order, per pair the gradient of path a's row (as [`Pairs`] lays rows out), of path b's row, then
-/// `k`. A grid without cells has `k = 1` and zero gradients.
+/// The gradients of `F` with respect to the transformed paths of each pair of `pairs`, from its
+/// seeds: `dF/dk` per pair, or (`seeded`) `dF/dK` at each of the `rows · cols` points of its grid.
+/// `sink(first, grads)` receives, chunk by chunk in order, per pair the gradient of path a's row (as
+/// [`Pairs`] lays rows out), of path b's row, then `k`. A grid without cells has `k = 1` and zero
+/// gradients.
 ///
-/// The whole refined grid of each pair is held on the GPU (`rows · cols` values), so one pair must
-/// fit in the adapter's largest buffer; chunks are sized so that every buffer does.
+/// Each pair's refined grid is held on the GPU whole where it fits the adapter's largest buffer,
+/// else in blocks of rows rebuilt from checkpoint rows (one extra forward sweep), as the CPU does.
 pub(crate) fn sig_kernel_backprop<T: Scalar>(
     device: &GpuDevice,
     grid: KernelGrid,
     pairs: &Pairs<'_, T>,
     seeds: &[T],
+    seeded: bool,
     sink: &mut dyn FnMut(usize, &[T]),
 ) -> Result<()> {
-    if seeds.is_empty() {
+    let per = if seeded { grid.rows() * grid.cols() } else { 1 };
+    let count = seeds.len() / per;
+    if count == 0 {
         return Ok(());
     }
     if grid.n1 == 0 || grid.n2 == 0 {
         let per = chained_len(grid, pairs);
-        let mut out = vec![T::zero(); seeds.len() * per];
+        let mut out = vec![T::zero(); count * per];
         for k in out.chunks_exact_mut(per) {
             k[per - 1] = T::one();
         }
         sink(0, &out);
         return Ok(());
     }
-    backward_kernel(device, grid, pairs, seeds.len(), Some(seeds), sink)
+    backward_kernel(device, grid, pairs, count, Some((seeds, seeded)), sink)
 }
 
 /// The whole PDE grid `K` (`rows × cols`, row-major) of each of the first `count` pairs of `pairs`:
 /// `sink(first, grids)` receives them chunk by chunk, in order. The forward phase of
-/// `sig_kernel_backward.wgsl`, read back.
+/// `sig_kernel_backward.wgsl`, read back (block by block where a grid exceeds the largest buffer).
 pub(crate) fn sig_kernel_grids<T: Scalar>(
     device: &GpuDevice,
     grid: KernelGrid,
@@ -528,15 +547,97 @@ pub(crate) fn sig_kernel_grids<T: Scalar>(
     backward_kernel(device, grid, pairs, count, None, sink)
 }
 
-/// `sig_kernel_backward.wgsl` over `count` pairs: with `seeds`, every phase and
-/// `sig_kernel_chain.wgsl`, reading the path gradients and the kernels back; without, the forward
-/// phase alone, reading the grids back.
+/// An upper bound on the grid rows one buffer holds per pair, on top of the adapter's limit (tests
+/// lower it to run the checkpointed sweep on small grids).
+static MAX_GRID_ROWS: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Hold at most `rows` rows (at least 2) of a pair's PDE grid in one buffer. For tests of the
+/// checkpointed reverse sweep; the adapter's limits always apply as well.
+#[doc(hidden)]
+pub fn set_max_grid_rows(rows: usize) {
+    MAX_GRID_ROWS.store(rows.max(2), Ordering::Relaxed);
+}
+
+/// How `sig_kernel_backward.wgsl` holds a pair's grid: whole (`step == 0`), or in blocks of rows
+/// `[k·step, (k + 1)·step]` rebuilt from the checkpoint rows `step, 2·step, …`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Blocks {
+    step: usize,
+    rows: usize,
+}
+
+impl Blocks {
+    /// Whole when the grid fits one buffer; else blocks of about `sqrt(rows)` rows (a multiple of
+    /// `2^λ1`, so that each base row's sub-rows lie in one block), as large as the buffer needs.
+    fn plan(ctx: &Context, precision: Precision, grid: KernelGrid) -> Result<Blocks> {
+        let (rows, cols) = (grid.rows(), grid.cols());
+        let max_bytes = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let row_bytes = (cols as u64).saturating_mul(precision.size());
+        // Rows one buffer holds, and the rows a block may hold (tests lower it, never below one
+        // block of 2^λ1 rows).
+        let sub = 1usize << grid.lam1;
+        let fit = (max_bytes / row_bytes.max(1)) as usize;
+        let held = fit.min(MAX_GRID_ROWS.load(Ordering::Relaxed).max(sub + 1));
+        if rows <= held {
+            return Ok(Blocks { step: 0, rows });
+        }
+        let largest = held.saturating_sub(1) / sub * sub;
+        // The checkpoints, (rows − 2)/step rows, must fit one buffer too.
+        let fewest = (rows - 2).div_ceil(fit.max(1)).next_multiple_of(sub);
+        let step = rows
+            .isqrt()
+            .next_multiple_of(sub)
+            .clamp(sub, largest.max(sub))
+            .max(fewest);
+        if largest == 0 || step > largest {
+            return Err(Error::Device(format!(
+                "adapter '{}': a block of {sub} rows of this signature-kernel grid ({cols} columns)                  does not fit its largest buffer ({max_bytes} bytes); use the CPU",
+                ctx.name
+            )));
+        }
+        Ok(Blocks { step, rows })
+    }
+
+    /// The blocks' row ranges `[r0, r1]`, top first.
+    fn ranges(&self) -> Vec<(usize, usize)> {
+        if self.step == 0 {
+            return vec![(0, self.rows - 1)];
+        }
+        (0..self.rows - 1)
+            .step_by(self.step)
+            .map(|r0| (r0, (r0 + self.step).min(self.rows - 1)))
+            .collect()
+    }
+
+    /// Grid values one pair's block buffer holds.
+    fn held(&self, cols: usize) -> u64 {
+        let rows = if self.step == 0 {
+            self.rows
+        } else {
+            self.step + 1
+        };
+        rows as u64 * cols as u64
+    }
+
+    /// Checkpoint values per pair (at least one, for the binding).
+    fn checkpoints(&self, cols: usize) -> u64 {
+        let rows = (self.rows - 2).checked_div(self.step).unwrap_or(0);
+        rows.max(1) as u64 * cols as u64
+    }
+}
+
+/// `sig_kernel_backward.wgsl` over `count` pairs: with `seeds` (and whether they are whole grids),
+/// every phase and `sig_kernel_chain.wgsl`, reading the path gradients and the kernels back; without,
+/// the forward phase alone, reading the grids back.
 fn backward_kernel<T: Scalar>(
     device: &GpuDevice,
     grid: KernelGrid,
     pairs: &Pairs<'_, T>,
     count: usize,
-    seeds: Option<&[T]>,
+    seeds: Option<(&[T], bool)>,
     sink: &mut dyn FnMut(usize, &[T]),
 ) -> Result<()> {
     let op = if seeds.is_some() {
@@ -546,31 +647,35 @@ fn backward_kernel<T: Scalar>(
     };
     let (rows, cols) = (grid.rows(), grid.cols());
     let cells = grid.n1 * grid.n2;
-    let points = (rows as u64).saturating_mul(cols as u64);
+    let points = rows * cols;
+    let seeded = seeds.is_some_and(|(_, s)| s);
+    let seeds_per_pair = if seeded { points } else { 1 };
+    let precision = Precision::of::<T>();
+    let blocks = Blocks::plan(&*open(device, precision)?, precision, grid)?;
     let chained_len = chained_len(grid, pairs);
     let extra = [
-        PerPath {
-            what: "gradient",
-            elems: cells as u64 + 1,
-        },
-        PerPath {
-            what: "PDE grid",
-            elems: points,
-        },
-        PerPath {
-            what: "path gradients",
-            elems: chained_len as u64,
-        },
-    ];
+        ("gradient", cells as u64 + 1),
+        ("PDE grid", blocks.held(cols)),
+        ("checkpoints", blocks.checkpoints(cols)),
+        ("adjoint edge", 2 * cols as u64),
+        ("seeds", seeds_per_pair as u64),
+        ("path gradients", chained_len as u64),
+    ]
+    .map(|(what, elems)| PerPath { what, elems });
     let values = backward_consts::<T>(grid);
     let mut call = Call::open(device, grid, pairs, op, count, &extra, &values)?;
-    let diagonals = sweep_windows(&call.ctx, rows, cols, WORKGROUP_SIZE)?;
     let reductions = reduce_windows(&call.ctx, grid)?;
-    let p = base_params(grid)?;
-    let (precision, size, chunk) = (call.precision, call.precision.size(), call.chunk);
-    let seeds_buf = call.take("seeds", chunk as u64);
+    let p = SigKernelParams {
+        step: to_u32("checkpoint step", blocks.step)?,
+        seeded: seeded as u32,
+        ..base_params(grid)?
+    };
+    let (size, chunk) = (call.precision.size(), call.chunk);
+    let seeds_buf = call.take("seeds", (chunk * seeds_per_pair) as u64);
     let grads = call.take("gradients", (chunk * (cells + 1)) as u64);
-    let grid_buf = call.take("grid", chunk as u64 * points);
+    let grid_buf = call.take("grid", chunk as u64 * blocks.held(cols));
+    let ckpt = call.take("checkpoints", chunk as u64 * blocks.checkpoints(cols));
+    let edge = call.take("adjoint edge", (chunk * 2 * cols) as u64);
     let chained = call.take("path gradients", (chunk * chained_len) as u64);
     let Call {
         ctx,
@@ -582,13 +687,30 @@ fn backward_kernel<T: Scalar>(
         ..
     } = call;
     let backward = ctx.pipeline(&SIG_KERNEL_BACKWARD, precision)?;
+    // Per block: its rows, its diagonals' windows and (backward) its base cells' windows.
+    let mut plan = Vec::new();
+    for (r0, r1) in blocks.ranges() {
+        let diagonals = sweep_windows(&ctx, (r0, r1), rows, cols, WORKGROUP_SIZE)?;
+        // The base rows whose sub-rows lie in (r0, r1] (block ends are multiples of 2^λ1).
+        let (a0, a1) = (r0 >> grid.lam1, r1 >> grid.lam1);
+        let cells_in = |&(b, e): &(u32, u32)| {
+            let (lo, hi) = (
+                to_u32("cells", a0 * grid.n2).ok()?,
+                to_u32("cells", a1 * grid.n2).ok()?,
+            );
+            let (b, e) = (b.max(lo), e.min(hi));
+            (b < e).then_some((b, e))
+        };
+        let cells: Vec<(u32, u32)> = reductions.iter().filter_map(cells_in).collect();
+        plan.push(((r0, r1), diagonals, cells));
+    }
     let mut out = Vec::new();
     for c in 0..count.div_ceil(chunk) {
         let first = c * chunk;
         let n = chunk.min(count - first);
         let index = upload_pairs(&ctx, pairs, first, n, &mut report)?;
-        if let Some(seeds) = seeds {
-            let chunk_seeds = &seeds[first..first + n];
+        if let Some((seeds, _)) = seeds {
+            let chunk_seeds = &seeds[first * seeds_per_pair..(first + n) * seeds_per_pair];
             upload(
                 &ctx,
                 &seeds_buf,
@@ -597,35 +719,77 @@ fn backward_kernel<T: Scalar>(
             );
         }
         let n_pairs = to_u32("chunk", n)?;
-        let step = |phase: u32, (d_begin, d_end): (u32, u32)| Dispatch {
-            label: SIG_KERNEL_BACKWARD.name,
-            pipeline: backward.clone(),
-            params: bytemuck::bytes_of(&SigKernelParams {
-                n_pairs,
-                d_begin,
-                d_end,
-                phase,
-                ..p
+        let step = |phase: u32, (r0, r1): (usize, usize), (d_begin, d_end): (u32, u32)| {
+            Ok(Dispatch {
+                label: SIG_KERNEL_BACKWARD.name,
+                pipeline: backward.clone(),
+                params: bytemuck::bytes_of(&SigKernelParams {
+                    n_pairs,
+                    d_begin,
+                    d_end,
+                    phase,
+                    r0: to_u32("grid row", r0)?,
+                    r1: to_u32("grid row", r1)?,
+                    ..p
+                })
+                .to_vec(),
+                buffers: vec![
+                    &gram, &consts, &seeds_buf, &grads, &grid_buf, &scratch, &ckpt, &edge,
+                ],
+                workgroups: n as u64,
+                workgroup_size: WORKGROUP_SIZE,
             })
-            .to_vec(),
-            buffers: vec![&gram, &consts, &seeds_buf, &grads, &grid_buf, &scratch],
-            workgroups: n as u64,
-            workgroup_size: WORKGROUP_SIZE,
         };
+        let forward =
+            |(rows, diagonals, _): &(_, Vec<(u32, u32)>, _)| -> Result<Vec<Dispatch<'_>>> {
+                diagonals.iter().map(|&w| step(0, *rows, w)).collect()
+            };
         let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
-        dispatches.extend(diagonals.iter().map(|&w| step(0, w)));
-        let (read, values) = if seeds.is_some() {
-            dispatches.extend(diagonals.iter().rev().map(|&w| step(1, w)));
-            dispatches.extend(reductions.iter().map(|&w| step(2, w)));
-            dispatches.extend(sides.chain_dispatches(n, &index, &grads, &chained)?);
-            (&chained, n * chained_len)
-        } else {
-            (&grid_buf, n * rows * cols)
+        let Some(_) = seeds else {
+            // The grids, block by block (one block: the whole grid in one submission).
+            out.clear();
+            out.resize(n * points, T::zero());
+            for (k, b) in plan.iter().enumerate() {
+                dispatches.extend(forward(b)?);
+                let (r0, r1) = b.0;
+                let held = (r1 - r0 + 1) * cols;
+                let read = (&*grid_buf, (n * held) as u64 * size);
+                let bytes = submit(&ctx, &dispatches, Some(read), &mut report)?;
+                dispatches.clear();
+                let mut block = vec![T::zero(); n * held];
+                read_into(precision, &bytes, &mut block);
+                // Each block's first row is the previous block's last.
+                let skip = usize::from(k > 0);
+                for (pair, rows_of) in block.chunks_exact(held).enumerate() {
+                    let at = pair * points + (r0 + skip) * cols;
+                    out[at..at + held - skip * cols].copy_from_slice(&rows_of[skip * cols..]);
+                }
+            }
+            sink(first, &out);
+            continue;
         };
+        if plan.len() > 1 {
+            // The checkpoints: a forward sweep block by block.
+            for b in &plan {
+                dispatches.extend(forward(b)?);
+            }
+        }
+        for b in plan.iter().rev() {
+            let (rows_of, diagonals, cells) = b;
+            dispatches.extend(forward(b)?);
+            for &w in diagonals.iter().rev() {
+                dispatches.push(step(1, *rows_of, w)?);
+            }
+            for &w in cells {
+                dispatches.push(step(2, *rows_of, w)?);
+            }
+        }
+        dispatches.extend(sides.chain_dispatches(n, &index, &grads, &chained)?);
+        let values = n * chained_len;
         let result = submit(
             &ctx,
             &dispatches,
-            Some((read, values as u64 * size)),
+            Some((&chained, values as u64 * size)),
             &mut report,
         )?;
         out.clear();

@@ -11,7 +11,7 @@ use crate::cpu::par_rows;
 use crate::device::{self, Backend};
 use crate::gpu::{self, kernels::Precision, GpuDevice, KernelGrid, Pairs, StaticGram};
 use crate::layout::aug_dim;
-use crate::{Error, Result, Scalar, SigKernelOptions};
+use crate::{Result, Scalar, SigKernelOptions};
 
 /// One side of the pairs: paths laid end to end, `len` values and `n` increments (after the
 /// transforms) each.
@@ -35,26 +35,14 @@ impl<T> Side<'_, T> {
 /// Which pair of the two sides the `i`-th kernel of a list is.
 type PairOf<'a> = &'a (dyn Fn(usize) -> (usize, usize) + Sync);
 
-/// The GPU a signature-kernel operation `op` runs on, or `None` for the CPU; `work` estimates its
-/// flops for `Device::Auto`. Only `sig_kernel` returns the whole grid on the GPU (`grid_on_gpu`);
-/// an explicit GPU request for `return_grid` elsewhere is an [`Error::Device`].
+/// The GPU a signature-kernel operation runs on, or `None` for the CPU; `work` estimates its flops
+/// for `Device::Auto`.
 pub(super) fn device_for<T: Scalar>(
     options: &SigKernelOptions,
-    op: &str,
     work: u128,
-    grid_on_gpu: bool,
 ) -> Result<Option<GpuDevice>> {
     match device::select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
         Backend::Cpu { .. } => Ok(None),
-        Backend::Gpu(d) if options.return_grid && !grid_on_gpu => {
-            if d.auto {
-                Ok(None)
-            } else {
-                Err(Error::Device(format!(
-                    "{op} with return_grid is not available on the GPU; use --device cpu"
-                )))
-            }
-        }
         Backend::Gpu(d) => Ok(Some(d)),
     }
 }
@@ -151,7 +139,7 @@ fn pair_backprop<T: Scalar>(
     threads: usize,
     (a, b): (Side<'_, T>, Side<'_, T>),
     pair: PairOf<'_>,
-    seeds: &[T],
+    (seeds, seeded): (&[T], bool),
     add: AddGrads<'_, T>,
 ) -> Result<()> {
     let cells = a.n * b.n;
@@ -203,7 +191,7 @@ fn pair_backprop<T: Scalar>(
             pairs.a.len() / a.count().max(1),
             pairs.b.len() / b.count().max(1),
         );
-        gpu::sig_kernel_backprop(device, grid, pairs, seeds, &mut |first, out| {
+        gpu::sig_kernel_backprop(device, grid, pairs, seeds, seeded, &mut |first, out| {
             sink(rows, first, out)
         })
     })
@@ -282,6 +270,9 @@ pub(super) fn backprop<T: Scalar>(
 ) -> Result<()> {
     let same = |i: usize| (i, i);
     let (lx, ly) = (x.len, y.len);
+    // With return_grid (never normalised) each item's derivatives are a whole grid: seeds at every
+    // point.
+    let grid = plan.opts.return_grid;
     if !plan.opts.normalize {
         return pair_backprop(
             device,
@@ -289,7 +280,7 @@ pub(super) fn backprop<T: Scalar>(
             threads,
             (x, y),
             &same,
-            ds,
+            (ds, grid),
             &mut |i, _, gx, gy| {
                 add_to(&mut dx[i * lx..(i + 1) * lx], gx);
                 add_to(&mut dy[i * ly..(i + 1) * ly], gy);
@@ -307,7 +298,7 @@ pub(super) fn backprop<T: Scalar>(
             threads,
             (s, s),
             &same,
-            &ones,
+            (&ones, false),
             &mut |i, ki, ga, gb| {
                 k[i] = ki;
                 let g = &mut grads[i * s.len..(i + 1) * s.len];
@@ -328,7 +319,7 @@ pub(super) fn backprop<T: Scalar>(
         threads,
         (x, y),
         &same,
-        &seeds,
+        (&seeds, false),
         &mut |i, kxy, gx, gy| {
             let kt = kxy / scale[i];
             let (cx, cy) = (-ds[i] * kt * half / kxx[i], -ds[i] * kt * half / kyy[i]);
@@ -442,7 +433,7 @@ pub(super) fn gram_backprop<T: Scalar>(
         threads,
         (x, y),
         &of_pair,
-        &seeds,
+        (&seeds, false),
         &mut |q, k, gx, gy| {
             let p = pairs[q];
             let (i, j) = (p / m, p % m);
@@ -471,7 +462,7 @@ pub(super) fn gram_backprop<T: Scalar>(
             threads,
             (s, s),
             &of_item,
-            &seeds,
+            (&seeds, false),
             &mut |q, _, ga, gb| {
                 let i = items[q];
                 let g = &mut grads[i * s.len..(i + 1) * s.len];

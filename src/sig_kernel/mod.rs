@@ -58,7 +58,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     } else {
         1
     };
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel", work, true)? {
+    if let Some(device) = gpu::device_for::<T>(options, work)? {
         let mut out = zeros::<T>("signature kernel", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
@@ -128,7 +128,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let solves = if options.normalize { 9 } else { 3 };
     let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_backprop", work, false)? {
+    if let Some(device) = gpu::device_for::<T>(options, work)? {
         let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
@@ -208,7 +208,7 @@ fn gram<T: Scalar>(
     let mut out = zeros::<T>("Gram matrix", &shape)?;
     let pairs = if symmetric { n * (n + 1) / 2 } else { n * m };
     let work = gpu::work(pairs, grid.rows, grid.cols, 1);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram", work, false)? {
+    if let Some(device) = gpu::device_for::<T>(options, work)? {
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
         let result = crate::threads(options.n_jobs)
@@ -305,7 +305,7 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let (n, m) = (px.batch(), py.batch());
     let work = gpu::work(n * m, grid.rows, grid.cols, 3);
-    if let Some(device) = gpu::device_for::<T>(options, "sig_kernel_gram_backprop", work, false)? {
+    if let Some(device) = gpu::device_for::<T>(options, work)? {
         let mut dx = zeros::<T>("paths1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("paths2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");

@@ -350,26 +350,61 @@ fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
     }
 }
 
-/// `return_grid` is computed on the CPU only: an explicit GPU request is a device error.
+/// Grids taller than one buffer holds (forced here by lowering the rows a buffer may hold) are swept
+/// back block by block from checkpoint rows on the GPU, seeded by `dF/dk` or (`return_grid`) by
+/// `dF/dK` at every point, or normalised, and agree with the CPU; `return_grid`'s forward
+/// grids come back block by block too.
 #[test]
-fn sig_kernel_backward_grid_on_gpu_is_a_device_error() {
-    let Some((device, _)) = gpu() else { return };
-    let x = random(&[2, 4, 2], 3);
-    let d = ArrayD::<f64>::ones(ndarray::IxDyn(&[2, 4, 4]));
-    let opts = kernel_on(
-        &device,
-        &SigKernelOptions {
-            return_grid: true,
-            ..Default::default()
-        },
-    );
-    match sig_kernel_backprop(d.view(), x.view(), x.view(), &opts) {
-        Err(roughsig::Error::Device(msg)) => assert!(msg.contains("not available on the GPU")),
-        other => panic!(
-            "expected a device error, got {:?}",
-            other.map(|a| a.0.len())
-        ),
+fn sig_kernel_backward_checkpointed_and_seeded_on_gpu() {
+    let Some((device, f64)) = gpu() else { return };
+    let (batch, l1, l2, dim) = (3, 21, 13, 2);
+    let x = random(&[batch, l1, dim], 41) / (l1 as f64).sqrt();
+    let y = random(&[batch, l2, dim], 42) / (l2 as f64).sqrt();
+    roughsig::gpu::set_max_grid_rows(9);
+    for dyadic_order in [(0, 0), (1, 0), (2, 1)] {
+        for (return_grid, normalize) in [(false, false), (true, false), (false, true)] {
+            let opts = SigKernelOptions {
+                dyadic_order,
+                return_grid,
+                normalize,
+                ..Default::default()
+            };
+            let what = format!("{opts:?}");
+            let (rows, cols) = (
+                ((l1 - 1) << dyadic_order.0) + 1,
+                ((l2 - 1) << dyadic_order.1) + 1,
+            );
+            let d = if return_grid {
+                random(&[batch, rows, cols], 43)
+            } else {
+                random(&[batch], 43)
+            };
+            let cpu_opts = SigKernelOptions {
+                device: Device::Cpu,
+                ..opts.clone()
+            };
+            let gpu_opts = kernel_on(&device, &opts);
+            let (wx, wy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &cpu_opts).unwrap();
+            let (tol, got) = if f64 {
+                let got = sig_kernel_backprop(d.view(), x.view(), y.view(), &gpu_opts).unwrap();
+                (1e-9, got)
+            } else {
+                let (d32, x32, y32) = (to_f32(&d), to_f32(&x), to_f32(&y));
+                let got =
+                    sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &gpu_opts).unwrap();
+                (2e-3, (to_f64(&got.0), to_f64(&got.1)))
+            };
+            assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+            assert_close(&format!("dx, {what}"), &got.0, &wx, tol, tol);
+            assert_close(&format!("dy, {what}"), &got.1, &wy, tol, tol);
+            if return_grid && !normalize && f64 {
+                let want = sig_kernel(x.view(), y.view(), &cpu_opts).unwrap();
+                let got = sig_kernel(x.view(), y.view(), &gpu_opts).unwrap();
+                assert_close(&format!("grid, {what}"), &got, &want, 1e-12, 1e-12);
+            }
+        }
     }
+    roughsig::gpu::set_max_grid_rows(usize::MAX);
 }
 
 /// pySigLib returns `(1, L, d)` gradients for unbatched `(L, d)` paths; roughsig returns `(L, d)`.

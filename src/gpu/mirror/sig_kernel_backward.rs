@@ -23,11 +23,31 @@ pub(crate) struct Dispatch<'a> {
     pub grads: &'a mut [Scalar],
     pub grid: &'a mut [Scalar],
     pub scratch: &'a mut [Scalar],
+    pub ckpt: &'a mut [Scalar],
+    pub edge: &'a mut [Scalar],
 }
 
 impl Dispatch<'_> {
     fn at(&self, pair: u32, r: u32, c: u32) -> usize {
-        ((pair * self.params.rows + r) * self.params.cols + c) as usize
+        let p = self.params;
+        ((pair * (p.r1 - p.r0 + 1) + r - p.r0) * p.cols + c) as usize
+    }
+
+    fn ckpt_at(&self, pair: u32, r: u32, c: u32) -> usize {
+        let p = self.params;
+        let per_pair = (p.rows - 2) / p.step;
+        ((pair * per_pair + r / p.step - 1) * p.cols + c) as usize
+    }
+
+    fn edge_at(&self, pair: u32, block: u32, c: u32) -> usize {
+        ((pair * 2 + block % 2) * self.params.cols + c) as usize
+    }
+
+    fn block(&self) -> u32 {
+        if self.params.step == 0 {
+            return 0;
+        }
+        self.params.r0 / self.params.step
     }
 
     fn slot(&self, pair: u32, s: u32, r: u32) -> usize {
@@ -36,6 +56,9 @@ impl Dispatch<'_> {
 
     /// K̄ at row r of diagonal s (`adj` is the workgroup's memory).
     fn kbar(&self, adj: &[Scalar], pair: u32, s: u32, r: u32) -> Scalar {
+        if r > self.params.r1 {
+            return self.edge[self.edge_at(pair, self.block() + 1, s - r)];
+        }
         if self.params.rows <= SHARED_ROWS {
             return adj[near(s, r)];
         }
@@ -62,19 +85,24 @@ impl Dispatch<'_> {
         let rows = p.rows;
         let cols = p.cols;
         for s in p.d_begin..p.d_end {
-            let mut r_lo = 0u32;
-            if s >= cols {
+            let mut r_lo = p.r0;
+            if s >= cols && s - (cols - 1) > r_lo {
                 r_lo = s - (cols - 1);
             }
-            let r_hi = s.min(rows - 1);
-            let strips = (r_hi - r_lo) / WG + 1;
+            let r_hi = s.min(p.r1);
+            let mut strips = 0u32;
+            if r_hi >= r_lo {
+                strips = (r_hi - r_lo) / WG + 1;
+            }
             for lid in 0..WG {
                 for k in 0..strips {
                     let r = r_lo + k * WG + lid;
                     if r <= r_hi {
                         let c = s - r;
                         let mut v: Scalar = 1.0;
-                        if r > 0 && c > 0 {
+                        if r == p.r0 && r > 0 {
+                            v = self.ckpt[self.ckpt_at(pair, r, c)];
+                        } else if r > 0 && c > 0 {
                             let h = self.cell_h(pair, r - 1, c - 1);
                             v = (self.grid[self.at(pair, r, c - 1)]
                                 + self.grid[self.at(pair, r - 1, c)])
@@ -83,6 +111,10 @@ impl Dispatch<'_> {
                         }
                         let w = self.at(pair, r, c);
                         self.grid[w] = v;
+                        if p.step > 0 && r > p.r0 && r < rows - 1 && r % p.step == 0 {
+                            let w = self.ckpt_at(pair, r, c);
+                            self.ckpt[w] = v;
+                        }
                     }
                 }
             }
@@ -116,13 +148,13 @@ impl Dispatch<'_> {
         let mut t = p.d_end;
         while t > p.d_begin {
             let s = t - 1;
-            let mut r_lo = 1u32;
-            if s > last_c + 1 {
+            let mut r_lo = p.r0 + 1;
+            if s > last_c + r_lo {
                 r_lo = s - last_c;
             }
             let mut r_hi = 0u32;
             if s >= 1 {
-                r_hi = (s - 1).min(last_r);
+                r_hi = (s - 1).min(p.r1);
             }
             let mut strips = 0u32;
             if r_hi >= r_lo {
@@ -134,7 +166,9 @@ impl Dispatch<'_> {
                     if r <= r_hi {
                         let c = s - r;
                         let mut v: Scalar = 0.0;
-                        if r == last_r && c == last_c {
+                        if p.seeded == 1 {
+                            v = self.seeds[((pair * p.rows + r) * p.cols + c) as usize];
+                        } else if r == last_r && c == last_c {
                             v = self.seeds[pair as usize];
                         }
                         if c < last_c {
@@ -163,6 +197,10 @@ impl Dispatch<'_> {
                         } else {
                             let w = self.slot(pair, s, r);
                             self.scratch[w] = v;
+                        }
+                        if r == p.r0 + 1 && p.r0 > 0 {
+                            let w = self.edge_at(pair, self.block(), c);
+                            self.edge[w] = v;
                         }
                         let g = self.at(pair, r, c);
                         self.grid[g] = dh;
@@ -237,27 +275,58 @@ mod tests {
     use crate::sig_kernel::pde::{self, Grid, Seed};
 
     /// The mirror over every workgroup of a chunk, phase by phase, in windows of `window` diagonals
-    /// (and base cells), as the driver cuts them.
-    fn dispatch(gram: &[f64], seeds: &[f64], grid: KernelGrid, window: u32) -> Vec<f64> {
-        let n_pairs = seeds.len();
+    /// (and base cells), as the driver cuts them: the grid whole (`step == 0`) or in blocks of
+    /// `step` rows between checkpoints; seeds per pair, or (`seeded`) at every point.
+    fn dispatch(
+        gram: &[f64],
+        seeds: &[f64],
+        seeded: bool,
+        grid: KernelGrid,
+        window: u32,
+        step: usize,
+    ) -> Vec<f64> {
         let rows = (grid.n1 << grid.lam1) + 1;
         let cols = (grid.n2 << grid.lam2) + 1;
+        let n_pairs = seeds.len() / if seeded { rows * cols } else { 1 };
         let cells = grid.n1 * grid.n2;
         let consts = crate::gpu::sig_kernel::backward_consts::<f64>(grid);
+        let blocks: Vec<(usize, usize)> = if step == 0 {
+            vec![(0, rows - 1)]
+        } else {
+            (0..rows - 1)
+                .step_by(step)
+                .map(|r0| (r0, (r0 + step).min(rows - 1)))
+                .collect()
+        };
+        let held = if step == 0 { rows } else { step + 1 };
+        let n_ckpt = (rows - 2).checked_div(step).unwrap_or(1).max(1);
         let mut grads = vec![f64::NAN; n_pairs * (cells + 1)];
-        let mut grid_buf = vec![f64::NAN; n_pairs * rows * cols];
+        let mut grid_buf = vec![f64::NAN; n_pairs * held * cols];
         let mut scratch = vec![f64::NAN; n_pairs * 3 * rows];
-        let diagonals = (rows + cols - 1) as u32;
-        let ranges = |n: u32| {
-            (0..n.div_ceil(window))
-                .map(|k| (k * window, ((k + 1) * window).min(n)))
+        let mut ckpt = vec![f64::NAN; n_pairs * n_ckpt * cols];
+        let mut edge = vec![f64::NAN; n_pairs * 2 * cols];
+        let ranges = |(begin, end): (u32, u32)| {
+            (0..(end - begin).div_ceil(window))
+                .map(|k| (begin + k * window, (begin + (k + 1) * window).min(end)))
                 .collect::<Vec<_>>()
         };
-        let mut steps: Vec<(u32, (u32, u32))> = Vec::new();
-        steps.extend(ranges(diagonals).into_iter().map(|r| (0, r)));
-        steps.extend(ranges(diagonals).into_iter().rev().map(|r| (1, r)));
-        steps.extend(ranges(cells as u32).into_iter().map(|r| (2, r)));
-        for (phase, (d_begin, d_end)) in steps {
+        let diagonals = |(r0, r1): (usize, usize)| ranges((r0 as u32, (r1 + cols) as u32));
+        // (phase, block rows, window)
+        type Step = (u32, (usize, usize), (u32, u32));
+        let mut steps: Vec<Step> = Vec::new();
+        if blocks.len() > 1 {
+            for &b in &blocks {
+                steps.extend(diagonals(b).into_iter().map(|r| (0, b, r)));
+            }
+        }
+        for &b in blocks.iter().rev() {
+            steps.extend(diagonals(b).into_iter().map(|r| (0, b, r)));
+            steps.extend(diagonals(b).into_iter().rev().map(|r| (1, b, r)));
+            let (a0, a1) = (b.0 >> grid.lam1, b.1 >> grid.lam1);
+            let cells = ((a0 * grid.n2) as u32, (a1 * grid.n2) as u32);
+            steps.extend(ranges(cells).into_iter().map(|r| (2, b, r)));
+        }
+        for (phase, (r0, r1), (d_begin, d_end)) in steps {
             let params = SigKernelParams {
                 n_pairs: n_pairs as u32,
                 n1: grid.n1 as u32,
@@ -269,6 +338,10 @@ mod tests {
                 d_begin,
                 d_end,
                 phase,
+                r0: r0 as u32,
+                r1: r1 as u32,
+                step: step as u32,
+                seeded: seeded as u32,
             };
             let mut disp = Dispatch {
                 params,
@@ -278,6 +351,8 @@ mod tests {
                 grads: &mut grads,
                 grid: &mut grid_buf,
                 scratch: &mut scratch,
+                ckpt: &mut ckpt,
+                edge: &mut edge,
             };
             for pair in 0..n_pairs as u32 {
                 disp.workgroup(pair);
@@ -295,14 +370,22 @@ mod tests {
             seed ^= seed << 17;
             (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
         };
-        for (batch, n1, n2, lam, window) in [
-            (3, 4, 6, (0, 0), 5),
-            (2, 1, 89, (1, 0), 7),
-            (2, 69, 2, (0, 2), 64),
-            (1, 30, 35, (2, 1), 11),
-            (2, 1, 1, (1, 2), 3),
+        // (batch, n1, n2, dyadic orders, window, block step (0: whole), seeded at every point)
+        for (batch, n1, n2, lam, window, step, seeded) in [
+            (3, 4, 6, (0, 0), 5, 0, false),
+            (2, 1, 89, (1, 0), 7, 0, false),
+            (2, 69, 2, (0, 2), 64, 0, false),
+            (1, 30, 35, (2, 1), 11, 0, false),
+            (2, 1, 1, (1, 2), 3, 0, false),
             // Taller than the workgroup memory holds: the adjoint stays in `scratch`.
-            (1, 300, 3, (1, 0), 97),
+            (1, 300, 3, (1, 0), 97, 0, false),
+            // Checkpointed blocks (multiples of 2^λ1 rows), the last one short.
+            (2, 9, 7, (0, 1), 6, 2, false),
+            (1, 13, 5, (1, 0), 9, 6, false),
+            (1, 300, 3, (1, 0), 97, 50, false),
+            // Seeds at every point, whole and in blocks.
+            (2, 5, 6, (1, 1), 4, 0, true),
+            (2, 7, 4, (1, 0), 5, 4, true),
         ] {
             let grid = KernelGrid {
                 n1,
@@ -311,29 +394,29 @@ mod tests {
                 lam2: lam.1 as u32,
             };
             let cells = n1 * n2;
+            let points = ((n1 << lam.0) + 1) * ((n2 << lam.1) + 1);
+            let per = if seeded { points } else { 1 };
             let gram: Vec<f64> = (0..batch * cells).map(|_| rand() * 1.5).collect();
-            let seeds: Vec<f64> = (0..batch).map(|_| rand() * 3.0).collect();
-            let got = dispatch(&gram, &seeds, grid, window);
+            let seeds: Vec<f64> = (0..batch * per).map(|_| rand() * 3.0).collect();
+            let got = dispatch(&gram, &seeds, seeded, grid, window, step);
             let pde_grid = Grid::new(n1, n2, lam).unwrap();
             let mut s = pde::Scratch::default();
             for p in 0..batch {
                 let mut dg = vec![0.0; cells];
                 let g = &gram[p * cells..(p + 1) * cells];
-                let k = pde::backprop(
-                    &pde_grid,
-                    g,
-                    Seed::Last(seeds[p]),
-                    usize::MAX,
-                    &mut s,
-                    &mut dg,
-                );
+                let seed = if seeded {
+                    Seed::Grid(&seeds[p * points..(p + 1) * points])
+                } else {
+                    Seed::Last(seeds[p])
+                };
+                let k = pde::backprop(&pde_grid, g, seed, usize::MAX, &mut s, &mut dg);
                 let out = &got[p * (cells + 1)..(p + 1) * (cells + 1)];
                 // The same scheme in the same order; the CPU fuses some multiply-adds where the CPU
                 // has FMA, so the two agree to rounding rather than to the bit.
                 let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
                 assert!(close(out[cells], k), "kernel {} vs {k}", out[cells]);
                 for (g, w) in out[..cells].iter().zip(&dg) {
-                    assert!(close(*g, *w), "{g} vs {w}");
+                    assert!(close(*g, *w), "{g} vs {w} (step {step}, seeded {seeded})");
                 }
             }
         }

@@ -165,7 +165,7 @@ mod tests {
                 cols: cols as u32,
                 d_begin: d,
                 d_end: (d + 5).min(diagonals),
-                phase: 0,
+                ..Default::default()
             };
             let mut disp = Dispatch {
                 params,
