@@ -328,9 +328,9 @@ pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
 /// Shapes follow the inputs: an unbatched `(L, d)` path gets an `(L, d)` gradient (pySigLib returns
 /// `(1, L, d)` there). Time channels have no path point and get no gradient.
 ///
-/// Device: as [`sig_kernel`]. On the GPU each pair's whole refined grid is held in one buffer, so a
-/// grid larger than the adapter's largest buffer is an [`Error::Device`](crate::Error::Device) there (`Device::Auto` then
-/// runs on the CPU, which checkpoints).
+/// Device: as [`sig_kernel`]. On the GPU each pair's refined grid is held in one buffer where it
+/// fits the adapter's largest, else in blocks of rows rebuilt from checkpoint rows, as on the CPU;
+/// `derivs` of the grid's shape (`return_grid`) seed the reverse sweep on the device too.
 pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
     derivs: ArrayView<'_, T, D0>,
     x: ArrayView<'_, T, D1>,
