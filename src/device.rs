@@ -43,20 +43,6 @@ fn resolve(device: &Device) -> Result<Device> {
     })
 }
 
-/// The CPU threads for an operation that has only a CPU driver (asking for a GPU is an error).
-pub(crate) fn cpu_threads(device: &Device, n_jobs: i32) -> Result<usize> {
-    match resolve(device)? {
-        Device::Cpu | Device::Auto => {
-            let threads = threads(n_jobs)?;
-            record(&Backend::Cpu { threads });
-            Ok(threads)
-        }
-        Device::Gpu(_) => Err(Error::Device(
-            "this operation has no GPU kernel; use --device cpu".into(),
-        )),
-    }
-}
-
 /// Resolve the device of an operation with a GPU driver, computing in `precision`, whose cost is
 /// about `work` multiply-adds.
 ///
@@ -150,10 +136,12 @@ pub(crate) fn execute<R>(
                 record(&backend);
                 return Ok(result);
             }
-            Err(e) => {
-                gpu::fall_back(d, Err(e))?;
+            Err(e) if d.auto => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| log::warn!("Device::Auto falls back to the CPU: {e}"));
                 threads(n_jobs)?
             }
+            Err(e) => return Err(e),
         },
     };
     let result = on_cpu(count)?;

@@ -5,10 +5,10 @@ use crate::batch::{
     same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::{self, PathsShape};
-use crate::device::{record, select_for, Backend};
+use crate::device::execute;
 use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
-use crate::{threads, Result, Scalar, SigOptions};
+use crate::{Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
 
 /// The body of [`crate::sig`] (see [`crate::api`]).
@@ -23,38 +23,30 @@ pub(crate) fn sig<T: Scalar>(
     let mut out_shape = p.batch_shape.clone();
     out_shape.push(shape.len() + options.scalar_term as usize);
     let work = workload(p.batch(), &ps, &shape, options);
-    let mut backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
     let output = elements(&out_shape);
-    let fit = |threads| {
-        fit_cpu::<T>(
-            "signature",
-            &shape,
-            ps,
-            p.batch(),
-            output,
-            options,
-            threads,
-            false,
-        )
-    };
-    match &mut backend {
-        Backend::Cpu { threads } => *threads = fit(*threads)?,
-        Backend::Gpu(_) => fit_gpu::<T>("signature", output, p.slice().len())?,
-    }
-    let mut out = zeros::<T>("signature", &out_shape)?;
-    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    if let Backend::Gpu(device) = &backend {
-        let result = gpu::sig(device, &shape, p.slice(), ps, options, out_slice);
-        if gpu::fall_back(device, result)? {
-            backend = Backend::Cpu {
-                threads: fit(threads(options.n_jobs)?)?,
-            };
-        }
-    }
-    if let Backend::Cpu { threads } = backend {
-        cpu::sig(threads, &shape, p.slice(), ps, options, out_slice);
-    }
-    record(&backend);
+    let out = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        work,
+        |device| {
+            fit_gpu::<T>("signature", output, p.slice().len())?;
+            let mut out = zeros::<T>("signature", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            gpu::sig(device, &shape, p.slice(), ps, options, slice)?;
+            Ok(out)
+        },
+        |threads| {
+            let (batch, backward) = (p.batch(), false);
+            let what = "signature";
+            let threads =
+                fit_cpu::<T>(what, &shape, ps, batch, output, options, threads, backward)?;
+            let mut out = zeros::<T>("signature", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            cpu::sig(threads, &shape, p.slice(), ps, options, slice);
+            Ok(out)
+        },
+    )?;
     check_result("signature", &out, 1)?;
     Ok(out)
 }
@@ -80,48 +72,32 @@ pub(crate) fn sig_backprop<T: Scalar>(
     g.check_finite("sig_derivs", false)?;
     // The reverse sweep costs about three forward passes.
     let work = workload(p.batch(), &ps, &shape, options).saturating_mul(3);
-    let mut backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
     let output = elements(p.data.shape());
-    let fit = |threads| {
-        fit_cpu::<T>(
-            "path gradient",
-            &shape,
-            ps,
-            p.batch(),
-            output,
-            options,
-            threads,
-            true,
-        )
-    };
-    match &mut backend {
-        Backend::Cpu { threads } => *threads = fit(*threads)?,
-        Backend::Gpu(_) => {
-            let inputs = p.slice().len() + s.slice().len() + g.slice().len();
-            fit_gpu::<T>("path gradient", output, inputs)?
-        }
-    }
-    let mut out = zeros::<T>("path gradient", p.data.shape())?;
-    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    let st = st as usize;
-    if let Backend::Gpu(device) = &backend {
-        let (paths, sigs, derivs) = (p.slice(), s.slice(), g.slice());
-        let result = gpu::sig_backprop(
-            device, &shape, paths, ps, sigs, derivs, st, options, out_slice,
-        );
-        if gpu::fall_back(device, result)? {
-            backend = Backend::Cpu {
-                threads: fit(threads(options.n_jobs)?)?,
-            };
-        }
-    }
-    if let Backend::Cpu { threads } = backend {
-        let (paths, sigs, derivs) = (p.slice(), s.slice(), g.slice());
-        cpu::sig_backprop(
-            threads, &shape, paths, ps, sigs, derivs, st, options, out_slice,
-        );
-    }
-    record(&backend);
+    let (paths, sigs, derivs, st) = (p.slice(), s.slice(), g.slice(), st as usize);
+    let out = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        work,
+        |device| {
+            let inputs = paths.len() + sigs.len() + derivs.len();
+            fit_gpu::<T>("path gradient", output, inputs)?;
+            let mut out = zeros::<T>("path gradient", p.data.shape())?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            gpu::sig_backprop(device, &shape, paths, ps, sigs, derivs, st, options, slice)?;
+            Ok(out)
+        },
+        |threads| {
+            let (batch, backward) = (p.batch(), true);
+            let what = "path gradient";
+            let threads =
+                fit_cpu::<T>(what, &shape, ps, batch, output, options, threads, backward)?;
+            let mut out = zeros::<T>("path gradient", p.data.shape())?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            cpu::sig_backprop(threads, &shape, paths, ps, sigs, derivs, st, options, slice);
+            Ok(out)
+        },
+    )?;
     check_result("path gradient", &out, 2)?;
     Ok(out)
 }

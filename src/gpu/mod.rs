@@ -308,21 +308,6 @@ pub(crate) fn auto_adapter() -> std::result::Result<GpuDevice, String> {
         })
 }
 
-/// For a call `Device::Auto` sent to the GPU: when the GPU failed, log a warning (once per process,
-/// through the `log` crate) and return `true` so the caller reruns the call on the CPU; otherwise
-/// hand the error on.
-pub(crate) fn fall_back(device: &GpuDevice, result: Result<()>) -> Result<bool> {
-    match result {
-        Ok(()) => Ok(false),
-        Err(e) if device.auto => {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| log::warn!("Device::Auto falls back to the CPU: {e}"));
-            Ok(true)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// Whether `device` computes in f64.
 pub(crate) fn has_f64(device: &GpuDevice) -> Result<bool> {
     Ok(device.entry()?.has_f64())

@@ -22,7 +22,7 @@ use crate::batch::{
 };
 use crate::cpu::par_rows;
 use crate::cpu::PathsShape;
-use crate::device::{execute, record, select_for, Backend};
+use crate::device::{execute, record, Backend};
 use crate::gpu::{self, kernels::Precision};
 use crate::layout::{aug_dim, TensorShape};
 use crate::{sig, sig_backprop, Device, Error, Result, Scalar, SigOptions};
@@ -139,60 +139,51 @@ pub(crate) fn log_sig<T: Scalar>(
         length: shape[shape.len() - 2],
         dim: p.last(),
     };
-    let mut backend = select_for(
+    let out = execute(
         &options.device,
         options.n_jobs,
         Precision::of::<T>(),
         plan.workload(p.batch(), &ps, options),
-    )?;
-    if let Backend::Gpu(device) = &backend {
-        let mut out_shape = p.batch_shape.clone();
-        out_shape.push(plan.out_len(options.scalar_term));
-        let mut out = zeros::<T>("log-signature", &out_shape)?;
-        let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-        let source = gpu::Signatures::Paths {
-            paths: p.slice(),
-            ps,
-            opts: options,
-        };
-        let result = plan.on_gpu(device, source, options, slice);
-        if gpu::fall_back(device, result)? {
-            backend = Backend::Cpu {
-                threads: crate::threads(options.n_jobs)?,
+        |device| {
+            let mut out_shape = p.batch_shape.clone();
+            out_shape.push(plan.out_len(options.scalar_term));
+            let mut out = zeros::<T>("log-signature", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            let source = gpu::Signatures::Paths {
+                paths: p.slice(),
+                ps,
+                opts: options,
             };
-        } else {
-            record(&backend);
-            check_result("log-signature", &out, 1)?;
-            return Ok(out);
-        }
-    }
-    let Backend::Cpu { threads } = backend else {
-        unreachable!("the GPU either answered or fell back")
-    };
-    // `Expanded` has the signature's layout, so the logarithm replaces the signature row by row
-    // and the call allocates (and first-touches) one output, not two.
-    let in_place = plan.basis.is_none();
-    let sig_values = p.batch() as u128 * (plan.shape.len() + options.scalar_term as usize) as u128;
-    let log_values = if in_place {
-        0
-    } else {
-        p.batch() as u128 * plan.out_len(false) as u128
-    };
-    let threads = plan.fit::<T>("log-signature", sig_values, log_values, threads)?;
-    let cpu_options = SigOptions {
-        scalar_term: in_place && options.scalar_term,
-        device: Device::Cpu,
-        ..options.clone()
-    };
-    let mut sigs = sig(paths, degree, &cpu_options)?;
-    let out = if in_place {
-        plan.log_in_place(&mut sigs, cpu_options.scalar_term, threads);
-        sigs
-    } else {
-        let s = Rows::new("sig", sigs.view(), 1)?;
-        plan.forward(&s, false, options.scalar_term, threads)?
-    };
-    record(&Backend::Cpu { threads });
+            plan.on_gpu(device, source, options, slice)?;
+            Ok(out)
+        },
+        |threads| {
+            // `Expanded` has the signature's layout, so the logarithm replaces the signature row by
+            // row and the call allocates (and first-touches) one output, not two.
+            let in_place = plan.basis.is_none();
+            let st = options.scalar_term as usize;
+            let sig_values = p.batch() as u128 * (plan.shape.len() + st) as u128;
+            let log_values = if in_place {
+                0
+            } else {
+                p.batch() as u128 * plan.out_len(false) as u128
+            };
+            let threads = plan.fit::<T>("log-signature", sig_values, log_values, threads)?;
+            let cpu_options = SigOptions {
+                scalar_term: in_place && options.scalar_term,
+                device: Device::Cpu,
+                ..options.clone()
+            };
+            let mut sigs = sig(paths.view(), degree, &cpu_options)?;
+            if in_place {
+                plan.log_in_place(&mut sigs, cpu_options.scalar_term, threads);
+                Ok(sigs)
+            } else {
+                let s = Rows::new("sig", sigs.view(), 1)?;
+                plan.forward(&s, false, options.scalar_term, threads)
+            }
+        },
+    )?;
     check_result("log-signature", &out, 1)?;
     Ok(out)
 }
@@ -236,36 +227,33 @@ pub(crate) fn sig_to_log_sig<T: Scalar>(
     s.check_finite("sig", false)?;
     // About `degree` multiply-adds per coefficient for the logarithm.
     let work = (s.batch() * plan.shape.degree) as u128 * plan.shape.len() as u128;
-    let backend = select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)?;
-    if let Backend::Gpu(device) = &backend {
-        let mut out_shape = s.batch_shape.clone();
-        out_shape.push(plan.out_len(st));
-        let mut out = zeros::<T>("log-signature", &out_shape)?;
-        let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-        let source = gpu::Signatures::Given {
-            sigs: s.slice(),
-            st,
-        };
-        let options = SigOptions {
-            scalar_term: st,
-            ..options.clone()
-        };
-        let result = plan.on_gpu(device, source, &options, slice);
-        if !gpu::fall_back(device, result)? {
-            record(&backend);
-            check_result("log-signature", &out, 1)?;
-            return Ok(out);
-        }
-    }
-    let out_values = s.batch() as u128 * plan.out_len(st) as u128;
-    let threads = plan.fit::<T>(
-        "log-signature",
-        out_values,
-        0,
-        crate::threads(options.n_jobs)?,
+    let out = execute(
+        &options.device,
+        options.n_jobs,
+        Precision::of::<T>(),
+        work,
+        |device| {
+            let mut out_shape = s.batch_shape.clone();
+            out_shape.push(plan.out_len(st));
+            let mut out = zeros::<T>("log-signature", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            let source = gpu::Signatures::Given {
+                sigs: s.slice(),
+                st,
+            };
+            let options = SigOptions {
+                scalar_term: st,
+                ..options.clone()
+            };
+            plan.on_gpu(device, source, &options, slice)?;
+            Ok(out)
+        },
+        |threads| {
+            let out_values = s.batch() as u128 * plan.out_len(st) as u128;
+            let threads = plan.fit::<T>("log-signature", out_values, 0, threads)?;
+            plan.forward(&s, st, st, threads)
+        },
     )?;
-    let out = plan.forward(&s, st, st, threads)?;
-    record(&Backend::Cpu { threads });
     check_result("log-signature", &out, 1)?;
     Ok(out)
 }

@@ -8,10 +8,9 @@
 use super::cpu::{par_pairs, Plan};
 use super::static_kernel::{Lift, Lifted};
 use crate::cpu::par_rows;
-use crate::device::{self, Backend};
-use crate::gpu::{self, kernels::Precision, GpuDevice, KernelGrid, Pairs, StaticGram};
+use crate::gpu::{self, GpuDevice, KernelGrid, Pairs, StaticGram};
 use crate::layout::aug_dim;
-use crate::{Result, Scalar, SigKernelOptions};
+use crate::{Result, Scalar};
 
 /// One side of the pairs: paths laid end to end, `len` values and `n` increments (after the
 /// transforms) each.
@@ -34,18 +33,6 @@ impl<T> Side<'_, T> {
 
 /// Which pair of the two sides the `i`-th kernel of a list is.
 type PairOf<'a> = &'a (dyn Fn(usize) -> (usize, usize) + Sync);
-
-/// The GPU a signature-kernel operation runs on, or `None` for the CPU; `work` estimates its flops
-/// for `Device::Auto`.
-pub(super) fn device_for<T: Scalar>(
-    options: &SigKernelOptions,
-    work: u128,
-) -> Result<Option<GpuDevice>> {
-    match device::select_for(&options.device, options.n_jobs, Precision::of::<T>(), work)? {
-        Backend::Cpu { .. } => Ok(None),
-        Backend::Gpu(d) => Ok(Some(d)),
-    }
-}
 
 /// About eight flops per refined cell and solve; a backward pass costs about three solves.
 pub(super) fn work(pairs: usize, rows: usize, cols: usize, solves: usize) -> u128 {

@@ -26,7 +26,8 @@ use crate::batch::{
     check_bytes, elements, fit_threads, paths as path_rows, same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::par_rows;
-use crate::device::{self, Backend};
+use crate::device;
+use crate::gpu::kernels::Precision;
 use crate::layout::aug_dim;
 use crate::{Error, Result, Scalar};
 use checks::{check_finite_items, check_output};
@@ -58,42 +59,49 @@ pub(crate) fn sig_kernel<T: Scalar>(
     } else {
         1
     };
-    if let Some(device) = gpu::device_for::<T>(options, work)? {
+    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<ArrayD<T>> {
         let mut out = zeros::<T>("signature kernel", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let result = crate::threads(options.n_jobs).and_then(|threads| {
-            if options.return_grid {
-                gpu::grids(&device, &plan, threads, sides, out_slice)
-            } else {
-                gpu::kernels(&device, &plan, threads, sides, out_slice)
-            }
-        });
-        if !crate::gpu::fall_back(&device, result)? {
-            check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
-            device::record(&Backend::Gpu(device));
-            return Ok(out);
-        }
-    }
-    let threads = cpu_threads(&plan, "signature kernel", elements(&shape), 0)?;
-    let mut out = zeros::<T>("signature kernel", &shape)?;
-    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    par_rows(
-        threads,
-        out_slice,
-        per_item,
-        Workspace::default,
-        |ws, i, row| {
-            let (xi, yi) = (&xs[i * lx..(i + 1) * lx], &ys[i * ly..(i + 1) * ly]);
-            if options.return_grid {
-                plan.grid_of(ws, xi, yi, row);
-            } else {
-                row[0] = plan.value(ws, xi, yi);
-            }
-        },
-    );
-    check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
-    Ok(out)
+        let threads = crate::threads(options.n_jobs)?;
+        if options.return_grid {
+            gpu::grids(device, &plan, threads, sides, out_slice)
+        } else {
+            gpu::kernels(device, &plan, threads, sides, out_slice)
+        }?;
+        check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
+        Ok(out)
+    };
+    let on_cpu = |threads: usize| -> Result<ArrayD<T>> {
+        let threads = fit(&plan, "signature kernel", threads, elements(&shape), 0)?;
+        let mut out = zeros::<T>("signature kernel", &shape)?;
+        let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        par_rows(
+            threads,
+            out_slice,
+            per_item,
+            Workspace::default,
+            |ws, i, row| {
+                let (xi, yi) = (&xs[i * lx..(i + 1) * lx], &ys[i * ly..(i + 1) * ly]);
+                if options.return_grid {
+                    plan.grid_of(ws, xi, yi, row);
+                } else {
+                    row[0] = plan.value(ws, xi, yi);
+                }
+            },
+        );
+        check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
+        Ok(out)
+    };
+    let precision = Precision::of::<T>();
+    device::execute(
+        &options.device,
+        options.n_jobs,
+        precision,
+        work,
+        on_gpu,
+        on_cpu,
+    )
 }
 
 /// The body of [`crate::sig_kernel_backprop`] (see [`crate::api`]).
@@ -128,45 +136,52 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let solves = if options.normalize { 9 } else { 3 };
     let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
-    if let Some(device) = gpu::device_for::<T>(options, work)? {
+    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<(ArrayD<T>, ArrayD<T>)> {
         let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
         let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let result = crate::threads(options.n_jobs).and_then(|threads| {
-            gpu::backprop(&device, &plan, threads, sides, ds, dx_slice, dy_slice)
-        });
-        if !crate::gpu::fall_back(&device, result)? {
-            check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
-            check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
-            device::record(&Backend::Gpu(device));
-            return Ok((dx, dy));
-        }
-    }
-    let output = (px.data.len() + py.data.len()) as u128;
-    let threads = cpu_threads(&plan, "signature kernel gradient", output, 0)?;
-    let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
-    let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
-    let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
-    let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
-    par_pairs(threads, dx_slice, lx, dy_slice, ly, |ws, i, dxi, dyi| {
-        let (xi, yi) = (&xs[i * lx..(i + 1) * lx], &ys[i * ly..(i + 1) * ly]);
-        let d = &ds[i * per_item..(i + 1) * per_item];
-        if options.normalize {
-            plan.backprop_normalized(ws, xi, yi, d[0], dxi, dyi);
-        } else {
-            let seed = if options.return_grid {
-                Seed::Grid(d)
+        let threads = crate::threads(options.n_jobs)?;
+        gpu::backprop(device, &plan, threads, sides, ds, dx_slice, dy_slice)?;
+        check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
+        check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
+        Ok((dx, dy))
+    };
+    let on_cpu = |threads: usize| -> Result<(ArrayD<T>, ArrayD<T>)> {
+        let output = (px.data.len() + py.data.len()) as u128;
+        let threads = fit(&plan, "signature kernel gradient", threads, output, 0)?;
+        let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
+        let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
+        let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
+        let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
+        par_pairs(threads, dx_slice, lx, dy_slice, ly, |ws, i, dxi, dyi| {
+            let (xi, yi) = (&xs[i * lx..(i + 1) * lx], &ys[i * ly..(i + 1) * ly]);
+            let d = &ds[i * per_item..(i + 1) * per_item];
+            if options.normalize {
+                plan.backprop_normalized(ws, xi, yi, d[0], dxi, dyi);
             } else {
-                Seed::Last(d[0])
-            };
-            plan.backprop(ws, xi, yi, seed, dxi, dyi);
-        }
-    });
-    check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
-    check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
-    Ok((dx, dy))
+                let seed = if options.return_grid {
+                    Seed::Grid(d)
+                } else {
+                    Seed::Last(d[0])
+                };
+                plan.backprop(ws, xi, yi, seed, dxi, dyi);
+            }
+        });
+        check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
+        check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
+        Ok((dx, dy))
+    };
+    let precision = Precision::of::<T>();
+    device::execute(
+        &options.device,
+        options.n_jobs,
+        precision,
+        work,
+        on_gpu,
+        on_cpu,
+    )
 }
 
 /// The body of [`crate::sig_kernel_gram`] (see [`crate::api`]).
@@ -205,45 +220,53 @@ fn gram<T: Scalar>(
     let symmetric = symmetric && options.dyadic_order.0 == options.dyadic_order.1;
     let mut shape = px.batch_shape.clone();
     shape.extend_from_slice(&py.batch_shape);
-    let mut out = zeros::<T>("Gram matrix", &shape)?;
     let pairs = if symmetric { n * (n + 1) / 2 } else { n * m };
     let work = gpu::work(pairs, grid.rows, grid.cols, 1);
-    if let Some(device) = gpu::device_for::<T>(options, work)? {
+    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<ArrayD<T>> {
+        let mut out = zeros::<T>("Gram matrix", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let result = crate::threads(options.n_jobs)
-            .and_then(|threads| gpu::gram(&device, &plan, threads, sides, symmetric, out_slice));
-        if !crate::gpu::fall_back(&device, result)? {
-            check_output("sig_kernel_gram", out_slice, &shape, 1)?;
-            device::record(&Backend::Gpu(device));
-            return Ok(out);
-        }
-        out_slice.fill(T::zero());
-    }
-    let threads = cpu_threads(&plan, "Gram matrix", elements(&shape), 0)?;
-    let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, symmetric);
-    let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    par_rows(threads, out_slice, 1, Workspace::default, |ws, p, o| {
-        let (i, j) = (p / m, p % m);
-        if symmetric && j < i {
-            return;
-        }
-        let k = plan.kernel(ws, &xs[i * lx..(i + 1) * lx], &ys[j * ly..(j + 1) * ly]);
-        o[0] = if options.normalize {
-            k / (kx[i] * ky[j]).sqrt()
-        } else {
-            k
-        };
-    });
-    if symmetric {
-        for i in 0..n {
-            for j in 0..i {
-                out_slice[i * m + j] = out_slice[j * m + i];
+        let threads = crate::threads(options.n_jobs)?;
+        gpu::gram(device, &plan, threads, sides, symmetric, out_slice)?;
+        check_output("sig_kernel_gram", out_slice, &shape, 1)?;
+        Ok(out)
+    };
+    let on_cpu = |threads: usize| -> Result<ArrayD<T>> {
+        let threads = fit(&plan, "Gram matrix", threads, elements(&shape), 0)?;
+        let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, symmetric);
+        let mut out = zeros::<T>("Gram matrix", &shape)?;
+        let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+        par_rows(threads, out_slice, 1, Workspace::default, |ws, p, o| {
+            let (i, j) = (p / m, p % m);
+            if symmetric && j < i {
+                return;
+            }
+            let k = plan.kernel(ws, &xs[i * lx..(i + 1) * lx], &ys[j * ly..(j + 1) * ly]);
+            o[0] = if options.normalize {
+                k / (kx[i] * ky[j]).sqrt()
+            } else {
+                k
+            };
+        });
+        if symmetric {
+            for i in 0..n {
+                for j in 0..i {
+                    out_slice[i * m + j] = out_slice[j * m + i];
+                }
             }
         }
-    }
-    check_output("sig_kernel_gram", out_slice, &shape, 1)?;
-    Ok(out)
+        check_output("sig_kernel_gram", out_slice, &shape, 1)?;
+        Ok(out)
+    };
+    let precision = Precision::of::<T>();
+    device::execute(
+        &options.device,
+        options.n_jobs,
+        precision,
+        work,
+        on_gpu,
+        on_cpu,
+    )
 }
 
 /// `k(x_i, x_i)` and `k(y_j, y_j)` when normalising (empty otherwise).
@@ -305,85 +328,92 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
     let (lx, ly) = (path_size(&px), path_size(&py));
     let (n, m) = (px.batch(), py.batch());
     let work = gpu::work(n * m, grid.rows, grid.cols, 3);
-    if let Some(device) = gpu::device_for::<T>(options, work)? {
+    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<(ArrayD<T>, ArrayD<T>)> {
         let mut dx = zeros::<T>("paths1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("paths2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
         let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let result = crate::threads(options.n_jobs).and_then(|threads| {
-            gpu::gram_backprop(&device, &plan, threads, sides, ds, dx_slice, dy_slice)
+        let threads = crate::threads(options.n_jobs)?;
+        gpu::gram_backprop(device, &plan, threads, sides, ds, dx_slice, dy_slice)?;
+        check_output("paths1 gradient", dx_slice, &px.batch_shape, lx)?;
+        check_output("paths2 gradient", dy_slice, &py.batch_shape, ly)?;
+        Ok((dx, dy))
+    };
+    let on_cpu = |threads: usize| -> Result<(ArrayD<T>, ArrayD<T>)> {
+        let (size_x, size_y) = (n * lx, m * ly);
+        let extra = if options.normalize { m } else { 0 };
+        // Each worker's accumulator, and the one it is reduced into; the gradients are copied out.
+        let acc_len = (size_x + size_y + extra) as u128;
+        let what = "Gram matrix gradient";
+        let threads = fit(&plan, what, threads, 2 * acc_len, 2 * acc_len)?;
+        let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, false);
+        // One accumulator: dxs, then dys, then (normalising) Σ_i w_ij·k̃_ij for each y_j.
+        let mut acc = par_sum(threads, n, size_x + size_y + extra, |ws, i, acc| {
+            let (dxs, rest) = acc.split_at_mut(size_x);
+            let (dys, y_weights) = rest.split_at_mut(size_y);
+            let xi = &xs[i * lx..(i + 1) * lx];
+            let dxi = &mut dxs[i * lx..(i + 1) * lx];
+            let mut x_weight = T::zero();
+            for j in 0..m {
+                let w = ds[i * m + j];
+                if w == T::zero() {
+                    continue;
+                }
+                let (yj, dyj) = (&ys[j * ly..(j + 1) * ly], &mut dys[j * ly..(j + 1) * ly]);
+                if options.normalize {
+                    let s = (kx[i] * ky[j]).sqrt();
+                    let kt = plan.backprop(ws, xi, yj, Seed::Last(w / s), dxi, dyj) / s;
+                    x_weight += w * kt;
+                    y_weights[j] += w * kt;
+                } else {
+                    plan.backprop(ws, xi, yj, Seed::Last(w), dxi, dyj);
+                }
+            }
+            if options.normalize && x_weight != T::zero() {
+                let c = -x_weight * T::from_f64(0.5) / kx[i];
+                plan.backprop_self(ws, xi, c, dxi);
+            }
         });
-        if !crate::gpu::fall_back(&device, result)? {
-            check_output("paths1 gradient", dx_slice, &px.batch_shape, lx)?;
-            check_output("paths2 gradient", dy_slice, &py.batch_shape, ly)?;
-            device::record(&Backend::Gpu(device));
-            return Ok((dx, dy));
-        }
-    }
-    let (size_x, size_y) = (n * lx, m * ly);
-    let extra = if options.normalize { m } else { 0 };
-    // Each worker's accumulator, and the one it is reduced into; the gradients are copied out.
-    let acc_len = (size_x + size_y + extra) as u128;
-    let what = "Gram matrix gradient";
-    let threads = cpu_threads(&plan, what, 2 * acc_len, 2 * acc_len)?;
-    let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, false);
-    // One accumulator: dxs, then dys, then (normalising) Σ_i w_ij·k̃_ij for each y_j.
-    let mut acc = par_sum(threads, n, size_x + size_y + extra, |ws, i, acc| {
         let (dxs, rest) = acc.split_at_mut(size_x);
         let (dys, y_weights) = rest.split_at_mut(size_y);
-        let xi = &xs[i * lx..(i + 1) * lx];
-        let dxi = &mut dxs[i * lx..(i + 1) * lx];
-        let mut x_weight = T::zero();
-        for j in 0..m {
-            let w = ds[i * m + j];
-            if w == T::zero() {
-                continue;
-            }
-            let (yj, dyj) = (&ys[j * ly..(j + 1) * ly], &mut dys[j * ly..(j + 1) * ly]);
-            if options.normalize {
-                let s = (kx[i] * ky[j]).sqrt();
-                let kt = plan.backprop(ws, xi, yj, Seed::Last(w / s), dxi, dyj) / s;
-                x_weight += w * kt;
-                y_weights[j] += w * kt;
-            } else {
-                plan.backprop(ws, xi, yj, Seed::Last(w), dxi, dyj);
-            }
+        if options.normalize && size_y > 0 {
+            par_rows(threads, dys, ly, Workspace::default, |ws, j, dyj| {
+                if y_weights[j] != T::zero() {
+                    let c = -y_weights[j] * T::from_f64(0.5) / ky[j];
+                    plan.backprop_self(ws, &ys[j * ly..(j + 1) * ly], c, dyj);
+                }
+            });
         }
-        if options.normalize && x_weight != T::zero() {
-            let c = -x_weight * T::from_f64(0.5) / kx[i];
-            plan.backprop_self(ws, xi, c, dxi);
-        }
-    });
-    let (dxs, rest) = acc.split_at_mut(size_x);
-    let (dys, y_weights) = rest.split_at_mut(size_y);
-    if options.normalize && size_y > 0 {
-        par_rows(threads, dys, ly, Workspace::default, |ws, j, dyj| {
-            if y_weights[j] != T::zero() {
-                let c = -y_weights[j] * T::from_f64(0.5) / ky[j];
-                plan.backprop_self(ws, &ys[j * ly..(j + 1) * ly], c, dyj);
-            }
-        });
-    }
-    check_output("paths1 gradient", dxs, &px.batch_shape, lx)?;
-    check_output("paths2 gradient", dys, &py.batch_shape, ly)?;
-    let dx = ArrayD::from_shape_vec(px.data.shape(), dxs.to_vec())
-        .expect("the accumulator is laid out like paths1");
-    let dy = ArrayD::from_shape_vec(py.data.shape(), dys.to_vec())
-        .expect("the accumulator is laid out like paths2");
-    Ok((dx, dy))
+        check_output("paths1 gradient", dxs, &px.batch_shape, lx)?;
+        check_output("paths2 gradient", dys, &py.batch_shape, ly)?;
+        let dx = ArrayD::from_shape_vec(px.data.shape(), dxs.to_vec())
+            .expect("the accumulator is laid out like paths1");
+        let dy = ArrayD::from_shape_vec(py.data.shape(), dys.to_vec())
+            .expect("the accumulator is laid out like paths2");
+        Ok((dx, dy))
+    };
+    let precision = Precision::of::<T>();
+    device::execute(
+        &options.device,
+        options.n_jobs,
+        precision,
+        work,
+        on_gpu,
+        on_cpu,
+    )
 }
 
-/// The CPU threads for a call that runs on the CPU: the options' count, lowered until `output`
-/// elements and each thread's workspace (the plan's, plus `per_thread` elements) fit in memory.
-fn cpu_threads<T: Scalar>(
+/// The CPU threads for a call that runs on the CPU: `threads`, lowered until `output` elements and
+/// each thread's workspace (the plan's, plus `per_thread` elements) fit in memory.
+fn fit<T: Scalar>(
     plan: &Plan<'_, T>,
     what: &str,
+    threads: usize,
     output: u128,
     per_thread: u128,
 ) -> Result<usize> {
     let size = std::mem::size_of::<T>() as u128;
-    let threads = device::cpu_threads(&plan.opts.device, plan.opts.n_jobs)?;
     fit_threads(what, threads, |_| Memory {
         output: output.saturating_mul(size),
         shared: 0,
@@ -581,16 +611,16 @@ mod tests {
             ..Default::default()
         };
         let available = available_memory();
-        let fitted = cpu_threads(&plan_with(available * 45 / 100, &options), "k", 0, 0).unwrap();
+        let fitted = fit(&plan_with(available * 45 / 100, &options), "k", 8, 0, 0).unwrap();
         assert!((1..=2).contains(&fitted), "{fitted} threads");
-        let small = cpu_threads(&plan_with(1 << 20, &options), "k", 0, 0).unwrap();
+        let small = fit(&plan_with(1 << 20, &options), "k", 8, 0, 0).unwrap();
         assert_eq!(small, 8);
-        match cpu_threads(&plan_with(available * 3 / 2, &options), "k", 0, 0) {
+        match fit(&plan_with(available * 3 / 2, &options), "k", 8, 0, 0) {
             Err(Error::TooLarge { what, .. }) => assert!(what.contains("workspace"), "{what}"),
             other => panic!("expected TooLarge, got {other:?}"),
         }
         // The output and each thread's own elements count too.
         let elems = available / 8 * 6 / 10;
-        assert!(cpu_threads(&plan_with(0, &options), "k", elems, elems).is_err());
+        assert!(fit(&plan_with(0, &options), "k", 8, elems, elems).is_err());
     }
 }
