@@ -66,12 +66,23 @@ impl<'a, T: Scalar> Rows<'a, T> {
             *slot = item_flat % n;
             item_flat /= n;
         }
+        let value = self.slice()[flat].to_f64();
+        if !points {
+            // A row of coefficients (a signature, its derivatives), not a path: name the entry.
+            let index = flat % per_item;
+            return Err(Error::NonFiniteValue {
+                what,
+                item,
+                index,
+                value,
+            });
+        }
         Err(Error::NonFinite {
             what,
             item,
             point: (flat % per_item) / channels,
             channel: flat % channels,
-            value: self.slice()[flat].to_f64(),
+            value,
         })
     }
 }
@@ -272,19 +283,21 @@ pub(crate) fn check_result<T: Scalar>(
     let per_item = out.shape()[batch_shape.len()..].iter().product();
     match first_non_finite(data, batch_shape, per_item) {
         None => Ok(()),
-        Some((item, _)) => Err(Error::ResultOverflow { what, item }),
+        Some((item, _, _)) => Err(Error::ResultOverflow { what, item }),
     }
 }
 
-/// The batch index of the first item holding a NaN or infinity, and that value.
+/// The first NaN or infinity: its batch item, its index within the item, and the value.
 pub(crate) fn first_non_finite<T: Scalar>(
     data: &[T],
     batch_shape: &[usize],
     per_item: usize,
-) -> Option<(Vec<usize>, f64)> {
+) -> Option<(Vec<usize>, usize, f64)> {
     let flat = data.iter().position(|v| !v.is_finite())?;
+    let per_item = per_item.max(1);
     Some((
-        unravel(flat / per_item.max(1), batch_shape),
+        unravel(flat / per_item, batch_shape),
+        flat % per_item,
         data[flat].to_f64(),
     ))
 }

@@ -212,7 +212,7 @@ pub fn run(device: &Device) -> Result<DemoReport> {
     let train_sig = sig(train_paths.view(), DEGREE, &options)?;
     let test_sig = sig(test_paths.view(), DEGREE, &options)?;
     let feature_ms = feature_start.elapsed().as_secs_f64() * 1e3;
-    let used = crate::last_backend();
+    let used = crate::last_backend().map_or_else(String::new, |b| b.to_string());
     let features = sig_length(channels, DEGREE, &options)?;
     let to2 = |a: ndarray::ArrayD<f64>| {
         a.into_dimensionality::<ndarray::Ix2>()

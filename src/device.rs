@@ -13,30 +13,44 @@ pub enum Backend {
     Gpu(GpuDevice),
 }
 
-thread_local! {
-    static LAST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+impl Backend {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Backend::Gpu(_))
+    }
 }
 
-/// Where the most recent successful call on this thread ran: `"cpu"`, or `"gpu (<adapter>)"` —
-/// what `Device::Auto` chose, after any fallback. Empty before the first call.
-pub fn last_backend() -> String {
+/// `cpu`, or `gpu (<adapter name>)`.
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Cpu { .. } => write!(f, "cpu"),
+            Backend::Gpu(d) => write!(f, "gpu ({})", d.name),
+        }
+    }
+}
+
+thread_local! {
+    static LAST: std::cell::RefCell<Option<Backend>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Where the most recent successful call on this thread ran — what `Device::Auto` chose, after any
+/// fallback — or `None` before the first call. It displays as `cpu` or `gpu (<adapter>)`.
+pub fn last_backend() -> Option<Backend> {
     LAST.with(|l| l.borrow().clone())
 }
 
 /// Record where a call ran, for [`last_backend`].
 pub(crate) fn record(backend: &Backend) {
-    let name = match backend {
-        Backend::Cpu { .. } => "cpu".to_string(),
-        Backend::Gpu(d) => format!("gpu ({})", d.name),
-    };
-    LAST.with(|l| *l.borrow_mut() = name);
+    LAST.with(|l| *l.borrow_mut() = Some(backend.clone()));
 }
 
 /// `device`, with `ROUGHSIG_DEVICE=cpu|gpu|auto` replacing `Auto`.
 fn resolve(device: &Device) -> Result<Device> {
     Ok(match device {
         Device::Auto => match std::env::var("ROUGHSIG_DEVICE") {
-            Ok(name) if !name.is_empty() => name.parse()?,
+            Ok(name) if !name.is_empty() => name.parse().map_err(|e| {
+                Error::invalid(format!("environment variable ROUGHSIG_DEVICE: {e}"))
+            })?,
             _ => Device::Auto,
         },
         other => other.clone(),

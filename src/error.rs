@@ -26,6 +26,15 @@ pub enum Error {
         channel: usize,
         value: f64,
     },
+    /// NaN or infinity inside an input that is not a path (signatures, derivatives): the batch item
+    /// and the entry's index within it.
+    #[error("{what} contains {value} at batch item {item:?}, entry {index}")]
+    NonFiniteValue {
+        what: &'static str,
+        item: Vec<usize>,
+        index: usize,
+        value: f64,
+    },
     /// A size that must be at least 1 (the degree or dimension of a log-signature) is 0.
     #[error("{what} must be a positive integer, got {what} = 0")]
     NotPositive { what: &'static str },

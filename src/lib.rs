@@ -48,6 +48,9 @@ pub use device::{last_backend, Backend};
 pub use error::{Error, Result};
 pub use layout::{sig_length, TensorShape, MAX_DEGREE};
 pub use logsig::{log_sig_length, lyndon_word_index, lyndon_words, LogSigMethod};
+/// The `ndarray` release roughsig's functions take and return: `roughsig::ndarray::Array3` and the
+/// rest, so a dependent's arrays always have roughsig's `ndarray` version.
+pub use ndarray;
 pub use options::{max_threads, threads, Device, SigOptions, MIN_THREAD_CAP};
 pub use scalar::Scalar;
 pub use sig_kernel::{SigKernelOptions, StaticKernel};

@@ -1,10 +1,10 @@
 //! Run-time CPU-feature dispatch and small-dimension specialisation for the innermost loops.
 //!
 //! One portable binary: the generic loop bodies are compiled three times — baseline, AVX2+FMA and
-//! AVX-512 — and [`multiversion!`] picks one per call from features detected once. The AVX-512
-//! build runs the explicit row kernels of [`super::vector`] at 512 bits where a row is whole
+//! AVX-512 — and `multiversion!` picks one per call from features detected once. The AVX-512
+//! build runs the explicit row kernels of `algebra::vector` at 512 bits where a row is whole
 //! 512-bit vectors and at 256 bits elsewhere, and LLVM vectorises the plain loops (those of the
-//! words-reversed steps, [`super::reversed`]) at 512 bits. Inside each, the
+//! words-reversed steps, `algebra::reversed`) at 512 bits. Inside each, the
 //! path dimension is made a compile-time constant for `d ≤ 8` and `d = 16`, so that a row of `d`
 //! coefficients becomes a handful of vector instructions; `D = 0` means "not specialised".
 
@@ -13,11 +13,11 @@ use crate::Scalar;
 /// How `a·b + c` is computed: fused where the CPU has FMA, separately otherwise (`mul_add` without
 /// FMA hardware is a slow libm call).
 pub trait MulAdd {
-    /// Whether the explicit AVX2 row loops of [`super::vector`] may run (only inside code compiled
-    /// for AVX2+FMA, which is where [`multiversion!`] uses `Fused`).
+    /// Whether the explicit AVX2 row loops of `algebra::vector` may run (only inside code compiled
+    /// for AVX2+FMA, which is where `multiversion!` uses `Fused`).
     const VECTOR: bool;
     /// Whether the AVX-512 row kernels may run too (only inside code compiled for AVX-512, where
-    /// [`multiversion!`] uses `Fused512`).
+    /// `multiversion!` uses `Fused512`).
     const WIDE: bool = false;
     fn madd<T: Scalar>(a: T, b: T, c: T) -> T;
 }

@@ -36,7 +36,7 @@ impl Timing<'_> {
         };
         // The GPU's account of the last repeat, when it ran there.
         let gpu = crate::gpu::last_gpu_report()
-            .filter(|_| crate::last_backend().starts_with("gpu"))
+            .filter(|_| crate::last_backend().is_some_and(|b| b.is_gpu()))
             .map(|r| {
                 serde_json::json!({
                     "op": r.op,
@@ -53,7 +53,7 @@ impl Timing<'_> {
             });
         let line = serde_json::json!({
             "op": self.op,
-            "device": crate::last_backend(),
+            "device": crate::last_backend().map(|b| b.to_string()),
             "requested_device": device_name(&self.common.device),
             "threads": crate::threads(self.common.jobs)?,
             "dtype": self.dtype,

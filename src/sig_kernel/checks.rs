@@ -12,11 +12,10 @@ pub(super) fn check_finite_items<T: Scalar>(
 ) -> Result<()> {
     match first_non_finite(data, batch_shape, per_item) {
         None => Ok(()),
-        Some((item, value)) => Err(Error::NonFinite {
+        Some((item, index, value)) => Err(Error::NonFiniteValue {
             what,
             item,
-            point: 0,
-            channel: 0,
+            index,
             value,
         }),
     }
@@ -31,6 +30,6 @@ pub(super) fn check_output<T: Scalar>(
 ) -> Result<()> {
     match first_non_finite(data, batch_shape, per_item) {
         None => Ok(()),
-        Some((item, _)) => Err(Error::KernelOverflow { what, item }),
+        Some((item, _, _)) => Err(Error::KernelOverflow { what, item }),
     }
 }

@@ -385,6 +385,25 @@ fn repeat_prints_one_json_line() {
     assert!(v["min_ms"].as_f64().unwrap() <= v["median_ms"].as_f64().unwrap());
 }
 
+/// A bad `ROUGHSIG_DEVICE` is one error line naming the variable and the value.
+#[test]
+fn a_bad_device_variable_is_named() {
+    let dir = scratch("bad-device-env");
+    let case = golden("sig_flags_d2_L10_deg4_ta1_ll1_et2.5_st1");
+    let out = Command::new(BIN)
+        .args(["sig", &p(&case.join("path.npy")), "--degree", "2", "-o"])
+        .arg(dir.join("o.npy"))
+        .env("ROUGHSIG_DEVICE", "garbage")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ROUGHSIG_DEVICE") && stderr.contains("garbage"),
+        "{stderr}"
+    );
+}
+
 /// `sig-combine` on the GPU from the command line: the golden result, and `--repeat`'s JSON carries
 /// the device's report (skipped without an adapter, like the other GPU tests).
 #[test]

@@ -54,13 +54,18 @@ fn non_finite_points_are_located() {
     let s = sig(good.view(), 2, &opts()).unwrap();
     let mut w = s.clone();
     w[[0, 1]] = f64::NAN;
-    assert!(matches!(
-        sig_backprop(good.view(), s.view(), w.view(), 2, &opts()),
-        Err(Error::NonFinite {
+    // A coefficient, not a point, is named in a row of coefficients.
+    let err = sig_backprop(good.view(), s.view(), w.view(), 2, &opts()).unwrap_err();
+    match &err {
+        Error::NonFiniteValue {
             what: "sig_derivs",
+            item,
+            index,
             ..
-        })
-    ));
+        } => assert_eq!((item.as_slice(), *index), (&[0][..], 1)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("batch item [0], entry 1"), "{err}");
 }
 
 #[test]

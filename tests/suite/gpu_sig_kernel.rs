@@ -72,7 +72,10 @@ fn check_kernel(
         tol,
         tol,
     );
-    assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+    assert!(
+        roughsig::last_backend().is_some_and(|b| b.is_gpu()),
+        "{what}"
+    );
 }
 
 /// Lengths 1..300, dimensions 1..5, dyadic orders 0..2 (also asymmetric), the transforms, and every
@@ -271,7 +274,10 @@ fn check_backprop(
     let gpu_opts = kernel_on(device, opts);
     if f64 {
         let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &gpu_opts).unwrap();
-        assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+        assert!(
+            roughsig::last_backend().is_some_and(|b| b.is_gpu()),
+            "{what}"
+        );
         assert_close(&format!("dx f64, {what}"), &gx, &wx, 1e-9, 1e-10);
         assert_close(&format!("dy f64, {what}"), &gy, &wy, 1e-9, 1e-10);
     }
@@ -281,7 +287,10 @@ fn check_backprop(
     let diagonals = steps(l1, opts.dyadic_order.0) + steps(l2, opts.dyadic_order.1) + 1;
     let base = 1e-4 * (1.0 + (diagonals as f64).sqrt());
     let (gx, gy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &gpu_opts).unwrap();
-    assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+    assert!(
+        roughsig::last_backend().is_some_and(|b| b.is_gpu()),
+        "{what}"
+    );
     for (name, got, cpu32, want) in [("dx", &gx, &cx, &wx), ("dy", &gy, &cy, &wy)] {
         let tol = base + 3.0 * rel_err(&to_f64(cpu32), want);
         assert_close(&format!("{name} f32, {what}"), &to_f64(got), want, tol, tol);
@@ -394,7 +403,10 @@ fn sig_kernel_backward_checkpointed_and_seeded_on_gpu() {
                     sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &gpu_opts).unwrap();
                 (2e-3, (to_f64(&got.0), to_f64(&got.1)))
             };
-            assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+            assert!(
+                roughsig::last_backend().is_some_and(|b| b.is_gpu()),
+                "{what}"
+            );
             assert_close(&format!("dx, {what}"), &got.0, &wx, tol, tol);
             assert_close(&format!("dy, {what}"), &got.1, &wy, tol, tol);
             if return_grid && !normalize && f64 {
@@ -496,7 +508,12 @@ fn check_gram(
     let want = sig_kernel_gram(xs.view(), ys.view(), &cpu_opts).unwrap();
     let want_sym = sig_kernel_gram_sym(xs.view(), &cpu_opts).unwrap();
     let (wx, wy) = sig_kernel_gram_backprop(d.view(), xs.view(), ys.view(), &cpu_opts).unwrap();
-    let on_gpu = || assert!(roughsig::last_backend().starts_with("gpu"), "{what}");
+    let on_gpu = || {
+        assert!(
+            roughsig::last_backend().is_some_and(|b| b.is_gpu()),
+            "{what}"
+        )
+    };
     if f64 {
         let got = sig_kernel_gram(xs.view(), ys.view(), &gpu_opts).unwrap();
         on_gpu();

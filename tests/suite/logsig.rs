@@ -410,7 +410,7 @@ fn log_sig_bad_inputs_are_errors() {
         nan[[1, 0]] = f64::NAN;
         assert!(matches!(
             sig_to_log_sig_backprop(s.view(), nan.view(), 3, 2, method, &opts),
-            Err(Error::NonFinite { .. })
+            Err(Error::NonFiniteValue { .. })
         ));
         let gpu = SigOptions {
             device: Device::Gpu(None),

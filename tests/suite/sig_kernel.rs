@@ -492,7 +492,7 @@ fn bad_inputs_are_typed_errors() {
     let y = random(&[2, 5, 3], 26);
     assert!(matches!(
         sig_kernel_backprop(w.view(), x.view(), y.view(), &opts),
-        Err(Error::NonFinite { .. })
+        Err(Error::NonFiniteValue { index: 0, .. })
     ));
     // Derivatives of the wrong shape.
     let w = random(&[3], 27);
