@@ -36,7 +36,7 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for order in [0, 2] {
         let opts = SigKernelOptions {
-            dyadic_order: (order, order),
+            dyadic_order: (order, order).into(),
             device: Device::Cpu,
             n_jobs: -1,
             ..Default::default()

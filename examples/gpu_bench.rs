@@ -199,7 +199,7 @@ fn row(op: &str, dtype: &str, shape: &str, gpu: (f64, Option<f64>), cpu: f64) {
 
 fn kernel_options(device: Device, lam: usize) -> SigKernelOptions {
     SigKernelOptions {
-        dyadic_order: (lam, lam),
+        dyadic_order: (lam, lam).into(),
         device,
         ..Default::default()
     }

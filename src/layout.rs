@@ -4,7 +4,7 @@
 //! `offset_k + i1·d^(k-1) + … + ik`. Levels are stored one after the other, level 1 first; the
 //! optional scalar term (level 0, the constant 1) is prepended only at the API boundary.
 
-use crate::{Error, Result};
+use crate::{Error, Result, SigOptions};
 
 /// The levels `1..=degree` of a truncated tensor series over `R^dim`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,4 +143,22 @@ pub fn sig_length(dim: usize, degree: usize, options: &crate::SigOptions) -> Res
     let len = TensorShape::new(d, degree)?.len();
     len.checked_add(options.scalar_term as usize)
         .ok_or(Error::Overflow { dim: d, degree })
+}
+
+/// The shape of a batch of paths: paths of `length` points in `R^dim`, stored contiguously.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PathsShape {
+    pub length: usize,
+    pub dim: usize,
+}
+
+impl PathsShape {
+    /// Increments per path after the transforms.
+    pub(crate) fn increments(&self, opts: &SigOptions) -> usize {
+        match self.length {
+            0 => 0,
+            n if opts.lead_lag => 2 * (n - 1),
+            n => n - 1,
+        }
+    }
 }

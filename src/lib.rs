@@ -53,4 +53,4 @@ pub use logsig::{log_sig_length, lyndon_word_index, lyndon_words, LogSigMethod};
 pub use ndarray;
 pub use options::{max_threads, threads, Device, SigOptions, MIN_THREAD_CAP};
 pub use scalar::Scalar;
-pub use sig_kernel::{SigKernelOptions, StaticKernel};
+pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};

@@ -4,10 +4,10 @@ use crate::batch::{
     check_result, elements, fit_gpu, fit_threads, infer_scalar_term, paths as path_rows,
     same_batch, zeros, Memory, Rows,
 };
-use crate::cpu::{self, PathsShape};
+use crate::cpu;
 use crate::device::execute;
 use crate::gpu::{self, kernels::Precision};
-use crate::layout::{aug_dim, TensorShape};
+use crate::layout::{aug_dim, PathsShape, TensorShape};
 use crate::{Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
 

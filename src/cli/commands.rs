@@ -304,7 +304,7 @@ fn options(transform: &Transform, common: &Common) -> SigOptions {
 
 fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
     SigKernelOptions {
-        dyadic_order: kernel.dyadic_order,
+        dyadic_order: kernel.dyadic_order.into(),
         static_kernel: kernel.static_kernel,
         time_aug: kernel.transform.flags.time_aug,
         lead_lag: kernel.transform.flags.lead_lag,

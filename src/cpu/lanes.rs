@@ -2,11 +2,12 @@
 //! lane-interleaved (see `algebra::lanes`), with `L` the lane count of the scalar type.
 
 use super::par_rows;
-use super::sig::{PathsShape, Workspace};
+use super::sig::Workspace;
 use crate::algebra::{
     fill_lanes, lane_count, mul_exp_backprop_lanes, mul_exp_lanes, AlignedVec, Increments,
     LaneScratch,
 };
+use crate::layout::PathsShape;
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
 

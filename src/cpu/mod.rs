@@ -4,7 +4,7 @@ mod lanes;
 mod sig;
 mod split;
 
-pub(crate) use sig::PathsShape;
+use crate::layout::PathsShape;
 
 pub(crate) use sig::{sig, sig_backprop};
 

@@ -7,7 +7,7 @@ use crate::algebra::{
     AlignedVec, HornerScratch, Increments, LeadLagScratch, StepLayout, Support, FUSED_PAIRS,
     FUSED_STEPS, REVERSED_STEPS,
 };
-use crate::layout::TensorShape;
+use crate::layout::{PathsShape, TensorShape};
 use crate::{Scalar, SigOptions};
 
 /// Everything one thread needs to process paths, allocated once.
@@ -235,23 +235,8 @@ pub(super) fn sig_backprop_path<T: Scalar>(
     }
 }
 
-/// The shape of a batch of paths: `batch` paths of `length` points in `R^dim`, stored contiguously.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PathsShape {
-    pub length: usize,
-    pub dim: usize,
-}
-
 impl PathsShape {
-    /// Increments per path after the transforms.
-    pub(super) fn increments(&self, opts: &SigOptions) -> usize {
-        match self.length {
-            0 => 0,
-            n if opts.lead_lag => 2 * (n - 1),
-            n => n - 1,
-        }
-    }
-
+    /// The increments of path `i` of `paths`, transformed as `opts` says.
     pub(super) fn path<'a, T: Scalar>(
         &self,
         paths: &'a [T],

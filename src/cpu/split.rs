@@ -8,8 +8,9 @@
 //! of the join, and each piece's sweep runs on its own thread into its own gradient buffer.
 
 use super::par_rows;
-use super::sig::{sig_backprop_path, sig_path, PathsShape, Workspace};
+use super::sig::{sig_backprop_path, sig_path, Workspace};
 use crate::algebra::{sig_inverse, tensor_mul, tensor_mul_backprop};
+use crate::layout::PathsShape;
 use crate::layout::TensorShape;
 use crate::{Scalar, SigOptions};
 use rayon::prelude::*;

@@ -4,8 +4,7 @@
 use super::context::Context;
 use super::kernels::{Precision, WORKGROUP_SIZE};
 use super::GpuDevice;
-use crate::cpu::PathsShape;
-use crate::layout::TensorShape;
+use crate::layout::{PathsShape, TensorShape};
 use crate::{Error, Result, Scalar, SigOptions};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -17,8 +17,7 @@ use super::sig::rows::{per_row, values, RowCall};
 use super::sig::wgsl::{LYNDON_SOLVE, TENSOR_LOG_BACKPROP};
 use super::sig::{run, Inputs};
 use super::GpuDevice;
-use crate::cpu::PathsShape;
-use crate::layout::TensorShape;
+use crate::layout::{PathsShape, TensorShape};
 use crate::{Error, Result, Scalar, SigOptions};
 use std::sync::Arc;
 

@@ -21,10 +21,9 @@ use crate::batch::{
     same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::par_rows;
-use crate::cpu::PathsShape;
 use crate::device::{execute, record, Backend};
 use crate::gpu::{self, kernels::Precision};
-use crate::layout::{aug_dim, TensorShape};
+use crate::layout::{aug_dim, PathsShape, TensorShape};
 use crate::{sig, sig_backprop, Device, Error, Result, Scalar, SigOptions};
 use lyndon::Basis;
 use ndarray::{ArrayD, ArrayViewD};

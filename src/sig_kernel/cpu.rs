@@ -36,7 +36,7 @@ pub(crate) struct Workspace<T> {
 impl<T: Scalar> Plan<'_, T> {
     /// The grid of a pair of sides: `(n_a, n_b)` increments.
     pub fn grid(&self, na: usize, nb: usize) -> Result<Grid> {
-        Grid::new(na, nb, self.opts.dyadic_order)
+        Grid::new(na, nb, self.opts.dyadic_order.pair())
     }
 
     fn load(&self, ws: &mut Workspace<T>, x: &[T], y: &[T]) {
@@ -53,7 +53,7 @@ impl<T: Scalar> Plan<'_, T> {
         } = ws;
         // The scheme is symmetric in its two paths (the grid transposes), so the sweep runs along
         // the longer one and keeps rows of the shorter: O(min(L1, L2)) memory.
-        let (l1, l2) = self.opts.dyadic_order;
+        let (l1, l2) = self.opts.dyadic_order.pair();
         let (x, y, order) = if (y.n << l2) > (x.n << l1) {
             (&*y, &*x, (l2, l1))
         } else {
@@ -83,7 +83,7 @@ impl<T: Scalar> Plan<'_, T> {
     /// The whole PDE grid of `(x, y)` into `out`.
     pub fn grid_of(&self, ws: &mut Workspace<T>, x: &[T], y: &[T], out: &mut [T]) {
         self.load(ws, x, y);
-        let grid = Grid::new(ws.x.n, ws.y.n, self.opts.dyadic_order)
+        let grid = Grid::new(ws.x.n, ws.y.n, self.opts.dyadic_order.pair())
             .expect("grid sizes are checked before computing");
         let Workspace {
             x, y, kappa, pde, ..
@@ -97,7 +97,7 @@ impl<T: Scalar> Plan<'_, T> {
     /// `ws.y.grad` (route them with [`Plan::route`]) and returns `k(x, y)`.
     fn backprop_core(&self, ws: &mut Workspace<T>, x: &[T], y: &[T], seed: Seed<'_, T>) -> T {
         self.load(ws, x, y);
-        let grid = Grid::new(ws.x.n, ws.y.n, self.opts.dyadic_order)
+        let grid = Grid::new(ws.x.n, ws.y.n, self.opts.dyadic_order.pair())
             .expect("grid sizes are checked before computing");
         let cells = ws.x.n * ws.y.n;
         ws.g.resize(cells, T::zero());

@@ -40,7 +40,7 @@ pub(super) fn work(pairs: usize, rows: usize, cols: usize, solves: usize) -> u12
 }
 
 fn kernel_grid<T>(plan: &Plan<'_, T>, n1: usize, n2: usize) -> KernelGrid {
-    let (lam1, lam2) = plan.opts.dyadic_order;
+    let (lam1, lam2) = plan.opts.dyadic_order.pair();
     KernelGrid {
         n1,
         n2,

@@ -20,7 +20,7 @@ mod options;
 pub(crate) mod pde;
 mod static_kernel;
 
-pub use options::{SigKernelOptions, StaticKernel};
+pub use options::{DyadicOrder, SigKernelOptions, StaticKernel};
 
 use crate::batch::{
     check_bytes, elements, fit_threads, paths as path_rows, same_batch, zeros, Memory, Rows,

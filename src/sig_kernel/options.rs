@@ -12,7 +12,7 @@ pub enum StaticKernel {
     #[default]
     Linear,
     /// `κ(p, q) = <s·p, s·q> = s²<p, q>` (pySigLib's `ScaledLinearKernel(scale=s)`).
-    ScaledLinear(f64),
+    ScaledLinear { scale: f64 },
     /// `κ(p, q) = exp(−|p − q|² / σ)` (pySigLib's `RBFKernel(sigma=σ)`; note σ, not 2σ²).
     Rbf { sigma: f64 },
 }
@@ -21,8 +21,8 @@ impl StaticKernel {
     fn validate(&self) -> Result<()> {
         match *self {
             StaticKernel::Linear => Ok(()),
-            StaticKernel::ScaledLinear(s) if s.is_finite() => Ok(()),
-            StaticKernel::ScaledLinear(s) => Err(Error::invalid(format!(
+            StaticKernel::ScaledLinear { scale: s } if s.is_finite() => Ok(()),
+            StaticKernel::ScaledLinear { scale: s } => Err(Error::invalid(format!(
                 "the scaled-linear kernel's scale must be finite, got {s}"
             ))),
             StaticKernel::Rbf { sigma } if sigma.is_finite() && sigma > 0.0 => Ok(()),
@@ -56,7 +56,9 @@ impl std::str::FromStr for StaticKernel {
             "rbf" => StaticKernel::Rbf {
                 sigma: number("SIGMA")?,
             },
-            "scaled-linear" => StaticKernel::ScaledLinear(number("S")?),
+            "scaled-linear" => StaticKernel::ScaledLinear {
+                scale: number("S")?,
+            },
             _ => {
                 return Err(Error::invalid(format!(
                     "unknown static kernel '{s}' (expected linear, rbf:SIGMA or scaled-linear:S)"
@@ -68,15 +70,40 @@ impl std::str::FromStr for StaticKernel {
     }
 }
 
+/// How often the PDE grid is refined: `2^λ1` times along the first path and `2^λ2` times along the
+/// second. From a single number `λ` (both sides, as pySigLib and the command line take it) or a pair:
+/// `2.into()`, `(1, 2).into()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DyadicOrder(pub usize, pub usize);
+
+impl From<usize> for DyadicOrder {
+    fn from(lam: usize) -> Self {
+        DyadicOrder(lam, lam)
+    }
+}
+
+impl From<(usize, usize)> for DyadicOrder {
+    fn from((lam1, lam2): (usize, usize)) -> Self {
+        DyadicOrder(lam1, lam2)
+    }
+}
+
+impl DyadicOrder {
+    /// `(λ1, λ2)`.
+    pub fn pair(self) -> (usize, usize) {
+        (self.0, self.1)
+    }
+}
+
 /// Options of `sig_kernel`, `sig_kernel_gram` and their backprops.
 ///
 /// Build with struct-update syntax:
-/// `SigKernelOptions { dyadic_order: (2, 2), ..Default::default() }`.
+/// `SigKernelOptions { dyadic_order: 2.into(), ..Default::default() }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SigKernelOptions {
     /// `(λ1, λ2)`: the PDE grid is refined `2^λ1` times along the first path and `2^λ2` times along
     /// the second (pySigLib's `dyadic_order`; a single number `λ` means `(λ, λ)`).
-    pub dyadic_order: (usize, usize),
+    pub dyadic_order: DyadicOrder,
     /// The static kernel on the points of the paths.
     pub static_kernel: StaticKernel,
     /// Append time as the last channel, running from 0 to `end_time` (before the static kernel).
@@ -98,7 +125,7 @@ pub struct SigKernelOptions {
 impl Default for SigKernelOptions {
     fn default() -> Self {
         SigKernelOptions {
-            dyadic_order: (0, 0),
+            dyadic_order: DyadicOrder(0, 0),
             static_kernel: StaticKernel::Linear,
             time_aug: false,
             lead_lag: false,
@@ -114,7 +141,7 @@ impl Default for SigKernelOptions {
 impl SigKernelOptions {
     pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
         crate::options::check_end_time::<T>(self.end_time)?;
-        let (l1, l2) = self.dyadic_order;
+        let DyadicOrder(l1, l2) = self.dyadic_order;
         // The refinement factor 2^(λ1+λ2) must be a machine integer (as in pySigLib).
         if l1.saturating_add(l2) >= 63 {
             return Err(Error::invalid(format!(

@@ -60,7 +60,7 @@ impl<T: Scalar> Lift<T> {
     pub fn new(kernel: &StaticKernel) -> Self {
         match *kernel {
             StaticKernel::Linear => Lift::Bilinear(T::one()),
-            StaticKernel::ScaledLinear(s) => Lift::Bilinear(T::from_f64(s * s)),
+            StaticKernel::ScaledLinear { scale: s } => Lift::Bilinear(T::from_f64(s * s)),
             StaticKernel::Rbf { sigma } => Lift::Rbf(Rbf {
                 inv_sigma: T::from_f64(1.0 / sigma),
             }),

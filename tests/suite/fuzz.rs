@@ -80,13 +80,13 @@ fn kernel_options() -> impl Strategy<Value = SigKernelOptions> {
     ];
     let kernel = (0u8..3, parameter).prop_map(|(k, p)| match k {
         0 => StaticKernel::Linear,
-        1 => StaticKernel::ScaledLinear(p),
+        1 => StaticKernel::ScaledLinear { scale: p },
         _ => StaticKernel::Rbf { sigma: p },
     });
     (order.clone(), order, kernel, any::<[bool; 4]>(), options()).prop_map(
         |(l1, l2, static_kernel, [time_aug, lead_lag, normalize, return_grid], o)| {
             SigKernelOptions {
-                dyadic_order: (l1, l2),
+                dyadic_order: (l1, l2).into(),
                 static_kernel,
                 time_aug,
                 lead_lag,

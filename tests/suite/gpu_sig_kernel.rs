@@ -101,7 +101,7 @@ fn sig_kernel_forward_matches_cpu() {
                 }
                 let dim = 1 + (i + j) % 5;
                 let opts = SigKernelOptions {
-                    dyadic_order,
+                    dyadic_order: dyadic_order.into(),
                     time_aug,
                     lead_lag,
                     end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
@@ -114,7 +114,7 @@ fn sig_kernel_forward_matches_cpu() {
     // The longest grids: 300 points both sides, refined.
     for dyadic_order in [(0, 0), (2, 2)] {
         let opts = SigKernelOptions {
-            dyadic_order,
+            dyadic_order: dyadic_order.into(),
             ..Default::default()
         };
         check_kernel(&device, f64, 1, (300, 300), 2, &opts);
@@ -127,14 +127,14 @@ fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
     let Some((device, f64)) = gpu() else { return };
     for static_kernel in [
         StaticKernel::Linear,
-        StaticKernel::ScaledLinear(1.7),
+        StaticKernel::ScaledLinear { scale: 1.7 },
         StaticKernel::Rbf { sigma: 0.8 },
     ] {
         for normalize in [false, true] {
             let opts = SigKernelOptions {
                 static_kernel,
                 normalize,
-                dyadic_order: (1, 0),
+                dyadic_order: (1, 0).into(),
                 time_aug: normalize,
                 ..Default::default()
             };
@@ -159,7 +159,7 @@ fn sig_kernel_grid_on_gpu_matches_cpu() {
     ] {
         let opts = SigKernelOptions {
             return_grid: true,
-            dyadic_order,
+            dyadic_order: dyadic_order.into(),
             time_aug,
             lead_lag,
             static_kernel: if lead_lag {
@@ -211,7 +211,7 @@ fn sig_kernel_forward_golden_on_gpu() {
         let opts = kernel_on(
             &device,
             &SigKernelOptions {
-                dyadic_order,
+                dyadic_order: dyadic_order.into(),
                 time_aug: case.flag("time_aug"),
                 lead_lag: case.flag("lead_lag"),
                 end_time: case.end_time(),
@@ -310,7 +310,7 @@ fn sig_kernel_backward_matches_cpu() {
                     continue;
                 }
                 let opts = SigKernelOptions {
-                    dyadic_order,
+                    dyadic_order: dyadic_order.into(),
                     time_aug,
                     lead_lag,
                     end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
@@ -322,7 +322,7 @@ fn sig_kernel_backward_matches_cpu() {
     }
     // A diagonal longer than the workgroup, refined.
     let opts = SigKernelOptions {
-        dyadic_order: (1, 1),
+        dyadic_order: (1, 1).into(),
         ..Default::default()
     };
     check_backprop(&device, f64, 1, (90, 80), 2, &opts);
@@ -334,7 +334,7 @@ fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
     let Some((device, f64)) = gpu() else { return };
     for static_kernel in [
         StaticKernel::Linear,
-        StaticKernel::ScaledLinear(1.7),
+        StaticKernel::ScaledLinear { scale: 1.7 },
         StaticKernel::Rbf { sigma: 0.8 },
     ] {
         for normalize in [false, true] {
@@ -342,7 +342,7 @@ fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
                 let opts = SigKernelOptions {
                     static_kernel,
                     normalize,
-                    dyadic_order,
+                    dyadic_order: dyadic_order.into(),
                     lead_lag: normalize,
                     ..Default::default()
                 };
@@ -373,7 +373,7 @@ fn sig_kernel_backward_checkpointed_and_seeded_on_gpu() {
     for dyadic_order in [(0, 0), (1, 0), (2, 1)] {
         for (return_grid, normalize) in [(false, false), (true, false), (false, true)] {
             let opts = SigKernelOptions {
-                dyadic_order,
+                dyadic_order: dyadic_order.into(),
                 return_grid,
                 normalize,
                 ..Default::default()
@@ -447,7 +447,7 @@ fn sig_kernel_backward_golden_on_gpu() {
         let opts = kernel_on(
             &device,
             &SigKernelOptions {
-                dyadic_order: dyadic_order(&case),
+                dyadic_order: dyadic_order(&case).into(),
                 time_aug: case.flag("time_aug"),
                 lead_lag: case.flag("lead_lag"),
                 end_time: case.end_time(),
@@ -562,7 +562,7 @@ fn sig_kernel_gram_matches_cpu() {
             let opts = SigKernelOptions {
                 static_kernel,
                 normalize,
-                dyadic_order: (1, 0),
+                dyadic_order: (1, 0).into(),
                 time_aug: normalize,
                 ..Default::default()
             };
@@ -570,7 +570,7 @@ fn sig_kernel_gram_matches_cpu() {
         }
     }
     let opts = SigKernelOptions {
-        dyadic_order: (1, 1),
+        dyadic_order: (1, 1).into(),
         lead_lag: true,
         ..Default::default()
     };
@@ -593,7 +593,7 @@ fn sig_kernel_dispatches_are_wide_at_the_benchmark_shape() {
         return;
     };
     let opts = SigKernelOptions {
-        dyadic_order: (2, 2),
+        dyadic_order: (2, 2).into(),
         ..Default::default()
     };
     let x = to_f32(&(random(&[32, 128, 8], 81) / 128f64.sqrt()));

@@ -30,7 +30,7 @@ fn dyadic_order(case: &Case) -> (usize, usize) {
 
 fn case_options(case: &Case) -> SigKernelOptions {
     SigKernelOptions {
-        dyadic_order: dyadic_order(case),
+        dyadic_order: dyadic_order(case).into(),
         time_aug: case.flag("time_aug"),
         lead_lag: case.flag("lead_lag"),
         end_time: case.end_time(),
@@ -162,7 +162,7 @@ fn sig_kernel_converges_to_the_signature_inner_product() {
         };
         let want = sig_inner(&x, &y, degree, &sig_opts);
         let opts = SigKernelOptions {
-            dyadic_order: (7, 7),
+            dyadic_order: (7, 7).into(),
             time_aug,
             lead_lag,
             ..Default::default()
@@ -174,7 +174,7 @@ fn sig_kernel_converges_to_the_signature_inner_product() {
         );
         // And the error shrinks with refinement.
         let coarse = SigKernelOptions {
-            dyadic_order: (2, 2),
+            dyadic_order: (2, 2).into(),
             ..opts.clone()
         };
         let got2 = sig_kernel(x.view(), y.view(), &coarse).unwrap()[[]];
@@ -187,12 +187,12 @@ fn scaled_linear_is_the_linear_kernel_of_scaled_paths() {
     let (x, y) = (random(&[3, 6, 2], 1), random(&[3, 5, 2], 2));
     let s = 1.7;
     let scaled = SigKernelOptions {
-        static_kernel: StaticKernel::ScaledLinear(s),
-        dyadic_order: (1, 0),
+        static_kernel: StaticKernel::ScaledLinear { scale: s },
+        dyadic_order: (1, 0).into(),
         ..Default::default()
     };
     let plain = SigKernelOptions {
-        dyadic_order: (1, 0),
+        dyadic_order: (1, 0).into(),
         ..Default::default()
     };
     let a = sig_kernel(x.view(), y.view(), &scaled).unwrap();
@@ -222,7 +222,7 @@ fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64>
 fn kernels() -> [StaticKernel; 3] {
     [
         StaticKernel::Linear,
-        StaticKernel::ScaledLinear(0.8),
+        StaticKernel::ScaledLinear { scale: 0.8 },
         StaticKernel::Rbf { sigma: 0.7 },
     ]
 }
@@ -241,7 +241,7 @@ fn sig_kernel_backprop_matches_finite_differences() {
                         time_aug,
                         lead_lag,
                         end_time: 1.5,
-                        dyadic_order,
+                        dyadic_order: dyadic_order.into(),
                         normalize,
                         n_jobs: 1,
                         ..Default::default()
@@ -267,7 +267,7 @@ fn sig_kernel_backprop_of_the_whole_grid() {
     for kernel in kernels() {
         let opts = SigKernelOptions {
             static_kernel: kernel,
-            dyadic_order: (1, 1),
+            dyadic_order: (1, 1).into(),
             lead_lag: true,
             return_grid: true,
             ..Default::default()
@@ -304,7 +304,7 @@ fn sig_kernel_gram_matches_pairwise_calls() {
         for normalize in [false, true] {
             let opts = SigKernelOptions {
                 static_kernel: kernel,
-                dyadic_order: (1, 2),
+                dyadic_order: (1, 2).into(),
                 time_aug: true,
                 normalize,
                 ..Default::default()
@@ -328,7 +328,7 @@ fn sig_kernel_gram_symmetric_case() {
     let xs = random(&[5, 6, 3], 10);
     for normalize in [false, true] {
         let opts = SigKernelOptions {
-            dyadic_order: (1, 1),
+            dyadic_order: (1, 1).into(),
             lead_lag: true,
             normalize,
             ..Default::default()
@@ -358,7 +358,7 @@ fn sig_kernel_gram_backprop_matches_finite_differences() {
         for normalize in [false, true] {
             let opts = SigKernelOptions {
                 static_kernel: kernel,
-                dyadic_order: (1, 0),
+                dyadic_order: (1, 0).into(),
                 time_aug: true,
                 normalize,
                 ..Default::default()
@@ -393,7 +393,7 @@ fn sig_kernel_f32_matches_f64() {
     for kernel in kernels() {
         let opts = SigKernelOptions {
             static_kernel: kernel,
-            dyadic_order: (2, 2),
+            dyadic_order: (2, 2).into(),
             time_aug: true,
             lead_lag: true,
             ..Default::default()
@@ -420,7 +420,7 @@ fn single_points_give_the_trivial_kernel() {
     let (x, y) = (random(&[2, 1, 3], 17), random(&[2, 5, 3], 18));
     for (time_aug, lead_lag) in [(false, false), (true, true)] {
         let opts = SigKernelOptions {
-            dyadic_order: (1, 1),
+            dyadic_order: (1, 1).into(),
             time_aug,
             lead_lag,
             ..Default::default()
@@ -509,7 +509,7 @@ fn bad_inputs_are_typed_errors() {
             ..Default::default()
         },
         SigKernelOptions {
-            dyadic_order: (40, 30),
+            dyadic_order: (40, 30).into(),
             ..Default::default()
         },
         SigKernelOptions {
@@ -530,7 +530,7 @@ fn bad_inputs_are_typed_errors() {
     // A refinement whose rows could not be allocated is refused up front, not attempted; one with
     // more points than any call could sweep is refused before that.
     let huge = SigKernelOptions {
-        dyadic_order: (0, 35),
+        dyadic_order: (0, 35).into(),
         ..Default::default()
     };
     assert!(matches!(
@@ -538,7 +538,7 @@ fn bad_inputs_are_typed_errors() {
         Err(Error::TooLarge { .. })
     ));
     let huger = SigKernelOptions {
-        dyadic_order: (2, 42),
+        dyadic_order: (2, 42).into(),
         ..Default::default()
     };
     assert!(matches!(
@@ -591,7 +591,7 @@ fn static_kernels_parse() {
     );
     assert_eq!(
         "scaled-linear:2".parse::<StaticKernel>().unwrap(),
-        StaticKernel::ScaledLinear(2.0)
+        StaticKernel::ScaledLinear { scale: 2.0 }
     );
     for bad in ["rbf", "rbf:-1", "rbf:x", "poly:3", "linear:1", ""] {
         assert!(bad.parse::<StaticKernel>().is_err(), "{bad}");
@@ -605,7 +605,7 @@ fn huge_refinements_are_refused() {
     let x = random(&[1, 3, 2], 31);
     for dyadic_order in [(40, 0), (0, 40), (21, 21)] {
         let opts = SigKernelOptions {
-            dyadic_order,
+            dyadic_order: dyadic_order.into(),
             device: roughsig::Device::Cpu,
             ..Default::default()
         };

@@ -67,7 +67,7 @@ impl PairsCase {
         };
         let kernels = [
             (StaticKernel::Linear, false, false),
-            (StaticKernel::ScaledLinear(1.7), true, true),
+            (StaticKernel::ScaledLinear { scale: 1.7 }, true, true),
             (StaticKernel::Rbf { sigma: 0.3 }, false, true),
             (StaticKernel::Rbf { sigma: 2.0 }, true, false),
         ];
@@ -92,7 +92,7 @@ impl PairsCase {
                     .collect();
                 let (kind, value) = match kernel {
                     StaticKernel::Linear => (0, 1.0),
-                    StaticKernel::ScaledLinear(s) => (0, s * s),
+                    StaticKernel::ScaledLinear { scale: s } => (0, s * s),
                     StaticKernel::Rbf { sigma } => (1, 1.0 / sigma),
                 };
                 PairsCase {

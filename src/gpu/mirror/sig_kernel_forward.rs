@@ -200,7 +200,7 @@ mod tests {
             (1, 300, 4, 2, (1, 0)),
         ] {
             let opts = SigKernelOptions {
-                dyadic_order: lam,
+                dyadic_order: lam.into(),
                 n_jobs: 1,
                 device: Device::Cpu,
                 ..Default::default()
