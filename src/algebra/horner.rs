@@ -8,8 +8,8 @@
 
 use super::aligned::AlignedVec;
 use super::reciprocals;
-use super::reversed::StepLayout;
 use super::simd::{contract, multiversion, outer_acc, outer_add, MulAdd};
+use super::step_layout::{StepLayout, FUSED_STEPS};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -164,11 +164,6 @@ pub(super) fn chain<'a, T: Scalar, M: MulAdd, const D: usize, O: Link>(
     }
     &p[..len]
 }
-
-/// Steps [`mul_exp_fused`] takes at once: eight, so that each row of the top level is loaded
-/// and stored once per eight multiply-adds; the top level lives in L2 at the shapes where this
-/// pays, and its traffic is what the fusing saves (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
-pub const FUSED_STEPS: usize = 8;
 
 multiversion! {
     dims(shape.dim)

@@ -13,7 +13,7 @@
 use super::aligned::AlignedVec;
 use super::lanes_fused::{fuses, mul_exp_lanes_fused, FusedScratch};
 use super::reciprocals;
-use super::simd::{multiversion, MulAdd};
+use super::simd::{lanes_madd, lanes_scale, multiversion, MulAdd};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -182,8 +182,8 @@ fn tail<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
 /// `b' = c·b ⊗ z + add`, the next link, one `[T; L]` per column `j`.
 #[inline(always)]
 fn link<T: Scalar, M: MulAdd, const L: usize>(b: &[T; L], c: T, zj: &[T], add: &[T]) -> [T; L] {
-    madd::<T, M, L>(
-        &scale::<T, M, L>(b, c),
+    lanes_madd::<T, M, L>(
+        &lanes_scale::<T, M, L>(b, c),
         group_of(&zj[..L]),
         group_of(&add[..L]),
     )
@@ -204,7 +204,7 @@ fn tail1<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
         for i in 0..d {
             let zi = group_of(&z[i * L..(i + 1) * L]);
             let o = group_of_mut(&mut out[(j * d + i) * L..(j * d + i + 1) * L]);
-            *o = madd::<T, M, L>(&b1, zi, o);
+            *o = lanes_madd::<T, M, L>(&b1, zi, o);
         }
     }
 }
@@ -359,13 +359,13 @@ fn outer_add<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
     let rows = b.len() / L;
     let (add, out) = (&add[..rows * d * L], &mut out[..rows * d * L]);
     for i in 0..rows {
-        let bc = scale::<T, M, L>(group_of(&b[i * L..(i + 1) * L]), c);
+        let bc = lanes_scale::<T, M, L>(group_of(&b[i * L..(i + 1) * L]), c);
         for j in 0..d {
             let (zj, a) = (
                 group_of(&z[j * L..(j + 1) * L]),
                 group_of(&add[(i * d + j) * L..][..L]),
             );
-            *group_of_mut(&mut out[(i * d + j) * L..][..L]) = madd::<T, M, L>(&bc, zj, a);
+            *group_of_mut(&mut out[(i * d + j) * L..][..L]) = lanes_madd::<T, M, L>(&bc, zj, a);
         }
     }
 }
@@ -399,60 +399,26 @@ fn contract<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
             let mut dot = [T::zero(); L];
             for (j, acc) in acc.iter_mut().enumerate() {
                 let gj = group(g, i * D + j);
-                dot = madd::<T, M, L>(&gj, &group(z, j), &dot);
-                *acc = madd::<T, M, L>(&gj, &bi, acc);
+                dot = lanes_madd::<T, M, L>(&gj, &group(z, j), &dot);
+                *acc = lanes_madd::<T, M, L>(&gj, &bi, acc);
             }
-            *group_of_mut(&mut out[i * L..(i + 1) * L]) = scale::<T, M, L>(&dot, c);
+            *group_of_mut(&mut out[i * L..(i + 1) * L]) = lanes_scale::<T, M, L>(&dot, c);
         }
         for (j, acc) in acc.iter().enumerate() {
             let dzj = group_of_mut(&mut dz[j * L..(j + 1) * L]);
-            *dzj = madd::<T, M, L>(acc, &[c; L], dzj);
+            *dzj = lanes_madd::<T, M, L>(acc, &[c; L], dzj);
         }
         return;
     }
     for i in 0..rows {
-        let bc = scale::<T, M, L>(&group(b, i), c);
+        let bc = lanes_scale::<T, M, L>(&group(b, i), c);
         let mut dot = [T::zero(); L];
         for j in 0..d {
             let gj = group(g, i * d + j);
-            dot = madd::<T, M, L>(&gj, &group(z, j), &dot);
+            dot = lanes_madd::<T, M, L>(&gj, &group(z, j), &dot);
             let dzj = group_of_mut(&mut dz[j * L..(j + 1) * L]);
-            *dzj = madd::<T, M, L>(&gj, &bc, dzj);
+            *dzj = lanes_madd::<T, M, L>(&gj, &bc, dzj);
         }
-        *group_of_mut(&mut out[i * L..(i + 1) * L]) = scale::<T, M, L>(&dot, c);
+        *group_of_mut(&mut out[i * L..(i + 1) * L]) = lanes_scale::<T, M, L>(&dot, c);
     }
-}
-
-/// `a·b + c` lane by lane, in whole vectors where `M` allows AVX2+FMA. LLVM's own vectorisation
-/// of such short loops is fragile: in the large, fully inlined kernels it left some of them
-/// scalar, or called `mul_add` out of line (a libm call).
-#[inline(always)]
-pub(super) fn madd<T: Scalar, M: MulAdd, const L: usize>(
-    a: &[T; L],
-    b: &[T; L],
-    c: &[T; L],
-) -> [T; L] {
-    if M::VECTOR {
-        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (M::WIDE for AVX-512).
-        return unsafe { T::madd_lanes::<M, L>(a, b, c) };
-    }
-    let mut out = [T::zero(); L];
-    for l in 0..L {
-        out[l] = M::madd(a[l], b[l], c[l]);
-    }
-    out
-}
-
-/// `a·c` lane by lane, as [`madd`].
-#[inline(always)]
-pub(super) fn scale<T: Scalar, M: MulAdd, const L: usize>(a: &[T; L], c: T) -> [T; L] {
-    if M::VECTOR {
-        // SAFETY: as in `madd`.
-        return unsafe { T::scale_lanes::<M, L>(a, c) };
-    }
-    let mut out = [T::zero(); L];
-    for l in 0..L {
-        out[l] = a[l] * c;
-    }
-    out
 }

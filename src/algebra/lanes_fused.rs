@@ -19,7 +19,7 @@
 //! words of the last two levels are walked in registers; those above, a small fraction of the
 //! whole, keep their chain values in a stack in memory.
 
-use super::lanes::{madd, scale};
+use super::simd::{lanes_madd, lanes_scale};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -105,7 +105,7 @@ fn group<T: Scalar, M: MulAdd, const D: usize, const F: usize, const L: usize>(
         let mut out = [[[T::zero(); L]; D]; F];
         for (o, z) in out.iter_mut().zip(z) {
             for (o, z) in o.iter_mut().zip(z) {
-                *o = scale::<T, M, L>(z, c);
+                *o = lanes_scale::<T, M, L>(z, c);
             }
         }
         out
@@ -160,9 +160,9 @@ fn word<T: Scalar, M: MulAdd, const F: usize, const L: usize>(
             .zip(chains.chunks_exact_mut(F))
             .zip(&inv[2..])
         {
-            c[t] = madd::<T, M, L>(&scale::<T, M, L>(&p[t], inv), &zj[t], &v);
+            c[t] = lanes_madd::<T, M, L>(&lanes_scale::<T, M, L>(&p[t], inv), &zj[t], &v);
         }
-        v = madd::<T, M, L>(&parent[t], &zj[t], &v);
+        v = lanes_madd::<T, M, L>(&parent[t], &zj[t], &v);
     }
     *x = v;
 }
@@ -193,21 +193,21 @@ impl<T: Scalar, const D: usize, const F: usize, const L: usize> Walk<'_, T, D, F
         let mut b1 = [[T::zero(); L]; F];
         let mut b2 = [[T::zero(); L]; F];
         for t in 0..F {
-            b1[t] = madd::<T, M, L>(&p[F + t], &self.z2[t][j], x);
-            b2[t] = madd::<T, M, L>(&p[2 * F + t], &self.z3[t][j], x);
-            *x = madd::<T, M, L>(&p[t], &self.z[t][j], x);
+            b1[t] = lanes_madd::<T, M, L>(&p[F + t], &self.z2[t][j], x);
+            b2[t] = lanes_madd::<T, M, L>(&p[2 * F + t], &self.z3[t][j], x);
+            *x = lanes_madd::<T, M, L>(&p[t], &self.z[t][j], x);
         }
         for (c, (y, us)) in kids.iter_mut().zip(grandkids).enumerate() {
             let mut e = [[T::zero(); L]; F];
             for t in 0..F {
-                e[t] = madd::<T, M, L>(&b2[t], &self.z2[t][c], y);
-                *y = madd::<T, M, L>(&b1[t], &self.z[t][c], y);
+                e[t] = lanes_madd::<T, M, L>(&b2[t], &self.z2[t][c], y);
+                *y = lanes_madd::<T, M, L>(&b1[t], &self.z[t][c], y);
             }
             for (l, u) in us.iter_mut().enumerate() {
                 // Indexed: the zipped form measured 1.1× slower (LLVM kept less in registers).
                 #[allow(clippy::needless_range_loop)]
                 for t in 0..F {
-                    *u = madd::<T, M, L>(&e[t], &self.z[t][l], u);
+                    *u = lanes_madd::<T, M, L>(&e[t], &self.z[t][l], u);
                 }
             }
         }

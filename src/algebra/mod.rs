@@ -14,11 +14,12 @@ mod lead_lag;
 mod log;
 mod reversed;
 pub mod simd;
+mod step_layout;
 mod tensor;
 pub(crate) mod vector;
 
 pub use aligned::AlignedVec;
-pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch, FUSED_STEPS};
+pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch};
 pub use increments::{fill_lanes, Increments};
 pub use lanes::{lane_count, mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch};
 pub use lead_lag::{
@@ -26,7 +27,8 @@ pub use lead_lag::{
     LeadLagScratch, Support, FUSED_PAIRS,
 };
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
-pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows, StepLayout, REVERSED_STEPS};
+pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows};
+pub use step_layout::{StepLayout, FUSED_STEPS, REVERSED_STEPS};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;

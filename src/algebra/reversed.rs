@@ -7,63 +7,11 @@
 //! vector unless `d` is a multiple of its width, and the kernels permute `x` and `z` to fill it.
 //! The signature is turned back to rows once, at the end of the path ([`to_rows`]).
 
-use super::horner::{chain, HornerScratch, Link, FUSED_STEPS};
-use super::simd::{dim, isa, multiversion, Isa, MulAdd};
+use super::horner::{chain, HornerScratch, Link};
+use super::simd::{dim, multiversion, MulAdd};
+use super::step_layout::REVERSED_STEPS;
 use crate::layout::TensorShape;
 use crate::Scalar;
-
-/// How one path's steps store the signature while they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StepLayout {
-    /// Words in order, rows of `d`: [`super::mul_exp_fused`] and [`super::mul_exp`].
-    Rows,
-    /// Words reversed: [`mul_exp_reversed`], then [`to_rows`].
-    Reversed,
-}
-
-impl StepLayout {
-    /// The faster layout for the shape's dimension `d` (measured: docs/PERFORMANCE.md, *CPU kernel choices*). Reversed words where no row
-    /// kernel is specialised (d = 9, 12), in f64 at d = 2, 5, 6, 7, where rows are part-vectors, and
-    /// in f32 at d = 2 for degrees 8 and up. Rows where they are whole vectors (d = 8, 16, f64
-    /// d = 4), at d = 3, and in f32 at d = 5–7, where a block of `d^m` often ends part-way through a
-    /// vector of eight. f32 d = 4 goes by rows where the 512-bit block kernels run and the top level
-    /// fits the L1 cache (16 KiB or less), reversed otherwise.
-    /// ([`to_rows`] indexes the top level with `u32`, so a larger one stays by rows.)
-    pub fn for_shape<T: Scalar>(shape: &TensorShape) -> Self {
-        let d = shape.dim;
-        let indexable = shape.level_len(shape.degree) <= u32::MAX as usize;
-        let reversed = indexable
-            && match d {
-                1 => false,
-                2..=8 | 16 if isa().vector() => match std::mem::size_of::<T>() {
-                    8 => matches!(d, 2 | 5 | 6 | 7),
-                    size => {
-                        let top_bytes = shape.level_len(shape.degree).saturating_mul(size);
-                        let rows_in_l1 = isa() == Isa::Avx512 && top_bytes <= 16 * 1024;
-                        d == 2 || (d == 4 && !rows_in_l1)
-                    }
-                },
-                2..=8 | 16 => false,
-                _ => true,
-            };
-        if reversed {
-            StepLayout::Reversed
-        } else {
-            StepLayout::Rows
-        }
-    }
-}
-
-impl StepLayout {
-    /// How many steps share one pass over the top level: [`FUSED_STEPS`] by rows,
-    /// [`REVERSED_STEPS`] in reversed words.
-    pub fn fused_steps(self) -> usize {
-        match self {
-            StepLayout::Rows => FUSED_STEPS,
-            StepLayout::Reversed => REVERSED_STEPS,
-        }
-    }
-}
 
 /// `out[j·len + i] += x[i]·z[j]`: a level's update `S_k += B_{k-1} ⊗ z`.
 #[inline(always)]
@@ -122,10 +70,6 @@ fn step<T: Scalar, M: MulAdd, const D: usize>(
         *s += z;
     }
 }
-
-/// How many steps share one pass over the top level in reversed words: four, not the
-/// [`FUSED_STEPS`] of the row layout (eight were slower) (measured: docs/PERFORMANCE.md, *CPU kernel choices*).
-pub const REVERSED_STEPS: usize = 4;
 
 multiversion! {
     dims(shape.dim)

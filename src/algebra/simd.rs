@@ -258,3 +258,37 @@ pub(crate) fn contract<T: Scalar, M: MulAdd, const D: usize>(
         }
     }
 }
+
+/// `a·b + c` lane by lane, in whole vectors where `M` allows AVX2+FMA. LLVM's own vectorisation
+/// of such short loops is fragile: in the large, fully inlined kernels it left some of them
+/// scalar, or called `mul_add` out of line (a libm call).
+#[inline(always)]
+pub(super) fn lanes_madd<T: Scalar, M: MulAdd, const L: usize>(
+    a: &[T; L],
+    b: &[T; L],
+    c: &[T; L],
+) -> [T; L] {
+    if M::VECTOR {
+        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (M::WIDE for AVX-512).
+        return unsafe { T::madd_lanes::<M, L>(a, b, c) };
+    }
+    let mut out = [T::zero(); L];
+    for l in 0..L {
+        out[l] = M::madd(a[l], b[l], c[l]);
+    }
+    out
+}
+
+/// `a·c` lane by lane, as [`lanes_madd`].
+#[inline(always)]
+pub(super) fn lanes_scale<T: Scalar, M: MulAdd, const L: usize>(a: &[T; L], c: T) -> [T; L] {
+    if M::VECTOR {
+        // SAFETY: as in `lanes_madd`.
+        return unsafe { T::scale_lanes::<M, L>(a, c) };
+    }
+    let mut out = [T::zero(); L];
+    for l in 0..L {
+        out[l] = a[l] * c;
+    }
+    out
+}

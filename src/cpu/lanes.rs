@@ -2,7 +2,7 @@
 //! lane-interleaved (see `algebra::lanes`), with `L` the lane count of the scalar type.
 
 use super::par_rows;
-use super::sig::Workspace;
+use super::path::Workspace;
 use crate::algebra::{
     fill_lanes, lane_count, mul_exp_backprop_lanes, mul_exp_lanes, AlignedVec, Increments,
     LaneScratch,

@@ -8,7 +8,7 @@
 //! of the join, and each piece's sweep runs on its own thread into its own gradient buffer.
 
 use super::par_rows;
-use super::sig::{sig_backprop_path, sig_path, Workspace};
+use super::path::{sig_backprop_path, sig_path, Workspace};
 use crate::algebra::{sig_inverse, tensor_mul, tensor_mul_backprop};
 use crate::layout::PathsShape;
 use crate::layout::TensorShape;
