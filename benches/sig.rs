@@ -98,6 +98,7 @@ fn bench_lead_lag<T: Scalar>(c: &mut Criterion) {
 
 /// CPU and GPU side by side at pySigLib's published GPU benchmark shapes (batch 256, length 10 000,
 /// d in {2, 4, 8, 16}, N in {2, 3}), shortened to length 1000 on a software adapter.
+#[cfg(feature = "gpu")]
 fn bench_gpu(c: &mut Criterion) {
     let adapters = roughsig::gpu::adapters();
     let Some(first) = adapters.adapters.first() else {
@@ -142,6 +143,7 @@ fn benches(c: &mut Criterion) {
     bench_dtype::<f32>(c);
     bench_lead_lag::<f64>(c);
     bench_lead_lag::<f32>(c);
+    #[cfg(feature = "gpu")]
     bench_gpu(c);
 }
 

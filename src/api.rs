@@ -80,6 +80,18 @@ fn ops<T: Scalar>() -> &'static Ops<T> {
 /// The output has shape `(batch…, sig_length)`. Time augmentation and lead-lag (from `options`) are
 /// folded into the computation; the transformed path is never built. Paths of 0 or 1 point and degree 0
 /// give the trivial signature.
+///
+/// ```
+/// use roughsig::{ndarray::array, sig, SigOptions};
+/// // Two paths of three points in the plane: (batch, length, dim).
+/// let paths = array![[[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]], [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]]];
+/// let s = sig(paths.view(), 3, &SigOptions::default())?;
+/// assert_eq!(s.shape(), &[2, 2 + 4 + 8]);
+/// // Level 1 is the total increment.
+/// assert_eq!(s[[0, 0]], 1.0);
+/// assert_eq!(s[[0, 1]], 2.0);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn sig<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     degree: usize,
@@ -96,6 +108,18 @@ pub fn sig<T: Scalar, D: Dimension>(
 /// pySigLib, so a wrong `sigs` gives a wrong gradient. Whether `sigs` carries the scalar term is
 /// inferred from its length; `sig_derivs` must have the same length, and the scalar term's
 /// derivative is ignored. `options.scalar_term` is not used.
+///
+/// ```
+/// use roughsig::{ndarray::array, sig, sig_backprop, SigOptions};
+/// let path = array![[0.0], [2.0], [3.0]];
+/// let opts = SigOptions::default();
+/// // Degree 1: the signature is the increment x_last − x_first, so dF/dpath for F = S is
+/// // −1 at the first point, +1 at the last and 0 between.
+/// let s = sig(path.view(), 1, &opts)?;
+/// let grad = sig_backprop(path.view(), s.view(), array![1.0].view(), 1, &opts)?;
+/// assert_eq!(grad.as_slice().unwrap(), &[-1.0, 0.0, 1.0]);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
     paths: ArrayView<'_, T, D1>,
     sigs: ArrayView<'_, T, D2>,
@@ -119,10 +143,18 @@ pub fn sig_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
 /// log of a signature has no level 0), `(batch…, log_sig_length)` for `Words` and `Lyndon`, which
 /// have no scalar term and ignore `options.scalar_term` (as pySigLib does). Degree 0 is an error.
 ///
-/// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature and its
-/// logarithm are computed in one submission and only the log-signatures are read back (`Words`:
-/// only the Lyndon-word entries). `Lyndon` reads the words back and solves the bracket basis on the
-/// CPU. The gradients run on the CPU only.
+/// On a GPU (`Device::Gpu`, or `Device::Auto` for large work on a hardware GPU) the signature, its
+/// logarithm and (`Lyndon`) the bracket basis' triangular solve run in one submission, and only the
+/// log-signatures are read back.
+///
+/// ```
+/// use roughsig::{ndarray::array, log_sig, LogSigMethod, SigOptions};
+/// // A straight line's log-signature is its increment: the level-2 word (1, 2) is 0.
+/// let path = array![[0.0, 0.0], [1.0, 2.0]];
+/// let l = log_sig(path.view(), 2, LogSigMethod::Words, &SigOptions::default())?;
+/// assert_eq!(l.as_slice().unwrap(), &[1.0, 2.0, 0.0]);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn log_sig<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     degree: usize,
@@ -210,6 +242,19 @@ pub fn lyndon_to_words<T: Scalar, D: Dimension>(
 /// `dimension` is the original path dimension; `options.time_aug` / `options.lead_lag` widen it as
 /// they widened the signatures. The scalar term is inferred from the length (both inputs must agree)
 /// and kept in the output.
+///
+/// ```
+/// use roughsig::{ndarray::{array, s}, sig, sig_combine, SigOptions};
+/// let opts = SigOptions::default();
+/// let path = array![[0.0f64, 0.0], [1.0, 0.5], [0.0, 2.0]];
+/// // Chen's identity: the signature of the whole path is the product of its two pieces'.
+/// let first = sig(path.slice(s![..2, ..]), 3, &opts)?;
+/// let second = sig(path.slice(s![1.., ..]), 3, &opts)?;
+/// let whole = sig_combine(first.view(), second.view(), 2, 3, &opts)?;
+/// let direct = sig(path.view(), 3, &opts)?;
+/// assert!(whole.iter().zip(&direct).all(|(a, b)| (a - b).abs() < 1e-12));
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
     sig1: ArrayView<'_, T, D1>,
     sig2: ArrayView<'_, T, D2>,
@@ -284,6 +329,16 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
 
 /// The path after lead-lag (length `2L-1`, channels lag then lead) and time augmentation (time last,
 /// from 0 to `end_time`). Shape `(batch…, L', d')`.
+///
+/// ```
+/// use roughsig::{ndarray::array, transform_path, SigOptions};
+/// let path = array![[1.0], [3.0]];
+/// let opts = SigOptions { time_aug: true, lead_lag: true, ..Default::default() };
+/// let t = transform_path(path.view(), &opts)?;
+/// // Points (lag, lead, time): the lead moves first, then the lag catches up.
+/// assert_eq!(t.as_slice().unwrap(), &[1.0, 1.0, 0.0, 1.0, 3.0, 0.5, 3.0, 3.0, 1.0]);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn transform_path<T: Scalar, D: Dimension>(
     paths: ArrayView<'_, T, D>,
     options: &SigOptions,
@@ -313,6 +368,18 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
 ///
 /// Errors: mismatched batch shapes or dimensions, a path of no points, NaN or infinity in the paths,
 /// and [`Error::KernelOverflow`](crate::Error::KernelOverflow) when the result overflows (pySigLib only warns).
+///
+/// ```
+/// use roughsig::{ndarray::array, sig_kernel, SigKernelOptions};
+/// let opts = SigKernelOptions { dyadic_order: 2.into(), ..Default::default() };
+/// // A batch of two pairs; a constant path has the trivial signature, so its kernel is 1.
+/// let x = array![[[0.0f64, 0.0], [0.3, 0.1], [0.5, 0.4]], [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]];
+/// let y = array![[[0.0, 0.2], [0.4, 0.1], [0.2, 0.6]], [[0.0, 0.0], [0.2, 0.3], [0.1, 0.9]]];
+/// let k = sig_kernel(x.view(), y.view(), &opts)?;
+/// assert_eq!(k.shape(), &[2]);
+/// assert!((k[1] - 1.0).abs() < 1e-12);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn sig_kernel<T: Scalar, D1: Dimension, D2: Dimension>(
     x: ArrayView<'_, T, D1>,
     y: ArrayView<'_, T, D2>,
@@ -347,6 +414,19 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
 /// computed and mirrored, which makes the result exactly symmetric; see [`sig_kernel_gram_sym`].
 /// Memory: the output plus one workspace per thread. `return_grid` is not supported here. Device: as
 /// [`sig_kernel`] (on the GPU, pairs are solved in chunks).
+///
+/// ```
+/// use roughsig::{ndarray::{array, s}, sig_kernel, sig_kernel_gram, SigKernelOptions, StaticKernel};
+/// let opts = SigKernelOptions { static_kernel: StaticKernel::Rbf { sigma: 0.5 }, ..Default::default() };
+/// let xs = array![[[0.0f64, 0.0], [0.3, 0.1]], [[0.1, 0.0], [0.2, 0.5]], [[0.0, 0.4], [0.3, 0.3]]];
+/// let ys = array![[[0.2, 0.0], [0.1, 0.1]], [[0.0, 0.3], [0.4, 0.2]]];
+/// let gram = sig_kernel_gram(xs.view(), ys.view(), &opts)?;
+/// assert_eq!(gram.shape(), &[3, 2]);
+/// // Entry (i, j) is the kernel of the pair (xs[i], ys[j]).
+/// let k = sig_kernel(xs.slice(s![2, .., ..]), ys.slice(s![1, .., ..]), &opts)?;
+/// assert!((gram[[2, 1]] - k[[]]).abs() < 1e-12);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
 pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
     xs: ArrayView<'_, T, D1>,
     ys: ArrayView<'_, T, D2>,

@@ -10,8 +10,11 @@ use crate::batch::{
 };
 use crate::cpu::par_rows;
 use crate::device::execute;
-use crate::gpu::{self, kernels::Precision};
+use crate::device::on_gpu;
+#[cfg(feature = "gpu")]
+use crate::gpu;
 use crate::layout::{aug_dim, TensorShape};
+use crate::scalar::Precision;
 use crate::{Error, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
@@ -34,13 +37,13 @@ pub(crate) fn sig_combine<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         workload(a.batch(), &shape),
-        |device| {
+        on_gpu!(|device| {
             fit_gpu::<T>("combined signature", output as u128, 2 * output)?;
             let mut out = alloc()?;
             let slice = out.as_slice_mut().expect("contiguous");
             gpu::sig_combine(device, &shape, xa, xb, st, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let threads = fit::<T>("combined signature", threads, output, 0)?;
             let mut out = alloc()?;
@@ -88,13 +91,13 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         2 * workload(a.batch(), &shape),
-        |device| {
+        on_gpu!(|device| {
             fit_gpu::<T>("signature gradients", output as u128, 3 * a.data.len())?;
             let mut both = zeros::<T>("gradient", &[a.batch(), 2 * row])?;
             let slice = both.as_slice_mut().expect("contiguous");
             gpu::sig_combine_backprop(device, &shape, xg, xa, xb, st, slice)?;
             Ok(both)
-        },
+        }),
         |threads| {
             let threads = fit::<T>("signature gradients", threads, 2 * output, 0)?;
             paired_rows(
@@ -140,7 +143,7 @@ pub(crate) fn sig_join<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         workload(s.batch(), &shape),
-        |device| {
+        on_gpu!(|device| {
             fit_gpu::<T>(
                 "joined signature",
                 output as u128,
@@ -150,7 +153,7 @@ pub(crate) fn sig_join<T: Scalar>(
             let slice = out.as_slice_mut().expect("contiguous");
             gpu::sig_join(device, &shape, xs, xv, st, prepend, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let per_thread = HornerScratch::<T>::values(&shape) + n as u128;
             let threads = fit::<T>("joined signature", threads, output, per_thread)?;
@@ -209,14 +212,14 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         2 * workload(s.batch(), &shape),
-        |device| {
+        on_gpu!(|device| {
             let inputs = 4 * s.data.len() + v.data.len();
             fit_gpu::<T>("signature gradients", output as u128, inputs)?;
             let mut both = zeros::<T>("gradient", &[s.batch(), row + dimension])?;
             let slice = both.as_slice_mut().expect("contiguous");
             gpu::sig_join_backprop(device, &shape, xg, xs, xv, st, prepend, slice)?;
             Ok(both)
-        },
+        }),
         |threads| {
             let per_thread = HornerScratch::<T>::values(&shape) + 2 * n as u128;
             let threads = fit::<T>("signature gradients", threads, output, per_thread)?;

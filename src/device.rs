@@ -1,19 +1,51 @@
 //! Which backend runs an operation.
 
-use crate::gpu::{self, kernels::Precision, GpuDevice};
+#[cfg(feature = "gpu")]
+use crate::gpu;
+#[cfg(feature = "gpu")]
+pub(crate) use crate::gpu::GpuDevice;
 use crate::options::{threads, Device};
+use crate::scalar::Precision;
 use crate::{Error, Result};
+
+/// Without the GPU backend no adapter exists: this type has no values, so no call reaches a GPU.
+#[cfg(not(feature = "gpu"))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GpuDevice {}
+
+/// The GPU half of an operation, for [`execute`]: the closure `|device| body` (`device` a
+/// `&GpuDevice`) where the crate has its GPU backend; without it a stand-in that cannot be called.
+macro_rules! on_gpu {
+    (|$device:ident| $body:expr) => {{
+        #[cfg(feature = "gpu")]
+        let run = |$device: &$crate::gpu::GpuDevice| -> $crate::Result<_> { $body };
+        #[cfg(not(feature = "gpu"))]
+        let run = $crate::device::no_gpu;
+        run
+    }};
+}
+pub(crate) use on_gpu;
+
+/// What [`on_gpu!`] stands in with without the GPU backend.
+#[cfg(not(feature = "gpu"))]
+pub(crate) fn no_gpu<R>(device: &GpuDevice) -> Result<R> {
+    match *device {}
+}
 
 /// The backend chosen for one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// The CPU with this many threads.
-    Cpu { threads: usize },
+    Cpu {
+        /// The rayon threads the call used.
+        threads: usize,
+    },
     /// A GPU adapter (see [`crate::gpu::adapters`]).
     Gpu(GpuDevice),
 }
 
 impl Backend {
+    /// Whether the call ran on a GPU.
     pub fn is_gpu(&self) -> bool {
         matches!(self, Backend::Gpu(_))
     }
@@ -24,7 +56,10 @@ impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Cpu { .. } => write!(f, "cpu"),
+            #[cfg(feature = "gpu")]
             Backend::Gpu(d) => write!(f, "gpu ({})", d.name),
+            #[cfg(not(feature = "gpu"))]
+            Backend::Gpu(d) => match *d {},
         }
     }
 }
@@ -83,48 +118,71 @@ pub(crate) fn select_for(
     };
     match resolve(device)? {
         Device::Cpu => cpu(),
-        Device::Gpu(name) => {
-            let d = gpu::find_adapter(name.as_deref())?;
-            if precision == Precision::F64 && !gpu::has_f64(&d)? {
-                return Err(Error::Device(format!(
-                    "adapter '{}' has no f64 support (SHADER_F64); use f32 or the CPU",
+        Device::Gpu(name) => requested_gpu(name.as_deref(), precision).map(Backend::Gpu),
+        Device::Auto => match auto_gpu(precision, work)? {
+            Some(d) => Ok(Backend::Gpu(d)),
+            None => cpu(),
+        },
+    }
+}
+
+/// The adapter `Device::Gpu(name)` asks for, if it can compute in `precision`.
+#[cfg(feature = "gpu")]
+fn requested_gpu(name: Option<&str>, precision: Precision) -> Result<GpuDevice> {
+    let d = gpu::find_adapter(name)?;
+    if precision == Precision::F64 && !gpu::has_f64(&d)? {
+        return Err(Error::Device(format!(
+            "adapter '{}' has no f64 support (SHADER_F64); use f32 or the CPU",
+            d.name
+        )));
+    }
+    Ok(d)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn requested_gpu(_: Option<&str>, _: Precision) -> Result<GpuDevice> {
+    Err(Error::Device(
+        "roughsig was built without its GPU backend (the `gpu` feature); use the CPU".into(),
+    ))
+}
+
+/// The adapter `Device::Auto` takes for `work`, or `None` for the CPU.
+#[cfg(feature = "gpu")]
+fn auto_gpu(precision: Precision, work: u128) -> Result<Option<GpuDevice>> {
+    // Below every threshold this machine knows, wgpu is never woken.
+    let floor = gpu::calibrate::recorded()
+        .iter()
+        .filter_map(|c| c.f32_min_work)
+        .fold(gpu::AUTO_MIN_WORK, u128::min);
+    if work < floor {
+        return Ok(None);
+    }
+    match gpu::auto_adapter() {
+        Ok(d) => match gpu::auto_threshold(&d, precision)? {
+            Some(t) => Ok((work >= t).then_some(d)),
+            None => {
+                log_once(&format!(
+                    "adapter '{}' is not faster than the CPU in {precision:?} (measured, \
+                     or no fast f64); ask for the GPU to use it",
                     d.name
-                )));
+                ));
+                Ok(None)
             }
-            Ok(Backend::Gpu(d))
-        }
-        Device::Auto => {
-            // Below every threshold this machine knows, wgpu is never woken.
-            let floor = gpu::calibrate::recorded()
-                .iter()
-                .filter_map(|c| c.f32_min_work)
-                .fold(gpu::AUTO_MIN_WORK, u128::min);
-            if work < floor {
-                return cpu();
-            }
-            match gpu::auto_adapter() {
-                Ok(d) => match gpu::auto_threshold(&d, precision)? {
-                    Some(t) if work >= t => Ok(Backend::Gpu(d)),
-                    Some(_) => cpu(),
-                    None => {
-                        log_once(&format!(
-                            "adapter '{}' is not faster than the CPU in {precision:?} (measured, \
-                             or no fast f64); ask for the GPU to use it",
-                            d.name
-                        ));
-                        cpu()
-                    }
-                },
-                Err(why) => {
-                    log_once(&why);
-                    cpu()
-                }
-            }
+        },
+        Err(why) => {
+            log_once(&why);
+            Ok(None)
         }
     }
 }
 
+#[cfg(not(feature = "gpu"))]
+fn auto_gpu(_: Precision, _: u128) -> Result<Option<GpuDevice>> {
+    Ok(None)
+}
+
 /// Log once per process (at info level, through the `log` crate) why `Auto` stays on the CPU.
+#[cfg(feature = "gpu")]
 fn log_once(why: &str) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| log::info!("Device::Auto runs on the CPU: {why}"));
@@ -145,6 +203,9 @@ pub(crate) fn execute<R>(
     let backend = select_for(device, n_jobs, precision, work)?;
     let count = match &backend {
         Backend::Cpu { threads } => *threads,
+        #[cfg(not(feature = "gpu"))]
+        Backend::Gpu(d) => match *d {},
+        #[cfg(feature = "gpu")]
         Backend::Gpu(d) => match on_gpu(d) {
             Ok(result) => {
                 record(&backend);

@@ -9,7 +9,9 @@ use crate::{Error, Result, SigOptions};
 /// The levels `1..=degree` of a truncated tensor series over `R^dim`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorShape {
+    /// The letters of the words: the path's (transformed) dimension.
     pub dim: usize,
+    /// The highest level.
     pub degree: usize,
     /// `offsets[k]` is the start of level `k` for `k` in `1..=degree`; `offsets[degree + 1]` is the length.
     offsets: Vec<usize>,
@@ -68,6 +70,7 @@ impl TensorShape {
         self.offsets[self.degree + 1]
     }
 
+    /// Whether there are no coefficients (degree 0).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

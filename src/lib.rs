@@ -16,21 +16,24 @@
 //! ```
 //!
 //! The layers: [`algebra`] (one sample, slices, no threads), the drivers (`cpu`, batches and
-//! threads; [`gpu`], WGSL kernels through wgpu; the device layer chooses), and the front end (these functions and the `roughsig` CLI).
+//! threads; [`gpu`], WGSL kernels through wgpu; the device layer chooses), and the front end (these functions; the `roughsig` command line is
+//! its own package, `roughsig-cli`).
 
-pub mod algebra;
+// Without the GPU backend, what is computed only for it (sizes, checks, the GPU halves' inputs) goes
+// unused.
+#![cfg_attr(not(feature = "gpu"), allow(unused))]
+#![deny(missing_docs)]
+
+mod algebra;
 mod api;
 mod batch;
-/// The `roughsig` command line, which the binary runs; not part of the library's API.
-#[doc(hidden)]
-pub mod cli;
 mod combine;
 mod cpu;
-pub mod demo;
 mod device;
 mod error;
+#[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod layout;
+mod layout;
 mod logsig;
 mod options;
 mod scalar;

@@ -15,7 +15,9 @@ pub trait Scalar:
 {
     /// The dtype's short name, as the CLI and error messages spell it.
     const NAME: &'static str;
+    /// `x` rounded to this type.
     fn from_f64(x: f64) -> Self;
+    /// The value as an `f64` (exact).
     fn to_f64(self) -> f64;
 }
 
@@ -36,5 +38,33 @@ impl Scalar for f64 {
     }
     fn to_f64(self) -> f64 {
         self
+    }
+}
+
+/// The floating-point type a call computes in, as the device choice and the GPU kernels see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Single precision.
+    F32,
+    /// Double precision.
+    F64,
+}
+
+impl Precision {
+    /// The precision of the crate's scalar type `T`.
+    pub fn of<T: Scalar>() -> Precision {
+        if T::NAME == "f64" {
+            Precision::F64
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
     }
 }

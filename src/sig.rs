@@ -6,8 +6,11 @@ use crate::batch::{
 };
 use crate::cpu;
 use crate::device::execute;
-use crate::gpu::{self, kernels::Precision};
+use crate::device::on_gpu;
+#[cfg(feature = "gpu")]
+use crate::gpu;
 use crate::layout::{aug_dim, PathsShape, TensorShape};
+use crate::scalar::Precision;
 use crate::{Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
 
@@ -29,13 +32,13 @@ pub(crate) fn sig<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         work,
-        |device| {
+        on_gpu!(|device| {
             fit_gpu::<T>("signature", output, p.slice().len())?;
             let mut out = zeros::<T>("signature", &out_shape)?;
             let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
             gpu::sig(device, &shape, p.slice(), ps, options, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let (batch, backward) = (p.batch(), false);
             let what = "signature";
@@ -79,14 +82,14 @@ pub(crate) fn sig_backprop<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         work,
-        |device| {
+        on_gpu!(|device| {
             let inputs = paths.len() + sigs.len() + derivs.len();
             fit_gpu::<T>("path gradient", output, inputs)?;
             let mut out = zeros::<T>("path gradient", p.data.shape())?;
             let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
             gpu::sig_backprop(device, &shape, paths, ps, sigs, derivs, st, options, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let (batch, backward) = (p.batch(), true);
             let what = "path gradient";

@@ -13,7 +13,9 @@ use std::time::Instant;
 /// What calibration found for one adapter and driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Calibration {
+    /// The adapter's name.
     pub adapter: String,
+    /// The driver's name and version.
     pub driver: String,
     /// The workload (about `batch · increments · sig_length` multiply-adds) from which the GPU was
     /// faster than the CPU in f32 at every rung measured; `None`: it never was.
@@ -27,45 +29,68 @@ fn cache_file() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("roughsig")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/roughsig")))?;
-    Some(dir.join("calibration.json"))
+    Some(dir.join("calibration.tsv"))
 }
 
-fn to_json(c: &Calibration) -> serde_json::Value {
-    serde_json::json!({
-        "adapter": c.adapter,
-        "driver": c.driver,
-        "f32_min_work": c.f32_min_work.map(|w| w.to_string()),
-        "f64_min_work": c.f64_min_work.map(|w| w.to_string()),
-    })
+/// The record's first line; then one line per adapter and driver, fields separated by tabs, `-` for
+/// "never faster".
+const HEADER: &str = "# adapter\tdriver\tf32_min_work\tf64_min_work";
+
+/// A name as one field: tabs and line breaks (which would split it) become spaces.
+fn field(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
-fn from_json(v: &serde_json::Value) -> Option<Calibration> {
-    let work = |k: &str| v[k].as_str().and_then(|s| s.parse().ok());
+fn to_line(c: &Calibration) -> String {
+    let work = |w: Option<u128>| w.map_or("-".to_string(), |w| w.to_string());
+    format!(
+        "{}\t{}\t{}\t{}",
+        field(&c.adapter),
+        field(&c.driver),
+        work(c.f32_min_work),
+        work(c.f64_min_work)
+    )
+}
+
+/// A record line, or `None` for a comment or a malformed line (a damaged record is ignored, never
+/// an error: calibration only tunes `Device::Auto`).
+fn from_line(line: &str) -> Option<Calibration> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let [adapter, driver, f32_min_work, f64_min_work] = fields[..] else {
+        return None;
+    };
+    let work = |w: &str| -> Option<Option<u128>> {
+        match w {
+            "-" => Some(None),
+            w => w.parse().ok().map(Some),
+        }
+    };
+    (!adapter.starts_with('#')).then_some(())?;
     Some(Calibration {
-        adapter: v["adapter"].as_str()?.to_string(),
-        driver: v["driver"].as_str()?.to_string(),
-        f32_min_work: work("f32_min_work"),
-        f64_min_work: work("f64_min_work"),
+        adapter: adapter.to_string(),
+        driver: driver.to_string(),
+        f32_min_work: work(f32_min_work)?,
+        f64_min_work: work(f64_min_work)?,
     })
+}
+
+fn read(file: &std::path::Path) -> Vec<Calibration> {
+    std::fs::read_to_string(file)
+        .map(|text| text.lines().filter_map(from_line).collect())
+        .unwrap_or_default()
 }
 
 /// Every calibration recorded on this machine (read once per process).
 pub fn recorded() -> &'static [Calibration] {
     static CACHE: OnceLock<Vec<Calibration>> = OnceLock::new();
-    CACHE.get_or_init(|| {
-        cache_file()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| {
-                v.as_array()
-                    .map(|a| a.iter().filter_map(from_json).collect())
-            })
-            .unwrap_or_default()
-    })
+    CACHE.get_or_init(|| cache_file().map(|f| read(&f)).unwrap_or_default())
 }
 
 /// The recorded calibration of an adapter, if any.
 pub(crate) fn of(name: &str, driver: &str) -> Option<&'static Calibration> {
+    let (name, driver) = (field(name), field(driver));
     recorded()
         .iter()
         .find(|c| c.adapter == name && c.driver == driver)
@@ -77,21 +102,19 @@ pub fn save(c: &Calibration) -> Result<PathBuf> {
     let file = cache_file()
         .ok_or_else(|| Error::invalid("no cache directory (set ROUGHSIG_CACHE_DIR or HOME)"))?;
     let io = |e: std::io::Error| Error::invalid(format!("{}: {e}", file.display()));
-    let mut all: Vec<Calibration> = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .and_then(|v| {
-            v.as_array()
-                .map(|a| a.iter().filter_map(from_json).collect())
-        })
-        .unwrap_or_default();
-    all.retain(|o| !(o.adapter == c.adapter && o.driver == c.driver));
+    let mut all = read(&file);
+    let (adapter, driver) = (field(&c.adapter), field(&c.driver));
+    all.retain(|o| !(o.adapter == adapter && o.driver == driver));
     all.push(c.clone());
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let text = serde_json::Value::Array(all.iter().map(to_json).collect()).to_string();
-    let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
+    let mut text = format!("{HEADER}\n");
+    for c in &all {
+        text.push_str(&to_line(c));
+        text.push('\n');
+    }
+    let tmp = file.with_extension(format!("tsv.{}.tmp", std::process::id()));
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(&tmp, &file).map_err(io)?;
     Ok(file)
@@ -175,8 +198,18 @@ mod tests {
                 f32_min_work,
                 f64_min_work,
             };
-            assert_eq!(from_json(&to_json(&c)), Some(c));
+            assert_eq!(from_line(&to_line(&c)), Some(c));
         }
-        assert_eq!(from_json(&serde_json::json!({"adapter": 3})), None);
+        // A tab in a name cannot split its line.
+        let c = Calibration {
+            adapter: "a\tb".into(),
+            driver: "d".into(),
+            f32_min_work: None,
+            f64_min_work: None,
+        };
+        assert_eq!(from_line(&to_line(&c)).unwrap().adapter, "a b");
+        for damaged in [HEADER, "", "a\td\t12", "a\td\tx\t-", "a\td\t-\t-\t-"] {
+            assert_eq!(from_line(damaged), None, "{damaged:?}");
+        }
     }
 }

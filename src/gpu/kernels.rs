@@ -9,31 +9,9 @@
 
 use wgpu::naga::valid::Capabilities;
 
-/// The floating-point type a kernel computes in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Precision {
-    F32,
-    F64,
-}
+pub use crate::scalar::Precision;
 
 impl Precision {
-    /// The precision of the crate's scalar type `T`.
-    pub fn of<T: crate::Scalar>() -> Precision {
-        if T::NAME == "f64" {
-            Precision::F64
-        } else {
-            Precision::F32
-        }
-    }
-
-    /// Bytes per element.
-    pub fn size(self) -> u64 {
-        match self {
-            Precision::F32 => 4,
-            Precision::F64 => 8,
-        }
-    }
-
     /// The naga capabilities a kernel of this precision is allowed, and the device must have:
     /// f64 arithmetic only in the f64 form.
     pub fn capabilities(self) -> Capabilities {

@@ -3,7 +3,7 @@
 //!
 //! The pieces, one name per operation: the shaders in `shaders/` (the signature engine's and the
 //! kernels over rows of signatures in `shaders/sig/`, specialised per key by a generated prelude),
-//! the kernel table [`kernels`] of the fixed shaders, their drivers (`sig` for `sig` and
+//! the kernel table `kernels` of the fixed shaders, their drivers (`sig` for `sig` and
 //! `sig_backprop`, `log_sig` for the log-signatures and their gradients, `combine` for `sig_combine`
 //! and `sig_join`, `sig_kernel`) taking the CPU drivers' arguments, and plain-Rust mirrors of the
 //! fixed shaders in `src/gpu/mirror/` (tests only). The wgpu instance, adapters, devices and
@@ -14,7 +14,7 @@
 //! signatures on the device between calls.
 //!
 //! How the work is laid out, and what follows from it:
-//! - Signatures and their gradients ([`sig`]): paths are cut into time chunks joined by Chen's
+//! - Signatures and their gradients (`sig`): paths are cut into time chunks joined by Chen's
 //!   identity, one invocation per (path, chunk, word) forward and one workgroup per (path, chunk)
 //!   backward, so a single long path fills the GPU as a large batch does (`docs/ARCHITECTURE.md`).
 //! - Signature kernels: each pair's base Gram matrix is computed on the device from the uploaded
@@ -39,12 +39,16 @@ pub mod calibrate;
 mod chunks;
 mod combine;
 mod context;
+/// The kernel table, public for the shader tests only.
+#[doc(hidden)]
 pub mod kernels;
 mod log_sig;
 #[cfg(test)]
 pub(crate) mod mirror;
 mod program;
 mod resident;
+/// The signature engine, public for its plan and shader tests only.
+#[doc(hidden)]
 pub mod sig;
 pub(crate) mod sig_kernel;
 
@@ -96,25 +100,33 @@ impl GpuDevice {
 /// One adapter wgpu found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdapterReport {
+    /// Its position in [`AdapterList::adapters`].
     pub index: usize,
+    /// The adapter's name (what `Device::Gpu(Some(…))` and `ROUGHSIG_ADAPTER` match against).
     pub name: String,
     /// `Vulkan`, `Metal` or `Dx12`.
     pub backend: String,
     /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` (a software rasteriser such as lavapipe) or
     /// `Other`.
     pub device_type: String,
+    /// The driver's name and version.
     pub driver: String,
     /// Whether the adapter computes in f64 (`SHADER_F64`).
     pub f64: bool,
+    /// The largest storage binding, in bytes (batches are cut to fit it).
     pub max_storage_buffer_binding_size: u64,
+    /// The largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// The most workgroups one dispatch may have along one dimension.
     pub max_compute_workgroups_per_dimension: u32,
+    /// The most invocations one workgroup may have.
     pub max_compute_invocations_per_workgroup: u32,
 }
 
 /// Every adapter, and the one `Device::Auto` would pick for a large workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdapterList {
+    /// Every adapter wgpu found (Vulkan, Metal, DX12).
     pub adapters: Vec<AdapterReport>,
     /// Index of the adapter `Device::Auto` uses for a large enough workload; `None`: Auto always runs
     /// on the CPU.

@@ -20,12 +20,15 @@ pub struct GpuReport {
     pub dispatches: u64,
     /// Queue submissions (one per group of paths that fits the adapter's buffers; usually one).
     pub submissions: u64,
-    /// Invocations of the largest and of the smallest dispatch.
+    /// Invocations of the largest dispatch.
     pub max_invocations: u64,
+    /// Invocations of the smallest dispatch.
     pub min_invocations: u64,
     /// Workgroups launched, over all dispatches.
     pub workgroups: u64,
+    /// Bytes written to the device.
     pub bytes_uploaded: u64,
+    /// Bytes read back from the device.
     pub bytes_downloaded: u64,
     /// Buffers created by this call (0 when the pool held every buffer it needed).
     pub buffers_created: u64,

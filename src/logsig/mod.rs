@@ -21,9 +21,12 @@ use crate::batch::{
     same_batch, zeros, Memory, Rows,
 };
 use crate::cpu::par_rows;
+use crate::device::on_gpu;
 use crate::device::{execute, record, Backend};
-use crate::gpu::{self, kernels::Precision};
+#[cfg(feature = "gpu")]
+use crate::gpu;
 use crate::layout::{aug_dim, PathsShape, TensorShape};
+use crate::scalar::Precision;
 use crate::{sig, sig_backprop, Device, Error, Result, Scalar, SigOptions};
 use lyndon::Basis;
 use ndarray::{ArrayD, ArrayViewD};
@@ -143,7 +146,7 @@ pub(crate) fn log_sig<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         plan.workload(p.batch(), &ps, options),
-        |device| {
+        on_gpu!(|device| {
             let mut out_shape = p.batch_shape.clone();
             out_shape.push(plan.out_len(options.scalar_term));
             let mut out = zeros::<T>("log-signature", &out_shape)?;
@@ -155,7 +158,7 @@ pub(crate) fn log_sig<T: Scalar>(
             };
             plan.on_gpu(device, source, options, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             // `Expanded` has the signature's layout, so the logarithm replaces the signature row by
             // row and the call allocates (and first-touches) one output, not two.
@@ -189,6 +192,7 @@ pub(crate) fn log_sig<T: Scalar>(
 
 /// The log-signatures of signatures already on a GPU (rows of the levels over `dim` letters, the
 /// transforms applied), for [`crate::gpu::GpuSigs::log_sig`].
+#[cfg(feature = "gpu")]
 pub(crate) fn log_sig_of_device<T: Scalar>(
     device: &gpu::GpuDevice,
     sigs: &wgpu::Buffer,
@@ -231,7 +235,7 @@ pub(crate) fn sig_to_log_sig<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         work,
-        |device| {
+        on_gpu!(|device| {
             let mut out_shape = s.batch_shape.clone();
             out_shape.push(plan.out_len(st));
             let mut out = zeros::<T>("log-signature", &out_shape)?;
@@ -246,7 +250,7 @@ pub(crate) fn sig_to_log_sig<T: Scalar>(
             };
             plan.on_gpu(device, source, &options, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let out_values = s.batch() as u128 * plan.out_len(st) as u128;
             let threads = plan.fit::<T>("log-signature", out_values, 0, threads)?;
@@ -290,7 +294,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         work,
-        |device| {
+        on_gpu!(|device| {
             let brackets = plan.gpu_brackets::<T>(device)?;
             let mut host = Vec::new();
             let threads = crate::threads(options.n_jobs)?;
@@ -303,7 +307,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
             gpu::log_sig_backprop(device, &plan.shape, paths, ps, &sig_options, &derivs, slice)?;
             check_result("path gradient", &out, 2)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let cpu_options = SigOptions {
                 device: Device::Cpu,
@@ -329,6 +333,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
 
 /// The path gradients of `F(log_sig(paths))` for paths and signatures already on a GPU, for
 /// [`crate::gpu::GpuSigs::log_sig_backprop`].
+#[cfg(feature = "gpu")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn log_sig_backprop_of_device<T: Scalar>(
     device: &gpu::GpuDevice,
@@ -405,7 +410,7 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
         options.n_jobs,
         Precision::of::<T>(),
         work,
-        |device| {
+        on_gpu!(|device| {
             let brackets = plan.gpu_brackets::<T>(device)?;
             let mut host = Vec::new();
             let threads = crate::threads(options.n_jobs)?;
@@ -420,7 +425,7 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
             let st = st as usize;
             gpu::sig_to_log_sig_backprop(device, &plan.shape, s.slice(), st, &derivs, slice)?;
             Ok(out)
-        },
+        }),
         |threads| {
             let threads = plan.fit::<T>("signature gradient", values, 0, threads)?;
             plan.backward(&s, st, &g, st, threads)
@@ -551,6 +556,7 @@ impl Plan {
     /// Log-signatures into `out` on `device` (rows as [`Plan::out_len`] with `options.scalar_term`).
     /// The Lyndon bracket basis' sparse triangular solve runs on the device after the logarithm,
     /// or on the CPU afterwards where one substitution exceeds the adapter's loop budget.
+    #[cfg(feature = "gpu")]
     fn on_gpu<T: Scalar>(
         &self,
         device: &gpu::GpuDevice,
@@ -708,6 +714,7 @@ impl Plan {
 
     /// The bracket triangle for the GPU, when the form is `Lyndon` and `device` can solve it (one
     /// substitution within its loop budget, indices within `u32`); `None` otherwise.
+    #[cfg(feature = "gpu")]
     fn gpu_brackets<T: Scalar>(&self, device: &gpu::GpuDevice) -> Result<Option<gpu::Brackets<T>>> {
         let (LogSigMethod::Lyndon, Some(basis)) = (self.method, &self.basis) else {
             return Ok(None);
@@ -732,6 +739,7 @@ impl Plan {
     /// `Expanded`) as the GPU's reverse logarithm reads them: in place, through the Lyndon words'
     /// positions, with the bracket form's transposed solve on the device where `brackets` is given;
     /// else (the bracket form on an adapter that cannot solve it) expanded here into `host`.
+    #[cfg(feature = "gpu")]
     fn gpu_derivs<'a, T: Scalar>(
         &self,
         g: &'a Rows<'_, T>,
@@ -778,6 +786,7 @@ impl Plan {
 
     /// Every row of `g` (after its scalar term when `g_st` and the form is `Expanded`) expanded by
     /// [`Plan::expand_row`]: rows of `shape.len()`, for the GPU's reverse logarithm.
+    #[cfg(feature = "gpu")]
     fn expanded_derivs<T: Scalar>(
         &self,
         g: &Rows<T>,

@@ -34,11 +34,6 @@ impl<T> Side<'_, T> {
 /// Which pair of the two sides the `i`-th kernel of a list is.
 type PairOf<'a> = &'a (dyn Fn(usize) -> (usize, usize) + Sync);
 
-/// About eight flops per refined cell and solve; a backward pass costs about three solves.
-pub(super) fn work(pairs: usize, rows: usize, cols: usize, solves: usize) -> u128 {
-    8 * solves as u128 * pairs as u128 * rows as u128 * cols as u128
-}
-
 fn kernel_grid<T>(plan: &Plan<'_, T>, n1: usize, n2: usize) -> KernelGrid {
     let (lam1, lam2) = plan.opts.dyadic_order.pair();
     KernelGrid {

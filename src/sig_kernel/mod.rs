@@ -15,6 +15,7 @@
 
 mod checks;
 mod cpu;
+#[cfg(feature = "gpu")]
 mod gpu;
 mod options;
 pub(crate) mod pde;
@@ -27,11 +28,13 @@ use crate::batch::{
 };
 use crate::cpu::par_rows;
 use crate::device;
-use crate::gpu::kernels::Precision;
+use crate::device::on_gpu;
 use crate::layout::aug_dim;
+use crate::scalar::Precision;
 use crate::{Error, Result, Scalar};
 use checks::{check_finite_items, check_output};
 use cpu::{par_pairs, par_sum, Plan, Workspace};
+#[cfg(feature = "gpu")]
 use gpu::Side;
 use ndarray::{ArrayD, ArrayViewD};
 use pde::{Grid, Seed, BACKPROP_BUDGET_BYTES};
@@ -51,7 +54,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     let (xs, ys) = (px.slice(), py.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
     let solves = if options.normalize { 3 } else { 1 };
-    let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
+    let work = work(px.batch(), grid.rows, grid.cols, solves);
     let mut shape = px.batch_shape.clone();
     let per_item = if options.return_grid {
         shape.extend([grid.rows, grid.cols]);
@@ -59,7 +62,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     } else {
         1
     };
-    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<ArrayD<T>> {
+    let on_gpu = on_gpu!(|device| {
         let mut out = zeros::<T>("signature kernel", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
@@ -71,7 +74,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
         }?;
         check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
         Ok(out)
-    };
+    });
     let on_cpu = |threads: usize| -> Result<ArrayD<T>> {
         let threads = fit(&plan, "signature kernel", threads, elements(&shape), 0)?;
         let mut out = zeros::<T>("signature kernel", &shape)?;
@@ -93,15 +96,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
         check_output("sig_kernel", out_slice, &px.batch_shape, per_item)?;
         Ok(out)
     };
-    let precision = Precision::of::<T>();
-    device::execute(
-        &options.device,
-        options.n_jobs,
-        precision,
-        work,
-        on_gpu,
-        on_cpu,
-    )
+    execute::<T, _>(options, work, on_gpu, on_cpu)
 }
 
 /// The body of [`crate::sig_kernel_backprop`] (see [`crate::api`]).
@@ -135,8 +130,8 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
     let (xs, ys, ds) = (px.slice(), py.slice(), pd.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
     let solves = if options.normalize { 9 } else { 3 };
-    let work = gpu::work(px.batch(), grid.rows, grid.cols, solves);
-    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let work = work(px.batch(), grid.rows, grid.cols, solves);
+    let on_gpu = on_gpu!(|device| {
         let mut dx = zeros::<T>("path1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("path2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
@@ -147,7 +142,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
         check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
         Ok((dx, dy))
-    };
+    });
     let on_cpu = |threads: usize| -> Result<(ArrayD<T>, ArrayD<T>)> {
         let output = (px.data.len() + py.data.len()) as u128;
         let threads = fit(&plan, "signature kernel gradient", threads, output, 0)?;
@@ -173,15 +168,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
         Ok((dx, dy))
     };
-    let precision = Precision::of::<T>();
-    device::execute(
-        &options.device,
-        options.n_jobs,
-        precision,
-        work,
-        on_gpu,
-        on_cpu,
-    )
+    execute::<T, _>(options, work, on_gpu, on_cpu)
 }
 
 /// The body of [`crate::sig_kernel_gram`] (see [`crate::api`]).
@@ -221,8 +208,8 @@ fn gram<T: Scalar>(
     let mut shape = px.batch_shape.clone();
     shape.extend_from_slice(&py.batch_shape);
     let pairs = if symmetric { n * (n + 1) / 2 } else { n * m };
-    let work = gpu::work(pairs, grid.rows, grid.cols, 1);
-    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<ArrayD<T>> {
+    let work = work(pairs, grid.rows, grid.cols, 1);
+    let on_gpu = on_gpu!(|device| {
         let mut out = zeros::<T>("Gram matrix", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
@@ -230,7 +217,7 @@ fn gram<T: Scalar>(
         gpu::gram(device, &plan, threads, sides, symmetric, out_slice)?;
         check_output("sig_kernel_gram", out_slice, &shape, 1)?;
         Ok(out)
-    };
+    });
     let on_cpu = |threads: usize| -> Result<ArrayD<T>> {
         let threads = fit(&plan, "Gram matrix", threads, elements(&shape), 0)?;
         let (kx, ky) = self_kernels(&plan, threads, xs, lx, n, ys, ly, m, symmetric);
@@ -258,15 +245,7 @@ fn gram<T: Scalar>(
         check_output("sig_kernel_gram", out_slice, &shape, 1)?;
         Ok(out)
     };
-    let precision = Precision::of::<T>();
-    device::execute(
-        &options.device,
-        options.n_jobs,
-        precision,
-        work,
-        on_gpu,
-        on_cpu,
-    )
+    execute::<T, _>(options, work, on_gpu, on_cpu)
 }
 
 /// `k(x_i, x_i)` and `k(y_j, y_j)` when normalising (empty otherwise).
@@ -327,8 +306,8 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
     let (xs, ys, ds) = (px.slice(), py.slice(), pd.slice());
     let (lx, ly) = (path_size(&px), path_size(&py));
     let (n, m) = (px.batch(), py.batch());
-    let work = gpu::work(n * m, grid.rows, grid.cols, 3);
-    let on_gpu = |device: &crate::gpu::GpuDevice| -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let work = work(n * m, grid.rows, grid.cols, 3);
+    let on_gpu = on_gpu!(|device| {
         let mut dx = zeros::<T>("paths1 gradient", px.data.shape())?;
         let mut dy = zeros::<T>("paths2 gradient", py.data.shape())?;
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
@@ -339,7 +318,7 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
         check_output("paths1 gradient", dx_slice, &px.batch_shape, lx)?;
         check_output("paths2 gradient", dy_slice, &py.batch_shape, ly)?;
         Ok((dx, dy))
-    };
+    });
     let on_cpu = |threads: usize| -> Result<(ArrayD<T>, ArrayD<T>)> {
         let (size_x, size_y) = (n * lx, m * ly);
         let extra = if options.normalize { m } else { 0 };
@@ -393,6 +372,16 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
             .expect("the accumulator is laid out like paths2");
         Ok((dx, dy))
     };
+    execute::<T, _>(options, work, on_gpu, on_cpu)
+}
+
+/// Run an operation on the device its options choose ([`device::execute`]).
+fn execute<T: Scalar, R>(
+    options: &SigKernelOptions,
+    work: u128,
+    on_gpu: impl FnOnce(&device::GpuDevice) -> Result<R>,
+    on_cpu: impl FnOnce(usize) -> Result<R>,
+) -> Result<R> {
     let precision = Precision::of::<T>();
     device::execute(
         &options.device,
@@ -424,6 +413,7 @@ fn fit<T: Scalar>(
 }
 
 /// The two sides of the pairs, as the GPU drivers take them.
+#[cfg(feature = "gpu")]
 fn sides<'a, T>(
     grid: &Grid,
     (xs, lx): (&'a [T], usize),
@@ -441,6 +431,11 @@ fn sides<'a, T>(
             n: grid.n2,
         },
     )
+}
+
+/// About eight flops per refined cell and solve; a backward pass costs about three solves.
+fn work(pairs: usize, rows: usize, cols: usize, solves: usize) -> u128 {
+    8 * solves as u128 * pairs as u128 * rows as u128 * cols as u128
 }
 
 fn reject_grid(options: &SigKernelOptions, op: &str) -> Result<()> {
@@ -568,6 +563,7 @@ pub(crate) mod testing {
 
     /// Paths of `len` points laid end to end, transformed as the GPU's Gram kernel reads them:
     /// the rows, the increments per path and the transformed channels.
+    #[cfg(feature = "gpu")]
     pub(crate) fn lifted_rows(
         opts: &SigKernelOptions,
         paths: &[f64],

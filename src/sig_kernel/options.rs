@@ -12,9 +12,15 @@ pub enum StaticKernel {
     #[default]
     Linear,
     /// `κ(p, q) = <s·p, s·q> = s²<p, q>` (pySigLib's `ScaledLinearKernel(scale=s)`).
-    ScaledLinear { scale: f64 },
+    ScaledLinear {
+        /// The factor `s` applied to both points.
+        scale: f64,
+    },
     /// `κ(p, q) = exp(−|p − q|² / σ)` (pySigLib's `RBFKernel(sigma=σ)`; note σ, not 2σ²).
-    Rbf { sigma: f64 },
+    Rbf {
+        /// The length scale `σ` (positive).
+        sigma: f64,
+    },
 }
 
 impl StaticKernel {

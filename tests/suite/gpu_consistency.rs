@@ -140,7 +140,7 @@ fn sig_forward_and_backward_shape_grid() {
     for dim in 1..=8 {
         for degree in 0..=8 {
             for opts in option_grid() {
-                let d = roughsig::layout::aug_dim(dim, opts.time_aug, opts.lead_lag).unwrap();
+                let d = dim * if opts.lead_lag { 2 } else { 1 } + opts.time_aug as usize;
                 let len = roughsig::TensorShape::new(d, degree).unwrap().len();
                 if len > 4000 {
                     continue;
@@ -386,7 +386,7 @@ fn log_sig_shape_grid() {
     for dim in 1..=5 {
         for degree in 1..=6 {
             for opts in option_grid() {
-                let d = roughsig::layout::aug_dim(dim, opts.time_aug, opts.lead_lag).unwrap();
+                let d = dim * if opts.lead_lag { 2 } else { 1 } + opts.time_aug as usize;
                 let len = roughsig::TensorShape::new(d, degree).unwrap().len();
                 if len > 4000 {
                     continue;

@@ -3,18 +3,22 @@
 
 mod common;
 
-mod cli;
-mod cli_logsig;
-mod cli_sig_kernel;
 mod errors;
 mod fuzz;
 mod golden;
+#[cfg(feature = "gpu")]
 mod gpu_combine;
+#[cfg(feature = "gpu")]
 mod gpu_consistency;
+#[cfg(feature = "gpu")]
 mod gpu_device;
+#[cfg(feature = "gpu")]
 mod gpu_log_sig_backprop;
+#[cfg(feature = "gpu")]
 mod gpu_plan;
+#[cfg(feature = "gpu")]
 mod gpu_shaders;
+#[cfg(feature = "gpu")]
 mod gpu_sig_kernel;
 mod logsig;
 mod properties;

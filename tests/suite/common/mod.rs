@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: golden cases on disk, tolerant comparison.
 #![allow(dead_code)]
 
+#[cfg(feature = "gpu")]
 pub mod gpu;
 
 use ndarray::ArrayD;
@@ -156,4 +157,13 @@ pub fn expect_overflow(name: &str, want: &ArrayD<f64>, got: roughsig::Result<Arr
         row.iter().any(|x| !x.is_finite()),
         "{name}: item {item:?} is finite in the reference"
     );
+}
+
+/// Whether no GPU adapter can be had: the library was built without its GPU backend, or wgpu finds
+/// no adapter.
+pub fn no_adapter() -> bool {
+    #[cfg(feature = "gpu")]
+    return roughsig::gpu::adapters().adapters.is_empty();
+    #[cfg(not(feature = "gpu"))]
+    return true;
 }

@@ -1,8 +1,9 @@
-//! The `roughsig` command line. It lives in the library so that its calls into the generic kernels
-//! are compiled once, with the library, rather than again for the binary and its tests.
+//! The `roughsig` command line: the library's operations on `.npy` files, the device list and
+//! calibration, and a demo on real data; see `roughsig --help`.
 
 mod args;
 mod commands;
+mod demo;
 mod npy;
 mod progress;
 mod timing;
@@ -11,7 +12,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 /// Parse the command line, run it, and turn every failure into one `error: …` line and exit status 1.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     // The library logs its device notes; show them on stderr as the command's own lines (RUST_LOG,
     // when set, chooses instead).
     let mut logger = env_logger::Builder::new();

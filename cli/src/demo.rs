@@ -7,8 +7,8 @@
 //! (399 features), standardised on the training set; then a one-vs-rest ridge classifier (alpha = 100,
 //! targets ±1, with an intercept). Everything is deterministic.
 
-use crate::{sig, sig_backprop, sig_length, Device, Error, Result, SigOptions};
 use ndarray::{s, Array1, Array2, Array3, ArrayView2, Axis};
+use roughsig::{sig, sig_backprop, sig_length, Device, Error, Result, SigOptions};
 use std::fmt;
 use std::time::Instant;
 
@@ -212,7 +212,7 @@ pub fn run(device: &Device) -> Result<DemoReport> {
     let train_sig = sig(train_paths.view(), DEGREE, &options)?;
     let test_sig = sig(test_paths.view(), DEGREE, &options)?;
     let feature_ms = feature_start.elapsed().as_secs_f64() * 1e3;
-    let used = crate::last_backend().map_or_else(String::new, |b| b.to_string());
+    let used = roughsig::last_backend().map_or_else(String::new, |b| b.to_string());
     let features = sig_length(channels, DEGREE, &options)?;
     let to2 = |a: ndarray::ArrayD<f64>| {
         a.into_dimensionality::<ndarray::Ix2>()

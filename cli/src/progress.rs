@@ -3,8 +3,8 @@
 //! Every batch item is computed independently, so the chunked result is identical to one call. Any
 //! error in a chunk is reported by redoing the whole call, so that messages name the global batch item.
 
-use crate::{Result, Scalar, SigOptions};
 use ndarray::{s, Array2, Array3, ArrayD, Ix2, Ix3};
+use roughsig::{Result, Scalar, SigOptions};
 use std::io::IsTerminal;
 
 /// Batches of at most this many items never show a bar.
@@ -50,7 +50,7 @@ pub fn sig<T: Scalar>(
     progress: bool,
 ) -> Result<ArrayD<T>> {
     let Some((batch, len, dim)) = chunkable(paths.shape()).filter(|_| progress) else {
-        return crate::sig(paths.view(), degree, opts);
+        return roughsig::sig(paths.view(), degree, opts);
     };
     let flat = paths
         .to_shape((batch, len, dim))
@@ -58,9 +58,9 @@ pub fn sig<T: Scalar>(
     let bar = bar(batch, "sig");
     let mut out: Option<Array2<T>> = None;
     for (a, b) in chunks(batch) {
-        let Ok(part) = crate::sig(flat.slice(s![a..b, .., ..]), degree, opts) else {
+        let Ok(part) = roughsig::sig(flat.slice(s![a..b, .., ..]), degree, opts) else {
             bar.finish_and_clear();
-            return crate::sig(paths.view(), degree, opts);
+            return roughsig::sig(paths.view(), degree, opts);
         };
         let part = part
             .into_dimensionality::<Ix2>()
@@ -88,7 +88,7 @@ pub fn sig_backprop<T: Scalar>(
     opts: &SigOptions,
     progress: bool,
 ) -> Result<ArrayD<T>> {
-    let whole = || crate::sig_backprop(paths.view(), sigs.view(), derivs.view(), degree, opts);
+    let whole = || roughsig::sig_backprop(paths.view(), sigs.view(), derivs.view(), degree, opts);
     let Some((batch, len, dim)) = chunkable(paths.shape()).filter(|_| progress) else {
         return whole();
     };
@@ -108,7 +108,7 @@ pub fn sig_backprop<T: Scalar>(
     let bar = bar(batch, "sig-backprop");
     let mut out = Array3::<T>::zeros((batch, len, dim));
     for (a, b) in chunks(batch) {
-        let part = crate::sig_backprop(
+        let part = roughsig::sig_backprop(
             flat_p.slice(s![a..b, .., ..]),
             flat_s.slice(s![a..b, ..]),
             flat_d.slice(s![a..b, ..]),
@@ -167,10 +167,10 @@ mod tests {
             ..Default::default()
         };
         let x = paths(&[5, 40, 6, 3]);
-        let whole = crate::sig(x.view(), 3, &opts).unwrap();
+        let whole = roughsig::sig(x.view(), 3, &opts).unwrap();
         assert_eq!(sig(&x, 3, &opts, true).unwrap(), whole);
         let derivs = whole.mapv(|v| v.cos());
-        let grad = crate::sig_backprop(x.view(), whole.view(), derivs.view(), 3, &opts).unwrap();
+        let grad = roughsig::sig_backprop(x.view(), whole.view(), derivs.view(), 3, &opts).unwrap();
         assert_eq!(
             sig_backprop(&x, &whole, &derivs, 3, &opts, true).unwrap(),
             grad

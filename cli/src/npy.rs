@@ -1,8 +1,8 @@
 //! Reading and writing `.npy` files: dtype detection from the header, conversion to the compute dtype.
 
-use crate::{Error, Result, Scalar};
 use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
+use roughsig::{Error, Result, Scalar};
 use std::io::{BufWriter, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

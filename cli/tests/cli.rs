@@ -11,7 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_roughsig");
 
 fn golden(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/golden")
+        .join("../tests/data/golden")
         .join(case)
 }
 
@@ -408,7 +408,7 @@ fn a_bad_device_variable_is_named() {
 /// the device's report (skipped without an adapter, like the other GPU tests).
 #[test]
 fn sig_combine_runs_on_the_gpu_with_a_report() {
-    if crate::common::gpu::gpu().is_none() {
+    if !crate::gpu() {
         return;
     }
     let dir = scratch("combine-gpu");

@@ -1,7 +1,7 @@
 //! `--repeat`: time the computation (never the file I/O) and report one JSON line on stderr.
 
 use super::args::Common;
-use crate::{Device, Result};
+use roughsig::{Device, Result};
 use std::time::Instant;
 
 /// What a timed run reports besides the timings.
@@ -35,8 +35,8 @@ impl Timing<'_> {
             0.5 * (times[repeats / 2 - 1] + times[repeats / 2])
         };
         // The GPU's account of the last repeat, when it ran there.
-        let gpu = crate::gpu::last_gpu_report()
-            .filter(|_| crate::last_backend().is_some_and(|b| b.is_gpu()))
+        let gpu = roughsig::gpu::last_gpu_report()
+            .filter(|_| roughsig::last_backend().is_some_and(|b| b.is_gpu()))
             .map(|r| {
                 serde_json::json!({
                     "op": r.op,
@@ -53,9 +53,9 @@ impl Timing<'_> {
             });
         let line = serde_json::json!({
             "op": self.op,
-            "device": crate::last_backend().map(|b| b.to_string()),
+            "device": roughsig::last_backend().map(|b| b.to_string()),
             "requested_device": device_name(&self.common.device),
-            "threads": crate::threads(self.common.jobs)?,
+            "threads": roughsig::threads(self.common.jobs)?,
             "dtype": self.dtype,
             "shape": self.shape,
             "repeats": repeats,

@@ -1,7 +1,7 @@
 //! The command line, as clap derive structs.
 
-use crate::{Device, LogSigMethod, StaticKernel};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use roughsig::{Device, LogSigMethod, StaticKernel};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -344,7 +344,7 @@ fn parse_jobs(s: &str) -> Result<i32, String> {
 
 fn parse_device(s: &str) -> Result<Device, String> {
     s.parse::<Device>().map_err(|e| match e {
-        crate::Error::Device(message) => message,
+        roughsig::Error::Device(message) => message,
         other => other.to_string(),
     })
 }

@@ -6,9 +6,9 @@ use super::args::{
 use super::npy::{self, Input};
 use super::progress;
 use super::timing::Timing;
-use crate::{Error, Result, Scalar, SigKernelOptions, SigOptions};
 use ndarray::ArrayD;
 use ndarray_npy::WritableElement;
+use roughsig::{Error, Result, Scalar, SigKernelOptions, SigOptions};
 
 /// Run a generic body with `T` = the job's compute dtype.
 macro_rules! dispatch {
@@ -70,7 +70,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = options(&transform, &common);
             let job = Job::read("transform-path", &[&path], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::transform_path(x[0].view(), &opts)
+                roughsig::transform_path(x[0].view(), &opts)
             }))
         }
         Command::TransformPathBackprop {
@@ -82,7 +82,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = options(&transform, &common);
             let job = Job::read("transform-path-backprop", &[&derivs], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::transform_path_backprop(x[0].view(), &opts)
+                roughsig::transform_path_backprop(x[0].view(), &opts)
             }))
         }
         Command::SigCombine {
@@ -97,7 +97,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-combine", &[&sig1, &sig2], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::sig_combine(x[0].view(), x[1].view(), dimension, degree, &opts)
+                roughsig::sig_combine(x[0].view(), x[1].view(), dimension, degree, &opts)
             }))
         }
         Command::SigCombineBackprop {
@@ -113,7 +113,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-combine-backprop", &[&deriv, &sig1, &sig2], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                crate::sig_combine_backprop(
+                roughsig::sig_combine_backprop(
                     x[0].view(),
                     x[1].view(),
                     x[2].view(),
@@ -135,7 +135,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-join", &[&sig, &displacement], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::sig_join(x[0].view(), x[1].view(), dimension, degree, prepend, &opts)
+                roughsig::sig_join(x[0].view(), x[1].view(), dimension, degree, prepend, &opts)
             }))
         }
         Command::SigJoinBackprop {
@@ -151,7 +151,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-join-backprop", &[&deriv, &sig, &displacement], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                crate::sig_join_backprop(
+                roughsig::sig_join_backprop(
                     x[0].view(),
                     x[1].view(),
                     x[2].view(),
@@ -172,7 +172,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel", &[&path1, &path2], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::sig_kernel(x[0].view(), x[1].view(), &opts)
+                roughsig::sig_kernel(x[0].view(), x[1].view(), &opts)
             }))
         }
         Command::SigKernelBackprop {
@@ -186,7 +186,7 @@ pub fn run(command: Command) -> Result<()> {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel-backprop", &[&derivs, &path1, &path2], &common)?;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                crate::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts)
+                roughsig::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts)
             }))
         }
         Command::SigKernelGram {
@@ -202,9 +202,9 @@ pub fn run(command: Command) -> Result<()> {
             let symmetric = paths1 == paths2;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
                 if symmetric {
-                    crate::sig_kernel_gram_sym(x[0].view(), &opts)
+                    roughsig::sig_kernel_gram_sym(x[0].view(), &opts)
                 } else {
-                    crate::sig_kernel_gram(x[0].view(), x[1].view(), &opts)
+                    roughsig::sig_kernel_gram(x[0].view(), x[1].view(), &opts)
                 }
             }))
         }
@@ -219,18 +219,21 @@ pub fn run(command: Command) -> Result<()> {
                 scalar_term,
                 ..SigOptions::default()
             };
-            println!("{}", crate::sig_length(size.dimension, size.degree, &opts)?);
+            println!(
+                "{}",
+                roughsig::sig_length(size.dimension, size.degree, &opts)?
+            );
             Ok(())
         }
         Command::Devices => {
-            print!("{}", crate::gpu::adapters());
+            print!("{}", roughsig::gpu::adapters());
             Ok(())
         }
         Command::Calibrate { adapter } => {
-            let device = crate::gpu::find_adapter(adapter.as_deref())?;
+            let device = roughsig::gpu::find_adapter(adapter.as_deref())?;
             eprintln!("calibrating '{}' against the CPU…", device.name);
-            let c = crate::gpu::calibrate::calibrate(&device)?;
-            let file = crate::gpu::calibrate::save(&c)?;
+            let c = roughsig::gpu::calibrate::calibrate(&device)?;
+            let file = roughsig::gpu::calibrate::save(&c)?;
             let show =
                 |w: Option<u128>| w.map_or("never".into(), |w| format!("from {w} multiply-adds"));
             println!(
@@ -257,7 +260,7 @@ pub fn run(command: Command) -> Result<()> {
             };
             let job = Job::read("log-sig", &[&path], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::log_sig(x[0].view(), degree, method, &opts)
+                roughsig::log_sig(x[0].view(), degree, method, &opts)
             }))
         }
         Command::SigToLogSig {
@@ -272,7 +275,7 @@ pub fn run(command: Command) -> Result<()> {
             let job = Job::read("sig-to-log-sig", &[&sig], &common)?;
             let Size { dimension, degree } = size;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                crate::sig_to_log_sig(x[0].view(), dimension, degree, method, &opts)
+                roughsig::sig_to_log_sig(x[0].view(), dimension, degree, method, &opts)
             }))
         }
         Command::LogSigLength { size, flags } => {
@@ -283,7 +286,7 @@ pub fn run(command: Command) -> Result<()> {
             };
             println!(
                 "{}",
-                crate::log_sig_length(size.dimension, size.degree, &opts)?
+                roughsig::log_sig_length(size.dimension, size.degree, &opts)?
             );
             Ok(())
         }
