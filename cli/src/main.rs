@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 /// Parse the command line, run it, and turn every failure into one `error: …` line and exit status 1.
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     // The library logs its device notes; show them on stderr as the command's own lines (RUST_LOG,
     // when set, chooses instead).
     let mut logger = env_logger::Builder::new();
@@ -58,6 +59,18 @@ fn main() -> ExitCode {
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Mesa's Vulkan device-select layer looks for a Wayland display while adapters are listed and, on a
+/// machine without one, writes "XDG_RUNTIME_DIR is invalid or not set" on stderr, twice. Without a
+/// display there is nothing for it to select by, so on such a machine the layer is turned off
+/// (unless the user set its switch). Done first, while this is the only thread.
+fn quiet_headless_vulkan() {
+    let var = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let headless = !var("WAYLAND_DISPLAY") && !var("DISPLAY");
+    if headless && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
 

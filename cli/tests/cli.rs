@@ -819,3 +819,20 @@ fn auto_device_notes_come_through_the_log() {
     let stderr = String::from_utf8_lossy(&silent.stderr);
     assert!(!stderr.contains("roughsig: Device::Auto"), "{stderr}");
 }
+
+/// On a machine without a display, listing the adapters writes nothing on stderr: Mesa's
+/// device-select layer, which would complain there about `XDG_RUNTIME_DIR`, is kept quiet.
+#[test]
+fn devices_are_listed_quietly_without_a_display() {
+    let out = Command::new(BIN)
+        .arg("devices")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+}
