@@ -7,6 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array3, ArrayD};
+use roughsig::cpu_plan::{force, Force, LeadLagStep};
 use roughsig::{sig, sig_backprop, Device, Scalar, SigOptions};
 use std::time::Duration;
 
@@ -66,8 +67,8 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
     }
 }
 
-/// Lead-lag paths (batch, length, dim, degree, time_aug) whose steps skip the still half of the
-/// channels; `ROUGHSIG_LEAD_LAG=dense` times the dense step instead.
+/// Lead-lag paths (batch, length, dim, degree, time_aug), timed with the step that skips the still
+/// half of the channels and with the dense step, side by side.
 const LEAD_LAG: [(usize, usize, usize, usize, bool); 3] = [
     (64, 256, 4, 4, true),
     (64, 256, 5, 4, false),
@@ -90,8 +91,15 @@ fn bench_lead_lag<T: Scalar>(c: &mut Criterion) {
             ..Default::default()
         };
         let time = if time_aug { "_time" } else { "" };
-        let id = format!("b{batch}_l{length}_d{dim}_n{degree}{time}");
-        group.bench_function(id, |b| b.iter(|| sig(x.view(), degree, &opts).unwrap()));
+        for step in [LeadLagStep::Compact, LeadLagStep::Dense] {
+            let id = format!("{step:?}/b{batch}_l{length}_d{dim}_n{degree}{time}");
+            force(Force {
+                lead_lag: Some(step),
+                ..Force::default()
+            });
+            group.bench_function(id, |b| b.iter(|| sig(x.view(), degree, &opts).unwrap()));
+        }
+        force(Force::default());
     }
     group.finish();
 }

@@ -41,6 +41,15 @@ mod sig;
 mod sig_kernel;
 mod transform;
 
+/// The CPU kernel choice, for tests and comparisons that run every variant: [`cpu_plan::force`]
+/// fixes parts of every later call's plan, [`cpu_plan::last_plan`] says what a call ran with.
+#[doc(hidden)]
+pub mod cpu_plan {
+    pub use crate::algebra::simd::Isa;
+    pub use crate::algebra::StepLayout;
+    pub use crate::cpu::plan::{available_isas, force, last_plan, Batch, Force, LeadLagStep, Plan};
+}
+
 pub use api::{
     log_sig, log_sig_backprop, lyndon_to_words, sig, sig_backprop, sig_combine,
     sig_combine_backprop, sig_join, sig_join_backprop, sig_kernel, sig_kernel_backprop,

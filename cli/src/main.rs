@@ -14,6 +14,7 @@ use std::process::ExitCode;
 /// Parse the command line, run it, and turn every failure into one `error: …` line and exit status 1.
 fn main() -> ExitCode {
     quiet_headless_vulkan();
+    force_cpu_plan();
     // The library logs its device notes; show them on stderr as the command's own lines (RUST_LOG,
     // when set, chooses instead).
     let mut logger = env_logger::Builder::new();
@@ -72,6 +73,26 @@ fn quiet_headless_vulkan() {
     if headless && std::env::var_os("NODEVICE_SELECT").is_none() {
         std::env::set_var("NODEVICE_SELECT", "1");
     }
+}
+
+/// For side-by-side timings of the CPU kernels' variants: `ROUGHSIG_ISA=baseline|avx2` caps the
+/// instruction set, `ROUGHSIG_LEAD_LAG=dense|compact` fixes the lead-lag step.
+fn force_cpu_plan() {
+    use roughsig::cpu_plan::{force, Force, Isa, LeadLagStep};
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    force(Force {
+        isa: match var("ROUGHSIG_ISA").as_str() {
+            "baseline" => Some(Isa::Baseline),
+            "avx2" => Some(Isa::Avx2Fma),
+            _ => None,
+        },
+        lead_lag: match var("ROUGHSIG_LEAD_LAG").as_str() {
+            "dense" => Some(LeadLagStep::Dense),
+            "compact" => Some(LeadLagStep::Compact),
+            _ => None,
+        },
+        ..Force::default()
+    });
 }
 
 fn fail(message: &str) -> ExitCode {

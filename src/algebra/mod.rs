@@ -28,7 +28,7 @@ pub use lead_lag::{
 };
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
 pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows};
-pub use step_layout::{StepLayout, FUSED_STEPS, REVERSED_STEPS};
+pub use step_layout::{force_layout, StepLayout, FUSED_STEPS, REVERSED_STEPS};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};
 
 use crate::Scalar;

@@ -9,6 +9,7 @@
 //! coefficients becomes a handful of vector instructions; `D = 0` means "not specialised".
 
 use crate::Scalar;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// How `a·b + c` is computed: fused where the CPU has FMA, separately otherwise (`mul_add` without
 /// FMA hardware is a slow libm call).
@@ -51,10 +52,12 @@ impl MulAdd for Fused512 {
     }
 }
 
-/// The instruction set the kernels run with on this machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The instruction set the kernels run with on this machine, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
+    /// Portable code, one multiply and one add per multiply-add.
     Baseline,
+    /// AVX2 vectors and fused multiply-adds.
     Avx2Fma,
     /// AVX-512 F and VL, with AVX2 and FMA.
     Avx512,
@@ -67,22 +70,26 @@ impl Isa {
     }
 }
 
-/// Detected once per process.
+/// The instruction set the kernels run with: the machine's ([`detected_isa`]), or a lower one
+/// where [`cap_isa`] asks for it.
 pub fn isa() -> Isa {
+    let detected = detected_isa();
+    match ISA_CAP.load(Ordering::Relaxed) {
+        0 => detected,
+        1 => Isa::Baseline,
+        2 => detected.min(Isa::Avx2Fma),
+        _ => detected,
+    }
+}
+
+/// The highest instruction set this machine has, detected once per process.
+pub fn detected_isa() -> Isa {
     static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            // ROUGHSIG_ISA=baseline or =avx2 caps the level (for comparisons and tests).
-            let cap = std::env::var("ROUGHSIG_ISA").unwrap_or_default();
-            if cap == "baseline" {
-                return Isa::Baseline;
-            }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                if cap != "avx2"
-                    && is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512vl")
-                {
+                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
                     return Isa::Avx512;
                 }
                 return Isa::Avx2Fma;
@@ -90,6 +97,20 @@ pub fn isa() -> Isa {
         }
         Isa::Baseline
     })
+}
+
+/// The cap [`cap_isa`] set: 0 none, else 1 + the capped level.
+static ISA_CAP: AtomicU8 = AtomicU8::new(0);
+
+/// Run every later call with at most `cap` (never above what the machine has); `None` lifts the
+/// cap. Process-wide: for comparisons and for tests that run each level in turn.
+pub fn cap_isa(cap: Option<Isa>) {
+    let code = match cap {
+        None | Some(Isa::Avx512) => 0,
+        Some(Isa::Baseline) => 1,
+        Some(Isa::Avx2Fma) => 2,
+    };
+    ISA_CAP.store(code, Ordering::Relaxed);
 }
 
 /// The dimension a kernel runs with: the constant `D`, or the run-time `d` when `D = 0`.

@@ -5,6 +5,7 @@
 use super::simd::{isa, Isa};
 use crate::layout::TensorShape;
 use crate::Scalar;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Steps [`super::mul_exp_fused`] takes at once: eight, so that each row of the top level is loaded
 /// and stored once per eight multiply-adds; the top level lives in L2 at the shapes where this
@@ -16,7 +17,7 @@ pub const FUSED_STEPS: usize = 8;
 pub const REVERSED_STEPS: usize = 4;
 
 /// How one path's steps store the signature while they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StepLayout {
     /// Words in order, rows of `d`: [`super::mul_exp_fused`] and [`super::mul_exp`].
     Rows,
@@ -49,12 +50,28 @@ impl StepLayout {
                 2..=8 | 16 => false,
                 _ => true,
             };
-        if reversed {
-            StepLayout::Reversed
-        } else {
-            StepLayout::Rows
+        match FORCED.load(Ordering::Relaxed) {
+            1 => StepLayout::Rows,
+            2 if indexable => StepLayout::Reversed,
+            _ if reversed => StepLayout::Reversed,
+            _ => StepLayout::Rows,
         }
     }
+}
+
+/// The layout [`force_layout`] set: 0 none, 1 rows, 2 reversed.
+static FORCED: AtomicU8 = AtomicU8::new(0);
+
+/// Make every later path take `layout` wherever it can (reversed words need a top level that
+/// `u32` indexes); `None` goes back to the choice by shape. Process-wide: for comparisons and for
+/// tests that run each layout in turn.
+pub fn force_layout(layout: Option<StepLayout>) {
+    let code = match layout {
+        None => 0,
+        Some(StepLayout::Rows) => 1,
+        Some(StepLayout::Reversed) => 2,
+    };
+    FORCED.store(code, Ordering::Relaxed);
 }
 
 impl StepLayout {

@@ -2,6 +2,7 @@
 
 mod lanes;
 mod path;
+pub mod plan;
 mod sig;
 mod split;
 

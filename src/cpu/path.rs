@@ -117,16 +117,9 @@ fn lead_lag_scratch<'a, T: Scalar>(
     slot.get_or_insert_with(|| LeadLagScratch::new(shape))
 }
 
-/// Whether the steps of `inc` go through `mul_exp_lead_lag`, which skips the half of the channels
-/// a lead-lag step leaves still: only where the transformed dimension is above 8 (and not 16 in
-/// f32), since below it each dense row is a vector or two and the compact loops would run scalar
-/// (measured: docs/PERFORMANCE.md, *CPU kernel choices*). `ROUGHSIG_LEAD_LAG=dense` turns it off (for side-by-side timings and tests).
+/// Whether the steps of `inc` go through `mul_exp_lead_lag` ([`super::plan::compact_lead_lag`]).
 fn lead_lag_step<T: Scalar>(inc: &Increments<T>) -> bool {
-    static DENSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let dense =
-        *DENSE.get_or_init(|| std::env::var("ROUGHSIG_LEAD_LAG").is_ok_and(|v| v == "dense"));
-    let d = inc.aug_dim();
-    inc.lead_lag() && !dense && d > 8 && !(d == 16 && std::mem::size_of::<T>() == 4)
+    inc.lead_lag() && super::plan::compact_lead_lag::<T>(inc.aug_dim())
 }
 
 /// The signature of one path, written into `out` (levels only).

@@ -2,6 +2,7 @@
 //! (whole paths, lane groups, or time splits), each path run by `path`.
 
 use super::path::{sig_backprop_path, sig_path, Workspace};
+use super::plan::{self, Batch, Plan};
 use super::{lanes, par_rows, split};
 use crate::layout::{PathsShape, TensorShape};
 use crate::{Scalar, SigOptions};
@@ -25,14 +26,12 @@ pub(crate) fn sig<T: Scalar>(
         sig_path(shape, &inc, 0..inc.count(), ws, &mut row[st..]);
     };
     let batch = out.len() / row.max(1);
-    let pieces = split::pieces(batch, ps.increments(opts), threads, shape.len());
-    if pieces > 1 {
-        split::sig(threads, shape, paths, ps, opts, pieces, out);
-        return;
-    }
-    match lanes::lanes_for::<T>(shape, batch, false) {
-        Some(l) => lanes::sig(l, threads, shape, paths, ps, opts, out, &one_path),
-        None => par_rows(threads, out, row, || Workspace::new(shape), one_path),
+    let plan = Plan::choose::<T>(shape, ps, opts, batch, threads, false);
+    plan::record(plan);
+    match plan.batch {
+        Batch::Split(pieces) => split::sig(threads, shape, paths, ps, opts, pieces, out),
+        Batch::Lanes(l) => lanes::sig(l, threads, shape, paths, ps, opts, out, &one_path),
+        Batch::Rows => par_rows(threads, out, row, || Workspace::new(shape), one_path),
     }
 }
 
@@ -60,8 +59,9 @@ pub(crate) fn sig_backprop<T: Scalar>(
         sig_backprop_path(shape, &inc, 0..inc.count(), s, g, ws, grad);
     };
     let batch = out.len() / grad_len.max(1);
-    let pieces = split::pieces(batch, ps.increments(opts), threads, shape.len());
-    if pieces > 1 {
+    let plan = Plan::choose::<T>(shape, ps, opts, batch, threads, true);
+    plan::record(plan);
+    if let Batch::Split(pieces) = plan.batch {
         let sigs: Vec<&[T]> = (0..batch).map(|i| &sigs[levels(i)]).collect();
         let derivs: Vec<&[T]> = (0..batch).map(|i| &sig_derivs[levels(i)]).collect();
         split::sig_backprop(
@@ -76,11 +76,11 @@ pub(crate) fn sig_backprop<T: Scalar>(
         );
         return;
     }
-    match lanes::lanes_for::<T>(shape, batch, true) {
-        Some(l) => {
+    match plan.batch {
+        Batch::Lanes(l) => {
             let rows = (sigs, sig_derivs, sig_st);
             lanes::sig_backprop(l, threads, shape, paths, ps, rows, opts, out, &one_path);
         }
-        None => par_rows(threads, out, grad_len, || Workspace::new(shape), one_path),
+        _ => par_rows(threads, out, grad_len, || Workspace::new(shape), one_path),
     }
 }
