@@ -102,9 +102,8 @@ fn resolve(device: &Device) -> Result<Device> {
 /// - `Auto`: a hardware GPU (or the adapter `ROUGHSIG_ADAPTER` names) when `work` reaches the
 ///   threshold `roughsig calibrate` measured for it, or without a calibration when `work` is at
 ///   least [`gpu::AUTO_MIN_WORK`] and, for f64, the adapter's f64 is fast (data-centre parts); the
-///   CPU otherwise. Small workloads
-///   never touch wgpu. When a large one stays on the CPU for want of an adapter, the reason is printed
-///   once to stderr.
+///   CPU otherwise. Small workloads never touch wgpu. When a large one stays on the CPU for want of
+///   an adapter, the reason is logged once (`log`, info level).
 pub(crate) fn select_for(
     device: &Device,
     n_jobs: i32,
