@@ -361,3 +361,21 @@ fn zero_dimension_signatures_are_refused() {
         Err(Error::NotPositive { what: "dimension" })
     ));
 }
+
+/// Built without the GPU backend, a GPU request is an error that says so, and `Auto` runs on the
+/// CPU whatever the size.
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn without_the_gpu_backend_gpu_requests_are_errors() {
+    let paths = random(&[64, 256, 4], 3);
+    let gpu = SigOptions {
+        device: Device::Gpu(None),
+        ..opts()
+    };
+    match sig(paths.view(), 6, &gpu) {
+        Err(Error::Device(msg)) => assert!(msg.contains("`gpu` feature"), "{msg}"),
+        other => panic!("expected a device error, got {other:?}"),
+    }
+    sig(paths.view(), 6, &opts()).unwrap();
+    assert!(!roughsig::last_backend().unwrap().is_gpu());
+}
