@@ -40,7 +40,7 @@ pub enum Backend {
         /// The rayon threads the call used.
         threads: usize,
     },
-    /// A GPU adapter (see [`crate::gpu::adapters`]).
+    /// A GPU adapter (listed by `gpu::adapters`).
     Gpu(GpuDevice),
 }
 

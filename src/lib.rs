@@ -15,9 +15,9 @@
 //! assert_eq!(s.as_slice().unwrap(), &[1.0, 2.0, 0.5, 1.0, 1.0, 2.0]);
 //! ```
 //!
-//! The layers: [`algebra`] (one sample, slices, no threads), the drivers (`cpu`, batches and
-//! threads; [`gpu`], WGSL kernels through wgpu; the device layer chooses), and the front end (these functions; the `roughsig` command line is
-//! its own package, `roughsig-cli`).
+//! The layers: the algebra (one sample, slices, no threads), the drivers (the CPU's batches and
+//! threads; the GPU's WGSL kernels through wgpu; the device layer chooses), and the front end (these
+//! functions). The `roughsig` command line is its own package, `roughsig-cli`.
 
 // Without the GPU backend, what is computed only for it (sizes, checks, the GPU halves' inputs) goes
 // unused.

@@ -19,9 +19,9 @@ pub const REVERSED_STEPS: usize = 4;
 /// How one path's steps store the signature while they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StepLayout {
-    /// Words in order, rows of `d`: [`super::mul_exp_fused`] and [`super::mul_exp`].
+    /// Words in order, rows of `d` (`mul_exp_fused` and `mul_exp`).
     Rows,
-    /// Words reversed: [`super::mul_exp_reversed`], then [`super::reversed_to_rows`].
+    /// Words reversed (`mul_exp_reversed`, then `reversed_to_rows`).
     Reversed,
 }
 

@@ -3,8 +3,8 @@
 //! against what naga reads from the shaders, so the two cannot drift apart.
 //!
 //! Each shader is one source specialised per precision by a text substitution: the source is written
-//! for f32 and holds exactly one line that is [`SCALAR_F32`] (every other use of the type says
-//! `scalar`); the f64 form replaces that line with [`SCALAR_F64`]. Nothing else differs, so both forms
+//! for f32 and holds exactly one line that is `SCALAR_F32` (every other use of the type says
+//! `scalar`); the f64 form replaces that line with `SCALAR_F64`. Nothing else differs, so both forms
 //! share every line of index arithmetic.
 
 use wgpu::naga::valid::Capabilities;
@@ -24,7 +24,7 @@ impl Precision {
 
 /// The line every shader declares its scalar type with (the f32 form, as written).
 pub const SCALAR_F32: &str = "alias scalar = f32;";
-/// What [`SCALAR_F32`] becomes in the f64 form.
+/// What `SCALAR_F32` becomes in the f64 form.
 pub const SCALAR_F64: &str = "alias scalar = f64;";
 
 /// How a binding is declared in WGSL.

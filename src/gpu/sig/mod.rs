@@ -12,7 +12,7 @@
 //! caller gave, as the CPU's sweep does.
 //!
 //! Each group of paths that fits the adapter's buffers is one upload, one submission and one
-//! read-back; buffers come from the device's pool. [`plan`] says how a call is cut.
+//! read-back; buffers come from the device's pool. `plan` says how a call is cut.
 
 pub mod plan;
 pub(in crate::gpu) mod rows;
