@@ -24,10 +24,7 @@ fn path() -> Array3<f64> {
 
 fn benches(c: &mut Criterion) {
     let x = path();
-    let opts = SigOptions {
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let opts = SigOptions::default().device(Device::Cpu);
     let config = format!("b{BATCH}_l{LENGTH}_d{DIM}_n{DEGREE}");
     let mut group = c.benchmark_group("logsig");
     group

@@ -40,11 +40,7 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
         for &(batch, length, dim, degree) in &CONFIGS {
             let x = path::<T>(batch, length, dim);
             for n_jobs in [1, -1] {
-                let opts = SigOptions {
-                    n_jobs,
-                    device: Device::Cpu,
-                    ..Default::default()
-                };
+                let opts = SigOptions::default().n_jobs(n_jobs).device(Device::Cpu);
                 let s: ArrayD<T> = sig(x.view(), degree, &opts).unwrap();
                 let ones = s.mapv(|_| T::one());
                 group.throughput(Throughput::Elements((batch * length) as u64));
@@ -83,13 +79,11 @@ fn bench_lead_lag<T: Scalar>(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for &(batch, length, dim, degree, time_aug) in &LEAD_LAG {
         let x = path::<T>(batch, length, dim);
-        let opts = SigOptions {
-            lead_lag: true,
-            time_aug,
-            n_jobs: 1,
-            device: Device::Cpu,
-            ..Default::default()
-        };
+        let opts = SigOptions::default()
+            .lead_lag(true)
+            .time_aug(time_aug)
+            .n_jobs(1)
+            .device(Device::Cpu);
         let time = if time_aug { "_time" } else { "" };
         for step in [LeadLagStep::Compact, LeadLagStep::Dense] {
             let id = format!("{step:?}/b{batch}_l{length}_d{dim}_n{degree}{time}");
@@ -127,10 +121,7 @@ fn bench_gpu(c: &mut Criterion) {
         for degree in [2, 3] {
             let x = path::<f32>(256, length, dim);
             for (name, device) in [("cpu", Device::Cpu), ("gpu", Device::Gpu(None))] {
-                let opts = SigOptions {
-                    device,
-                    ..Default::default()
-                };
+                let opts = SigOptions::default().device(device);
                 let s = sig(x.view(), degree, &opts).unwrap();
                 let ones = s.mapv(|_| 1.0f32);
                 let id = format!("b256_l{length}_d{dim}_n{degree}");

@@ -35,12 +35,10 @@ fn bench_dtype<T: Scalar>(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     for order in [0, 2] {
-        let opts = SigKernelOptions {
-            dyadic_order: (order, order).into(),
-            device: Device::Cpu,
-            n_jobs: -1,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .dyadic_order((order, order))
+            .device(Device::Cpu)
+            .n_jobs(-1);
         let id = format!("b{BATCH}_l{LENGTH}_d{DIM}");
         group.bench_function(BenchmarkId::new(format!("forward/{id}"), order), |b| {
             b.iter(|| sig_kernel(x.view(), y.view(), &opts).unwrap())

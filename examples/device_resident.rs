@@ -8,11 +8,9 @@ fn main() -> roughsig::Result<()> {
     let paths = ndarray::Array3::<f32>::from_shape_fn((batch, length, dim), |(b, i, j)| {
         ((b * 31 + i * 7 + j * 13) as f32 * 0.37).sin() * 0.1
     });
-    let opts = SigOptions {
-        device: Device::Gpu(None),
-        time_aug: true,
-        ..Default::default()
-    };
+    let opts = SigOptions::default()
+        .device(Device::Gpu(None))
+        .time_aug(true);
     let on_gpu = GpuPaths::new(paths.view(), &opts)?;
     println!("upload: {:?}", last_gpu_report());
     let sigs = on_gpu.sig(degree)?;
@@ -24,10 +22,7 @@ fn main() -> roughsig::Result<()> {
     let grads = on_gpu.sig_backprop(&sigs, derivs.view())?;
     println!("sig_backprop of |S|²: {:?}", last_gpu_report());
     // The same on the CPU, for comparison.
-    let cpu = SigOptions {
-        device: Device::Cpu,
-        ..opts.clone()
-    };
+    let cpu = opts.clone().device(Device::Cpu);
     let want = roughsig::sig(paths.view(), degree, &cpu)?;
     let diff = (&host - &want)
         .mapv(f32::abs)

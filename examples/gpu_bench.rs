@@ -129,10 +129,7 @@ fn compare<O>(
 }
 
 fn sig_options(device: Device) -> SigOptions {
-    SigOptions {
-        device,
-        ..Default::default()
-    }
+    SigOptions::default().device(device)
 }
 
 fn run_log_sig<T: Scalar>(s: &Shape, repeats: usize) {
@@ -198,11 +195,9 @@ fn row(op: &str, dtype: &str, shape: &str, gpu: (f64, Option<f64>), cpu: f64) {
 }
 
 fn kernel_options(device: Device, lam: usize) -> SigKernelOptions {
-    SigKernelOptions {
-        dyadic_order: (lam, lam).into(),
-        device,
-        ..Default::default()
-    }
+    SigKernelOptions::default()
+        .dyadic_order((lam, lam))
+        .device(device)
 }
 
 fn run_kernel<T: Scalar>(s: &Shape, repeats: usize) {
@@ -279,14 +274,8 @@ fn best<R>(repeats: usize, mut f: impl FnMut() -> R) -> (f64, Option<f64>) {
 
 fn run<T: Scalar>(s: &Shape, repeats: usize) {
     let x = paths::<T>(s);
-    let gpu = SigOptions {
-        device: Device::Gpu(None),
-        ..Default::default()
-    };
-    let cpu = SigOptions {
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let gpu = SigOptions::default().device(Device::Gpu(None));
+    let cpu = SigOptions::default().device(Device::Cpu);
     let shape = format!("({}, {}, {}, {})", s.0, s.1, s.2, s.3);
     let sigs = match sig(x.view(), s.3, &cpu) {
         Ok(v) => v,

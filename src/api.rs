@@ -333,7 +333,7 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
 /// ```
 /// use roughsig::{ndarray::array, transform_path, SigOptions};
 /// let path = array![[1.0], [3.0]];
-/// let opts = SigOptions { time_aug: true, lead_lag: true, ..Default::default() };
+/// let opts = SigOptions::default().time_aug(true).lead_lag(true);
 /// let t = transform_path(path.view(), &opts)?;
 /// // Points (lag, lead, time): the lead moves first, then the lag catches up.
 /// assert_eq!(t.as_slice().unwrap(), &[1.0, 1.0, 0.0, 1.0, 3.0, 0.5, 3.0, 3.0, 1.0]);
@@ -371,7 +371,7 @@ pub fn transform_path_backprop<T: Scalar, D: Dimension>(
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig_kernel, SigKernelOptions};
-/// let opts = SigKernelOptions { dyadic_order: 2.into(), ..Default::default() };
+/// let opts = SigKernelOptions::default().dyadic_order(2);
 /// // A batch of two pairs; a constant path has the trivial signature, so its kernel is 1.
 /// let x = array![[[0.0f64, 0.0], [0.3, 0.1], [0.5, 0.4]], [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]];
 /// let y = array![[[0.0, 0.2], [0.4, 0.1], [0.2, 0.6]], [[0.0, 0.0], [0.2, 0.3], [0.1, 0.9]]];
@@ -417,7 +417,7 @@ pub fn sig_kernel_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimensio
 ///
 /// ```
 /// use roughsig::{ndarray::{array, s}, sig_kernel, sig_kernel_gram, SigKernelOptions, StaticKernel};
-/// let opts = SigKernelOptions { static_kernel: StaticKernel::Rbf { sigma: 0.5 }, ..Default::default() };
+/// let opts = SigKernelOptions::default().static_kernel(StaticKernel::Rbf { sigma: 0.5 });
 /// let xs = array![[[0.0f64, 0.0], [0.3, 0.1]], [[0.1, 0.0], [0.2, 0.5]], [[0.0, 0.4], [0.3, 0.3]]];
 /// let ys = array![[[0.2, 0.0], [0.1, 0.1]], [[0.0, 0.3], [0.4, 0.2]]];
 /// let gram = sig_kernel_gram(xs.view(), ys.view(), &opts)?;

@@ -33,8 +33,8 @@ pub(crate) fn sig_combine<T: Scalar>(
     let (xa, xb) = (a.slice(), b.slice());
     let alloc = || zeros::<T>("combined signature", a.data.shape());
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         workload(a.batch(), &shape),
         on_gpu!(|device| {
@@ -87,8 +87,8 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
     // The two gradients side by side, then split into two arrays.
     let output = 2 * a.data.len();
     let both = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         2 * workload(a.batch(), &shape),
         on_gpu!(|device| {
@@ -139,8 +139,8 @@ pub(crate) fn sig_join<T: Scalar>(
     let (xs, xv) = (s.slice(), v.slice());
     let alloc = || zeros::<T>("joined signature", s.data.shape());
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         workload(s.batch(), &shape),
         on_gpu!(|device| {
@@ -208,8 +208,8 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     let n = shape.len();
     let output = 2 * (s.data.len() + v.data.len());
     let both = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         2 * workload(s.batch(), &shape),
         on_gpu!(|device| {
@@ -287,7 +287,11 @@ fn two_sigs<'a, 'b, T: Scalar>(
         return Err(Error::NotPositive { what: "dimension" });
     }
     let shape = TensorShape::new(
-        aug_dim(dimension, options.time_aug, options.lead_lag)?,
+        aug_dim(
+            dimension,
+            options.transform.time_aug,
+            options.transform.lead_lag,
+        )?,
         degree,
     )?;
     let a = Rows::new("sig1", sig1, 1)?;

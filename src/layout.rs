@@ -142,7 +142,7 @@ pub fn aug_dim(dim: usize, time_aug: bool, lead_lag: bool) -> Result<usize> {
 /// scalar-term choice of `options` (pySigLib's `sig_length`). Checked: overflow is an error, and so is
 /// a degree above [`MAX_DEGREE`].
 pub fn sig_length(dim: usize, degree: usize, options: &crate::SigOptions) -> Result<usize> {
-    let d = aug_dim(dim, options.time_aug, options.lead_lag)?;
+    let d = aug_dim(dim, options.transform.time_aug, options.transform.lead_lag)?;
     let len = TensorShape::new(d, degree)?.len();
     len.checked_add(options.scalar_term as usize)
         .ok_or(Error::Overflow { dim: d, degree })
@@ -160,7 +160,7 @@ impl PathsShape {
     pub(crate) fn increments(&self, opts: &SigOptions) -> usize {
         match self.length {
             0 => 0,
-            n if opts.lead_lag => 2 * (n - 1),
+            n if opts.transform.lead_lag => 2 * (n - 1),
             n => n - 1,
         }
     }

@@ -63,6 +63,8 @@ pub use logsig::{log_sig_length, lyndon_word_index, lyndon_words, LogSigMethod};
 /// The `ndarray` release roughsig's functions take and return: `roughsig::ndarray::Array3` and the
 /// rest, so a dependent's arrays always have roughsig's `ndarray` version.
 pub use ndarray;
-pub use options::{max_threads, threads, Device, SigOptions, MIN_THREAD_CAP};
+pub use options::{
+    max_threads, threads, Device, Execution, PathTransform, SigOptions, MIN_THREAD_CAP,
+};
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};

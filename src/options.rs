@@ -28,55 +28,114 @@ impl std::str::FromStr for Device {
     }
 }
 
-/// Options of `sig`, `sig_backprop`, the path transforms and `sig_combine`.
-///
-/// Build with struct-update syntax: `SigOptions { time_aug: true, ..Default::default() }`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SigOptions {
+/// How paths are transformed before their signatures or kernels are taken (pySigLib's `time_aug`,
+/// `lead_lag`, `end_time`): lead-lag first, then time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PathTransform {
     /// Append time as the last channel, running from 0 to `end_time`.
     pub time_aug: bool,
     /// Apply the lead-lag transform (channels: lag, then lead; lead moves first).
     pub lead_lag: bool,
     /// The final time of the time channel (only used with `time_aug`).
     pub end_time: f64,
-    /// Prepend the level-0 term, the constant 1.
-    pub scalar_term: bool,
+}
+
+impl Default for PathTransform {
+    fn default() -> Self {
+        PathTransform {
+            time_aug: false,
+            lead_lag: false,
+            end_time: 1.0,
+        }
+    }
+}
+
+impl PathTransform {
+    /// Check the transform for paths of dtype `T`: `end_time` must be finite in it (`1e39` is
+    /// finite in f64 but not in f32).
+    pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
+        if self.end_time.is_finite() && T::from_f64(self.end_time).is_finite() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "end_time must be finite in {}, got {}",
+            std::any::type_name::<T>(),
+            self.end_time
+        )))
+    }
+}
+
+/// Where a call runs and with how many CPU threads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execution {
     /// Threads, with pySigLib's `n_jobs` meaning: `1` serial, `-1` all cores, `-2` all but one, `n > 0` n.
     pub n_jobs: i32,
     /// Where to run.
     pub device: Device,
 }
 
-impl Default for SigOptions {
+impl Default for Execution {
     fn default() -> Self {
-        SigOptions {
-            time_aug: false,
-            lead_lag: false,
-            end_time: 1.0,
-            scalar_term: false,
+        Execution {
             n_jobs: -1,
             device: Device::Auto,
         }
     }
 }
 
-impl SigOptions {
-    /// Check the options for paths of dtype `T`.
-    pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
-        check_end_time::<T>(self.end_time)?;
+impl Execution {
+    /// Check the thread count.
+    pub(crate) fn validate(&self) -> Result<()> {
         threads(self.n_jobs).map(|_| ())
     }
 }
 
-/// `end_time` must be finite in the paths' dtype (`1e39` is finite in f64 but not in f32).
-pub(crate) fn check_end_time<T: Scalar>(end_time: f64) -> Result<()> {
-    if end_time.is_finite() && T::from_f64(end_time).is_finite() {
-        return Ok(());
+/// Chainable setters for the fields of an options struct, reached through its groups:
+/// `SigOptions::default().time_aug(true).n_jobs(1)`.
+macro_rules! setters {
+    ($ty:ty { $($name:ident: $arg:ty => $($path:ident).+;)* }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Set `", stringify!($($path).+), "`.")]
+                pub fn $name(mut self, value: $arg) -> Self {
+                    self.$($path).+ = value.into();
+                    self
+                }
+            )*
+        }
+    };
+}
+pub(crate) use setters;
+
+/// Options of `sig`, `sig_backprop`, the path transforms, `sig_combine` and the log-signatures.
+///
+/// Build with the setters, `SigOptions::default().time_aug(true).n_jobs(1)`, or with struct-update
+/// syntax.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SigOptions {
+    /// How the paths are transformed.
+    pub transform: PathTransform,
+    /// Prepend the level-0 term, the constant 1.
+    pub scalar_term: bool,
+    /// Where to run.
+    pub exec: Execution,
+}
+
+setters!(SigOptions {
+    time_aug: bool => transform.time_aug;
+    lead_lag: bool => transform.lead_lag;
+    end_time: f64 => transform.end_time;
+    scalar_term: bool => scalar_term;
+    n_jobs: i32 => exec.n_jobs;
+    device: Device => exec.device;
+});
+
+impl SigOptions {
+    /// Check the options for paths of dtype `T`.
+    pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
+        self.transform.validate::<T>()?;
+        self.exec.validate()
     }
-    Err(Error::invalid(format!(
-        "end_time must be finite in {}, got {end_time}",
-        std::any::type_name::<T>()
-    )))
 }
 
 /// The most threads an operation uses: the larger of the available cores and [`MIN_THREAD_CAP`].

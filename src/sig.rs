@@ -28,8 +28,8 @@ pub(crate) fn sig<T: Scalar>(
     let work = workload(p.batch(), &ps, &shape, options);
     let output = elements(&out_shape);
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         work,
         on_gpu!(|device| {
@@ -78,8 +78,8 @@ pub(crate) fn sig_backprop<T: Scalar>(
     let output = elements(p.data.shape());
     let (paths, sigs, derivs, st) = (p.slice(), s.slice(), g.slice(), st as usize);
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         work,
         on_gpu!(|device| {
@@ -115,7 +115,11 @@ fn setup<T: Scalar>(
         length: shape[shape.len() - 2],
         dim: p.last(),
     };
-    let d = aug_dim(ps.dim, options.time_aug, options.lead_lag)?;
+    let d = aug_dim(
+        ps.dim,
+        options.transform.time_aug,
+        options.transform.lead_lag,
+    )?;
     Ok((ps, TensorShape::new(d, degree)?))
 }
 
@@ -144,6 +148,6 @@ fn fit_cpu<T: Scalar>(
 
 /// About the multiply-adds of a forward pass: `batch · increments · sig_length` (for `Device::Auto`).
 fn workload(batch: usize, ps: &PathsShape, shape: &TensorShape, options: &SigOptions) -> u128 {
-    let increments = ps.length.saturating_sub(1) * (1 + options.lead_lag as usize);
+    let increments = ps.length.saturating_sub(1) * (1 + options.transform.lead_lag as usize);
     batch as u128 * increments as u128 * shape.len() as u128
 }

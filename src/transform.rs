@@ -15,8 +15,8 @@ pub(crate) fn transform_path<T: Scalar>(
     let p = path_rows("path", paths)?;
     let shape = p.data.shape();
     let (len, dim) = (shape[shape.len() - 2], p.last());
-    let new_len = transformed_len(len, options.lead_lag);
-    let new_dim = aug_dim(dim, options.time_aug, options.lead_lag)?;
+    let new_len = transformed_len(len, options.transform.lead_lag);
+    let new_dim = aug_dim(dim, options.transform.time_aug, options.transform.lead_lag)?;
     let mut out_shape = p.batch_shape.clone();
     out_shape.extend([new_len, new_dim]);
     let mut out = zeros::<T>("transformed path", &out_shape)?;
@@ -28,17 +28,17 @@ pub(crate) fn transform_path<T: Scalar>(
     for (b, item) in rows.chunks_mut(new_len * new_dim).enumerate() {
         let x = &src[b * len * dim..(b + 1) * len * dim];
         for (j, point) in item.chunks_mut(new_dim).enumerate() {
-            let (lag, lead) = if options.lead_lag {
+            let (lag, lead) = if options.transform.lead_lag {
                 (j / 2, j.div_ceil(2))
             } else {
                 (j, j)
             };
             point[..dim].copy_from_slice(&x[lag * dim..(lag + 1) * dim]);
-            if options.lead_lag {
+            if options.transform.lead_lag {
                 point[dim..2 * dim].copy_from_slice(&x[lead * dim..(lead + 1) * dim]);
             }
-            if options.time_aug {
-                point[new_dim - 1] = time_at(j, new_len, options.end_time);
+            if options.transform.time_aug {
+                point[new_dim - 1] = time_at(j, new_len, options.transform.end_time);
             }
         }
     }
@@ -55,20 +55,24 @@ pub(crate) fn transform_path_backprop<T: Scalar>(
     g.check_finite("derivs", true)?;
     let shape = g.data.shape();
     let (new_len, new_dim) = (shape[shape.len() - 2], g.last());
-    let channels = new_dim.saturating_sub(options.time_aug as usize);
-    let factor = 1 + options.lead_lag as usize;
+    let channels = new_dim.saturating_sub(options.transform.time_aug as usize);
+    let factor = 1 + options.transform.lead_lag as usize;
     if channels == 0 || channels % factor != 0 {
         return Err(Error::Length {
             what: "derivs (channels)",
             expected: format!(
                 "{factor}·d{} with d ≥ 1",
-                if options.time_aug { " + 1" } else { "" }
+                if options.transform.time_aug {
+                    " + 1"
+                } else {
+                    ""
+                }
             ),
             got: new_dim,
         });
     }
     let dim = channels / factor;
-    let len = if options.lead_lag {
+    let len = if options.transform.lead_lag {
         if new_len % 2 == 0 && new_len != 0 {
             return Err(Error::Length {
                 what: "derivs (points)",
@@ -91,14 +95,14 @@ pub(crate) fn transform_path_backprop<T: Scalar>(
     for (b, item) in rows.chunks_mut(len * dim).enumerate() {
         let gb = &src[b * new_len * new_dim..(b + 1) * new_len * new_dim];
         for (j, point) in gb.chunks(new_dim).enumerate() {
-            let (lag, lead) = if options.lead_lag {
+            let (lag, lead) = if options.transform.lead_lag {
                 (j / 2, j.div_ceil(2))
             } else {
                 (j, j)
             };
             for c in 0..dim {
                 item[lag * dim + c] += point[c];
-                if options.lead_lag {
+                if options.transform.lead_lag {
                     item[lead * dim + c] += point[dim + c];
                 }
             }

@@ -161,7 +161,7 @@ fn min_piece(len: usize) -> usize {
 }
 
 fn transformed_dim(d: usize, opts: &SigOptions) -> usize {
-    (d << opts.lead_lag as u32) + opts.time_aug as usize
+    (d << opts.transform.lead_lag as u32) + opts.transform.time_aug as usize
 }
 
 /// The number of coefficients of a signature of dimension `d` truncated at `degree` (no level 0).
@@ -179,14 +179,13 @@ fn degree_within(d: usize, len: usize, max: usize) -> usize {
 
 impl Case {
     fn new(strategy: Strategy, d: usize, flags: u8, seed: u64) -> Case {
-        let opts = SigOptions {
-            time_aug: flags & 1 != 0,
-            lead_lag: flags & 2 != 0,
-            scalar_term: flags & 4 != 0,
-            end_time: 1.5,
-            device: Device::Cpu,
-            n_jobs: 2,
-        };
+        let opts = SigOptions::default()
+            .time_aug(flags & 1 != 0)
+            .lead_lag(flags & 2 != 0)
+            .scalar_term(flags & 4 != 0)
+            .end_time(1.5)
+            .device(Device::Cpu)
+            .n_jobs(2);
         let dt = transformed_dim(d, &opts);
         // Lane groups hold 8 (f64) or 16 (f32) signatures within 16 KiB; the others go to the
         // top of the size range the kernels are tuned for, or a smaller one where the reference's
@@ -200,7 +199,7 @@ impl Case {
             Strategy::Split => 2 * min_piece(sig_length(dt, degree)) + 7,
             _ => 6,
         };
-        let points = if opts.lead_lag {
+        let points = if opts.transform.lead_lag {
             increments.div_ceil(2) + 1
         } else {
             increments + 1
@@ -312,7 +311,7 @@ fn every_plan_matches_the_reference() {
             for flags in 0..8u8 {
                 seed += 1;
                 let case = Case::new(strategy, d, flags, seed);
-                let lead_lags: &[Option<LeadLagStep>] = if case.opts.lead_lag {
+                let lead_lags: &[Option<LeadLagStep>] = if case.opts.transform.lead_lag {
                     &[Some(LeadLagStep::Dense), Some(LeadLagStep::Compact)]
                 } else {
                     &[None]

@@ -1,7 +1,7 @@
 //! The command line, as clap derive structs.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use roughsig::{Device, LogSigMethod, StaticKernel};
+use roughsig::{Device, Execution, LogSigMethod, PathTransform, StaticKernel};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -362,4 +362,35 @@ fn parse_dyadic_order(s: &str) -> Result<(usize, usize), String> {
 
 fn parse_static_kernel(s: &str) -> Result<StaticKernel, String> {
     s.parse::<StaticKernel>().map_err(|e| e.to_string())
+}
+
+impl Flags {
+    /// The library's path transform with these flags and the default end time.
+    pub fn path_transform(&self) -> PathTransform {
+        PathTransform {
+            time_aug: self.time_aug,
+            lead_lag: self.lead_lag,
+            ..Default::default()
+        }
+    }
+}
+
+impl Transform {
+    /// The library's path transform.
+    pub fn path_transform(&self) -> PathTransform {
+        PathTransform {
+            end_time: self.end_time,
+            ..self.flags.path_transform()
+        }
+    }
+}
+
+impl Common {
+    /// Where the library runs and with how many threads.
+    pub fn execution(&self) -> Execution {
+        Execution {
+            n_jobs: self.jobs,
+            device: self.device.clone(),
+        }
+    }
 }

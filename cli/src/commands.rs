@@ -41,10 +41,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = SigOptions {
-                scalar_term,
-                ..options(&transform, &common)
-            };
+            let opts = options(&transform, &common).scalar_term(scalar_term);
             let job = Job::read("sig", &[&path], &common)?;
             dispatch!(job, |T, job| job.sig::<T>(degree, &opts, &out))
         }
@@ -213,12 +210,10 @@ pub fn run(command: Command) -> Result<()> {
             flags,
             scalar_term,
         } => {
-            let opts = SigOptions {
-                time_aug: flags.time_aug,
-                lead_lag: flags.lead_lag,
-                scalar_term,
-                ..SigOptions::default()
-            };
+            let opts = SigOptions::default()
+                .time_aug(flags.time_aug)
+                .lead_lag(flags.lead_lag)
+                .scalar_term(scalar_term);
             println!(
                 "{}",
                 roughsig::sig_length(size.dimension, size.degree, &opts)?
@@ -254,10 +249,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = SigOptions {
-                scalar_term,
-                ..options(&transform, &common)
-            };
+            let opts = options(&transform, &common).scalar_term(scalar_term);
             let job = Job::read("log-sig", &[&path], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
                 roughsig::log_sig(x[0].view(), degree, method, &opts)
@@ -279,11 +271,9 @@ pub fn run(command: Command) -> Result<()> {
             }))
         }
         Command::LogSigLength { size, flags } => {
-            let opts = SigOptions {
-                time_aug: flags.time_aug,
-                lead_lag: flags.lead_lag,
-                ..SigOptions::default()
-            };
+            let opts = SigOptions::default()
+                .time_aug(flags.time_aug)
+                .lead_lag(flags.lead_lag);
             println!(
                 "{}",
                 roughsig::log_sig_length(size.dimension, size.degree, &opts)?
@@ -300,8 +290,9 @@ pub fn run(command: Command) -> Result<()> {
 
 fn options(transform: &Transform, common: &Common) -> SigOptions {
     SigOptions {
-        end_time: transform.end_time,
-        ..flag_options(&transform.flags, common)
+        transform: transform.path_transform(),
+        exec: common.execution(),
+        ..Default::default()
     }
 }
 
@@ -309,23 +300,18 @@ fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
     SigKernelOptions {
         dyadic_order: kernel.dyadic_order.into(),
         static_kernel: kernel.static_kernel,
-        time_aug: kernel.transform.flags.time_aug,
-        lead_lag: kernel.transform.flags.lead_lag,
-        end_time: kernel.transform.end_time,
+        transform: kernel.transform.path_transform(),
         normalize: kernel.normalize,
-        n_jobs: common.jobs,
-        device: common.device.clone(),
-        ..SigKernelOptions::default()
+        exec: common.execution(),
+        ..Default::default()
     }
 }
 
 fn flag_options(flags: &Flags, common: &Common) -> SigOptions {
     SigOptions {
-        time_aug: flags.time_aug,
-        lead_lag: flags.lead_lag,
-        n_jobs: common.jobs,
-        device: common.device.clone(),
-        ..SigOptions::default()
+        transform: flags.path_transform(),
+        exec: common.execution(),
+        ..Default::default()
     }
 }
 

@@ -181,11 +181,7 @@ pub fn run(device: &Device) -> Result<DemoReport> {
     let start = Instant::now();
     let (train, test) = (train_set()?, test_set()?);
     let (n_train, length, channels) = train.values.dim();
-    let options = SigOptions {
-        time_aug: true,
-        device: device.clone(),
-        ..SigOptions::default()
-    };
+    let options = SigOptions::default().time_aug(true).device(device.clone());
 
     // Per-channel scale from the training set, then a zero basepoint.
     let scale: Vec<f64> = (0..channels)

@@ -160,12 +160,10 @@ mod tests {
 
     #[test]
     fn chunked_equals_one_call() {
-        let opts = SigOptions {
-            time_aug: true,
-            lead_lag: true,
-            scalar_term: true,
-            ..Default::default()
-        };
+        let opts = SigOptions::default()
+            .time_aug(true)
+            .lead_lag(true)
+            .scalar_term(true);
         let x = paths(&[5, 40, 6, 3]);
         let whole = roughsig::sig(x.view(), 3, &opts).unwrap();
         assert_eq!(sig(&x, 3, &opts, true).unwrap(), whole);

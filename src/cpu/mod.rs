@@ -41,7 +41,7 @@ pub(crate) fn sig_memory<T: Scalar>(
         }
     };
     let shared = values * std::mem::size_of::<T>() as u128;
-    let mut per_thread = path::Workspace::<T>::bytes(shape, opts.lead_lag, backward);
+    let mut per_thread = path::Workspace::<T>::bytes(shape, opts.transform.lead_lag, backward);
     if lanes::lanes_for::<T>(shape, batch, backward).is_some() {
         per_thread += lanes::LANE_WORKSPACE_BOUND as u128;
     }

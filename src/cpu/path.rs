@@ -240,9 +240,9 @@ impl PathsShape {
         Increments::new(
             &paths[i * n..(i + 1) * n],
             self.dim,
-            opts.time_aug,
-            opts.lead_lag,
-            opts.end_time,
+            opts.transform.time_aug,
+            opts.transform.lead_lag,
+            opts.transform.end_time,
         )
     }
 }

@@ -70,8 +70,9 @@ impl Plan {
                 None => Batch::Rows,
             }
         };
-        let d = aug_dim(ps.dim, opts.time_aug, opts.lead_lag).unwrap_or(shape.dim);
-        let lead_lag = if opts.lead_lag && compact_lead_lag::<T>(d) {
+        let d =
+            aug_dim(ps.dim, opts.transform.time_aug, opts.transform.lead_lag).unwrap_or(shape.dim);
+        let lead_lag = if opts.transform.lead_lag && compact_lead_lag::<T>(d) {
             LeadLagStep::Compact
         } else {
             LeadLagStep::Dense

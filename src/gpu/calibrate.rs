@@ -135,14 +135,8 @@ fn best(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 /// The smallest rung from which the GPU beat the CPU at every larger rung.
 fn threshold<T: crate::Scalar>(device: &GpuDevice, rungs: &[usize]) -> Result<Option<u128>> {
     let (length, dim, degree) = (256usize, 4usize, 4usize);
-    let gpu = SigOptions {
-        device: Device::Gpu(Some(device.name.clone())),
-        ..Default::default()
-    };
-    let cpu = SigOptions {
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let gpu = SigOptions::default().device(Device::Gpu(Some(device.name.clone())));
+    let cpu = SigOptions::default().device(Device::Cpu);
     let sig_len = crate::sig_length(dim, degree, &cpu)? as u128;
     let mut wins = Vec::new();
     for &batch in rungs {

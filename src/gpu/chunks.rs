@@ -89,13 +89,13 @@ pub(super) fn open(device: &GpuDevice, precision: Precision) -> Result<Arc<Conte
 pub(crate) fn consts<T: Scalar>(shape: &TensorShape, ps: PathsShape, opts: &SigOptions) -> Vec<T> {
     let mut c = crate::algebra::reciprocals::<T>(shape.degree);
     let points = ps.length;
-    let transformed = if opts.lead_lag && points > 0 {
+    let transformed = if opts.transform.lead_lag && points > 0 {
         2 * points - 1
     } else {
         points
     };
-    c[0] = if opts.time_aug && transformed > 1 {
-        T::from_f64(opts.end_time / (transformed - 1) as f64)
+    c[0] = if opts.transform.time_aug && transformed > 1 {
+        T::from_f64(opts.transform.end_time / (transformed - 1) as f64)
     } else {
         T::zero()
     };

@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// use roughsig::gpu::GpuPaths;
 /// use roughsig::{Device, LogSigMethod, SigOptions};
 /// let paths = ndarray::Array3::<f32>::zeros((64, 100, 3));
-/// let opts = SigOptions { device: Device::Gpu(None), ..Default::default() };
+/// let opts = SigOptions::default().device(Device::Gpu(None));
 /// let on_gpu = GpuPaths::new(paths.view(), &opts)?;   // one upload
 /// let sigs = on_gpu.sig(4)?;                           // stays on the GPU
 /// let logs = sigs.log_sig(LogSigMethod::Words)?;       // from the signatures where they are
@@ -56,7 +56,7 @@ impl<T: Scalar> GpuPaths<T> {
     /// most capable adapter). `Device::Cpu`, no adapter, or f64 without `SHADER_F64` is an error.
     pub fn new<D: Dimension>(paths: ArrayView<'_, T, D>, options: &SigOptions) -> Result<Self> {
         options.validate::<T>()?;
-        let name = match &options.device {
+        let name = match &options.exec.device {
             Device::Gpu(name) => name.clone(),
             Device::Cpu => {
                 return Err(Error::Device(
@@ -98,7 +98,11 @@ impl<T: Scalar> GpuPaths<T> {
     }
 
     fn shape(&self, degree: usize) -> Result<TensorShape> {
-        let d = aug_dim(self.ps.dim, self.options.time_aug, self.options.lead_lag)?;
+        let d = aug_dim(
+            self.ps.dim,
+            self.options.transform.time_aug,
+            self.options.transform.lead_lag,
+        )?;
         TensorShape::new(d, degree)
     }
 

@@ -94,7 +94,11 @@ pub fn log_sig_length(dimension: usize, degree: usize, options: &SigOptions) -> 
     if dimension == 0 {
         return Err(Error::NotPositive { what: "dimension" });
     }
-    let d = aug_dim(dimension, options.time_aug, options.lead_lag)?;
+    let d = aug_dim(
+        dimension,
+        options.transform.time_aug,
+        options.transform.lead_lag,
+    )?;
     Ok(lyndon::lyndon_counts(d, degree)?.iter().sum())
 }
 
@@ -132,7 +136,11 @@ pub(crate) fn log_sig<T: Scalar>(
     options.validate::<T>()?;
     let p = path_rows("path", paths.view())?;
     let plan = Plan::new(
-        aug_dim(p.last(), options.time_aug, options.lead_lag)?,
+        aug_dim(
+            p.last(),
+            options.transform.time_aug,
+            options.transform.lead_lag,
+        )?,
         degree,
         method,
     )?;
@@ -142,8 +150,8 @@ pub(crate) fn log_sig<T: Scalar>(
         dim: p.last(),
     };
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         plan.workload(p.batch(), &ps, options),
         on_gpu!(|device| {
@@ -171,11 +179,10 @@ pub(crate) fn log_sig<T: Scalar>(
                 p.batch() as u128 * plan.out_len(false) as u128
             };
             let threads = plan.fit::<T>("log-signature", sig_values, log_values, threads)?;
-            let cpu_options = SigOptions {
-                scalar_term: in_place && options.scalar_term,
-                device: Device::Cpu,
-                ..options.clone()
-            };
+            let cpu_options = options
+                .clone()
+                .scalar_term(in_place && options.scalar_term)
+                .device(Device::Cpu);
             let mut sigs = sig(paths.view(), degree, &cpu_options)?;
             if in_place {
                 plan.log_in_place(&mut sigs, cpu_options.scalar_term, threads);
@@ -231,8 +238,8 @@ pub(crate) fn sig_to_log_sig<T: Scalar>(
     // About `degree` multiply-adds per coefficient for the logarithm.
     let work = (s.batch() * plan.shape.degree) as u128 * plan.shape.len() as u128;
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         work,
         on_gpu!(|device| {
@@ -244,10 +251,7 @@ pub(crate) fn sig_to_log_sig<T: Scalar>(
                 sigs: s.slice(),
                 st,
             };
-            let options = SigOptions {
-                scalar_term: st,
-                ..options.clone()
-            };
+            let options = options.clone().scalar_term(st);
             plan.on_gpu(device, source, &options, slice)?;
             Ok(out)
         }),
@@ -272,7 +276,11 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
     options.validate::<T>()?;
     let p = path_rows("path", paths.view())?;
     let plan = Plan::new(
-        aug_dim(p.last(), options.time_aug, options.lead_lag)?,
+        aug_dim(
+            p.last(),
+            options.transform.time_aug,
+            options.transform.lead_lag,
+        )?,
         degree,
         method,
     )?;
@@ -290,14 +298,14 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
     // The reverse sweep costs about three forward passes, the signatures one more.
     let work = plan.workload(p.batch(), &ps, options).saturating_mul(4);
     execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         work,
         on_gpu!(|device| {
             let brackets = plan.gpu_brackets::<T>(device)?;
             let mut host = Vec::new();
-            let threads = crate::threads(options.n_jobs)?;
+            let threads = crate::threads(options.exec.n_jobs)?;
             let derivs = plan.gpu_derivs(&g, out_st, brackets.as_ref(), &mut host, threads)?;
             let values = p.slice().len();
             fit_gpu::<T>("path gradient", values as u128, values + derivs.rows.len())?;
@@ -309,11 +317,10 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
             Ok(out)
         }),
         |threads| {
-            let cpu_options = SigOptions {
-                device: Device::Cpu,
-                n_jobs: i32::try_from(threads).unwrap_or(i32::MAX),
-                ..sig_options.clone()
-            };
+            let cpu_options = sig_options
+                .clone()
+                .device(Device::Cpu)
+                .n_jobs(i32::try_from(threads).unwrap_or(i32::MAX));
             let sigs = sig(paths.view(), degree, &cpu_options)?;
             let s = Rows::new("sig", sigs.view(), 1)?;
             let values = s.data.len() as u128;
@@ -346,7 +353,11 @@ pub(crate) fn log_sig_backprop_of_device<T: Scalar>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     let plan = Plan::new(
-        aug_dim(ps.dim, options.time_aug, options.lead_lag)?,
+        aug_dim(
+            ps.dim,
+            options.transform.time_aug,
+            options.transform.lead_lag,
+        )?,
         degree,
         method,
     )?;
@@ -362,7 +373,7 @@ pub(crate) fn log_sig_backprop_of_device<T: Scalar>(
     g.check_finite("log_sig_derivs", false)?;
     let brackets = plan.gpu_brackets::<T>(device)?;
     let mut host = Vec::new();
-    let threads = crate::threads(options.n_jobs)?;
+    let threads = crate::threads(options.exec.n_jobs)?;
     let derivs = plan.gpu_derivs(&g, out_st, brackets.as_ref(), &mut host, threads)?;
     let mut out_shape = batch_shape.to_vec();
     out_shape.extend([ps.length, ps.dim]);
@@ -406,14 +417,14 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
     // About `2·degree` multiply-adds per coefficient for the logarithm's reverse.
     let work = (s.batch() * 2 * plan.shape.degree) as u128 * plan.shape.len() as u128;
     let out = execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         Precision::of::<T>(),
         work,
         on_gpu!(|device| {
             let brackets = plan.gpu_brackets::<T>(device)?;
             let mut host = Vec::new();
-            let threads = crate::threads(options.n_jobs)?;
+            let threads = crate::threads(options.exec.n_jobs)?;
             let derivs = plan.gpu_derivs(&g, st, brackets.as_ref(), &mut host, threads)?;
             fit_gpu::<T>(
                 "signature gradient",
@@ -436,10 +447,7 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
 }
 
 fn without_scalar(options: &SigOptions) -> SigOptions {
-    SigOptions {
-        scalar_term: false,
-        ..options.clone()
-    }
+    options.clone().scalar_term(false)
 }
 
 /// What one log-signature computation needs: the shape and, for the Lyndon forms, the basis.
@@ -491,14 +499,18 @@ impl Plan {
         if dimension == 0 {
             return Err(Error::NotPositive { what: "dimension" });
         }
-        let dim = aug_dim(dimension, options.time_aug, options.lead_lag)?;
+        let dim = aug_dim(
+            dimension,
+            options.transform.time_aug,
+            options.transform.lead_lag,
+        )?;
         Plan::new(dim, degree, method)
     }
 
     /// About the multiply-adds of `log_sig` (for `Device::Auto`): the signatures'
     /// `batch · increments · sig_length`, and about `degree · sig_length` per path for the logarithm.
     fn workload(&self, batch: usize, ps: &PathsShape, options: &SigOptions) -> u128 {
-        let increments = ps.length.saturating_sub(1) * (1 + options.lead_lag as usize);
+        let increments = ps.length.saturating_sub(1) * (1 + options.transform.lead_lag as usize);
         let per_path = (increments + self.shape.degree) as u128 * self.shape.len() as u128;
         batch as u128 * per_path
     }
@@ -580,7 +592,7 @@ impl Plan {
             return Ok(());
         }
         if let (LogSigMethod::Lyndon, Some(basis)) = (self.method, &self.basis) {
-            let threads = crate::threads(options.n_jobs)?;
+            let threads = crate::threads(options.exec.n_jobs)?;
             let len = basis.len();
             let words = out.to_vec();
             par_rows(

@@ -52,7 +52,7 @@ pub(super) fn lifted<T: Scalar>(
     s: Side<'_, T>,
 ) -> Result<(Vec<T>, usize)> {
     let opts = plan.opts;
-    let dim = aug_dim(plan.dim, opts.time_aug, opts.lead_lag)?;
+    let dim = aug_dim(plan.dim, opts.transform.time_aug, opts.transform.lead_lag)?;
     let points = matches!(plan.lift, Lift::Rbf(_));
     let row = (s.n + points as usize) * dim;
     let mut rows = vec![T::zero(); s.count() * row];

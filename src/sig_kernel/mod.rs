@@ -66,7 +66,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
         let mut out = zeros::<T>("signature kernel", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let threads = crate::threads(options.n_jobs)?;
+        let threads = crate::threads(options.exec.n_jobs)?;
         if options.return_grid {
             gpu::grids(device, &plan, threads, sides, out_slice)
         } else {
@@ -137,7 +137,7 @@ pub(crate) fn sig_kernel_backprop<T: Scalar>(
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
         let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let threads = crate::threads(options.n_jobs)?;
+        let threads = crate::threads(options.exec.n_jobs)?;
         gpu::backprop(device, &plan, threads, sides, ds, dx_slice, dy_slice)?;
         check_output("path1 gradient", dx_slice, &px.batch_shape, lx)?;
         check_output("path2 gradient", dy_slice, &py.batch_shape, ly)?;
@@ -213,7 +213,7 @@ fn gram<T: Scalar>(
         let mut out = zeros::<T>("Gram matrix", &shape)?;
         let out_slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let threads = crate::threads(options.n_jobs)?;
+        let threads = crate::threads(options.exec.n_jobs)?;
         gpu::gram(device, &plan, threads, sides, symmetric, out_slice)?;
         check_output("sig_kernel_gram", out_slice, &shape, 1)?;
         Ok(out)
@@ -313,7 +313,7 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
         let dx_slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
         let dy_slice = dy.as_slice_mut().expect("fresh arrays are contiguous");
         let sides = sides(&grid, (xs, lx), (ys, ly));
-        let threads = crate::threads(options.n_jobs)?;
+        let threads = crate::threads(options.exec.n_jobs)?;
         gpu::gram_backprop(device, &plan, threads, sides, ds, dx_slice, dy_slice)?;
         check_output("paths1 gradient", dx_slice, &px.batch_shape, lx)?;
         check_output("paths2 gradient", dy_slice, &py.batch_shape, ly)?;
@@ -384,8 +384,8 @@ fn execute<T: Scalar, R>(
 ) -> Result<R> {
     let precision = Precision::of::<T>();
     device::execute(
-        &options.device,
-        options.n_jobs,
+        &options.exec.device,
+        options.exec.n_jobs,
         precision,
         work,
         on_gpu,
@@ -488,9 +488,9 @@ fn plan<'a, T: Scalar>(
             l => Ok(l),
         }
     };
-    let n1 = increments(len(px, "path1 (points)")?, opts.lead_lag);
-    let n2 = increments(len(py, "path2 (points)")?, opts.lead_lag);
-    let channels = aug_dim(dim, opts.time_aug, opts.lead_lag)?;
+    let n1 = increments(len(px, "path1 (points)")?, opts.transform.lead_lag);
+    let n2 = increments(len(py, "path2 (points)")?, opts.transform.lead_lag);
+    let channels = aug_dim(dim, opts.transform.time_aug, opts.transform.lead_lag)?;
     let mut plan = Plan {
         lift: Lift::new(&opts.static_kernel),
         opts,
@@ -543,7 +543,7 @@ pub(crate) mod testing {
 
     /// The base Gram matrix of paths `x`, `y` of `dim` channels, as the CPU's PDE sees it.
     pub(crate) fn gram_of(opts: &SigKernelOptions, x: &[f64], y: &[f64], dim: usize) -> Vec<f64> {
-        let n = |p: &[f64]| increments(p.len() / dim, opts.lead_lag);
+        let n = |p: &[f64]| increments(p.len() / dim, opts.transform.lead_lag);
         let mut g = vec![0.0; n(x) * n(y)];
         plan_of(opts, dim).gram_of(&mut Workspace::default(), x, y, &mut g);
         g
@@ -570,7 +570,7 @@ pub(crate) mod testing {
         len: usize,
         dim: usize,
     ) -> (Vec<f64>, usize, usize) {
-        let n = increments(len, opts.lead_lag);
+        let n = increments(len, opts.transform.lead_lag);
         let side = Side {
             paths,
             len: len * dim,
@@ -601,11 +601,7 @@ mod tests {
     /// is refused naming the workspace (nothing is allocated here: only the sizing is exercised).
     #[test]
     fn threads_are_fitted_to_the_workspaces() {
-        let options = SigKernelOptions {
-            n_jobs: 8,
-            device: Device::Cpu,
-            ..Default::default()
-        };
+        let options = SigKernelOptions::default().n_jobs(8).device(Device::Cpu);
         let available = available_memory();
         let fitted = fit(&plan_with(available * 45 / 100, &options), "k", 8, 0, 0).unwrap();
         assert!((1..=2).contains(&fitted), "{fitted} threads");

@@ -1,5 +1,6 @@
 //! Options of the signature-kernel functions, with pySigLib's defaults.
 
+use crate::options::{setters, Execution, PathTransform};
 use crate::{Device, Error, Result, Scalar};
 
 /// The static kernel κ on the points of the (transformed) paths. The PDE is driven by its second
@@ -103,8 +104,8 @@ impl DyadicOrder {
 
 /// Options of `sig_kernel`, `sig_kernel_gram` and their backprops.
 ///
-/// Build with struct-update syntax:
-/// `SigKernelOptions { dyadic_order: 2.into(), ..Default::default() }`.
+/// Build with the setters, `SigKernelOptions::default().dyadic_order(2).time_aug(true)`, or with
+/// struct-update syntax.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SigKernelOptions {
     /// `(λ1, λ2)`: the PDE grid is refined `2^λ1` times along the first path and `2^λ2` times along
@@ -112,20 +113,14 @@ pub struct SigKernelOptions {
     pub dyadic_order: DyadicOrder,
     /// The static kernel on the points of the paths.
     pub static_kernel: StaticKernel,
-    /// Append time as the last channel, running from 0 to `end_time` (before the static kernel).
-    pub time_aug: bool,
-    /// Apply the lead-lag transform (channels: lag, then lead; lead moves first).
-    pub lead_lag: bool,
-    /// The final time of the time channel (only used with `time_aug`).
-    pub end_time: f64,
+    /// How the paths are transformed (before the static kernel).
+    pub transform: PathTransform,
     /// Return `k(x, y) / sqrt(k(x, x)·k(y, y))` instead of `k(x, y)`.
     pub normalize: bool,
     /// Return the whole PDE grid `(batch…, rows, cols)` instead of its last entry (`sig_kernel` only).
     pub return_grid: bool,
-    /// Threads, with pySigLib's `n_jobs` meaning: `1` serial, `-1` all cores, `-2` all but one.
-    pub n_jobs: i32,
     /// Where to run.
-    pub device: Device,
+    pub exec: Execution,
 }
 
 impl Default for SigKernelOptions {
@@ -133,20 +128,29 @@ impl Default for SigKernelOptions {
         SigKernelOptions {
             dyadic_order: DyadicOrder(0, 0),
             static_kernel: StaticKernel::Linear,
-            time_aug: false,
-            lead_lag: false,
-            end_time: 1.0,
+            transform: PathTransform::default(),
             normalize: false,
             return_grid: false,
-            n_jobs: -1,
-            device: Device::Auto,
+            exec: Execution::default(),
         }
     }
 }
 
+setters!(SigKernelOptions {
+    dyadic_order: impl Into<DyadicOrder> => dyadic_order;
+    static_kernel: StaticKernel => static_kernel;
+    time_aug: bool => transform.time_aug;
+    lead_lag: bool => transform.lead_lag;
+    end_time: f64 => transform.end_time;
+    normalize: bool => normalize;
+    return_grid: bool => return_grid;
+    n_jobs: i32 => exec.n_jobs;
+    device: Device => exec.device;
+});
+
 impl SigKernelOptions {
     pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
-        crate::options::check_end_time::<T>(self.end_time)?;
+        self.transform.validate::<T>()?;
         let DyadicOrder(l1, l2) = self.dyadic_order;
         // The refinement factor 2^(λ1+λ2) must be a machine integer (as in pySigLib).
         if l1.saturating_add(l2) >= 63 {
@@ -160,6 +164,6 @@ impl SigKernelOptions {
             ));
         }
         self.static_kernel.validate()?;
-        crate::threads(self.n_jobs).map(|_| ())
+        self.exec.validate()
     }
 }

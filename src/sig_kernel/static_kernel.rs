@@ -126,18 +126,24 @@ impl<T: Scalar> Lift<T> {
     pub fn route(&self, lifted: &Lifted<T>, path: &[T], opts: &SigKernelOptions, out: &mut [T]) {
         let dim = lifted.orig_dim;
         if !self.needs_points() {
-            let inc = Increments::new(path, dim, opts.time_aug, opts.lead_lag, opts.end_time);
+            let inc = Increments::new(
+                path,
+                dim,
+                opts.transform.time_aug,
+                opts.transform.lead_lag,
+                opts.transform.end_time,
+            );
             for (t, dz) in lifted.grad.chunks(lifted.dim).enumerate() {
                 inc.scatter(t, dz, out);
             }
             return;
         }
         for (j, dp) in lifted.grad.chunks(lifted.dim).enumerate() {
-            let (lag, lead) = lag_lead(j, opts.lead_lag);
+            let (lag, lead) = lag_lead(j, opts.transform.lead_lag);
             for c in 0..dim {
                 out[lag * dim + c] += dp[c];
             }
-            if opts.lead_lag {
+            if opts.transform.lead_lag {
                 for c in 0..dim {
                     out[lead * dim + c] += dp[dim + c];
                 }
@@ -365,7 +371,13 @@ pub(crate) struct Lifted<T> {
 
 impl<T: Scalar> Lifted<T> {
     pub fn load(&mut self, lift: &Lift<T>, path: &[T], dim: usize, opts: &SigKernelOptions) {
-        let inc = Increments::new(path, dim, opts.time_aug, opts.lead_lag, opts.end_time);
+        let inc = Increments::new(
+            path,
+            dim,
+            opts.transform.time_aug,
+            opts.transform.lead_lag,
+            opts.transform.end_time,
+        );
         let d = inc.aug_dim();
         self.dim = d;
         self.orig_dim = dim;
@@ -387,21 +399,21 @@ impl<T: Scalar> Lifted<T> {
             return;
         }
         let len = path.len() / dim;
-        let lt = if opts.lead_lag && len > 0 {
+        let lt = if opts.transform.lead_lag && len > 0 {
             2 * len - 1
         } else {
             len
         };
         self.points.resize(lt * d, T::zero());
         for (j, pt) in self.points.chunks_mut(d).enumerate() {
-            let (lag, lead) = lag_lead(j, opts.lead_lag);
+            let (lag, lead) = lag_lead(j, opts.transform.lead_lag);
             pt[..dim].copy_from_slice(&path[lag * dim..(lag + 1) * dim]);
-            if opts.lead_lag {
+            if opts.transform.lead_lag {
                 pt[dim..2 * dim].copy_from_slice(&path[lead * dim..(lead + 1) * dim]);
             }
-            if opts.time_aug {
+            if opts.transform.time_aug {
                 pt[d - 1] = if lt > 1 {
-                    T::from_f64(j as f64 * opts.end_time / (lt - 1) as f64)
+                    T::from_f64(j as f64 * opts.transform.end_time / (lt - 1) as f64)
                 } else {
                     T::zero()
                 };

@@ -161,15 +161,7 @@ fn lengths_must_match_dimension_and_degree() {
         })
     ));
     // sig_combine: scalar term on one side only, or the wrong dimension.
-    let st = sig(
-        path.view(),
-        3,
-        &SigOptions {
-            scalar_term: true,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let st = sig(path.view(), 3, &opts().scalar_term(true)).unwrap();
     assert!(matches!(
         sig_combine(s.view(), st.view(), 3, 3, &opts()),
         Err(Error::Length { .. })
@@ -208,19 +200,12 @@ fn batch_shapes_must_agree() {
 #[test]
 fn bad_options_are_refused() {
     let path = random(&[5, 3], 1);
-    let zero_jobs = SigOptions {
-        n_jobs: 0,
-        ..opts()
-    };
+    let zero_jobs = opts().n_jobs(0);
     assert!(matches!(
         sig(path.view(), 2, &zero_jobs),
         Err(Error::Invalid(_))
     ));
-    let nan_time = SigOptions {
-        time_aug: true,
-        end_time: f64::NAN,
-        ..opts()
-    };
+    let nan_time = opts().time_aug(true).end_time(f64::NAN);
     assert!(matches!(
         sig(path.view(), 2, &nan_time),
         Err(Error::Invalid(_))
@@ -238,11 +223,7 @@ fn thread_counts_are_bounded_and_pools_freed() {
         let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
         line["Threads:".len()..].trim().parse::<usize>().unwrap()
     };
-    let o = |n_jobs| SigOptions {
-        n_jobs,
-        device: Device::Cpu,
-        ..opts()
-    };
+    let o = |n_jobs| opts().n_jobs(n_jobs).device(Device::Cpu);
     let path = random(&[100, 5, 2], 3);
     let serial = sig(path.view(), 3, &o(1)).unwrap();
     for n_jobs in 2..=60 {
@@ -284,11 +265,7 @@ fn workspaces_count_against_memory() {
     // workspace (a signature being built, and the top level turned back to rows) larger still.
     let d = (0.4 * available / 8.0).sqrt() as usize;
     let path = ArrayD::<f64>::zeros(IxDyn(&[1, 2, d]));
-    let one_thread = SigOptions {
-        n_jobs: 1,
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let one_thread = SigOptions::default().n_jobs(1).device(Device::Cpu);
     match sig(path.view(), 2, &one_thread) {
         Err(Error::TooLarge { what, bytes, limit }) => {
             assert!(
@@ -306,10 +283,7 @@ fn workspaces_count_against_memory() {
 fn overflowing_results_are_errors() {
     let mut path = ArrayD::<f32>::zeros(IxDyn(&[3, 4, 2]));
     path.slice_mut(ndarray::s![2, 2.., ..]).fill(1e20);
-    let cpu = SigOptions {
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let cpu = SigOptions::default().device(Device::Cpu);
     assert!(matches!(
         sig(path.view(), 2, &cpu),
         Err(Error::ResultOverflow { ref item, .. }) if item == &[2]
@@ -332,12 +306,10 @@ fn overflowing_results_are_errors() {
 /// An end time that f32 cannot hold is refused for f32 paths and accepted for f64.
 #[test]
 fn end_time_must_fit_the_dtype() {
-    let o = SigOptions {
-        time_aug: true,
-        end_time: 1e39,
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let o = SigOptions::default()
+        .time_aug(true)
+        .end_time(1e39)
+        .device(Device::Cpu);
     let path = random(&[4, 2], 3);
     let msg = sig(path.mapv(|x| x as f32).view(), 2, &o)
         .unwrap_err()
@@ -368,10 +340,7 @@ fn zero_dimension_signatures_are_refused() {
 #[test]
 fn without_the_gpu_backend_gpu_requests_are_errors() {
     let paths = random(&[64, 256, 4], 3);
-    let gpu = SigOptions {
-        device: Device::Gpu(None),
-        ..opts()
-    };
+    let gpu = opts().device(Device::Gpu(None));
     match sig(paths.view(), 6, &gpu) {
         Err(Error::Device(msg)) => assert!(msg.contains("`gpu` feature"), "{msg}"),
         other => panic!("expected a device error, got {other:?}"),

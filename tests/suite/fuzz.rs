@@ -58,14 +58,7 @@ fn options() -> impl Strategy<Value = SigOptions> {
             1 => prop_oneof![Just(0i32), Just(-1000), Just(100_000), Just(i32::MAX), Just(i32::MIN)],
         ],
     )
-        .prop_map(|(time_aug, lead_lag, scalar_term, end_time, n_jobs)| SigOptions {
-            time_aug,
-            lead_lag,
-            scalar_term,
-            end_time,
-            n_jobs,
-            device: Device::Cpu,
-        })
+        .prop_map(|(time_aug, lead_lag, scalar_term, end_time, n_jobs)| SigOptions::default().time_aug(time_aug).lead_lag(lead_lag).scalar_term(scalar_term).end_time(end_time).n_jobs(n_jobs).device(Device::Cpu))
 }
 
 /// Signature-kernel options: small dyadic orders that run and absurd ones that must be refused, every
@@ -85,17 +78,16 @@ fn kernel_options() -> impl Strategy<Value = SigKernelOptions> {
     });
     (order.clone(), order, kernel, any::<[bool; 4]>(), options()).prop_map(
         |(l1, l2, static_kernel, [time_aug, lead_lag, normalize, return_grid], o)| {
-            SigKernelOptions {
-                dyadic_order: (l1, l2).into(),
-                static_kernel,
-                time_aug,
-                lead_lag,
-                end_time: o.end_time,
-                normalize,
-                return_grid,
-                n_jobs: o.n_jobs,
-                device: Device::Cpu,
-            }
+            SigKernelOptions::default()
+                .dyadic_order((l1, l2))
+                .static_kernel(static_kernel)
+                .time_aug(time_aug)
+                .lead_lag(lead_lag)
+                .end_time(o.transform.end_time)
+                .normalize(normalize)
+                .return_grid(return_grid)
+                .n_jobs(o.exec.n_jobs)
+                .device(Device::Cpu)
         },
     )
 }
@@ -205,7 +197,7 @@ proptest! {
     ) {
         let method = [LogSigMethod::Expanded, LogSigMethod::Words, LogSigMethod::Lyndon][method as usize];
         check("sig_combine", sig_combine(a.view(), b.view(), dim, degree, &o));
-        check("sig_join", sig_join(a.view(), b.view(), dim, degree, o.time_aug, &o));
+        check("sig_join", sig_join(a.view(), b.view(), dim, degree, o.transform.time_aug, &o));
         check("sig_to_log_sig", sig_to_log_sig(a.view(), dim, degree, method, &o));
     }
 
@@ -231,11 +223,7 @@ proptest! {
 #[test]
 fn absurd_requests_are_typed_errors() {
     let path = crate::common::random(&[2, 3, 2], 1);
-    let o = SigOptions {
-        n_jobs: i32::MAX,
-        device: Device::Cpu,
-        ..Default::default()
-    };
+    let o = SigOptions::default().n_jobs(i32::MAX).device(Device::Cpu);
     // `n_jobs` far beyond the cores is clamped, not a thread per job.
     assert!(sig(path.view(), 2, &o).is_ok());
     assert!(matches!(

@@ -181,12 +181,10 @@ fn sig_length_golden() {
     for row in table.outer_iter() {
         let (d, n) = (row[0] as usize, row[1] as usize);
         for (st, col) in [(false, 4), (true, 5)] {
-            let opts = SigOptions {
-                time_aug: row[2] != 0.0,
-                lead_lag: row[3] != 0.0,
-                scalar_term: st,
-                ..Default::default()
-            };
+            let opts = SigOptions::default()
+                .time_aug(row[2] != 0.0)
+                .lead_lag(row[3] != 0.0)
+                .scalar_term(st);
             assert_eq!(
                 roughsig::sig_length(d, n, &opts).unwrap() as f64,
                 row[col],

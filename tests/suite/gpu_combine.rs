@@ -7,11 +7,9 @@ use ndarray::ArrayD;
 use roughsig::{Device, SigOptions};
 
 fn opts(device: Device, scalar_term: bool) -> SigOptions {
-    SigOptions {
-        device,
-        scalar_term,
-        ..Default::default()
-    }
+    SigOptions::default()
+        .device(device)
+        .scalar_term(scalar_term)
 }
 
 /// Signatures of random paths (so every level has its natural size), `batch` of them.
@@ -148,10 +146,7 @@ fn sig_combine_and_sig_join_match_the_cpu() {
 #[test]
 fn sig_combine_and_sig_join_golden_on_gpu() {
     let Some((device, f64)) = gpu() else { return };
-    let on = |case: &Case| SigOptions {
-        device: device.clone(),
-        ..case.options()
-    };
+    let on = |case: &Case| case.options().device(device.clone());
     let check = |case: &Case, name: &str, got64: Option<ArrayD<f64>>, got32: ArrayD<f32>| {
         let want = case.array(name);
         if let Some(got) = got64 {

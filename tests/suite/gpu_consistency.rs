@@ -19,17 +19,11 @@ const METHODS: [LogSigMethod; 3] = [
 use crate::common::gpu::{gpu, CHUNK};
 
 fn on(device: &Device, opts: &SigOptions) -> SigOptions {
-    SigOptions {
-        device: device.clone(),
-        ..opts.clone()
-    }
+    opts.clone().device(device.clone())
 }
 
 fn cpu(opts: &SigOptions) -> SigOptions {
-    SigOptions {
-        device: Device::Cpu,
-        ..opts.clone()
-    }
+    opts.clone().device(Device::Cpu)
 }
 
 /// One grid point: forward and backward on the GPU (f32 always, f64 when the adapter has it) against
@@ -79,7 +73,7 @@ fn check(
     }
 
     // f32: absolute tolerance ~1e-4 for unit-scale paths, growing with the number of steps and levels.
-    let steps = length.saturating_sub(1) * (1 + opts.lead_lag as usize);
+    let steps = length.saturating_sub(1) * (1 + opts.transform.lead_lag as usize);
     let tol = 2e-5 * (1.0 + (steps as f64).sqrt()) * (1.0 + degree as f64);
     let got = roughsig::sig(to_f32(&path).view(), degree, &on(device, opts)).unwrap();
     assert_abs(
@@ -122,12 +116,12 @@ fn option_grid() -> Vec<SigOptions> {
     [(false, false), (true, false), (false, true), (true, true)]
         .into_iter()
         .enumerate()
-        .map(|(i, (time_aug, lead_lag))| SigOptions {
-            time_aug,
-            lead_lag,
-            end_time: if i % 2 == 0 { 1.0 } else { 2.5 },
-            scalar_term: i >= 2,
-            ..Default::default()
+        .map(|(i, (time_aug, lead_lag))| {
+            SigOptions::default()
+                .time_aug(time_aug)
+                .lead_lag(lead_lag)
+                .end_time(if i % 2 == 0 { 1.0 } else { 2.5 })
+                .scalar_term(i >= 2)
         })
         .collect()
 }
@@ -140,7 +134,8 @@ fn sig_forward_and_backward_shape_grid() {
     for dim in 1..=8 {
         for degree in 0..=8 {
             for opts in option_grid() {
-                let d = dim * if opts.lead_lag { 2 } else { 1 } + opts.time_aug as usize;
+                let d = dim * if opts.transform.lead_lag { 2 } else { 1 }
+                    + opts.transform.time_aug as usize;
                 let len = roughsig::TensorShape::new(d, degree).unwrap().len();
                 if len > 4000 {
                     continue;
@@ -324,7 +319,7 @@ fn check_log_sig(
     let what = format!("batch {batch}, length {length}, dim {dim}, degree {degree}, {opts:?}");
     let seed = (batch * 1_000_003 + length * 1009 + dim * 101 + degree) as u64;
     let path = random(&[batch, length, dim], seed) / (length.max(1) as f64).sqrt();
-    let steps = length.saturating_sub(1) * (1 + opts.lead_lag as usize);
+    let steps = length.saturating_sub(1) * (1 + opts.transform.lead_lag as usize);
     let tol = 4e-5 * (1.0 + (steps as f64).sqrt()) * (1.0 + degree as f64);
     for method in METHODS {
         let what = format!("log_sig {method:?}, {what}");
@@ -345,10 +340,7 @@ fn check_log_sig(
         // `sig_to_log_sig` from the CPU's signatures, with and without their scalar term.
         for st in [false, true] {
             let what = format!("sig_to_log_sig {method:?}, scalar term {st}, {what}");
-            let sig_opts = SigOptions {
-                scalar_term: st,
-                ..cpu(opts)
-            };
+            let sig_opts = cpu(opts).scalar_term(st);
             let sigs = roughsig::sig(path.view(), degree, &sig_opts).unwrap();
             let to_log = |s: &ArrayD<f64>, o: &SigOptions| {
                 roughsig::sig_to_log_sig(s.view(), dim, degree, method, o)
@@ -386,7 +378,8 @@ fn log_sig_shape_grid() {
     for dim in 1..=5 {
         for degree in 1..=6 {
             for opts in option_grid() {
-                let d = dim * if opts.lead_lag { 2 } else { 1 } + opts.time_aug as usize;
+                let d = dim * if opts.transform.lead_lag { 2 } else { 1 }
+                    + opts.transform.time_aug as usize;
                 let len = roughsig::TensorShape::new(d, degree).unwrap().len();
                 if len > 4000 {
                     continue;
@@ -451,11 +444,9 @@ fn log_sig_golden_on_gpu() {
 fn sig_forward_device_resident_matches_the_host_api() {
     let Some((device, _)) = gpu() else { return };
     let paths = to_f32(&random(&[5, 40, 2], 11));
-    let opts = SigOptions {
-        lead_lag: true,
-        scalar_term: true,
-        ..on(&device, &SigOptions::default())
-    };
+    let opts = on(&device, &SigOptions::default())
+        .lead_lag(true)
+        .scalar_term(true);
     let resident = roughsig::gpu::GpuPaths::new(paths.view(), &opts).unwrap();
     let sigs = resident.sig(3).unwrap();
     let host = roughsig::sig(paths.view(), 3, &opts).unwrap();

@@ -30,10 +30,7 @@ fn adapters_lists_and_auto_never_picks_a_software_adapter() {
 #[test]
 fn gpu_named_like_nothing_is_a_device_error() {
     let path = Array3::<f32>::zeros((2, 4, 3));
-    let opts = SigOptions {
-        device: Device::Gpu(Some("no adapter is called this".into())),
-        ..Default::default()
-    };
+    let opts = SigOptions::default().device(Device::Gpu(Some("no adapter is called this".into())));
     match roughsig::sig(path.view(), 2, &opts) {
         Err(Error::Device(msg)) => assert!(
             msg.contains("no adapter named like") || msg.contains("no GPU adapter"),
@@ -46,10 +43,7 @@ fn gpu_named_like_nothing_is_a_device_error() {
 #[test]
 fn explicit_gpu_without_adapter_is_an_error_else_it_runs() {
     let path = Array3::<f32>::zeros((2, 4, 3));
-    let opts = SigOptions {
-        device: Device::Gpu(None),
-        ..Default::default()
-    };
+    let opts = SigOptions::default().device(Device::Gpu(None));
     let result = roughsig::sig(path.view(), 2, &opts);
     if roughsig::gpu::adapters().adapters.is_empty() {
         assert!(matches!(result, Err(Error::Device(_))), "{result:?}");
@@ -63,14 +57,6 @@ fn auto_runs_small_workloads_on_the_cpu() {
     // Far below the threshold: the result is the CPU's, bit for bit.
     let path = ndarray::Array3::from_shape_fn((3, 5, 2), |(b, i, j)| (b + i * j) as f64 * 0.1);
     let auto = roughsig::sig(path.view(), 3, &SigOptions::default()).unwrap();
-    let cpu = roughsig::sig(
-        path.view(),
-        3,
-        &SigOptions {
-            device: Device::Cpu,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let cpu = roughsig::sig(path.view(), 3, &SigOptions::default().device(Device::Cpu)).unwrap();
     assert_eq!(auto, cpu);
 }

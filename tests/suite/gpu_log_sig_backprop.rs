@@ -15,10 +15,7 @@ const METHODS: [LogSigMethod; 3] = [
 ];
 
 fn with(device: Device, opts: &SigOptions) -> SigOptions {
-    SigOptions {
-        device,
-        ..opts.clone()
-    }
+    opts.clone().device(device)
 }
 
 /// Both gradients on the GPU (f32, and f64 where the adapter has it) against the CPU in f64.
@@ -129,12 +126,10 @@ fn log_sig_backprop_matches_the_cpu() {
     ] {
         check(&device, f64, batch, length, dim, degree, &plain);
     }
-    let transforms = SigOptions {
-        time_aug: true,
-        lead_lag: true,
-        scalar_term: true,
-        ..Default::default()
-    };
+    let transforms = SigOptions::default()
+        .time_aug(true)
+        .lead_lag(true)
+        .scalar_term(true);
     check(&device, f64, 2, 7, 2, 3, &transforms);
     // More rows than one dispatch holds in these tests.
     check(&device, f64, CHUNK + 3, 4, 2, 3, &plain);
@@ -146,13 +141,7 @@ fn log_sig_backprop_matches_the_cpu() {
 fn log_sig_backprop_from_resident_signatures_matches_the_host_api() {
     let Some((device, _)) = gpu() else { return };
     let paths = to_f32(&random(&[6, 30, 3], 21));
-    let opts = with(
-        device,
-        &SigOptions {
-            time_aug: true,
-            ..Default::default()
-        },
-    );
+    let opts = with(device, &SigOptions::default().time_aug(true));
     let resident = roughsig::gpu::GpuPaths::new(paths.view(), &opts).unwrap();
     let sigs = resident.sig(3).unwrap();
     for method in METHODS {

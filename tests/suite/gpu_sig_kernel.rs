@@ -15,10 +15,7 @@ use roughsig::{
 };
 
 fn kernel_on(device: &Device, opts: &SigKernelOptions) -> SigKernelOptions {
-    SigKernelOptions {
-        device: device.clone(),
-        ..opts.clone()
-    }
+    opts.clone().device(device.clone())
 }
 
 /// `sig_kernel` on the GPU (f32 always, f64 when the adapter has it) against the CPU in f64, for
@@ -36,10 +33,7 @@ fn check_kernel(
     let seed = (batch * 1_000_003 + l1 * 1009 + l2 * 31 + dim) as u64;
     let x = random(&[batch, l1, dim], seed) / (l1.max(1) as f64).sqrt();
     let y = random(&[batch, l2, dim], seed + 7) / (l2.max(1) as f64).sqrt();
-    let cpu_opts = SigKernelOptions {
-        device: Device::Cpu,
-        ..opts.clone()
-    };
+    let cpu_opts = opts.clone().device(Device::Cpu);
     let want = sig_kernel(x.view(), y.view(), &cpu_opts).unwrap();
     let gpu_opts = kernel_on(device, opts);
     if f64 {
@@ -52,7 +46,9 @@ fn check_kernel(
             1e-10,
         );
     }
-    let steps = |l: usize, lam: usize| (l.saturating_sub(1) * (1 + opts.lead_lag as usize)) << lam;
+    let steps = |l: usize, lam: usize| {
+        (l.saturating_sub(1) * (1 + opts.transform.lead_lag as usize)) << lam
+    };
     let diagonals = steps(l1, opts.dyadic_order.0) + steps(l2, opts.dyadic_order.1) + 1;
     // The scheme's own f32 error (the CPU's, in f32) bounds what the GPU may be off by, too: on long
     // refined grids the tiny cell increments h round away in 1 + h/2 and the error drifts.
@@ -100,23 +96,18 @@ fn sig_kernel_forward_matches_cpu() {
                     continue;
                 }
                 let dim = 1 + (i + j) % 5;
-                let opts = SigKernelOptions {
-                    dyadic_order: dyadic_order.into(),
-                    time_aug,
-                    lead_lag,
-                    end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
-                    ..Default::default()
-                };
+                let opts = SigKernelOptions::default()
+                    .dyadic_order(dyadic_order)
+                    .time_aug(time_aug)
+                    .lead_lag(lead_lag)
+                    .end_time(if j % 2 == 0 { 1.0 } else { 2.5 });
                 check_kernel(&device, f64, 3, (l1, l2), dim, &opts);
             }
         }
     }
     // The longest grids: 300 points both sides, refined.
     for dyadic_order in [(0, 0), (2, 2)] {
-        let opts = SigKernelOptions {
-            dyadic_order: dyadic_order.into(),
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default().dyadic_order(dyadic_order);
         check_kernel(&device, f64, 1, (300, 300), 2, &opts);
     }
 }
@@ -131,13 +122,11 @@ fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
         StaticKernel::Rbf { sigma: 0.8 },
     ] {
         for normalize in [false, true] {
-            let opts = SigKernelOptions {
-                static_kernel,
-                normalize,
-                dyadic_order: (1, 0).into(),
-                time_aug: normalize,
-                ..Default::default()
-            };
+            let opts = SigKernelOptions::default()
+                .static_kernel(static_kernel)
+                .normalize(normalize)
+                .dyadic_order((1, 0))
+                .time_aug(normalize);
             check_kernel(&device, f64, 4, (12, 9), 3, &opts);
         }
     }
@@ -157,18 +146,16 @@ fn sig_kernel_grid_on_gpu_matches_cpu() {
         (5, 9, (2, 0), false, true),
         (1, 4, (1, 1), true, true),
     ] {
-        let opts = SigKernelOptions {
-            return_grid: true,
-            dyadic_order: dyadic_order.into(),
-            time_aug,
-            lead_lag,
-            static_kernel: if lead_lag {
+        let opts = SigKernelOptions::default()
+            .return_grid(true)
+            .dyadic_order(dyadic_order)
+            .time_aug(time_aug)
+            .lead_lag(lead_lag)
+            .static_kernel(if lead_lag {
                 StaticKernel::Rbf { sigma: 0.7 }
             } else {
                 StaticKernel::Linear
-            },
-            ..Default::default()
-        };
+            });
         let x = random(&[3, l1, 2], 91) / 2.0;
         let y = random(&[3, l2, 2], 92) / 2.0;
         let want = sig_kernel(x.view(), y.view(), &kernel_on(&Device::Cpu, &opts)).unwrap();
@@ -210,13 +197,11 @@ fn sig_kernel_forward_golden_on_gpu() {
         };
         let opts = kernel_on(
             &device,
-            &SigKernelOptions {
-                dyadic_order: dyadic_order.into(),
-                time_aug: case.flag("time_aug"),
-                lead_lag: case.flag("lead_lag"),
-                end_time: case.end_time(),
-                ..Default::default()
-            },
+            &SigKernelOptions::default()
+                .dyadic_order(dyadic_order)
+                .time_aug(case.flag("time_aug"))
+                .lead_lag(case.flag("lead_lag"))
+                .end_time(case.end_time()),
         );
         if f64 {
             let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
@@ -266,10 +251,7 @@ fn check_backprop(
     let x = random(&[batch, l1, dim], seed) / (l1.max(1) as f64).sqrt();
     let y = random(&[batch, l2, dim], seed + 3) / (l2.max(1) as f64).sqrt();
     let d = random(&[batch], seed + 5);
-    let cpu_opts = SigKernelOptions {
-        device: Device::Cpu,
-        ..opts.clone()
-    };
+    let cpu_opts = opts.clone().device(Device::Cpu);
     let (wx, wy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &cpu_opts).unwrap();
     let gpu_opts = kernel_on(device, opts);
     if f64 {
@@ -283,7 +265,9 @@ fn check_backprop(
     }
     let (d32, x32, y32) = (to_f32(&d), to_f32(&x), to_f32(&y));
     let (cx, cy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &cpu_opts).unwrap();
-    let steps = |l: usize, lam: usize| (l.saturating_sub(1) * (1 + opts.lead_lag as usize)) << lam;
+    let steps = |l: usize, lam: usize| {
+        (l.saturating_sub(1) * (1 + opts.transform.lead_lag as usize)) << lam
+    };
     let diagonals = steps(l1, opts.dyadic_order.0) + steps(l2, opts.dyadic_order.1) + 1;
     let base = 1e-4 * (1.0 + (diagonals as f64).sqrt());
     let (gx, gy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &gpu_opts).unwrap();
@@ -309,22 +293,17 @@ fn sig_kernel_backward_matches_cpu() {
                 if l1 * l2 > 1000 && (dyadic_order != (0, 0) || j > 1) {
                     continue;
                 }
-                let opts = SigKernelOptions {
-                    dyadic_order: dyadic_order.into(),
-                    time_aug,
-                    lead_lag,
-                    end_time: if j % 2 == 0 { 1.0 } else { 2.5 },
-                    ..Default::default()
-                };
+                let opts = SigKernelOptions::default()
+                    .dyadic_order(dyadic_order)
+                    .time_aug(time_aug)
+                    .lead_lag(lead_lag)
+                    .end_time(if j % 2 == 0 { 1.0 } else { 2.5 });
                 check_backprop(&device, f64, 2, (l1, l2), 1 + (i + j) % 4, &opts);
             }
         }
     }
     // A diagonal longer than the workgroup, refined.
-    let opts = SigKernelOptions {
-        dyadic_order: (1, 1).into(),
-        ..Default::default()
-    };
+    let opts = SigKernelOptions::default().dyadic_order((1, 1));
     check_backprop(&device, f64, 1, (90, 80), 2, &opts);
 }
 
@@ -339,22 +318,17 @@ fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
     ] {
         for normalize in [false, true] {
             for dyadic_order in [(0, 0), (1, 2)] {
-                let opts = SigKernelOptions {
-                    static_kernel,
-                    normalize,
-                    dyadic_order: dyadic_order.into(),
-                    lead_lag: normalize,
-                    ..Default::default()
-                };
+                let opts = SigKernelOptions::default()
+                    .static_kernel(static_kernel)
+                    .normalize(normalize)
+                    .dyadic_order(dyadic_order)
+                    .lead_lag(normalize);
                 check_backprop(&device, f64, 3, (7, 5), 2, &opts);
             }
         }
     }
     for batch in [CHUNK, CHUNK + 1, 2 * CHUNK + 5] {
-        let opts = SigKernelOptions {
-            normalize: batch == CHUNK + 1,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default().normalize(batch == CHUNK + 1);
         check_backprop(&device, f64, batch, (5, 6), 2, &opts);
     }
 }
@@ -372,12 +346,10 @@ fn sig_kernel_backward_checkpointed_and_seeded_on_gpu() {
     roughsig::gpu::set_max_grid_rows(9);
     for dyadic_order in [(0, 0), (1, 0), (2, 1)] {
         for (return_grid, normalize) in [(false, false), (true, false), (false, true)] {
-            let opts = SigKernelOptions {
-                dyadic_order: dyadic_order.into(),
-                return_grid,
-                normalize,
-                ..Default::default()
-            };
+            let opts = SigKernelOptions::default()
+                .dyadic_order(dyadic_order)
+                .return_grid(return_grid)
+                .normalize(normalize);
             let what = format!("{opts:?}");
             let (rows, cols) = (
                 ((l1 - 1) << dyadic_order.0) + 1,
@@ -388,10 +360,7 @@ fn sig_kernel_backward_checkpointed_and_seeded_on_gpu() {
             } else {
                 random(&[batch], 43)
             };
-            let cpu_opts = SigKernelOptions {
-                device: Device::Cpu,
-                ..opts.clone()
-            };
+            let cpu_opts = opts.clone().device(Device::Cpu);
             let gpu_opts = kernel_on(&device, &opts);
             let (wx, wy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &cpu_opts).unwrap();
             let (tol, got) = if f64 {
@@ -446,13 +415,11 @@ fn sig_kernel_backward_golden_on_gpu() {
         let want_y = unbatched_quirk(case.array("path2_derivs"), &y);
         let opts = kernel_on(
             &device,
-            &SigKernelOptions {
-                dyadic_order: dyadic_order(&case).into(),
-                time_aug: case.flag("time_aug"),
-                lead_lag: case.flag("lead_lag"),
-                end_time: case.end_time(),
-                ..Default::default()
-            },
+            &SigKernelOptions::default()
+                .dyadic_order(dyadic_order(&case))
+                .time_aug(case.flag("time_aug"))
+                .lead_lag(case.flag("lead_lag"))
+                .end_time(case.end_time()),
         );
         if f64 {
             let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &opts).unwrap();
@@ -500,10 +467,7 @@ fn check_gram(
     let xs = random(&[n, l1, 2], seed) / (l1 as f64).sqrt();
     let ys = random(&[m, l2, 2], seed + 1) / (l2 as f64).sqrt();
     let d = random(&[n, m], seed + 2);
-    let cpu_opts = SigKernelOptions {
-        device: Device::Cpu,
-        ..opts.clone()
-    };
+    let cpu_opts = opts.clone().device(Device::Cpu);
     let gpu_opts = kernel_on(device, opts);
     let want = sig_kernel_gram(xs.view(), ys.view(), &cpu_opts).unwrap();
     let want_sym = sig_kernel_gram_sym(xs.view(), &cpu_opts).unwrap();
@@ -559,27 +523,20 @@ fn sig_kernel_gram_matches_cpu() {
     let Some((device, f64)) = gpu() else { return };
     for static_kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 0.9 }] {
         for normalize in [false, true] {
-            let opts = SigKernelOptions {
-                static_kernel,
-                normalize,
-                dyadic_order: (1, 0).into(),
-                time_aug: normalize,
-                ..Default::default()
-            };
+            let opts = SigKernelOptions::default()
+                .static_kernel(static_kernel)
+                .normalize(normalize)
+                .dyadic_order((1, 0))
+                .time_aug(normalize);
             check_gram(&device, f64, (3, 4), (6, 5), &opts);
         }
     }
-    let opts = SigKernelOptions {
-        dyadic_order: (1, 1).into(),
-        lead_lag: true,
-        ..Default::default()
-    };
+    let opts = SigKernelOptions::default()
+        .dyadic_order((1, 1))
+        .lead_lag(true);
     check_gram(&device, f64, (2, 3), (4, 1), &opts);
     // 9 × 9 = 81 pairs: two chunks of at most 70.
-    let opts = SigKernelOptions {
-        normalize: true,
-        ..Default::default()
-    };
+    let opts = SigKernelOptions::default().normalize(true);
     check_gram(&device, f64, (9, 9), (4, 5), &opts);
 }
 
@@ -592,10 +549,7 @@ fn sig_kernel_dispatches_are_wide_at_the_benchmark_shape() {
     let Some((device, _)) = gpu() else {
         return;
     };
-    let opts = SigKernelOptions {
-        dyadic_order: (2, 2).into(),
-        ..Default::default()
-    };
+    let opts = SigKernelOptions::default().dyadic_order((2, 2));
     let x = to_f32(&(random(&[32, 128, 8], 81) / 128f64.sqrt()));
     let y = to_f32(&(random(&[32, 128, 8], 82) / 128f64.sqrt()));
     let on_gpu = kernel_on(&device, &opts);

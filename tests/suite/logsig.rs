@@ -86,11 +86,9 @@ fn log_sig_length_golden() {
     let table = case.array("table");
     for row in table.outer_iter() {
         let (d, n) = (row[0] as usize, row[1] as usize);
-        let opts = SigOptions {
-            time_aug: row[2] != 0.0,
-            lead_lag: row[3] != 0.0,
-            ..Default::default()
-        };
+        let opts = SigOptions::default()
+            .time_aug(row[2] != 0.0)
+            .lead_lag(row[3] != 0.0);
         match log_sig_length(d, n, &opts) {
             Ok(len) => assert_eq!(len as f64, row[6], "{row}"),
             Err(e) => assert_eq!(row[6], -1.0, "{row}: {e}"),
@@ -133,12 +131,10 @@ fn log_sig_exp_inverts_log() {
         (3, 4, true, false),
         (2, 3, true, true),
     ] {
-        let opts = SigOptions {
-            time_aug: ta,
-            lead_lag: ll,
-            end_time: 0.7,
-            ..Default::default()
-        };
+        let opts = SigOptions::default()
+            .time_aug(ta)
+            .lead_lag(ll)
+            .end_time(0.7);
         let path = random(&[3, 9, d], 7 + d as u64);
         let s = sig(path.view(), n, &opts).unwrap();
         let l = log_sig(path.view(), n, LogSigMethod::Expanded, &opts).unwrap();
@@ -260,13 +256,13 @@ fn flag_sets() -> Vec<SigOptions> {
         (false, true, true),
         (true, true, false),
     ] {
-        sets.push(SigOptions {
-            time_aug: ta,
-            lead_lag: ll,
-            scalar_term: st,
-            end_time: 1.3,
-            ..Default::default()
-        });
+        sets.push(
+            SigOptions::default()
+                .time_aug(ta)
+                .lead_lag(ll)
+                .scalar_term(st)
+                .end_time(1.3),
+        );
     }
     sets
 }
@@ -329,14 +325,8 @@ fn log_sig_f32_gradient_tracks_f64() {
 fn log_sig_threads_agree() {
     let path = random(&[13, 16, 3], 31);
     for method in METHODS {
-        let one = SigOptions {
-            n_jobs: 1,
-            ..Default::default()
-        };
-        let all = SigOptions {
-            n_jobs: -1,
-            ..Default::default()
-        };
+        let one = SigOptions::default().n_jobs(1);
+        let all = SigOptions::default().n_jobs(-1);
         assert_eq!(
             log_sig(path.view(), 4, method, &one).unwrap(),
             log_sig(path.view(), 4, method, &all).unwrap()
@@ -416,10 +406,7 @@ fn log_sig_bad_inputs_are_errors() {
             sig_to_log_sig_backprop(s.view(), nan.view(), 3, 2, method, &opts),
             Err(Error::NonFiniteValue { .. })
         ));
-        let gpu = SigOptions {
-            device: Device::Gpu(None),
-            ..Default::default()
-        };
+        let gpu = SigOptions::default().device(Device::Gpu(None));
         // Both have a GPU kernel: without an adapter, asking for one is a device error.
         if crate::common::no_adapter() {
             assert!(matches!(

@@ -52,17 +52,13 @@ fn sig_forward_straight_line_is_exp() {
 
 #[test]
 fn sig_forward_trivial_cases() {
-    let opts = SigOptions {
-        scalar_term: true,
-        ..Default::default()
-    };
+    let opts = SigOptions::default().scalar_term(true);
     for len in [0, 1] {
         for flags in 0..4 {
-            let o = SigOptions {
-                time_aug: flags & 1 == 1,
-                lead_lag: flags & 2 == 2,
-                ..opts.clone()
-            };
+            let o = opts
+                .clone()
+                .time_aug(flags & 1 == 1)
+                .lead_lag(flags & 2 == 2);
             let s = sig(random(&[2, len, 3], 3).view(), 3, &o).unwrap();
             assert_eq!(s.shape(), &[2, roughsig::sig_length(3, 3, &o).unwrap()]);
             for row in s.outer_iter() {
@@ -112,11 +108,11 @@ fn chen_holds(
 ) {
     let path = random(&[len, d], seed);
     let steps = |points: usize| if lead_lag { 2 * (points - 1) } else { points - 1 } as f64;
-    let opts_for = |points: usize| SigOptions {
-        time_aug,
-        lead_lag,
-        end_time: 0.7 * steps(points),
-        ..Default::default()
+    let opts_for = |points: usize| {
+        SigOptions::default()
+            .time_aug(time_aug)
+            .lead_lag(lead_lag)
+            .end_time(0.7 * steps(points))
     };
     let whole = sig(path.view(), n, &opts_for(len)).unwrap();
     let a = sig(path.slice(s![..cut + 1, ..]), n, &opts_for(cut + 1)).unwrap();
@@ -168,13 +164,11 @@ fn assert_gradient(
 fn sig_backward_matches_finite_differences() {
     for (d, n, len) in [(1, 4, 6), (2, 4, 7), (3, 3, 5), (2, 1, 4), (3, 2, 2)] {
         for flags in 0..8 {
-            let o = SigOptions {
-                time_aug: flags & 1 == 1,
-                lead_lag: flags & 2 == 2,
-                scalar_term: flags & 4 == 4,
-                end_time: 1.7,
-                ..Default::default()
-            };
+            let o = SigOptions::default()
+                .time_aug(flags & 1 == 1)
+                .lead_lag(flags & 2 == 2)
+                .scalar_term(flags & 4 == 4)
+                .end_time(1.7);
             let path = random(&[2, len, d], (d * 100 + n * 10 + flags) as u64);
             let sigs = sig(path.view(), n, &o).unwrap();
             let w = random(sigs.shape(), 7);
@@ -214,12 +208,10 @@ fn combine_and_join_backprop_match_finite_differences() {
 #[test]
 fn transform_path_backprop_is_the_adjoint() {
     for flags in 0..4 {
-        let o = SigOptions {
-            time_aug: flags & 1 == 1,
-            lead_lag: flags & 2 == 2,
-            end_time: 3.0,
-            ..Default::default()
-        };
+        let o = SigOptions::default()
+            .time_aug(flags & 1 == 1)
+            .lead_lag(flags & 2 == 2)
+            .end_time(3.0);
         let x = random(&[2, 6, 3], flags as u64);
         let tx = roughsig::transform_path(x.view(), &o).unwrap();
         let t0 = roughsig::transform_path((&x * 0.0).view(), &o).unwrap();
@@ -237,11 +229,11 @@ fn transform_path_backprop_is_the_adjoint() {
 #[test]
 fn serial_and_parallel_agree_exactly() {
     let path = random(&[7, 20, 3], 5);
-    let o = |n_jobs| SigOptions {
-        lead_lag: true,
-        time_aug: true,
-        n_jobs,
-        ..Default::default()
+    let o = |n_jobs| {
+        SigOptions::default()
+            .lead_lag(true)
+            .time_aug(true)
+            .n_jobs(n_jobs)
     };
     let one = sig(path.view(), 4, &o(1)).unwrap();
     let w = random(one.shape(), 6);
@@ -305,13 +297,11 @@ fn long_path_reverse_sweep_stays_accurate() {
 #[test]
 fn batched_lanes_match_single_paths() {
     for flags in 0..4 {
-        let o = SigOptions {
-            time_aug: flags & 1 == 1,
-            lead_lag: flags & 2 == 2,
-            scalar_term: true,
-            end_time: 2.0,
-            ..Default::default()
-        };
+        let o = SigOptions::default()
+            .time_aug(flags & 1 == 1)
+            .lead_lag(flags & 2 == 2)
+            .scalar_term(true)
+            .end_time(2.0);
         let (batch, len, d, n) = (19, 9, 3, 3);
         let path = random(&[batch, len, d], 40 + flags as u64);
         let sigs = sig(path.view(), n, &o).unwrap();
@@ -406,13 +396,13 @@ fn batched_lanes_match_single_paths_across_shapes() {
 #[test]
 fn time_split_matches_serial() {
     for flags in 0..4 {
-        let o = |n_jobs| SigOptions {
-            time_aug: flags & 1 == 1,
-            lead_lag: flags & 2 == 2,
-            scalar_term: true,
-            n_jobs,
-            device: roughsig::Device::Cpu,
-            ..Default::default()
+        let o = |n_jobs| {
+            SigOptions::default()
+                .time_aug(flags & 1 == 1)
+                .lead_lag(flags & 2 == 2)
+                .scalar_term(true)
+                .n_jobs(n_jobs)
+                .device(roughsig::Device::Cpu)
         };
         let path = random(&[2, 1500, 3], 60 + flags as u64) * 0.1;
         let serial = sig(path.view(), 4, &o(1)).unwrap();
@@ -447,27 +437,16 @@ fn lead_lag_steps_match_the_materialised_path() {
     for (d, n, len, batch) in [(4, 3, 40, 3), (5, 3, 30, 2), (8, 2, 30, 2), (5, 2, 700, 1)] {
         for time_aug in [false, true] {
             let path = random(&[batch, len, d], (d * 10 + n) as u64);
-            let plain = SigOptions {
-                time_aug,
-                end_time: 1.3,
-                n_jobs: 1,
-                ..Default::default()
-            };
-            let ll = SigOptions {
-                lead_lag: true,
-                ..plain.clone()
-            };
+            let plain = SigOptions::default()
+                .time_aug(time_aug)
+                .end_time(1.3)
+                .n_jobs(1);
+            let ll = plain.clone().lead_lag(true);
             let materialised = roughsig::transform_path(path.view(), &ll).unwrap();
-            let plain = SigOptions {
-                time_aug: false,
-                ..plain
-            };
+            let plain = plain.time_aug(false);
             let want = sig(materialised.view(), n, &plain).unwrap();
             for jobs in [1, 2] {
-                let o = SigOptions {
-                    n_jobs: jobs,
-                    ..ll.clone()
-                };
+                let o = ll.clone().n_jobs(jobs);
                 let got = sig(path.view(), n, &o).unwrap();
                 let scale = want.iter().fold(1.0f64, |m, x| m.max(x.abs()));
                 for (g, w) in got.iter().zip(want.iter()) {
@@ -488,10 +467,7 @@ fn lead_lag_steps_match_the_materialised_path() {
             let sigs = sig(path.view(), n, &ll).unwrap();
             let derivs = random(sigs.shape(), 9);
             let one = sig_backprop(path.view(), sigs.view(), derivs.view(), n, &ll).unwrap();
-            let two_threads = SigOptions {
-                n_jobs: 2,
-                ..ll.clone()
-            };
+            let two_threads = ll.clone().n_jobs(2);
             let two = sig_backprop(path.view(), sigs.view(), derivs.view(), n, &two_threads);
             let scale = one.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             for (a, b) in two.unwrap().iter().zip(one.iter()) {

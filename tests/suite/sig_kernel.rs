@@ -29,14 +29,12 @@ fn dyadic_order(case: &Case) -> (usize, usize) {
 }
 
 fn case_options(case: &Case) -> SigKernelOptions {
-    SigKernelOptions {
-        dyadic_order: dyadic_order(case).into(),
-        time_aug: case.flag("time_aug"),
-        lead_lag: case.flag("lead_lag"),
-        end_time: case.end_time(),
-        return_grid: case.flag("return_grid"),
-        ..Default::default()
-    }
+    SigKernelOptions::default()
+        .dyadic_order(dyadic_order(case))
+        .time_aug(case.flag("time_aug"))
+        .lead_lag(case.flag("lead_lag"))
+        .end_time(case.end_time())
+        .return_grid(case.flag("return_grid"))
 }
 
 fn check_count(function: &str, checked: usize) {
@@ -155,28 +153,19 @@ fn sig_kernel_converges_to_the_signature_inner_product() {
     let x = smooth(4, 2, 0.1, 0.6);
     let y = smooth(3, 2, 1.2, 0.5);
     for (time_aug, lead_lag, degree) in [(false, false, 12), (true, false, 10), (false, true, 8)] {
-        let sig_opts = SigOptions {
-            time_aug,
-            lead_lag,
-            ..Default::default()
-        };
+        let sig_opts = SigOptions::default().time_aug(time_aug).lead_lag(lead_lag);
         let want = sig_inner(&x, &y, degree, &sig_opts);
-        let opts = SigKernelOptions {
-            dyadic_order: (7, 7).into(),
-            time_aug,
-            lead_lag,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .dyadic_order((7, 7))
+            .time_aug(time_aug)
+            .lead_lag(lead_lag);
         let got = sig_kernel(x.view(), y.view(), &opts).unwrap()[[]];
         assert!(
             (got - want).abs() <= 1e-6 * want.abs(),
             "ta {time_aug} ll {lead_lag}: PDE {got}, signatures {want}"
         );
         // And the error shrinks with refinement.
-        let coarse = SigKernelOptions {
-            dyadic_order: (2, 2).into(),
-            ..opts.clone()
-        };
+        let coarse = opts.clone().dyadic_order((2, 2));
         let got2 = sig_kernel(x.view(), y.view(), &coarse).unwrap()[[]];
         assert!((got2 - want).abs() > (got - want).abs());
     }
@@ -186,15 +175,10 @@ fn sig_kernel_converges_to_the_signature_inner_product() {
 fn scaled_linear_is_the_linear_kernel_of_scaled_paths() {
     let (x, y) = (random(&[3, 6, 2], 1), random(&[3, 5, 2], 2));
     let s = 1.7;
-    let scaled = SigKernelOptions {
-        static_kernel: StaticKernel::ScaledLinear { scale: s },
-        dyadic_order: (1, 0).into(),
-        ..Default::default()
-    };
-    let plain = SigKernelOptions {
-        dyadic_order: (1, 0).into(),
-        ..Default::default()
-    };
+    let scaled = SigKernelOptions::default()
+        .static_kernel(StaticKernel::ScaledLinear { scale: s })
+        .dyadic_order((1, 0));
+    let plain = SigKernelOptions::default().dyadic_order((1, 0));
     let a = sig_kernel(x.view(), y.view(), &scaled).unwrap();
     let b = sig_kernel((&x * s).view(), (&y * s).view(), &plain).unwrap();
     assert_close("scaled linear", &a, &b, 1e-12, 1e-13);
@@ -236,16 +220,14 @@ fn sig_kernel_backprop_matches_finite_differences() {
         for (time_aug, lead_lag) in [(false, false), (true, false), (false, true), (true, true)] {
             for dyadic_order in [(0, 0), (1, 1), (0, 1)] {
                 for normalize in [false, true] {
-                    let opts = SigKernelOptions {
-                        static_kernel: kernel,
-                        time_aug,
-                        lead_lag,
-                        end_time: 1.5,
-                        dyadic_order: dyadic_order.into(),
-                        normalize,
-                        n_jobs: 1,
-                        ..Default::default()
-                    };
+                    let opts = SigKernelOptions::default()
+                        .static_kernel(kernel)
+                        .time_aug(time_aug)
+                        .lead_lag(lead_lag)
+                        .end_time(1.5)
+                        .dyadic_order(dyadic_order)
+                        .normalize(normalize)
+                        .n_jobs(1);
                     let what = format!("{opts:?}");
                     let (gx, gy) =
                         sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
@@ -265,13 +247,11 @@ fn sig_kernel_backprop_matches_finite_differences() {
 fn sig_kernel_backprop_of_the_whole_grid() {
     let (x, y) = (random(&[4, 2], 5), random(&[3, 2], 6));
     for kernel in kernels() {
-        let opts = SigKernelOptions {
-            static_kernel: kernel,
-            dyadic_order: (1, 1).into(),
-            lead_lag: true,
-            return_grid: true,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .static_kernel(kernel)
+            .dyadic_order((1, 1))
+            .lead_lag(true)
+            .return_grid(true);
         let grid = sig_kernel(x.view(), y.view(), &opts).unwrap();
         assert_eq!(grid.shape(), &[13, 9]);
         let seed = random(grid.shape(), 7);
@@ -302,13 +282,11 @@ fn sig_kernel_gram_matches_pairwise_calls() {
     let (xs, ys) = (random(&[3, 6, 2], 8), random(&[4, 5, 2], 9));
     for kernel in kernels() {
         for normalize in [false, true] {
-            let opts = SigKernelOptions {
-                static_kernel: kernel,
-                dyadic_order: (1, 2).into(),
-                time_aug: true,
-                normalize,
-                ..Default::default()
-            };
+            let opts = SigKernelOptions::default()
+                .static_kernel(kernel)
+                .dyadic_order((1, 2))
+                .time_aug(true)
+                .normalize(normalize);
             let gram = sig_kernel_gram(xs.view(), ys.view(), &opts).unwrap();
             assert_eq!(gram.shape(), &[3, 4]);
             for i in 0..3 {
@@ -327,12 +305,10 @@ fn sig_kernel_gram_matches_pairwise_calls() {
 fn sig_kernel_gram_symmetric_case() {
     let xs = random(&[5, 6, 3], 10);
     for normalize in [false, true] {
-        let opts = SigKernelOptions {
-            dyadic_order: (1, 1).into(),
-            lead_lag: true,
-            normalize,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .dyadic_order((1, 1))
+            .lead_lag(true)
+            .normalize(normalize);
         let copy = xs.clone();
         let full = sig_kernel_gram(xs.view(), copy.view(), &opts).unwrap();
         for sym in [
@@ -356,13 +332,11 @@ fn sig_kernel_gram_backprop_matches_finite_differences() {
     let w = random(&[2, 3], 13);
     for kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 1.1 }] {
         for normalize in [false, true] {
-            let opts = SigKernelOptions {
-                static_kernel: kernel,
-                dyadic_order: (1, 0).into(),
-                time_aug: true,
-                normalize,
-                ..Default::default()
-            };
+            let opts = SigKernelOptions::default()
+                .static_kernel(kernel)
+                .dyadic_order((1, 0))
+                .time_aug(true)
+                .normalize(normalize);
             let f = |x: &ArrayD<f64>, y: &ArrayD<f64>| -> f64 {
                 let g = sig_kernel_gram(x.view(), y.view(), &opts).unwrap();
                 g.iter().zip(w.iter()).map(|(a, b)| a * b).sum()
@@ -391,13 +365,11 @@ fn sig_kernel_f32_matches_f64() {
     let (x, y) = (random(&[3, 20, 3], 14), random(&[3, 15, 3], 15));
     let w = random(&[3], 16);
     for kernel in kernels() {
-        let opts = SigKernelOptions {
-            static_kernel: kernel,
-            dyadic_order: (2, 2).into(),
-            time_aug: true,
-            lead_lag: true,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .static_kernel(kernel)
+            .dyadic_order((2, 2))
+            .time_aug(true)
+            .lead_lag(true);
         let k64 = sig_kernel(x.view(), y.view(), &opts).unwrap();
         let k32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
         assert_close("f32 kernel", &to_f64(&k32), &k64, F32_TOL.0, F32_TOL.1);
@@ -419,12 +391,10 @@ fn sig_kernel_f32_matches_f64() {
 fn single_points_give_the_trivial_kernel() {
     let (x, y) = (random(&[2, 1, 3], 17), random(&[2, 5, 3], 18));
     for (time_aug, lead_lag) in [(false, false), (true, true)] {
-        let opts = SigKernelOptions {
-            dyadic_order: (1, 1).into(),
-            time_aug,
-            lead_lag,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .dyadic_order((1, 1))
+            .time_aug(time_aug)
+            .lead_lag(lead_lag);
         // The single point on either side.
         for (a, b) in [(&x, &y), (&y, &x)] {
             let k = sig_kernel(a.view(), b.view(), &opts).unwrap();
@@ -504,23 +474,12 @@ fn bad_inputs_are_typed_errors() {
     assert!(sig_kernel_gram_backprop(w.view(), x.view(), y.view(), &opts).is_err());
     // Bad options.
     for bad in [
-        SigKernelOptions {
-            static_kernel: StaticKernel::Rbf { sigma: 0.0 },
-            ..Default::default()
-        },
-        SigKernelOptions {
-            dyadic_order: (40, 30).into(),
-            ..Default::default()
-        },
-        SigKernelOptions {
-            normalize: true,
-            return_grid: true,
-            ..Default::default()
-        },
-        SigKernelOptions {
-            end_time: f64::NAN,
-            ..Default::default()
-        },
+        SigKernelOptions::default().static_kernel(StaticKernel::Rbf { sigma: 0.0 }),
+        SigKernelOptions::default().dyadic_order((40, 30)),
+        SigKernelOptions::default()
+            .normalize(true)
+            .return_grid(true),
+        SigKernelOptions::default().end_time(f64::NAN),
     ] {
         assert!(matches!(
             sig_kernel(x.view(), y.view(), &bad),
@@ -529,26 +488,17 @@ fn bad_inputs_are_typed_errors() {
     }
     // A refinement whose rows could not be allocated is refused up front, not attempted; one with
     // more points than any call could sweep is refused before that.
-    let huge = SigKernelOptions {
-        dyadic_order: (0, 35).into(),
-        ..Default::default()
-    };
+    let huge = SigKernelOptions::default().dyadic_order((0, 35));
     assert!(matches!(
         sig_kernel(x.view(), y.view(), &huge),
         Err(Error::TooLarge { .. })
     ));
-    let huger = SigKernelOptions {
-        dyadic_order: (2, 42).into(),
-        ..Default::default()
-    };
+    let huger = SigKernelOptions::default().dyadic_order((2, 42));
     assert!(matches!(
         sig_kernel(x.view(), y.view(), &huger),
         Err(Error::Invalid(_))
     ));
-    let grid_gram = SigKernelOptions {
-        return_grid: true,
-        ..Default::default()
-    };
+    let grid_gram = SigKernelOptions::default().return_grid(true);
     assert!(matches!(
         sig_kernel_gram(x.view(), y.view(), &grid_gram),
         Err(Error::Invalid(_))
@@ -571,10 +521,7 @@ fn overflow_is_an_error_with_advice() {
     let message = err.to_string();
     assert!(message.contains("normalise the paths") && message.contains("rbf"));
     // A bounded static kernel does not overflow.
-    let rbf = SigKernelOptions {
-        static_kernel: StaticKernel::Rbf { sigma: 1.0 },
-        ..Default::default()
-    };
+    let rbf = SigKernelOptions::default().static_kernel(StaticKernel::Rbf { sigma: 1.0 });
     let k = sig_kernel((&x * 1e8).view(), (&y * 1e8).view(), &rbf).unwrap();
     assert!(k.iter().all(|v| v.is_finite()));
 }
@@ -604,11 +551,9 @@ fn static_kernels_parse() {
 fn huge_refinements_are_refused() {
     let x = random(&[1, 3, 2], 31);
     for dyadic_order in [(40, 0), (0, 40), (21, 21)] {
-        let opts = SigKernelOptions {
-            dyadic_order: dyadic_order.into(),
-            device: roughsig::Device::Cpu,
-            ..Default::default()
-        };
+        let opts = SigKernelOptions::default()
+            .dyadic_order(dyadic_order)
+            .device(roughsig::Device::Cpu);
         match sig_kernel(x.view(), x.view(), &opts) {
             Err(Error::Invalid(msg)) => assert!(msg.contains("too large"), "{msg}"),
             other => panic!("{dyadic_order:?}: expected Invalid, got {other:?}"),

@@ -74,12 +74,10 @@ impl PairsCase {
         kernels
             .into_iter()
             .map(|(kernel, time_aug, lead_lag)| {
-                let opts = crate::SigKernelOptions {
-                    static_kernel: kernel,
-                    time_aug,
-                    lead_lag,
-                    ..Default::default()
-                };
+                let opts = crate::SigKernelOptions::default()
+                    .static_kernel(kernel)
+                    .time_aug(time_aug)
+                    .lead_lag(lead_lag);
                 let (dim, l1, l2) = (2, 6, 9);
                 let xs: Vec<f64> = (0..3 * l1 * dim).map(|_| rand()).collect();
                 let ys: Vec<f64> = (0..2 * l2 * dim).map(|_| rand()).collect();

@@ -199,12 +199,10 @@ mod tests {
             // Taller than the workgroup memory holds: the diagonals stay in `scratch`.
             (1, 300, 4, 2, (1, 0)),
         ] {
-            let opts = SigKernelOptions {
-                dyadic_order: lam.into(),
-                n_jobs: 1,
-                device: Device::Cpu,
-                ..Default::default()
-            };
+            let opts = SigKernelOptions::default()
+                .dyadic_order(lam)
+                .n_jobs(1)
+                .device(Device::Cpu);
             let x = Array3::from_shape_simple_fn((batch, l1, dim), &mut rand);
             let y = Array3::from_shape_simple_fn((batch, l2, dim), &mut rand);
             let want = sig_kernel(x.view(), y.view(), &opts).unwrap();

@@ -58,8 +58,8 @@ pub(crate) fn plan_for(
         dim: ps.dim as u64,
         degree: u32::try_from(shape.degree)
             .map_err(|_| crate::Error::Device("degree too large for the GPU".into()))?,
-        lead_lag: opts.lead_lag,
-        time_aug: opts.time_aug,
+        lead_lag: opts.transform.lead_lag,
+        time_aug: opts.transform.time_aug,
         scalar_term,
     };
     plan::plan(

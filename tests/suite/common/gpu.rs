@@ -29,10 +29,7 @@ pub fn gpu() -> Option<(Device, bool)> {
     let f64 = roughsig::sig(
         ndarray::Array2::<f64>::zeros((2, 1)).view(),
         1,
-        &SigOptions {
-            device: device.clone(),
-            ..Default::default()
-        },
+        &SigOptions::default().device(device.clone()),
     )
     .is_ok();
     if !f64 {

@@ -74,13 +74,11 @@ impl Case {
     }
 
     pub fn options(&self) -> roughsig::SigOptions {
-        roughsig::SigOptions {
-            time_aug: self.flag("time_aug"),
-            lead_lag: self.flag("lead_lag"),
-            end_time: self.end_time(),
-            scalar_term: self.flag("scalar_term"),
-            ..Default::default()
-        }
+        roughsig::SigOptions::default()
+            .time_aug(self.flag("time_aug"))
+            .lead_lag(self.flag("lead_lag"))
+            .end_time(self.end_time())
+            .scalar_term(self.flag("scalar_term"))
     }
 
     /// Whether pySigLib's output holds infinities or NaN (the deliberate overflow cases).
