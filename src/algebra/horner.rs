@@ -76,11 +76,11 @@ fn tile<T: Scalar, M: MulAdd, const D: usize>(z: &[T]) -> Option<[T; 64]> {
 multiversion! {
     dims(shape.dim)
     /// `s ← s ⊗ exp(z)`, in place.
-    pub fn mul_exp(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut HornerScratch<T>) => mul_exp_d
+    pub fn mul_exp(shape: &TensorShape, s: &mut [T], z: &[T], scratch: &mut HornerScratch<T>) => mul_exp_body
 }
 
 #[inline(always)]
-fn mul_exp_d<T: Scalar, M: MulAdd, const D: usize>(
+fn mul_exp_body<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s: &mut [T],
     z: &[T],
@@ -92,7 +92,7 @@ fn mul_exp_d<T: Scalar, M: MulAdd, const D: usize>(
     step::<T, M, D>(shape, s, z, inv, ping, pong);
 }
 
-/// [`mul_exp_d`] on the scratch's parts.
+/// [`mul_exp_body`] on the scratch's parts.
 #[inline(always)]
 fn step<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
@@ -178,11 +178,11 @@ multiversion! {
     /// eight. It runs where the vector kernels take rows of `d` whole (`Scalar::fused`), and as
     /// single steps elsewhere. Any number of increments may be given: they go in groups of eight,
     /// then four, two and one.
-    pub fn mul_exp_fused(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_d
+    pub fn mul_exp_fused(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_fused_body
 }
 
 #[inline(always)]
-fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
+fn mul_exp_fused_body<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zs: &[T],
@@ -191,7 +191,7 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
     let (d, n) = (shape.dim, shape.degree);
     if !(M::VECTOR && T::fused::<D>() && n >= 2) {
         for z in zs.chunks_exact(d) {
-            mul_exp_d::<T, M, D>(shape, s, z, scratch);
+            mul_exp_body::<T, M, D>(shape, s, z, scratch);
         }
         return;
     }
@@ -209,7 +209,7 @@ fn mul_exp_fused_d<T: Scalar, M: MulAdd, const D: usize>(
             FUSED_STEPS => fused_group::<T, M, D, FUSED_STEPS>(shape, s, group, scratch),
             4 => fused_group::<T, M, D, 4>(shape, s, group, scratch),
             2 => fused_group::<T, M, D, 2>(shape, s, group, scratch),
-            _ => mul_exp_d::<T, M, D>(shape, s, group, scratch),
+            _ => mul_exp_body::<T, M, D>(shape, s, group, scratch),
         }
         rest = tail;
     }
@@ -271,11 +271,11 @@ multiversion! {
         g: &mut [T],
         dz: &mut [T],
         scratch: &mut HornerScratch<T>,
-    ) => mul_exp_backprop_d
+    ) => mul_exp_backprop_body
 }
 
 #[inline(always)]
-fn mul_exp_backprop_d<T: Scalar, M: MulAdd, const D: usize>(
+fn mul_exp_backprop_body<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s_prev: &[T],
     z: &[T],
@@ -374,8 +374,8 @@ mod tests {
                 let (mut s, mut g, mut dz) = (s0.clone(), g0.clone(), vec![T::zero(); d]);
                 match which {
                     0 => {
-                        mul_exp_d::<T, Separate, 0>(&shape, &mut s, &z, &mut scratch);
-                        mul_exp_backprop_d::<T, Separate, 0>(
+                        mul_exp_body::<T, Separate, 0>(&shape, &mut s, &z, &mut scratch);
+                        mul_exp_backprop_body::<T, Separate, 0>(
                             &shape,
                             &s0,
                             &z,
@@ -387,31 +387,48 @@ mod tests {
                     1 => {
                         by_dim!(
                             d,
-                            mul_exp_d::<T, Separate>(&shape, &mut s, &z, &mut scratch)
+                            mul_exp_body::<T, Separate>(&shape, &mut s, &z, &mut scratch)
                         );
                         let (s0, z, g, dz) = (&s0, &z, &mut g, &mut dz);
                         by_dim!(
                             d,
-                            mul_exp_backprop_d::<T, Separate>(&shape, s0, z, g, dz, &mut scratch)
+                            mul_exp_backprop_body::<T, Separate>(
+                                &shape,
+                                s0,
+                                z,
+                                g,
+                                dz,
+                                &mut scratch
+                            )
                         );
                     }
                     2 => {
-                        by_dim!(d, mul_exp_d::<T, Fused>(&shape, &mut s, &z, &mut scratch));
+                        by_dim!(
+                            d,
+                            mul_exp_body::<T, Fused>(&shape, &mut s, &z, &mut scratch)
+                        );
                         let (s0, z, g, dz) = (&s0, &z, &mut g, &mut dz);
                         by_dim!(
                             d,
-                            mul_exp_backprop_d::<T, Fused>(&shape, s0, z, g, dz, &mut scratch)
+                            mul_exp_backprop_body::<T, Fused>(&shape, s0, z, g, dz, &mut scratch)
                         );
                     }
                     _ => {
                         by_dim!(
                             d,
-                            mul_exp_d::<T, Fused512>(&shape, &mut s, &z, &mut scratch)
+                            mul_exp_body::<T, Fused512>(&shape, &mut s, &z, &mut scratch)
                         );
                         let (s0, z, g, dz) = (&s0, &z, &mut g, &mut dz);
                         by_dim!(
                             d,
-                            mul_exp_backprop_d::<T, Fused512>(&shape, s0, z, g, dz, &mut scratch)
+                            mul_exp_backprop_body::<T, Fused512>(
+                                &shape,
+                                s0,
+                                z,
+                                g,
+                                dz,
+                                &mut scratch
+                            )
                         );
                     }
                 }

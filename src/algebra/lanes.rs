@@ -54,11 +54,11 @@ multiversion! {
     dims(shape.dim) lanes(L)
     /// `s ← s ⊗ exp(z_0) ⊗ exp(z_1) ⊗ …` for each lane, in place, with the increments `z_t`
     /// (lane-interleaved, `dim·L` values each) stored one after the other in `zs`.
-    pub fn mul_exp_lanes(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut LaneScratch<T, L>) => mul_exp_lanes_impl
+    pub fn mul_exp_lanes(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut LaneScratch<T, L>) => mul_exp_lanes_body
 }
 
 #[inline(always)]
-fn mul_exp_lanes_impl<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
+fn mul_exp_lanes_body<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zs: &[T],
@@ -266,11 +266,11 @@ multiversion! {
         g: &mut [T],
         dz: &mut [T],
         scratch: &mut LaneScratch<T, L>,
-    ) => mul_exp_backprop_lanes_impl
+    ) => mul_exp_backprop_lanes_body
 }
 
 #[inline(always)]
-fn mul_exp_backprop_lanes_impl<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
+fn mul_exp_backprop_lanes_body<T: Scalar, M: MulAdd, const D: usize, const L: usize>(
     shape: &TensorShape,
     s_prev: &[T],
     z: &[T],

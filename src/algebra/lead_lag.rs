@@ -73,11 +73,11 @@ multiversion! {
         zp: &[T],
         support: Support,
         scratch: &mut LeadLagScratch<T>,
-    ) => mul_exp_lead_lag_w
+    ) => mul_exp_lead_lag_body
 }
 
 #[inline(always)]
-fn mul_exp_lead_lag_w<T: Scalar, M: MulAdd, const W: usize>(
+fn mul_exp_lead_lag_body<T: Scalar, M: MulAdd, const W: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zp: &[T],
@@ -239,11 +239,11 @@ multiversion! {
         dx: &[T],
         width: usize,
         scratch: &mut LeadLagScratch<T>,
-    ) => fused_w
+    ) => mul_exp_lead_lag_fused_body
 }
 
 #[inline(always)]
-fn fused_w<T: Scalar, M: MulAdd, const W: usize>(
+fn mul_exp_lead_lag_fused_body<T: Scalar, M: MulAdd, const W: usize>(
     shape: &TensorShape,
     s: &mut [T],
     dx: &[T],
@@ -323,11 +323,11 @@ multiversion! {
         g: &mut [T],
         dzp: &mut [T],
         scratch: &mut LeadLagScratch<T>,
-    ) => backprop_w
+    ) => mul_exp_lead_lag_backprop_body
 }
 
 #[inline(always)]
-fn backprop_w<T: Scalar, M: MulAdd, const W: usize>(
+fn mul_exp_lead_lag_backprop_body<T: Scalar, M: MulAdd, const W: usize>(
     shape: &TensorShape,
     s_prev: &[T],
     zp: &[T],

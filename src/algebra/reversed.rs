@@ -77,11 +77,11 @@ multiversion! {
     /// other in `zs`, with `s` reversed ([`to_rows`] turns it back): the top level is read and
     /// written once for all four steps, as in [`super::mul_exp_fused`]. A shorter `zs` takes its
     /// steps one at a time.
-    pub fn mul_exp_reversed(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_reversed_m
+    pub fn mul_exp_reversed(shape: &TensorShape, s: &mut [T], zs: &[T], scratch: &mut HornerScratch<T>) => mul_exp_reversed_body
 }
 
 #[inline(always)]
-fn mul_exp_reversed_m<T: Scalar, M: MulAdd, const D: usize>(
+fn mul_exp_reversed_body<T: Scalar, M: MulAdd, const D: usize>(
     shape: &TensorShape,
     s: &mut [T],
     zs: &[T],

@@ -146,7 +146,8 @@ macro_rules! by_dim {
 /// set this CPU has (`$inner` must be `#[inline(always)]` so that it is compiled into each version).
 /// With `dims(expr)` first, `$inner::<T, M, D>` is called with `D` the compile-time form of `expr`
 /// (see [`by_dim!`]); with `lanes(L)` after it, the function and `$inner` take a further
-/// `const L: usize` (the lane count of [`super::lanes`]).
+/// `const L: usize` (the lane count of [`super::lanes`]). Naming rule: the body behind `fn name` is
+/// `name_body`.
 macro_rules! multiversion {
     (dims($d:expr) lanes($l:ident) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
         $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [const $l: usize] [$l] ($($arg: $ty),*)

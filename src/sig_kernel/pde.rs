@@ -142,11 +142,11 @@ pub(crate) struct Scratch<T> {
 
 multiversion! {
     /// `next = ` the row of points after `prev`, through one row of cells with coefficients `a`, `b`.
-    fn sweep(prev: &[T], next: &mut [T], a: &[T], b: &[T]) => sweep_row
+    fn sweep(prev: &[T], next: &mut [T], a: &[T], b: &[T]) => sweep_body
 }
 
 #[inline(always)]
-fn sweep_row<T: Scalar, M: MulAdd>(prev: &[T], next: &mut [T], a: &[T], b: &[T]) {
+fn sweep_body<T: Scalar, M: MulAdd>(prev: &[T], next: &mut [T], a: &[T], b: &[T]) {
     next[0] = T::one();
     let mut left = T::one();
     for (((n, w), &aa), &bb) in next[1..].iter_mut().zip(prev.windows(2)).zip(a).zip(b) {
@@ -170,11 +170,11 @@ multiversion! {
         below: Option<(&[T], &[T], &[T])>,
         seed: Option<&[T]>,
         corner: T,
-    ) => adjoint_row_impl
+    ) => adjoint_row_body
 }
 
 #[inline(always)]
-fn adjoint_row_impl<T: Scalar, M: MulAdd>(
+fn adjoint_row_body<T: Scalar, M: MulAdd>(
     adj: &mut [T],
     up_a: &[T],
     below: Option<(&[T], &[T], &[T])>,
@@ -207,13 +207,13 @@ multiversion! {
     /// `dG[base] += Σ adj[c]·∂K[r, c]/∂h` over the cells `(r−1, c−1)` of one row (`h` theirs, `kp`
     /// and `kc` the rows of points `r−1` and `r`), each refined cell summed into its base cell of
     /// `dg_row` (`dh` is scratch of one entry per cell).
-    fn add_dh(adj: &[T], h: &[T], kp: &[T], kc: &[T], dh: &mut [T], dg_row: &mut [T]) => add_dh_impl
+    fn add_dh(adj: &[T], h: &[T], kp: &[T], kc: &[T], dh: &mut [T], dg_row: &mut [T]) => add_dh_body
 }
 
 // `M` is part of the `multiversion!` signature; these plain loops are left to LLVM in each version.
 #[allow(clippy::extra_unused_type_parameters)]
 #[inline(always)]
-fn add_dh_impl<T: Scalar, M: MulAdd>(
+fn add_dh_body<T: Scalar, M: MulAdd>(
     adj: &[T],
     h: &[T],
     kp: &[T],

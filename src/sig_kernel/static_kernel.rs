@@ -250,13 +250,13 @@ multiversion! {
     /// Row `a` of a bilinear kernel's `G`: `g[b] = c·Σ_i Δx_a[i]·Δy_b[i]`, channel by channel over
     /// `y`'s transposed increments `y_t` (`dim × n2`): contiguous multiply-adds across `b`, summed
     /// in the order of a dot product.
-    fn bilinear_row(c: T, xa: &[T], y_t: &[T], g: &mut [T]) => bilinear_row_impl
+    fn bilinear_row(c: T, xa: &[T], y_t: &[T], g: &mut [T]) => bilinear_row_body
 }
 
 // `M` is part of the `multiversion!` signature; these plain loops are left to LLVM in each version.
 #[allow(clippy::extra_unused_type_parameters)]
 #[inline(always)]
-fn bilinear_row_impl<T: Scalar, M: MulAdd>(c: T, xa: &[T], y_t: &[T], g: &mut [T]) {
+fn bilinear_row_body<T: Scalar, M: MulAdd>(c: T, xa: &[T], y_t: &[T], g: &mut [T]) {
     if g.is_empty() {
         return;
     }
@@ -283,11 +283,11 @@ multiversion! {
         y_t: &[T],
         dx: &mut [T],
         dy_t: &mut [T],
-    ) => bilinear_backprop_impl
+    ) => bilinear_backprop_body
 }
 
 #[inline(always)]
-fn bilinear_backprop_impl<T: Scalar, M: MulAdd>(
+fn bilinear_backprop_body<T: Scalar, M: MulAdd>(
     c: T,
     dim: usize,
     dg: &[T],
