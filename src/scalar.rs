@@ -10,9 +10,7 @@ mod sealed {
 }
 
 /// The element type of paths and signatures: `f32` or `f64`.
-pub trait Scalar:
-    NdFloat + Default + bytemuck::Pod + sealed::Sealed + crate::algebra::vector::VectorRows
-{
+pub trait Scalar: NdFloat + Default + bytemuck::Pod + sealed::Sealed {
     /// The dtype's short name, as the CLI and error messages spell it.
     const NAME: &'static str;
     /// `x` rounded to this type.

@@ -8,8 +8,9 @@
 
 use super::aligned::AlignedVec;
 use super::reciprocals;
-use super::simd::{contract, multiversion, outer_acc, outer_add, MulAdd};
+use super::simd::{multiversion, MulAdd};
 use super::step_layout::{StepLayout, FUSED_STEPS};
+use super::vector::{self, contract, outer_acc, outer_add};
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -62,7 +63,7 @@ impl<T: Scalar> HornerScratch<T> {
 /// where they will run.
 #[inline(always)]
 fn tile<T: Scalar, M: MulAdd, const D: usize>(z: &[T]) -> Option<[T; 64]> {
-    if !(M::VECTOR && T::blocked::<D>()) {
+    if !(M::VECTOR && vector::blocked::<T, D>()) {
         return None;
     }
     let z = &z[..D];
@@ -189,7 +190,7 @@ fn mul_exp_fused_body<T: Scalar, M: MulAdd, const D: usize>(
     scratch: &mut HornerScratch<T>,
 ) {
     let (d, n) = (shape.dim, shape.degree);
-    if !(M::VECTOR && T::fused::<D>() && n >= 2) {
+    if !(M::VECTOR && vector::fused::<T, D>() && n >= 2) {
         for z in zs.chunks_exact(d) {
             mul_exp_body::<T, M, D>(shape, s, z, scratch);
         }
@@ -251,9 +252,11 @@ fn fused_group<T: Scalar, M: MulAdd, const D: usize, const S: usize>(
     }
     let b: [&[T]; S] = std::array::from_fn(|i| &tops[i * top..(i + 1) * top]);
     let z: [&[T]; S] = std::array::from_fn(|i| &zs[i * d..(i + 1) * d]);
-    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<D>() says the
+    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and vector::fused::<T, D>() says the
     // kernel handles rows of D.
-    unsafe { T::outer_acc_steps::<M, S, D>(b, z, &mut s[shape.offset(n)..shape.offset(n + 1)]) };
+    unsafe {
+        vector::outer_acc_steps::<T, M, S, D>(b, z, &mut s[shape.offset(n)..shape.offset(n + 1)])
+    };
 }
 
 multiversion! {

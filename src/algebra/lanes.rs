@@ -13,7 +13,8 @@
 use super::aligned::AlignedVec;
 use super::lanes_fused::{fuses, mul_exp_lanes_fused, FusedScratch};
 use super::reciprocals;
-use super::simd::{lanes_madd, lanes_scale, multiversion, MulAdd};
+use super::simd::{multiversion, MulAdd};
+use super::vector::{lanes_madd, lanes_scale};
 use crate::layout::TensorShape;
 use crate::Scalar;
 

@@ -19,7 +19,7 @@
 //! words of the last two levels are walked in registers; those above, a small fraction of the
 //! whole, keep their chain values in a stack in memory.
 
-use super::simd::{lanes_madd, lanes_scale};
+use super::vector::{lanes_madd, lanes_scale};
 use crate::layout::TensorShape;
 use crate::Scalar;
 

@@ -11,6 +11,7 @@
 
 use super::reciprocals;
 use super::simd::{multiversion, MulAdd};
+use super::vector;
 use crate::layout::TensorShape;
 use crate::Scalar;
 
@@ -123,7 +124,7 @@ fn step<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
         if vector_rows::<T, M, W, TIME>() {
             for_each_run::<T, W, TIME>(w, a, low, ch, |e, run| {
                 // SAFETY: vector_rows holds only in code compiled for AVX2+FMA, with rows of W whole vectors.
-                unsafe { T::outer_acc_strided::<W>(run, zp, &mut top[e * d + a..], d) };
+                unsafe { vector::outer_acc_strided::<T, W>(run, zp, &mut top[e * d + a..], d) };
             });
             continue;
         }
@@ -193,7 +194,7 @@ fn link<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>(
         for_each_run::<T, W, TIME>(w, a, s_m, ch, |e, run| {
             let out = &mut out[e * wp..(e + run.len()) * wp];
             // SAFETY: as in `step`.
-            unsafe { T::outer_add_strided::<W>(run, c, zp, &next[e * d + a..], d, out) };
+            unsafe { vector::outer_add_strided::<T, W>(run, c, zp, &next[e * d + a..], d, out) };
         });
         return;
     }
@@ -214,7 +215,7 @@ pub const FUSED_PAIRS: usize = 4;
 /// time.
 pub fn lead_lag_fused<T: Scalar>(width: usize, time: bool) -> bool {
     fn rows<T: Scalar, M: MulAdd, const W: usize>(_: usize) -> bool {
-        M::VECTOR && T::fused::<W>()
+        M::VECTOR && vector::fused::<T, W>()
     }
     !time
         && crate::algebra::simd::isa().vector()
@@ -256,7 +257,7 @@ fn mul_exp_lead_lag_fused_body<T: Scalar, M: MulAdd, const W: usize>(
         lead,
         time: false,
     };
-    if !(M::VECTOR && T::fused::<W>() && n >= 2) {
+    if !(M::VECTOR && vector::fused::<T, W>() && n >= 2) {
         for z in dx.chunks_exact(width) {
             step::<T, M, W, false>(shape, s, z, support(true), scratch);
             step::<T, M, W, false>(shape, s, z, support(false), scratch);
@@ -297,10 +298,10 @@ fn mul_exp_lead_lag_fused_body<T: Scalar, M: MulAdd, const W: usize>(
         let lag: [&[T]; FUSED_PAIRS] = std::array::from_fn(|p| b(p, 1));
         let lead: [&[T]; FUSED_PAIRS] = std::array::from_fn(|p| b(p, 0));
         let z: [&[T]; FUSED_PAIRS] = std::array::from_fn(|p| &dx[p * w..(p + 1) * w]);
-        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and T::fused::<W>() says
+        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA, and vector::fused::<T, W>() says
         // the kernel handles rows of W.
         let out = &mut s[shape.offset(n)..shape.offset(n + 1)];
-        unsafe { T::outer_acc4_halves::<W>(lag, lead, z, out) };
+        unsafe { vector::outer_acc4_halves::<T, W>(lag, lead, z, out) };
     }
     scratch.tops = tops;
     scratch.lower = Some(lower);
@@ -554,7 +555,7 @@ fn for_each_run<T: Scalar, const W: usize, const TIME: bool>(
 /// Whether the rows of the support (without time) are whole vectors for the strided kernels.
 #[inline(always)]
 fn vector_rows<T: Scalar, M: MulAdd, const W: usize, const TIME: bool>() -> bool {
-    M::VECTOR && !TIME && T::whole::<W>()
+    M::VECTOR && !TIME && vector::whole::<T, W>()
 }
 
 #[cfg(test)]

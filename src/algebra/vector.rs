@@ -12,7 +12,9 @@
 //! width, and rows shorter than one (f64 d < 8, f32 d < 16) go in blocks of one 512-bit vector's
 //! worth of rows, the `z` pattern permuted from `z` itself. The block kernels are in `blocks`.
 
-use super::simd::MulAdd;
+use super::simd::{dim, MulAdd};
+use crate::Scalar;
+use bytemuck::{cast, cast_ref, cast_slice, cast_slice_mut};
 
 /// Row kernels of one element type. Safety of every method: the CPU must have AVX2 and FMA, and
 /// AVX-512 where `M::WIDE` holds.
@@ -88,6 +90,223 @@ pub trait VectorRows: Sized {
         dz: &mut [Self],
         out: &mut [Self],
     ) -> bool;
+}
+
+/// `$body` with `$E` the concrete type behind `$T`: `Scalar` is sealed to f32 and f64, so the size
+/// tells them apart, the branch is resolved at compile time and the casts are identities.
+macro_rules! concrete {
+    ($T:ty, $E:ident => $body:expr) => {
+        if std::mem::size_of::<$T>() == 4 {
+            type $E = f32;
+            $body
+        } else {
+            type $E = f64;
+            $body
+        }
+    };
+}
+
+/// [`VectorRows::blocked`] of `T`.
+#[inline(always)]
+pub(crate) fn blocked<T: Scalar, const D: usize>() -> bool {
+    concrete!(T, E => E::blocked::<D>())
+}
+
+/// [`VectorRows::whole`] of `T`.
+#[inline(always)]
+pub(crate) fn whole<T: Scalar, const D: usize>() -> bool {
+    concrete!(T, E => E::whole::<D>())
+}
+
+/// [`VectorRows::fused`] of `T`.
+#[inline(always)]
+pub(crate) fn fused<T: Scalar, const D: usize>() -> bool {
+    concrete!(T, E => E::fused::<D>())
+}
+
+/// [`VectorRows::outer_add_strided`] of `T` (same safety contract).
+#[inline(always)]
+pub(crate) unsafe fn outer_add_strided<T: Scalar, const D: usize>(
+    b: &[T],
+    c: T,
+    z: &[T],
+    add: &[T],
+    stride: usize,
+    out: &mut [T],
+) {
+    concrete!(T, E => unsafe {
+        E::outer_add_strided::<D>(cast_slice(b), cast(c), cast_slice(z), cast_slice(add), stride, cast_slice_mut(out))
+    })
+}
+
+/// [`VectorRows::outer_acc_strided`] of `T` (same safety contract).
+#[inline(always)]
+pub(crate) unsafe fn outer_acc_strided<T: Scalar, const D: usize>(
+    b: &[T],
+    z: &[T],
+    out: &mut [T],
+    stride: usize,
+) {
+    concrete!(T, E => unsafe {
+        E::outer_acc_strided::<D>(cast_slice(b), cast_slice(z), cast_slice_mut(out), stride)
+    })
+}
+
+/// [`VectorRows::outer_acc_steps`] of `T` (same safety contract).
+#[inline(always)]
+pub(crate) unsafe fn outer_acc_steps<T: Scalar, M: MulAdd, const S: usize, const D: usize>(
+    b: [&[T]; S],
+    z: [&[T]; S],
+    out: &mut [T],
+) {
+    concrete!(T, E => unsafe {
+        E::outer_acc_steps::<M, S, D>(b.map(cast_slice), z.map(cast_slice), cast_slice_mut(out))
+    })
+}
+
+/// [`VectorRows::outer_acc4_halves`] of `T` (same safety contract).
+#[inline(always)]
+pub(crate) unsafe fn outer_acc4_halves<T: Scalar, const D: usize>(
+    lo: [&[T]; 4],
+    hi: [&[T]; 4],
+    z: [&[T]; 4],
+    out: &mut [T],
+) {
+    concrete!(T, E => unsafe {
+        E::outer_acc4_halves::<D>(lo.map(cast_slice), hi.map(cast_slice), z.map(cast_slice), cast_slice_mut(out))
+    })
+}
+
+/// `out[i,j] = c·b[i]·z[j] + add[i,j]` for every row `i` of `b` (rows of `d` in `out` and `add`).
+#[inline(always)]
+pub(crate) fn outer_add<T: Scalar, M: MulAdd, const D: usize>(
+    b: &[T],
+    c: T,
+    z: &[T],
+    add: &[T],
+    out: &mut [T],
+) {
+    // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (see `MulAdd::VECTOR`), and
+    // M::WIDE only in code compiled for AVX-512.
+    if M::VECTOR
+        && concrete!(T, E => unsafe {
+            E::outer_add::<M, D>(cast_slice(b), cast(c), cast_slice(z), cast_slice(add), cast_slice_mut(out))
+        })
+    {
+        return;
+    }
+    let d = dim::<D>(z.len());
+    let z = &z[..d];
+    for ((&bi, arow), orow) in b
+        .iter()
+        .zip(add.chunks_exact(d))
+        .zip(out.chunks_exact_mut(d))
+    {
+        let bi = bi * c;
+        for j in 0..d {
+            orow[j] = M::madd(bi, z[j], arow[j]);
+        }
+    }
+}
+
+/// `out[i,j] += b[i]·z[j]`.
+#[inline(always)]
+pub(crate) fn outer_acc<T: Scalar, M: MulAdd, const D: usize>(b: &[T], z: &[T], out: &mut [T]) {
+    // SAFETY: as in `outer_add`.
+    if M::VECTOR
+        && concrete!(T, E => unsafe { E::outer_acc::<M, D>(cast_slice(b), cast_slice(z), cast_slice_mut(out)) })
+    {
+        return;
+    }
+    let d = dim::<D>(z.len());
+    let z = &z[..d];
+    for (&bi, orow) in b.iter().zip(out.chunks_exact_mut(d)) {
+        for j in 0..d {
+            orow[j] = M::madd(bi, z[j], orow[j]);
+        }
+    }
+}
+
+/// The reverse of `outer_add`: for `g` read as rows of `d`, `out[i] = c·Σ_j g[i,j]·z[j]` and
+/// `dz[j] += c·Σ_i g[i,j]·b[i]`.
+#[inline(always)]
+pub(crate) fn contract<T: Scalar, M: MulAdd, const D: usize>(
+    g: &[T],
+    b: &[T],
+    z: &[T],
+    c: T,
+    dz: &mut [T],
+    out: &mut [T],
+) {
+    // SAFETY: as in `outer_add`.
+    if M::VECTOR
+        && concrete!(T, E => unsafe {
+            E::contract::<M, D>(cast_slice(g), cast_slice(b), cast_slice(z), cast(c), cast_slice_mut(dz), cast_slice_mut(out))
+        })
+    {
+        return;
+    }
+    let d = dim::<D>(z.len());
+    let z = &z[..d];
+    if D > 0 {
+        // Accumulate dz in registers.
+        let mut acc = [T::zero(); D];
+        for ((row, &bi), o) in g.chunks_exact(D).zip(b).zip(out.iter_mut()) {
+            let mut dot = T::zero();
+            for j in 0..D {
+                dot = M::madd(row[j], z[j], dot);
+                acc[j] = M::madd(row[j], bi, acc[j]);
+            }
+            *o = dot * c;
+        }
+        for j in 0..D {
+            dz[j] = M::madd(acc[j], c, dz[j]);
+        }
+    } else {
+        for ((row, &bi), o) in g.chunks_exact(d).zip(b).zip(out.iter_mut()) {
+            let bi = bi * c;
+            let mut dot = T::zero();
+            for j in 0..d {
+                dot = M::madd(row[j], z[j], dot);
+                dz[j] = M::madd(row[j], bi, dz[j]);
+            }
+            *o = dot * c;
+        }
+    }
+}
+
+/// `a·b + c` lane by lane, in whole vectors where `M` allows AVX2+FMA. LLVM's own vectorisation
+/// of such short loops is fragile: in the large, fully inlined kernels it left some of them
+/// scalar, or called `mul_add` out of line (a libm call).
+#[inline(always)]
+pub(crate) fn lanes_madd<T: Scalar, M: MulAdd, const L: usize>(
+    a: &[T; L],
+    b: &[T; L],
+    c: &[T; L],
+) -> [T; L] {
+    if M::VECTOR {
+        // SAFETY: M::VECTOR holds only in code compiled for AVX2+FMA (M::WIDE for AVX-512).
+        return concrete!(T, E => cast(unsafe { E::madd_lanes::<M, L>(cast_ref(a), cast_ref(b), cast_ref(c)) }));
+    }
+    let mut out = [T::zero(); L];
+    for l in 0..L {
+        out[l] = M::madd(a[l], b[l], c[l]);
+    }
+    out
+}
+
+/// `a·c` lane by lane, as [`lanes_madd`].
+#[inline(always)]
+pub(crate) fn lanes_scale<T: Scalar, M: MulAdd, const L: usize>(a: &[T; L], c: T) -> [T; L] {
+    if M::VECTOR {
+        // SAFETY: as in `lanes_madd`.
+        return concrete!(T, E => cast(unsafe { E::scale_lanes::<M, L>(cast_ref(a), cast(c)) }));
+    }
+    let mut out = [T::zero(); L];
+    for l in 0..L {
+        out[l] = a[l] * c;
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
