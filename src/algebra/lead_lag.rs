@@ -14,6 +14,34 @@ use super::simd::{multiversion, MulAdd};
 use super::vector;
 use crate::layout::TensorShape;
 use crate::Scalar;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Whether lead-lag paths of transformed dimension `d` take the compact step, which skips the half
+/// of the channels a lead-lag step leaves still: only above 8 (and not at 16 in f32), since below
+/// it each dense row is a vector or two and the compact loops would run scalar (measured:
+/// docs/PERFORMANCE.md, *CPU kernel choices*); or as [`force_compact_lead_lag`] set.
+pub fn compact_lead_lag<T: Scalar>(d: usize) -> bool {
+    match FORCED.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => d > 8 && !(d == 16 && std::mem::size_of::<T>() == 4),
+    }
+}
+
+/// The choice [`force_compact_lead_lag`] set: 0 none, 1 dense, 2 compact.
+static FORCED: AtomicU8 = AtomicU8::new(0);
+
+/// Make every later lead-lag path take the compact step (`Some(true)`) or the dense one
+/// (`Some(false)`); `None` goes back to the choice by dimension. Process-wide, for comparisons and
+/// for tests that run every variant.
+pub fn force_compact_lead_lag(compact: Option<bool>) {
+    let code = match compact {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    FORCED.store(code, Ordering::Relaxed);
+}
 
 /// Per-thread buffers for [`mul_exp_lead_lag`].
 pub struct LeadLagScratch<T> {

@@ -23,8 +23,8 @@ pub use horner::{mul_exp, mul_exp_backprop, mul_exp_fused, HornerScratch};
 pub use increments::{fill_lanes, Increments};
 pub use lanes::{lane_count, mul_exp_backprop_lanes, mul_exp_lanes, LaneScratch};
 pub use lead_lag::{
-    lead_lag_fused, mul_exp_lead_lag, mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused,
-    LeadLagScratch, Support, FUSED_PAIRS,
+    compact_lead_lag, force_compact_lead_lag, lead_lag_fused, mul_exp_lead_lag,
+    mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused, LeadLagScratch, Support, FUSED_PAIRS,
 };
 pub use log::{tensor_log, tensor_log_backprop, LogScratch};
 pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows};

@@ -2,7 +2,7 @@
 //! its reverse sweep (`exp(-z)`), for the drivers that share paths out (`sig`, `lanes`, `split`).
 
 use crate::algebra::{
-    lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_fused, mul_exp_lead_lag,
+    compact_lead_lag, lead_lag_fused, mul_exp, mul_exp_backprop, mul_exp_fused, mul_exp_lead_lag,
     mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused, mul_exp_reversed, reversed_to_rows,
     AlignedVec, HornerScratch, Increments, LeadLagScratch, StepLayout, Support, FUSED_PAIRS,
     FUSED_STEPS, REVERSED_STEPS,
@@ -117,9 +117,9 @@ fn lead_lag_scratch<'a, T: Scalar>(
     slot.get_or_insert_with(|| LeadLagScratch::new(shape))
 }
 
-/// Whether the steps of `inc` go through `mul_exp_lead_lag` ([`super::plan::compact_lead_lag`]).
+/// Whether the steps of `inc` go through `mul_exp_lead_lag` ([`compact_lead_lag`]).
 fn lead_lag_step<T: Scalar>(inc: &Increments<T>) -> bool {
-    inc.lead_lag() && super::plan::compact_lead_lag::<T>(inc.aug_dim())
+    inc.lead_lag() && compact_lead_lag::<T>(inc.aug_dim())
 }
 
 /// The signature of one path, written into `out` (levels only).

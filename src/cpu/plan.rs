@@ -10,11 +10,10 @@
 
 use super::{lanes, split};
 use crate::algebra::simd::{self, Isa};
-use crate::algebra::{force_layout, StepLayout};
+use crate::algebra::{compact_lead_lag, force_compact_lead_lag, force_layout, StepLayout};
 use crate::layout::{aug_dim, PathsShape, TensorShape};
 use crate::{Scalar, SigOptions};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 /// How a lead-lag path's steps run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,12 +101,7 @@ pub struct Force {
 pub fn force(force: Force) {
     simd::cap_isa(force.isa);
     force_layout(force.layout);
-    let code = match force.lead_lag {
-        None => 0,
-        Some(LeadLagStep::Dense) => 1,
-        Some(LeadLagStep::Compact) => 2,
-    };
-    FORCED_LEAD_LAG.store(code, Ordering::Relaxed);
+    force_compact_lead_lag(force.lead_lag.map(|step| step == LeadLagStep::Compact));
 }
 
 /// The instruction sets this machine can run, lowest first.
@@ -116,21 +110,6 @@ pub fn available_isas() -> Vec<Isa> {
         .into_iter()
         .filter(|&i| i <= simd::detected_isa())
         .collect()
-}
-
-/// The lead-lag step [`force`] set: 0 none, 1 dense, 2 compact.
-static FORCED_LEAD_LAG: AtomicU8 = AtomicU8::new(0);
-
-/// Whether lead-lag paths of transformed dimension `d` take the compact step, which skips the half
-/// of the channels a lead-lag step leaves still: only above 8 (and not at 16 in f32), since below
-/// it each dense row is a vector or two and the compact loops would run scalar (measured:
-/// docs/PERFORMANCE.md, *CPU kernel choices*); or as [`force`] set.
-pub(super) fn compact_lead_lag<T: Scalar>(d: usize) -> bool {
-    match FORCED_LEAD_LAG.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => d > 8 && !(d == 16 && std::mem::size_of::<T>() == 4),
-    }
 }
 
 thread_local! {
