@@ -5,7 +5,7 @@
 //! last channel and advances by `end_time / (L' - 1)` per step. Neither transform is ever materialised.
 
 use super::Support;
-use crate::Scalar;
+use crate::{PathTransform, Scalar};
 
 /// The increments of one path of `len` points in `R^dim`, stored row-major in `path`.
 #[derive(Clone, Copy, Debug)]
@@ -18,7 +18,12 @@ pub struct Increments<'a, T> {
 }
 
 impl<'a, T: Scalar> Increments<'a, T> {
-    pub fn new(path: &'a [T], dim: usize, time_aug: bool, lead_lag: bool, end_time: f64) -> Self {
+    pub fn new(path: &'a [T], dim: usize, transform: &PathTransform) -> Self {
+        let PathTransform {
+            time_aug,
+            lead_lag,
+            end_time,
+        } = *transform;
         let points = path.len() / dim;
         let transformed = if lead_lag && points > 0 {
             2 * points - 1

@@ -237,12 +237,6 @@ impl PathsShape {
         opts: &SigOptions,
     ) -> Increments<'a, T> {
         let n = self.length * self.dim;
-        Increments::new(
-            &paths[i * n..(i + 1) * n],
-            self.dim,
-            opts.transform.time_aug,
-            opts.transform.lead_lag,
-            opts.transform.end_time,
-        )
+        Increments::new(&paths[i * n..(i + 1) * n], self.dim, &opts.transform)
     }
 }

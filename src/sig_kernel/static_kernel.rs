@@ -126,13 +126,7 @@ impl<T: Scalar> Lift<T> {
     pub fn route(&self, lifted: &Lifted<T>, path: &[T], opts: &SigKernelOptions, out: &mut [T]) {
         let dim = lifted.orig_dim;
         if !self.needs_points() {
-            let inc = Increments::new(
-                path,
-                dim,
-                opts.transform.time_aug,
-                opts.transform.lead_lag,
-                opts.transform.end_time,
-            );
+            let inc = Increments::new(path, dim, &opts.transform);
             for (t, dz) in lifted.grad.chunks(lifted.dim).enumerate() {
                 inc.scatter(t, dz, out);
             }
@@ -371,13 +365,7 @@ pub(crate) struct Lifted<T> {
 
 impl<T: Scalar> Lifted<T> {
     pub fn load(&mut self, lift: &Lift<T>, path: &[T], dim: usize, opts: &SigKernelOptions) {
-        let inc = Increments::new(
-            path,
-            dim,
-            opts.transform.time_aug,
-            opts.transform.lead_lag,
-            opts.transform.end_time,
-        );
+        let inc = Increments::new(path, dim, &opts.transform);
         let d = inc.aug_dim();
         self.dim = d;
         self.orig_dim = dim;
