@@ -95,7 +95,8 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
             fit_gpu::<T>("signature gradients", output as u128, 3 * a.data.len())?;
             let mut both = zeros::<T>("gradient", &[a.batch(), 2 * row])?;
             let slice = both.as_slice_mut().expect("contiguous");
-            gpu::sig_combine_backprop(device, &shape, xg, xa, xb, st, slice)?;
+            let factors = [gpu::Factor::Host(xa), gpu::Factor::Host(xb)];
+            gpu::sig_combine_backprop(device, &shape, xg, factors, st, slice)?;
             Ok(both)
         }),
         |threads| {
@@ -217,7 +218,8 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
             fit_gpu::<T>("signature gradients", output as u128, inputs)?;
             let mut both = zeros::<T>("gradient", &[s.batch(), row + dimension])?;
             let slice = both.as_slice_mut().expect("contiguous");
-            gpu::sig_join_backprop(device, &shape, xg, xs, xv, st, prepend, slice)?;
+            let sigs = gpu::Factor::Host(xs);
+            gpu::sig_join_backprop(device, &shape, xg, sigs, xv, st, prepend, slice)?;
             Ok(both)
         }),
         |threads| {
@@ -346,7 +348,7 @@ fn paired_rows<T: Scalar, S>(
     Ok(both)
 }
 
-fn split_pair<T: Scalar>(
+pub(crate) fn split_pair<T: Scalar>(
     both: ArrayD<T>,
     batch_shape: &[usize],
     len1: usize,

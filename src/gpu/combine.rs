@@ -9,30 +9,44 @@
 //! derivatives with the other factor; for `sig_join`, `sig_join_backprop.wgsl` turns the segment's
 //! gradient into the displacement's, one workgroup per (row, channel). Each group of rows that fits
 //! the adapter's buffers is one upload, one submission and one read-back.
+//!
+//! A factor may also be signatures already on the device ([`Factor::Device`], as
+//! `gpu::GpuSigs` holds them): `sig_pairs.wgsl` places its rows into the pairs there, and the
+//! resident forms (`*_resident`) leave the product on the device.
 
 use super::chunks::to_u32;
-use super::program::{submit_reading, Dispatch};
+use super::program::{submit, submit_reading, Dispatch, Pooled};
 use super::sig::plan::{SigParams, COMBINE_ROOT};
 use super::sig::rows::{per_row, values, RowCall};
-use super::sig::wgsl::{SIG_COMBINE, SIG_COMBINE_BACKPROP, SIG_JOIN, SIG_JOIN_BACKPROP};
+use super::sig::wgsl::{SIG_COMBINE, SIG_COMBINE_BACKPROP, SIG_JOIN, SIG_JOIN_BACKPROP, SIG_PAIRS};
 use super::GpuDevice;
 use crate::layout::TensorShape;
-use crate::{Result, Scalar};
+use crate::{Error, Result, Scalar};
 
-/// The rows `first..first + n` of `a` and `b` (rows of `st + sig_len`) as pairs without the
-/// scalar term: row `2p` from `a`, row `2p + 1` from `b`; a side that is `None` is left zero.
+/// Where one factor of each row's product comes from.
+#[derive(Clone, Copy)]
+pub(crate) enum Factor<'a, T> {
+    /// Rows on the host, of `st + sig_len` (the scalar term is skipped).
+    Host(&'a [T]),
+    /// Rows on the device, of `sig_len`.
+    Device(&'a wgpu::Buffer),
+    /// None: the side the segment's `exp(z)` is written to.
+    Empty,
+}
+
+/// The rows `first..first + n` of the host factors as pairs without the scalar term: row `2p` from
+/// `a`, row `2p + 1` from `b`; the other sides are left zero (see [`place`]).
 fn pairs<T: Scalar>(
     call: &RowCall,
-    a: Option<&[T]>,
-    b: Option<&[T]>,
+    factors: [Factor<'_, T>; 2],
     st: usize,
     first: usize,
     n: usize,
 ) -> Vec<T> {
     let (len, row) = (call.sig_len, call.sig_len + st);
     let mut out = vec![T::zero(); 2 * n * len];
-    for (side, rows) in [a, b].into_iter().enumerate() {
-        let Some(rows) = rows else { continue };
+    for (side, factor) in factors.into_iter().enumerate() {
+        let Factor::Host(rows) = factor else { continue };
         for p in 0..n {
             let src = (first + p) * row + st;
             let dst = (2 * p + side) * len;
@@ -40,6 +54,31 @@ fn pairs<T: Scalar>(
         }
     }
     out
+}
+
+/// The dispatches that copy the device factors' rows `first..first + n` into their sides of
+/// `pairs`.
+fn place<'a, T>(
+    call: &RowCall,
+    factors: [Factor<'a, T>; 2],
+    first: usize,
+    n: usize,
+    pairs: &'a wgpu::Buffer,
+) -> Result<Vec<Dispatch<'a>>> {
+    let mut steps = Vec::new();
+    for (side, factor) in factors.into_iter().enumerate() {
+        let Factor::Device(src) = factor else {
+            continue;
+        };
+        let params = SigParams {
+            offset: side as u32,
+            unit_begin: to_u32("rows", first)?,
+            total: to_u32("coefficients", n * call.sig_len)?,
+            ..Default::default()
+        };
+        steps.push(call.per_item(&SIG_PAIRS, params, vec![src, pairs])?);
+    }
+    Ok(steps)
 }
 
 /// The root of the product: output rows (`st + sig_len`, leading 1 when `st`) from the pairs.
@@ -96,6 +135,118 @@ fn exp<'a>(
     call.per_item(&SIG_JOIN, params, vec![disp, pairs])
 }
 
+/// The buffers of one group of a forward product.
+struct Forward {
+    pairs: Pooled,
+    disp: Option<Pooled>,
+    unused: Pooled,
+    out: Pooled,
+}
+
+/// Rows `first..first + n` of `factors ⊗`: uploads the host sides (and the displacements of a
+/// join, `disp` with rows of `shape.dim`) and returns the buffers with the dispatches that fill the
+/// device sides, write `exp(z)` into side `join` and take the products into `out` (rows of
+/// `st + sig_len`).
+fn forward<T: Scalar>(
+    call: &mut RowCall,
+    factors: [Factor<'_, T>; 2],
+    disp: Option<&[T]>,
+    st: usize,
+    first: usize,
+    n: usize,
+) -> Forward {
+    let d = call.key.d as usize;
+    let pairs_data = pairs(call, factors, st, first, n);
+    let pairs_buf = call.buffer("pairs", pairs_data.len());
+    call.upload(&pairs_buf, &pairs_data);
+    let disp = disp.map(|disp| {
+        let buf = call.buffer("displacements", n * d);
+        call.upload(&buf, &disp[first * d..(first + n) * d]);
+        buf
+    });
+    Forward {
+        pairs: pairs_buf,
+        disp,
+        unused: call.buffer("unused", 1),
+        out: call.buffer("output", n * (call.sig_len + st)),
+    }
+}
+
+/// The dispatches of [`forward`]'s group.
+fn forward_steps<'a, T>(
+    call: &RowCall,
+    buffers: &'a Forward,
+    factors: [Factor<'a, T>; 2],
+    join: Option<u32>,
+    st: usize,
+    first: usize,
+    n: usize,
+) -> Result<Vec<Dispatch<'a>>> {
+    let mut steps = place(call, factors, first, n, &buffers.pairs)?;
+    if let (Some(side), Some(disp)) = (join, &buffers.disp) {
+        steps.push(exp(call, n, side, disp, &buffers.pairs)?);
+    }
+    let out = &buffers.out;
+    steps.push(product(call, n, st, &buffers.pairs, &buffers.unused, out)?);
+    Ok(steps)
+}
+
+/// The product of each row's factors into `out` (rows of `st + shape.len()`, the scalar term 1),
+/// `exp(z)` of `disp`'s rows taking side `join` when given.
+fn product_to_host<T: Scalar>(
+    call: &mut RowCall,
+    factors: [Factor<'_, T>; 2],
+    disp: Option<(&[T], u32)>,
+    st: usize,
+    out: &mut [T],
+) -> Result<()> {
+    let row = call.sig_len + st;
+    for (g, out_group) in out.chunks_mut(call.group * row).enumerate() {
+        let (n, first) = (out_group.len() / row, g * call.group);
+        let buffers = forward(call, factors, disp.map(|d| d.0), st, first, n);
+        let steps = forward_steps(call, &buffers, factors, disp.map(|d| d.1), st, first, n)?;
+        let bytes = std::mem::size_of_val(out_group) as u64;
+        let read = submit_reading(
+            &call.ctx,
+            &steps,
+            &[(&buffers.out, bytes)],
+            &mut call.report,
+        )?;
+        out_group.copy_from_slice(&values::<T>(&read[0], out_group.len()));
+    }
+    Ok(())
+}
+
+/// The product of each of `n` rows' factors, left on the device (rows of `shape.len()`); all rows
+/// in one submission.
+fn product_on_device<T: Scalar>(
+    mut call: RowCall,
+    factors: [Factor<'_, T>; 2],
+    disp: Option<(&[T], u32)>,
+    n: usize,
+) -> Result<Pooled> {
+    if n > call.group {
+        return Err(Error::Device(format!(
+            "adapter '{}': {n} rows of signatures do not fit its buffers at once; use the host API, \
+             which groups them",
+            call.ctx.name
+        )));
+    }
+    let buffers = forward(&mut call, factors, disp.map(|d| d.0), 0, 0, n);
+    let steps = forward_steps(&call, &buffers, factors, disp.map(|d| d.1), 0, 0, n)?;
+    submit(&call.ctx, &steps, None, &mut call.report)?;
+    drop(steps);
+    call.finish();
+    Ok(buffers.out)
+}
+
+/// The buffers a product of rows needs per row.
+fn forward_rows(len: usize, st: usize, d: Option<usize>) -> Vec<super::chunks::PerPath> {
+    let mut rows = vec![per_row("pairs", 2 * len), per_row("output", len + st)];
+    rows.extend(d.map(|d| per_row("displacements", d)));
+    rows
+}
+
 /// `out = a ⊗ b` row by row (rows of `st + shape.len()`; the scalar term of the output is 1).
 pub(crate) fn sig_combine<T: Scalar>(
     device: &GpuDevice,
@@ -105,27 +256,29 @@ pub(crate) fn sig_combine<T: Scalar>(
     st: usize,
     out: &mut [T],
 ) -> Result<()> {
-    let row = shape.len() + st;
     if shape.is_empty() {
         out.fill(T::one());
         return Ok(());
     }
-    let buffers = [per_row("pairs", 2 * shape.len()), per_row("output", row)];
-    let mut call = RowCall::open::<T>(device, "sig_combine", shape, &buffers, &[&SIG_COMBINE])?;
-    for (g, out_group) in out.chunks_mut(call.group * row).enumerate() {
-        let n = out_group.len() / row;
-        let pairs = pairs(&call, Some(a), Some(b), st, g * call.group, n);
-        let pairs_buf = call.buffer("pairs", pairs.len());
-        call.upload(&pairs_buf, &pairs);
-        let unused = call.buffer("unused", 1);
-        let out_buf = call.buffer("output", out_group.len());
-        let steps = [product(&call, n, st, &pairs_buf, &unused, &out_buf)?];
-        let bytes = std::mem::size_of_val(out_group) as u64;
-        let read = submit_reading(&call.ctx, &steps, &[(&out_buf, bytes)], &mut call.report)?;
-        out_group.copy_from_slice(&values::<T>(&read[0], out_group.len()));
-    }
+    let rows = forward_rows(shape.len(), st, None);
+    let mut call = RowCall::open::<T>(device, "sig_combine", shape, &rows, &[&SIG_COMBINE])?;
+    product_to_host(&mut call, [Factor::Host(a), Factor::Host(b)], None, st, out)?;
     call.finish();
     Ok(())
+}
+
+/// `a ⊗ b` of `n` rows on the device (rows of `shape.len()`), left on the device.
+pub(crate) fn sig_combine_resident<T: Scalar>(
+    device: &GpuDevice,
+    shape: &TensorShape,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    n: usize,
+) -> Result<Pooled> {
+    let rows = forward_rows(shape.len(), 0, None);
+    let kernels = [&SIG_PAIRS, &SIG_COMBINE];
+    let call = RowCall::open::<T>(device, "sig_combine", shape, &rows, &kernels)?;
+    product_on_device::<T>(call, [Factor::Device(a), Factor::Device(b)], None, n)
 }
 
 /// The gradients of [`sig_combine`] into `both`: per row `da` then `db`, each `st + shape.len()`
@@ -134,8 +287,7 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
     device: &GpuDevice,
     shape: &TensorShape,
     derivs: &[T],
-    a: &[T],
-    b: &[T],
+    factors: [Factor<'_, T>; 2],
     st: usize,
     both: &mut [T],
 ) -> Result<()> {
@@ -149,25 +301,26 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
         per_row("derivatives", row),
         per_row("gradients", 2 * len),
     ];
-    let kernels = [&SIG_COMBINE_BACKPROP];
+    let kernels = [&SIG_PAIRS, &SIG_COMBINE_BACKPROP];
     let mut call = RowCall::open::<T>(device, "sig_combine_backprop", shape, &buffers, &kernels)?;
     for (g, out_group) in both.chunks_mut(call.group * 2 * row).enumerate() {
         let n = out_group.len() / (2 * row);
         let first = g * call.group;
-        let pairs = pairs(&call, Some(a), Some(b), st, first, n);
-        let pairs_buf = call.buffer("pairs", pairs.len());
-        call.upload(&pairs_buf, &pairs);
+        let pairs_data = pairs(&call, factors, st, first, n);
+        let pairs_buf = call.buffer("pairs", pairs_data.len());
+        call.upload(&pairs_buf, &pairs_data);
         let derivs_buf = call.buffer("derivatives", n * row);
         call.upload(&derivs_buf, &derivs[first * row..(first + n) * row]);
         let grads = call.buffer("gradients", 2 * n * len);
-        let steps = [product_backprop(
+        let mut steps = place(&call, factors, first, n, &pairs_buf)?;
+        steps.push(product_backprop(
             &call,
             n,
             st,
             &pairs_buf,
             &derivs_buf,
             &grads,
-        )?];
+        )?);
         let bytes = (2 * n * len) as u64 * call.key.precision.size();
         let read = submit_reading(&call.ctx, &steps, &[(&grads, bytes)], &mut call.report)?;
         let grads = values::<T>(&read[0], 2 * n * len);
@@ -187,6 +340,15 @@ fn exp_side(prepend: bool) -> usize {
     usize::from(!prepend)
 }
 
+/// The factors of a join: the signatures on the side `exp(z)` does not take.
+fn join_factors<T>(sigs: Factor<'_, T>, prepend: bool) -> [Factor<'_, T>; 2] {
+    if prepend {
+        [Factor::Empty, sigs]
+    } else {
+        [sigs, Factor::Empty]
+    }
+}
+
 /// `out = sig ⊗ exp(z)` (or `exp(z) ⊗ sig` when `prepend`) row by row; `disp` has rows of
 /// `shape.dim`.
 pub(crate) fn sig_join<T: Scalar>(
@@ -198,44 +360,35 @@ pub(crate) fn sig_join<T: Scalar>(
     prepend: bool,
     out: &mut [T],
 ) -> Result<()> {
-    let (d, row) = (shape.dim, shape.len() + st);
     if shape.is_empty() {
         out.fill(T::one());
         return Ok(());
     }
-    let buffers = [
-        per_row("pairs", 2 * shape.len()),
-        per_row("displacements", d),
-        per_row("output", row),
-    ];
+    let rows = forward_rows(shape.len(), st, Some(shape.dim));
     let kernels = [&SIG_JOIN, &SIG_COMBINE];
-    let mut call = RowCall::open::<T>(device, "sig_join", shape, &buffers, &kernels)?;
-    let side = exp_side(prepend);
-    for (g, out_group) in out.chunks_mut(call.group * row).enumerate() {
-        let n = out_group.len() / row;
-        let first = g * call.group;
-        let (a, b) = if prepend {
-            (None, Some(sigs))
-        } else {
-            (Some(sigs), None)
-        };
-        let pairs = pairs(&call, a, b, st, first, n);
-        let pairs_buf = call.buffer("pairs", pairs.len());
-        call.upload(&pairs_buf, &pairs);
-        let disp_buf = call.buffer("displacements", n * d);
-        call.upload(&disp_buf, &disp[first * d..(first + n) * d]);
-        let unused = call.buffer("unused", 1);
-        let out_buf = call.buffer("output", out_group.len());
-        let steps = [
-            exp(&call, n, side as u32, &disp_buf, &pairs_buf)?,
-            product(&call, n, st, &pairs_buf, &unused, &out_buf)?,
-        ];
-        let bytes = std::mem::size_of_val(out_group) as u64;
-        let read = submit_reading(&call.ctx, &steps, &[(&out_buf, bytes)], &mut call.report)?;
-        out_group.copy_from_slice(&values::<T>(&read[0], out_group.len()));
-    }
+    let mut call = RowCall::open::<T>(device, "sig_join", shape, &rows, &kernels)?;
+    let factors = join_factors(Factor::Host(sigs), prepend);
+    let side = exp_side(prepend) as u32;
+    product_to_host(&mut call, factors, Some((disp, side)), st, out)?;
     call.finish();
     Ok(())
+}
+
+/// `sig ⊗ exp(z)` (or `exp(z) ⊗ sig`) of `n` rows on the device, left on the device; `disp` (on
+/// the host) has rows of `shape.dim`.
+pub(crate) fn sig_join_resident<T: Scalar>(
+    device: &GpuDevice,
+    shape: &TensorShape,
+    sigs: &wgpu::Buffer,
+    disp: &[T],
+    prepend: bool,
+    n: usize,
+) -> Result<Pooled> {
+    let rows = forward_rows(shape.len(), 0, Some(shape.dim));
+    let kernels = [&SIG_PAIRS, &SIG_JOIN, &SIG_COMBINE];
+    let call = RowCall::open::<T>(device, "sig_join", shape, &rows, &kernels)?;
+    let factors = join_factors(Factor::Device(sigs), prepend);
+    product_on_device(call, factors, Some((disp, exp_side(prepend) as u32)), n)
 }
 
 /// The gradients of [`sig_join`] into `both`: per row the signature's (`st + shape.len()`, the
@@ -245,7 +398,7 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     device: &GpuDevice,
     shape: &TensorShape,
     derivs: &[T],
-    sigs: &[T],
+    sigs: Factor<'_, T>,
     disp: &[T],
     st: usize,
     prepend: bool,
@@ -262,21 +415,22 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
         per_row("derivatives", row),
         per_row("gradients", 2 * len),
     ];
-    let kernels = [&SIG_JOIN, &SIG_COMBINE_BACKPROP, &SIG_JOIN_BACKPROP];
+    let kernels = [
+        &SIG_PAIRS,
+        &SIG_JOIN,
+        &SIG_COMBINE_BACKPROP,
+        &SIG_JOIN_BACKPROP,
+    ];
     let mut call = RowCall::open::<T>(device, "sig_join_backprop", shape, &buffers, &kernels)?;
     let side = exp_side(prepend);
+    let factors = join_factors(sigs, prepend);
     let size = call.key.precision.size();
     for (g, out_group) in both.chunks_mut(call.group * (row + d)).enumerate() {
         let n = out_group.len() / (row + d);
         let first = g * call.group;
-        let (a, b) = if prepend {
-            (None, Some(sigs))
-        } else {
-            (Some(sigs), None)
-        };
-        let pairs = pairs(&call, a, b, st, first, n);
-        let pairs_buf = call.buffer("pairs", pairs.len());
-        call.upload(&pairs_buf, &pairs);
+        let pairs_data = pairs(&call, factors, st, first, n);
+        let pairs_buf = call.buffer("pairs", pairs_data.len());
+        call.upload(&pairs_buf, &pairs_data);
         let disp_buf = call.buffer("displacements", n * d);
         call.upload(&disp_buf, &disp[first * d..(first + n) * d]);
         let derivs_buf = call.buffer("derivatives", n * row);
@@ -288,7 +442,8 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
             total: to_u32("rows", n * d)?,
             ..Default::default()
         };
-        let steps = [
+        let mut steps = place(&call, factors, first, n, &pairs_buf)?;
+        steps.extend([
             exp(&call, n, side as u32, &disp_buf, &pairs_buf)?,
             product_backprop(&call, n, st, &pairs_buf, &derivs_buf, &grads)?,
             call.dispatch(
@@ -297,7 +452,7 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
                 vec![&disp_buf, &grads, &dz],
                 (n * d) as u64,
             )?,
-        ];
+        ]);
         let reads = [
             (&*grads, (2 * n * len) as u64 * size),
             (&*dz, (n * d) as u64 * size),

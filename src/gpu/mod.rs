@@ -54,7 +54,7 @@ pub(crate) mod sig_kernel;
 
 #[doc(hidden)]
 pub use chunks::set_max_chunk_paths;
-pub(crate) use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop};
+pub(crate) use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop, Factor};
 pub(crate) use log_sig::{
     log_sig, log_sig_backprop, sig_to_log_sig_backprop, Brackets, LogSigDerivs, LogSigPaths,
     Signatures,

@@ -2,16 +2,18 @@
 //! log-signatures or gradients from the signatures where they are, and download only what is asked
 //! for.
 
+use super::combine::{self, Factor};
 use super::program::{set_last_report, submit, take, upload, GpuReport, Pooled};
 use super::sig::plan::{Buf, Pass};
 use super::sig::{consts, plan_for, run, Inputs};
 use super::{find_adapter, GpuDevice};
 use crate::batch::{paths as path_rows, zeros, Rows};
+use crate::combine::split_pair;
 use crate::gpu::kernels::Precision;
 use crate::layout::{aug_dim, PathsShape, TensorShape};
 use crate::options::Device;
 use crate::{Error, LogSigMethod, Result, Scalar, SigOptions};
-use ndarray::{ArrayD, ArrayView, Dimension};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, Dimension};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -43,12 +45,16 @@ pub struct GpuPaths<T: Scalar> {
     _scalar: PhantomData<T>,
 }
 
-/// Signatures left on the GPU by [`GpuPaths::sig`] (rows of the levels; the scalar term, if the
-/// options ask for it, is added on download).
+/// Signatures left on the GPU by [`GpuPaths::sig`], or made from such by [`GpuSigs::combine`] and
+/// [`GpuSigs::join`] (rows of the levels; the scalar term, if the options ask for it, is added on
+/// download).
 pub struct GpuSigs<'a, T: Scalar> {
     paths: &'a GpuPaths<T>,
     buffer: Pooled,
     shape: TensorShape,
+    /// Whether these are the signatures of `paths` (not a product made from them), which the
+    /// gradients with respect to the paths need.
+    of_paths: bool,
 }
 
 impl<T: Scalar> GpuPaths<T> {
@@ -156,6 +162,7 @@ impl<T: Scalar> GpuPaths<T> {
             paths: self,
             buffer: bufs.remove(&Buf::Out).expect("the forward pass writes Out"),
             shape,
+            of_paths: true,
         })
     }
 
@@ -166,9 +173,9 @@ impl<T: Scalar> GpuPaths<T> {
         sigs: &GpuSigs<'_, T>,
         sig_derivs: ArrayView<'_, T, D>,
     ) -> Result<ArrayD<T>> {
-        if !std::ptr::eq(sigs.paths, self) {
+        if !std::ptr::eq(sigs.paths, self) || !sigs.of_paths {
             return Err(Error::invalid(
-                "sig_backprop: the signatures were computed from other paths",
+                "sig_backprop: the signatures are not those of these paths",
             ));
         }
         let shape = &sigs.shape;
@@ -213,7 +220,7 @@ impl<T: Scalar> GpuPaths<T> {
     }
 }
 
-impl<T: Scalar> GpuSigs<'_, T> {
+impl<'a, T: Scalar> GpuSigs<'a, T> {
     /// Download the signatures: `(batch…, sig_length)`, with the scalar term if the options ask.
     pub fn to_host(&self) -> Result<ArrayD<T>> {
         let p = self.paths;
@@ -250,6 +257,11 @@ impl<T: Scalar> GpuSigs<'_, T> {
         log_sig_derivs: ArrayView<'_, T, D>,
     ) -> Result<ArrayD<T>> {
         let p = self.paths;
+        if !self.of_paths {
+            return Err(Error::invalid(
+                "log_sig_backprop: the signatures are a product, not those of the paths",
+            ));
+        }
         crate::logsig::log_sig_backprop_of_device(
             &p.device,
             (&p.buffer, &self.buffer),
@@ -275,5 +287,144 @@ impl<T: Scalar> GpuSigs<'_, T> {
             method,
             &p.options,
         )
+    }
+
+    /// Chen's product `self ⊗ other` row by row (as [`crate::sig_combine`]), left on the GPU.
+    /// Both must be signatures of paths on the same adapter, with the same batch, dimension and
+    /// degree.
+    pub fn combine(&self, other: &GpuSigs<'_, T>) -> Result<GpuSigs<'a, T>> {
+        self.check_partner(other)?;
+        let p = self.paths;
+        let buffer = combine::sig_combine_resident::<T>(
+            &p.device,
+            &self.shape,
+            &self.buffer,
+            &other.buffer,
+            p.batch,
+        )?;
+        Ok(self.product(buffer))
+    }
+
+    /// `self ⊗ exp(v)`, or `exp(v) ⊗ self` with `prepend`, row by row (as [`crate::sig_join`]),
+    /// left on the GPU: `displacements` `(batch…, dim)` holds one segment per row, in the
+    /// signatures' dimension (after the transforms).
+    pub fn join<D: Dimension>(
+        &self,
+        displacements: ArrayView<'_, T, D>,
+        prepend: bool,
+    ) -> Result<GpuSigs<'a, T>> {
+        let v = self.rows_of("displacements", displacements.into_dyn(), self.shape.dim)?;
+        let p = self.paths;
+        let buffer = combine::sig_join_resident(
+            &p.device,
+            &self.shape,
+            &self.buffer,
+            v.slice(),
+            prepend,
+            p.batch,
+        )?;
+        Ok(self.product(buffer))
+    }
+
+    /// The gradients of a function `F` of `self ⊗ other` with respect to both factors, given
+    /// `derivs = dF/d(self ⊗ other)` on the host (shaped as [`GpuSigs::to_host`]'s result), as
+    /// [`crate::sig_combine_backprop`]: the factors are read where they are.
+    pub fn combine_backprop<D: Dimension>(
+        &self,
+        other: &GpuSigs<'_, T>,
+        derivs: ArrayView<'_, T, D>,
+    ) -> Result<(ArrayD<T>, ArrayD<T>)> {
+        self.check_partner(other)?;
+        let p = self.paths;
+        let row = self.shape.len() + p.options.scalar_term as usize;
+        let g = self.rows_of("derivs", derivs.into_dyn(), row)?;
+        let mut both = zeros::<T>("gradient", &[p.batch, 2 * row])?;
+        let factors = [Factor::Device(&self.buffer), Factor::Device(&other.buffer)];
+        let slice = both.as_slice_mut().expect("fresh arrays are contiguous");
+        let st = p.options.scalar_term as usize;
+        combine::sig_combine_backprop(&p.device, &self.shape, g.slice(), factors, st, slice)?;
+        split_pair(both, &p.batch_shape, row, row)
+    }
+
+    /// The gradients of a function `F` of [`GpuSigs::join`]'s result with respect to the
+    /// signatures and the displacements, given `derivs` on the host, as
+    /// [`crate::sig_join_backprop`]: the signatures are read where they are.
+    pub fn join_backprop<D1: Dimension, D2: Dimension>(
+        &self,
+        displacements: ArrayView<'_, T, D1>,
+        derivs: ArrayView<'_, T, D2>,
+        prepend: bool,
+    ) -> Result<(ArrayD<T>, ArrayD<T>)> {
+        let p = self.paths;
+        let (d, st) = (self.shape.dim, p.options.scalar_term as usize);
+        let row = self.shape.len() + st;
+        let v = self.rows_of("displacements", displacements.into_dyn(), d)?;
+        let g = self.rows_of("derivs", derivs.into_dyn(), row)?;
+        let mut both = zeros::<T>("gradient", &[p.batch, row + d])?;
+        let slice = both.as_slice_mut().expect("fresh arrays are contiguous");
+        let sigs = Factor::Device(&self.buffer);
+        let shape = &self.shape;
+        combine::sig_join_backprop(
+            &p.device,
+            shape,
+            g.slice(),
+            sigs,
+            v.slice(),
+            st,
+            prepend,
+            slice,
+        )?;
+        split_pair(both, &p.batch_shape, row, d)
+    }
+
+    /// A product made from these signatures, on the same paths' adapter.
+    fn product(&self, buffer: Pooled) -> GpuSigs<'a, T> {
+        GpuSigs {
+            paths: self.paths,
+            buffer,
+            shape: self.shape.clone(),
+            of_paths: false,
+        }
+    }
+
+    /// `other` can be multiplied with these signatures on the device.
+    fn check_partner(&self, other: &GpuSigs<'_, T>) -> Result<()> {
+        let (p, q) = (self.paths, other.paths);
+        if !Arc::ptr_eq(&p.ctx, &q.ctx) {
+            return Err(Error::invalid("the signatures are on different adapters"));
+        }
+        if p.batch_shape != q.batch_shape || self.shape != other.shape {
+            return Err(Error::invalid(format!(
+                "the signatures differ in shape: batch {:?} against {:?}, (dimension, degree) \
+                 ({}, {}) against ({}, {})",
+                p.batch_shape,
+                q.batch_shape,
+                self.shape.dim,
+                self.shape.degree,
+                other.shape.dim,
+                other.shape.degree
+            )));
+        }
+        Ok(())
+    }
+
+    /// `data` read as one finite row of `len` per signature.
+    fn rows_of<'v>(
+        &self,
+        what: &'static str,
+        data: ArrayViewD<'v, T>,
+        len: usize,
+    ) -> Result<Rows<'v, T>> {
+        let p = self.paths;
+        let rows = Rows::new(what, data, 1)?;
+        if rows.batch_shape != p.batch_shape || rows.last() != len {
+            return Err(Error::invalid(format!(
+                "{what}: expected shape {:?} + [{len}], got {:?}",
+                p.batch_shape,
+                rows.data.shape()
+            )));
+        }
+        rows.check_finite(what, false)?;
+        Ok(rows)
     }
 }

@@ -257,3 +257,99 @@ fn sig_join_backprop_is_one_submission() {
     let sig_len = (1..=degree).map(|k| dim.pow(k as u32)).sum::<usize>() as u64;
     assert!(r.max_invocations >= 2 * batch as u64 * sig_len, "{r:?}");
 }
+
+/// Signatures kept on the device: their products (`combine`, `join`) and the products' gradients
+/// equal the host functions' on the same signatures, a product's log-signature is that of its
+/// download, and the gradients with respect to the paths refuse a product.
+#[test]
+fn resident_products_match_the_host_functions() {
+    let Some((device, f64)) = gpu() else { return };
+    for (time_aug, st, prepend) in [
+        (false, false, false),
+        (true, true, false),
+        (false, true, true),
+    ] {
+        let what = format!("time_aug {time_aug}, st {st}, prepend {prepend}");
+        let (batch, dim, degree) = (6, 2, 4);
+        let o = opts(device.clone(), st).time_aug(time_aug);
+        let d = dim + time_aug as usize;
+        let (xa, xb) = (
+            random(&[batch, 9, dim], 31) / 2.0,
+            random(&[batch, 7, dim], 32) / 2.0,
+        );
+        let z = random(&[batch, d], 33) / 2.0;
+        let g = random(&[batch, roughsig::sig_length(dim, degree, &o).unwrap()], 34);
+        let check = |got: &ArrayD<f64>, want: &ArrayD<f64>, name: &str| {
+            assert_close(&format!("{name} {what}"), got, want, 1e-9, 1e-9)
+        };
+        let check32 = |got: &ArrayD<f32>, want: &ArrayD<f64>, name: &str| {
+            close32(&format!("{name} {what}"), got, want)
+        };
+        // f64 where the adapter has it, f32 always; the reference is the host API on the CPU.
+        let cpu = o.clone().device(Device::Cpu);
+        let a = roughsig::sig(xa.view(), degree, &cpu).unwrap();
+        let b = roughsig::sig(xb.view(), degree, &cpu).unwrap();
+        let combined = roughsig::sig_combine(a.view(), b.view(), dim, degree, &cpu).unwrap();
+        let (da, db) =
+            roughsig::sig_combine_backprop(g.view(), a.view(), b.view(), dim, degree, &cpu)
+                .unwrap();
+        let joined = roughsig::sig_join(a.view(), z.view(), d, degree, prepend, &cpu).unwrap();
+        let (ds, dz) =
+            roughsig::sig_join_backprop(g.view(), a.view(), z.view(), d, degree, prepend, &cpu)
+                .unwrap();
+        let method = roughsig::LogSigMethod::Words;
+        let logs = roughsig::sig_to_log_sig(combined.view(), dim, degree, method, &cpu).unwrap();
+
+        if f64 {
+            let (pa, pb) = (
+                roughsig::gpu::GpuPaths::new(xa.view(), &o).unwrap(),
+                roughsig::gpu::GpuPaths::new(xb.view(), &o).unwrap(),
+            );
+            let (sa, sb) = (pa.sig(degree).unwrap(), pb.sig(degree).unwrap());
+            let product = sa.combine(&sb).unwrap();
+            check(&product.to_host().unwrap(), &combined, "combine");
+            check(
+                &product.log_sig(method).unwrap(),
+                &logs,
+                "combine's log_sig",
+            );
+            let (ga, gb) = sa.combine_backprop(&sb, g.view()).unwrap();
+            check(&ga, &da, "combine_backprop a");
+            check(&gb, &db, "combine_backprop b");
+            let j = sa.join(z.view(), prepend).unwrap();
+            check(&j.to_host().unwrap(), &joined, "join");
+            let (gs, gz) = sa.join_backprop(z.view(), g.view(), prepend).unwrap();
+            check(&gs, &ds, "join_backprop sigs");
+            check(&gz, &dz, "join_backprop displacements");
+            // A product is not the signature of the paths: no path gradient from it.
+            assert!(pa.sig_backprop(&product, g.view()).is_err());
+            assert!(product.log_sig_backprop(method, logs.view()).is_err());
+        }
+        let (pa, pb) = (
+            roughsig::gpu::GpuPaths::new(to_f32(&xa).view(), &o).unwrap(),
+            roughsig::gpu::GpuPaths::new(to_f32(&xb).view(), &o).unwrap(),
+        );
+        let (sa, sb) = (pa.sig(degree).unwrap(), pb.sig(degree).unwrap());
+        let product = sa.combine(&sb).unwrap();
+        check32(&product.to_host().unwrap(), &combined, "combine");
+        let (ga, gb) = sa.combine_backprop(&sb, to_f32(&g).view()).unwrap();
+        check32(&ga, &da, "combine_backprop a");
+        check32(&gb, &db, "combine_backprop b");
+        let j = sa.join(to_f32(&z).view(), prepend).unwrap();
+        check32(&j.to_host().unwrap(), &joined, "join");
+        let (gs, gz) = sa
+            .join_backprop(to_f32(&z).view(), to_f32(&g).view(), prepend)
+            .unwrap();
+        check32(&gs, &ds, "join_backprop sigs");
+        check32(&gz, &dz, "join_backprop displacements");
+        // Products of products stay on the device.
+        let twice = product.combine(&sb).unwrap();
+        let want = roughsig::sig_combine(combined.view(), b.view(), dim, degree, &cpu).unwrap();
+        check32(&twice.to_host().unwrap(), &want, "combine of a combine");
+        // Mismatched partners are errors, not wrong answers.
+        let short = roughsig::gpu::GpuPaths::new(to_f32(&xb).view(), &o).unwrap();
+        assert!(sa.combine(&short.sig(degree - 1).unwrap()).is_err());
+        let z_bad = to_f32(&random(&[batch, d + 1], 35));
+        assert!(sa.join(z_bad.view(), prepend).is_err());
+    }
+}

@@ -125,6 +125,7 @@ fn loop_cost(kernel: &SigKernel, t: &Tables) -> u64 {
     let widest: u64 = t.pow[1..].iter().sum();
     match kernel.name {
         "sig_combine" | "sig_join" => level_of + 6 + 2 * n,
+        "sig_pairs" => 0,
         // Per level `m` a loop over `D^m` words (a level-1 coefficient sums over every longer word).
         "sig_combine_backprop" => level_of + 6 * n + 2 * widest,
         // Each invocation takes every WG-th word of each level, `k` letters each; then the reduction.

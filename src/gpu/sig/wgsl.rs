@@ -124,6 +124,14 @@ pub const SIG_JOIN: SigKernel = SigKernel {
     bindings: &[b(0, "params", U), b(1, "disp", R), b(2, "pairs", W)],
 };
 
+pub const SIG_PAIRS: SigKernel = SigKernel {
+    name: "sig_pairs",
+    source: include_str!("../../../shaders/sig/sig_pairs.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[b(0, "params", U), b(1, "src", R), b(2, "pairs", W)],
+};
+
 pub const SIG_JOIN_BACKPROP: SigKernel = SigKernel {
     name: "sig_join_backprop",
     source: include_str!("../../../shaders/sig/sig_join_backprop.wgsl"),
@@ -186,6 +194,7 @@ pub const SIG_KERNELS: &[&SigKernel] = &[
     &SIG_COMBINE_BACKPROP,
     &SIG_JOIN,
     &SIG_JOIN_BACKPROP,
+    &SIG_PAIRS,
     &TENSOR_LOG_BACKPROP,
     &LYNDON_SOLVE,
 ];
