@@ -1,5 +1,5 @@
-//! Paths uploaded once, signatures kept on the GPU, log-signatures and gradients computed from them
-//! there: `cargo run --release --example device_resident` (any adapter, lavapipe included).
+//! Paths uploaded once, signatures kept on the GPU, log-signatures, gradients and Chen's products
+//! computed from them there: `cargo run --release --example device_resident` (any adapter, lavapipe included).
 use roughsig::gpu::{last_gpu_report, GpuPaths};
 use roughsig::{Device, LogSigMethod, SigOptions};
 
@@ -33,5 +33,13 @@ fn main() -> roughsig::Result<()> {
         .mapv(f32::abs)
         .fold(0.0f32, |a, &b| a.max(b));
     println!("largest difference from the CPU: signatures {diff:.2e}, gradients {gdiff:.2e}");
+    // Chen's product of each path with itself traversed twice, without leaving the GPU.
+    let twice = sigs.combine(&sigs)?;
+    println!("combine on the GPU: {:?}", last_gpu_report());
+    let want_twice = roughsig::sig_combine(want.view(), want.view(), dim, degree, &cpu)?;
+    let cdiff = (&twice.to_host()? - &want_twice)
+        .mapv(f32::abs)
+        .fold(0.0f32, |a, &b| a.max(b));
+    println!("difference of the product from the CPU's: {cdiff:.2e}");
     Ok(())
 }

@@ -34,16 +34,21 @@ pub(crate) enum Factor<'a, T> {
     Empty,
 }
 
-/// The rows `first..first + n` of the host factors as pairs without the scalar term: row `2p` from
-/// `a`, row `2p + 1` from `b`; the other sides are left zero (see [`place`]).
+/// A buffer for the pairs of rows `first..first + n`, holding the host factors without the scalar
+/// term (row `2p` from the first, `2p + 1` from the second). The other sides are filled on the
+/// device ([`place`], or the segment's `exp(z)`), so without a host factor nothing is uploaded.
 fn pairs<T: Scalar>(
-    call: &RowCall,
+    call: &mut RowCall,
     factors: [Factor<'_, T>; 2],
     st: usize,
     first: usize,
     n: usize,
-) -> Vec<T> {
+) -> Pooled {
     let (len, row) = (call.sig_len, call.sig_len + st);
+    let buffer = call.buffer("pairs", 2 * n * len);
+    if !factors.iter().any(|f| matches!(f, Factor::Host(_))) {
+        return buffer;
+    }
     let mut out = vec![T::zero(); 2 * n * len];
     for (side, factor) in factors.into_iter().enumerate() {
         let Factor::Host(rows) = factor else { continue };
@@ -53,7 +58,8 @@ fn pairs<T: Scalar>(
             out[dst..dst + len].copy_from_slice(&rows[src..src + len]);
         }
     }
-    out
+    call.upload(&buffer, &out);
+    buffer
 }
 
 /// The dispatches that copy the device factors' rows `first..first + n` into their sides of
@@ -156,9 +162,7 @@ fn forward<T: Scalar>(
     n: usize,
 ) -> Forward {
     let d = call.key.d as usize;
-    let pairs_data = pairs(call, factors, st, first, n);
-    let pairs_buf = call.buffer("pairs", pairs_data.len());
-    call.upload(&pairs_buf, &pairs_data);
+    let pairs_buf = pairs(call, factors, st, first, n);
     let disp = disp.map(|disp| {
         let buf = call.buffer("displacements", n * d);
         call.upload(&buf, &disp[first * d..(first + n) * d]);
@@ -306,9 +310,7 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
     for (g, out_group) in both.chunks_mut(call.group * 2 * row).enumerate() {
         let n = out_group.len() / (2 * row);
         let first = g * call.group;
-        let pairs_data = pairs(&call, factors, st, first, n);
-        let pairs_buf = call.buffer("pairs", pairs_data.len());
-        call.upload(&pairs_buf, &pairs_data);
+        let pairs_buf = pairs(&mut call, factors, st, first, n);
         let derivs_buf = call.buffer("derivatives", n * row);
         call.upload(&derivs_buf, &derivs[first * row..(first + n) * row]);
         let grads = call.buffer("gradients", 2 * n * len);
@@ -428,9 +430,7 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     for (g, out_group) in both.chunks_mut(call.group * (row + d)).enumerate() {
         let n = out_group.len() / (row + d);
         let first = g * call.group;
-        let pairs_data = pairs(&call, factors, st, first, n);
-        let pairs_buf = call.buffer("pairs", pairs_data.len());
-        call.upload(&pairs_buf, &pairs_data);
+        let pairs_buf = pairs(&mut call, factors, st, first, n);
         let disp_buf = call.buffer("displacements", n * d);
         call.upload(&disp_buf, &disp[first * d..(first + n) * d]);
         let derivs_buf = call.buffer("derivatives", n * row);
