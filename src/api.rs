@@ -8,6 +8,8 @@
 //! instances. The bodies (checks, device choice, drivers) live with their operation: `sig` in
 //! `crate::sig`, `log_sig` in `crate::logsig`, and so on.
 
+use crate::algebra::HornerScratch;
+use crate::layout::TensorShape;
 use crate::{LogSigMethod, Result, Scalar, SigKernelOptions, SigOptions};
 use ndarray::{ArrayD, ArrayView, ArrayViewD, Dimension};
 use std::any::Any;
@@ -38,6 +40,9 @@ pub struct Ops<T> {
     sig_kernel_gram: fn(In<T>, In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_sym: fn(In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_backprop: fn(In<T>, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
+    /// The two kernels of [`crate::SigStream`], a generic type whose methods dependents instantiate.
+    pub(crate) mul_exp: fn(&TensorShape, &mut [T], &[T], &mut HornerScratch<T>),
+    pub(crate) tensor_mul: fn(&TensorShape, &[T], &[T], &mut [T]),
 }
 
 const fn table<T: Scalar>() -> Ops<T> {
@@ -60,6 +65,8 @@ const fn table<T: Scalar>() -> Ops<T> {
         sig_kernel_gram: crate::sig_kernel::sig_kernel_gram,
         sig_kernel_gram_sym: crate::sig_kernel::sig_kernel_gram_sym,
         sig_kernel_gram_backprop: crate::sig_kernel::sig_kernel_gram_backprop,
+        mul_exp: crate::algebra::mul_exp,
+        tensor_mul: crate::algebra::tensor_mul,
     }
 }
 
@@ -67,7 +74,7 @@ static F32: Ops<f32> = table();
 static F64: Ops<f64> = table();
 
 /// The table of `T`'s instances.
-fn ops<T: Scalar>() -> &'static Ops<T> {
+pub(crate) fn ops<T: Scalar>() -> &'static Ops<T> {
     let f32: &dyn Any = &F32;
     let f64: &dyn Any = &F64;
     f32.downcast_ref()

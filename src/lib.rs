@@ -39,6 +39,7 @@ mod options;
 mod scalar;
 mod sig;
 mod sig_kernel;
+mod stream;
 mod transform;
 
 /// The CPU kernel choice, for tests and comparisons that run every variant: [`cpu_plan::force`]
@@ -68,3 +69,4 @@ pub use options::{
 };
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
+pub use stream::SigStream;

@@ -23,3 +23,4 @@ mod gpu_sig_kernel;
 mod logsig;
 mod properties;
 mod sig_kernel;
+mod stream;

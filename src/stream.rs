@@ -1,0 +1,280 @@
+//! Signatures of the intervals of a growing stream of points, from a cache of dyadic blocks.
+//!
+//! Increment `k` of the stream joins points `k` and `k + 1` (indices counted from the first point
+//! ever pushed). A block of level `ℓ` is the signature of increments `[j·2^ℓ, (j+1)·2^ℓ)`; blocks
+//! from level [`BASE`] up are kept, each made once when its last increment arrives (from its points
+//! at level `BASE`, as the product of its two halves above). An interval's signature is the product,
+//! left to right, of the largest blocks that tile it, with single Horner steps at the two ends:
+//! `O(log n)` tensor products, each of positive factors, never the inverse of a prefix. The kernels
+//! are reached through the dtype tables of `crate::api`, so a dependent that uses the stream does
+//! not compile them again.
+
+use crate::algebra::HornerScratch;
+use crate::api::ops;
+use crate::layout::TensorShape;
+use crate::{Error, Result, Scalar};
+use ndarray::{Array1, Array2, ArrayView2};
+use std::collections::VecDeque;
+
+/// The smallest cached block: `2^BASE` increments. Shorter runs are stepped from the points, which
+/// costs about what a product costs and keeps the cache at a `2^-BASE` fraction of the points.
+const BASE: usize = 3;
+
+/// One level of the cache: consecutive blocks, `None` where a block reaches before the first point
+/// held (it can never be part of an interval held, so it is not computed).
+struct Level<T> {
+    /// The index (`j`) of `blocks[0]`.
+    first: usize,
+    blocks: VecDeque<Option<Vec<T>>>,
+}
+
+impl<T> Level<T> {
+    fn get(&self, j: usize) -> Option<&[T]> {
+        let i = j.checked_sub(self.first)?;
+        self.blocks.get(i)?.as_deref()
+    }
+}
+
+/// A stream of points of `dim` channels: push points at the back, drop them at the front, and
+/// take the signature (truncated at `degree`, without the scalar term) of the path through any run
+/// of the points held.
+///
+/// ```
+/// use roughsig::SigStream;
+/// let mut stream = SigStream::<f64>::new(2, 3).unwrap();
+/// for t in 0..100 {
+///     let t = t as f64 / 10.0;
+///     stream.push(&[t.sin(), t.cos()]).unwrap();
+/// }
+/// stream.pop_front(10);
+/// let s = stream.sig(5, 60).unwrap(); // the path through points 5..=60 of those held
+/// assert_eq!(s.len(), 2 + 4 + 8);
+/// ```
+pub struct SigStream<T: Scalar> {
+    shape: TensorShape,
+    /// The points held, rows of `dim`, after `skip` values already dropped.
+    points: Vec<T>,
+    skip: usize,
+    /// The stream index of the first point held.
+    start: usize,
+    /// Level `BASE + i` of the cache.
+    levels: Vec<Level<T>>,
+    scratch: HornerScratch<T>,
+}
+
+impl<T: Scalar> SigStream<T> {
+    /// An empty stream of points of `dim` channels, for signatures truncated at `degree`.
+    pub fn new(dim: usize, degree: usize) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::NotPositive { what: "dimension" });
+        }
+        if degree == 0 {
+            return Err(Error::NotPositive { what: "degree" });
+        }
+        let shape = TensorShape::new(dim, degree)?;
+        Ok(SigStream {
+            scratch: HornerScratch::new(&shape),
+            shape,
+            points: Vec::new(),
+            skip: 0,
+            start: 0,
+            levels: Vec::new(),
+        })
+    }
+
+    /// The number of points held.
+    pub fn len(&self) -> usize {
+        (self.points.len() - self.skip) / self.shape.dim
+    }
+
+    /// Whether no point is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The length of each signature: `dim + dim² + … + dim^degree`.
+    pub fn sig_length(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Append one point (`dim` finite values).
+    pub fn push(&mut self, point: &[T]) -> Result<()> {
+        let d = self.shape.dim;
+        if point.len() != d {
+            return Err(Error::invalid(format!(
+                "point: expected {d} channels, got {}",
+                point.len()
+            )));
+        }
+        if let Some(c) = point.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!(
+                "point {}: channel {c} is not finite",
+                self.start + self.len()
+            )));
+        }
+        self.points.extend_from_slice(point);
+        let points = self.start + self.len();
+        if points >= 2 {
+            // The new point closes increment `points - 2`.
+            self.close_blocks(points - 2);
+        }
+        Ok(())
+    }
+
+    /// Append the rows of `points` (`(n, dim)`), in order. On an error the points before the bad
+    /// row have been appended.
+    pub fn extend(&mut self, points: ArrayView2<'_, T>) -> Result<()> {
+        for row in points.rows() {
+            match row.as_slice() {
+                Some(p) => self.push(p)?,
+                None => self.push(&row.to_vec())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop the first `n` points held (all of them if fewer are held), and the blocks that reach
+    /// before the new first point.
+    pub fn pop_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.start += n;
+        self.skip += n * self.shape.dim;
+        if self.skip * 2 >= self.points.len() {
+            self.points.drain(..self.skip);
+            self.skip = 0;
+        }
+        for (i, level) in self.levels.iter_mut().enumerate() {
+            let size = 1 << (BASE + i);
+            while level.blocks.front().is_some() && level.first * size < self.start {
+                level.blocks.pop_front();
+                level.first += 1;
+            }
+        }
+    }
+
+    /// The signature of the path through points `a..=b` of those held (`a ≤ b`; a single point's
+    /// signature is zero at every level).
+    pub fn sig(&self, a: usize, b: usize) -> Result<Array1<T>> {
+        let mut out = vec![T::zero(); self.shape.len()];
+        let mut scratch = (
+            HornerScratch::new(&self.shape),
+            vec![T::zero(); self.shape.len()],
+        );
+        self.interval(a, b, &mut out, &mut scratch)?;
+        Ok(Array1::from(out))
+    }
+
+    /// The signatures of many intervals `(a, b)` of the points held, one row each.
+    pub fn sig_batch(&self, intervals: &[(usize, usize)]) -> Result<Array2<T>> {
+        let n = self.shape.len();
+        let mut out = Array2::zeros((intervals.len(), n));
+        let mut scratch = (HornerScratch::new(&self.shape), vec![T::zero(); n]);
+        for (row, &(a, b)) in out.rows_mut().into_iter().zip(intervals) {
+            let mut row = row;
+            let slice = row
+                .as_slice_mut()
+                .expect("rows of a fresh array are contiguous");
+            self.interval(a, b, slice, &mut scratch)?;
+        }
+        Ok(out)
+    }
+
+    /// The signature of points `a..=b` held into `out` (levels, zeroed first).
+    fn interval(
+        &self,
+        a: usize,
+        b: usize,
+        out: &mut [T],
+        (horner, tmp): &mut (HornerScratch<T>, Vec<T>),
+    ) -> Result<()> {
+        if a > b || b >= self.len() {
+            return Err(Error::invalid(format!(
+                "interval ({a}, {b}) is not within the {} points held",
+                self.len()
+            )));
+        }
+        out.fill(T::zero());
+        let shape = &self.shape;
+        let (mut pos, end) = (self.start + a, self.start + b);
+        let mut z = vec![T::zero(); shape.dim];
+        while pos < end {
+            match self.largest_block(pos, end) {
+                Some((size, block)) => {
+                    (ops::<T>().tensor_mul)(shape, out, block, tmp);
+                    out.copy_from_slice(tmp);
+                    pos += size;
+                }
+                None => {
+                    self.increment(pos, &mut z);
+                    (ops::<T>().mul_exp)(shape, out, &z, horner);
+                    pos += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest cached block that starts at increment `pos` and ends by `end`, with its length.
+    fn largest_block(&self, pos: usize, end: usize) -> Option<(usize, &[T])> {
+        self.levels.iter().enumerate().rev().find_map(|(i, level)| {
+            let size = 1usize << (BASE + i);
+            if !pos.is_multiple_of(size) || pos + size > end {
+                return None;
+            }
+            level.get(pos / size).map(|block| (size, block))
+        })
+    }
+
+    /// Increment `k` of the stream (its two points must be held) into `z`.
+    fn increment(&self, k: usize, z: &mut [T]) {
+        let d = self.shape.dim;
+        let at = self.skip + (k - self.start) * d;
+        let (p, q) = (&self.points[at..at + d], &self.points[at + d..at + 2 * d]);
+        for ((z, &p), &q) in z.iter_mut().zip(p).zip(q) {
+            *z = q - p;
+        }
+    }
+
+    /// Make the blocks whose last increment is `k`, level by level.
+    fn close_blocks(&mut self, k: usize) {
+        let mut level = BASE;
+        while (k + 1).is_multiple_of(1 << level) {
+            let j = ((k + 1) >> level) - 1;
+            let block = self.make_block(level, j);
+            let i = level - BASE;
+            if self.levels.len() == i {
+                self.levels.push(Level {
+                    first: j,
+                    blocks: VecDeque::new(),
+                });
+            }
+            let cache = &mut self.levels[i];
+            if cache.blocks.is_empty() {
+                cache.first = j;
+            }
+            cache.blocks.push_back(block);
+            level += 1;
+        }
+    }
+
+    /// Block `j` of `level`, or `None` where it reaches before the first point held.
+    fn make_block(&mut self, level: usize, j: usize) -> Option<Vec<T>> {
+        let size = 1usize << level;
+        if j * size < self.start {
+            return None;
+        }
+        let shape = self.shape.clone();
+        let mut out = vec![T::zero(); shape.len()];
+        if level == BASE {
+            let mut z = vec![T::zero(); shape.dim];
+            for k in j * size..(j + 1) * size {
+                self.increment(k, &mut z);
+                (ops::<T>().mul_exp)(&shape, &mut out, &z, &mut self.scratch);
+            }
+        } else {
+            let below = &self.levels[level - 1 - BASE];
+            (ops::<T>().tensor_mul)(&shape, below.get(2 * j)?, below.get(2 * j + 1)?, &mut out);
+        }
+        Some(out)
+    }
+}

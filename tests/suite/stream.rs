@@ -1,0 +1,138 @@
+//! `SigStream` against direct computation: random pushes (single points and batches) and pops,
+//! then intervals of the points held, each equal to `sig` of that run of points.
+
+use crate::common::random;
+use ndarray::{s, Array2, ArrayD};
+use roughsig::{sig, Device, SigOptions, SigStream};
+
+/// A small deterministic generator for the sequences of operations.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// `sig` of the points `a..=b` of `held` (rows), on the CPU.
+fn direct(held: &Array2<f64>, a: usize, b: usize, degree: usize) -> ArrayD<f64> {
+    let opts = SigOptions::default().device(Device::Cpu);
+    sig(held.slice(s![a..=b, ..]), degree, &opts).unwrap()
+}
+
+fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    let scale = want.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * scale, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+#[test]
+fn intervals_match_direct_computation_over_pushes_and_pops() {
+    for (dim, degree, seed) in [(1, 4, 1), (2, 4, 2), (3, 3, 3), (5, 2, 4)] {
+        let mut rng = Lcg(seed);
+        let source = random(&[600, dim], seed) / 4.0;
+        let (mut next, mut first) = (0, 0);
+        let mut stream = SigStream::<f64>::new(dim, degree).unwrap();
+        for round in 0..40 {
+            // Push one point or a batch, sometimes pop from the front.
+            let n = if rng.below(3) == 0 { 1 } else { rng.below(40) };
+            let n = n.min(source.shape()[0] - next);
+            let batch = source
+                .slice(s![next..next + n, ..])
+                .into_dimensionality()
+                .unwrap();
+            stream.extend(batch).unwrap();
+            next += n;
+            if rng.below(4) == 0 {
+                let k = rng.below(stream.len() + 1);
+                stream.pop_front(k);
+                first += k.min(next - first);
+            }
+            assert_eq!(stream.len(), next - first);
+            if stream.is_empty() {
+                continue;
+            }
+            let held = source.slice(s![first..next, ..]).to_owned();
+            let held: Array2<f64> = held.into_dimensionality().unwrap();
+            let mut intervals = vec![(0, stream.len() - 1)];
+            for _ in 0..6 {
+                let a = rng.below(stream.len());
+                let b = a + rng.below(stream.len() - a);
+                intervals.push((a, b));
+            }
+            let batch = stream.sig_batch(&intervals).unwrap();
+            for (row, &(a, b)) in batch.rows().into_iter().zip(&intervals) {
+                let want = direct(&held, a, b, degree);
+                let what = format!("dim {dim}, round {round}, interval ({a}, {b})");
+                assert_rel(
+                    &what,
+                    row.as_slice().unwrap(),
+                    want.as_slice().unwrap(),
+                    1e-11,
+                );
+                let one = stream.sig(a, b).unwrap();
+                assert_eq!(one.as_slice().unwrap(), row.as_slice().unwrap(), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn long_intervals_from_the_blocks_are_accurate_in_f32() {
+    // 5000 points: an interval's signature from the cached blocks equals the direct one in f32.
+    let (dim, degree) = (2, 4);
+    let source = random(&[5000, dim], 9) / 40.0;
+    let mut stream = SigStream::<f32>::new(dim, degree).unwrap();
+    stream
+        .extend(
+            source
+                .mapv(|x| x as f32)
+                .view()
+                .into_dimensionality()
+                .unwrap(),
+        )
+        .unwrap();
+    let held: Array2<f64> = source.into_dimensionality().unwrap();
+    for (a, b) in [(0, 4999), (17, 4321), (1000, 1008), (3, 3)] {
+        let got = stream.sig(a, b).unwrap().mapv(f64::from);
+        let want = direct(&held, a, b, degree);
+        assert_rel(
+            &format!("({a}, {b})"),
+            got.as_slice().unwrap(),
+            want.as_slice().unwrap(),
+            2e-5,
+        );
+    }
+}
+
+#[test]
+fn bad_points_and_intervals_are_errors() {
+    assert!(SigStream::<f64>::new(0, 2).is_err());
+    assert!(SigStream::<f64>::new(2, 0).is_err());
+    assert!(SigStream::<f64>::new(1 << 20, 1 << 20).is_err());
+    let mut stream = SigStream::<f64>::new(2, 3).unwrap();
+    assert!(stream.push(&[1.0]).is_err());
+    assert!(stream.push(&[1.0, f64::NAN]).is_err());
+    assert!(stream.sig(0, 0).is_err(), "no point held");
+    stream.push(&[0.0, 0.0]).unwrap();
+    stream.push(&[1.0, 2.0]).unwrap();
+    assert!(stream.sig(1, 0).is_err());
+    assert!(stream.sig(0, 2).is_err());
+    assert_eq!(
+        stream
+            .sig(1, 1)
+            .unwrap()
+            .iter()
+            .filter(|x| **x != 0.0)
+            .count(),
+        0
+    );
+    assert_eq!(stream.sig(0, 1).unwrap()[1], 2.0);
+    stream.pop_front(5);
+    assert!(stream.is_empty());
+}
