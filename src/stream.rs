@@ -278,3 +278,86 @@ impl<T: Scalar> SigStream<T> {
         Some(out)
     }
 }
+
+/// Signatures of sliding windows over a stream of points: windows of `window` points ending at
+/// points `window − 1`, `window − 1 + stride`, …, each emitted as its last point arrives. Points no
+/// later window needs are dropped, so memory is bounded by the window.
+///
+/// ```
+/// use roughsig::SigWindowStream;
+/// let mut windows = SigWindowStream::<f64>::new(1, 2, 3, 2).unwrap();
+/// let path = roughsig::ndarray::array![[0.0], [1.0], [3.0], [6.0], [10.0]];
+/// let sigs = windows.extend(path.view()).unwrap();
+/// // Windows of points 0..=2 and 2..=4: increments 3 and 7, so level 2 is z²/2.
+/// assert_eq!(sigs, roughsig::ndarray::array![[3.0, 4.5], [7.0, 24.5]]);
+/// ```
+pub struct SigWindowStream<T: Scalar> {
+    stream: SigStream<T>,
+    window: usize,
+    stride: usize,
+    /// Points pushed so far.
+    pushed: usize,
+    /// The index of the next window's last point.
+    next_end: usize,
+}
+
+impl<T: Scalar> SigWindowStream<T> {
+    /// Windows of `window` points (at least 1) every `stride` points (at least 1) of a stream of
+    /// `dim` channels, signatures truncated at `degree`.
+    pub fn new(dim: usize, degree: usize, window: usize, stride: usize) -> Result<Self> {
+        if window == 0 {
+            return Err(Error::NotPositive { what: "window" });
+        }
+        if stride == 0 {
+            return Err(Error::NotPositive { what: "stride" });
+        }
+        Ok(SigWindowStream {
+            stream: SigStream::new(dim, degree)?,
+            window,
+            stride,
+            pushed: 0,
+            next_end: window - 1,
+        })
+    }
+
+    /// The length of each signature.
+    pub fn sig_length(&self) -> usize {
+        self.stream.sig_length()
+    }
+
+    /// Append one point; the signature of the window it completes, if any.
+    pub fn push(&mut self, point: &[T]) -> Result<Option<Array1<T>>> {
+        self.stream.push(point)?;
+        self.pushed += 1;
+        if self.pushed - 1 != self.next_end {
+            return Ok(None);
+        }
+        let held = self.stream.len();
+        let sig = self.stream.sig(held - self.window, held - 1)?;
+        self.next_end += self.stride;
+        // The next window starts at `next_end + 1 − window`: what comes before it goes.
+        let first_held = self.pushed - held;
+        let next_start = self.next_end + 1 - self.window;
+        self.stream.pop_front(next_start.saturating_sub(first_held));
+        Ok(Some(sig))
+    }
+
+    /// Append the rows of `points` (`(n, dim)`); the signatures of the windows they complete, one
+    /// row each, in order.
+    pub fn extend(&mut self, points: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let mut rows = Vec::new();
+        let mut count = 0;
+        for row in points.rows() {
+            let sig = match row.as_slice() {
+                Some(p) => self.push(p)?,
+                None => self.push(&row.to_vec())?,
+            };
+            if let Some(sig) = sig {
+                rows.extend(sig);
+                count += 1;
+            }
+        }
+        Ok(Array2::from_shape_vec((count, self.sig_length()), rows)
+            .expect("each window adds one row"))
+    }
+}
