@@ -40,6 +40,7 @@ pub struct Ops<T> {
     sig_kernel_gram: fn(In<T>, In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_sym: fn(In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_backprop: fn(In<T>, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
+    sig_windows: fn(In<T>, usize, usize, usize, &SigOptions) -> Out<T>,
     /// The two kernels of [`crate::SigStream`], a generic type whose methods dependents instantiate.
     pub(crate) mul_exp: fn(&TensorShape, &mut [T], &[T], &mut HornerScratch<T>),
     pub(crate) tensor_mul: fn(&TensorShape, &[T], &[T], &mut [T]),
@@ -65,6 +66,7 @@ const fn table<T: Scalar>() -> Ops<T> {
         sig_kernel_gram: crate::sig_kernel::sig_kernel_gram,
         sig_kernel_gram_sym: crate::sig_kernel::sig_kernel_gram_sym,
         sig_kernel_gram_backprop: crate::sig_kernel::sig_kernel_gram_backprop,
+        sig_windows: crate::stream::sig_windows,
         mul_exp: crate::algebra::mul_exp,
         tensor_mul: crate::algebra::tensor_mul,
     }
@@ -105,6 +107,31 @@ pub fn sig<T: Scalar, D: Dimension>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     (ops::<T>().sig)(paths.into_dyn(), degree, options)
+}
+
+/// The signatures of sliding windows over each path in `paths` (`(batch…, length, dim)`): windows
+/// of `window` points ending at points `window − 1`, `window − 1 + stride`, …, each window's
+/// signature that of its own points, transformed as `options` asks (so `sig` of the window's slice
+/// of the path). Output: `(batch…, windows, sig_length)`.
+///
+/// Each path runs as a [`crate::SigWindowStream`]: a window costs `O(log window)` tensor products
+/// of cached dyadic blocks, not `window` steps.
+///
+/// ```
+/// use roughsig::{ndarray::Array2, sig_windows, SigOptions};
+/// let path = Array2::from_shape_fn((100, 2), |(i, j)| ((i * (j + 1)) as f64 / 10.0).sin());
+/// let w = sig_windows(path.view(), 3, 20, 5, &SigOptions::default())?;
+/// assert_eq!(w.shape(), &[17, 2 + 4 + 8]); // windows ending at points 19, 24, …, 99
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn sig_windows<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    degree: usize,
+    window: usize,
+    stride: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_windows)(paths.into_dyn(), degree, window, stride, options)
 }
 
 /// The gradient of a scalar function `F` of the signatures with respect to the paths, given

@@ -12,8 +12,9 @@
 use crate::algebra::HornerScratch;
 use crate::api::ops;
 use crate::layout::TensorShape;
+use crate::SigOptions;
 use crate::{Error, Result, Scalar};
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD};
 use std::collections::VecDeque;
 
 /// The smallest cached block: `2^BASE` increments. Shorter runs are stepped from the points, which
@@ -360,4 +361,100 @@ impl<T: Scalar> SigWindowStream<T> {
         Ok(Array2::from_shape_vec((count, self.sig_length()), rows)
             .expect("each window adds one row"))
     }
+}
+
+/// The body of [`crate::sig_windows`] (see [`crate::api`]).
+pub(crate) fn sig_windows<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
+    degree: usize,
+    window: usize,
+    stride: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    options.validate::<T>()?;
+    if window == 0 {
+        return Err(Error::NotPositive { what: "window" });
+    }
+    if stride == 0 {
+        return Err(Error::NotPositive { what: "stride" });
+    }
+    let p = crate::batch::paths("path", paths.view())?;
+    let length = paths.shape()[paths.ndim() - 2];
+    let windows = if length >= window {
+        (length - window) / stride + 1
+    } else {
+        0
+    };
+    // A window's transform is a slice of the whole path's: lead-lag point `2j` is point `j`, and
+    // with time steps of `end_time / (W' − 1)`, `W'` points per transformed window.
+    let t = options.transform;
+    let step = if t.lead_lag { 2 } else { 1 };
+    let (w, s) = (step * (window - 1) + 1, step * stride);
+    let whole = if length > 0 {
+        step * (length - 1) + 1
+    } else {
+        0
+    };
+    let end_time = if whole > 1 && w > 1 {
+        t.end_time * (whole - 1) as f64 / (w - 1) as f64
+    } else {
+        t.end_time
+    };
+    let opts = SigOptions {
+        transform: crate::PathTransform { end_time, ..t },
+        ..options.clone()
+    };
+    opts.transform.validate::<T>()?;
+    let points = crate::transform::transform_path(paths.view(), &opts)?;
+    let dim = points.shape()[points.ndim() - 1];
+    let shape = TensorShape::new(dim, degree)?;
+    let st = options.scalar_term as usize;
+    let row = shape.len() + st;
+    let mut out_shape = p.batch_shape.clone();
+    out_shape.extend([windows, row]);
+    let mut out = crate::batch::zeros::<T>("window signatures", &out_shape)?;
+    let threads = crate::threads(options.exec.n_jobs)?;
+    let points = points.as_standard_layout();
+    let src = points.as_slice().expect("standard layout");
+    let per_path = if p.batch() > 0 {
+        src.len() / p.batch()
+    } else {
+        0
+    };
+    let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+    let failed = std::sync::Mutex::new(None);
+    crate::cpu::par_rows(
+        threads,
+        slice,
+        windows * row,
+        || (),
+        |_, i, rows| {
+            let path = &src[i * per_path..(i + 1) * per_path];
+            let result = (|| -> Result<()> {
+                let mut stream = SigWindowStream::<T>::new(dim, degree, w, s)?;
+                let mut at = rows.chunks_exact_mut(row);
+                for point in path.chunks_exact(dim) {
+                    if let Some(sig) = stream.push(point)? {
+                        let r = at.next().expect("one row per window");
+                        if st == 1 {
+                            r[0] = T::one();
+                        }
+                        r[st..].copy_from_slice(sig.as_slice().expect("contiguous"));
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                failed
+                    .lock()
+                    .expect("no panics while held")
+                    .get_or_insert(e);
+            }
+        },
+    );
+    if let Some(e) = failed.into_inner().expect("no panics while held") {
+        return Err(e);
+    }
+    crate::batch::check_result("window signature", &out, 2)?;
+    Ok(out)
 }

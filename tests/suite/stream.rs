@@ -172,3 +172,41 @@ fn windows_match_direct_computation() {
     assert!(SigWindowStream::<f64>::new(2, 2, 0, 1).is_err());
     assert!(SigWindowStream::<f64>::new(2, 2, 3, 0).is_err());
 }
+
+#[test]
+fn sig_windows_is_sig_of_each_window_with_every_flag() {
+    let path = random(&[2, 3, 40, 2], 41) / 4.0;
+    for flags in 0..8 {
+        let opts = SigOptions::default()
+            .time_aug(flags & 1 == 1)
+            .lead_lag(flags & 2 == 2)
+            .scalar_term(flags & 4 == 4)
+            .end_time(1.7)
+            .device(Device::Cpu);
+        for (window, stride) in [(1, 3), (6, 1), (13, 4), (40, 1), (41, 1)] {
+            let got = roughsig::sig_windows(path.view(), 3, window, stride, &opts).unwrap();
+            let ends: Vec<usize> = (window - 1..40).step_by(stride).collect();
+            let len = roughsig::sig_length(2, 3, &opts).unwrap();
+            assert_eq!(got.shape(), &[2, 3, ends.len(), len]);
+            for (w, &end) in ends.iter().enumerate() {
+                let slice = path.slice(s![.., .., end + 1 - window..=end, ..]);
+                let want = sig(slice, 3, &opts).unwrap();
+                let got = got.slice(s![.., .., w, ..]).to_owned().into_dyn();
+                let what =
+                    format!("flags {flags:03b}, window {window}, stride {stride}, end {end}");
+                assert_rel(
+                    &what,
+                    got.as_slice().unwrap(),
+                    want.as_slice().unwrap(),
+                    1e-11,
+                );
+            }
+        }
+    }
+    let opts = SigOptions::default();
+    assert!(roughsig::sig_windows(path.view(), 3, 0, 1, &opts).is_err());
+    assert!(roughsig::sig_windows(path.view(), 3, 2, 0, &opts).is_err());
+    let mut bad = path.clone();
+    bad[[1, 2, 7, 0]] = f64::NAN;
+    assert!(roughsig::sig_windows(bad.view(), 3, 5, 1, &opts).is_err());
+}
