@@ -173,6 +173,29 @@ pub enum Command {
         #[arg(long)]
         adapter: Option<String>,
     },
+    /// Signatures of sliding windows over paths (batch…, length, dim): windows of W points ending
+    /// at points W−1, W−1+S, …; output (batch…, windows, sig_length).
+    SigWindows {
+        /// Paths, shape (batch…, length, dim).
+        path: String,
+        #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
+        degree: usize,
+        /// Points per window.
+        #[arg(long, value_name = "W", value_parser = non_negative, allow_negative_numbers = true)]
+        window: usize,
+        /// Points between the ends of consecutive windows.
+        #[arg(long, value_name = "S", default_value_t = 1, value_parser = non_negative, allow_negative_numbers = true)]
+        stride: usize,
+        /// Log-signatures in this form (expanded, words or lyndon) instead of signatures.
+        #[arg(long, value_name = "METHOD", value_parser = parse_method)]
+        log_sig: Option<LogSigMethod>,
+        #[command(flatten)]
+        transform: Transform,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Log-signatures of a batch of paths (batch…, length, dim).
     LogSig {
         /// Paths, shape (batch…, length, dim).

@@ -240,6 +240,29 @@ pub fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::SigWindows {
+            path,
+            degree,
+            window,
+            stride,
+            log_sig,
+            transform,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common);
+            let job = Job::read("sig-windows", &[&path], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                let sigs = roughsig::sig_windows(x[0].view(), degree, window, stride, &opts)?;
+                match log_sig {
+                    None => Ok(sigs),
+                    Some(method) => {
+                        let dim = x[0].shape().last().copied().unwrap_or(0);
+                        roughsig::sig_to_log_sig(sigs.view(), dim, degree, method, &opts)
+                    }
+                }
+            }))
+        }
         Command::LogSig {
             path,
             degree,

@@ -836,3 +836,62 @@ fn devices_are_listed_quietly_without_a_display() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "stderr: {stderr}");
 }
+
+#[test]
+fn sig_windows_writes_each_window_and_its_log_signature() {
+    let dir = scratch("sig-windows");
+    let path: ArrayD<f64> = ArrayD::from_shape_fn(IxDyn(&[30, 2]), |ix| {
+        ((ix[0] * (ix[1] + 2)) as f64 / 7.0).sin()
+    });
+    write(&dir.join("x.npy"), &path);
+    let common = [
+        "--degree",
+        "3",
+        "--window",
+        "8",
+        "--stride",
+        "5",
+        "--lead-lag",
+        "--time-aug",
+    ];
+    let mut args = vec!["sig-windows".to_string(), p(&dir.join("x.npy"))];
+    args.extend(common.iter().map(|s| s.to_string()));
+    args.extend(["-o".into(), p(&dir.join("w.npy"))]);
+    ok(&args);
+    let got = read64(&dir.join("w.npy"));
+    let opts = roughsig::SigOptions::default()
+        .lead_lag(true)
+        .time_aug(true);
+    let want = roughsig::sig_windows(path.view(), 3, 8, 5, &opts).unwrap();
+    assert_eq!(
+        got.shape(),
+        &[5, roughsig::sig_length(2, 3, &opts).unwrap()]
+    );
+    assert_close(&got, &want, 1e-12);
+    // The first window is the signature of the first eight points.
+    let first = roughsig::sig(path.slice(ndarray::s![0..8, ..]), 3, &opts).unwrap();
+    assert_close(
+        &got.index_axis(ndarray::Axis(0), 0).to_owned(),
+        &first,
+        1e-12,
+    );
+
+    args.extend(["--log-sig".into(), "lyndon".into()]);
+    ok(&args);
+    let logs = read64(&dir.join("w.npy"));
+    let method = roughsig::LogSigMethod::Lyndon;
+    let want = roughsig::sig_to_log_sig(want.view(), 2, 3, method, &opts).unwrap();
+    assert_close(&logs, &want, 1e-12);
+
+    let err = fails(&[
+        "sig-windows",
+        &p(&dir.join("x.npy")),
+        "--degree",
+        "3",
+        "--window",
+        "0",
+        "-o",
+        &p(&dir.join("z.npy")),
+    ]);
+    assert!(err.contains("window"), "{err}");
+}
