@@ -69,4 +69,4 @@ pub use options::{
 };
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
-pub use stream::{SigStream, SigWindowStream};
+pub use stream::{LogSigWindowStream, SigStream, SigWindowStream};

@@ -12,8 +12,8 @@
 use crate::algebra::HornerScratch;
 use crate::api::ops;
 use crate::layout::TensorShape;
-use crate::SigOptions;
 use crate::{Error, Result, Scalar};
+use crate::{LogSigMethod, SigOptions};
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD};
 use std::collections::VecDeque;
 
@@ -178,6 +178,34 @@ impl<T: Scalar> SigStream<T> {
             self.interval(a, b, slice, &mut scratch)?;
         }
         Ok(out)
+    }
+
+    /// The log-signature in the form `method` of the path through points `a..=b` held (the
+    /// tensor logarithm of [`SigStream::sig`]).
+    pub fn log_sig(&self, a: usize, b: usize, method: LogSigMethod) -> Result<Array1<T>> {
+        let sig = self.sig(a, b)?;
+        let log = self.to_log_sig(sig.into_dyn(), method)?;
+        Ok(log
+            .into_dimensionality()
+            .expect("one signature, one log-signature"))
+    }
+
+    /// The log-signatures of many intervals `(a, b)` of the points held, one row each.
+    pub fn log_sig_batch(
+        &self,
+        intervals: &[(usize, usize)],
+        method: LogSigMethod,
+    ) -> Result<Array2<T>> {
+        let sigs = self.sig_batch(intervals)?;
+        let logs = self.to_log_sig(sigs.into_dyn(), method)?;
+        Ok(logs
+            .into_dimensionality()
+            .expect("rows of signatures, rows of log-signatures"))
+    }
+
+    fn to_log_sig(&self, sigs: ArrayD<T>, method: LogSigMethod) -> Result<ArrayD<T>> {
+        let cpu = SigOptions::default().device(crate::Device::Cpu).n_jobs(1);
+        crate::sig_to_log_sig(sigs.view(), self.shape.dim, self.shape.degree, method, &cpu)
     }
 
     /// The signature of points `a..=b` held into `out` (levels, zeroed first).
@@ -360,6 +388,55 @@ impl<T: Scalar> SigWindowStream<T> {
         }
         Ok(Array2::from_shape_vec((count, self.sig_length()), rows)
             .expect("each window adds one row"))
+    }
+}
+
+/// [`SigWindowStream`] emitting log-signatures in the form `method`.
+pub struct LogSigWindowStream<T: Scalar> {
+    windows: SigWindowStream<T>,
+    method: LogSigMethod,
+}
+
+impl<T: Scalar> LogSigWindowStream<T> {
+    /// As [`SigWindowStream::new`], with log-signatures in the form `method`.
+    pub fn new(
+        dim: usize,
+        degree: usize,
+        window: usize,
+        stride: usize,
+        method: LogSigMethod,
+    ) -> Result<Self> {
+        Ok(LogSigWindowStream {
+            windows: SigWindowStream::new(dim, degree, window, stride)?,
+            method,
+        })
+    }
+
+    /// Append one point; the log-signature of the window it completes, if any.
+    pub fn push(&mut self, point: &[T]) -> Result<Option<Array1<T>>> {
+        let Some(sig) = self.windows.push(point)? else {
+            return Ok(None);
+        };
+        let log = self
+            .windows
+            .stream
+            .to_log_sig(sig.into_dyn(), self.method)?;
+        Ok(Some(
+            log.into_dimensionality()
+                .expect("one signature, one log-signature"),
+        ))
+    }
+
+    /// Append the rows of `points`; the log-signatures of the windows they complete, one row each.
+    pub fn extend(&mut self, points: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let sigs = self.windows.extend(points)?;
+        let logs = self
+            .windows
+            .stream
+            .to_log_sig(sigs.into_dyn(), self.method)?;
+        Ok(logs
+            .into_dimensionality()
+            .expect("rows of signatures, rows of log-signatures"))
     }
 }
 

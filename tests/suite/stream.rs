@@ -210,3 +210,48 @@ fn sig_windows_is_sig_of_each_window_with_every_flag() {
     bad[[1, 2, 7, 0]] = f64::NAN;
     assert!(roughsig::sig_windows(bad.view(), 3, 5, 1, &opts).is_err());
 }
+
+#[test]
+fn log_signatures_of_intervals_and_windows_match_log_sig() {
+    use roughsig::{log_sig, LogSigMethod, LogSigWindowStream};
+    let (dim, degree) = (2, 4);
+    let source = random(&[120, dim], 51) / 4.0;
+    let held: Array2<f64> = source.clone().into_dimensionality().unwrap();
+    let opts = SigOptions::default().device(Device::Cpu);
+    for method in [
+        LogSigMethod::Expanded,
+        LogSigMethod::Words,
+        LogSigMethod::Lyndon,
+    ] {
+        let mut stream = SigStream::<f64>::new(dim, degree).unwrap();
+        stream.extend(held.view()).unwrap();
+        let intervals = [(0, 119), (3, 77), (50, 51)];
+        let batch = stream.log_sig_batch(&intervals, method).unwrap();
+        for (row, &(a, b)) in batch.rows().into_iter().zip(&intervals) {
+            let want = log_sig(held.slice(s![a..=b, ..]), degree, method, &opts).unwrap();
+            let what = format!("{method:?} ({a}, {b})");
+            assert_rel(
+                &what,
+                row.as_slice().unwrap(),
+                want.as_slice().unwrap(),
+                1e-11,
+            );
+            let one = stream.log_sig(a, b, method).unwrap();
+            assert_eq!(one, row, "{what}");
+        }
+        let mut windows = LogSigWindowStream::<f64>::new(dim, degree, 30, 20, method).unwrap();
+        let got = windows.extend(held.view()).unwrap();
+        let ends: Vec<usize> = (29..120).step_by(20).collect();
+        assert_eq!(got.nrows(), ends.len());
+        for (row, &end) in got.rows().into_iter().zip(&ends) {
+            let want = log_sig(held.slice(s![end - 29..=end, ..]), degree, method, &opts).unwrap();
+            let what = format!("{method:?} window ending {end}");
+            assert_rel(
+                &what,
+                row.as_slice().unwrap(),
+                want.as_slice().unwrap(),
+                1e-11,
+            );
+        }
+    }
+}
