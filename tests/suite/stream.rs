@@ -255,3 +255,41 @@ fn log_signatures_of_intervals_and_windows_match_log_sig() {
         }
     }
 }
+
+#[test]
+fn a_recent_window_of_a_long_stream_is_as_accurate_as_direct_computation() {
+    // 100 000 points of a random walk in f32; the last thousand from the blocks against the
+    // direct f32 computation, both against f64.
+    let (dim, degree, len) = (2, 4, 100_000);
+    let steps = random(&[len, dim], 61) * 0.01;
+    let mut path = Array2::<f64>::zeros((len, dim));
+    for i in 1..len {
+        for c in 0..dim {
+            path[[i, c]] = path[[i - 1, c]] + steps[[i, c]];
+        }
+    }
+    let path32 = path.mapv(|x| x as f32);
+    let mut stream = SigStream::<f32>::new(dim, degree).unwrap();
+    stream.extend(path32.view()).unwrap();
+    let (a, b) = (len - 1000, len - 1);
+    let opts = SigOptions::default().device(Device::Cpu);
+    let want = sig(path.slice(s![a..=b, ..]), degree, &opts).unwrap();
+    let direct = sig(path32.slice(s![a..=b, ..]), degree, &opts).unwrap();
+    let dyadic = stream.sig(a, b).unwrap();
+    let err = |got: &[f32]| -> f64 {
+        let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let e = got
+            .iter()
+            .zip(want.iter())
+            .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
+        e / scale
+    };
+    let (e_dyadic, e_direct) = (
+        err(dyadic.as_slice().unwrap()),
+        err(direct.as_slice().unwrap()),
+    );
+    assert!(
+        e_dyadic <= 10.0 * e_direct + 1e-7,
+        "dyadic {e_dyadic:e}, direct {e_direct:e}"
+    );
+}
