@@ -7,6 +7,7 @@
 //! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`), one Gram
 //! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), and `sig_combine` and its gradient.
 use ndarray::{Array3, ArrayD};
+use roughsig::gpu::GpuReport;
 use roughsig::{
     log_sig, log_sig_backprop, sig, sig_backprop, sig_combine, sig_combine_backprop, sig_kernel,
     sig_kernel_backprop, sig_kernel_gram, Device, LogSigMethod, Scalar, SigKernelOptions,
@@ -59,10 +60,10 @@ fn main() {
     print!("{list}");
     println!();
     println!(
-        "| op | dtype | (batch, length, dim, degree) | GPU kernel ms | GPU end-to-end ms | CPU ms | \
-         CPU / GPU kernel | largest dispatch | dispatches |"
+        "| op | dtype | (batch, length, dim, degree) | GPU kernel ms | GPU end-to-end ms | \
+         upload / wait / download ms | CPU ms | CPU / GPU kernel | largest dispatch | dispatches |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for s in &shapes {
         run::<f32>(s, repeats);
         if f64 {
@@ -121,10 +122,10 @@ fn compare<O>(
     call: impl Fn(&O) -> roughsig::Result<()>,
 ) {
     if let Err(e) = call(gpu) {
-        return println!("| {op} | {dtype} | {shape} | GPU: {e} | | | | | |");
+        return println!("| {op} | {dtype} | {shape} | GPU: {e} | | | | | | |");
     }
     let g = best(repeats, || call(gpu));
-    let (c_wall, _) = best(repeats.min(3), || call(cpu));
+    let c_wall = best(repeats.min(3), || call(cpu)).wall;
     row(op, dtype, shape, g, c_wall);
 }
 
@@ -183,14 +184,19 @@ fn run_combine<T: Scalar>(s: &Shape, repeats: usize) {
 
 /// One table row: the GPU's kernel and end-to-end times against the CPU's, and what the GPU's last
 /// call dispatched.
-fn row(op: &str, dtype: &str, shape: &str, gpu: (f64, Option<f64>), cpu: f64) {
-    let report = roughsig::gpu::last_gpu_report().unwrap_or_default();
-    let (g_wall, g_kernel) = gpu;
-    let kernel = g_kernel.map_or("–".into(), |k| format!("{k:.3}"));
-    let ratio = g_kernel.map_or("–".into(), |k| format!("{:.1}x", cpu / k));
+fn row(op: &str, dtype: &str, shape: &str, gpu: Best, cpu: f64) {
+    let report = gpu.report.unwrap_or_default();
+    let kernel = gpu.kernel.map_or("–".into(), |k| format!("{k:.3}"));
+    let ratio = gpu.kernel.map_or("–".into(), |k| format!("{:.1}x", cpu / k));
     println!(
-        "| {op} | {dtype} | {shape} | {kernel} | {g_wall:.3} | {cpu:.3} | {ratio} | {} | {} |",
-        report.max_invocations, report.dispatches
+        "| {op} | {dtype} | {shape} | {kernel} | {:.3} | {:.1} / {:.1} / {:.1} | {cpu:.3} | {ratio} | \
+         {} | {} |",
+        gpu.wall,
+        report.upload_ms,
+        report.wait_ms,
+        report.download_ms,
+        report.max_invocations,
+        report.dispatches
     );
 }
 
@@ -217,11 +223,11 @@ fn run_kernel<T: Scalar>(s: &Shape, repeats: usize) {
             }
         };
         if let Err(e) = call(&gpu) {
-            println!("| {op} | {} | {shape} | GPU: {e} | | | | | |", T::NAME);
+            println!("| {op} | {} | {shape} | GPU: {e} | | | | | | |", T::NAME);
             continue;
         }
         let g = best(repeats, || call(&gpu));
-        let (c_wall, _) = best(repeats.min(3), || call(&cpu));
+        let c_wall = best(repeats.min(3), || call(&cpu)).wall;
         row(op, T::NAME, &shape, g, c_wall);
     }
 }
@@ -236,12 +242,12 @@ fn run_gram<T: Scalar>(s: &Shape, repeats: usize) {
     let shape = format!("{0} × {0} paths of ({1}, {2}), λ={3}", s.0, s.1, s.2, s.3);
     if let Err(e) = sig_kernel_gram(x.view(), y.view(), &gpu) {
         return println!(
-            "| sig_kernel_gram | {} | {shape} | GPU: {e} | | | | | |",
+            "| sig_kernel_gram | {} | {shape} | GPU: {e} | | | | | | |",
             T::NAME
         );
     }
     let g = best(repeats.min(3), || sig_kernel_gram(x.view(), y.view(), &gpu));
-    let (c_wall, _) = best(1, || sig_kernel_gram(x.view(), y.view(), &cpu));
+    let c_wall = best(1, || sig_kernel_gram(x.view(), y.view(), &cpu)).wall;
     row("sig_kernel_gram", T::NAME, &shape, g, c_wall);
 }
 
@@ -256,20 +262,35 @@ fn paths<T: Scalar>(s: &Shape) -> Array3<T> {
     })
 }
 
-/// The best of `repeats` timed calls of `f` (after one untimed call), and the smallest kernel time
-/// the GPU reported over them.
-fn best<R>(repeats: usize, mut f: impl FnMut() -> R) -> (f64, Option<f64>) {
+/// The best of `repeats` timed calls of `f` (after one untimed call): its wall time, the smallest
+/// kernel time the GPU reported over them, and the GPU's report of the fastest call.
+fn best<R>(repeats: usize, mut f: impl FnMut() -> R) -> Best {
     std::hint::black_box(f());
-    let (mut wall, mut kernel) = (f64::MAX, None::<f64>);
+    let mut b = Best {
+        wall: f64::MAX,
+        kernel: None,
+        report: None,
+    };
     for _ in 0..repeats {
         let t = Instant::now();
         std::hint::black_box(f());
-        wall = wall.min(t.elapsed().as_secs_f64() * 1e3);
-        if let Some(k) = roughsig::gpu::last_gpu_report().and_then(|r| r.kernel_ms) {
-            kernel = Some(kernel.map_or(k, |b: f64| b.min(k)));
+        let wall = t.elapsed().as_secs_f64() * 1e3;
+        let report = roughsig::gpu::last_gpu_report();
+        if let Some(k) = report.as_ref().and_then(|r| r.kernel_ms) {
+            b.kernel = Some(b.kernel.map_or(k, |m: f64| m.min(k)));
+        }
+        if wall < b.wall {
+            b.wall = wall;
+            b.report = report;
         }
     }
-    (wall, kernel)
+    b
+}
+
+struct Best {
+    wall: f64,
+    kernel: Option<f64>,
+    report: Option<GpuReport>,
 }
 
 fn run<T: Scalar>(s: &Shape, repeats: usize) {
@@ -290,11 +311,11 @@ fn run<T: Scalar>(s: &Shape, repeats: usize) {
             }
         };
         if let Err(e) = call(&gpu) {
-            println!("| {op} | {} | {shape} | GPU: {e} | | | | | |", T::NAME);
+            println!("| {op} | {} | {shape} | GPU: {e} | | | | | | |", T::NAME);
             continue;
         }
         let g = best(repeats, || call(&gpu));
-        let (c_wall, _) = best(repeats.min(3), || call(&cpu));
+        let c_wall = best(repeats.min(3), || call(&cpu)).wall;
         row(op, T::NAME, &shape, g, c_wall);
     }
 }

@@ -49,6 +49,9 @@ impl Timing<'_> {
                     "bytes_downloaded": r.bytes_downloaded,
                     "buffers_created": r.buffers_created,
                     "kernel_ms": r.kernel_ms,
+                    "upload_ms": r.upload_ms,
+                    "wait_ms": r.wait_ms,
+                    "download_ms": r.download_ms,
                 })
             });
         let line = serde_json::json!({

@@ -51,9 +51,8 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 
 // The level of flat index i (levels only: 0 <= i < SIG_LEN).
 fn level_of(i: u32) -> u32 {
+    // Bounded by N, so an index past the end cannot spin (shaders are compiled without loop guards).
     var k = 1u;
-    while i >= OFF[k + 1u] {
-        k++;
-    }
+    for (; k < N && i >= OFF[k + 1u]; k++) {}
     return k;
 }

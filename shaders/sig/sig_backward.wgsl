@@ -115,9 +115,7 @@ fn main(
             if s == 1u {
                 for (var e = lid; e < ELEN; e += WG) {
                     var m = 0u;
-                    while e >= EOFF[m + 1u] {
-                        m++;
-                    }
+                    for (; m + 1u < N && e >= EOFF[m + 1u]; m++) {}
                     let rest = e - EOFF[m];
                     let k = m + 1u + rest / POW[m];
                     let uq = rest % POW[m];
@@ -145,9 +143,7 @@ fn main(
             var acc = scalar(0.0);
             for (var e = part; e < ELEN; e += GP) {
                 var m = 0u;
-                while e >= EOFF[m + 1u] {
-                    m++;
-                }
+                for (; m + 1u < N && e >= EOFF[m + 1u]; m++) {}
                 let rest = e - EOFF[m];
                 let k = m + 1u + rest / POW[m];
                 let uq = rest % POW[m];

@@ -66,13 +66,6 @@ pub(super) fn bytes_of<T: Scalar>(precision: Precision, xs: &[T]) -> Vec<u8> {
     bytemuck::cast_slice(xs).to_vec()
 }
 
-/// Read `out.len()` values from `bytes` (written by a kernel of `T`'s precision).
-pub(super) fn read_into<T: Scalar>(precision: Precision, bytes: &[u8], out: &mut [T]) {
-    debug_assert_eq!(precision, Precision::of::<T>());
-    let n = std::mem::size_of_val(out);
-    bytemuck::cast_slice_mut::<T, u8>(out).copy_from_slice(&bytes[..n]);
-}
-
 /// The device of `device`, checked for `precision`.
 pub(super) fn open(device: &GpuDevice, precision: Precision) -> Result<Arc<Context>> {
     let ctx = device.entry()?.context()?;

@@ -15,9 +15,9 @@
 //! resident forms (`*_resident`) leave the product on the device.
 
 use super::chunks::to_u32;
-use super::program::{submit, submit_reading, Dispatch, Pooled};
+use super::program::{dst, submit, submit_reading, Dispatch, Pooled};
 use super::sig::plan::{SigParams, COMBINE_ROOT};
-use super::sig::rows::{per_row, values, RowCall};
+use super::sig::rows::{per_row, RowCall};
 use super::sig::wgsl::{SIG_COMBINE, SIG_COMBINE_BACKPROP, SIG_JOIN, SIG_JOIN_BACKPROP, SIG_PAIRS};
 use super::GpuDevice;
 use crate::layout::TensorShape;
@@ -209,14 +209,12 @@ fn product_to_host<T: Scalar>(
         let (n, first) = (out_group.len() / row, g * call.group);
         let buffers = forward(call, factors, disp.map(|d| d.0), st, first, n);
         let steps = forward_steps(call, &buffers, factors, disp.map(|d| d.1), st, first, n)?;
-        let bytes = std::mem::size_of_val(out_group) as u64;
-        let read = submit_reading(
+        submit_reading(
             &call.ctx,
             &steps,
-            &[(&buffers.out, bytes)],
+            &mut [(&buffers.out, dst(out_group))],
             &mut call.report,
         )?;
-        out_group.copy_from_slice(&values::<T>(&read[0], out_group.len()));
     }
     Ok(())
 }
@@ -323,9 +321,14 @@ pub(crate) fn sig_combine_backprop<T: Scalar>(
             &derivs_buf,
             &grads,
         )?);
-        let bytes = (2 * n * len) as u64 * call.key.precision.size();
-        let read = submit_reading(&call.ctx, &steps, &[(&grads, bytes)], &mut call.report)?;
-        let grads = values::<T>(&read[0], 2 * n * len);
+        let mut values = vec![T::zero(); 2 * n * len];
+        submit_reading(
+            &call.ctx,
+            &steps,
+            &mut [(&grads, dst(&mut values))],
+            &mut call.report,
+        )?;
+        let grads = values;
         for (p, o) in out_group.chunks_exact_mut(2 * row).enumerate() {
             for side in 0..2 {
                 let src = &grads[(2 * p + side) * len..(2 * p + side + 1) * len];
@@ -426,7 +429,6 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     let mut call = RowCall::open::<T>(device, "sig_join_backprop", shape, &buffers, &kernels)?;
     let side = exp_side(prepend);
     let factors = join_factors(sigs, prepend);
-    let size = call.key.precision.size();
     for (g, out_group) in both.chunks_mut(call.group * (row + d)).enumerate() {
         let n = out_group.len() / (row + d);
         let first = g * call.group;
@@ -453,15 +455,10 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
                 (n * d) as u64,
             )?,
         ]);
-        let reads = [
-            (&*grads, (2 * n * len) as u64 * size),
-            (&*dz, (n * d) as u64 * size),
-        ];
-        let read = submit_reading(&call.ctx, &steps, &reads, &mut call.report)?;
-        let (grads, dz) = (
-            values::<T>(&read[0], 2 * n * len),
-            values::<T>(&read[1], n * d),
-        );
+        let (mut grads_host, mut dz_host) = (vec![T::zero(); 2 * n * len], vec![T::zero(); n * d]);
+        let mut reads = [(&*grads, dst(&mut grads_host)), (&*dz, dst(&mut dz_host))];
+        submit_reading(&call.ctx, &steps, &mut reads, &mut call.report)?;
+        let (grads, dz) = (grads_host, dz_host);
         // The signature's gradient is the other factor's.
         let sig_side = 1 - side;
         for (p, o) in out_group.chunks_exact_mut(row + d).enumerate() {

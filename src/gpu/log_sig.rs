@@ -6,14 +6,14 @@
 //! dispatches are windows sized by the adapter's loop budget (by units of its product chain, see the
 //! shader).
 
-use super::chunks::{bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STORAGE};
+use super::chunks::{bytes_of, chunk_paths, loop_cost, open, to_u32, PerPath, STORAGE};
 use super::context::Context;
 use super::kernels::{Params, Precision, TENSOR_LOG, WORKGROUP_SIZE};
 use super::program::{
-    set_last_report, submit, submit_reading, take, upload, Dispatch, GpuReport, Pooled,
+    dst, set_last_report, submit, submit_reading, take, upload, Dispatch, GpuReport, Pooled,
 };
 use super::sig::plan::{Buf, Pass, SigParams, WG};
-use super::sig::rows::{per_row, values, RowCall};
+use super::sig::rows::{per_row, RowCall};
 use super::sig::wgsl::{LYNDON_SOLVE, TENSOR_LOG_BACKPROP};
 use super::sig::{run, Inputs};
 use super::GpuDevice;
@@ -270,9 +270,7 @@ pub(crate) fn log_sig<T: Scalar>(
         if let Some(b) = &brackets {
             steps.push(b.solve(&ctx, shape, n, out_row, LYNDON_FORWARD, &out_buf)?);
         }
-        let read = (&*out_buf, std::mem::size_of_val(out_chunk) as u64);
-        let result = submit(&ctx, &steps, Some(read), &mut report)?;
-        read_into(precision, &result, out_chunk);
+        submit(&ctx, &steps, Some((&*out_buf, dst(out_chunk))), &mut report)?;
     }
     set_last_report(report);
     Ok(())
@@ -533,9 +531,14 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
         let dx = call.buffer("signature derivatives", n * len);
         let bufs = [&*sigs_buf, &*chain_buf, &*dp, &*dx];
         let steps = on_device.steps(&call, shape, n, derivs, bufs)?;
-        let bytes = (n * len) as u64 * call.key.precision.size();
-        let read = submit_reading(&call.ctx, &steps, &[(&dx, bytes)], &mut call.report)?;
-        let dx = values::<T>(&read[0], n * len);
+        let mut values = vec![T::zero(); n * len];
+        submit_reading(
+            &call.ctx,
+            &steps,
+            &mut [(&dx, dst(&mut values))],
+            &mut call.report,
+        )?;
+        let dx = values;
         for (o, r) in out_group.chunks_exact_mut(row).zip(dx.chunks_exact(len)) {
             o[..st].fill(T::zero());
             o[st..].copy_from_slice(r);
@@ -612,7 +615,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
                     derivs: &[],
                     resident: &[(Buf::Paths, &uploaded)],
                 };
-                let (mut bufs, _) = run(&ctx, &forward, n as u64, inputs, None, &mut call.report)?;
+                let mut bufs = run(&ctx, &forward, n as u64, inputs, None, &mut call.report)?;
                 computed = bufs.remove(&Buf::Out).expect("the forward pass writes Out");
                 (&uploaded, &computed)
             }
@@ -622,7 +625,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         let dp = call.buffer("chain derivatives", 2 * n * len);
         let dx = call.buffer("signature derivatives", n * len);
         let steps = on_device.steps(&call, shape, n, derivs, [sigs_buf, &chain_buf, &dp, &dx])?;
-        submit_reading(&call.ctx, &steps, &[], &mut call.report)?;
+        submit_reading(&call.ctx, &steps, &mut [], &mut call.report)?;
         let inputs = Inputs {
             paths: &[],
             consts: &consts,
@@ -634,15 +637,14 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
                 (Buf::Derivs, &dx),
             ],
         };
-        let (_, bytes) = run(
+        run(
             &ctx,
             &backward,
             n as u64,
             inputs,
-            Some(Buf::Grads),
+            Some((Buf::Grads, out_group)),
             &mut call.report,
         )?;
-        out_group.copy_from_slice(&values::<T>(&bytes, out_group.len()));
     }
     call.finish();
     Ok(())

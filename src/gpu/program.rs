@@ -35,6 +35,12 @@ pub struct GpuReport {
     /// Time the GPU spent between the first dispatch's start and the last one's end, summed over
     /// submissions; `None` where the adapter has no timestamp queries.
     pub kernel_ms: Option<f64>,
+    /// Host time spent handing the inputs to the driver (which copies them towards the device).
+    pub upload_ms: f64,
+    /// Host time from each submission until the GPU had finished it, read-back copy included.
+    pub wait_ms: f64,
+    /// Host time spent copying the read-back data into the caller's memory.
+    pub download_ms: f64,
 }
 
 impl GpuReport {
@@ -114,8 +120,15 @@ pub(crate) fn take(
 
 /// Write `bytes` into `buffer` (counted as uploaded).
 pub(crate) fn upload(ctx: &Context, buffer: &wgpu::Buffer, bytes: &[u8], report: &mut GpuReport) {
+    let start = std::time::Instant::now();
     ctx.write(buffer, bytes);
     report.bytes_uploaded += bytes.len() as u64;
+    report.upload_ms += start.elapsed().as_secs_f64() * 1e3;
+}
+
+/// `out` as the bytes a read-back copies into.
+pub(crate) fn dst<T: bytemuck::Pod>(out: &mut [T]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(out)
 }
 
 /// One dispatch of a sequence.
@@ -141,27 +154,27 @@ fn grid(ctx: &Context, label: &str, n: u64) -> Result<(u32, u32)> {
     Ok((x as u32, y as u32))
 }
 
-/// Record `dispatches` in order into one submission, then, if `read` is given, copy its first
-/// `bytes` bytes back and return them. The report counts every dispatch, the submission, the bytes
-/// read back and, where measured, the kernel time.
+/// Record `dispatches` in order into one submission, then, if `read` is given, copy the first
+/// `read.1.len()` bytes of its buffer into `read.1`. The report counts every dispatch, the submission,
+/// the bytes read back and, where measured, the kernel time.
 pub(crate) fn submit(
     ctx: &Arc<Context>,
     dispatches: &[Dispatch<'_>],
-    read: Option<(&wgpu::Buffer, u64)>,
+    read: Option<(&wgpu::Buffer, &mut [u8])>,
     report: &mut GpuReport,
-) -> Result<Vec<u8>> {
-    let mut parts = submit_reading(ctx, dispatches, read.as_slice(), report)?;
-    Ok(parts.pop().unwrap_or_default())
+) -> Result<()> {
+    let mut reads: Vec<_> = read.into_iter().collect();
+    submit_reading(ctx, dispatches, &mut reads, report)
 }
 
-/// [`submit`], reading back the first `bytes` bytes of each buffer of `reads` (through one staging
-/// buffer, after the last dispatch), in order.
+/// [`submit`], copying the first `dst.len()` bytes of each `(buffer, dst)` of `reads` into `dst`
+/// (through one staging buffer, after the last dispatch, straight from the mapped memory).
 pub(crate) fn submit_reading(
     ctx: &Arc<Context>,
     dispatches: &[Dispatch<'_>],
-    reads: &[(&wgpu::Buffer, u64)],
+    reads: &mut [(&wgpu::Buffer, &mut [u8])],
     report: &mut GpuReport,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<()> {
     let stride = 256u64.max(ctx.limits.min_uniform_buffer_offset_alignment as u64);
     let param_size = dispatches
         .iter()
@@ -195,14 +208,7 @@ pub(crate) fn submit_reading(
                 wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
                 report,
             );
-            let staging = take(
-                ctx,
-                "timestamps staging",
-                16,
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                report,
-            );
-            (set, resolve, staging)
+            (set, resolve)
         });
         let mut encoder = ctx
             .device
@@ -234,7 +240,7 @@ pub(crate) fn submit_reading(
                 layout: &d.pipeline.layout,
                 entries: &entries,
             });
-            let timestamp_writes = queries.as_ref().and_then(|(set, _, _)| {
+            let timestamp_writes = queries.as_ref().and_then(|(set, _)| {
                 (i == 0 || i == last).then_some(wgpu::ComputePassTimestampWrites {
                     query_set: set,
                     beginning_of_pass_write_index: (i == 0).then_some(0),
@@ -259,61 +265,59 @@ pub(crate) fn submit_reading(
                 report.min_invocations.min(invocations)
             };
         }
-        if let Some((set, resolve, staging)) = &queries {
-            encoder.resolve_query_set(set, 0..2, resolve, 0);
-            encoder.copy_buffer_to_buffer(resolve, 0, staging, 0, 16);
-        }
-        // Each read at an aligned offset of one staging buffer.
-        let mut offsets = Vec::with_capacity(reads.len() + 1);
+        // Each read at an aligned offset of one staging buffer, the two timestamps after them.
+        let mut offsets = Vec::with_capacity(reads.len());
         let mut bytes = 0u64;
-        for &(_, n) in reads {
+        for (_, dst) in reads.iter() {
             offsets.push(bytes);
-            bytes += n.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+            bytes += (dst.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
         }
-        let staging = (bytes > 0).then(|| {
-            take(
-                ctx,
-                "staging",
-                bytes,
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                report,
-            )
-        });
-        if let Some(st) = &staging {
-            for (&(buf, n), &at) in reads.iter().zip(&offsets) {
-                let n = n.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
-                if n > 0 {
-                    encoder.copy_buffer_to_buffer(buf, 0, st, at, n);
-                }
-            }
+        let stamps_at = bytes;
+        if queries.is_some() {
+            bytes += 16;
         }
         report.submissions += 1;
-        let out = match &staging {
-            Some(st) => {
-                let all = ctx.finish(encoder, st, bytes)?;
-                report.bytes_downloaded += bytes;
-                reads
-                    .iter()
-                    .zip(&offsets)
-                    .map(|(&(_, n), &at)| all[at as usize..(at + n) as usize].to_vec())
-                    .collect()
+        if bytes == 0 {
+            ctx.queue.submit([encoder.finish()]);
+            return Ok(());
+        }
+        let staging = take(
+            ctx,
+            "staging",
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            report,
+        );
+        for ((buf, dst), &at) in reads.iter().zip(&offsets) {
+            let n = (dst.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+            if n > 0 {
+                encoder.copy_buffer_to_buffer(buf, 0, &staging, at, n);
             }
-            None => {
-                ctx.queue.submit([encoder.finish()]);
-                vec![Vec::new(); reads.len()]
+        }
+        if let Some((set, resolve)) = &queries {
+            encoder.resolve_query_set(set, 0..2, resolve, 0);
+            encoder.copy_buffer_to_buffer(resolve, 0, &staging, stamps_at, 16);
+        }
+        let mut stamps = [0u64; 2];
+        let (waited, read) = ctx.finish(encoder, &staging, bytes, |mapped| {
+            for ((_, dst), &at) in reads.iter_mut().zip(&offsets) {
+                let at = at as usize;
+                dst.copy_from_slice(&mapped[at..at + dst.len()]);
             }
-        };
-        if let Some((_, _, st)) = &queries {
-            // The submission is complete (or, without a read-back, finishes before the map).
-            let e = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-            let stamps = ctx.finish(e, st, 16)?;
-            let t0 = u64::from_ne_bytes(stamps[0..8].try_into().expect("8 bytes"));
-            let t1 = u64::from_ne_bytes(stamps[8..16].try_into().expect("8 bytes"));
-            let ns = t1.saturating_sub(t0) as f64 * ctx.queue.get_timestamp_period() as f64;
+            if queries.is_some() {
+                let at = stamps_at as usize;
+                bytemuck::cast_slice_mut::<u64, u8>(&mut stamps)
+                    .copy_from_slice(&mapped[at..at + 16]);
+            }
+        })?;
+        report.bytes_downloaded += stamps_at;
+        report.wait_ms += waited * 1e3;
+        report.download_ms += read * 1e3;
+        if queries.is_some() {
+            let ns = stamps[1].saturating_sub(stamps[0]) as f64
+                * ctx.queue.get_timestamp_period() as f64;
             *report.kernel_ms.get_or_insert(0.0) += ns / 1e6;
         }
-        Ok(out)
+        Ok(())
     })
 }

@@ -3,7 +3,7 @@
 //! for.
 
 use super::combine::{self, Factor};
-use super::program::{set_last_report, submit, take, upload, GpuReport, Pooled};
+use super::program::{dst, set_last_report, submit, take, upload, GpuReport, Pooled};
 use super::sig::plan::{Buf, Pass};
 use super::sig::{consts, plan_for, run, Inputs};
 use super::{find_adapter, GpuDevice};
@@ -149,7 +149,7 @@ impl<T: Scalar> GpuPaths<T> {
             derivs: &[],
             resident: &[(Buf::Paths, &self.buffer)],
         };
-        let (mut bufs, _) = run(
+        let mut bufs = run(
             &self.ctx,
             &plan,
             self.batch as u64,
@@ -211,9 +211,7 @@ impl<T: Scalar> GpuPaths<T> {
         let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         if !slice.is_empty() {
             let n = self.batch as u64;
-            let (_, bytes) = run(&self.ctx, &plan, n, inputs, Some(Buf::Grads), &mut report)?;
-            let want = std::mem::size_of_val(slice);
-            bytemuck::cast_slice_mut::<T, u8>(slice).copy_from_slice(&bytes[..want]);
+            run(&self.ctx, &plan, n, inputs, Some((Buf::Grads, slice)), &mut report)?;
         }
         set_last_report(report);
         Ok(out)
@@ -230,9 +228,8 @@ impl<'a, T: Scalar> GpuSigs<'a, T> {
         out_shape.push(len + st);
         let mut out = zeros::<T>("signature", &out_shape)?;
         let mut report = GpuReport::new("download");
-        let bytes = (p.batch * len * std::mem::size_of::<T>()) as u64;
-        let data = submit(&p.ctx, &[], Some((&self.buffer, bytes)), &mut report)?;
-        let levels: Vec<T> = bytemuck::pod_collect_to_vec(&data[..bytes as usize]);
+        let mut levels = vec![T::zero(); p.batch * len];
+        submit(&p.ctx, &[], Some((&self.buffer, dst(&mut levels))), &mut report)?;
         let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         for (o, r) in slice
             .chunks_exact_mut(len + st)

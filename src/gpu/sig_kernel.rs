@@ -9,13 +9,13 @@
 //! over the grid's anti-diagonals is cut into windows of diagonals, one dispatch each, sized by the
 //! adapter's loop budget (see `gpu::sig`).
 
-use super::chunks::{bytes_of, chunk_paths, loop_cost, open, read_into, to_u32, PerPath, STORAGE};
+use super::chunks::{bytes_of, chunk_paths, loop_cost, open, to_u32, PerPath, STORAGE};
 use super::context::Context;
 use super::kernels::{
     GramParams, Precision, SigKernelParams, SIG_KERNEL_BACKWARD, SIG_KERNEL_CHAIN,
     SIG_KERNEL_FORWARD, SIG_KERNEL_GRAM, WORKGROUP_SIZE,
 };
-use super::program::{set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
+use super::program::{dst, set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
 use crate::{Error, Result, Scalar};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -431,7 +431,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     )?;
     let windows = sweep_windows(&call.ctx, (0, rows - 1), rows, cols, FORWARD_WG)?;
     let p = base_params(grid)?;
-    let (precision, size, chunk) = (call.precision, call.precision.size(), call.chunk);
+    let (precision, chunk) = (call.precision, call.chunk);
     let kernels = call.take("kernels", chunk as u64);
     let Call {
         ctx,
@@ -464,13 +464,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
                 workgroup_size: FORWARD_WG,
             }
         }));
-        let bytes = submit(
-            &ctx,
-            &dispatches,
-            Some((&kernels, n as u64 * size)),
-            &mut report,
-        )?;
-        read_into(precision, &bytes, out_chunk);
+        submit(&ctx, &dispatches, Some((&kernels, dst(out_chunk))), &mut report)?;
     }
     set_last_report(report);
     Ok(())
@@ -670,7 +664,7 @@ fn backward_kernel<T: Scalar>(
         seeded: seeded as u32,
         ..base_params(grid)?
     };
-    let (size, chunk) = (call.precision.size(), call.chunk);
+    let chunk = call.chunk;
     let seeds_buf = call.take("seeds", (chunk * seeds_per_pair) as u64);
     let grads = call.take("gradients", (chunk * (cells + 1)) as u64);
     let grid_buf = call.take("grid", chunk as u64 * blocks.held(cols));
@@ -753,11 +747,9 @@ fn backward_kernel<T: Scalar>(
                 dispatches.extend(forward(b)?);
                 let (r0, r1) = b.0;
                 let held = (r1 - r0 + 1) * cols;
-                let read = (&*grid_buf, (n * held) as u64 * size);
-                let bytes = submit(&ctx, &dispatches, Some(read), &mut report)?;
-                dispatches.clear();
                 let mut block = vec![T::zero(); n * held];
-                read_into(precision, &bytes, &mut block);
+                submit(&ctx, &dispatches, Some((&*grid_buf, dst(&mut block))), &mut report)?;
+                dispatches.clear();
                 // Each block's first row is the previous block's last.
                 let skip = usize::from(k > 0);
                 for (pair, rows_of) in block.chunks_exact(held).enumerate() {
@@ -786,15 +778,9 @@ fn backward_kernel<T: Scalar>(
         }
         dispatches.extend(sides.chain_dispatches(n, &index, &grads, &chained)?);
         let values = n * chained_len;
-        let result = submit(
-            &ctx,
-            &dispatches,
-            Some((&chained, values as u64 * size)),
-            &mut report,
-        )?;
         out.clear();
         out.resize(values, T::zero());
-        read_into(precision, &result, &mut out);
+        submit(&ctx, &dispatches, Some((&chained, dst(&mut out))), &mut report)?;
         sink(first, &out);
     }
     set_last_report(report);

@@ -280,3 +280,44 @@ fn every_shader_has_a_table_entry_and_a_mirror() {
         );
     }
 }
+
+/// Lines of `src` (comments stripped) that use `while` or `loop`.
+fn unbounded_loops(src: &str) -> Vec<String> {
+    src.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .filter(|code| {
+            code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| word == "while" || word == "loop")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The pipelines are compiled without wgpu's loop guards, which is sound only while every loop is a
+/// counted `for`: no kernel, table or generated, may use `while` or `loop`.
+#[test]
+fn kernels_use_counted_loops_only() {
+    use roughsig::gpu::sig::wgsl::{source, SigKey, SIG_KERNELS};
+    assert_eq!(
+        unbounded_loops("x = 1; // while\nwhile i < n {\nloop {"),
+        ["while i < n {", "loop {"],
+        "the scan itself"
+    );
+    for kernel in KERNELS {
+        let src = kernel.wgsl(Precision::F64);
+        assert_eq!(unbounded_loops(&src), Vec::<String>::new(), "{}", kernel.name);
+    }
+    let key = SigKey {
+        d: 5,
+        degree: 3,
+        dim: 2,
+        lead_lag: true,
+        time_aug: true,
+        precision: Precision::F64,
+        wg: 64,
+    };
+    for kernel in SIG_KERNELS {
+        let src = source(kernel, &key).expect("sizes fit u32");
+        assert_eq!(unbounded_loops(&src), Vec::<String>::new(), "{}", kernel.name);
+    }
+}

@@ -20,7 +20,7 @@ pub mod wgsl;
 
 use super::chunks::open;
 use super::context::Context;
-use super::program::{set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
+use super::program::{dst, set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
 use crate::gpu::kernels::Precision;
 use crate::layout::{PathsShape, TensorShape};
@@ -107,15 +107,15 @@ pub(crate) struct Inputs<'a, T> {
 }
 
 /// Upload the inputs of `n` paths, run the plan's dispatches and return the buffers by role (the
-/// result in `Out` or `Grads`), read back `read` if asked.
+/// result in `Out` or `Grads`); if `read` is given, copy that buffer into its slice.
 pub(crate) fn run<'a, T: Scalar>(
     ctx: &Arc<Context>,
     plan: &Plan,
     n: u64,
     inputs: Inputs<'a, T>,
-    read: Option<Buf>,
+    read: Option<(Buf, &mut [T])>,
     report: &mut GpuReport,
-) -> Result<(HashMap<Buf, Pooled>, Vec<u8>)> {
+) -> Result<HashMap<Buf, Pooled>> {
     let size = plan.key.precision.size();
     let sig_len = plan.tables.sig_len();
     let rows = n * plan.n_chunks * sig_len;
@@ -138,7 +138,7 @@ pub(crate) fn run<'a, T: Scalar>(
     let roles = steps
         .iter()
         .flat_map(|s| s.buffers.iter().copied())
-        .chain(read);
+        .chain(read.as_ref().map(|r| r.0));
     for b in roles {
         if !resident.contains_key(&b) && !bufs.contains_key(&b) {
             let buf = take(ctx, "signature engine", elems(b) * size, usage, report);
@@ -172,10 +172,10 @@ pub(crate) fn run<'a, T: Scalar>(
             workgroup_size: s.workgroup_size,
         })
         .collect();
-    let read = read.map(|b| (get(&b), elems(b) * size));
-    let bytes = submit(ctx, &dispatches, read, report)?;
+    let read = read.map(|(b, out)| (get(&b), dst(out)));
+    submit(ctx, &dispatches, read, report)?;
     drop(dispatches);
-    Ok((bufs, bytes))
+    Ok(bufs)
 }
 
 /// `consts[0]`: the time channel's step; `consts[k] = 1/k` (as the CPU computes them).
@@ -225,9 +225,7 @@ pub(crate) fn sig<T: Scalar>(
             derivs: &[],
             resident: &[],
         };
-        let (_, bytes) = run(&ctx, &plan, n as u64, inputs, Some(Buf::Out), &mut report)?;
-        let want = std::mem::size_of_val(out_group);
-        bytemuck::cast_slice_mut::<T, u8>(out_group).copy_from_slice(&bytes[..want]);
+        run(&ctx, &plan, n as u64, inputs, Some((Buf::Out, out_group)), &mut report)?;
     }
     set_last_report(report);
     Ok(())
@@ -250,7 +248,7 @@ pub(crate) fn sig_on_device<T: Scalar>(
         derivs: &[],
         resident: &[],
     };
-    let (mut bufs, _) = run(ctx, plan, n as u64, inputs, None, report)?;
+    let mut bufs = run(ctx, plan, n as u64, inputs, None, report)?;
     Ok(bufs.remove(&Buf::Out).expect("the forward pass writes Out"))
 }
 
@@ -300,9 +298,7 @@ pub(crate) fn sig_backprop<T: Scalar>(
             derivs: &sig_derivs[first * row..(first + n) * row],
             resident: &[],
         };
-        let (_, bytes) = run(&ctx, &plan, n as u64, inputs, Some(Buf::Grads), &mut report)?;
-        let want = std::mem::size_of_val(out_group);
-        bytemuck::cast_slice_mut::<T, u8>(out_group).copy_from_slice(&bytes[..want]);
+        run(&ctx, &plan, n as u64, inputs, Some((Buf::Grads, out_group)), &mut report)?;
     }
     set_last_report(report);
     Ok(())

@@ -5,7 +5,7 @@
 
 use super::plan::{SigParams, WG};
 use super::wgsl::{SigKernel, SigKey, Tables};
-use crate::gpu::chunks::{chunk_paths, open, read_into, to_u32, PerPath, STORAGE};
+use crate::gpu::chunks::{chunk_paths, open, to_u32, PerPath, STORAGE};
 use crate::gpu::context::Context;
 use crate::gpu::kernels::Precision;
 use crate::gpu::program::{set_last_report, take, upload, Dispatch, GpuReport, Pooled};
@@ -139,13 +139,6 @@ fn loop_cost(kernel: &SigKernel, t: &Tables) -> u64 {
         }
         other => unreachable!("no loop model for {other}"),
     }
-}
-
-/// `n` values read back (the bytes of a read-back need not be aligned for `T`).
-pub(in crate::gpu) fn values<T: Scalar>(bytes: &[u8], n: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); n];
-    read_into(Precision::of::<T>(), bytes, &mut out);
-    out
 }
 
 /// Element counts of a call's buffers per row.
