@@ -187,7 +187,9 @@ fn run_combine<T: Scalar>(s: &Shape, repeats: usize) {
 fn row(op: &str, dtype: &str, shape: &str, gpu: Best, cpu: f64) {
     let report = gpu.report.unwrap_or_default();
     let kernel = gpu.kernel.map_or("–".into(), |k| format!("{k:.3}"));
-    let ratio = gpu.kernel.map_or("–".into(), |k| format!("{:.1}x", cpu / k));
+    let ratio = gpu
+        .kernel
+        .map_or("–".into(), |k| format!("{:.1}x", cpu / k));
     println!(
         "| {op} | {dtype} | {shape} | {kernel} | {:.3} | {:.1} / {:.1} / {:.1} | {cpu:.3} | {ratio} | \
          {} | {} |",

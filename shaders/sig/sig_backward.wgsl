@@ -11,7 +11,7 @@
 //   F  R ← Σ_{k≥l} dB(k)_l at every level l (the gradient with respect to S').
 // dz of every step goes to `dz`; sig_grad turns it into point gradients.
 //
-// Per-unit state in `scratch` (SCR values a unit): S twice (ping-pong, LOW each), R (SIG_LEN), the
+// Per-unit state (SCR values a unit, in workgroup memory or `scratch`): S twice (ping-pong, LOW each), R (SIG_LEN), the
 // table of dB(k)_l for 1 <= l < k (DLEN) and of B(k)_m/(k−m) for 0 <= m < k (ELEN). The generated
 // prelude adds DLEN, ELEN, SCR, DOFF[l] (start of level l in the dB table, ordered by (l, k, word)),
 // EOFF[m] (the same for the B table), GP (invocations summing one letter) and NL = WG / GP.
@@ -25,6 +25,34 @@
 @group(0) @binding(6) var<storage, read_write> dz: array<scalar>;
 @group(0) @binding(7) var<storage, read_write> scratch: array<scalar>;
 
+// The unit's state: in workgroup memory where it fits (SHARED_STATE, set by the host), else in its
+// slice of `scratch`. The generated prelude sets SHARED_LEN to SCR or 1.
+var<workgroup> shared_state: array<scalar, SHARED_LEN>;
+
+fn load(i: u32) -> scalar {
+    if SHARED_STATE {
+        return shared_state[i];
+    }
+    return scratch[i];
+}
+
+fn store(i: u32, v: scalar) {
+    if SHARED_STATE {
+        shared_state[i] = v;
+    } else {
+        scratch[i] = v;
+    }
+}
+
+// Makes every invocation's state writes visible to the workgroup.
+fn state_barrier() {
+    if SHARED_STATE {
+        workgroupBarrier();
+    } else {
+        storageBarrier();
+    }
+}
+
 var<workgroup> zw: array<scalar, D>;
 var<workgroup> red: array<scalar, WG>;
 var<private> inv: array<scalar, N + 1u>;
@@ -32,9 +60,9 @@ var<private> inv: array<scalar, N + 1u>;
 // dB(k)_l[v] for a word v of level l <= k, at `vq` within its level (R itself when l = k).
 fn db(r: u32, dt: u32, l: u32, k: u32, vq: u32) -> scalar {
     if l == k {
-        return scratch[r + OFF[l] + vq];
+        return load(r + OFF[l] + vq);
     }
-    return scratch[dt + DOFF[l] + (k - l - 1u) * POW[l] + vq];
+    return load(dt + DOFF[l] + (k - l - 1u) * POW[l] + vq);
 }
 
 @compute @workgroup_size(WG)
@@ -50,7 +78,7 @@ fn main(
     let unit = params.unit_begin + slot;
     let chunk = unit % params.n_chunks;
     let p = unit / params.n_chunks;
-    let base = slot * SCR;
+    let base = select(slot * SCR, 0u, SHARED_STATE);
     let r = base + 2u * LOW;
     let dt = r + SIG_LEN;
     let bt = dt + DLEN;
@@ -63,15 +91,15 @@ fn main(
     let last = chunk + 1u == params.n_chunks;
     for (var i = lid; i < LOW; i += WG) {
         if last {
-            scratch[base + i] = sigs[p * params.g_stride + params.g_st + i];
+            store(base + i, sigs[p * params.g_stride + params.g_st + i]);
         } else {
-            scratch[base + i] = checkpoints[unit * SIG_LEN + i];
+            store(base + i, checkpoints[unit * SIG_LEN + i]);
         }
     }
     for (var i = lid; i < SIG_LEN; i += WG) {
-        scratch[r + i] = ends[unit * SIG_LEN + i];
+        store(r + i, ends[unit * SIG_LEN + i]);
     }
-    storageBarrier();
+    state_barrier();
 
     let t0 = chunk * params.chunk_steps;
     let t1 = min(t0 + params.chunk_steps, params.increments);
@@ -93,11 +121,11 @@ fn main(
             var acc = scalar(1.0);
             for (var j = 1u; j <= k; j++) {
                 let head = q / POW[k - j];
-                acc = acc * (-zw[head % D]) * inv[k - j + 1u] + scratch[cur + OFF[j] + head];
+                acc = acc * (-zw[head % D]) * inv[k - j + 1u] + load(cur + OFF[j] + head);
             }
-            scratch[prev + i] = acc;
+            store(prev + i, acc);
         }
-        storageBarrier();
+        state_barrier();
 
         // C: stage s computes dB(m+s)_m for every level m >= 1 with m + s <= N; stage 1 also the B
         // table (its inputs, S' and z, are complete).
@@ -110,7 +138,7 @@ fn main(
                 for (var i = 0u; i < D; i++) {
                     acc += db(r, dt, m + 1u, k, uq * D + i) * zw[i];
                 }
-                scratch[dt + DOFF[m] + (s - 1u) * POW[m] + uq] = acc * inv[s];
+                store(dt + DOFF[m] + (s - 1u) * POW[m] + uq, acc * inv[s]);
             }
             if s == 1u {
                 for (var e = lid; e < ELEN; e += WG) {
@@ -122,19 +150,19 @@ fn main(
                     var acc = scalar(1.0);
                     for (var j = 1u; j <= m; j++) {
                         let head = uq / POW[m - j];
-                        acc = acc * zw[head % D] * inv[k - j + 1u] + scratch[prev + OFF[j] + head];
+                        acc = acc * zw[head % D] * inv[k - j + 1u] + load(prev + OFF[j] + head);
                     }
-                    scratch[bt + e] = acc * inv[k - m];
+                    store(bt + e, acc * inv[k - m]);
                 }
             }
-            storageBarrier();
+            state_barrier();
         }
         if N == 1u {
             // No stage ran: the B table is B(1)_0 = 1.
             if lid == 0u {
-                scratch[bt] = scalar(1.0);
+                store(bt, scalar(1.0));
             }
-            storageBarrier();
+            state_barrier();
         }
 
         // D
@@ -147,7 +175,7 @@ fn main(
                 let rest = e - EOFF[m];
                 let k = m + 1u + rest / POW[m];
                 let uq = rest % POW[m];
-                acc += scratch[bt + e] * db(r, dt, m + 1u, k, uq * D + i);
+                acc += load(bt + e) * db(r, dt, m + 1u, k, uq * D + i);
             }
             if GP == 1u {
                 dz[(p * params.increments + step) * D + i] = acc;
@@ -156,7 +184,7 @@ fn main(
             }
         }
         workgroupBarrier();
-        storageBarrier();
+        state_barrier();
         if GP > 1u && lid < D {
             var sum = scalar(0.0);
             for (var j = 0u; j < GP; j++) {
@@ -169,12 +197,12 @@ fn main(
         for (var i = lid; i < LOW; i += WG) {
             let l = level_of(i);
             let vq = i - OFF[l];
-            var acc = scratch[r + i];
+            var acc = load(r + i);
             for (var k = l + 1u; k <= N; k++) {
-                acc += scratch[dt + DOFF[l] + (k - l - 1u) * POW[l] + vq];
+                acc += load(dt + DOFF[l] + (k - l - 1u) * POW[l] + vq);
             }
-            scratch[r + i] = acc;
+            store(r + i, acc);
         }
-        storageBarrier();
+        state_barrier();
     }
 }

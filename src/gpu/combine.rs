@@ -15,7 +15,7 @@
 //! resident forms (`*_resident`) leave the product on the device.
 
 use super::chunks::to_u32;
-use super::program::{dst, submit, submit_reading, Dispatch, Pooled};
+use super::program::{dst, submit, submit_reading, upload_with, Dispatch, Pooled};
 use super::sig::plan::{SigParams, COMBINE_ROOT};
 use super::sig::rows::{per_row, RowCall};
 use super::sig::wgsl::{SIG_COMBINE, SIG_COMBINE_BACKPROP, SIG_JOIN, SIG_JOIN_BACKPROP, SIG_PAIRS};
@@ -49,16 +49,25 @@ fn pairs<T: Scalar>(
     if !factors.iter().any(|f| matches!(f, Factor::Host(_))) {
         return buffer;
     }
-    let mut out = vec![T::zero(); 2 * n * len];
-    for (side, factor) in factors.into_iter().enumerate() {
-        let Factor::Host(rows) = factor else { continue };
+    // Written in place in the staging memory, row by row (a side without a host factor as zeros).
+    let width = len * std::mem::size_of::<T>();
+    let bytes = (2 * n * width) as u64;
+    let fill = |mut staging: wgpu::WriteOnly<'_, [u8]>| {
         for p in 0..n {
-            let src = (first + p) * row + st;
-            let dst = (2 * p + side) * len;
-            out[dst..dst + len].copy_from_slice(&rows[src..src + len]);
+            for (side, factor) in factors.iter().enumerate() {
+                let at = (2 * p + side) * width;
+                let mut dst = staging.slice(at..at + width);
+                match factor {
+                    Factor::Host(rows) => {
+                        let src = (first + p) * row + st;
+                        dst.copy_from_slice(bytemuck::cast_slice(&rows[src..src + len]));
+                    }
+                    _ => dst.fill(0),
+                }
+            }
         }
-    }
-    call.upload(&buffer, &out);
+    };
+    upload_with(&call.ctx, &buffer, bytes, fill, &mut call.report);
     buffer
 }
 

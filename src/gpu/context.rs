@@ -344,6 +344,66 @@ impl Context {
         }
     }
 
+    /// Write the first `bytes` bytes of `buffer` through the driver's staging memory: `fill` gets
+    /// them to fill in place.
+    pub(super) fn write_with(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) {
+        let padded = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        let Some(size) = wgpu::BufferSize::new(padded) else {
+            return;
+        };
+        // A write past the buffer's end is a validation error, which the call's scope reports.
+        if let Some(mut view) = self.queue.write_buffer_with(buffer, 0, size) {
+            fill(view.slice(..bytes as usize));
+        }
+    }
+
+    /// Write the first `bytes` bytes of `buffer` through `staging` (mappable for writing, at least
+    /// as large), which the caller keeps for later calls: `fill` gets them to fill in place. The
+    /// copy into `buffer` is submitted at once, ahead of the call's own submission. `false` (and
+    /// nothing written) if `staging` could not be mapped.
+    pub(super) fn write_staged(
+        &self,
+        staging: &wgpu::Buffer,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> bool {
+        let padded = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        let slice = staging.slice(..padded);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Write, move |r| {
+            let _ = tx.send(r);
+        });
+        let waited = self.device.poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: None,
+        });
+        if waited.is_err() || !matches!(rx.recv(), Ok(Ok(()))) {
+            return false;
+        }
+        match slice.get_mapped_range_mut() {
+            Ok(mut view) => fill(view.slice(..bytes as usize)),
+            Err(_) => {
+                staging.unmap();
+                return false;
+            }
+        }
+        staging.unmap();
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("roughsig upload"),
+            });
+        encoder.copy_buffer_to_buffer(staging, 0, buffer, 0, padded);
+        self.queue.submit([encoder.finish()]);
+        true
+    }
+
     /// Submit `encoder` (which ends by copying what is to be read into `staging`), wait for it, and
     /// hand the first `bytes` bytes of `staging` to `read` while mapped. Returns the seconds spent
     /// waiting for the GPU and reading.

@@ -343,6 +343,7 @@ impl BracketBuffers {
             time_aug: false,
             precision: self.precision,
             wg: WG,
+            shared_state: false,
         };
         let total = to_u32("rows", n * shape.degree)?;
         let params = SigParams {

@@ -121,6 +121,8 @@ pub struct AdapterReport {
     pub max_compute_workgroups_per_dimension: u32,
     /// The most invocations one workgroup may have.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroup memory one workgroup may use, in bytes.
+    pub max_compute_workgroup_storage_size: u32,
 }
 
 /// Every adapter, and the one `Device::Auto` would pick for a large workload.
@@ -158,6 +160,7 @@ pub fn adapters() -> AdapterList {
             max_buffer_size: e.limits.max_buffer_size,
             max_compute_workgroups_per_dimension: e.limits.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: e.limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_storage_size: e.limits.max_compute_workgroup_storage_size,
         })
         .collect();
     let (auto, auto_reason) = match auto_adapter() {
@@ -204,7 +207,7 @@ impl fmt::Display for AdapterList {
             writeln!(
                 f,
                 "[{}] {} ({}, {}{}) f64: {}, max storage binding {} MiB, max buffer {} MiB, \
-                 max workgroups/dim {}, max invocations/workgroup {}{}",
+                 max workgroups/dim {}, max invocations/workgroup {}, workgroup memory {} KiB{}",
                 a.index,
                 a.name,
                 a.backend,
@@ -219,6 +222,7 @@ impl fmt::Display for AdapterList {
                 a.max_buffer_size >> 20,
                 a.max_compute_workgroups_per_dimension,
                 a.max_compute_invocations_per_workgroup,
+                a.max_compute_workgroup_storage_size >> 10,
                 if self.auto == Some(a.index) {
                     "  <- auto"
                 } else {

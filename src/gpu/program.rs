@@ -118,11 +118,55 @@ pub(crate) fn take(
     }
 }
 
+/// Uploads from this size on go through a staging buffer of the pool: the driver's own staging
+/// memory is allocated afresh for every write, which costs more than the copy for large inputs.
+const POOLED_UPLOAD: u64 = 1 << 20;
+
 /// Write `bytes` into `buffer` (counted as uploaded).
-pub(crate) fn upload(ctx: &Context, buffer: &wgpu::Buffer, bytes: &[u8], report: &mut GpuReport) {
+pub(crate) fn upload(
+    ctx: &Arc<Context>,
+    buffer: &wgpu::Buffer,
+    bytes: &[u8],
+    report: &mut GpuReport,
+) {
+    upload_with(
+        ctx,
+        buffer,
+        bytes.len() as u64,
+        |mut dst| dst.copy_from_slice(bytes),
+        report,
+    );
+}
+
+/// Write the first `bytes` bytes of `buffer` (counted as uploaded), letting `fill` write them in
+/// place in the staging memory (no copy of the input on the host first).
+pub(crate) fn upload_with(
+    ctx: &Arc<Context>,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    report: &mut GpuReport,
+) {
+    if bytes == 0 {
+        return;
+    }
     let start = std::time::Instant::now();
-    ctx.write(buffer, bytes);
-    report.bytes_uploaded += bytes.len() as u64;
+    let mut fill = Some(fill);
+    let staged = bytes >= POOLED_UPLOAD && {
+        let usage = wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC;
+        let staging = take(ctx, "upload staging", bytes, usage, report);
+        ctx.write_staged(&staging, buffer, bytes, |dst| {
+            if let Some(f) = fill.take() {
+                f(dst)
+            }
+        })
+    };
+    if !staged {
+        if let Some(f) = fill.take() {
+            ctx.write_with(buffer, bytes, f);
+        }
+    }
+    report.bytes_uploaded += bytes;
     report.upload_ms += start.elapsed().as_secs_f64() * 1e3;
 }
 

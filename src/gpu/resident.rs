@@ -211,7 +211,14 @@ impl<T: Scalar> GpuPaths<T> {
         let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         if !slice.is_empty() {
             let n = self.batch as u64;
-            run(&self.ctx, &plan, n, inputs, Some((Buf::Grads, slice)), &mut report)?;
+            run(
+                &self.ctx,
+                &plan,
+                n,
+                inputs,
+                Some((Buf::Grads, slice)),
+                &mut report,
+            )?;
         }
         set_last_report(report);
         Ok(out)
@@ -229,7 +236,12 @@ impl<'a, T: Scalar> GpuSigs<'a, T> {
         let mut out = zeros::<T>("signature", &out_shape)?;
         let mut report = GpuReport::new("download");
         let mut levels = vec![T::zero(); p.batch * len];
-        submit(&p.ctx, &[], Some((&self.buffer, dst(&mut levels))), &mut report)?;
+        submit(
+            &p.ctx,
+            &[],
+            Some((&self.buffer, dst(&mut levels))),
+            &mut report,
+        )?;
         let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
         for (o, r) in slice
             .chunks_exact_mut(len + st)

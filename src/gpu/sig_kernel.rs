@@ -464,7 +464,12 @@ pub(crate) fn sig_kernel<T: Scalar>(
                 workgroup_size: FORWARD_WG,
             }
         }));
-        submit(&ctx, &dispatches, Some((&kernels, dst(out_chunk))), &mut report)?;
+        submit(
+            &ctx,
+            &dispatches,
+            Some((&kernels, dst(out_chunk))),
+            &mut report,
+        )?;
     }
     set_last_report(report);
     Ok(())
@@ -748,7 +753,12 @@ fn backward_kernel<T: Scalar>(
                 let (r0, r1) = b.0;
                 let held = (r1 - r0 + 1) * cols;
                 let mut block = vec![T::zero(); n * held];
-                submit(&ctx, &dispatches, Some((&*grid_buf, dst(&mut block))), &mut report)?;
+                submit(
+                    &ctx,
+                    &dispatches,
+                    Some((&*grid_buf, dst(&mut block))),
+                    &mut report,
+                )?;
                 dispatches.clear();
                 // Each block's first row is the previous block's last.
                 let skip = usize::from(k > 0);
@@ -780,7 +790,12 @@ fn backward_kernel<T: Scalar>(
         let values = n * chained_len;
         out.clear();
         out.resize(values, T::zero());
-        submit(&ctx, &dispatches, Some((&chained, dst(&mut out))), &mut report)?;
+        submit(
+            &ctx,
+            &dispatches,
+            Some((&chained, dst(&mut out))),
+            &mut report,
+        )?;
         sink(first, &out);
     }
     set_last_report(report);

@@ -303,6 +303,23 @@ fn sig_forward_report_counts_the_work_and_reuses_buffers() {
     );
 }
 
+/// Inputs of a megabyte and more reach the device through a staging buffer of the pool: the
+/// results match the CPU, and a second call of the same shape creates no buffer, that one included.
+#[test]
+fn large_inputs_are_uploaded_through_the_pool() {
+    let Some((device, _)) = gpu() else { return };
+    let path = to_f32(&random(&[32, 2048, 4], 4));
+    let opts = on(&device, &SigOptions::default());
+    let want = roughsig::sig(path.view(), 2, &cpu(&opts)).unwrap();
+    for _ in 0..2 {
+        let got = roughsig::sig(path.view(), 2, &opts).unwrap();
+        assert_abs("sig", &to_f64(&got), &to_f64(&want), 1e-3);
+    }
+    let r = roughsig::gpu::last_gpu_report().expect("a report after a GPU call");
+    assert!(r.bytes_uploaded >= 1 << 20, "{r:?}");
+    assert_eq!(r.buffers_created, 0, "{r:?}");
+}
+
 /// `log_sig` on the GPU against the CPU in f64, every method, f32 always and f64 when the adapter has
 /// it. A size the adapter refuses (lavapipe's loop limit) is listed in `skipped`.
 #[allow(clippy::too_many_arguments)]

@@ -124,3 +124,58 @@ fn sig_forward_plan_respects_the_loop_budget() {
     );
     assert!(matches!(err, Err(roughsig::Error::Device(m)) if m.contains("loop iterations")));
 }
+
+/// The reverse sweep keeps a unit's state in workgroup memory exactly where it fits beside the
+/// increment and the reduction, and then needs no scratch buffer.
+#[test]
+fn reverse_sweep_state_in_workgroup_memory_where_it_fits() {
+    for (s, precision, limits) in [
+        (
+            shape(256, 10_000, 4, 3),
+            Precision::F32,
+            DeviceLimits::LARGE_GPU,
+        ),
+        (
+            shape(128, 256, 4, 6),
+            Precision::F32,
+            DeviceLimits::LARGE_GPU,
+        ),
+        (
+            shape(128, 256, 4, 6),
+            Precision::F64,
+            DeviceLimits::LARGE_GPU,
+        ),
+        (shape(8, 64, 3, 8), Precision::F32, DeviceLimits::LARGE_GPU),
+        (
+            shape(8, 64, 2, 3),
+            Precision::F64,
+            DeviceLimits {
+                workgroup_memory: 16 << 10,
+                ..DeviceLimits::LARGE_GPU
+            },
+        ),
+    ] {
+        let p = plan(Pass::Backward, s, precision, limits, u64::MAX).unwrap();
+        let d = s.aug_dim();
+        let bytes = (p.tables.scratch() + d + p.key.wg as u64) * precision.size();
+        assert_eq!(
+            p.key.shared_state,
+            bytes <= limits.workgroup_memory,
+            "{s:?} {precision:?}: {bytes} bytes of state"
+        );
+        let forward = plan(Pass::Forward, s, precision, limits, u64::MAX).unwrap();
+        assert!(
+            !forward.key.shared_state,
+            "only the reverse sweep has such state"
+        );
+    }
+    // Both kinds occur among these shapes.
+    let kinds: Vec<bool> = [(4, 3), (8, 5)]
+        .iter()
+        .map(|&(d, n)| {
+            let s = shape(8, 64, d, n);
+            planned(Pass::Backward, s).key.shared_state
+        })
+        .collect();
+    assert_eq!(kinds, [true, false]);
+}

@@ -167,6 +167,7 @@ fn sig_kernels_validate_for_every_generated_variant() {
                     time_aug,
                     precision,
                     wg,
+                    shared_state: wg == 64,
                 });
             }
         }
@@ -305,7 +306,12 @@ fn kernels_use_counted_loops_only() {
     );
     for kernel in KERNELS {
         let src = kernel.wgsl(Precision::F64);
-        assert_eq!(unbounded_loops(&src), Vec::<String>::new(), "{}", kernel.name);
+        assert_eq!(
+            unbounded_loops(&src),
+            Vec::<String>::new(),
+            "{}",
+            kernel.name
+        );
     }
     let key = SigKey {
         d: 5,
@@ -315,9 +321,15 @@ fn kernels_use_counted_loops_only() {
         time_aug: true,
         precision: Precision::F64,
         wg: 64,
+        shared_state: true,
     };
     for kernel in SIG_KERNELS {
         let src = source(kernel, &key).expect("sizes fit u32");
-        assert_eq!(unbounded_loops(&src), Vec::<String>::new(), "{}", kernel.name);
+        assert_eq!(
+            unbounded_loops(&src),
+            Vec::<String>::new(),
+            "{}",
+            kernel.name
+        );
     }
 }

@@ -128,6 +128,7 @@ pub(crate) fn run<'a, T: Scalar>(
             Buf::Chunks | Buf::A | Buf::B | Buf::Ends => rows,
             Buf::Out | Buf::Sigs | Buf::Derivs => n * (sig_len + st),
             Buf::Dz => n * plan.shape.increments() * plan.shape.aug_dim(),
+            Buf::Scratch if plan.key.shared_state => 0,
             Buf::Scratch => units.min(plan.units_per_dispatch) * plan.tables.scratch(),
         }
     };
@@ -225,7 +226,14 @@ pub(crate) fn sig<T: Scalar>(
             derivs: &[],
             resident: &[],
         };
-        run(&ctx, &plan, n as u64, inputs, Some((Buf::Out, out_group)), &mut report)?;
+        run(
+            &ctx,
+            &plan,
+            n as u64,
+            inputs,
+            Some((Buf::Out, out_group)),
+            &mut report,
+        )?;
     }
     set_last_report(report);
     Ok(())
@@ -298,7 +306,14 @@ pub(crate) fn sig_backprop<T: Scalar>(
             derivs: &sig_derivs[first * row..(first + n) * row],
             resident: &[],
         };
-        run(&ctx, &plan, n as u64, inputs, Some((Buf::Grads, out_group)), &mut report)?;
+        run(
+            &ctx,
+            &plan,
+            n as u64,
+            inputs,
+            Some((Buf::Grads, out_group)),
+            &mut report,
+        )?;
     }
     set_last_report(report);
     Ok(())

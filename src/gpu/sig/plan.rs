@@ -172,6 +172,15 @@ pub fn plan(
         Pass::Forward => WG,
         Pass::Backward => backward_wg(sig_len),
     };
+    let size = precision.size();
+    // The reverse sweep's state in workgroup memory where it fits beside `zw` and `red`: each of
+    // its stages then waits on a workgroup barrier, not on global memory.
+    let shared_state = pass == Pass::Backward
+        && tables
+            .scratch()
+            .saturating_add(d + wg as u64)
+            .saturating_mul(size)
+            <= limits.workgroup_memory;
     let key = SigKey {
         d: d32,
         degree: shape.degree,
@@ -180,8 +189,8 @@ pub fn plan(
         time_aug: shape.time_aug,
         precision,
         wg,
+        shared_state,
     };
-    let size = precision.size();
     if pass == Pass::Backward && (d + wg as u64) * size > limits.workgroup_memory {
         return Err(Error::Device(format!(
             "dimension {d} needs more workgroup memory than the adapter has; use the CPU"
@@ -258,13 +267,21 @@ pub fn plan(
             .max()
             .unwrap_or(0)
             .saturating_mul(size);
-        let unit_scratch = tables.scratch().saturating_mul(size);
+        let unit_scratch = if shared_state {
+            0
+        } else {
+            tables.scratch().saturating_mul(size)
+        };
         let fits = biggest > 0 && biggest <= max_bytes && unit_scratch <= max_bytes;
         if fits {
             let group = (max_bytes / biggest)
                 .min(max_group.max(1))
                 .min(shape.batch.max(1));
-            let units_per_dispatch = (max_bytes / unit_scratch.max(1)).max(1);
+            let units_per_dispatch = if shared_state {
+                u64::from(u32::MAX)
+            } else {
+                (max_bytes / unit_scratch).max(1)
+            };
             return Ok(Plan {
                 pass,
                 key,

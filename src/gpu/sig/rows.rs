@@ -61,6 +61,7 @@ impl RowCall {
                 time_aug: false,
                 precision,
                 wg: WG,
+                shared_state: false,
             },
             sig_len: shape.len(),
             group,

@@ -19,6 +19,9 @@ pub struct SigKey {
     pub precision: Precision,
     /// Invocations per workgroup.
     pub wg: u32,
+    /// `sig_backward` keeps each unit's state in workgroup memory (it fits the adapter's) instead
+    /// of a slice of a storage buffer.
+    pub shared_state: bool,
 }
 
 /// One signature kernel: `shaders/sig/<name>.wgsl`.
@@ -316,11 +319,13 @@ pub fn source(kernel: &SigKernel, key: &SigKey) -> Option<String> {
         ("SCR", t.scratch()),
         ("GP", gp as u64),
         ("NL", (wg / gp) as u64),
+        ("SHARED_LEN", if key.shared_state { t.scratch() } else { 1 }),
     ] {
         let _ = writeln!(s, "const {name}: u32 = {v}u;");
     }
     let _ = writeln!(s, "const LEAD_LAG: bool = {};", key.lead_lag);
     let _ = writeln!(s, "const TIME_AUG: bool = {};", key.time_aug);
+    let _ = writeln!(s, "const SHARED_STATE: bool = {};", key.shared_state);
     array(&mut s, "OFF", "u32", &t.off);
     array(&mut s, "POW", "u32", &t.pow);
     array(&mut s, "DOFF", "u32", &t.doff);
