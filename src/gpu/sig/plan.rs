@@ -26,6 +26,9 @@ pub const MIN_STEPS_BACKWARD: u64 = 32;
 /// The most increments a chunk holds: keeps every dispatch short (display watchdogs end long ones).
 pub const MAX_STEPS: u64 = 4096;
 
+/// The largest reverse-sweep state kept in workgroup memory, bytes (also wgpu's portable limit).
+pub const SHARED_STATE_MAX: u64 = 16 << 10;
+
 /// The adapter limits a plan must respect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceLimits {
@@ -173,14 +176,13 @@ pub fn plan(
         Pass::Backward => backward_wg(sig_len),
     };
     let size = precision.size();
-    // The reverse sweep's state in workgroup memory where it fits beside `zw` and `red`: each of
-    // its stages then waits on a workgroup barrier, not on global memory.
+    // The reverse sweep's state in workgroup memory where it is small and fits beside `zw` and
+    // `red`: each of its stages then waits on a workgroup barrier, not on global memory. A larger
+    // state leaves too few workgroups resident per multiprocessor (measured slower on an H200).
+    let state = tables.scratch().saturating_mul(size);
     let shared_state = pass == Pass::Backward
-        && tables
-            .scratch()
-            .saturating_add(d + wg as u64)
-            .saturating_mul(size)
-            <= limits.workgroup_memory;
+        && state <= SHARED_STATE_MAX
+        && state.saturating_add((d + wg as u64) * size) <= limits.workgroup_memory;
     let key = SigKey {
         d: d32,
         degree: shape.degree,
