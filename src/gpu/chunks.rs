@@ -110,9 +110,4 @@ pub(super) mod loop_cost {
     pub(in crate::gpu) fn lp(trips: u64, body: u64) -> u64 {
         ENTRY + trips * (1 + body)
     }
-
-    /// `level_offset(k)`: `k - 1` trips.
-    pub(in crate::gpu) fn level_offset(k: u64) -> u64 {
-        lp(k.saturating_sub(1), 0)
-    }
 }

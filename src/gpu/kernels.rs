@@ -160,31 +160,12 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     helpers: &[],
 };
 
-/// The tensor logarithm of the signatures the signature engine left on the GPU: log-signatures, expanded or
-/// read at the Lyndon words.
-pub const TENSOR_LOG: Kernel = Kernel {
-    name: "tensor_log",
-    source: include_str!("../../shaders/tensor_log.wgsl"),
-    workgroup_size: [WORKGROUP_SIZE, 1, 1],
-    bindings: &[
-        binding(0, "params", Uniform),
-        binding(1, "sigs", StorageRead),
-        binding(2, "consts", StorageRead),
-        binding(3, "words", StorageRead),
-        binding(4, "logs", StorageReadWrite),
-        binding(5, "scratch", StorageReadWrite),
-    ],
-    params_size: std::mem::size_of::<Params>(),
-    helpers: &[],
-};
-
 /// Every kernel, by name.
 pub const KERNELS: &[&Kernel] = &[
     &SIG_KERNEL_GRAM,
     &SIG_KERNEL_CHAIN,
     &SIG_KERNEL_FORWARD,
     &SIG_KERNEL_BACKWARD,
-    &TENSOR_LOG,
 ];
 
 impl Kernel {
@@ -216,8 +197,7 @@ impl Kernel {
 pub struct Params {
     /// Paths in this dispatch, one invocation each.
     pub n_paths: u32,
-    /// Points per path (`tensor_log`: entries per output row when reading at the Lyndon words, 0 for
-    /// the expanded logarithm).
+    /// Points per path.
     pub length: u32,
     /// Channels of the original path.
     pub dim: u32,
@@ -226,12 +206,11 @@ pub struct Params {
     pub degree: u32,
     pub lead_lag: u32,
     pub time_aug: u32,
-    /// Forward: each output row starts with the constant 1 (`tensor_log`: the expanded logarithm's
-    /// rows start with 0). Backward: the rows of `sigs` and
+    /// Forward: each output row starts with the constant 1. Backward: the rows of `sigs` and
     /// `sig_derivs` start with the level-0 term.
     pub scalar_term: u32,
     /// The increments `[t_begin, t_end)` this dispatch processes (a sweep may take several dispatches:
-    /// forward in increasing order, backward in decreasing order); `tensor_log`: its units.
+    /// forward in increasing order, backward in decreasing order).
     pub t_begin: u32,
     pub t_end: u32,
 }

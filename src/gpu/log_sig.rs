@@ -1,93 +1,27 @@
-//! `log_sig` on the GPU: the signature engine (`gpu::sig`) then `tensor_log.wgsl`, per group of paths.
+//! `log_sig` on the GPU: the signature engine (`gpu::sig`) then `shaders/sig/tensor_log.wgsl`, per
+//! group of paths, and the logarithm's gradient through the same kernel.
 //!
 //! The signatures stay on the GPU: `tensor_log` reads the rows the signature engine left in a device
 //! buffer, and only the log-signatures come back, expanded or read at the Lyndon words (the word
-//! index table is uploaded once per call, so only the compact rows are read back). `tensor_log`'s
-//! dispatches are windows sized by the adapter's loop budget (by units of its product chain, see the
-//! shader).
+//! index table is uploaded once per call, so only the compact rows are read back). Each step of the
+//! logarithm's Horner nesting is one dispatch over every coefficient of every row.
 
 use super::chunks::{bytes_of, chunk_paths, loop_cost, open, to_u32, PerPath, STORAGE};
 use super::context::Context;
-use super::kernels::{Params, Precision, TENSOR_LOG, WORKGROUP_SIZE};
+use super::kernels::Precision;
 use super::program::{
     dst, set_last_report, submit, submit_reading, take, upload, Dispatch, GpuReport, Pooled,
 };
 use super::sig::plan::{Buf, Pass, SigParams, WG};
 use super::sig::rows::{per_row, RowCall};
-use super::sig::wgsl::{LYNDON_SOLVE, TENSOR_LOG_BACKPROP};
+use super::sig::wgsl::{SigKey, LYNDON_SOLVE, TENSOR_LOG};
 use super::sig::{run, Inputs};
 use super::GpuDevice;
 use crate::layout::{PathsShape, TensorShape};
 use crate::{Error, Result, Scalar, SigOptions};
 use std::sync::Arc;
 
-/// Slots of `tensor_log`'s chain per path: `P_t` for `t = N−1 … 0` holds levels `1..=N−t`.
-pub(crate) fn chain_len(shape: &TensorShape) -> usize {
-    (1..=shape.degree).map(|l| shape.offset(l + 1)).sum()
-}
-
-/// `consts[m] = (−1)^{m+1}/m` for `m = 1..=degree` (index 0 unused), as `LogScratch` computes them.
-pub(crate) fn log_consts<T: Scalar>(degree: usize) -> Vec<T> {
-    (0..=degree)
-        .map(|m| {
-            let sign = if m % 2 == 1 { 1.0 } else { -1.0 };
-            T::from_f64(sign / (m.max(1) as f64))
-        })
-        .collect()
-}
-
-/// Loop iterations of `tensor_log.wgsl` (the model of `sig.rs`'s `loop_cost`, generous where the
-/// shader calls its small helpers): `(fixed per dispatch, each unit in the shader's order)`.
-pub(crate) fn unit_costs(shape: &TensorShape, out_row: usize) -> (u64, Vec<u64>) {
-    use loop_cost::{level_offset as lo, lp};
-    let (d, n) = (shape.dim as u64, shape.degree as u64);
-    let pow = |k: u64| d.saturating_pow(k as u32);
-    let chain_start = lp(n, 1 + lo(n + 1));
-    let fixed = lo(n + 1) + lp(n, 1 + lp(n, 1 + lp(n, 1)));
-    let mut units = Vec::new();
-    for t in (0..n).rev() {
-        for k in 1..=n - t {
-            for j in 0..k {
-                units.push(if j == 0 {
-                    chain_start + 3 * lo(n + 1) + lp(pow(k), 0)
-                } else {
-                    2 * chain_start + 6 * lo(n + 1) + lp(pow(j), lp(pow(k - j), 0))
-                });
-            }
-        }
-    }
-    units.push(chain_start + lp(out_row as u64, 0));
-    (fixed, units)
-}
-
-/// The windows of units, one per `tensor_log` dispatch, each within the adapter's loop budget.
-pub(crate) fn unit_windows(
-    name: &str,
-    budget: u64,
-    (fixed, units): (u64, Vec<u64>),
-) -> Result<Vec<(u32, u32)>> {
-    let mut out = Vec::new();
-    let (mut begin, mut cost) = (0usize, fixed);
-    for (u, &c) in units.iter().enumerate() {
-        if fixed.saturating_add(c) > budget {
-            return Err(Error::Device(format!(
-                "adapter '{name}' runs at most {budget} loop iterations per invocation and \
-                 dispatch; one step of this log-signature needs {}; use the CPU or a smaller \
-                 signature",
-                fixed.saturating_add(c)
-            )));
-        }
-        if cost + c > budget {
-            out.push((to_u32("units", begin)?, to_u32("units", u)?));
-            (begin, cost) = (u, fixed);
-        }
-        cost += c;
-    }
-    out.push((to_u32("units", begin)?, to_u32("units", units.len())?));
-    Ok(out)
-}
-
-/// Where the signatures `tensor_log.wgsl` takes the logarithm of come from.
+/// Where the signatures whose logarithm is taken come from.
 pub(crate) enum Signatures<'a, T> {
     /// Computed on the GPU by the signature engine from `paths` with `opts`' transforms, left on the
     /// device (never read back).
@@ -169,60 +103,39 @@ pub(crate) fn log_sig<T: Scalar>(
             ctx.name
         )));
     }
-    let log_windows = unit_windows(&ctx.name, ctx.loop_budget, unit_costs(shape, out_row))?;
     let size = precision.size();
     let bytes = |row: usize| (row * chunk) as u64 * size;
-
-    let log_consts = log_consts::<T>(shape.degree);
-    let log_consts_buf = take(
+    let positions: Vec<u32> = words
+        .unwrap_or(&[])
+        .iter()
+        .map(|&w| to_u32("word index", w))
+        .collect::<Result<_>>()?;
+    let words_buf = take(
         &ctx,
-        "log consts",
-        log_consts.len() as u64 * size,
+        "words",
+        std::mem::size_of_val(positions.as_slice()) as u64,
         STORAGE,
         &mut report,
     );
     upload(
         &ctx,
-        &log_consts_buf,
-        &bytes_of(precision, &log_consts),
+        &words_buf,
+        bytemuck::cast_slice(&positions),
         &mut report,
     );
-    let word_bytes: Vec<u8> = words
-        .unwrap_or(&[])
-        .iter()
-        .map(|&w| to_u32("word index", w))
-        .collect::<Result<Vec<u32>>>()?
-        .iter()
-        .flat_map(|w| w.to_ne_bytes())
-        .collect();
-    let words_buf = take(&ctx, "words", word_bytes.len() as u64, STORAGE, &mut report);
-    upload(&ctx, &words_buf, &word_bytes, &mut report);
     let brackets = brackets.map(|b| b.upload(&ctx, &mut report)).transpose()?;
     let sigs_buf = take(&ctx, "signatures", bytes(sig_len), STORAGE, &mut report);
-    let chain_buf = take(
-        &ctx,
-        "logarithm scratch",
-        bytes(chain),
-        STORAGE,
-        &mut report,
-    );
+    let chain_buf = take(&ctx, "logarithm chain", bytes(chain), STORAGE, &mut report);
     let out_buf = take(&ctx, "output", bytes(out_row), STORAGE, &mut report);
-    let log_params = Params {
-        length: match words {
-            Some(w) => to_u32("words", w.len())?,
-            None => 0,
-        },
-        aug_dim: to_u32("dimension", shape.dim)?,
-        degree: to_u32("degree", shape.degree)?,
-        scalar_term: (words.is_none() && out_st) as u32,
-        ..Params::default()
-    };
-    let tensor_log = ctx.pipeline(&TENSOR_LOG, precision)?;
+    // The kernel's derivative inputs, which its forward modes do not read.
+    let unused = [16, 32].map(|b| take(&ctx, "unused", b, STORAGE, &mut report));
+    let pipeline = super::sig::pipeline(&ctx, &TENSOR_LOG, &row_key(shape, precision)?)?;
+    let out_st = (words.is_none() && out_st) as usize;
+    let entries = out_row - out_st;
     let mut given: Vec<T> = Vec::new();
     for (c, out_chunk) in out.chunks_mut(chunk * out_row).enumerate() {
         let n = out_chunk.len() / out_row;
         let first = c * chunk;
-        let n_paths = to_u32("chunk", n)?;
         let mut computed = None;
         if let (Some((plan, consts)), Signatures::Paths { paths, .. }) = (&forward, &source) {
             let rows = &paths[first * row_in..(first + n) * row_in];
@@ -249,24 +162,37 @@ pub(crate) fn log_sig<T: Scalar>(
             (_, Some(b)) => b,
             _ => &sigs_buf,
         };
-        let groups = n.div_ceil(WORKGROUP_SIZE as usize) as u64;
-        let mut steps: Vec<Dispatch<'_>> = log_windows
-            .iter()
-            .map(|&(t_begin, t_end)| Dispatch {
+        // The chain P_{N−1} … P_1, one dispatch per step over every coefficient, then the output
+        // rows over every entry.
+        let step = |mode: u32, m: usize, per_row: usize| -> Result<Dispatch<'_>> {
+            let total = to_u32("coefficients", n * per_row)?;
+            let params = SigParams {
+                mode,
+                count: to_u32("step", m)?,
+                total,
+                length: to_u32("entries", entries)?,
+                g_stride: to_u32("row", out_row)?,
+                g_st: out_st as u32,
+                offset: words.is_some() as u32,
+                ..Default::default()
+            };
+            Ok(Dispatch {
                 label: TENSOR_LOG.name,
-                pipeline: tensor_log.clone(),
-                params: bytemuck::bytes_of(&Params {
-                    n_paths,
-                    t_begin,
-                    t_end,
-                    ..log_params
-                })
-                .to_vec(),
-                buffers: vec![sigs, &log_consts_buf, &words_buf, &out_buf, &chain_buf],
-                workgroups: groups,
-                workgroup_size: WORKGROUP_SIZE,
+                pipeline: pipeline.clone(),
+                params: bytemuck::bytes_of(&params).to_vec(),
+                buffers: vec![
+                    sigs, &unused[0], &chain_buf, &unused[1], &out_buf, &words_buf,
+                ],
+                workgroups: (total as u64).div_ceil(WG as u64).max(1),
+                workgroup_size: WG,
             })
-            .collect();
+        };
+        let degree = shape.degree;
+        let mut steps = (1..degree)
+            .rev()
+            .map(|m| step(0, m, shape.offset(degree - m + 1)))
+            .collect::<Result<Vec<_>>>()?;
+        steps.push(step(2, 0, entries)?);
         if let Some(b) = &brackets {
             steps.push(b.solve(&ctx, shape, n, out_row, LYNDON_FORWARD, &out_buf)?);
         }
@@ -335,16 +261,7 @@ impl BracketBuffers {
         mode: u32,
         coords: &'a wgpu::Buffer,
     ) -> Result<Dispatch<'a>> {
-        let key = super::sig::wgsl::SigKey {
-            d: to_u32("dimension", shape.dim)?,
-            degree: to_u32("degree", shape.degree)?,
-            dim: to_u32("dimension", shape.dim)?,
-            lead_lag: false,
-            time_aug: false,
-            precision: self.precision,
-            wg: WG,
-            shared_state: false,
-        };
+        let key = row_key(shape, self.precision)?;
         let total = to_u32("rows", n * shape.degree)?;
         let params = SigParams {
             mode,
@@ -364,21 +281,35 @@ impl BracketBuffers {
     }
 }
 
-/// Values per row of the reverse logarithm's chain: `P_{N−1}, …, P_1`.
-fn backprop_chain_len(shape: &TensorShape) -> usize {
+/// The key of the row kernels (the logarithm, the bracket solve) for signatures of `shape`.
+fn row_key(shape: &TensorShape, precision: Precision) -> Result<SigKey> {
+    Ok(SigKey {
+        d: to_u32("dimension", shape.dim)?,
+        degree: to_u32("degree", shape.degree)?,
+        dim: to_u32("dimension", shape.dim)?,
+        lead_lag: false,
+        time_aug: false,
+        precision,
+        wg: WG,
+        shared_state: false,
+    })
+}
+
+/// Values per row of the logarithm's chain: `P_{N−1}, …, P_1`.
+fn chain_len(shape: &TensorShape) -> usize {
     (1..shape.degree)
         .map(|m| shape.offset(shape.degree - m + 1))
         .sum()
 }
 
-/// The buffers of `tensor_log_backprop.wgsl` per row (derivative rows of `row`), for the row
+/// The buffers of `tensor_log.wgsl` per row (derivative rows of `row`), for the row
 /// call's sizes.
 fn backprop_rows(shape: &TensorShape, row: usize) -> [PerPath; 5] {
     let len = shape.len();
     [
         per_row("signatures", len),
         per_row("log-signature derivatives", row),
-        per_row("logarithm chain", backprop_chain_len(shape)),
+        per_row("logarithm chain", chain_len(shape)),
         per_row("chain derivatives", 2 * len),
         per_row("signature derivatives", len),
     ]
@@ -420,7 +351,7 @@ fn log_backprop_steps<'a, T>(
             offset: d.positions.is_some() as u32,
             ..Default::default()
         };
-        call.per_item(&TENSOR_LOG_BACKPROP, params, bufs())
+        call.per_item(&TENSOR_LOG, params, bufs())
     };
     let mut steps = Vec::with_capacity(2 * degree);
     for m in (1..degree).rev() {
@@ -514,9 +445,9 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
         "sig_to_log_sig_backprop",
         shape,
         &backprop_rows(shape, derivs.row),
-        &[&TENSOR_LOG_BACKPROP],
+        &[&TENSOR_LOG],
     )?;
-    let chain = backprop_chain_len(shape);
+    let chain = chain_len(shape);
     for (g, out_group) in out.chunks_mut(call.group * row).enumerate() {
         let n = out_group.len() / row;
         let first = g * call.group;
@@ -585,7 +516,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         "log_sig_backprop",
         shape,
         &backprop_rows(shape, derivs.row),
-        &[&TENSOR_LOG_BACKPROP],
+        &[&TENSOR_LOG],
     )?;
     let group = call
         .group
@@ -598,7 +529,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         )));
     }
     let consts = super::sig::consts::<T>(shape, ps, opts);
-    let chain = backprop_chain_len(shape);
+    let chain = chain_len(shape);
     for (g, out_group) in out.chunks_mut(group * row_in).enumerate() {
         let n = out_group.len() / row_in;
         let first = g * group;

@@ -131,7 +131,7 @@ fn loop_cost(kernel: &SigKernel, t: &Tables) -> u64 {
         "sig_combine_backprop" => level_of + 6 * n + 2 * widest,
         // Each invocation takes every WG-th word of each level, `k` letters each; then the reduction.
         // The reverse step's right contraction, like sig_combine_backprop's, with the chain's start.
-        "tensor_log_backprop" => level_of + 12 * n + 2 * widest,
+        "tensor_log" => level_of + 12 * n + 2 * widest,
         "sig_join_backprop" => {
             let words: u64 = (1..=n)
                 .map(|k| t.pow[k as usize].div_ceil(WG as u64) * (7 + 2 * k))

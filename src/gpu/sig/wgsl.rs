@@ -148,9 +148,9 @@ pub const SIG_JOIN_BACKPROP: SigKernel = SigKernel {
     ],
 };
 
-pub const TENSOR_LOG_BACKPROP: SigKernel = SigKernel {
-    name: "tensor_log_backprop",
-    source: include_str!("../../../shaders/sig/tensor_log_backprop.wgsl"),
+pub const TENSOR_LOG: SigKernel = SigKernel {
+    name: "tensor_log",
+    source: include_str!("../../../shaders/sig/tensor_log.wgsl"),
     increments: false,
     keyed_wg: false,
     bindings: &[
@@ -198,7 +198,7 @@ pub const SIG_KERNELS: &[&SigKernel] = &[
     &SIG_JOIN,
     &SIG_JOIN_BACKPROP,
     &SIG_PAIRS,
-    &TENSOR_LOG_BACKPROP,
+    &TENSOR_LOG,
     &LYNDON_SOLVE,
 ];
 

@@ -1,5 +1,6 @@
-// tensor_log_backprop: the gradient of log(1 + x) with respect to x, one dispatch per step of Horner's
-// nesting, every coefficient of a step in parallel (as src/algebra/log.rs, tensor_log_backprop).
+// tensor_log: the tensor logarithm log(1 + x) and its gradient with respect to x, one dispatch per
+// step of Horner's nesting, every coefficient of a step in parallel (as src/algebra/log.rs,
+// tensor_log and tensor_log_backprop).
 //
 // Forward: P_m = c_{m+1}·1 + x ⊗ P_{m+1} on levels 1..N−m (c_m = (−1)^{m+1}/m, P_N = c_N), for
 // m = N−1 … 1, and log(1 + x) = x ⊗ (c_1 + P_1). Reverse, with dP_0 = dF/dlog: for m = 0 … N−1, on
@@ -9,6 +10,8 @@
 //
 // Modes (params.mode), step m = params.count:
 //   0: P_m into `chain` (one invocation per (row, coefficient of levels 1..N−m)), m = N−1 … 1;
+//   2: the logarithm P_0 into output rows in `dx` (one invocation per (row, entry)), after mode 0
+//      (log_sig's forward pass: its only use of `dx`, `positions` and none of `derivs` or `dp`);
 //   1: the reverse step m (one invocation per (row, coefficient of dx on levels 1..L) and per (row,
 //      coefficient of dP_{m+1} on levels 1..L−1)); step 0 reads `derivs` and writes dx, the others
 //      read dP_m from slot m mod 2 of `dp` and add to dx; dP_{m+1} goes to the other slot.
@@ -61,7 +64,8 @@ fn grad(p: u32, m: u32, i: u32) -> scalar {
     return dp[(2u * p + m % 2u) * SIG_LEN + i];
 }
 
-fn chain_step(p: u32, m: u32, idx: u32) {
+// Coefficient idx of P_m (levels 1..N−m); P_0 is the logarithm.
+fn chain_value(p: u32, m: u32, idx: u32) -> scalar {
     let x = p * SIG_LEN;
     let row = p * chain_start(0u);
     let k = level_of(idx);
@@ -75,7 +79,11 @@ fn chain_step(p: u32, m: u32, idx: u32) {
             v += sigs[x + OFF[j] + q / low] * chain[next + OFF[k - j] + q % low];
         }
     }
-    chain[row + chain_start(m) + idx] = v;
+    return v;
+}
+
+fn chain_step(p: u32, m: u32, idx: u32) {
+    chain[p * chain_start(0u) + chain_start(m) + idx] = chain_value(p, m, idx);
 }
 
 // dx on levels 1..levels: c_{m+1}·dP_m[u] + Σ_y dP_m[u y]·P_{m+1}[y].
@@ -130,6 +138,22 @@ fn main(
     if params.mode == 0u {
         let per_row = OFF[levels + 1u];
         chain_step(id / per_row, m, id % per_row);
+        return;
+    }
+    if params.mode == 2u {
+        // Entry i of row p of the output (in `dx`, rows of params.g_stride after params.g_st
+        // zeros): the logarithm's coefficient i, or with params.offset = 1 the one at positions[i].
+        let p = id / params.length;
+        let i = id % params.length;
+        var idx = i;
+        if params.offset == 1u {
+            idx = positions[i];
+        }
+        let row = p * params.g_stride;
+        if params.g_st == 1u && i == 0u {
+            dx[row] = scalar(0.0);
+        }
+        dx[row + params.g_st + i] = chain_value(p, 0u, idx);
         return;
     }
     // Per row: the dx coefficients of levels 1..L, then those of dP_{m+1} (levels 1..L−1).
