@@ -106,6 +106,15 @@ fn increment(base: u32, r: u32, c: u32) -> scalar {
     return gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * consts[0];
 }
 
+// The increment of cell (r, c) of the refined grid, or 0 where no cell is (row or column 0, or past
+// the grid): what the prefetching sweep loads ahead.
+fn ahead(base: u32, r: u32, c: i32) -> scalar {
+    if r == 0u || r >= params.rows || c < 1 || c >= i32(params.cols) {
+        return scalar(0.0);
+    }
+    return increment(base, r, u32(c));
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pair = wid.x;
@@ -127,7 +136,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    for (var s = params.d_begin; s < params.d_end; s++) {
+    if rows <= WG {
+        // One row per invocation: row `lid` meets diagonal s at column s − lid, so each invocation
+        // walks its row left to right, and loads each increment 8 diagonals before it is needed
+        // (g0 … g7 shift by one a diagonal), overlapping the loads' memory latency with the
+        // diagonals in between. The diagonals are in workgroup memory (rows <= WG <= SHARED_ROWS).
+        let r = lid;
+        let c0 = i32(params.d_begin) - i32(r);
+        var g0 = ahead(base, r, c0);
+        var g1 = ahead(base, r, c0 + 1);
+        var g2 = ahead(base, r, c0 + 2);
+        var g3 = ahead(base, r, c0 + 3);
+        var g4 = ahead(base, r, c0 + 4);
+        var g5 = ahead(base, r, c0 + 5);
+        var g6 = ahead(base, r, c0 + 6);
+        var g7 = ahead(base, r, c0 + 7);
+        for (var s = params.d_begin; s < params.d_end; s++) {
+            let c = i32(s) - i32(r);
+            let h = g0;
+            g0 = g1;
+            g1 = g2;
+            g2 = g3;
+            g3 = g4;
+            g4 = g5;
+            g5 = g6;
+            g6 = g7;
+            g7 = ahead(base, r, c + 8);
+            if r < rows && c >= 0 && c < i32(cols) {
+                var v = scalar(1.0);
+                if r > 0u && c > 0 {
+                    v = point(h, diag[near(s - 1u, r)], diag[near(s - 1u, r - 1u)],
+                        diag[near(s - 2u, r - 1u)]);
+                }
+                diag[near(s, r)] = v;
+            }
+            workgroupBarrier();
+        }
+    }
+    for (var s = params.d_begin; s < params.d_end && rows > WG; s++) {
         // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
         var r_lo = 0u;
         if s >= cols {
@@ -148,8 +194,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 k_set(pair, s, r, v);
             }
         }
-        storageBarrier();
-        workgroupBarrier();
+        if in_diag {
+            workgroupBarrier();
+        } else {
+            storageBarrier();
+            workgroupBarrier();
+        }
     }
     if in_diag {
         for (var r = lid; r < rows; r += WG) {

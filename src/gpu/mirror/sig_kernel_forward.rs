@@ -58,6 +58,13 @@ impl Dispatch<'_> {
             * self.consts[0]
     }
 
+    fn ahead(&self, base: u32, r: u32, c: i64) -> Scalar {
+        if r == 0 || r >= self.params.rows || c < 1 || c >= self.params.cols as i64 {
+            return 0.0;
+        }
+        self.increment(base, r, c as u32)
+    }
+
     /// The entry point `main` for workgroup `pair`, all of its invocations (`diag` is the
     /// workgroup's memory).
     pub(crate) fn workgroup(&mut self, pair: u32) {
@@ -87,7 +94,39 @@ impl Dispatch<'_> {
             }
             // workgroupBarrier()
         }
-        for s in p.d_begin..p.d_end {
+        if rows <= WG {
+            // g[lid] = g0 … g7 of invocation lid.
+            let mut g: Vec<[Scalar; 8]> = (0..WG)
+                .map(|r| {
+                    let c0 = p.d_begin as i64 - r as i64;
+                    std::array::from_fn(|j| self.ahead(base, r, c0 + j as i64))
+                })
+                .collect();
+            for s in p.d_begin..p.d_end {
+                for lid in 0..WG {
+                    let r = lid;
+                    let c = s as i64 - r as i64;
+                    let g = &mut g[lid as usize];
+                    let h = g[0];
+                    g.rotate_left(1);
+                    g[7] = self.ahead(base, r, c + 8);
+                    if r < rows && c >= 0 && c < cols as i64 {
+                        let mut v: Scalar = 1.0;
+                        if r > 0 && c > 0 {
+                            v = self.point(
+                                h,
+                                diag[near(s - 1, r)],
+                                diag[near(s - 1, r - 1)],
+                                diag[near(s - 2, r - 1)],
+                            );
+                        }
+                        diag[near(s, r)] = v;
+                    }
+                }
+                // workgroupBarrier()
+            }
+        }
+        for s in (p.d_begin..p.d_end).filter(|_| rows > WG) {
             let mut r_lo = 0u32;
             if s >= cols {
                 r_lo = s - (cols - 1);
@@ -112,7 +151,7 @@ impl Dispatch<'_> {
                     }
                 }
             }
-            // storageBarrier(); workgroupBarrier()
+            // (storageBarrier() unless in_diag;) workgroupBarrier()
         }
         if in_diag {
             for lid in 0..WG {
@@ -196,6 +235,8 @@ mod tests {
             (2, 2, 90, 1, (1, 0)),
             (2, 70, 3, 3, (0, 2)),
             (1, 40, 45, 2, (2, 1)),
+            // More rows than invocations: strips, the diagonals still in workgroup memory.
+            (1, 200, 6, 2, (1, 0)),
             // Taller than the workgroup memory holds: the diagonals stay in `scratch`.
             (1, 300, 4, 2, (1, 0)),
         ] {
