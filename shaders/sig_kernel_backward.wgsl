@@ -262,8 +262,14 @@ fn backward(pair: u32, lid: u32) {
                 grid[at(pair, r, c)] = dh;
             }
         }
-        storageBarrier();
-        workgroupBarrier();
+        // Invocations share only K̄ within a dispatch (dh and the edge rows are read by later
+        // dispatches), so with K̄ in workgroup memory a workgroup barrier is enough.
+        if in_adj {
+            workgroupBarrier();
+        } else {
+            storageBarrier();
+            workgroupBarrier();
+        }
     }
     if in_adj {
         for (var r = lid; r < params.rows; r += WG) {

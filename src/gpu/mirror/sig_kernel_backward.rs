@@ -207,7 +207,7 @@ impl Dispatch<'_> {
                     }
                 }
             }
-            // storageBarrier(); workgroupBarrier()
+            // (storageBarrier() unless in_adj;) workgroupBarrier()
             t -= 1;
         }
         if in_adj {
