@@ -36,6 +36,7 @@ pub mod gpu;
 mod layout;
 mod logsig;
 mod options;
+mod ragged;
 mod scalar;
 mod sig;
 mod sig_kernel;
@@ -67,6 +68,7 @@ pub use ndarray;
 pub use options::{
     max_threads, threads, Device, Execution, PathTransform, SigOptions, MIN_THREAD_CAP,
 };
+pub use ragged::{sig_backprop_ragged, sig_ragged};
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
 pub use stream::{LogSigWindowStream, SigStream, SigWindowStream};

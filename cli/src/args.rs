@@ -27,6 +27,10 @@ pub enum Command {
         /// Prepend the level-0 term (the constant 1).
         #[arg(long)]
         scalar_term: bool,
+        /// A ragged batch: an integer array, one length per path of (batch, length, dim); path i is
+        /// its first lengths[i] points (as if padded by repeating its last point).
+        #[arg(long, value_name = "LENGTHS.npy")]
+        lengths: Option<String>,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -39,6 +43,9 @@ pub enum Command {
         sig_derivs: String,
         #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
         degree: usize,
+        /// A ragged batch, as for `sig` (gradients at the ignored points are 0).
+        #[arg(long, value_name = "LENGTHS.npy")]
+        lengths: Option<String>,
         #[command(flatten)]
         transform: Transform,
         #[command(flatten)]

@@ -38,25 +38,41 @@ pub fn run(command: Command) -> Result<()> {
             degree,
             transform,
             scalar_term,
+            lengths,
             out,
             common,
         } => {
             let opts = options(&transform, &common).scalar_term(scalar_term);
             let job = Job::read("sig", &[&path], &common)?;
-            dispatch!(job, |T, job| job.sig::<T>(degree, &opts, &out))
+            match lengths {
+                Some(l) => {
+                    let lengths = npy::read_lengths(&l)?;
+                    dispatch!(job, |T, job| job
+                        .sig_ragged::<T>(&lengths, degree, &opts, &out))
+                }
+                None => dispatch!(job, |T, job| job.sig::<T>(degree, &opts, &out)),
+            }
         }
         Command::SigBackprop {
             path,
             sig,
             sig_derivs,
             degree,
+            lengths,
             transform,
             out,
             common,
         } => {
             let opts = options(&transform, &common);
             let job = Job::read("sig-backprop", &[&path, &sig, &sig_derivs], &common)?;
-            dispatch!(job, |T, job| job.sig_backprop::<T>(degree, &opts, &out))
+            match lengths {
+                Some(l) => {
+                    let lengths = npy::read_lengths(&l)?;
+                    dispatch!(job, |T, job| job
+                        .sig_backprop_ragged::<T>(&lengths, degree, &opts, &out))
+                }
+                None => dispatch!(job, |T, job| job.sig_backprop::<T>(degree, &opts, &out)),
+            }
         }
         Command::TransformPath {
             path,
@@ -395,6 +411,62 @@ impl<'a> Job<'a> {
         npy::write(&out.output, &result)
     }
 
+    fn sig_ragged<T: Float>(
+        &self,
+        lengths: &[usize],
+        degree: usize,
+        opts: &SigOptions,
+        out: &Output,
+    ) -> Result<()> {
+        let x = self.arrays::<T>();
+        let paths = with_axes::<T, ndarray::Ix3>(
+            &x[0],
+            "with --lengths, the paths",
+            "(batch, length, dim)",
+        )?;
+        let result = self.timing().run(|_| {
+            roughsig::sig_ragged(paths.view(), lengths, degree, opts).map(|a| a.into_dyn())
+        })?;
+        npy::write(&out.output, &result)
+    }
+
+    fn sig_backprop_ragged<T: Float>(
+        &self,
+        lengths: &[usize],
+        degree: usize,
+        opts: &SigOptions,
+        out: &Output,
+    ) -> Result<()> {
+        let x = self.arrays::<T>();
+        let paths = with_axes::<T, ndarray::Ix3>(
+            &x[0],
+            "with --lengths, the paths",
+            "(batch, length, dim)",
+        )?;
+        let sigs = with_axes::<T, ndarray::Ix2>(
+            &x[1],
+            "with --lengths, the signatures",
+            "(batch, sig_length)",
+        )?;
+        let derivs = with_axes::<T, ndarray::Ix2>(
+            &x[2],
+            "with --lengths, the derivatives",
+            "(batch, sig_length)",
+        )?;
+        let result = self.timing().run(|_| {
+            roughsig::sig_backprop_ragged(
+                paths.view(),
+                lengths,
+                sigs.view(),
+                derivs.view(),
+                degree,
+                opts,
+            )
+            .map(|a| a.into_dyn())
+        })?;
+        npy::write(&out.output, &result)
+    }
+
     fn single<T: Float>(
         &self,
         out: &Output,
@@ -443,5 +515,19 @@ fn common_dtype(inputs: &[Input]) -> Result<Dtype> {
     Ok(match found {
         Some(("f32", _)) => Dtype::F32,
         _ => Dtype::F64,
+    })
+}
+
+/// `a` with `D`'s number of axes, else an error naming `what` and the expected `shape`.
+fn with_axes<T: Clone, D: ndarray::Dimension>(
+    a: &ArrayD<T>,
+    what: &str,
+    shape: &str,
+) -> Result<ndarray::Array<T, D>> {
+    a.clone().into_dimensionality::<D>().map_err(|_| {
+        Error::Invalid(format!(
+            "{what} must have shape {shape}, got {:?}",
+            a.shape()
+        ))
     })
 }

@@ -82,6 +82,36 @@ impl Input {
     }
 }
 
+/// Per-path lengths from the `.npy` file `path`: a one-dimensional integer array of non-negative
+/// values.
+pub fn read_lengths(path: &str) -> Result<Vec<usize>> {
+    let input = Input::read(path)?;
+    let Npy::Int(a) = &input.data else {
+        return Err(Error::Invalid(format!(
+            "{path}: lengths must be an integer array, got {}",
+            input.float_dtype().unwrap_or("another dtype")
+        )));
+    };
+    if a.ndim() != 1 {
+        return Err(Error::Invalid(format!(
+            "{path}: lengths must be one-dimensional, got shape {:?}",
+            a.shape()
+        )));
+    }
+    a.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v >= 0.0 && v <= (1u64 << 53) as f64 {
+                Ok(v as usize)
+            } else {
+                Err(Error::Invalid(format!(
+                    "{path}: lengths[{i}] = {v} is not a length"
+                )))
+            }
+        })
+        .collect()
+}
+
 /// Write `array` to `path` atomically: a temporary file in the same directory, renamed into place. On
 /// any error nothing is left behind (and an existing `path` is untouched).
 pub fn write<T: Scalar + WritableElement>(path: &str, array: &ArrayD<T>) -> Result<()> {

@@ -895,3 +895,85 @@ fn sig_windows_writes_each_window_and_its_log_signature() {
     ]);
     assert!(err.contains("window"), "{err}");
 }
+
+#[test]
+fn lengths_make_a_ragged_batch_for_sig_and_its_gradient() {
+    let dir = scratch("ragged");
+    let path: ArrayD<f64> = ArrayD::from_shape_fn(IxDyn(&[3, 6, 2]), |ix| {
+        ((ix[0] + ix[1] * (ix[2] + 2)) as f64 / 5.0).cos()
+    });
+    write(&dir.join("x.npy"), &path);
+    let lengths = ArrayD::from_shape_vec(IxDyn(&[3]), vec![6i64, 2, 4]).unwrap();
+    write(&dir.join("l.npy"), &lengths);
+    let x = p(&dir.join("x.npy"));
+    let l = p(&dir.join("l.npy"));
+    let s = p(&dir.join("s.npy"));
+    ok(&[
+        "sig",
+        &x,
+        "--degree",
+        "3",
+        "--time-aug",
+        "--lengths",
+        &l,
+        "-o",
+        &s,
+    ]);
+    let got = read64(&dir.join("s.npy"));
+    let opts = roughsig::SigOptions::default().time_aug(true);
+    let x3 = path.clone().into_dimensionality::<ndarray::Ix3>().unwrap();
+    let want = roughsig::sig_ragged(x3.view(), &[6, 2, 4], 3, &opts).unwrap();
+    assert_close(&got, &want.clone().into_dyn(), 1e-12);
+
+    let derivs = want.mapv(|v| v.sin()).into_dyn();
+    write(&dir.join("d.npy"), &derivs);
+    let d = p(&dir.join("d.npy"));
+    let g = p(&dir.join("g.npy"));
+    ok(&[
+        "sig-backprop",
+        &x,
+        &s,
+        &d,
+        "--degree",
+        "3",
+        "--time-aug",
+        "--lengths",
+        &l,
+        "-o",
+        &g,
+    ]);
+    let got = read64(&dir.join("g.npy"));
+    let d2 = derivs.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let want =
+        roughsig::sig_backprop_ragged(x3.view(), &[6, 2, 4], want.view(), d2.view(), 3, &opts)
+            .unwrap();
+    assert_close(&got, &want.into_dyn(), 1e-12);
+
+    // Lengths that are not integers, or too long, are refused with the file named.
+    let bad = ArrayD::from_shape_vec(IxDyn(&[3]), vec![1.5f64, 2.0, 3.0]).unwrap();
+    write(&dir.join("bad.npy"), &bad);
+    let err = fails(&[
+        "sig",
+        &x,
+        "--degree",
+        "2",
+        "--lengths",
+        &p(&dir.join("bad.npy")),
+        "-o",
+        &s,
+    ]);
+    assert!(err.contains("integer"), "{err}");
+    let long = ArrayD::from_shape_vec(IxDyn(&[3]), vec![1i64, 7, 3]).unwrap();
+    write(&dir.join("long.npy"), &long);
+    let err = fails(&[
+        "sig",
+        &x,
+        "--degree",
+        "2",
+        "--lengths",
+        &p(&dir.join("long.npy")),
+        "-o",
+        &s,
+    ]);
+    assert!(err.contains("lengths[1]"), "{err}");
+}

@@ -22,5 +22,6 @@ mod gpu_shaders;
 mod gpu_sig_kernel;
 mod logsig;
 mod properties;
+mod ragged;
 mod sig_kernel;
 mod stream;

@@ -1,0 +1,257 @@
+//! Batches of paths of different lengths (ragged batches), without computing padded steps.
+//!
+//! A ragged batch is stored as an array `(batch, length, dim)` and a length per path: path `i` is its
+//! first `lengths[i]` points, what follows is ignored. The results equal those of the batch padded by
+//! repeating each path's last point (the usual workaround), exactly:
+//!
+//! - padded steps have no spatial increment, so without time augmentation the padded signature is
+//!   the signature of the path's own points, and the gradient at padded points is zero;
+//! - with time augmentation the time channel runs on over the padding, at the padded length's time
+//!   step: the path's own points get the end time `end_time·(ℓ'−1)/(L'−1)` (ℓ', L' the transformed
+//!   lengths), and the padding is one straight time-only segment appended with [`sig_join`], whose
+//!   gradient goes to no point.
+//!
+//! The paths are sorted by length and cut into groups (at least 16 paths, at most 16 groups); each
+//! group runs as one batch padded to its own longest path, so the batched kernels (CPU lanes and
+//! threads, or the GPU) do the work and the padding computed is what remains inside a group: about
+//! 1/32 of the full length per path for uniformly spread lengths, instead of half. The padded points'
+//! gradients within a group are folded into each path's last point, which is exact since the
+//! padding is that point repeated.
+
+use crate::api::{sig, sig_backprop, sig_join, sig_join_backprop};
+use crate::{Error, Result, Scalar, SigOptions};
+use ndarray::{
+    s, Array, Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, Dimension,
+};
+
+/// Signatures of a ragged batch: path `i` is the first `lengths[i]` points of `paths[i]`
+/// (`(batch, length, dim)`). Output `(batch, sig_length)` (with the scalar term if the options ask),
+/// equal to [`sig`] of the batch padded by repeating each path's last point; on the CPU the padded
+/// steps are not computed.
+///
+/// ```
+/// use roughsig::{ndarray::array, sig, sig_ragged, SigOptions};
+/// let paths = array![[[0.0, 0.0], [1.0, 2.0], [9.0, 9.0]], [[1.0, 1.0], [2.0, 0.0], [3.0, 3.0]]];
+/// let opts = SigOptions::default();
+/// let ragged = sig_ragged(paths.view(), &[2, 3], 2, &opts)?;
+/// let first = sig(paths.slice(roughsig::ndarray::s![0, ..2, ..]), 2, &opts)?;
+/// assert_eq!(ragged.row(0).into_dyn(), first);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn sig_ragged<T: Scalar>(
+    paths: ArrayView3<'_, T>,
+    lengths: &[usize],
+    degree: usize,
+    options: &SigOptions,
+) -> Result<Array2<T>> {
+    let ragged = Ragged::new(paths, lengths, options)?;
+    let row = crate::sig_length(paths.dim().2, degree, options)?;
+    let mut out = Array2::zeros((lengths.len(), row));
+    for group in ragged.groups() {
+        let (padded, own) = ragged.gather(&group, options);
+        let s = sig(padded.view(), degree, &own)?;
+        let s = ragged.with_tail(&group, s.view(), degree, options, false)?;
+        for (k, &i) in group.iter().enumerate() {
+            out.row_mut(i).assign(&s.index_axis(Axis(0), k));
+        }
+    }
+    Ok(out)
+}
+
+/// Gradients of `F(sig_ragged(paths, lengths))` with respect to the paths, given the signatures
+/// `sigs` (`(batch, sig_length)`, as [`sig_ragged`] returns them) and `sig_derivs = dF/dsig`. Output
+/// `(batch, length, dim)`, zero at the ignored points; equal to [`sig_backprop`] of the padded batch
+/// with the padded points' gradients added to each path's last point (the padding is that point).
+pub fn sig_backprop_ragged<T: Scalar>(
+    paths: ArrayView3<'_, T>,
+    lengths: &[usize],
+    sigs: ArrayView2<'_, T>,
+    sig_derivs: ArrayView2<'_, T>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<Array3<T>> {
+    let ragged = Ragged::new(paths, lengths, options)?;
+    let row = crate::sig_length(paths.dim().2, degree, options)?;
+    for (what, a) in [("sigs", &sigs), ("sig_derivs", &sig_derivs)] {
+        if a.shape() != [lengths.len(), row] {
+            return Err(Error::invalid(format!(
+                "{what} has shape {:?}, expected [{}, {row}] (batch, signature length)",
+                a.shape(),
+                lengths.len()
+            )));
+        }
+    }
+    let mut out = Array3::zeros(paths.dim());
+    for group in ragged.groups() {
+        let (padded, own) = ragged.gather(&group, options);
+        let rows = |a: &ArrayView2<'_, T>| a.select(Axis(0), &group);
+        let (given, derivs) = (rows(&sigs), rows(&sig_derivs));
+        // The group's own signatures: the given ones without the time-only tail of the padding.
+        let own_sigs = ragged.with_tail(&group, given.view().into_dyn(), degree, options, true)?;
+        let own_derivs = match ragged.tail(&group) {
+            Some(tail) => {
+                sig_join_backprop(
+                    derivs.view(),
+                    own_sigs.view(),
+                    tail.view(),
+                    ragged.aug_dim,
+                    degree,
+                    false,
+                    options,
+                )?
+                .0
+            }
+            None => derivs.into_dyn(),
+        };
+        let g: Array3<T> = shaped(sig_backprop(
+            padded.view(),
+            own_sigs.view(),
+            own_derivs.view(),
+            degree,
+            &own,
+        )?)?;
+        for (k, &i) in group.iter().enumerate() {
+            let l = lengths[i];
+            let mut dst = out.slice_mut(s![i, ..l, ..]);
+            dst.assign(&g.slice(s![k, ..l, ..]));
+            // The padding repeats the last point: its gradient is that point's.
+            let folded = g.slice(s![k, l.., ..]).sum_axis(Axis(0));
+            let mut last = dst.slice_mut(s![l - 1, ..]);
+            last += &folded;
+        }
+    }
+    Ok(out)
+}
+
+/// A checked ragged batch and what its transform needs.
+struct Ragged<'a, T> {
+    paths: ArrayView3<'a, T>,
+    lengths: &'a [usize],
+    /// Channels after lead-lag and time augmentation.
+    aug_dim: usize,
+    transform: crate::PathTransform,
+}
+
+/// The fewest paths in a group, and the most groups.
+const GROUP_MIN: usize = 16;
+const GROUPS_MAX: usize = 16;
+
+impl<'a, T: Scalar> Ragged<'a, T> {
+    fn new(paths: ArrayView3<'a, T>, lengths: &'a [usize], options: &SigOptions) -> Result<Self> {
+        let (batch, length, dim) = paths.dim();
+        if lengths.len() != batch {
+            return Err(Error::Length {
+                what: "lengths",
+                got: lengths.len(),
+                expected: batch.to_string(),
+            });
+        }
+        if let Some((i, &l)) = lengths
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l == 0 || l > length)
+        {
+            return Err(Error::invalid(format!(
+                "lengths[{i}] = {l}: each length must be between 1 and the paths' {length} points"
+            )));
+        }
+        let t = &options.transform;
+        Ok(Ragged {
+            paths,
+            lengths,
+            aug_dim: dim * (1 + t.lead_lag as usize) + t.time_aug as usize,
+            transform: *t,
+        })
+    }
+
+    /// The paths' indices by increasing length, cut into groups.
+    fn groups(&self) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.lengths.len()).collect();
+        order.sort_by_key(|&i| self.lengths[i]);
+        let size = GROUP_MIN.max(order.len().div_ceil(GROUPS_MAX));
+        order.chunks(size).map(<[usize]>::to_vec).collect()
+    }
+
+    /// The points of a group's longest path.
+    fn longest(&self, group: &[usize]) -> usize {
+        group.iter().map(|&i| self.lengths[i]).max().unwrap_or(1)
+    }
+
+    /// Points after lead-lag (`2L − 1` for `L` points).
+    fn transformed(&self, points: usize) -> usize {
+        if self.transform.lead_lag {
+            2 * points - 1
+        } else {
+            points
+        }
+    }
+
+    /// The group's paths padded to its longest by repeating each one's last point, and the options
+    /// for them: with time augmentation, the end time their last point reaches in the full padding.
+    fn gather(&self, group: &[usize], options: &SigOptions) -> (Array3<T>, SigOptions) {
+        let longest = self.longest(group);
+        let dim = self.paths.dim().2;
+        let mut padded = Array3::zeros((group.len(), longest, dim));
+        for (k, &i) in group.iter().enumerate() {
+            let l = self.lengths[i];
+            padded
+                .slice_mut(s![k, ..l, ..])
+                .assign(&self.paths.slice(s![i, ..l, ..]));
+            let last = self.paths.slice(s![i, l - 1, ..]);
+            for mut point in padded.slice_mut(s![k, l.., ..]).outer_iter_mut() {
+                point.assign(&last);
+            }
+        }
+        let mut own = options.clone();
+        let (l, full) = (
+            self.transformed(longest),
+            self.transformed(self.paths.dim().1),
+        );
+        if full > 1 {
+            own.transform.end_time =
+                options.transform.end_time * (l - 1) as f64 / (full - 1) as f64;
+        }
+        (padded, own)
+    }
+
+    /// The time-only segment (one row per path of the group) that the rest of the padding adds,
+    /// if there is time augmentation and padding beyond the group's longest path.
+    fn tail(&self, group: &[usize]) -> Option<Array2<T>> {
+        let (longest, length) = (self.longest(group), self.paths.dim().1);
+        if !self.transform.time_aug || longest == length {
+            return None;
+        }
+        let full = self.transformed(length);
+        let steps = (full - self.transformed(longest)) as f64;
+        let time = T::from_f64(self.transform.end_time * steps / (full - 1) as f64);
+        let mut tail = Array2::zeros((group.len(), self.aug_dim));
+        tail.column_mut(self.aug_dim - 1).fill(time);
+        Some(tail)
+    }
+
+    /// The signatures `s` of a group with the rest of its padding appended, or removed (`inverse`:
+    /// the segment run backwards).
+    fn with_tail(
+        &self,
+        group: &[usize],
+        s: ArrayViewD<'_, T>,
+        degree: usize,
+        options: &SigOptions,
+        inverse: bool,
+    ) -> Result<ArrayD<T>> {
+        let Some(mut tail) = self.tail(group) else {
+            return Ok(s.to_owned().into_dyn());
+        };
+        if inverse {
+            tail.mapv_inplace(|v| -v);
+        }
+        sig_join(s, tail.view(), self.aug_dim, degree, false, options)
+    }
+}
+
+/// `a` with its static number of axes (the shapes are the library's own: a mismatch is a bug,
+/// reported as an error rather than a panic).
+fn shaped<T, D: Dimension>(a: ArrayD<T>) -> Result<Array<T, D>> {
+    a.into_dimensionality()
+        .map_err(|e| Error::invalid(format!("internal shape: {e}")))
+}
