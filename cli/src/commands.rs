@@ -419,11 +419,7 @@ impl<'a> Job<'a> {
         out: &Output,
     ) -> Result<()> {
         let x = self.arrays::<T>();
-        let paths = with_axes::<T, ndarray::Ix3>(
-            &x[0],
-            "with --lengths, the paths",
-            "(batch, length, dim)",
-        )?;
+        let paths = ragged_paths(&x[0])?;
         let result = self.timing().run(|_| {
             roughsig::sig_ragged(paths.view(), lengths, degree, opts).map(|a| a.into_dyn())
         })?;
@@ -438,21 +434,10 @@ impl<'a> Job<'a> {
         out: &Output,
     ) -> Result<()> {
         let x = self.arrays::<T>();
-        let paths = with_axes::<T, ndarray::Ix3>(
-            &x[0],
-            "with --lengths, the paths",
-            "(batch, length, dim)",
-        )?;
-        let sigs = with_axes::<T, ndarray::Ix2>(
-            &x[1],
-            "with --lengths, the signatures",
-            "(batch, sig_length)",
-        )?;
-        let derivs = with_axes::<T, ndarray::Ix2>(
-            &x[2],
-            "with --lengths, the derivatives",
-            "(batch, sig_length)",
-        )?;
+        let paths = ragged_paths(&x[0])?;
+        let rows = |a, what| with_axes::<T, ndarray::Ix2>(a, what, "(batch, sig_length)");
+        let sigs = rows(&x[1], "with --lengths, the signatures")?;
+        let derivs = rows(&x[2], "with --lengths, the derivatives")?;
         let result = self.timing().run(|_| {
             roughsig::sig_backprop_ragged(
                 paths.view(),
@@ -516,6 +501,11 @@ fn common_dtype(inputs: &[Input]) -> Result<Dtype> {
         Some(("f32", _)) => Dtype::F32,
         _ => Dtype::F64,
     })
+}
+
+/// The paths of a ragged batch: `(batch, length, dim)`.
+fn ragged_paths<T: Clone>(a: &ArrayD<T>) -> Result<ndarray::Array3<T>> {
+    with_axes(a, "with --lengths, the paths", "(batch, length, dim)")
 }
 
 /// `a` with `D`'s number of axes, else an error naming `what` and the expected `shape`.

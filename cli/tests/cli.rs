@@ -950,30 +950,16 @@ fn lengths_make_a_ragged_batch_for_sig_and_its_gradient() {
     assert_close(&got, &want.into_dyn(), 1e-12);
 
     // Lengths that are not integers, or too long, are refused with the file named.
+    let refused = |file: &str| {
+        let f = p(&dir.join(file));
+        fails(&["sig", &x, "--degree", "2", "--lengths", &f, "-o", &s])
+    };
     let bad = ArrayD::from_shape_vec(IxDyn(&[3]), vec![1.5f64, 2.0, 3.0]).unwrap();
     write(&dir.join("bad.npy"), &bad);
-    let err = fails(&[
-        "sig",
-        &x,
-        "--degree",
-        "2",
-        "--lengths",
-        &p(&dir.join("bad.npy")),
-        "-o",
-        &s,
-    ]);
+    let err = refused("bad.npy");
     assert!(err.contains("integer"), "{err}");
     let long = ArrayD::from_shape_vec(IxDyn(&[3]), vec![1i64, 7, 3]).unwrap();
     write(&dir.join("long.npy"), &long);
-    let err = fails(&[
-        "sig",
-        &x,
-        "--degree",
-        "2",
-        "--lengths",
-        &p(&dir.join("long.npy")),
-        "-o",
-        &s,
-    ]);
+    let err = refused("long.npy");
     assert!(err.contains("lengths[1]"), "{err}");
 }
