@@ -18,8 +18,10 @@
 //! gradients within a group are folded into each path's last point, which is exact since the
 //! padding is that point repeated.
 
-use crate::api::{sig, sig_backprop, sig_join, sig_join_backprop};
-use crate::{Error, Result, Scalar, SigOptions};
+use crate::api::{
+    sig, sig_backprop, sig_join, sig_join_backprop, sig_to_log_sig, sig_to_log_sig_backprop,
+};
+use crate::{Error, LogSigMethod, Result, Scalar, SigOptions};
 use ndarray::{
     s, Array, Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, Dimension,
 };
@@ -121,6 +123,39 @@ pub fn sig_backprop_ragged<T: Scalar>(
         }
     }
     Ok(out)
+}
+
+/// Log-signatures of a ragged batch (see [`sig_ragged`]), in the form `method`: equal to
+/// [`crate::log_sig`] of the batch padded by repeating each path's last point.
+pub fn log_sig_ragged<T: Scalar>(
+    paths: ArrayView3<'_, T>,
+    lengths: &[usize],
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let sigs = sig_ragged(paths, lengths, degree, options)?;
+    sig_to_log_sig(sigs.view(), paths.dim().2, degree, method, options)
+}
+
+/// Gradients of `F(log_sig_ragged(paths, lengths))` with respect to the paths, given
+/// `log_sig_derivs = dF/dlog_sig`. Output `(batch, length, dim)`, zero at the ignored points; equal to
+/// [`crate::log_sig_backprop`] of the padded batch with the padded points' gradients added to each
+/// path's last point.
+pub fn log_sig_backprop_ragged<T: Scalar>(
+    paths: ArrayView3<'_, T>,
+    lengths: &[usize],
+    log_sig_derivs: ArrayView2<'_, T>,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<Array3<T>> {
+    let sigs = sig_ragged(paths, lengths, degree, options)?;
+    let dim = paths.dim().2;
+    let d_sigs =
+        sig_to_log_sig_backprop(sigs.view(), log_sig_derivs, dim, degree, method, options)?;
+    let d_sigs: Array2<T> = shaped(d_sigs)?;
+    sig_backprop_ragged(paths, lengths, sigs.view(), d_sigs.view(), degree, options)
 }
 
 /// A checked ragged batch and what its transform needs.

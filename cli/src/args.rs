@@ -216,6 +216,9 @@ pub enum Command {
         /// With --method expanded, prepend the level-0 term (0 for a logarithm).
         #[arg(long)]
         scalar_term: bool,
+        /// A ragged batch, as for `sig`.
+        #[arg(long, value_name = "LENGTHS.npy")]
+        lengths: Option<String>,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]

@@ -285,13 +285,17 @@ pub fn run(command: Command) -> Result<()> {
             method: Method { method },
             transform,
             scalar_term,
+            lengths,
             out,
             common,
         } => {
             let opts = options(&transform, &common).scalar_term(scalar_term);
             let job = Job::read("log-sig", &[&path], &common)?;
-            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::log_sig(x[0].view(), degree, method, &opts)
+            let lengths = lengths.map(|l| npy::read_lengths(&l)).transpose()?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {
+                Some(l) =>
+                    roughsig::log_sig_ragged(ragged_paths(&x[0])?.view(), l, degree, method, &opts),
+                None => roughsig::log_sig(x[0].view(), degree, method, &opts),
             }))
         }
         Command::SigToLogSig {

@@ -949,6 +949,24 @@ fn lengths_make_a_ragged_batch_for_sig_and_its_gradient() {
             .unwrap();
     assert_close(&got, &want.into_dyn(), 1e-12);
 
+    let logs = p(&dir.join("logs.npy"));
+    ok(&[
+        "log-sig",
+        &x,
+        "--degree",
+        "3",
+        "--method",
+        "lyndon",
+        "--time-aug",
+        "--lengths",
+        &l,
+        "-o",
+        &logs,
+    ]);
+    let method = roughsig::LogSigMethod::Lyndon;
+    let want = roughsig::log_sig_ragged(x3.view(), &[6, 2, 4], 3, method, &opts).unwrap();
+    assert_close(&read64(&dir.join("logs.npy")), &want, 1e-12);
+
     // Lengths that are not integers, or too long, are refused with the file named.
     let refused = |file: &str| {
         let f = p(&dir.join(file));

@@ -172,3 +172,31 @@ fn ragged_bad_input_is_an_error() {
     let err = sig_backprop_ragged(x.view(), &lengths(), short, sigs.view(), 2, &opts).unwrap_err();
     assert!(err.to_string().contains("sigs has shape"), "{err}");
 }
+
+/// Log-signatures of ragged batches, every method, against `log_sig` and `log_sig_backprop` of the
+/// padded batch (gradients folded).
+#[test]
+fn ragged_log_signatures_equal_padded_ones() {
+    use roughsig::LogSigMethod;
+    use roughsig::{log_sig, log_sig_backprop, log_sig_backprop_ragged, log_sig_ragged};
+    let x = paths();
+    let p = padded(&x, &lengths());
+    for opts in option_grid() {
+        for method in [
+            LogSigMethod::Expanded,
+            LogSigMethod::Words,
+            LogSigMethod::Lyndon,
+        ] {
+            let got = log_sig_ragged(x.view(), &lengths(), 3, method, &opts).unwrap();
+            let want = log_sig(p.view(), 3, method, &opts).unwrap();
+            let what = format!("{opts:?} {method:?}");
+            assert_close(&format!("log_sig {what}"), &got, &want, 1e-11, 1e-12);
+            let derivs = want.mapv(|v| (2.0 * v).sin());
+            let d2 = derivs.view().into_dimensionality().unwrap();
+            let got = log_sig_backprop_ragged(x.view(), &lengths(), d2, 3, method, &opts).unwrap();
+            let want = log_sig_backprop(p.view(), derivs.view(), 3, method, &opts).unwrap();
+            let want = folded(&want, &lengths());
+            assert_close(&format!("grad {what}"), &got.into_dyn(), &want, 1e-9, 1e-11);
+        }
+    }
+}
