@@ -1,4 +1,4 @@
-//! Batches of paths of different lengths (ragged batches), without computing padded steps.
+//! Batches of paths of different lengths (ragged batches), computing little of the padding.
 //!
 //! A ragged batch is stored as an array `(batch, length, dim)` and a length per path: path `i` is its
 //! first `lengths[i]` points, what follows is ignored. The results equal those of the batch padded by
@@ -28,8 +28,8 @@ use ndarray::{
 
 /// Signatures of a ragged batch: path `i` is the first `lengths[i]` points of `paths[i]`
 /// (`(batch, length, dim)`). Output `(batch, sig_length)` (with the scalar term if the options ask),
-/// equal to [`sig`] of the batch padded by repeating each path's last point; on the CPU the padded
-/// steps are not computed.
+/// equal to [`sig`] of the batch padded by repeating each path's last point, on the device the
+/// options choose; only the padding within groups of similar lengths is computed (module docs).
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig, sig_ragged, SigOptions};
