@@ -29,7 +29,8 @@ use ndarray::{
 /// Signatures of a ragged batch: path `i` is the first `lengths[i]` points of `paths[i]`
 /// (`(batch, length, dim)`). Output `(batch, sig_length)` (with the scalar term if the options ask),
 /// equal to [`sig`] of the batch padded by repeating each path's last point, on the device the
-/// options choose; only the padding within groups of similar lengths is computed (module docs).
+/// options choose. The paths run sorted by length in up to 16 batches of at least 16, each padded to
+/// its own longest path, so only the padding within such a group is computed.
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig, sig_ragged, SigOptions};
