@@ -27,10 +27,8 @@ pub enum Command {
         /// Prepend the level-0 term (the constant 1).
         #[arg(long)]
         scalar_term: bool,
-        /// A ragged batch: an integer array, one length per path of (batch, length, dim); path i is
-        /// its first lengths[i] points (as if padded by repeating its last point).
-        #[arg(long, value_name = "LENGTHS.npy")]
-        lengths: Option<String>,
+        #[command(flatten)]
+        lengths: Lengths,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -43,9 +41,8 @@ pub enum Command {
         sig_derivs: String,
         #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
         degree: usize,
-        /// A ragged batch, as for `sig` (gradients at the ignored points are 0).
-        #[arg(long, value_name = "LENGTHS.npy")]
-        lengths: Option<String>,
+        #[command(flatten)]
+        lengths: Lengths,
         #[command(flatten)]
         transform: Transform,
         #[command(flatten)]
@@ -216,9 +213,8 @@ pub enum Command {
         /// With --method expanded, prepend the level-0 term (0 for a logarithm).
         #[arg(long)]
         scalar_term: bool,
-        /// A ragged batch, as for `sig`.
-        #[arg(long, value_name = "LENGTHS.npy")]
-        lengths: Option<String>,
+        #[command(flatten)]
+        lengths: Lengths,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -250,6 +246,15 @@ pub enum Command {
         #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
         device: Device,
     },
+}
+
+/// A ragged batch's lengths.
+#[derive(Args, Debug, Clone)]
+pub struct Lengths {
+    /// A ragged batch: an integer array, one length per path of (batch, length, dim); path i is its
+    /// first lengths[i] points (as if padded by repeating its last point; gradients there are 0).
+    #[arg(long, value_name = "LENGTHS.npy")]
+    pub lengths: Option<String>,
 }
 
 /// Time augmentation and lead-lag, with the end time.

@@ -1,12 +1,12 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
 use super::args::{
-    Command, Common, Dtype, Flags, KernelArgs, Method, Output, Output2, Size, Transform,
+    Command, Common, Dtype, Flags, KernelArgs, Lengths, Method, Output, Output2, Size, Transform,
 };
 use super::npy::{self, Input};
 use super::progress;
 use super::timing::Timing;
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayView, ArrayView3, Dimension, Ix2};
 use ndarray_npy::WritableElement;
 use roughsig::{Error, Result, Scalar, SigKernelOptions, SigOptions};
 
@@ -44,12 +44,11 @@ pub fn run(command: Command) -> Result<()> {
         } => {
             let opts = options(&transform, &common).scalar_term(scalar_term);
             let job = Job::read("sig", &[&path], &common)?;
-            match lengths {
-                Some(l) => {
-                    let lengths = npy::read_lengths(&l)?;
-                    dispatch!(job, |T, job| job
-                        .sig_ragged::<T>(&lengths, degree, &opts, &out))
-                }
+            match lengths.read()? {
+                Some(l) => dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                    roughsig::sig_ragged(ragged_paths(&x[0])?, &l, degree, &opts)
+                        .map(|a| a.into_dyn())
+                })),
                 None => dispatch!(job, |T, job| job.sig::<T>(degree, &opts, &out)),
             }
         }
@@ -65,12 +64,15 @@ pub fn run(command: Command) -> Result<()> {
         } => {
             let opts = options(&transform, &common);
             let job = Job::read("sig-backprop", &[&path, &sig, &sig_derivs], &common)?;
-            match lengths {
-                Some(l) => {
-                    let lengths = npy::read_lengths(&l)?;
-                    dispatch!(job, |T, job| job
-                        .sig_backprop_ragged::<T>(&lengths, degree, &opts, &out))
-                }
+            match lengths.read()? {
+                Some(l) => dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                    let rows = |a, what| with_axes::<T, Ix2>(a, what, "(batch, sig_length)");
+                    let sigs = rows(&x[1], "with --lengths, the signatures")?;
+                    let derivs = rows(&x[2], "with --lengths, the derivatives")?;
+                    let paths = ragged_paths(&x[0])?;
+                    roughsig::sig_backprop_ragged(paths, &l, sigs, derivs, degree, &opts)
+                        .map(|a| a.into_dyn())
+                })),
                 None => dispatch!(job, |T, job| job.sig_backprop::<T>(degree, &opts, &out)),
             }
         }
@@ -291,10 +293,9 @@ pub fn run(command: Command) -> Result<()> {
         } => {
             let opts = options(&transform, &common).scalar_term(scalar_term);
             let job = Job::read("log-sig", &[&path], &common)?;
-            let lengths = lengths.map(|l| npy::read_lengths(&l)).transpose()?;
+            let lengths = lengths.read()?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {
-                Some(l) =>
-                    roughsig::log_sig_ragged(ragged_paths(&x[0])?.view(), l, degree, method, &opts),
+                Some(l) => roughsig::log_sig_ragged(ragged_paths(&x[0])?, l, degree, method, &opts),
                 None => roughsig::log_sig(x[0].view(), degree, method, &opts),
             }))
         }
@@ -415,47 +416,6 @@ impl<'a> Job<'a> {
         npy::write(&out.output, &result)
     }
 
-    fn sig_ragged<T: Float>(
-        &self,
-        lengths: &[usize],
-        degree: usize,
-        opts: &SigOptions,
-        out: &Output,
-    ) -> Result<()> {
-        let x = self.arrays::<T>();
-        let paths = ragged_paths(&x[0])?;
-        let result = self.timing().run(|_| {
-            roughsig::sig_ragged(paths.view(), lengths, degree, opts).map(|a| a.into_dyn())
-        })?;
-        npy::write(&out.output, &result)
-    }
-
-    fn sig_backprop_ragged<T: Float>(
-        &self,
-        lengths: &[usize],
-        degree: usize,
-        opts: &SigOptions,
-        out: &Output,
-    ) -> Result<()> {
-        let x = self.arrays::<T>();
-        let paths = ragged_paths(&x[0])?;
-        let rows = |a, what| with_axes::<T, ndarray::Ix2>(a, what, "(batch, sig_length)");
-        let sigs = rows(&x[1], "with --lengths, the signatures")?;
-        let derivs = rows(&x[2], "with --lengths, the derivatives")?;
-        let result = self.timing().run(|_| {
-            roughsig::sig_backprop_ragged(
-                paths.view(),
-                lengths,
-                sigs.view(),
-                derivs.view(),
-                degree,
-                opts,
-            )
-            .map(|a| a.into_dyn())
-        })?;
-        npy::write(&out.output, &result)
-    }
-
     fn single<T: Float>(
         &self,
         out: &Output,
@@ -508,20 +468,27 @@ fn common_dtype(inputs: &[Input]) -> Result<Dtype> {
 }
 
 /// The paths of a ragged batch: `(batch, length, dim)`.
-fn ragged_paths<T: Clone>(a: &ArrayD<T>) -> Result<ndarray::Array3<T>> {
+fn ragged_paths<T>(a: &ArrayD<T>) -> Result<ArrayView3<'_, T>> {
     with_axes(a, "with --lengths, the paths", "(batch, length, dim)")
 }
 
 /// `a` with `D`'s number of axes, else an error naming `what` and the expected `shape`.
-fn with_axes<T: Clone, D: ndarray::Dimension>(
-    a: &ArrayD<T>,
+fn with_axes<'a, T, D: Dimension>(
+    a: &'a ArrayD<T>,
     what: &str,
     shape: &str,
-) -> Result<ndarray::Array<T, D>> {
-    a.clone().into_dimensionality::<D>().map_err(|_| {
+) -> Result<ArrayView<'a, T, D>> {
+    a.view().into_dimensionality::<D>().map_err(|_| {
         Error::Invalid(format!(
             "{what} must have shape {shape}, got {:?}",
             a.shape()
         ))
     })
+}
+
+impl Lengths {
+    /// The lengths, read from their file if one was named.
+    fn read(&self) -> Result<Option<Vec<usize>>> {
+        self.lengths.as_deref().map(npy::read_lengths).transpose()
+    }
 }

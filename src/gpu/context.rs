@@ -364,15 +364,15 @@ impl Context {
 
     /// Write the first `bytes` bytes of `buffer` through `staging` (mappable for writing, at least
     /// as large), which the caller keeps for later calls: `fill` gets them to fill in place. The
-    /// copy into `buffer` is submitted at once, ahead of the call's own submission. `false` (and
-    /// nothing written) if `staging` could not be mapped.
-    pub(super) fn write_staged(
+    /// copy into `buffer` is submitted at once, ahead of the call's own submission. If `staging`
+    /// could not be mapped, nothing is written and `fill` is handed back.
+    pub(super) fn write_staged<F: FnOnce(wgpu::WriteOnly<'_, [u8]>)>(
         &self,
         staging: &wgpu::Buffer,
         buffer: &wgpu::Buffer,
         bytes: u64,
-        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
-    ) -> bool {
+        fill: F,
+    ) -> Option<F> {
         let padded = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
         let slice = staging.slice(..padded);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -384,13 +384,13 @@ impl Context {
             timeout: None,
         });
         if waited.is_err() || !matches!(rx.recv(), Ok(Ok(()))) {
-            return false;
+            return Some(fill);
         }
         match slice.get_mapped_range_mut() {
             Ok(mut view) => fill(view.slice(..bytes as usize)),
             Err(_) => {
                 staging.unmap();
-                return false;
+                return Some(fill);
             }
         }
         staging.unmap();
@@ -401,7 +401,7 @@ impl Context {
             });
         encoder.copy_buffer_to_buffer(staging, 0, buffer, 0, padded);
         self.queue.submit([encoder.finish()]);
-        true
+        None
     }
 
     /// Submit `encoder` (which ends by copying what is to be read into `staging`), wait for it, and

@@ -128,7 +128,7 @@ pub(crate) fn log_sig<T: Scalar>(
     let chain_buf = take(&ctx, "logarithm chain", bytes(chain), STORAGE, &mut report);
     let out_buf = take(&ctx, "output", bytes(out_row), STORAGE, &mut report);
     // The kernel's derivative inputs, which its forward modes do not read.
-    let unused = [16, 32].map(|b| take(&ctx, "unused", b, STORAGE, &mut report));
+    let unused = [(); 2].map(|_| take(&ctx, "unused", 16, STORAGE, &mut report));
     let pipeline = super::sig::pipeline(&ctx, &TENSOR_LOG, &row_key(shape, precision)?)?;
     let out_st = (words.is_none() && out_st) as usize;
     let entries = out_row - out_st;

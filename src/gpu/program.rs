@@ -151,20 +151,15 @@ pub(crate) fn upload_with(
         return;
     }
     let start = std::time::Instant::now();
-    let mut fill = Some(fill);
-    let staged = bytes >= POOLED_UPLOAD && {
+    let unwritten = if bytes >= POOLED_UPLOAD {
         let usage = wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC;
         let staging = take(ctx, "upload staging", bytes, usage, report);
-        ctx.write_staged(&staging, buffer, bytes, |dst| {
-            if let Some(f) = fill.take() {
-                f(dst)
-            }
-        })
+        ctx.write_staged(&staging, buffer, bytes, fill)
+    } else {
+        Some(fill)
     };
-    if !staged {
-        if let Some(f) = fill.take() {
-            ctx.write_with(buffer, bytes, f);
-        }
+    if let Some(fill) = unwritten {
+        ctx.write_with(buffer, bytes, fill);
     }
     report.bytes_uploaded += bytes;
     report.upload_ms += start.elapsed().as_secs_f64() * 1e3;
