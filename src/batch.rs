@@ -165,8 +165,16 @@ pub(crate) fn elements(shape: &[usize]) -> u128 {
         .fold(1u128, |n, &k| n.saturating_mul(k as u128))
 }
 
+/// Requests of at most this many bytes are granted without reading the system's memory figures:
+/// they fit wherever the library runs at all, and the reading (five files under `/proc` and `/sys`)
+/// costs more than a small call's work.
+const ALWAYS_FITS: u128 = 16 << 20;
+
 /// Refuse a buffer larger than the memory available.
 pub(crate) fn check_bytes(what: &str, bytes: u128) -> Result<()> {
+    if bytes <= ALWAYS_FITS {
+        return Ok(());
+    }
     let limit = available_memory();
     if bytes > limit {
         return Err(Error::TooLarge {
@@ -205,16 +213,17 @@ pub(crate) fn fit_threads(
     threads: usize,
     memory: impl Fn(usize) -> Memory,
 ) -> Result<usize> {
-    let limit = available_memory();
     let total = |m: &Memory, t: usize| {
         m.output
             .saturating_add(m.shared)
             .saturating_add(m.per_thread.saturating_mul(t as u128))
     };
-    if let Some(t) = (1..=threads.max(1))
-        .rev()
-        .find(|&t| total(&memory(t), t) <= limit)
-    {
+    let threads = threads.max(1);
+    if total(&memory(threads), threads) <= ALWAYS_FITS {
+        return Ok(threads);
+    }
+    let limit = available_memory();
+    if let Some(t) = (1..=threads).rev().find(|&t| total(&memory(t), t) <= limit) {
         return Ok(t);
     }
     let m = memory(1);

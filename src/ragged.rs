@@ -11,26 +11,31 @@
 //!   lengths), and the padding is one straight time-only segment appended with [`sig_join`], whose
 //!   gradient goes to no point.
 //!
-//! The paths are sorted by length and cut into groups (at least 16 paths, at most 16 groups); each
-//! group runs as one batch padded to its own longest path, so the batched kernels (CPU lanes and
-//! threads, or the GPU) do the work and the padding computed is what remains inside a group: about
-//! 1/32 of the full length per path for uniformly spread lengths, instead of half. The padded points'
-//! gradients within a group are folded into each path's last point, which is exact since the
-//! padding is that point repeated.
+//! The paths are sorted by length and cut into groups; each group runs as one batch padded to its
+//! own longest path, so the batched kernels do the work and the padding computed is what remains
+//! inside a group. On the CPU a group is one lane group (8 paths) and the groups run in parallel,
+//! one thread each, so the threads balance the paths' own steps; on a GPU (or with too few paths to
+//! give every thread groups) there are at most 16 groups of at least 16 paths, run in turn. The
+//! padded points' gradients within a group are folded into each path's last point, which is exact
+//! since the padding is that point repeated.
 
 use crate::api::{
     sig, sig_backprop, sig_join, sig_join_backprop, sig_to_log_sig, sig_to_log_sig_backprop,
 };
-use crate::{Error, LogSigMethod, Result, Scalar, SigOptions};
+use crate::device::{execute, on_gpu};
+use crate::scalar::Precision;
+use crate::{Device, Error, LogSigMethod, Result, Scalar, SigOptions};
 use ndarray::{
     s, Array, Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, Dimension,
 };
+use rayon::prelude::*;
 
 /// Signatures of a ragged batch: path `i` is the first `lengths[i]` points of `paths[i]`
 /// (`(batch, length, dim)`). Output `(batch, sig_length)` (with the scalar term if the options ask),
 /// equal to [`sig`] of the batch padded by repeating each path's last point, on the device the
-/// options choose. The paths run sorted by length in up to 16 batches of at least 16, each padded to
-/// its own longest path, so only the padding within such a group is computed.
+/// options choose. The paths run sorted by length in groups, each padded to its own longest path, so
+/// only the padding within a group is computed: on the CPU groups of 8 paths run in parallel, one
+/// thread each; on a GPU at most 16 groups of at least 16 paths run in turn.
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig, sig_ragged, SigOptions};
@@ -49,11 +54,14 @@ pub fn sig_ragged<T: Scalar>(
 ) -> Result<Array2<T>> {
     let ragged = Ragged::new(paths, lengths, options)?;
     let row = crate::sig_length(paths.dim().2, degree, options)?;
+    let work = ragged.work(degree, options)?;
+    let groups = ragged.run(options, work, |group, own| {
+        let (padded, own_options) = ragged.gather(group, own);
+        let s = sig(padded.view(), degree, &own_options)?;
+        ragged.with_tail(group, s.view(), degree, own, false)
+    })?;
     let mut out = Array2::zeros((lengths.len(), row));
-    for group in ragged.groups() {
-        let (padded, own) = ragged.gather(&group, options);
-        let s = sig(padded.view(), degree, &own)?;
-        let s = ragged.with_tail(&group, s.view(), degree, options, false)?;
+    for (group, s) in groups {
         for (k, &i) in group.iter().enumerate() {
             out.row_mut(i).assign(&s.index_axis(Axis(0), k));
         }
@@ -84,14 +92,15 @@ pub fn sig_backprop_ragged<T: Scalar>(
             )));
         }
     }
-    let mut out = Array3::zeros(paths.dim());
-    for group in ragged.groups() {
-        let (padded, own) = ragged.gather(&group, options);
-        let rows = |a: &ArrayView2<'_, T>| a.select(Axis(0), &group);
+    // The reverse sweep costs about three forward passes.
+    let work = ragged.work(degree, options)?.saturating_mul(3);
+    let groups = ragged.run(options, work, |group, own| {
+        let (padded, own_options) = ragged.gather(group, own);
+        let rows = |a: &ArrayView2<'_, T>| a.select(Axis(0), group);
         let (given, derivs) = (rows(&sigs), rows(&sig_derivs));
         // The group's own signatures: the given ones without the time-only tail of the padding.
-        let own_sigs = ragged.with_tail(&group, given.view().into_dyn(), degree, options, true)?;
-        let own_derivs = match ragged.tail(&group) {
+        let own_sigs = ragged.with_tail(group, given.view().into_dyn(), degree, own, true)?;
+        let own_derivs = match ragged.tail(group) {
             Some(tail) => {
                 sig_join_backprop(
                     derivs.view(),
@@ -100,19 +109,22 @@ pub fn sig_backprop_ragged<T: Scalar>(
                     ragged.aug_dim,
                     degree,
                     false,
-                    options,
+                    own,
                 )?
                 .0
             }
             None => derivs.into_dyn(),
         };
-        let g: Array3<T> = shaped(sig_backprop(
+        shaped::<T, ndarray::Ix3>(sig_backprop(
             padded.view(),
             own_sigs.view(),
             own_derivs.view(),
             degree,
-            &own,
-        )?)?;
+            &own_options,
+        )?)
+    })?;
+    let mut out = Array3::zeros(paths.dim());
+    for (group, g) in groups {
         for (k, &i) in group.iter().enumerate() {
             let l = lengths[i];
             let mut dst = out.slice_mut(s![i, ..l, ..]);
@@ -168,9 +180,12 @@ struct Ragged<'a, T> {
     transform: crate::PathTransform,
 }
 
-/// The fewest paths in a group, and the most groups.
+/// The fewest paths in a group, and the most groups, where groups run one after the other.
 const GROUP_MIN: usize = 16;
 const GROUPS_MAX: usize = 16;
+
+/// Paths in a group where groups run in parallel on the CPU: one lane group of the batched kernels.
+const CPU_GROUP: usize = 8;
 
 impl<'a, T: Scalar> Ragged<'a, T> {
     fn new(paths: ArrayView3<'a, T>, lengths: &'a [usize], options: &SigOptions) -> Result<Self> {
@@ -200,12 +215,72 @@ impl<'a, T: Scalar> Ragged<'a, T> {
         })
     }
 
-    /// The paths' indices by increasing length, cut into groups.
-    fn groups(&self) -> Vec<Vec<usize>> {
+    /// The paths' indices by increasing length, cut into groups of `size`.
+    fn groups(&self, size: usize) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.lengths.len()).collect();
         order.sort_by_key(|&i| self.lengths[i]);
-        let size = GROUP_MIN.max(order.len().div_ceil(GROUPS_MAX));
-        order.chunks(size).map(<[usize]>::to_vec).collect()
+        order.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
+    }
+
+    /// About the multiply-adds of the paths' own steps, for the device choice.
+    fn work(&self, degree: usize, options: &SigOptions) -> Result<u128> {
+        let row = crate::sig_length(self.paths.dim().2, degree, options)? as u128;
+        let steps: u128 = self
+            .lengths
+            .iter()
+            .map(|&l| (self.transformed(l) - 1) as u128)
+            .sum();
+        Ok(steps.saturating_mul(row))
+    }
+
+    /// `f(group, options)` for every group, on the backend the options choose for `work`; the
+    /// results with their groups. On the CPU, when there are enough paths, a group is one lane group
+    /// ([`CPU_GROUP`] paths) and the groups run in parallel, one thread each: the threads balance the
+    /// paths' own steps and no thread waits for another between groups. Otherwise (a GPU, or too few
+    /// paths for every thread) the groups are larger and run one after the other, each a batch that
+    /// the backend shares out itself.
+    fn run<R: Send>(
+        &self,
+        options: &SigOptions,
+        work: u128,
+        f: impl Fn(&[usize], &SigOptions) -> Result<R> + Sync,
+    ) -> Result<Vec<(Vec<usize>, R)>> {
+        let batch = self.lengths.len();
+        let in_turn = |own: &SigOptions| -> Result<Vec<(Vec<usize>, R)>> {
+            let size = GROUP_MIN.max(batch.div_ceil(GROUPS_MAX));
+            let groups = self.groups(size);
+            groups
+                .into_iter()
+                .map(|g| f(&g, own).map(|r| (g, r)))
+                .collect()
+        };
+        let exec = &options.exec;
+        execute(
+            &exec.device,
+            exec.n_jobs,
+            Precision::of::<T>(),
+            work,
+            on_gpu!(|device| {
+                let _ = device;
+                in_turn(options)
+            }),
+            |threads| {
+                let mut own = options.clone();
+                own.exec.device = Device::Cpu;
+                if batch < CPU_GROUP * threads {
+                    own.exec.n_jobs = threads as i32;
+                    return in_turn(&own);
+                }
+                own.exec.n_jobs = 1;
+                let groups = self.groups(CPU_GROUP);
+                crate::cpu::pool(threads).install(|| {
+                    groups
+                        .into_par_iter()
+                        .map(|g| f(&g, &own).map(|r| (g, r)))
+                        .collect()
+                })
+            },
+        )
     }
 
     /// The points of a group's longest path.

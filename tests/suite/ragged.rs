@@ -41,17 +41,20 @@ fn folded(grads: &ArrayD<f64>, lengths: &[usize]) -> ArrayD<f64> {
     g.into_dyn()
 }
 
+/// Every transform, and both ways the CPU runs the groups: in parallel, one thread each (40 paths
+/// are enough for 2 threads), and one after the other, each on all threads (not for 16).
 fn option_grid() -> Vec<SigOptions> {
     let mut v = Vec::new();
     for time_aug in [false, true] {
         for lead_lag in [false, true] {
-            for scalar_term in [false, true] {
+            for (scalar_term, n_jobs) in [(false, 2), (true, 16)] {
                 v.push(
                     SigOptions::default()
                         .time_aug(time_aug)
                         .lead_lag(lead_lag)
                         .scalar_term(scalar_term)
                         .end_time(2.5)
+                        .n_jobs(n_jobs)
                         .device(Device::Cpu),
                 );
             }
