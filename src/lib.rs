@@ -68,7 +68,11 @@ pub use ndarray;
 pub use options::{
     max_threads, threads, Device, Execution, PathTransform, SigOptions, MIN_THREAD_CAP,
 };
-pub use ragged::{log_sig_backprop_ragged, log_sig_ragged, sig_backprop_ragged, sig_ragged};
+pub use ragged::{
+    log_sig_backprop_ragged, log_sig_ragged, sig_backprop_ragged, sig_kernel_backprop_ragged,
+    sig_kernel_gram_backprop_ragged, sig_kernel_gram_ragged, sig_kernel_ragged, sig_ragged,
+    transform_path_backprop_ragged, transform_path_ragged,
+};
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
 pub use stream::{LogSigWindowStream, SigStream, SigWindowStream};

@@ -23,5 +23,6 @@ mod gpu_sig_kernel;
 mod logsig;
 mod properties;
 mod ragged;
+mod ragged_kernel;
 mod sig_kernel;
 mod stream;

@@ -17,7 +17,7 @@ fn paths() -> Array3<f64> {
         .unwrap()
 }
 
-fn padded(paths: &Array3<f64>, lengths: &[usize]) -> Array3<f64> {
+pub fn padded(paths: &Array3<f64>, lengths: &[usize]) -> Array3<f64> {
     let mut out = paths.clone();
     for (i, &l) in lengths.iter().enumerate() {
         for j in l..paths.dim().1 {
@@ -30,7 +30,7 @@ fn padded(paths: &Array3<f64>, lengths: &[usize]) -> Array3<f64> {
 
 /// The padded batch's gradient with the padded points' gradients added to the last real point
 /// (the padding is that point repeated), and zero at the padded points.
-fn folded(grads: &ArrayD<f64>, lengths: &[usize]) -> ArrayD<f64> {
+pub fn folded(grads: &ArrayD<f64>, lengths: &[usize]) -> ArrayD<f64> {
     let mut g = grads.clone().into_dimensionality::<Ix3>().unwrap();
     for (i, &l) in lengths.iter().enumerate() {
         let tail = g.slice(s![i, l.., ..]).sum_axis(ndarray::Axis(0));

@@ -19,14 +19,24 @@
 //! padded points' gradients within a group are folded into each path's last point, which is exact
 //! since the padding is that point repeated.
 
+mod kernel;
+
+pub use kernel::{
+    sig_kernel_backprop_ragged, sig_kernel_gram_backprop_ragged, sig_kernel_gram_ragged,
+    sig_kernel_ragged,
+};
+
 use crate::api::{
     sig, sig_backprop, sig_join, sig_join_backprop, sig_to_log_sig, sig_to_log_sig_backprop,
+    transform_path, transform_path_backprop,
 };
 use crate::device::{execute, on_gpu};
+use crate::options::Execution;
 use crate::scalar::Precision;
 use crate::{Device, Error, LogSigMethod, Result, Scalar, SigOptions};
 use ndarray::{
-    s, Array, Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis, Dimension,
+    s, Array, Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut3, Axis,
+    Dimension,
 };
 use rayon::prelude::*;
 
@@ -125,15 +135,7 @@ pub fn sig_backprop_ragged<T: Scalar>(
     })?;
     let mut out = Array3::zeros(paths.dim());
     for (group, g) in groups {
-        for (k, &i) in group.iter().enumerate() {
-            let l = lengths[i];
-            let mut dst = out.slice_mut(s![i, ..l, ..]);
-            dst.assign(&g.slice(s![k, ..l, ..]));
-            // The padding repeats the last point: its gradient is that point's.
-            let folded = g.slice(s![k, l.., ..]).sum_axis(Axis(0));
-            let mut last = dst.slice_mut(s![l - 1, ..]);
-            last += &folded;
-        }
+        fold(out.view_mut(), lengths, &group, g.view());
     }
     Ok(out)
 }
@@ -171,6 +173,40 @@ pub fn log_sig_backprop_ragged<T: Scalar>(
     sig_backprop_ragged(paths, lengths, sigs.view(), d_sigs.view(), degree, options)
 }
 
+/// The transformed paths of a ragged batch: [`transform_path`] of the batch padded by repeating each
+/// path's last point, `(batch, L', d')` (the transform is a copy of the points, so the padding costs
+/// no more than the output it fills).
+pub fn transform_path_ragged<T: Scalar>(
+    paths: ArrayView3<'_, T>,
+    lengths: &[usize],
+    options: &SigOptions,
+) -> Result<Array3<T>> {
+    let (batch, length, _) = paths.dim();
+    check_lengths("lengths", lengths, batch, length)?;
+    let all: Vec<usize> = (0..batch).collect();
+    shaped(transform_path(
+        padded(paths, lengths, &all, length).view(),
+        options,
+    )?)
+}
+
+/// The gradient with respect to a ragged batch of paths given `derivs` `(batch, L', d')` of
+/// [`transform_path_ragged`]'s output: [`transform_path_backprop`] with the padded points' gradients
+/// added to each path's last point, zero at the ignored points.
+pub fn transform_path_backprop_ragged<T: Scalar>(
+    derivs: ArrayView3<'_, T>,
+    lengths: &[usize],
+    options: &SigOptions,
+) -> Result<Array3<T>> {
+    let g: Array3<T> = shaped(transform_path_backprop(derivs, options)?)?;
+    let (batch, length, _) = g.dim();
+    check_lengths("lengths", lengths, batch, length)?;
+    let mut out = Array3::zeros(g.dim());
+    let all: Vec<usize> = (0..batch).collect();
+    fold(out.view_mut(), lengths, &all, g.view());
+    Ok(out)
+}
+
 /// A checked ragged batch and what its transform needs.
 struct Ragged<'a, T> {
     paths: ArrayView3<'a, T>,
@@ -190,22 +226,7 @@ const CPU_GROUP: usize = 8;
 impl<'a, T: Scalar> Ragged<'a, T> {
     fn new(paths: ArrayView3<'a, T>, lengths: &'a [usize], options: &SigOptions) -> Result<Self> {
         let (batch, length, dim) = paths.dim();
-        if lengths.len() != batch {
-            return Err(Error::Length {
-                what: "lengths",
-                got: lengths.len(),
-                expected: batch.to_string(),
-            });
-        }
-        if let Some((i, &l)) = lengths
-            .iter()
-            .enumerate()
-            .find(|(_, &l)| l == 0 || l > length)
-        {
-            return Err(Error::invalid(format!(
-                "lengths[{i}] = {l}: each length must be between 1 and the paths' {length} points"
-            )));
-        }
+        check_lengths("lengths", lengths, batch, length)?;
         let t = &options.transform;
         Ok(Ragged {
             paths,
@@ -233,12 +254,8 @@ impl<'a, T: Scalar> Ragged<'a, T> {
         Ok(steps.saturating_mul(row))
     }
 
-    /// `f(group, options)` for every group, on the backend the options choose for `work`; the
-    /// results with their groups. On the CPU, when there are enough paths, a group is one lane group
-    /// ([`CPU_GROUP`] paths) and the groups run in parallel, one thread each: the threads balance the
-    /// paths' own steps and no thread waits for another between groups. Otherwise (a GPU, or too few
-    /// paths for every thread) the groups are larger and run one after the other, each a batch that
-    /// the backend shares out itself.
+    /// `f(group, options)` for every group (see [`run`]): on the CPU groups of [`CPU_GROUP`] paths,
+    /// otherwise at most [`GROUPS_MAX`] groups of at least [`GROUP_MIN`].
     fn run<R: Send>(
         &self,
         options: &SigOptions,
@@ -246,41 +263,17 @@ impl<'a, T: Scalar> Ragged<'a, T> {
         f: impl Fn(&[usize], &SigOptions) -> Result<R> + Sync,
     ) -> Result<Vec<(Vec<usize>, R)>> {
         let batch = self.lengths.len();
-        let in_turn = |own: &SigOptions| -> Result<Vec<(Vec<usize>, R)>> {
-            let size = GROUP_MIN.max(batch.div_ceil(GROUPS_MAX));
-            let groups = self.groups(size);
-            groups
-                .into_iter()
-                .map(|g| f(&g, own).map(|r| (g, r)))
-                .collect()
+        let groups = |cut| {
+            self.groups(match cut {
+                Cut::Small => CPU_GROUP,
+                Cut::Large => GROUP_MIN.max(batch.div_ceil(GROUPS_MAX)),
+            })
         };
-        let exec = &options.exec;
-        execute(
-            &exec.device,
-            exec.n_jobs,
-            Precision::of::<T>(),
-            work,
-            on_gpu!(|device| {
-                let _ = device;
-                in_turn(options)
-            }),
-            |threads| {
-                let mut own = options.clone();
-                own.exec.device = Device::Cpu;
-                if batch < CPU_GROUP * threads {
-                    own.exec.n_jobs = threads as i32;
-                    return in_turn(&own);
-                }
-                own.exec.n_jobs = 1;
-                let groups = self.groups(CPU_GROUP);
-                crate::cpu::pool(threads).install(|| {
-                    groups
-                        .into_par_iter()
-                        .map(|g| f(&g, &own).map(|r| (g, r)))
-                        .collect()
-                })
-            },
-        )
+        run::<T, _, _>(&options.exec, work, groups, |group, exec| {
+            let mut own = options.clone();
+            own.exec = exec.clone();
+            f(group, &own)
+        })
     }
 
     /// The points of a group's longest path.
@@ -301,18 +294,7 @@ impl<'a, T: Scalar> Ragged<'a, T> {
     /// for them: with time augmentation, the end time their last point reaches in the full padding.
     fn gather(&self, group: &[usize], options: &SigOptions) -> (Array3<T>, SigOptions) {
         let longest = self.longest(group);
-        let dim = self.paths.dim().2;
-        let mut padded = Array3::zeros((group.len(), longest, dim));
-        for (k, &i) in group.iter().enumerate() {
-            let l = self.lengths[i];
-            padded
-                .slice_mut(s![k, ..l, ..])
-                .assign(&self.paths.slice(s![i, ..l, ..]));
-            let last = self.paths.slice(s![i, l - 1, ..]);
-            for mut point in padded.slice_mut(s![k, l.., ..]).outer_iter_mut() {
-                point.assign(&last);
-            }
-        }
+        let padded = padded(self.paths, self.lengths, group, longest);
         let mut own = options.clone();
         let (l, full) = (
             self.transformed(longest),
@@ -357,6 +339,120 @@ impl<'a, T: Scalar> Ragged<'a, T> {
             tail.mapv_inplace(|v| -v);
         }
         sig_join(s, tail.view(), self.aug_dim, degree, false, options)
+    }
+}
+
+/// How a ragged call's work is cut: many small units that CPU threads take one each, or a few
+/// large ones run in turn, each a batch that the backend shares out itself.
+#[derive(Clone, Copy)]
+enum Cut {
+    Small,
+    Large,
+}
+
+/// `f(unit, execution)` for every unit of work, on the backend `exec` chooses for `work`; the results
+/// with their units. On the CPU, when the small cut gives every thread a unit, the small units run
+/// in parallel, one thread each: the threads balance real work and none waits for another between
+/// units. Otherwise (a GPU, or too few units for the threads) the large units run one after the
+/// other.
+fn run<T: Scalar, U: Send + Sync, R: Send>(
+    exec: &Execution,
+    work: u128,
+    units: impl Fn(Cut) -> Vec<U>,
+    f: impl Fn(&U, &Execution) -> Result<R> + Sync,
+) -> Result<Vec<(U, R)>> {
+    let in_turn = |exec: &Execution| -> Result<Vec<(U, R)>> {
+        units(Cut::Large)
+            .into_iter()
+            .map(|u| f(&u, exec).map(|r| (u, r)))
+            .collect()
+    };
+    execute(
+        &exec.device,
+        exec.n_jobs,
+        Precision::of::<T>(),
+        work,
+        on_gpu!(|device| {
+            let _ = device;
+            in_turn(exec)
+        }),
+        |threads| {
+            let on_cpu = |n_jobs: usize| Execution {
+                n_jobs: n_jobs as i32,
+                device: Device::Cpu,
+            };
+            let small = units(Cut::Small);
+            if small.len() < threads {
+                return in_turn(&on_cpu(threads));
+            }
+            let one = on_cpu(1);
+            crate::cpu::pool(threads).install(|| {
+                small
+                    .into_par_iter()
+                    .map(|u| f(&u, &one).map(|r| (u, r)))
+                    .collect()
+            })
+        },
+    )
+}
+
+/// Check a ragged batch's lengths against its `batch` paths of `length` points.
+fn check_lengths(what: &'static str, lengths: &[usize], batch: usize, length: usize) -> Result<()> {
+    if lengths.len() != batch {
+        return Err(Error::Length {
+            what,
+            got: lengths.len(),
+            expected: batch.to_string(),
+        });
+    }
+    match lengths
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l == 0 || l > length)
+    {
+        Some((i, &l)) => Err(Error::invalid(format!(
+            "{what}[{i}] = {l}: each length must be between 1 and the paths' {length} points"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The paths `group` of a ragged batch, each padded to `points` by repeating its last point.
+fn padded<T: Scalar>(
+    paths: ArrayView3<'_, T>,
+    lengths: &[usize],
+    group: &[usize],
+    points: usize,
+) -> Array3<T> {
+    let dim = paths.dim().2;
+    let mut out = Array3::zeros((group.len(), points, dim));
+    for (k, &i) in group.iter().enumerate() {
+        let l = lengths[i];
+        out.slice_mut(s![k, ..l, ..])
+            .assign(&paths.slice(s![i, ..l, ..]));
+        let last = paths.slice(s![i, l - 1, ..]);
+        for mut point in out.slice_mut(s![k, l.., ..]).outer_iter_mut() {
+            point.assign(&last);
+        }
+    }
+    out
+}
+
+/// Add the gradients `g` of the padded paths `group` into `out` (the ragged batch's gradient): a
+/// padded point repeats its path's last point, so its gradient is added there.
+fn fold<T: Scalar>(
+    mut out: ArrayViewMut3<'_, T>,
+    lengths: &[usize],
+    group: &[usize],
+    g: ArrayView3<'_, T>,
+) {
+    for (k, &i) in group.iter().enumerate() {
+        let l = lengths[i];
+        let mut dst = out.slice_mut(s![i, ..l, ..]);
+        dst += &g.slice(s![k, ..l, ..]);
+        let folded = g.slice(s![k, l.., ..]).sum_axis(Axis(0));
+        let mut last = dst.slice_mut(s![l - 1, ..]);
+        last += &folded;
     }
 }
 
