@@ -56,6 +56,8 @@ pub enum Command {
         #[command(flatten)]
         transform: Transform,
         #[command(flatten)]
+        lengths: Lengths,
+        #[command(flatten)]
         out: Output,
         #[command(flatten)]
         common: Common,
@@ -65,6 +67,8 @@ pub enum Command {
         derivs: String,
         #[command(flatten)]
         transform: Transform,
+        #[command(flatten)]
+        lengths: Lengths,
         #[command(flatten)]
         out: Output,
         #[command(flatten)]
@@ -286,6 +290,21 @@ pub struct KernelArgs {
     /// k(x, y) / sqrt(k(x, x) k(y, y)).
     #[arg(long)]
     pub normalize: bool,
+    #[command(flatten)]
+    pub lengths: KernelLengths,
+}
+
+/// Ragged batches on either side of a signature kernel.
+#[derive(Args, Debug, Clone)]
+pub struct KernelLengths {
+    /// The first paths (batch, length, dim) are a ragged batch: an integer array, one length per
+    /// path; path i is its first lengths[i] points (as if padded by repeating its last point;
+    /// gradients there are 0).
+    #[arg(long, value_name = "LENGTHS.npy")]
+    pub lengths: Option<String>,
+    /// The same for the second paths.
+    #[arg(long, value_name = "LENGTHS2.npy")]
+    pub lengths2: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

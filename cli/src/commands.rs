@@ -1,7 +1,8 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
 use super::args::{
-    Command, Common, Dtype, Flags, KernelArgs, Lengths, Method, Output, Output2, Size, Transform,
+    Command, Common, Dtype, Flags, KernelArgs, KernelLengths, Lengths, Method, Output, Output2,
+    Size, Transform,
 };
 use super::npy::{self, Input};
 use super::progress;
@@ -79,25 +80,36 @@ pub fn run(command: Command) -> Result<()> {
         Command::TransformPath {
             path,
             transform,
+            lengths,
             out,
             common,
         } => {
             let opts = options(&transform, &common);
             let job = Job::read("transform-path", &[&path], &common)?;
-            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::transform_path(x[0].view(), &opts)
+            let lengths = lengths.read()?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {
+                Some(l) => roughsig::transform_path_ragged(ragged_paths(&x[0])?, l, &opts)
+                    .map(|a| a.into_dyn()),
+                None => roughsig::transform_path(x[0].view(), &opts),
             }))
         }
         Command::TransformPathBackprop {
             derivs,
             transform,
+            lengths,
             out,
             common,
         } => {
             let opts = options(&transform, &common);
             let job = Job::read("transform-path-backprop", &[&derivs], &common)?;
-            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::transform_path_backprop(x[0].view(), &opts)
+            let lengths = lengths.read()?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {
+                Some(l) => {
+                    let what = "with --lengths, the derivatives";
+                    let derivs = with_axes(&x[0], what, "(batch, length, dim)")?;
+                    roughsig::transform_path_backprop_ragged(derivs, l, &opts).map(|a| a.into_dyn())
+                }
+                None => roughsig::transform_path_backprop(x[0].view(), &opts),
             }))
         }
         Command::SigCombine {
@@ -186,8 +198,13 @@ pub fn run(command: Command) -> Result<()> {
         } => {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel", &[&path1, &path2], &common)?;
-            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                roughsig::sig_kernel(x[0].view(), x[1].view(), &opts)
+            let lengths = kernel.lengths.read()?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {
+                Some(l) => {
+                    let ((x1, l1), (x2, l2)) = l.sides(&x[0], &x[1])?;
+                    roughsig::sig_kernel_ragged(x1, &l1, x2, &l2, &opts)
+                }
+                None => roughsig::sig_kernel(x[0].view(), x[1].view(), &opts),
             }))
         }
         Command::SigKernelBackprop {
@@ -200,8 +217,15 @@ pub fn run(command: Command) -> Result<()> {
         } => {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel-backprop", &[&derivs, &path1, &path2], &common)?;
-            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
-                roughsig::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts)
+            let lengths = kernel.lengths.read()?;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| match &lengths {
+                Some(l) => {
+                    let ((x1, l1), (x2, l2)) = l.sides(&x[1], &x[2])?;
+                    let (d1, d2) =
+                        roughsig::sig_kernel_backprop_ragged(x[0].view(), x1, &l1, x2, &l2, &opts)?;
+                    Ok((d1.into_dyn(), d2.into_dyn()))
+                }
+                None => roughsig::sig_kernel_backprop(x[0].view(), x[1].view(), x[2].view(), &opts),
             }))
         }
         Command::SigKernelGram {
@@ -214,9 +238,15 @@ pub fn run(command: Command) -> Result<()> {
             let opts = kernel_options(&kernel, &common);
             let job = Job::read("sig-kernel-gram", &[&paths1, &paths2], &common)?;
             // The same file twice is the symmetric case: one triangle, exactly symmetric.
-            let symmetric = paths1 == paths2;
+            let lengths = kernel.lengths.read()?;
+            let symmetric = paths1 == paths2 && kernel.lengths.lengths == kernel.lengths.lengths2;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
-                if symmetric {
+                if let Some(l) = &lengths {
+                    let ((x1, l1), (x2, l2)) = l.sides(&x[0], &x[1])?;
+                    // The same view on both sides is what the library reads as symmetric.
+                    let x2 = if symmetric { x1 } else { x2 };
+                    roughsig::sig_kernel_gram_ragged(x1, &l1, x2, &l2, &opts).map(|a| a.into_dyn())
+                } else if symmetric {
                     roughsig::sig_kernel_gram_sym(x[0].view(), &opts)
                 } else {
                     roughsig::sig_kernel_gram(x[0].view(), x[1].view(), &opts)
@@ -484,6 +514,36 @@ fn with_axes<'a, T, D: Dimension>(
             a.shape()
         ))
     })
+}
+
+/// The lengths of a ragged signature-kernel call: a side without its own is whole.
+struct SideLengths(Option<Vec<usize>>, Option<Vec<usize>>);
+
+/// A side of a ragged signature-kernel call: its paths and lengths.
+type RaggedSide<'a, T> = (ArrayView3<'a, T>, Vec<usize>);
+
+impl SideLengths {
+    fn sides<'a, T>(
+        &self,
+        x1: &'a ArrayD<T>,
+        x2: &'a ArrayD<T>,
+    ) -> Result<(RaggedSide<'a, T>, RaggedSide<'a, T>)> {
+        let side = |x: &'a ArrayD<T>, l: &Option<Vec<usize>>| -> Result<RaggedSide<'a, T>> {
+            let x = ragged_paths(x)?;
+            let l = l.clone().unwrap_or_else(|| vec![x.dim().1; x.dim().0]);
+            Ok((x, l))
+        };
+        Ok((side(x1, &self.0)?, side(x2, &self.1)?))
+    }
+}
+
+impl KernelLengths {
+    /// Both sides' lengths, read from their files; `None` when neither side is ragged.
+    fn read(&self) -> Result<Option<SideLengths>> {
+        let read = |f: &Option<String>| f.as_deref().map(npy::read_lengths).transpose();
+        let (l1, l2) = (read(&self.lengths)?, read(&self.lengths2)?);
+        Ok((l1.is_some() || l2.is_some()).then_some(SideLengths(l1, l2)))
+    }
 }
 
 impl Lengths {
