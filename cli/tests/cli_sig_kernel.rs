@@ -244,3 +244,120 @@ fn sig_kernel_backprop_and_gram_on_gpu() {
     ok(&["sig-kernel-gram", &x, &y, "--device", "gpu", "-o", &gpu]);
     assert_close(&read(&gpu), &read(&cpu));
 }
+
+/// `--lengths` and `--lengths2` make either side a ragged batch (a side without lengths is whole),
+/// through the kernels, their gradients and the Gram matrix (symmetric when the same file and
+/// lengths are given twice), matching the library's ragged functions.
+#[test]
+fn lengths_make_ragged_kernels() {
+    use ndarray::{Array1, Array3};
+    let dir = Scratch::new("ragged");
+    let save = |name: &str, a: &ArrayD<f64>| {
+        a.write_npy(File::create(dir.file(name)).unwrap()).unwrap();
+        dir.file(name)
+    };
+    let x = Array3::from_shape_fn((3, 5, 2), |(i, j, k)| {
+        ((i + 2 * j + 3 * k) as f64 / 4.0).sin()
+    });
+    let y = Array3::from_shape_fn((3, 4, 2), |(i, j, k)| ((3 * i + j + k) as f64 / 3.0).cos());
+    let (fx, fy) = (
+        save("x.npy", &x.clone().into_dyn()),
+        save("y.npy", &y.clone().into_dyn()),
+    );
+    let lx = [5usize, 2, 3];
+    let l = ArrayD::from_shape_vec(vec![3], lx.iter().map(|&v| v as i64).collect()).unwrap();
+    l.write_npy(File::create(dir.file("l.npy")).unwrap())
+        .unwrap();
+    let fl = dir.file("l.npy");
+    let (out, out2) = (dir.file("o.npy"), dir.file("o2.npy"));
+    let opts = roughsig::SigKernelOptions::default().dyadic_order(1);
+    let full = [4usize; 3];
+
+    ok(&[
+        "sig-kernel",
+        &fx,
+        &fy,
+        "--lengths",
+        &fl,
+        "--dyadic-order",
+        "1",
+        "-o",
+        &out,
+    ]);
+    let want = roughsig::sig_kernel_ragged(x.view(), &lx, y.view(), &full, &opts).unwrap();
+    assert_close(&read(&out), &want);
+
+    let d = save("d.npy", &Array1::from_vec(vec![1.0, -0.5, 2.0]).into_dyn());
+    ok(&[
+        "sig-kernel-backprop",
+        &d,
+        &fy,
+        &fx,
+        "--lengths2",
+        &fl,
+        "--dyadic-order",
+        "1",
+        "-o",
+        &out,
+        "--output2",
+        &out2,
+    ]);
+    let derivs = read(&d);
+    let (gy, gx) =
+        roughsig::sig_kernel_backprop_ragged(derivs.view(), y.view(), &full, x.view(), &lx, &opts)
+            .unwrap();
+    assert_close(&read(&out), &gy.into_dyn());
+    assert_close(&read(&out2), &gx.into_dyn());
+
+    ok(&[
+        "sig-kernel-gram",
+        &fx,
+        &fx,
+        "--lengths",
+        &fl,
+        "--lengths2",
+        &fl,
+        "--dyadic-order",
+        "1",
+        "-o",
+        &out,
+    ]);
+    let want = roughsig::sig_kernel_gram_ragged(x.view(), &lx, x.view(), &lx, &opts).unwrap();
+    let got = read(&out);
+    assert_close(&got, &want.into_dyn());
+    assert_eq!(
+        got,
+        got.t(),
+        "the symmetric Gram matrix is exactly symmetric"
+    );
+
+    ok(&[
+        "transform-path",
+        &fx,
+        "--lead-lag",
+        "--lengths",
+        &fl,
+        "-o",
+        &out,
+    ]);
+    let sig_opts = roughsig::SigOptions::default().lead_lag(true);
+    let want = roughsig::transform_path_ragged(x.view(), &lx, &sig_opts).unwrap();
+    assert_close(&read(&out), &want.into_dyn());
+
+    // Lengths for a batch of another size are refused, naming the side.
+    let (success, err) = run(&["sig-kernel", &fx, &fy, "--lengths2", &d, "-o", &out]);
+    assert!(!success && err.contains("integer"), "{err}");
+    let two = ArrayD::from_shape_vec(vec![2], vec![1i64, 2]).unwrap();
+    two.write_npy(File::create(dir.file("two.npy")).unwrap())
+        .unwrap();
+    let (success, err) = run(&[
+        "sig-kernel",
+        &fx,
+        &fy,
+        "--lengths2",
+        &dir.file("two.npy"),
+        "-o",
+        &out,
+    ]);
+    assert!(!success && err.contains("y_lengths"), "{err}");
+}
