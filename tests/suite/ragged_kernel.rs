@@ -5,7 +5,7 @@
 
 use crate::common::{assert_close, random, to_f32, to_f64};
 use crate::ragged::{folded, padded};
-use ndarray::{Array1, Array2, Array3, ArrayD, Ix3};
+use ndarray::{Array2, Array3, ArrayD, Ix3};
 use roughsig::{
     sig_kernel, sig_kernel_backprop, sig_kernel_backprop_ragged, sig_kernel_gram,
     sig_kernel_gram_backprop, sig_kernel_gram_backprop_ragged, sig_kernel_gram_ragged,
@@ -214,7 +214,7 @@ fn ragged_kernels_on_the_gpu_equal_padded_kernels() {
         let want = sig_kernel(px.view(), py.view(), &opts).unwrap();
         let got = sig_kernel_ragged(x32.view(), &xl, y32.view(), &yl, &on_gpu).unwrap();
         assert_close("gpu kernel f32", &to_f64(&got), &want, 1e-4, 1e-5);
-        let d32: Array1<f32> = to_f32(&seed(&want)).into_dimensionality().unwrap();
+        let d32: ndarray::Array1<f32> = to_f32(&seed(&want)).into_dimensionality().unwrap();
         let (wx, wy) =
             sig_kernel_backprop(seed(&want).view(), px.view(), py.view(), &opts).unwrap();
         let (gx, gy) = sig_kernel_backprop_ragged(
