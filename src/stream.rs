@@ -21,6 +21,9 @@ use std::collections::VecDeque;
 /// costs about what a product costs and keeps the cache at a `2^-BASE` fraction of the points.
 const BASE: usize = 3;
 
+/// Intervals from which [`SigStream::sig_batch`] uses every core.
+const PARALLEL_INTERVALS: usize = 64;
+
 /// One level of the cache: consecutive blocks, `None` where a block reaches before the first point
 /// held (it can never be part of an interval held, so it is not computed).
 struct Level<T> {
@@ -156,27 +159,37 @@ impl<T: Scalar> SigStream<T> {
     /// The signature of the path through points `a..=b` of those held (`a ≤ b`; a single point's
     /// signature is zero at every level).
     pub fn sig(&self, a: usize, b: usize) -> Result<Array1<T>> {
+        self.check_interval(a, b)?;
         let mut out = vec![T::zero(); self.shape.len()];
-        let mut scratch = (
-            HornerScratch::new(&self.shape),
-            vec![T::zero(); self.shape.len()],
-        );
-        self.interval(a, b, &mut out, &mut scratch)?;
+        self.interval(a, b, &mut out, &mut self.scratch());
         Ok(Array1::from(out))
     }
 
-    /// The signatures of many intervals `(a, b)` of the points held, one row each.
+    /// The signatures of many intervals `(a, b)` of the points held, one row each; the intervals
+    /// are shared out over all cores when there are enough of them.
     pub fn sig_batch(&self, intervals: &[(usize, usize)]) -> Result<Array2<T>> {
+        for &(a, b) in intervals {
+            self.check_interval(a, b)?;
+        }
         let n = self.shape.len();
         let mut out = Array2::zeros((intervals.len(), n));
-        let mut scratch = (HornerScratch::new(&self.shape), vec![T::zero(); n]);
-        for (row, &(a, b)) in out.rows_mut().into_iter().zip(intervals) {
-            let mut row = row;
-            let slice = row
-                .as_slice_mut()
-                .expect("rows of a fresh array are contiguous");
-            self.interval(a, b, slice, &mut scratch)?;
-        }
+        // An interval costs O(log n) products: a few are not worth waking the threads for.
+        let threads = if intervals.len() < PARALLEL_INTERVALS {
+            1
+        } else {
+            crate::threads(-1)?
+        };
+        let rows = out.as_slice_mut().expect("fresh arrays are contiguous");
+        crate::cpu::par_rows(
+            threads,
+            rows,
+            n,
+            || self.scratch(),
+            |scratch, i, row| {
+                let (a, b) = intervals[i];
+                self.interval(a, b, row, scratch);
+            },
+        );
         Ok(out)
     }
 
@@ -208,20 +221,34 @@ impl<T: Scalar> SigStream<T> {
         crate::sig_to_log_sig(sigs.view(), self.shape.dim, self.shape.degree, method, &cpu)
     }
 
-    /// The signature of points `a..=b` held into `out` (levels, zeroed first).
-    fn interval(
-        &self,
-        a: usize,
-        b: usize,
-        out: &mut [T],
-        (horner, tmp): &mut (HornerScratch<T>, Vec<T>),
-    ) -> Result<()> {
+    /// An error unless `a..=b` are points held.
+    fn check_interval(&self, a: usize, b: usize) -> Result<()> {
         if a > b || b >= self.len() {
             return Err(Error::invalid(format!(
                 "interval ({a}, {b}) is not within the {} points held",
                 self.len()
             )));
         }
+        Ok(())
+    }
+
+    /// One thread's buffers for [`SigStream::interval`].
+    fn scratch(&self) -> (HornerScratch<T>, Vec<T>) {
+        (
+            HornerScratch::new(&self.shape),
+            vec![T::zero(); self.shape.len()],
+        )
+    }
+
+    /// The signature of points `a..=b` held (checked by [`SigStream::check_interval`]) into `out`
+    /// (levels, zeroed first).
+    fn interval(
+        &self,
+        a: usize,
+        b: usize,
+        out: &mut [T],
+        (horner, tmp): &mut (HornerScratch<T>, Vec<T>),
+    ) {
         out.fill(T::zero());
         let shape = &self.shape;
         let (mut pos, end) = (self.start + a, self.start + b);
@@ -240,7 +267,6 @@ impl<T: Scalar> SigStream<T> {
                 }
             }
         }
-        Ok(())
     }
 
     /// The largest cached block that starts at increment `pos` and ends by `end`, with its length.

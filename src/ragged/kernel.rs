@@ -34,13 +34,14 @@ const GRAM_GROUPS_MAX: usize = 4;
 /// pairs' grids.
 ///
 /// ```
-/// use roughsig::{ndarray::array, sig_kernel, sig_kernel_ragged, SigKernelOptions};
+/// use roughsig::ndarray::{array, s};
+/// use roughsig::{sig_kernel, sig_kernel_ragged, SigKernelOptions};
 /// let x = array![[[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]], [[1.0, 1.0], [2.0, 0.0], [3.0, 3.0]]];
 /// let y = array![[[0.0, 1.0], [2.0, 2.0]], [[0.0, 0.0], [1.0, 0.0]]];
 /// let opts = SigKernelOptions::default();
 /// let k = sig_kernel_ragged(x.view(), &[2, 3], y.view(), &[2, 1], &opts)?;
-/// let first = sig_kernel(x.slice(roughsig::ndarray::s![0, ..2, ..]), y.slice(roughsig::ndarray::s![0, .., ..]), &opts)?;
-/// assert!((k[[0]] - first[[]]).abs() < 1e-12);
+/// let first: f64 = sig_kernel(x.slice(s![0, ..2, ..]), y.slice(s![0, .., ..]), &opts)?[[]];
+/// assert!((k[[0]] - first).abs() < 1e-12);
 /// assert_eq!(k[[1]], 1.0); // a path of one point has the trivial signature
 /// # Ok::<(), roughsig::Error>(())
 /// ```

@@ -60,7 +60,9 @@ fn intervals_match_direct_computation_over_pushes_and_pops() {
             let held = source.slice(s![first..next, ..]).to_owned();
             let held: Array2<f64> = held.into_dimensionality().unwrap();
             let mut intervals = vec![(0, stream.len() - 1)];
-            for _ in 0..6 {
+            // Now and then enough intervals for `sig_batch` to share them over threads.
+            let count = if round % 5 == 0 { 70 } else { 6 };
+            for _ in 0..count {
                 let a = rng.below(stream.len());
                 let b = a + rng.below(stream.len() - a);
                 intervals.push((a, b));
