@@ -41,6 +41,8 @@ pub struct Ops<T> {
     sig_kernel_gram_sym: fn(In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_backprop: fn(In<T>, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
     sig_windows: fn(In<T>, usize, usize, usize, &SigOptions) -> Out<T>,
+    sig_coef: fn(In<T>, &[Vec<usize>], bool, &SigOptions) -> Out<T>,
+    sig_coef_backprop: fn(In<T>, &[Vec<usize>], In<T>, &SigOptions) -> Out<T>,
     /// The two kernels of [`crate::SigStream`], a generic type whose methods dependents instantiate.
     pub(crate) mul_exp: fn(&TensorShape, &mut [T], &[T], &mut HornerScratch<T>),
     pub(crate) tensor_mul: fn(&TensorShape, &[T], &[T], &mut [T]),
@@ -67,6 +69,8 @@ const fn table<T: Scalar>() -> Ops<T> {
         sig_kernel_gram_sym: crate::sig_kernel::sig_kernel_gram_sym,
         sig_kernel_gram_backprop: crate::sig_kernel::sig_kernel_gram_backprop,
         sig_windows: crate::stream::sig_windows,
+        sig_coef: crate::sig_coef::sig_coef,
+        sig_coef_backprop: crate::sig_coef::sig_coef_backprop,
         mul_exp: crate::algebra::mul_exp,
         tensor_mul: crate::algebra::tensor_mul,
     }
@@ -107,6 +111,46 @@ pub fn sig<T: Scalar, D: Dimension>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     (ops::<T>().sig)(paths.into_dyn(), degree, options)
+}
+
+/// The signature coefficients of each path in `paths` (`(batch…, length, dim)`) at the chosen
+/// `words` only, without the full signature: a word `(i_1, …, i_k)` of letters below the transformed
+/// dimension (lead-lag doubles it, time augmentation adds the time as the last letter) costs
+/// `O(length·k²)`, whatever the dimension. Output `(batch…, words.len())`, or with `prefixes` every
+/// word's non-empty prefixes in turn, `(i_1)`, `(i_1, i_2)`, …, the word (`(batch…, Σ max(k, 1))`).
+/// The empty word's coefficient is 1. Runs on the CPU (`Device::Gpu` is an error).
+///
+/// ```
+/// use roughsig::{ndarray::array, sig, sig_coef, SigOptions};
+/// let paths = array![[[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]]];
+/// let opts = SigOptions::default();
+/// let c = sig_coef(paths.view(), &[vec![1], vec![0, 1], vec![1, 0, 0]], false, &opts)?;
+/// let s = sig(paths.view(), 3, &opts)?;
+/// // Level 1 at offset 0, level 2 at 2 (word (0, 1): 2 + 1), level 3 at 6 (word (1, 0, 0): 6 + 4).
+/// assert_eq!(c.row(0).to_vec(), vec![s[[0, 1]], s[[0, 3]], s[[0, 10]]]);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn sig_coef<T: Scalar, D: Dimension>(
+    paths: ArrayView<'_, T, D>,
+    words: &[Vec<usize>],
+    prefixes: bool,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_coef)(paths.into_dyn(), words, prefixes, options)
+}
+
+/// The gradient of `F(sig_coef(paths, words))` with respect to the paths, given `derivs = dF/dcoef`:
+/// `(batch…, words.len())` for the words' coefficients, or `(batch…, Σ max(k, 1))` for every
+/// prefix's (the layout of [`sig_coef`] with `prefixes`). The exact adjoint of the coefficients'
+/// recursion, from states recomputed along the path (not from inverse segments). Output
+/// `(batch…, length, dim)`.
+pub fn sig_coef_backprop<T: Scalar, D0: Dimension, D1: Dimension>(
+    paths: ArrayView<'_, T, D0>,
+    words: &[Vec<usize>],
+    derivs: ArrayView<'_, T, D1>,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_coef_backprop)(paths.into_dyn(), words, derivs.into_dyn(), options)
 }
 
 /// The signatures of sliding windows over each path in `paths` (`(batch…, length, dim)`): windows

@@ -39,9 +39,11 @@ mod options;
 mod ragged;
 mod scalar;
 mod sig;
+mod sig_coef;
 mod sig_kernel;
 mod stream;
 mod transform;
+mod words;
 
 /// The CPU kernel choice, for tests and comparisons that run every variant: [`cpu_plan::force`]
 /// fixes parts of every later call's plan, [`cpu_plan::last_plan`] says what a call ran with.
@@ -53,10 +55,10 @@ pub mod cpu_plan {
 }
 
 pub use api::{
-    log_sig, log_sig_backprop, lyndon_to_words, sig, sig_backprop, sig_combine,
-    sig_combine_backprop, sig_join, sig_join_backprop, sig_kernel, sig_kernel_backprop,
-    sig_kernel_gram, sig_kernel_gram_backprop, sig_kernel_gram_sym, sig_to_log_sig,
-    sig_to_log_sig_backprop, sig_windows, transform_path, transform_path_backprop,
+    log_sig, log_sig_backprop, lyndon_to_words, sig, sig_backprop, sig_coef, sig_coef_backprop,
+    sig_combine, sig_combine_backprop, sig_join, sig_join_backprop, sig_kernel,
+    sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop, sig_kernel_gram_sym,
+    sig_to_log_sig, sig_to_log_sig_backprop, sig_windows, transform_path, transform_path_backprop,
 };
 pub use device::{last_backend, Backend};
 pub use error::{Error, Result};
@@ -76,3 +78,6 @@ pub use ragged::{
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
 pub use stream::{LogSigWindowStream, SigStream, SigWindowStream};
+pub use words::{
+    idx_to_word, is_lyndon, lyndon_words_of_length, word_to_idx, words, words_of_length,
+};

@@ -24,5 +24,6 @@ mod logsig;
 mod properties;
 mod ragged;
 mod ragged_kernel;
+mod sig_coef;
 mod sig_kernel;
 mod stream;
