@@ -213,8 +213,8 @@ impl<'a, T: Scalar> Transformed<'a, T> {
             let delta = |l: usize| x[(s + 1) * self.dim + word[l]] - x[s * self.dim + word[l]];
             for j in (1..=k).rev() {
                 let mut acc = T::zero();
-                for m in 0..j {
-                    acc = (acc + old[m]) * delta(m) * self.inv[j - m];
+                for (m, &c) in old[..j].iter().enumerate() {
+                    acc = (acc + c) * delta(m) * self.inv[j - m];
                 }
                 new[j] += acc;
             }
