@@ -163,6 +163,36 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Signature coefficients of paths (batch…, length, dim) at chosen words only; output
+    /// (batch…, words), or with --prefixes every word's prefixes in turn.
+    SigCoef {
+        path: String,
+        #[command(flatten)]
+        words: WordList,
+        /// Every prefix of each word: (i1), (i1, i2), …, the word.
+        #[arg(long)]
+        prefixes: bool,
+        #[command(flatten)]
+        transform: Transform,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradient of F(sig-coef(path)) with respect to the path, given dF/dcoef (one per word, or
+    /// one per prefix as --prefixes lays them out).
+    SigCoefBackprop {
+        path: String,
+        derivs: String,
+        #[command(flatten)]
+        words: WordList,
+        #[command(flatten)]
+        transform: Transform,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print the signature length for a dimension and degree.
     SigLength {
         #[command(flatten)]
@@ -274,6 +304,35 @@ pub struct Transform {
         allow_negative_numbers = true
     )]
     pub end_time: f64,
+}
+
+/// The words of `sig-coef`.
+#[derive(Args, Debug, Clone)]
+pub struct WordList {
+    /// Words as letters separated by commas, words by semicolons ("0,1;2;1,1,0"; an empty word is
+    /// the constant 1). Letters count the transformed channels: lead-lag doubles them, time is last.
+    #[arg(long, value_name = "WORDS", value_parser = parse_words, allow_hyphen_values = true)]
+    pub words: Words,
+}
+
+/// Parsed `--words`.
+#[derive(Debug, Clone)]
+pub struct Words(pub Vec<Vec<usize>>);
+
+fn parse_words(s: &str) -> Result<Words, String> {
+    let words = s
+        .split(';')
+        .map(|w| {
+            let w = w.trim();
+            if w.is_empty() {
+                return Ok(Vec::new());
+            }
+            w.split(',')
+                .map(non_negative)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Words(words))
 }
 
 /// Options of the signature-kernel subcommands.

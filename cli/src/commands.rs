@@ -253,6 +253,36 @@ pub fn run(command: Command) -> Result<()> {
                 }
             }))
         }
+        Command::SigCoef {
+            path,
+            words,
+            prefixes,
+            transform,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common);
+            let job = Job::read("sig-coef", &[&path], &common)?;
+            let words = &words.words.0;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_coef(x[0].view(), words, prefixes, &opts)
+            }))
+        }
+        Command::SigCoefBackprop {
+            path,
+            derivs,
+            words,
+            transform,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common);
+            let job = Job::read("sig-coef-backprop", &[&path, &derivs], &common)?;
+            let words = &words.words.0;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_coef_backprop(x[0].view(), words, x[1].view(), &opts)
+            }))
+        }
         Command::SigLength {
             size,
             flags,

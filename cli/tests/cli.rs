@@ -981,3 +981,60 @@ fn lengths_make_a_ragged_batch_for_sig_and_its_gradient() {
     let err = refused("long.npy");
     assert!(err.contains("lengths[1]"), "{err}");
 }
+
+/// `sig-coef` and `sig-coef-backprop` on a pySigLib reference case (lead-lag and time, words over
+/// the seven transformed channels), and malformed words refused.
+#[test]
+fn sig_coef_matches_the_reference_case() {
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sig_coef/sig_coef_ta1_ll1");
+    let dir = scratch("sig-coef");
+    let path = p(&case.join("path.npy"));
+    let out = dir.join("c.npy");
+    let words = "0;1,0;2,1,0;6,0,2,2;1,1,1,0,2,6";
+    let flags = [
+        "--words",
+        words,
+        "--time-aug",
+        "--lead-lag",
+        "--end-time",
+        "2.5",
+    ];
+    let mut args = vec!["sig-coef", &path];
+    args.extend(flags);
+    let o = p(&out);
+    args.extend(["-o", &o]);
+    ok(&args);
+    assert_close(&read64(&out), &read64(&case.join("coefs.npy")), 1e-10);
+    args.push("--prefixes");
+    ok(&args);
+    assert_close(
+        &read64(&out),
+        &read64(&case.join("prefix_coefs.npy")),
+        1e-10,
+    );
+
+    let derivs = p(&case.join("derivs.npy"));
+    let mut args = vec!["sig-coef-backprop", &path, &derivs];
+    args.extend(flags);
+    args.extend(["-o", &o]);
+    ok(&args);
+    assert_close(&read64(&out), &read64(&case.join("path_derivs.npy")), 1e-9);
+
+    for bad in ["0,x", "0,-1", "0;7"] {
+        let err = fails(&[
+            "sig-coef",
+            &path,
+            "--words",
+            bad,
+            "--lead-lag",
+            "--time-aug",
+            "-o",
+            &o,
+        ]);
+        assert!(
+            err.contains("word") || err.contains("integer"),
+            "{bad}: {err}"
+        );
+    }
+}
