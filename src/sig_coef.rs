@@ -10,9 +10,9 @@
 //!
 //! evaluated by Horner's rule in `O(k²)` per segment: a word costs `O(L·k²)`, whatever the
 //! dimension. The gradient is the exact adjoint of that recursion, from the states `c` kept per
-//! segment (`L·(k + 1)` numbers per word and thread), not from the inverse segments.
+//! segment (`L·(k + 1)` numbers per word and thread), not from the inverse segments, in `O(L·k³)`.
 
-use crate::batch::{check_result, paths as path_rows, zeros, Rows};
+use crate::batch::{check_bytes, check_result, paths as path_rows, zeros, Rows};
 use crate::cpu::par_rows;
 use crate::layout::aug_dim;
 use crate::transform::{transform_path, transform_path_backprop};
@@ -170,6 +170,9 @@ impl<'a, T: Scalar> Transformed<'a, T> {
             .map_or(rows.data.shape(), |a| a.shape());
         let len = shape[shape.len() - 2];
         let longest = words.iter().map(Vec::len).max().unwrap_or(0);
+        // Each thread keeps a word's states along the path.
+        let states = (len as u128 + 1) * (longest as u128 + 1) * std::mem::size_of::<T>() as u128;
+        check_bytes("signature coefficients' states", states)?;
         let inv: Vec<T> = (0..=longest)
             .map(|j| T::one() / T::from_f64(j.max(1) as f64))
             .collect();
@@ -232,6 +235,8 @@ struct Backward<T> {
     next: Vec<T>,
     delta: Vec<T>,
     d_delta: Vec<T>,
+    /// The products of a span of increments without each one of them.
+    excl: Vec<T>,
 }
 
 impl<T: Scalar> Backward<T> {
@@ -249,25 +254,29 @@ impl<T: Scalar> Backward<T> {
             self.d_delta.resize(k, T::zero());
             self.next.clear();
             self.next.extend_from_slice(&self.adjoint);
-            // c_j gains c_m·P(m, j), P(m, j) = Δ_{m+1}⋯Δ_j / (j − m)! (letters 1-based).
+            // c_j gains c_m·P(m, j), P(m, j) = Δ_{m+1}⋯Δ_j / (j − m)! (letters 1-based). For each m
+            // the span grows with j, keeping the products without each of its factors (no
+            // division: increments may be zero): O(k³) a segment.
             for m in 0..k {
+                self.excl.clear();
+                let mut prod = T::one();
                 for j in m + 1..=k {
+                    let v = self.delta[j - 1];
+                    for e in self.excl.iter_mut() {
+                        *e *= v;
+                    }
+                    self.excl.push(prod);
+                    prod *= v;
                     let a = self.adjoint[j];
                     if a == T::zero() {
                         continue;
                     }
-                    let span = &self.delta[m..j];
-                    let p = span.iter().fold(T::one(), |p, &v| p * v) * f[j - m];
                     if m > 0 {
-                        self.next[m] += a * p;
+                        self.next[m] += a * prod * f[j - m];
                     }
-                    // dP/dΔ_l: the product without factor l (prefix times suffix, no division).
                     let w = a * c[m] * f[j - m];
-                    let mut before = T::one();
-                    for (l, &v) in span.iter().enumerate() {
-                        let after = span[l + 1..].iter().fold(T::one(), |p, &v| p * v);
-                        self.d_delta[m + l] += w * before * after;
-                        before *= v;
+                    for (l, &e) in self.excl.iter().enumerate() {
+                        self.d_delta[m + l] += w * e;
                     }
                 }
             }
