@@ -77,7 +77,7 @@ pub use ragged::{
 };
 pub use scalar::Scalar;
 pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
-pub use stream::{LogSigWindowStream, SigStream, SigWindowStream};
+pub use stream::{LogSigStream, LogSigWindowStream, SigStream, SigWindowStream};
 pub use words::{
     idx_to_word, is_lyndon, lyndon_words_of_length, word_to_idx, words, words_of_length,
 };

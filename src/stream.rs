@@ -417,6 +417,71 @@ impl<T: Scalar> SigWindowStream<T> {
     }
 }
 
+/// [`SigStream`] giving the log-signatures of its intervals in one form `method` (the tensor
+/// logarithm of the interval's signature from the dyadic cache).
+///
+/// ```
+/// use roughsig::{LogSigMethod, LogSigStream};
+/// let mut stream = LogSigStream::<f64>::new(2, 2, LogSigMethod::Lyndon).unwrap();
+/// stream.extend(roughsig::ndarray::array![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]].view()).unwrap();
+/// // Levels 1 and 2 in the Lyndon basis: the increment, then the Lévy area [0, 1].
+/// assert_eq!(stream.log_sig(0, 2).unwrap().to_vec(), vec![1.0, 1.0, 0.5]);
+/// ```
+pub struct LogSigStream<T: Scalar> {
+    stream: SigStream<T>,
+    method: LogSigMethod,
+}
+
+impl<T: Scalar> LogSigStream<T> {
+    /// As [`SigStream::new`], with log-signatures in the form `method`.
+    pub fn new(dim: usize, degree: usize, method: LogSigMethod) -> Result<Self> {
+        Ok(LogSigStream {
+            stream: SigStream::new(dim, degree)?,
+            method,
+        })
+    }
+
+    /// The signature stream underneath (for signatures of the same intervals).
+    pub fn stream(&self) -> &SigStream<T> {
+        &self.stream
+    }
+
+    /// The number of points held.
+    pub fn len(&self) -> usize {
+        self.stream.len()
+    }
+
+    /// Whether no point is held.
+    pub fn is_empty(&self) -> bool {
+        self.stream.is_empty()
+    }
+
+    /// Append one point (see [`SigStream::push`]).
+    pub fn push(&mut self, point: &[T]) -> Result<()> {
+        self.stream.push(point)
+    }
+
+    /// Append the rows of `points` (see [`SigStream::extend`]).
+    pub fn extend(&mut self, points: ArrayView2<'_, T>) -> Result<()> {
+        self.stream.extend(points)
+    }
+
+    /// Drop the first `n` points held (see [`SigStream::pop_front`]).
+    pub fn pop_front(&mut self, n: usize) {
+        self.stream.pop_front(n)
+    }
+
+    /// The log-signature of the path through points `a..=b` held.
+    pub fn log_sig(&self, a: usize, b: usize) -> Result<Array1<T>> {
+        self.stream.log_sig(a, b, self.method)
+    }
+
+    /// The log-signatures of many intervals `(a, b)` of the points held, one row each.
+    pub fn log_sig_batch(&self, intervals: &[(usize, usize)]) -> Result<Array2<T>> {
+        self.stream.log_sig_batch(intervals, self.method)
+    }
+}
+
 /// [`SigWindowStream`] emitting log-signatures in the form `method`.
 pub struct LogSigWindowStream<T: Scalar> {
     windows: SigWindowStream<T>,

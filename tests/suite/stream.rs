@@ -295,3 +295,39 @@ fn a_recent_window_of_a_long_stream_is_as_accurate_as_direct_computation() {
         "dyadic {e_dyadic:e}, direct {e_direct:e}"
     );
 }
+
+/// `LogSigStream` over pushes and pops: each interval's log-signature is `log_sig` of its points.
+#[test]
+fn log_sig_streams_match_log_sig_after_pops() {
+    use roughsig::{log_sig, LogSigMethod, LogSigStream};
+    let (dim, degree) = (3, 3);
+    let source: Array2<f64> = (random(&[90, dim], 53) / 3.0)
+        .into_dimensionality()
+        .unwrap();
+    let opts = SigOptions::default().device(Device::Cpu);
+    for method in [LogSigMethod::Words, LogSigMethod::Lyndon] {
+        let mut stream = LogSigStream::<f64>::new(dim, degree, method).unwrap();
+        stream.extend(source.slice(s![..60, ..])).unwrap();
+        stream.pop_front(17);
+        for row in source.slice(s![60.., ..]).rows() {
+            stream.push(row.as_slice().unwrap()).unwrap();
+        }
+        assert_eq!(stream.len(), 73);
+        let intervals = [(0, 72), (5, 40), (30, 31), (9, 9)];
+        let batch = stream.log_sig_batch(&intervals).unwrap();
+        for (row, &(a, b)) in batch.rows().into_iter().zip(&intervals) {
+            let points = source.slice(s![17 + a..=17 + b, ..]);
+            let want = log_sig(points, degree, method, &opts).unwrap();
+            let what = format!("{method:?} ({a}, {b})");
+            assert_rel(
+                &what,
+                row.as_slice().unwrap(),
+                want.as_slice().unwrap(),
+                1e-11,
+            );
+            assert_eq!(stream.log_sig(a, b).unwrap(), row, "{what}");
+        }
+        let sig = stream.stream().sig(0, 72).unwrap();
+        assert_eq!(sig.len(), 3 + 9 + 27);
+    }
+}
