@@ -127,7 +127,7 @@ pub fn sig<T: Scalar, D: Dimension>(
 /// let c = sig_coef(paths.view(), &[vec![1], vec![0, 1], vec![1, 0, 0]], false, &opts)?;
 /// let s = sig(paths.view(), 3, &opts)?;
 /// // Level 1 at offset 0, level 2 at 2 (word (0, 1): 2 + 1), level 3 at 6 (word (1, 0, 0): 6 + 4).
-/// assert_eq!(c.row(0).to_vec(), vec![s[[0, 1]], s[[0, 3]], s[[0, 10]]]);
+/// assert_eq!([c[[0, 0]], c[[0, 1]], c[[0, 2]]], [s[[0, 1]], s[[0, 3]], s[[0, 10]]]);
 /// # Ok::<(), roughsig::Error>(())
 /// ```
 pub fn sig_coef<T: Scalar, D: Dimension>(
