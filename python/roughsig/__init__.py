@@ -1,0 +1,46 @@
+"""roughsig: path signatures, log-signatures and signature kernels on the CPU and on any GPU.
+
+The functions follow pySigLib 4.0's (`import roughsig as pysiglib` gives the same numbers) with
+two differences: `n_jobs` defaults to -1 (all cores), and every computing function takes
+`device="auto" | "cpu" | "gpu" | "gpu:NAME"`. numpy arrays in, numpy arrays out (float32 and
+float64 kept, integers read as float64); `roughsig.torch_api` has the same functions for torch
+tensors, with gradients.
+"""
+
+from ._api import (
+    auto_device_reason,
+    devices,
+    idx_to_word,
+    is_lyndon,
+    last_backend,
+    log_sig,
+    log_sig_backprop,
+    log_sig_length,
+    lyndon_words,
+    lyndon_words_of_length,
+    prepare_log_sig,
+    sig,
+    sig_backprop,
+    sig_coef,
+    sig_coef_backprop,
+    sig_combine,
+    sig_combine_backprop,
+    sig_join,
+    sig_join_backprop,
+    sig_kernel,
+    sig_kernel_backprop,
+    sig_kernel_gram,
+    sig_kernel_gram_backprop,
+    sig_length,
+    sig_to_log_sig,
+    sig_to_log_sig_backprop,
+    signature,
+    transform_path,
+    transform_path_backprop,
+    word_to_idx,
+    words,
+    words_of_length,
+)
+from .static_kernels import LinearKernel, RBFKernel, ScaledLinearKernel, StaticKernel
+
+__version__ = "0.1.0"

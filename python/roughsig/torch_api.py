@@ -1,0 +1,179 @@
+"""roughsig's functions on torch tensors, with gradients (as pySigLib's `pysiglib.torch_api`).
+
+Each differentiable function is a `torch.autograd.Function` whose backward pass calls roughsig's
+backprop. CPU tensors are read in place (through numpy, no copy) and results come back as tensors
+on the input's device; tensors on other devices are copied to the host and back. Gradients flow
+to every tensor argument that requires them.
+"""
+
+import torch
+
+from . import _api, _native
+from ._arrays import floats
+from ._api import (  # noqa: F401  (re-exported: they take no gradient)
+    idx_to_word,
+    is_lyndon,
+    log_sig_length,
+    lyndon_words,
+    lyndon_words_of_length,
+    prepare_log_sig,
+    sig_length,
+    word_to_idx,
+    words,
+    words_of_length,
+)
+from .static_kernels import (  # noqa: F401
+    LinearKernel,
+    RBFKernel,
+    ScaledLinearKernel,
+    StaticKernel,
+)
+
+
+class _Op(torch.autograd.Function):
+    """One roughsig operation: `forward(*tensors)` gives a tensor, `backward(grad, inputs, out)`
+    the gradients with respect to the tensors (None where there is none)."""
+
+    @staticmethod
+    def forward(ctx, op, *tensors):
+        out = op.forward(*tensors)
+        ctx.op = op
+        ctx.save_for_backward(*tensors, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        *inputs, out = ctx.saved_tensors
+        grads = ctx.op.backward(grad.contiguous(), inputs, out)
+        return (None, *(g if need else None for g, need in zip(grads, ctx.needs_input_grad[1:])))
+
+
+class _Spec:
+    def __init__(self, forward, backward):
+        self.forward, self.backward = forward, backward
+
+
+def _tensor(x, like):
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device=like.device)
+
+
+def _apply(forward, backward, *tensors):
+    if not any(isinstance(t, torch.Tensor) for t in tensors):
+        return forward(*tensors)
+    like = next(t for t in tensors if isinstance(t, torch.Tensor))
+    return _Op.apply(_Spec(forward, backward), *(_tensor(t, like) for t in tensors))
+
+
+def sig(path, degree, *, time_aug=False, lead_lag=False, end_time=1.0, horner=True,
+        scalar_term=False, correction=None, n_jobs=-1, device="auto"):
+    """`roughsig.sig` with its gradient."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              device=device)
+    return _apply(
+        lambda p: _api.sig(p, degree, horner=horner, scalar_term=scalar_term,
+                           correction=correction, **kw),
+        lambda g, inp, out: (_api.sig_backprop(inp[0], out, g, degree, **kw),),
+        path)
+
+
+def sig_combine(sig1, sig2, dimension, degree, *, time_aug=False, lead_lag=False, n_jobs=-1,
+                device="auto"):
+    """`roughsig.sig_combine` with its gradients."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda a, b: _api.sig_combine(a, b, dimension, degree, **kw),
+        lambda g, inp, out: _api.sig_combine_backprop(g, *inp, dimension, degree, **kw),
+        sig1, sig2)
+
+
+def sig_join(sig, displacement, dimension, degree, *, prepend=False, n_jobs=-1, device="auto"):
+    """`roughsig.sig_join` with its gradients."""
+    kw = dict(prepend=prepend, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda s, v: _api.sig_join(s, v, dimension, degree, **kw),
+        lambda g, inp, out: _api.sig_join_backprop(g, *inp, dimension, degree, **kw),
+        sig, displacement)
+
+
+def sig_coef(path, words, *, time_aug=False, lead_lag=False, end_time=1.0, prefixes=False,
+             n_jobs=-1, device="auto"):
+    """`roughsig.sig_coef` with its gradient."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              device=device)
+    return _apply(
+        lambda p: _api.sig_coef(p, words, prefixes=prefixes, **kw),
+        lambda g, inp, out: (_api.sig_coef_backprop(inp[0], words, out, g, **kw),),
+        path)
+
+
+def transform_path(path, *, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+                   device="auto"):
+    """`roughsig.transform_path` with its gradient."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              device=device)
+    return _apply(
+        lambda p: _api.transform_path(p, **kw),
+        lambda g, inp, out: (_api.transform_path_backprop(g, **kw),),
+        path)
+
+
+def log_sig(path, degree, *, time_aug=False, lead_lag=False, end_time=1.0, method=1,
+            scalar_term=False, correction=None, n_jobs=-1, device="auto"):
+    """`roughsig.log_sig` with its gradient."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, method=method,
+              scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda p: _api.log_sig(p, degree, correction=correction, **kw),
+        lambda g, inp, out: (_api.log_sig_backprop(inp[0], g, degree, **kw),),
+        path)
+
+
+def sig_to_log_sig(sig, dimension, degree, *, time_aug=False, lead_lag=False, method=1,
+                   n_jobs=-1, device="auto"):
+    """`roughsig.sig_to_log_sig` with its gradient."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, method=method, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda s: _api.sig_to_log_sig(s, dimension, degree, **kw),
+        lambda g, inp, out: (_api.sig_to_log_sig_backprop(inp[0], g, dimension, degree, **kw),),
+        sig)
+
+
+def _kernel(native_forward, native_backward, path1, path2, kw):
+    """A kernel operation through the native module, whose backprop also knows `normalize`."""
+    args = _api._kernel_args(**kw)
+
+    def forward(x, y):
+        (x, y), back = floats(x, y)
+        return back(native_forward(x, y, args))
+
+    def backward(g, inp, out):
+        (g, x, y), back = floats(g, *inp)
+        dx, dy = native_backward(g, x, y, args)
+        return back(dx), back(dy)
+
+    return _apply(forward, backward, path1, path2)
+
+
+def sig_kernel(path1, path2, *, method="finite_difference", dyadic_order=None, order=None,
+               static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+               return_grid=False, normalize=False, device="auto"):
+    """`roughsig.sig_kernel` with its gradients (also normalised, also of the grid)."""
+    kw = dict(method=method, dyadic_order=dyadic_order, order=order, static_kernel=static_kernel,
+              time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              return_grid=return_grid, normalize=normalize, device=device)
+    return _kernel(_native.sig_kernel, _native.sig_kernel_backprop, path1, path2, kw)
+
+
+def sig_kernel_gram(path1, path2, *, method="finite_difference", dyadic_order=None, order=None,
+                    static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+                    max_batch=-1, return_grid=False, normalize=False, device="auto"):
+    """`roughsig.sig_kernel_gram` with its gradients. For `F(gram(x, x))` pass the same tensor
+    twice: autograd adds the two sides' gradients."""
+    _api._max_batch(max_batch)
+    if return_grid:
+        raise ValueError("return_grid is not supported by sig_kernel_gram")
+    kw = dict(method=method, dyadic_order=dyadic_order, order=order, static_kernel=static_kernel,
+              time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              return_grid=False, normalize=normalize, device=device)
+    return _kernel(lambda x, y, a: _native.sig_kernel_gram(x, y, a),
+                   _native.sig_kernel_gram_backprop, path1, path2, kw)

@@ -1,0 +1,150 @@
+"""numpy in, numpy out: dtypes, batch axes, strides, the GIL, the GPU, and the library's errors."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import roughsig
+
+RNG = np.random.default_rng(7)
+
+
+def paths(*shape, dtype=np.float64):
+    return RNG.standard_normal(shape).cumsum(axis=-2).astype(dtype)
+
+
+def test_float32_and_float64_are_kept():
+    x = paths(3, 20, 2)
+    s64 = roughsig.sig(x, 3)
+    s32 = roughsig.sig(x.astype(np.float32), 3)
+    assert s64.dtype == np.float64 and s32.dtype == np.float32
+    np.testing.assert_allclose(s32, s64, rtol=1e-4, atol=1e-4 * np.abs(s64).max())
+
+
+def test_integer_and_list_inputs_read_as_float64():
+    x = np.arange(30).reshape(15, 2) % 7
+    s = roughsig.sig(x, 2)
+    assert s.dtype == np.float64
+    np.testing.assert_allclose(s, roughsig.sig(x.astype(np.float64), 2))
+    np.testing.assert_allclose(roughsig.sig(x.tolist(), 2), s)
+
+
+def test_mixed_dtypes_compute_in_float64():
+    x = paths(2, 10, 3)
+    s = roughsig.sig(x, 3)
+    g = roughsig.sig_backprop(x.astype(np.float32), s, np.ones_like(s), 3)
+    assert g.dtype == np.float64
+
+
+def test_any_leading_batch_axes():
+    x = paths(2, 3, 12, 2)
+    s = roughsig.sig(x, 3)
+    assert s.shape == (2, 3, roughsig.sig_length(2, 3))
+    np.testing.assert_allclose(s[1, 2], roughsig.sig(x[1, 2], 3))
+    k = roughsig.sig_kernel(x, x[::-1], dyadic_order=1)
+    assert k.shape == (2, 3)
+
+
+def test_strided_views_are_read_in_place():
+    x = paths(6, 40, 3)
+    view = x[::2, ::3, ::-1]
+    assert not view.flags.c_contiguous
+    np.testing.assert_allclose(roughsig.sig(view, 4), roughsig.sig(view.copy(), 4), rtol=1e-14)
+
+
+def test_n_jobs_and_devices_give_the_same_numbers():
+    x = paths(8, 50, 3)
+    one = roughsig.sig(x, 4, n_jobs=1, device="cpu")
+    np.testing.assert_allclose(roughsig.sig(x, 4, n_jobs=-1), one, rtol=1e-12)
+    assert roughsig.last_backend() in ("cpu", None) or roughsig.last_backend().startswith("gpu")
+
+
+def test_the_gil_is_released_while_computing():
+    x = paths(64, 4000, 4)
+    counter, stop = [0], threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        before = counter[0]
+        roughsig.sig(x, 5, n_jobs=1, device="cpu")
+        during = counter[0] - before
+    finally:
+        stop.set()
+        t.join()
+    # Holding the GIL, the native call would stop the counting thread for its whole duration.
+    assert during > 10_000
+
+
+def test_words_and_indices():
+    assert roughsig.words(2, 2) == [(), (0,), (1,), (0, 0), (0, 1), (1, 0), (1, 1)]
+    assert roughsig.lyndon_words(2, 3) == [(0,), (1,), (0, 1), (0, 0, 1), (0, 1, 1)]
+    assert roughsig.is_lyndon((0, 1)) and not roughsig.is_lyndon((1, 0))
+    w = (1, 0, 2)
+    assert roughsig.idx_to_word(roughsig.word_to_idx(w, 3), 3) == w
+    x = paths(2, 10, 3)
+    s = roughsig.sig(x, 3)
+    c = roughsig.sig_coef(x, [w, (2,)])
+    np.testing.assert_allclose(c[:, 0], s[:, roughsig.word_to_idx(w, 3)], rtol=1e-12)
+
+
+def test_sig_kernel_gram_of_one_sample_is_symmetric():
+    x = paths(5, 12, 2)
+    g = roughsig.sig_kernel_gram(x, x, dyadic_order=1, static_kernel=roughsig.RBFKernel(2.0))
+    assert g.shape == (5, 5)
+    np.testing.assert_array_equal(g, g.T)
+    np.testing.assert_allclose(g, roughsig.sig_kernel_gram(x, x.copy(), dyadic_order=1,
+                                                           static_kernel=roughsig.RBFKernel(2.0)),
+                               rtol=1e-12)
+
+
+def test_kernel_gradients_follow_left_and_right_deriv():
+    x, y = paths(3, 8, 2), paths(3, 6, 2)
+    d = np.ones(3)
+    left, right = roughsig.sig_kernel_backprop(d, x, y, dyadic_order=0)
+    assert left.shape == x.shape and right is None
+    left2, right2 = roughsig.sig_kernel_backprop(d, x, y, dyadic_order=0, left_deriv=False,
+                                                 right_deriv=True)
+    assert left2 is None and right2.shape == y.shape
+
+
+def _gpu_available():
+    if roughsig.devices():
+        return True
+    if os.environ.get("ROUGHSIG_REQUIRE_GPU") == "1":
+        pytest.fail("ROUGHSIG_REQUIRE_GPU=1 but no GPU adapter was found")
+    pytest.skip("no GPU adapter")
+
+
+def test_gpu_results_match_the_cpu():
+    _gpu_available()
+    x, y = paths(4, 30, 3), paths(4, 25, 3)
+    for dtype, rtol in ((np.float32, 2e-4), (np.float64, 1e-10)):
+        if dtype == np.float64 and not any(a["f64"] for a in roughsig.devices()):
+            continue
+        xs, ys = x.astype(dtype), y.astype(dtype)
+        s = roughsig.sig(xs, 4, device="gpu")
+        assert roughsig.last_backend().startswith("gpu")
+        cpu = roughsig.sig(xs, 4, device="cpu")
+        np.testing.assert_allclose(s, cpu, rtol=rtol, atol=rtol * np.abs(cpu).max())
+        k = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="gpu")
+        kc = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="cpu")
+        np.testing.assert_allclose(k, kc, rtol=rtol * 10)
+        ls = roughsig.log_sig(xs, 3, method=2, device="gpu")
+        lc = roughsig.log_sig(xs, 3, method=2, device="cpu")
+        np.testing.assert_allclose(ls, lc, rtol=rtol, atol=rtol * np.abs(lc).max())
+
+
+def test_devices_are_listed_with_the_auto_choice():
+    listed = roughsig.devices()
+    assert isinstance(listed, list)
+    for a in listed:
+        assert {"name", "backend", "device_type", "f64", "auto"} <= set(a)
+    assert sum(a["auto"] for a in listed) <= 1
+    assert "Auto" in roughsig.auto_device_reason()
