@@ -29,6 +29,8 @@ pub struct Ops<T> {
     log_sig_backprop: fn(In<T>, In<T>, usize, LogSigMethod, &SigOptions) -> Out<T>,
     sig_to_log_sig_backprop: fn(In<T>, In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
     lyndon_to_words: fn(In<T>, usize, usize) -> Out<T>,
+    log_sig_to_sig: fn(In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    log_sig_to_sig_backprop: fn(In<T>, In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
     sig_combine: fn(In<T>, In<T>, usize, usize, &SigOptions) -> Out<T>,
     sig_combine_backprop: fn(In<T>, In<T>, In<T>, usize, usize, &SigOptions) -> Pair<T>,
     sig_join: fn(In<T>, In<T>, usize, usize, bool, &SigOptions) -> Out<T>,
@@ -57,6 +59,8 @@ const fn table<T: Scalar>() -> Ops<T> {
         log_sig_backprop: crate::logsig::log_sig_backprop,
         sig_to_log_sig_backprop: crate::logsig::sig_to_log_sig_backprop,
         lyndon_to_words: crate::logsig::lyndon_to_words,
+        log_sig_to_sig: crate::logsig::log_sig_to_sig,
+        log_sig_to_sig_backprop: crate::logsig::log_sig_to_sig_backprop,
         sig_combine: crate::combine::sig_combine,
         sig_combine_backprop: crate::combine::sig_combine_backprop,
         sig_join: crate::combine::sig_join,
@@ -313,6 +317,56 @@ pub fn lyndon_to_words<T: Scalar, D: Dimension>(
     degree: usize,
 ) -> Result<ArrayD<T>> {
     (ops::<T>().lyndon_to_words)(coords.into_dyn(), dimension, degree)
+}
+
+/// Signatures from log-signatures `log_sigs` of `dimension`-channel paths (before the transforms
+/// in `options`, which widen the alphabet as in [`sig_to_log_sig`]): the truncated tensor
+/// exponential, the inverse of [`sig_to_log_sig`] for each `method`.
+///
+/// `Expanded` input has the signature's layout, its scalar term inferred from the length (its value
+/// is ignored), and the output keeps that layout (the scalar term 1). `Words` and `Lyndon` input is
+/// `(batch…, log_sig_length)`; the output has the scalar term where `options.scalar_term` asks.
+/// Runs on the CPU (`Device::Gpu` is an error).
+///
+/// ```
+/// use roughsig::{log_sig, log_sig_to_sig, ndarray::array, sig, LogSigMethod, SigOptions};
+/// let paths = array![[[0.0, 0.0], [0.4, 0.1], [0.5, 0.7]]];
+/// let opts = SigOptions::default();
+/// let l = log_sig(paths.view(), 4, LogSigMethod::Lyndon, &opts)?;
+/// let s = log_sig_to_sig(l.view(), 2, 4, LogSigMethod::Lyndon, &opts)?;
+/// let direct = sig(paths.view(), 4, &opts)?;
+/// assert!(s.iter().zip(&direct).all(|(a, b)| (a - b).abs() < 1e-14));
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn log_sig_to_sig<T: Scalar, D: Dimension>(
+    log_sigs: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().log_sig_to_sig)(log_sigs.into_dyn(), dimension, degree, method, options)
+}
+
+/// The gradient of a scalar `F(log_sig_to_sig(log_sigs))` with respect to `log_sigs`, given
+/// `sig_derivs = dF/dsig` (shaped like [`log_sig_to_sig`]'s output; a scalar term's derivative is
+/// ignored). The output has `log_sigs`' shape (an `Expanded` input's scalar slot gets 0).
+pub fn log_sig_to_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    log_sigs: ArrayView<'_, T, D1>,
+    sig_derivs: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().log_sig_to_sig_backprop)(
+        log_sigs.into_dyn(),
+        sig_derivs.into_dyn(),
+        dimension,
+        degree,
+        method,
+        options,
+    )
 }
 
 /// `sig1 ⊗ sig2` in the truncated tensor algebra: the signature of the concatenation of the two paths.

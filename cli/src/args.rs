@@ -268,6 +268,44 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Signatures from log-signatures of any form (the truncated tensor exponential); expanded input
+    /// keeps its layout (scalar term inferred from the length), words and lyndon input
+    /// (batch…, log_sig_length) gives (batch…, sig_length) (with --scalar-term, the leading 1).
+    LogSigToSig {
+        log_sig: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        method: Method,
+        #[command(flatten)]
+        flags: Flags,
+        /// With --method words or lyndon, prepend the level-0 term 1.
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The gradient of log-sig-to-sig with respect to the log-signatures, given derivatives with
+    /// respect to its output.
+    LogSigToSigBackprop {
+        log_sig: String,
+        sig_derivs: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        method: Method,
+        #[command(flatten)]
+        flags: Flags,
+        /// As for log-sig-to-sig: whether the derivatives have the leading scalar entry.
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print the log-signature length (number of Lyndon words) for a dimension and degree.
     LogSigLength {
         #[command(flatten)]

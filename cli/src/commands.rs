@@ -374,6 +374,46 @@ pub fn run(command: Command) -> Result<()> {
                 roughsig::sig_to_log_sig(x[0].view(), dimension, degree, method, &opts)
             }))
         }
+        Command::LogSigToSig {
+            log_sig,
+            size,
+            method: Method { method },
+            flags,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common).scalar_term(scalar_term);
+            let job = Job::read("log-sig-to-sig", &[&log_sig], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::log_sig_to_sig(x[0].view(), dimension, degree, method, &opts)
+            }))
+        }
+        Command::LogSigToSigBackprop {
+            log_sig,
+            sig_derivs,
+            size,
+            method: Method { method },
+            flags,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common).scalar_term(scalar_term);
+            let job = Job::read("log-sig-to-sig-backprop", &[&log_sig, &sig_derivs], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::log_sig_to_sig_backprop(
+                    x[0].view(),
+                    x[1].view(),
+                    dimension,
+                    degree,
+                    method,
+                    &opts,
+                )
+            }))
+        }
         Command::LogSigLength { size, flags } => {
             let opts = SigOptions::default()
                 .time_aug(flags.time_aug)

@@ -221,3 +221,40 @@ fn log_sig_bad_input_is_one_line() {
     assert!(msg.contains("sig has length"), "{msg}");
     assert!(!out.exists());
 }
+
+/// pySigLib's `logsig_to_sig` and its backprop on one reference case (words form, scalar term).
+#[test]
+fn log_sig_to_sig_matches_the_reference_case() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/log_sig_to_sig/logsig_to_sig_m1_d2_deg4_ta0_ll0_st1");
+    let file = |dir: &Path, name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (log_sig, out) = (file(&case, "log_sig.npy"), out_path("log_sig_to_sig"));
+    let size = [
+        "--dimension",
+        "2",
+        "--degree",
+        "4",
+        "--method",
+        "words",
+        "--scalar-term",
+    ];
+    let mut args = vec!["log-sig-to-sig", &log_sig];
+    args.extend_from_slice(&size);
+    args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&read(&out), &read(&case.join("sig.npy")));
+
+    let bp = case.with_file_name("logsig_to_sig_m1_d2_deg4_ta0_ll0_st1_bp");
+    let derivs = file(&bp, "sig_derivs.npy");
+    let mut args = vec!["log-sig-to-sig-backprop", &log_sig, &derivs];
+    args.extend_from_slice(&size);
+    args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&read(&out), &read(&bp.join("log_sig_derivs.npy")));
+    // CPU only: a GPU request is one clear line.
+    let mut on_gpu = args.clone();
+    on_gpu.extend_from_slice(&["--device", "gpu"]);
+    assert!(fails(&on_gpu).contains("CPU only"));
+}

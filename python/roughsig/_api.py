@@ -169,6 +169,40 @@ def sig_to_log_sig_backprop(sig, log_sig_derivs, dimension, degree, *, time_aug=
                                                 count(degree, "degree"), _method(method), args))
 
 
+def logsig_to_sig(log_sig, dimension, degree, *, time_aug=False, lead_lag=False, method=1,
+                  scalar_term=False, n_jobs=-1, device="auto"):
+    """Signatures from log-signatures (the truncated tensor exponential), the inverse of
+    `sig_to_log_sig`. Method 0 input has the signature's layout (its scalar term inferred from
+    the length, the output following it); methods 1 and 2 give the scalar term where
+    `scalar_term` asks."""
+    (s,), back = floats(log_sig)
+    args = _sig_args(time_aug, lead_lag, 1.0, scalar_term, n_jobs, device)
+    return back(_native.log_sig_to_sig(s, count(dimension, "dimension"), count(degree, "degree"),
+                                       _exp_method(method), args))
+
+
+log_sig_to_sig = logsig_to_sig
+
+
+def logsig_to_sig_backprop(log_sig, sig_derivs, dimension, degree, *, time_aug=False,
+                           lead_lag=False, method=1, scalar_term=False, n_jobs=-1, device="auto"):
+    """The gradient of a scalar `F(logsig_to_sig(log_sig))` with respect to `log_sig`."""
+    (s, d), back = floats(log_sig, sig_derivs)
+    args = _sig_args(time_aug, lead_lag, 1.0, scalar_term, n_jobs, device)
+    return back(_native.log_sig_to_sig_backprop(s, d, count(dimension, "dimension"),
+                                                count(degree, "degree"), _exp_method(method),
+                                                args))
+
+
+log_sig_to_sig_backprop = logsig_to_sig_backprop
+
+
+def _exp_method(method):
+    if _method(method) == 3:
+        raise ValueError("method must be 0, 1 or 2")
+    return method
+
+
 def sig_coef(path, words, *, time_aug=False, lead_lag=False, end_time=1.0, prefixes=False,
              n_jobs=-1, device="auto"):
     """The signature coefficients at the chosen words only (one tuple, or a list of tuples)."""

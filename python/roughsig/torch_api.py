@@ -138,6 +138,20 @@ def sig_to_log_sig(sig, dimension, degree, *, time_aug=False, lead_lag=False, me
         sig)
 
 
+def logsig_to_sig(log_sig, dimension, degree, *, time_aug=False, lead_lag=False, method=1,
+                  scalar_term=False, n_jobs=-1, device="auto"):
+    """`roughsig.logsig_to_sig` with its gradient."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, method=method, scalar_term=scalar_term,
+              n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda s: _api.logsig_to_sig(s, dimension, degree, **kw),
+        lambda g, inp, out: (_api.logsig_to_sig_backprop(inp[0], g, dimension, degree, **kw),),
+        log_sig)
+
+
+log_sig_to_sig = logsig_to_sig
+
+
 def _kernel(native_forward, native_backward, path1, path2, kw):
     """A kernel operation through the native module, whose backprop also knows `normalize`."""
     args = _api._kernel_args(**kw)

@@ -345,6 +345,44 @@ fn sig_to_log_sig_backprop(
 }
 
 #[pyfunction]
+fn log_sig_to_sig(
+    py: Python<'_>,
+    log_sig: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    method: i64,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let (opts, m) = (args.options()?, self::method(method)?);
+    by_dtype!(log_sig, T => {
+        let l = read::<T>(log_sig)?;
+        let l = l.as_array();
+        array(py, py.detach(|| roughsig::log_sig_to_sig(l, dimension, degree, m, &opts)))
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)] // pySigLib's arguments, one for one
+fn log_sig_to_sig_backprop(
+    py: Python<'_>,
+    log_sig: &Bound<'_, PyAny>,
+    sig_derivs: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    method: i64,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let (opts, m) = (args.options()?, self::method(method)?);
+    by_dtype!(log_sig, T => {
+        let (l, g) = (read::<T>(log_sig)?, read::<T>(sig_derivs)?);
+        let (l, g) = (l.as_array(), g.as_array());
+        array(py, py.detach(|| {
+            roughsig::log_sig_to_sig_backprop(l, g, dimension, degree, m, &opts)
+        }))
+    })
+}
+
+#[pyfunction]
 fn sig_coef(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -558,6 +596,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log_sig_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_to_log_sig, m)?)?;
     m.add_function(wrap_pyfunction!(sig_to_log_sig_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(log_sig_to_sig, m)?)?;
+    m.add_function(wrap_pyfunction!(log_sig_to_sig_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_coef, m)?)?;
     m.add_function(wrap_pyfunction!(sig_coef_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_kernel, m)?)?;

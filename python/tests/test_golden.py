@@ -1,4 +1,5 @@
-"""Every pySigLib 4.0.0 reference case, run as pySigLib's own call with `pysiglib = roughsig`.
+"""Every pySigLib 4.0.0 reference case (the golden set, and `tests/data/log_sig_to_sig`), run as
+pySigLib's own call with `pysiglib = roughsig`.
 
 Each case records the exact Python call that produced it (`case.json`'s `call`); evaluating that
 call with roughsig in pySigLib's place is the drop-in promise, tested literally. f64 within the
@@ -14,14 +15,20 @@ import pytest
 
 import roughsig
 
-GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "tests" / "data" / "golden"
-CASES = sorted(p.parent.name for p in GOLDEN.glob("*/case.json") if p.parent.name != "lengths_table")
+DATA = pathlib.Path(__file__).resolve().parents[2] / "tests" / "data"
+GOLDEN = DATA / "golden"
+CASES = sorted(
+    str(p.parent.relative_to(DATA))
+    for d in (GOLDEN, DATA / "log_sig_to_sig")
+    for p in d.glob("*/case.json")
+    if p.parent.name != "lengths_table"
+)
 
 
 def load(name):
-    case = json.loads((GOLDEN / name / "case.json").read_text())
-    inputs = {k: np.load(GOLDEN / name / v["file"]) for k, v in case["inputs"].items()}
-    outputs = [np.load(GOLDEN / name / v["file"]) for v in case["outputs"].values()]
+    case = json.loads((DATA / name / "case.json").read_text())
+    inputs = {k: np.load(DATA / name / v["file"]) for k, v in case["inputs"].items()}
+    outputs = [np.load(DATA / name / v["file"]) for v in case["outputs"].values()]
     return case, inputs, outputs
 
 
@@ -89,4 +96,5 @@ def test_lengths_table():
 
 def test_case_count():
     index = json.loads((GOLDEN / "index.json").read_text())
-    assert len(CASES) + 1 == index["n_cases"]
+    assert sum(c.startswith("golden/") for c in CASES) + 1 == index["n_cases"]
+    assert sum(c.startswith("log_sig_to_sig/") for c in CASES) == 24

@@ -85,3 +85,10 @@ def test_a_training_step():
     loss = rt.log_sig(p, 3, method=2).pow(2).sum()
     loss.backward()
     assert p.grad is not None and p.grad.shape == p.shape and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("method", [0, 1, 2])
+def test_logsig_to_sig_gradient(method):
+    p = tensor(2, 6, 2, seed=10 + method).detach()
+    log = rt.log_sig(p, 3, method=method).detach().requires_grad_()
+    check(lambda l: rt.logsig_to_sig(l, 2, 3, method=method), log)

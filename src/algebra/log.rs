@@ -1,7 +1,8 @@
-//! The tensor logarithm of a truncated series `1 + x` and its reverse.
+//! The tensor logarithm of a truncated series `1 + x`, the tensor exponential of `x`, and their
+//! reverses: both are power series `Σ_m c_m x^m` in the tensor product (`x` has no level 0).
 //!
-//! `log(1 + x) = x − x²/2 + x³/3 − … ± x^N/N` (the product is the tensor product; `x` has no level 0).
-//! Horner's nesting `x ⊗ (c_1 + x ⊗ (c_2 + … x ⊗ (c_{N-1} + x ⊗ c_N)))`, with `c_m = (−1)^{m+1}/m`,
+//! `log(1 + x) = x − x²/2 + x³/3 − … ± x^N/N` (`c_m = (−1)^{m+1}/m`) and `exp(x) − 1 = x + x²/2! + …
+//! + x^N/N!` (`c_m = 1/m!`). Horner's nesting `x ⊗ (c_1 + x ⊗ (c_2 + … x ⊗ (c_{N-1} + x ⊗ c_N)))`
 //! needs one product per term instead of one power and one product. Because `x` starts at level 1,
 //! the partial result `P_m = c_m + x ⊗ P_{m+1}` is multiplied by `x` another `m` times before it
 //! reaches the output, so only its levels `0..=N−m` matter: truncating each step there makes the
@@ -13,10 +14,13 @@
 use crate::layout::TensorShape;
 use crate::Scalar;
 
-/// Buffers for [`tensor_log`] and [`tensor_log_backprop`], allocated once per thread and reused.
-pub struct LogScratch<T> {
-    /// `coeff[m] = (−1)^{m+1}/m`, the scalar term of `P_m` (index 0 unused).
-    coeff: Vec<T>,
+/// Buffers for the series ([`tensor_log`], [`tensor_exp`] and their reverses), allocated once per
+/// thread and reused.
+pub struct SeriesScratch<T> {
+    /// `log_coeff[m] = (−1)^{m+1}/m`, `exp_coeff[m] = 1/m!`: the scalar terms of `P_m` (index 0
+    /// unused).
+    log_coeff: Vec<T>,
+    exp_coeff: Vec<T>,
     /// `P_m`'s levels `1..=N−m` at `chain_start[m]`; `P_{N−1}` first so that `P_{m+1}` always lies
     /// below `P_m` and one split separates what a step reads from what it writes.
     chain: Vec<T>,
@@ -26,13 +30,20 @@ pub struct LogScratch<T> {
     pong: Vec<T>,
 }
 
-impl<T: Scalar> LogScratch<T> {
+impl<T: Scalar> SeriesScratch<T> {
     pub fn new(shape: &TensorShape) -> Self {
         let n = shape.degree;
-        let coeff = (0..=n)
+        let log_coeff = (0..=n)
             .map(|m| {
                 let sign = if m % 2 == 1 { 1.0 } else { -1.0 };
                 T::from_f64(sign / (m.max(1) as f64))
+            })
+            .collect();
+        let mut factorial = 1.0;
+        let exp_coeff = (0..=n)
+            .map(|m| {
+                factorial *= m.max(1) as f64;
+                T::from_f64(1.0 / factorial)
             })
             .collect();
         let mut chain_start = vec![0; n + 1];
@@ -42,8 +53,9 @@ impl<T: Scalar> LogScratch<T> {
             end += shape.offset(n - m + 1);
         }
         let top = if n == 0 { 0 } else { shape.offset(n) };
-        LogScratch {
-            coeff,
+        SeriesScratch {
+            log_coeff,
+            exp_coeff,
             chain: vec![T::zero(); end],
             chain_start,
             ping: vec![T::zero(); top],
@@ -62,13 +74,23 @@ impl<T: Scalar> LogScratch<T> {
 }
 
 /// `out = log(1 + x)`, levels `1..=N` (the logarithm has no level 0).
-pub fn tensor_log<T: Scalar>(shape: &TensorShape, x: &[T], out: &mut [T], ws: &mut LogScratch<T>) {
-    let n = shape.degree;
-    if n == 0 || shape.dim == 0 {
-        return;
-    }
-    fill_chain(shape, x, ws);
-    mul_series(shape, x, ws.coeff[1], ws.partial(shape, 1), n, out);
+pub fn tensor_log<T: Scalar>(
+    shape: &TensorShape,
+    x: &[T],
+    out: &mut [T],
+    ws: &mut SeriesScratch<T>,
+) {
+    series(shape, x, out, ws, Series::Log);
+}
+
+/// `out = exp(x) − 1`, levels `1..=N`: the exponential of `x` (no level 0) without its level 0.
+pub fn tensor_exp<T: Scalar>(
+    shape: &TensorShape,
+    x: &[T],
+    out: &mut [T],
+    ws: &mut SeriesScratch<T>,
+) {
+    series(shape, x, out, ws, Series::Exp);
 }
 
 /// Gradient of [`tensor_log`]: given `g = dF/d log(1 + x)`, add `dF/dx` into `dx`.
@@ -77,13 +99,65 @@ pub fn tensor_log_backprop<T: Scalar>(
     x: &[T],
     g: &[T],
     dx: &mut [T],
-    ws: &mut LogScratch<T>,
+    ws: &mut SeriesScratch<T>,
+) {
+    series_backprop(shape, x, g, dx, ws, Series::Log);
+}
+
+/// Gradient of [`tensor_exp`]: given `g = dF/d exp(x)` (levels `1..=N`), add `dF/dx` into `dx`.
+pub fn tensor_exp_backprop<T: Scalar>(
+    shape: &TensorShape,
+    x: &[T],
+    g: &[T],
+    dx: &mut [T],
+    ws: &mut SeriesScratch<T>,
+) {
+    series_backprop(shape, x, g, dx, ws, Series::Exp);
+}
+
+#[derive(Clone, Copy)]
+enum Series {
+    Log,
+    Exp,
+}
+
+impl<T: Scalar> SeriesScratch<T> {
+    fn coeff(&self, series: Series, m: usize) -> T {
+        match series {
+            Series::Log => self.log_coeff[m],
+            Series::Exp => self.exp_coeff[m],
+        }
+    }
+}
+
+fn series<T: Scalar>(
+    shape: &TensorShape,
+    x: &[T],
+    out: &mut [T],
+    ws: &mut SeriesScratch<T>,
+    kind: Series,
 ) {
     let n = shape.degree;
     if n == 0 || shape.dim == 0 {
         return;
     }
-    fill_chain(shape, x, ws);
+    fill_chain(shape, x, ws, kind);
+    mul_series(shape, x, ws.coeff(kind, 1), ws.partial(shape, 1), n, out);
+}
+
+fn series_backprop<T: Scalar>(
+    shape: &TensorShape,
+    x: &[T],
+    g: &[T],
+    dx: &mut [T],
+    ws: &mut SeriesScratch<T>,
+    kind: Series,
+) {
+    let n = shape.degree;
+    if n == 0 || shape.dim == 0 {
+        return;
+    }
+    fill_chain(shape, x, ws, kind);
     let mut dp = std::mem::take(&mut ws.ping);
     let mut dnext = std::mem::take(&mut ws.pong);
     // out = x ⊗ P_1, then P_m = c_m + x ⊗ P_{m+1} for m = 1 … N−1, each reversed in turn; `dp` holds
@@ -92,7 +166,7 @@ pub fn tensor_log_backprop<T: Scalar>(
     mul_series_backprop(
         shape,
         x,
-        ws.coeff[1],
+        ws.coeff(kind, 1),
         ws.partial(shape, 1),
         n,
         g,
@@ -103,7 +177,7 @@ pub fn tensor_log_backprop<T: Scalar>(
         let levels = n - m;
         let next = &mut dnext[..shape.offset(levels)];
         next.fill(T::zero());
-        let (c, p) = (ws.coeff[m + 1], ws.partial(shape, m + 1));
+        let (c, p) = (ws.coeff(kind, m + 1), ws.partial(shape, m + 1));
         mul_series_backprop(
             shape,
             x,
@@ -121,10 +195,11 @@ pub fn tensor_log_backprop<T: Scalar>(
 }
 
 /// `P_{N−1}, …, P_1` into the scratch chain.
-fn fill_chain<T: Scalar>(shape: &TensorShape, x: &[T], ws: &mut LogScratch<T>) {
+fn fill_chain<T: Scalar>(shape: &TensorShape, x: &[T], ws: &mut SeriesScratch<T>, kind: Series) {
     let n = shape.degree;
     for m in (1..n).rev() {
         let levels = n - m;
+        let c = ws.coeff(kind, m + 1);
         let (below, above) = ws.chain.split_at_mut(ws.chain_start[m]);
         // P_{m+1} sits right below P_m (or is the bare scalar c_N when m + 1 = N).
         let p_next = if m + 1 < n {
@@ -133,7 +208,7 @@ fn fill_chain<T: Scalar>(shape: &TensorShape, x: &[T], ws: &mut LogScratch<T>) {
             &[][..]
         };
         let out = &mut above[..shape.offset(levels + 1)];
-        mul_series(shape, x, ws.coeff[m + 1], p_next, levels, out);
+        mul_series(shape, x, c, p_next, levels, out);
     }
 }
 
@@ -205,6 +280,56 @@ mod tests {
     use super::*;
     use crate::algebra::exp;
 
+    /// `tensor_exp` of a level-1 `z` is the segment's signature `exp(z)`; of a general `x`, the
+    /// logarithm takes it back; and its gradient matches central differences.
+    #[test]
+    fn tensor_exp_matches_exp_and_inverts_log() {
+        for (d, n) in [(1, 4), (2, 1), (2, 5), (3, 4)] {
+            let shape = TensorShape::new(d, n).unwrap();
+            let mut ws = SeriesScratch::new(&shape);
+            let mut z = vec![0.0; shape.len()];
+            for (i, v) in z.iter_mut().take(d).enumerate() {
+                *v = 0.3 * i as f64 - 0.4;
+            }
+            let (mut want, mut got) = (vec![0.0; shape.len()], vec![0.0; shape.len()]);
+            exp(&shape, &z[..d], &mut want);
+            tensor_exp(&shape, &z, &mut got, &mut ws);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-14, "d={d} n={n}: {g} vs {w}");
+            }
+            let x: Vec<f64> = (0..shape.len())
+                .map(|i| ((i * 7 % 11) as f64 - 5.0) / 9.0)
+                .collect();
+            let (mut e, mut back) = (vec![0.0; shape.len()], vec![0.0; shape.len()]);
+            tensor_exp(&shape, &x, &mut e, &mut ws);
+            tensor_log(&shape, &e, &mut back, &mut ws);
+            for (b, v) in back.iter().zip(&x) {
+                assert!((b - v).abs() < 1e-13, "d={d} n={n}: log(exp(x)) {b} vs {v}");
+            }
+            let g: Vec<f64> = (0..shape.len())
+                .map(|i| ((i * 5 % 7) as f64 - 3.0) / 4.0)
+                .collect();
+            let mut dx = vec![0.0; shape.len()];
+            tensor_exp_backprop(&shape, &x, &g, &mut dx, &mut ws);
+            let f = |x: &[f64], ws: &mut SeriesScratch<f64>| {
+                let mut e = vec![0.0; shape.len()];
+                tensor_exp(&shape, x, &mut e, ws);
+                e.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>()
+            };
+            for i in 0..shape.len() {
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[i] += 1e-6;
+                down[i] -= 1e-6;
+                let fd = (f(&up, &mut ws) - f(&down, &mut ws)) / 2e-6;
+                assert!(
+                    (fd - dx[i]).abs() < 1e-7,
+                    "d={d} n={n} [{i}]: {fd} vs {}",
+                    dx[i]
+                );
+            }
+        }
+    }
+
     /// The logarithm of a segment's signature `exp(z)` is `z` alone.
     #[test]
     fn tensor_log_inverts_exp() {
@@ -214,7 +339,7 @@ mod tests {
             let mut e = vec![0.0; shape.len()];
             exp(&shape, &z, &mut e);
             let mut out = vec![1.0; shape.len()];
-            tensor_log(&shape, &e, &mut out, &mut LogScratch::new(&shape));
+            tensor_log(&shape, &e, &mut out, &mut SeriesScratch::new(&shape));
             for (i, v) in out.iter().enumerate() {
                 let want = if i < d { z[i] } else { 0.0 };
                 assert!((v - want).abs() < 1e-14, "d={d} n={n} [{i}]: {v}");

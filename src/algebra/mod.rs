@@ -26,7 +26,7 @@ pub use lead_lag::{
     compact_lead_lag, force_compact_lead_lag, lead_lag_fused, mul_exp_lead_lag,
     mul_exp_lead_lag_backprop, mul_exp_lead_lag_fused, LeadLagScratch, Support, FUSED_PAIRS,
 };
-pub use log::{tensor_log, tensor_log_backprop, LogScratch};
+pub use log::{tensor_exp, tensor_exp_backprop, tensor_log, tensor_log_backprop, SeriesScratch};
 pub use reversed::{mul_exp_reversed, to_rows as reversed_to_rows};
 pub use step_layout::{force_layout, StepLayout, FUSED_STEPS, REVERSED_STEPS};
 pub use tensor::{exp, exp_backprop, sig_inverse, tensor_mul, tensor_mul_backprop};

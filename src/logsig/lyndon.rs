@@ -27,6 +27,14 @@ pub(crate) struct Basis {
     /// lexicographic order, so this list is sorted.
     pub flat: Vec<usize>,
     brackets: OnceLock<Triangular>,
+    expansions: OnceLock<Expansions>,
+}
+
+/// Every `P_w` expanded in words, for going from bracket coordinates to the whole Lie element: row
+/// `p` lists `(flat index, coefficient)` of the `p`-th Lyndon word's bracket.
+pub(crate) struct Expansions {
+    row_start: Vec<usize>,
+    entries: Vec<(usize, f64)>,
 }
 
 /// The strictly lower triangle of `M`, row by row: row `p` lists `(q, M[p, q])` for `q < p`.
@@ -133,6 +141,7 @@ impl Basis {
             shape,
             flat,
             brackets: OnceLock::new(),
+            expansions: OnceLock::new(),
         })
     }
 
@@ -160,16 +169,46 @@ impl Basis {
         self.brackets.get_or_init(|| self.build_brackets())
     }
 
-    /// Expand every `P_w` in words (top level: one at a time, never kept, since no longer word
-    /// contains it as a factor) and keep its coefficients at the other Lyndon words of its length.
-    fn build_brackets(&self) -> Triangular {
+    /// The brackets expanded in words, built on first use; an error where they would not fit in
+    /// memory (bounded by `min(2^(k−1), d^k)` entries for a word of length `k`).
+    pub fn expansions(&self) -> Result<&Expansions> {
+        if let Some(e) = self.expansions.get() {
+            return Ok(e);
+        }
+        let counts = lyndon_counts(self.shape.dim, self.shape.degree)?;
+        let bound: u128 = (1..=self.shape.degree)
+            .map(|k| {
+                let per_word = (self.shape.level_len(k) as u128).min(1u128 << (k - 1).min(100));
+                counts[k] as u128 * per_word
+            })
+            .sum();
+        let entry = std::mem::size_of::<(usize, f64)>() as u128;
+        check_bytes(
+            "the Lyndon brackets' expansions",
+            bound.saturating_mul(entry),
+        )?;
+        Ok(self.expansions.get_or_init(|| {
+            let mut row_start = vec![0];
+            let mut entries = Vec::new();
+            self.expand_brackets(|_, k, expansion| {
+                let offset = self.shape.offset(k);
+                entries.extend(expansion.iter().map(|&(w, c)| (offset + w, c as f64)));
+                row_start.push(entries.len());
+            });
+            Expansions { row_start, entries }
+        }))
+    }
+
+    /// Expand every `P_w` in words, in output order, and hand `(p, k, expansion)` to `visit`: the
+    /// `p`-th Lyndon word, of length `k`, as `(index within its level, coefficient)` sorted. Only
+    /// the shorter words' expansions are kept (the top level's are built one at a time), since no
+    /// longer word has a top-level word as a factor.
+    fn expand_brackets(&self, mut visit: impl FnMut(usize, usize, &[(usize, i64)])) {
         let shape = &self.shape;
         let n = shape.degree;
-        // expansions[p]: P_w of the p-th Lyndon word as (index within its level, coefficient), sorted.
         // Coefficients are integers with Σ|a_v| <= 2^{k-1} at length k; any length over 63 needs more
         // than 2^63 words, which no shape allows, so i64 is exact.
         let mut expansions: Vec<Vec<(usize, i64)>> = Vec::new();
-        let mut triples: Vec<(usize, usize, f64)> = Vec::new();
         let mut k = 1;
         for (p, &f) in self.flat.iter().enumerate() {
             while f >= shape.offset(k + 1) {
@@ -187,7 +226,20 @@ impl Basis {
                     shape.level_len(v_len),
                 )
             };
-            for &(word, coeff) in &expansion {
+            visit(p, k, &expansion);
+            if k < n {
+                expansions.push(expansion);
+            }
+        }
+    }
+
+    /// Keep each bracket's coefficients at the other Lyndon words of its length: `M`.
+    fn build_brackets(&self) -> Triangular {
+        let shape = &self.shape;
+        let mut triples: Vec<(usize, usize, f64)> = Vec::new();
+        self.expand_brackets(|p, k, expansion| {
+            let within = self.flat[p] - shape.offset(k);
+            for &(word, coeff) in expansion {
                 if word != within {
                     if let Some(q) = self.position(shape.offset(k) + word) {
                         debug_assert!(q > p, "P_w only reaches words after w");
@@ -195,10 +247,7 @@ impl Basis {
                     }
                 }
             }
-            if k < n {
-                expansions.push(expansion);
-            }
-        }
+        });
         triples.sort_unstable_by_key(|&(row, col, _)| (row, col));
         let mut row_start = vec![0; self.len() + 1];
         for &(row, _, _) in &triples {
@@ -309,6 +358,30 @@ impl Triangular {
                 acc += T::from_f64(m) * c[q];
             }
             out[p] = acc;
+        }
+    }
+}
+
+impl Expansions {
+    /// `out = Σ_p c_p P_p`: bracket coordinates → the Lie element in the expanded layout (levels
+    /// `1..=N`, no scalar term).
+    pub fn expand<T: Scalar>(&self, c: &[T], out: &mut [T]) {
+        out.fill(T::zero());
+        for (p, &cp) in c.iter().enumerate() {
+            for &(f, m) in &self.entries[self.row_start[p]..self.row_start[p + 1]] {
+                out[f] += T::from_f64(m) * cp;
+            }
+        }
+    }
+
+    /// The transpose of [`Expansions::expand`]: `dc_p = Σ_f P_p[f] g[f]`.
+    pub fn contract<T: Scalar>(&self, g: &[T], dc: &mut [T]) {
+        for (p, d) in dc.iter_mut().enumerate() {
+            let mut acc = T::zero();
+            for &(f, m) in &self.entries[self.row_start[p]..self.row_start[p + 1]] {
+                acc += T::from_f64(m) * g[f];
+            }
+            *d = acc;
         }
     }
 }

@@ -14,8 +14,11 @@
 //! on first use for each `(dimension, degree)` and cached; nothing has to be prepared.
 
 mod lyndon;
+mod to_sig;
 
-use crate::algebra::{tensor_log, tensor_log_backprop, LogScratch};
+pub(crate) use to_sig::{log_sig_to_sig, log_sig_to_sig_backprop};
+
+use crate::algebra::{tensor_log, tensor_log_backprop, SeriesScratch};
 use crate::batch::{
     check_result, expect_len, fit_gpu, fit_threads, infer_scalar_term, paths as path_rows,
     same_batch, zeros, Memory, Rows,
@@ -459,7 +462,7 @@ struct Plan {
 
 /// One thread's buffers.
 struct Workspace<T> {
-    log: LogScratch<T>,
+    log: SeriesScratch<T>,
     /// The expanded logarithm (forward) or its gradient (reverse).
     expanded: Vec<T>,
     /// Lyndon coordinates' gradients, solved in place.
@@ -559,7 +562,7 @@ impl Plan {
 
     fn workspace<T: Scalar>(&self) -> Workspace<T> {
         Workspace {
-            log: LogScratch::new(&self.shape),
+            log: SeriesScratch::new(&self.shape),
             expanded: vec![T::zero(); self.shape.len()],
             coords: vec![T::zero(); self.basis.as_ref().map_or(0, |b| b.len())],
         }

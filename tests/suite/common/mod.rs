@@ -12,24 +12,43 @@ pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
 }
 
+/// The reference cases of pySigLib's functions beyond the golden set, in the same layout.
+pub fn reference_dir(set: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(set)
+}
+
 /// One reference case: its `case.json` and a loader for its arrays.
 pub struct Case {
     pub name: String,
+    pub dir: PathBuf,
     pub json: serde_json::Value,
 }
 
 impl Case {
     pub fn load(name: &str) -> Case {
-        let text = std::fs::read_to_string(golden_dir().join(name).join("case.json")).unwrap();
+        Case::load_from(&golden_dir(), name)
+    }
+
+    fn load_from(dir: &std::path::Path, name: &str) -> Case {
+        let dir = dir.join(name);
+        let text = std::fs::read_to_string(dir.join("case.json")).unwrap();
         Case {
             name: name.to_string(),
+            dir,
             json: serde_json::from_str(&text).unwrap(),
         }
     }
 
-    /// Every case whose `function` is `function`, sorted by name.
+    /// Every golden case whose `function` is `function`, sorted by name.
     pub fn all(function: &str) -> Vec<Case> {
-        let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        Case::all_in(&golden_dir(), function)
+    }
+
+    /// Every case in `dir` whose `function` is `function`, sorted by name.
+    pub fn all_in(dir: &std::path::Path, function: &str) -> Vec<Case> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| {
                 let e = e.ok()?;
@@ -42,7 +61,7 @@ impl Case {
         names.sort();
         names
             .iter()
-            .map(|n| Case::load(n))
+            .map(|n| Case::load_from(dir, n))
             .filter(|c| c.json["function"] == function)
             .collect()
     }
@@ -55,7 +74,7 @@ impl Case {
             .as_str()
             .unwrap()
             .to_string();
-        let f = std::fs::File::open(golden_dir().join(&self.name).join(file)).unwrap();
+        let f = std::fs::File::open(self.dir.join(file)).unwrap();
         ArrayD::<f64>::read_npy(f).unwrap()
     }
 
