@@ -31,10 +31,18 @@ pub struct Ops<T> {
     lyndon_to_words: fn(In<T>, usize, usize) -> Out<T>,
     log_sig_to_sig: fn(In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
     log_sig_to_sig_backprop: fn(In<T>, In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    log_sig_combine: fn(In<T>, In<T>, usize, usize, &SigOptions) -> Out<T>,
+    log_sig_combine_backprop: fn(In<T>, In<T>, In<T>, usize, usize, &SigOptions) -> Pair<T>,
+    log_sig_join: fn(In<T>, In<T>, usize, usize, &SigOptions) -> Out<T>,
+    log_sig_join_backprop: fn(In<T>, In<T>, In<T>, usize, usize, &SigOptions) -> Pair<T>,
+    linear_log_sig: fn(In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
+    linear_log_sig_backprop: fn(In<T>, In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
     sig_combine: fn(In<T>, In<T>, usize, usize, &SigOptions) -> Out<T>,
     sig_combine_backprop: fn(In<T>, In<T>, In<T>, usize, usize, &SigOptions) -> Pair<T>,
     sig_join: fn(In<T>, In<T>, usize, usize, bool, &SigOptions) -> Out<T>,
     sig_join_backprop: fn(In<T>, In<T>, In<T>, usize, usize, bool, &SigOptions) -> Pair<T>,
+    linear_sig: fn(In<T>, usize, usize, &SigOptions) -> Out<T>,
+    linear_sig_backprop: fn(In<T>, In<T>, usize, usize, &SigOptions) -> Out<T>,
     transform_path: fn(In<T>, &SigOptions) -> Out<T>,
     transform_path_backprop: fn(In<T>, &SigOptions) -> Out<T>,
     sig_kernel: fn(In<T>, In<T>, &SigKernelOptions) -> Out<T>,
@@ -61,10 +69,18 @@ const fn table<T: Scalar>() -> Ops<T> {
         lyndon_to_words: crate::logsig::lyndon_to_words,
         log_sig_to_sig: crate::logsig::log_sig_to_sig,
         log_sig_to_sig_backprop: crate::logsig::log_sig_to_sig_backprop,
+        log_sig_combine: crate::logsig::log_sig_combine,
+        log_sig_combine_backprop: crate::logsig::log_sig_combine_backprop,
+        log_sig_join: crate::logsig::log_sig_join,
+        log_sig_join_backprop: crate::logsig::log_sig_join_backprop,
+        linear_log_sig: crate::logsig::linear_log_sig,
+        linear_log_sig_backprop: crate::logsig::linear_log_sig_backprop,
         sig_combine: crate::combine::sig_combine,
         sig_combine_backprop: crate::combine::sig_combine_backprop,
         sig_join: crate::combine::sig_join,
         sig_join_backprop: crate::combine::sig_join_backprop,
+        linear_sig: crate::combine::linear_sig,
+        linear_sig_backprop: crate::combine::linear_sig_backprop,
         transform_path: crate::transform::transform_path,
         transform_path_backprop: crate::transform::transform_path_backprop,
         sig_kernel: crate::sig_kernel::sig_kernel,
@@ -330,7 +346,7 @@ pub fn lyndon_to_words<T: Scalar, D: Dimension>(
 ///
 /// ```
 /// use roughsig::{log_sig, log_sig_to_sig, ndarray::array, sig, LogSigMethod, SigOptions};
-/// let paths = array![[[0.0, 0.0], [0.4, 0.1], [0.5, 0.7]]];
+/// let paths = array![[[0.0f64, 0.0], [0.4, 0.1], [0.5, 0.7]]];
 /// let opts = SigOptions::default();
 /// let l = log_sig(paths.view(), 4, LogSigMethod::Lyndon, &opts)?;
 /// let s = log_sig_to_sig(l.view(), 2, 4, LogSigMethod::Lyndon, &opts)?;
@@ -457,6 +473,141 @@ pub fn sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>
         prepend,
         options,
     )
+}
+
+/// The signature of the straight segment from 0 to each displacement in `displacement`
+/// (`(batch…, dimension)`): `(1, v, v⊗v/2!, …, v^⊗N/N!)`, the 1 only where `options.scalar_term`
+/// asks. The same as [`sig_join`] of a constant path's signature; `options`' path transforms do not
+/// apply (there is no path).
+///
+/// ```
+/// use roughsig::{linear_sig, ndarray::array, sig, SigOptions};
+/// let opts = SigOptions::default();
+/// let v = array![[0.5, -1.0]];
+/// let segment = array![[[0.0, 0.0], [0.5, -1.0]]];
+/// assert_eq!(linear_sig(v.view(), 2, 3, &opts)?, sig(segment.view(), 3, &opts)?);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn linear_sig<T: Scalar, D: Dimension>(
+    displacement: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().linear_sig)(displacement.into_dyn(), dimension, degree, options)
+}
+
+/// The gradient of [`linear_sig`] with respect to `displacement`, given `deriv = dF/dsig`.
+pub fn linear_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    displacement: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let (deriv, displacement) = (deriv.into_dyn(), displacement.into_dyn());
+    (ops::<T>().linear_sig_backprop)(deriv, displacement, dimension, degree, options)
+}
+
+/// The log-signature of the straight segment from 0 to each displacement in `displacement`
+/// (`(batch…, dimension)`) in the form `method`: the displacement at the letters, 0 above (a leading
+/// 0 for `Expanded` where `options.scalar_term` asks). `options`' path transforms do not apply.
+pub fn linear_log_sig<T: Scalar, D: Dimension>(
+    displacement: ArrayView<'_, T, D>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let displacement = displacement.into_dyn();
+    (ops::<T>().linear_log_sig)(displacement, dimension, degree, method, options)
+}
+
+/// The gradient of [`linear_log_sig`] with respect to `displacement`, given `deriv = dF/dlog_sig`.
+pub fn linear_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    displacement: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let (deriv, displacement) = (deriv.into_dyn(), displacement.into_dyn());
+    (ops::<T>().linear_log_sig_backprop)(deriv, displacement, dimension, degree, method, options)
+}
+
+/// The log-signature of the concatenation of two paths from theirs, `log_sig1` and `log_sig2`
+/// (`(batch…, log_sig_length)`, [`LogSigMethod::Lyndon`] coordinates of `dimension`-channel paths
+/// before the transforms in `options`): the Baker–Campbell–Hausdorff product
+/// `log(exp(ℓ₁) ⊗ exp(ℓ₂))`, exact to the degree. Runs on the CPU (`Device::Gpu` is an error).
+///
+/// ```
+/// use roughsig::{log_sig, log_sig_combine, ndarray::array, LogSigMethod, SigOptions};
+/// let opts = SigOptions::default();
+/// let first = array![[[0.0, 0.0], [0.4, 0.1], [0.5, 0.7]]];
+/// let second = array![[[0.5, 0.7], [0.9, 0.2]]];
+/// let whole = array![[[0.0, 0.0], [0.4, 0.1], [0.5, 0.7], [0.9, 0.2]]];
+/// let l = |p: &ndarray::Array3<f64>| log_sig(p.view(), 4, LogSigMethod::Lyndon, &opts);
+/// let combined = log_sig_combine(l(&first)?.view(), l(&second)?.view(), 2, 4, &opts)?;
+/// let direct = l(&whole)?;
+/// assert!(combined.iter().zip(&direct).all(|(a, b)| (a - b).abs() < 1e-14));
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn log_sig_combine<T: Scalar, D1: Dimension, D2: Dimension>(
+    log_sig1: ArrayView<'_, T, D1>,
+    log_sig2: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let (a, b) = (log_sig1.into_dyn(), log_sig2.into_dyn());
+    (ops::<T>().log_sig_combine)(a, b, dimension, degree, options)
+}
+
+/// Gradients of [`log_sig_combine`] with respect to `log_sig1` and `log_sig2`, given
+/// `deriv = dF/d(combined)`.
+pub fn log_sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    log_sig1: ArrayView<'_, T, D2>,
+    log_sig2: ArrayView<'_, T, D3>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let (g, a, b) = (deriv.into_dyn(), log_sig1.into_dyn(), log_sig2.into_dyn());
+    (ops::<T>().log_sig_combine_backprop)(g, a, b, dimension, degree, options)
+}
+
+/// Each log-signature in `log_sigs` ([`LogSigMethod::Lyndon`] coordinates over `dimension` letters)
+/// extended by the straight segment `displacement` (`(batch…, dimension)`): [`log_sig_combine`]
+/// with [`linear_log_sig`]. `options`' path transforms do not apply. Runs on the CPU.
+pub fn log_sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
+    log_sigs: ArrayView<'_, T, D1>,
+    displacement: ArrayView<'_, T, D2>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let (l, v) = (log_sigs.into_dyn(), displacement.into_dyn());
+    (ops::<T>().log_sig_join)(l, v, dimension, degree, options)
+}
+
+/// Gradients of [`log_sig_join`] with respect to `log_sigs` and `displacement`, given
+/// `deriv = dF/d(joined)`.
+pub fn log_sig_join_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dimension>(
+    deriv: ArrayView<'_, T, D1>,
+    log_sigs: ArrayView<'_, T, D2>,
+    displacement: ArrayView<'_, T, D3>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let (g, l, v) = (
+        deriv.into_dyn(),
+        log_sigs.into_dyn(),
+        displacement.into_dyn(),
+    );
+    (ops::<T>().log_sig_join_backprop)(g, l, v, dimension, degree, options)
 }
 
 /// The path after lead-lag (length `2L-1`, channels lag then lead) and time augmentation (time last,

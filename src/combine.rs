@@ -260,6 +260,70 @@ pub(crate) fn sig_join_backprop<T: Scalar>(
     split_pair(both, &s.batch_shape, row, dimension)
 }
 
+/// The body of [`crate::linear_sig`] (see [`crate::api`]): [`sig_join`] of the trivial signature.
+pub(crate) fn linear_sig<T: Scalar>(
+    displacement: ArrayViewD<'_, T>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let start = trivial_sigs(displacement.view(), dimension, degree, options)?;
+    sig_join(
+        start.view(),
+        displacement,
+        dimension,
+        degree,
+        false,
+        options,
+    )
+}
+
+/// The body of [`crate::linear_sig_backprop`] (see [`crate::api`]).
+pub(crate) fn linear_sig_backprop<T: Scalar>(
+    deriv: ArrayViewD<'_, T>,
+    displacement: ArrayViewD<'_, T>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    let start = trivial_sigs(displacement.view(), dimension, degree, options)?;
+    let (_, d_displacement) = sig_join_backprop(
+        deriv,
+        start.view(),
+        displacement,
+        dimension,
+        degree,
+        false,
+        options,
+    )?;
+    Ok(d_displacement)
+}
+
+/// The signature of a constant path (1, then zeros; the 1 only where `options.scalar_term` asks),
+/// once for each displacement in `displacement` (`(batch…, dimension)`).
+fn trivial_sigs<T: Scalar>(
+    displacement: ArrayViewD<'_, T>,
+    dimension: usize,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    if dimension == 0 {
+        return Err(Error::NotPositive { what: "dimension" });
+    }
+    let shape = TensorShape::new(dimension, degree)?;
+    let v = Rows::new("displacement", displacement, 1)?;
+    expect_len("displacement", &v, dimension)?;
+    let st = options.scalar_term as usize;
+    let mut out_shape = v.batch_shape.clone();
+    out_shape.push(shape.len() + st);
+    let mut out = zeros::<T>("signature", &out_shape)?;
+    if st == 1 {
+        out.index_axis_mut(Axis(out_shape.len() - 1), 0)
+            .fill(T::one());
+    }
+    Ok(out)
+}
+
 /// About the multiply-adds of Chen's product of `batch` pairs (for `Device::Auto`).
 fn workload(batch: usize, shape: &TensorShape) -> u128 {
     batch as u128 * shape.len() as u128 * shape.degree as u128
@@ -327,7 +391,7 @@ fn sig_and_displacement<'a, 'b, T: Scalar>(
 }
 
 /// Run `f(item, out1_row, out2_row)` for every batch item, the two outputs side by side in one row.
-fn paired_rows<T: Scalar, S>(
+pub(crate) fn paired_rows<T: Scalar, S>(
     threads: usize,
     batch: usize,
     (len1, len2): (usize, usize),

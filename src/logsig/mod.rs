@@ -13,9 +13,14 @@
 //! The last two are ordered like [`lyndon_words`]: by length, then lexicographically. Bases are built
 //! on first use for each `(dimension, degree)` and cached; nothing has to be prepared.
 
+mod combine;
 mod lyndon;
 mod to_sig;
 
+pub(crate) use combine::{
+    linear_log_sig, linear_log_sig_backprop, log_sig_combine, log_sig_combine_backprop,
+    log_sig_join, log_sig_join_backprop,
+};
 pub(crate) use to_sig::{log_sig_to_sig, log_sig_to_sig_backprop};
 
 use crate::algebra::{tensor_log, tensor_log_backprop, SeriesScratch};

@@ -29,7 +29,7 @@ pub(crate) fn log_sig_to_sig<T: Scalar>(
     let expansions = plan.expansions()?;
     let n = plan.shape.len();
     let (row, out_row) = (l.last(), n + out_st as usize);
-    let out = cpu_only::<T, _>(options, |threads| {
+    let out = cpu_only::<T, _>("log_sig_to_sig", options, |threads| {
         let values = (l.batch() * out_row) as u128;
         let threads = plan.fit::<T>("signature", values, 0, threads)?;
         let mut out_shape = l.batch_shape.clone();
@@ -76,7 +76,7 @@ pub(crate) fn log_sig_to_sig_backprop<T: Scalar>(
     expect_len("sig_derivs", &g, n + out_st as usize)?;
     g.check_finite("sig_derivs", false)?;
     let (row, g_row) = (l.last(), g.last());
-    let out = cpu_only::<T, _>(options, |threads| {
+    let out = cpu_only::<T, _>("log_sig_to_sig", options, |threads| {
         let threads = plan.fit::<T>("log-signature gradient", l.data.len() as u128, 0, threads)?;
         let mut out = zeros::<T>("log-signature gradient", l.data.shape())?;
         let (xs, gs) = (l.slice(), g.slice());
@@ -128,8 +128,12 @@ fn prepare<'a, T: Scalar>(
     Ok((plan, l, in_st, out_st))
 }
 
-/// Runs on the CPU: `Device::Gpu` is an error, `Device::Auto` the CPU.
-fn cpu_only<T: Scalar, R>(options: &SigOptions, f: impl FnOnce(usize) -> Result<R>) -> Result<R> {
+/// Runs operation `name` on the CPU: `Device::Gpu` is an error, `Device::Auto` the CPU.
+pub(super) fn cpu_only<T: Scalar, R>(
+    name: &str,
+    options: &SigOptions,
+    f: impl FnOnce(usize) -> Result<R>,
+) -> Result<R> {
     // No work keeps `Device::Auto` on the CPU, so only an explicit GPU request reaches the error.
     execute(
         &options.exec.device,
@@ -137,9 +141,9 @@ fn cpu_only<T: Scalar, R>(options: &SigOptions, f: impl FnOnce(usize) -> Result<
         Precision::of::<T>(),
         0,
         |_| {
-            Err(Error::Device(
-                "log_sig_to_sig runs on the CPU only: use Device::Cpu or Device::Auto".into(),
-            ))
+            Err(Error::Device(format!(
+                "{name} runs on the CPU only: use Device::Cpu or Device::Auto"
+            )))
         },
         f,
     )
@@ -147,12 +151,12 @@ fn cpu_only<T: Scalar, R>(options: &SigOptions, f: impl FnOnce(usize) -> Result<
 
 impl Plan {
     /// The bracket expansions, for the Lyndon forms.
-    fn expansions(&self) -> Result<Option<&Expansions>> {
+    pub(super) fn expansions(&self) -> Result<Option<&Expansions>> {
         self.basis.as_ref().map(|b| b.expansions()).transpose()
     }
 
     /// The Lie element of one log-signature row `x` of this plan's form, expanded, into `ws.expanded`.
-    fn lie_element<T: Scalar>(
+    pub(super) fn lie_element<T: Scalar>(
         &self,
         expansions: Option<&Expansions>,
         x: &[T],
@@ -171,7 +175,7 @@ impl Plan {
 
     /// The reverse of [`Plan::lie_element`]: the gradient `dl` with respect to the expanded Lie
     /// element → the gradient with respect to the row, into `dx`.
-    fn lie_element_backprop<T: Scalar>(
+    pub(super) fn lie_element_backprop<T: Scalar>(
         &self,
         expansions: Option<&Expansions>,
         dl: &[T],

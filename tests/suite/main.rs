@@ -20,6 +20,7 @@ mod gpu_plan;
 mod gpu_shaders;
 #[cfg(feature = "gpu")]
 mod gpu_sig_kernel;
+mod log_sig_combine;
 mod log_sig_to_sig;
 mod logsig;
 mod properties;
