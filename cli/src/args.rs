@@ -129,6 +129,113 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The straight segments' signatures (1, v, v⊗v/2!, …) from displacements (batch…, dim).
+    LinearSig {
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        /// Prepend the level-0 term 1.
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The gradient of linear-sig with respect to the displacements.
+    LinearSigBackprop {
+        deriv: String,
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The straight segments' log-signatures from displacements (batch…, dim), in any form.
+    LinearLogSig {
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        method: Method,
+        /// With --method expanded, a leading 0 for the level-0 term.
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The gradient of linear-log-sig with respect to the displacements.
+    LinearLogSigBackprop {
+        deriv: String,
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        method: Method,
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The log-signature of concatenated paths from theirs (Lyndon coordinates, --method lyndon's
+    /// form): the Baker–Campbell–Hausdorff product.
+    LogSigCombine {
+        log_sig1: String,
+        log_sig2: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        flags: Flags,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of log-sig-combine with respect to log_sig1 and log_sig2.
+    LogSigCombineBackprop {
+        deriv: String,
+        log_sig1: String,
+        log_sig2: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        flags: Flags,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Extend log-signatures (Lyndon coordinates) by one straight segment each.
+    LogSigJoin {
+        log_sig: String,
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of log-sig-join with respect to log_sig and displacement.
+    LogSigJoinBackprop {
+        deriv: String,
+        log_sig: String,
+        displacement: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Signature kernels k(path1_i, path2_i) of paired batches (batch…, L1, d) and (batch…, L2, d).
     SigKernel {
         path1: String,

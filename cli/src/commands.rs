@@ -189,6 +189,131 @@ pub fn run(command: Command) -> Result<()> {
                 )
             }))
         }
+        Command::LinearSig {
+            displacement,
+            size,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common).scalar_term(scalar_term);
+            let job = Job::read("linear-sig", &[&displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::linear_sig(x[0].view(), dimension, degree, &opts)
+            }))
+        }
+        Command::LinearSigBackprop {
+            deriv,
+            displacement,
+            size,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common).scalar_term(scalar_term);
+            let job = Job::read("linear-sig-backprop", &[&deriv, &displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::linear_sig_backprop(x[0].view(), x[1].view(), dimension, degree, &opts)
+            }))
+        }
+        Command::LinearLogSig {
+            displacement,
+            size,
+            method: Method { method },
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common).scalar_term(scalar_term);
+            let job = Job::read("linear-log-sig", &[&displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::linear_log_sig(x[0].view(), dimension, degree, method, &opts)
+            }))
+        }
+        Command::LinearLogSigBackprop {
+            deriv,
+            displacement,
+            size,
+            method: Method { method },
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common).scalar_term(scalar_term);
+            let job = Job::read("linear-log-sig-backprop", &[&deriv, &displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                let (g, v) = (x[0].view(), x[1].view());
+                roughsig::linear_log_sig_backprop(g, v, dimension, degree, method, &opts)
+            }))
+        }
+        Command::LogSigCombine {
+            log_sig1,
+            log_sig2,
+            size,
+            flags,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common);
+            let job = Job::read("log-sig-combine", &[&log_sig1, &log_sig2], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::log_sig_combine(x[0].view(), x[1].view(), dimension, degree, &opts)
+            }))
+        }
+        Command::LogSigCombineBackprop {
+            deriv,
+            log_sig1,
+            log_sig2,
+            size,
+            flags,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common);
+            let inputs = [&deriv, &log_sig1, &log_sig2];
+            let job = Job::read("log-sig-combine-backprop", &inputs, &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                let (g, a, b) = (x[0].view(), x[1].view(), x[2].view());
+                roughsig::log_sig_combine_backprop(g, a, b, dimension, degree, &opts)
+            }))
+        }
+        Command::LogSigJoin {
+            log_sig,
+            displacement,
+            size,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common);
+            let job = Job::read("log-sig-join", &[&log_sig, &displacement], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::log_sig_join(x[0].view(), x[1].view(), dimension, degree, &opts)
+            }))
+        }
+        Command::LogSigJoinBackprop {
+            deriv,
+            log_sig,
+            displacement,
+            size,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&Flags::default(), &common);
+            let inputs = [&deriv, &log_sig, &displacement];
+            let job = Job::read("log-sig-join-backprop", &inputs, &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                let (g, l, v) = (x[0].view(), x[1].view(), x[2].view());
+                roughsig::log_sig_join_backprop(g, l, v, dimension, degree, &opts)
+            }))
+        }
         Command::SigKernel {
             path1,
             path2,

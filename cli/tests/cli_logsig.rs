@@ -258,3 +258,82 @@ fn log_sig_to_sig_matches_the_reference_case() {
     on_gpu.extend_from_slice(&["--device", "gpu"]);
     assert!(fails(&on_gpu).contains("CPU only"));
 }
+
+#[test]
+fn log_sig_products_and_segments_match_the_reference_cases() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/log_sig_combine");
+    let file = |case: &str, name: &str| data.join(case).join(name).to_str().unwrap().to_string();
+    let (out, out2) = (out_path("log_sig_products"), out_path("log_sig_products2"));
+    let (o, o2) = (out.to_str().unwrap(), out2.to_str().unwrap());
+    let size = |d: &'static str, n: &'static str| ["--dimension", d, "--degree", n];
+
+    let case = "log_sig_combine_d3_deg3_ta1_ll0";
+    let (a, b) = (file(case, "log_sig1.npy"), file(case, "log_sig2.npy"));
+    let mut args = vec!["log-sig-combine", &a, &b, "--time-aug", "-o", o];
+    args.extend_from_slice(&size("3", "3"));
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&read(&out), &read(Path::new(&file(case, "log_sig.npy"))));
+    let bp = format!("{case}_bp");
+    let g = file(&bp, "deriv.npy");
+    let mut args = vec![
+        "log-sig-combine-backprop",
+        &g,
+        &a,
+        &b,
+        "--time-aug",
+        "-o",
+        o,
+    ];
+    args.extend_from_slice(&["--output2", o2]);
+    args.extend_from_slice(&size("3", "3"));
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(
+        &read(&out),
+        &read(Path::new(&file(&bp, "log_sig1_derivs.npy"))),
+    );
+    assert_close(
+        &read(&out2),
+        &read(Path::new(&file(&bp, "log_sig2_derivs.npy"))),
+    );
+
+    let case = "log_sig_join_d3_deg5";
+    let (l, v) = (file(case, "log_sig.npy"), file(case, "displacement.npy"));
+    let mut args = vec!["log-sig-join", &l, &v, "-o", o];
+    args.extend_from_slice(&size("3", "5"));
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(
+        &read(&out),
+        &read(Path::new(&file(case, "log_sig_joined.npy"))),
+    );
+
+    let case = "linear_log_sig_d2_deg4_m0_st1";
+    let v = file(case, "displacement.npy");
+    let mut args = vec![
+        "linear-log-sig",
+        &v,
+        "--method",
+        "expanded",
+        "--scalar-term",
+        "-o",
+        o,
+    ];
+    args.extend_from_slice(&size("2", "4"));
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&read(&out), &read(Path::new(&file(case, "log_sig.npy"))));
+
+    let case = "linear_sig_d3_deg3_st1";
+    let v = file(case, "displacement.npy");
+    let mut args = vec!["linear-sig", &v, "--scalar-term", "-o", o];
+    args.extend_from_slice(&size("3", "3"));
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&read(&out), &read(Path::new(&file(case, "sig.npy"))));
+    // A displacement of the wrong width is one clear line.
+    let n = args.len();
+    (args[n - 3], args[n - 1]) = ("4", "2"); // --dimension 4 --degree 2
+    assert!(fails(&args).contains("displacement"));
+}

@@ -197,6 +197,80 @@ def logsig_to_sig_backprop(log_sig, sig_derivs, dimension, degree, *, time_aug=F
 log_sig_to_sig_backprop = logsig_to_sig_backprop
 
 
+def linear_sig(displacement, dimension, degree, *, scalar_term=False, n_jobs=-1, device="auto"):
+    """The signatures of the straight segments from 0 to each displacement `(..., dimension)`."""
+    (v,), back = floats(displacement)
+    args = _sig_args(scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return back(_native.linear_sig(v, count(dimension, "dimension"), count(degree, "degree"),
+                                   args))
+
+
+def linear_sig_backprop(derivs, displacement, dimension, degree, *, scalar_term=False, n_jobs=-1,
+                        device="auto"):
+    """The gradient of a scalar `F(linear_sig(displacement))` with respect to `displacement`."""
+    (g, v), back = floats(derivs, displacement)
+    args = _sig_args(scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return back(_native.linear_sig_backprop(g, v, count(dimension, "dimension"),
+                                            count(degree, "degree"), args))
+
+
+def linear_log_sig(displacement, dimension, degree, *, method=1, scalar_term=False, n_jobs=-1,
+                   device="auto"):
+    """The log-signatures of the straight segments from 0 to each displacement: the displacement
+    at the letters, 0 above (a leading 0 for method 0 with `scalar_term`)."""
+    (v,), back = floats(displacement)
+    args = _sig_args(scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return back(_native.linear_log_sig(v, count(dimension, "dimension"), count(degree, "degree"),
+                                       _method(method), args))
+
+
+def linear_log_sig_backprop(derivs, displacement, dimension, degree, *, method=1,
+                            scalar_term=False, n_jobs=-1, device="auto"):
+    """The gradient of a scalar `F(linear_log_sig(displacement))` with respect to `displacement`."""
+    (g, v), back = floats(derivs, displacement)
+    args = _sig_args(scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return back(_native.linear_log_sig_backprop(g, v, count(dimension, "dimension"),
+                                                count(degree, "degree"), _method(method), args))
+
+
+def log_sig_combine(log_sig1, log_sig2, dimension, degree, *, time_aug=False, lead_lag=False,
+                    n_jobs=-1, device="auto"):
+    """The log-signature of two paths end to end from theirs (Lyndon basis, methods 2 and 3):
+    the Baker-Campbell-Hausdorff product."""
+    (a, b), back = floats(log_sig1, log_sig2)
+    args = _sig_args(time_aug, lead_lag, n_jobs=n_jobs, device=device)
+    return back(_native.log_sig_combine(a, b, count(dimension, "dimension"),
+                                        count(degree, "degree"), args))
+
+
+def log_sig_combine_backprop(deriv, ls1, ls2, dimension, degree, *, time_aug=False,
+                             lead_lag=False, n_jobs=-1, device="auto"):
+    """The gradients of `log_sig_combine` with respect to both log-signatures."""
+    (g, a, b), back = floats(deriv, ls1, ls2)
+    args = _sig_args(time_aug, lead_lag, n_jobs=n_jobs, device=device)
+    da, db = _native.log_sig_combine_backprop(g, a, b, count(dimension, "dimension"),
+                                              count(degree, "degree"), args)
+    return back(da), back(db)
+
+
+def log_sig_join(log_sig, displacement, dimension, degree, *, n_jobs=-1, device="auto"):
+    """Log-signatures (Lyndon basis) extended by one straight segment each."""
+    (l, v), back = floats(log_sig, displacement)
+    args = _sig_args(n_jobs=n_jobs, device=device)
+    return back(_native.log_sig_join(l, v, count(dimension, "dimension"), count(degree, "degree"),
+                                     args))
+
+
+def log_sig_join_backprop(d_out, log_sig, displacement, dimension, degree, *, n_jobs=-1,
+                          device="auto"):
+    """The gradients of `log_sig_join` with respect to `log_sig` and `displacement`."""
+    (g, l, v), back = floats(d_out, log_sig, displacement)
+    args = _sig_args(n_jobs=n_jobs, device=device)
+    dl, dv = _native.log_sig_join_backprop(g, l, v, count(dimension, "dimension"),
+                                           count(degree, "degree"), args)
+    return back(dl), back(dv)
+
+
 def _exp_method(method):
     if _method(method) == 3:
         raise ValueError("method must be 0, 1 or 2")

@@ -95,6 +95,44 @@ def sig_join(sig, displacement, dimension, degree, *, prepend=False, n_jobs=-1, 
         sig, displacement)
 
 
+def linear_sig(displacement, dimension, degree, *, scalar_term=False, n_jobs=-1, device="auto"):
+    """`roughsig.linear_sig` with its gradient."""
+    kw = dict(scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda v: _api.linear_sig(v, dimension, degree, **kw),
+        lambda g, inp, out: (_api.linear_sig_backprop(g, inp[0], dimension, degree, **kw),),
+        displacement)
+
+
+def linear_log_sig(displacement, dimension, degree, *, method=1, scalar_term=False, n_jobs=-1,
+                   device="auto"):
+    """`roughsig.linear_log_sig` with its gradient."""
+    kw = dict(method=method, scalar_term=scalar_term, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda v: _api.linear_log_sig(v, dimension, degree, **kw),
+        lambda g, inp, out: (_api.linear_log_sig_backprop(g, inp[0], dimension, degree, **kw),),
+        displacement)
+
+
+def log_sig_combine(log_sig1, log_sig2, dimension, degree, *, time_aug=False, lead_lag=False,
+                    n_jobs=-1, device="auto"):
+    """`roughsig.log_sig_combine` with its gradients."""
+    kw = dict(time_aug=time_aug, lead_lag=lead_lag, n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda a, b: _api.log_sig_combine(a, b, dimension, degree, **kw),
+        lambda g, inp, out: _api.log_sig_combine_backprop(g, *inp, dimension, degree, **kw),
+        log_sig1, log_sig2)
+
+
+def log_sig_join(log_sig, displacement, dimension, degree, *, n_jobs=-1, device="auto"):
+    """`roughsig.log_sig_join` with its gradients."""
+    kw = dict(n_jobs=n_jobs, device=device)
+    return _apply(
+        lambda l, v: _api.log_sig_join(l, v, dimension, degree, **kw),
+        lambda g, inp, out: _api.log_sig_join_backprop(g, *inp, dimension, degree, **kw),
+        log_sig, displacement)
+
+
 def sig_coef(path, words, *, time_aug=False, lead_lag=False, end_time=1.0, prefixes=False,
              n_jobs=-1, device="auto"):
     """`roughsig.sig_coef` with its gradient."""

@@ -383,6 +383,151 @@ fn log_sig_to_sig_backprop(
 }
 
 #[pyfunction]
+fn linear_sig(
+    py: Python<'_>,
+    displacement: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(displacement, T => {
+        let v = read::<T>(displacement)?;
+        let v = v.as_array();
+        array(py, py.detach(|| roughsig::linear_sig(v, dimension, degree, &opts)))
+    })
+}
+
+#[pyfunction]
+fn linear_sig_backprop(
+    py: Python<'_>,
+    derivs: &Bound<'_, PyAny>,
+    displacement: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(displacement, T => {
+        let (g, v) = (read::<T>(derivs)?, read::<T>(displacement)?);
+        let (g, v) = (g.as_array(), v.as_array());
+        array(py, py.detach(|| roughsig::linear_sig_backprop(g, v, dimension, degree, &opts)))
+    })
+}
+
+#[pyfunction]
+fn linear_log_sig(
+    py: Python<'_>,
+    displacement: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    method: i64,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let (opts, m) = (args.options()?, self::method(method)?);
+    by_dtype!(displacement, T => {
+        let v = read::<T>(displacement)?;
+        let v = v.as_array();
+        array(py, py.detach(|| roughsig::linear_log_sig(v, dimension, degree, m, &opts)))
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)] // pySigLib's arguments, one for one
+fn linear_log_sig_backprop(
+    py: Python<'_>,
+    derivs: &Bound<'_, PyAny>,
+    displacement: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    method: i64,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let (opts, m) = (args.options()?, self::method(method)?);
+    by_dtype!(displacement, T => {
+        let (g, v) = (read::<T>(derivs)?, read::<T>(displacement)?);
+        let (g, v) = (g.as_array(), v.as_array());
+        array(py, py.detach(|| {
+            roughsig::linear_log_sig_backprop(g, v, dimension, degree, m, &opts)
+        }))
+    })
+}
+
+#[pyfunction]
+fn log_sig_combine(
+    py: Python<'_>,
+    log_sig1: &Bound<'_, PyAny>,
+    log_sig2: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(log_sig1, T => {
+        let (a, b) = (read::<T>(log_sig1)?, read::<T>(log_sig2)?);
+        let (a, b) = (a.as_array(), b.as_array());
+        array(py, py.detach(|| roughsig::log_sig_combine(a, b, dimension, degree, &opts)))
+    })
+}
+
+#[pyfunction]
+fn log_sig_combine_backprop(
+    py: Python<'_>,
+    deriv: &Bound<'_, PyAny>,
+    log_sig1: &Bound<'_, PyAny>,
+    log_sig2: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    args: SigArgs,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let opts = args.options()?;
+    by_dtype!(log_sig1, T => {
+        let (g, a, b) = (read::<T>(deriv)?, read::<T>(log_sig1)?, read::<T>(log_sig2)?);
+        let (g, a, b) = (g.as_array(), a.as_array(), b.as_array());
+        pair(py, py.detach(|| {
+            roughsig::log_sig_combine_backprop(g, a, b, dimension, degree, &opts)
+        }))
+    })
+}
+
+#[pyfunction]
+fn log_sig_join(
+    py: Python<'_>,
+    log_sig: &Bound<'_, PyAny>,
+    displacement: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    args: SigArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(log_sig, T => {
+        let (l, v) = (read::<T>(log_sig)?, read::<T>(displacement)?);
+        let (l, v) = (l.as_array(), v.as_array());
+        array(py, py.detach(|| roughsig::log_sig_join(l, v, dimension, degree, &opts)))
+    })
+}
+
+#[pyfunction]
+fn log_sig_join_backprop(
+    py: Python<'_>,
+    deriv: &Bound<'_, PyAny>,
+    log_sig: &Bound<'_, PyAny>,
+    displacement: &Bound<'_, PyAny>,
+    dimension: usize,
+    degree: usize,
+    args: SigArgs,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let opts = args.options()?;
+    by_dtype!(log_sig, T => {
+        let (g, l, v) = (read::<T>(deriv)?, read::<T>(log_sig)?, read::<T>(displacement)?);
+        let (g, l, v) = (g.as_array(), l.as_array(), v.as_array());
+        pair(py, py.detach(|| {
+            roughsig::log_sig_join_backprop(g, l, v, dimension, degree, &opts)
+        }))
+    })
+}
+
+#[pyfunction]
 fn sig_coef(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -598,6 +743,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sig_to_log_sig_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(log_sig_to_sig, m)?)?;
     m.add_function(wrap_pyfunction!(log_sig_to_sig_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_sig, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_sig_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_log_sig, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_log_sig_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(log_sig_combine, m)?)?;
+    m.add_function(wrap_pyfunction!(log_sig_combine_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(log_sig_join, m)?)?;
+    m.add_function(wrap_pyfunction!(log_sig_join_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_coef, m)?)?;
     m.add_function(wrap_pyfunction!(sig_coef_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_kernel, m)?)?;

@@ -92,3 +92,18 @@ def test_logsig_to_sig_gradient(method):
     p = tensor(2, 6, 2, seed=10 + method).detach()
     log = rt.log_sig(p, 3, method=method).detach().requires_grad_()
     check(lambda l: rt.logsig_to_sig(l, 2, 3, method=method), log)
+
+
+def test_log_sig_combine_and_join_gradients():
+    a = rt.log_sig(tensor(3, 4, 2, seed=20), 3, method=2).detach().requires_grad_()
+    b = rt.log_sig(tensor(3, 4, 2, seed=21), 3, method=2).detach().requires_grad_()
+    check(lambda a, b: rt.log_sig_combine(a, b, 2, 3), a, b)
+    v = tensor(3, 1, 2, seed=22)[:, 0].detach().requires_grad_()
+    check(lambda a, v: rt.log_sig_join(a, v, 2, 3), a, v)
+
+
+@pytest.mark.parametrize("method", [0, 1, 2])
+def test_linear_sig_and_log_sig_gradients(method):
+    v = tensor(3, 1, 2, seed=23 + method)[:, 0].detach().requires_grad_()
+    check(lambda v: rt.linear_sig(v, 2, 3, scalar_term=True), v)
+    check(lambda v: rt.linear_log_sig(v, 2, 3, method=method, scalar_term=True), v)
