@@ -51,7 +51,12 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn read(path: &Path) -> ArrayD<f64> {
-    let a = ArrayD::<f64>::read_npy(File::open(path).unwrap()).unwrap();
+    ArrayD::<f64>::read_npy(File::open(path).unwrap()).unwrap()
+}
+
+/// Read an output file and remove it (never a reference file: those are read with [`read`]).
+fn take(path: &Path) -> ArrayD<f64> {
+    let a = read(path);
     let _ = std::fs::remove_file(path);
     a
 }
@@ -93,7 +98,7 @@ fn log_sig_matches_golden() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
     let want = ArrayD::<f64>::read_npy(File::open(golden(case, "log_sig.npy")).unwrap()).unwrap();
-    assert_close(&read(&out), &want);
+    assert_close(&take(&out), &want);
 
     // The expanded form with its scalar slot, in f32, timed.
     let case = "logsig_m0_d3_deg3_L10_st1";
@@ -147,7 +152,7 @@ fn sig_to_log_sig_matches_golden() {
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
     let want = ArrayD::<f64>::read_npy(File::open(golden(case, "log_sig.npy")).unwrap()).unwrap();
-    assert_close(&read(&out), &want);
+    assert_close(&take(&out), &want);
     // The same on a GPU, where there is one (it must be there under ROUGHSIG_REQUIRE_GPU=1).
     if !crate::gpu() {
         return;
@@ -156,7 +161,7 @@ fn sig_to_log_sig_matches_golden() {
     on_gpu.extend_from_slice(&["--device", "gpu"]);
     let (code, _, stderr) = run(&on_gpu);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_close(&read(&out), &want);
+    assert_close(&take(&out), &want);
 }
 
 #[test]
@@ -243,7 +248,7 @@ fn log_sig_to_sig_matches_the_reference_case() {
     args.extend_from_slice(&["-o", out.to_str().unwrap()]);
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_close(&read(&out), &read(&case.join("sig.npy")));
+    assert_close(&take(&out), &read(&case.join("sig.npy")));
 
     let bp = case.with_file_name("logsig_to_sig_m1_d2_deg4_ta0_ll0_st1_bp");
     let derivs = file(&bp, "sig_derivs.npy");
@@ -252,7 +257,7 @@ fn log_sig_to_sig_matches_the_reference_case() {
     args.extend_from_slice(&["-o", out.to_str().unwrap()]);
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_close(&read(&out), &read(&bp.join("log_sig_derivs.npy")));
+    assert_close(&take(&out), &read(&bp.join("log_sig_derivs.npy")));
     // CPU only: a GPU request is one clear line.
     let mut on_gpu = args.clone();
     on_gpu.extend_from_slice(&["--device", "gpu"]);
@@ -273,7 +278,7 @@ fn log_sig_products_and_segments_match_the_reference_cases() {
     args.extend_from_slice(&size("3", "3"));
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_close(&read(&out), &read(Path::new(&file(case, "log_sig.npy"))));
+    assert_close(&take(&out), &read(Path::new(&file(case, "log_sig.npy"))));
     let bp = format!("{case}_bp");
     let g = file(&bp, "deriv.npy");
     let mut args = vec![
@@ -290,11 +295,11 @@ fn log_sig_products_and_segments_match_the_reference_cases() {
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
     assert_close(
-        &read(&out),
+        &take(&out),
         &read(Path::new(&file(&bp, "log_sig1_derivs.npy"))),
     );
     assert_close(
-        &read(&out2),
+        &take(&out2),
         &read(Path::new(&file(&bp, "log_sig2_derivs.npy"))),
     );
 
@@ -305,7 +310,7 @@ fn log_sig_products_and_segments_match_the_reference_cases() {
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
     assert_close(
-        &read(&out),
+        &take(&out),
         &read(Path::new(&file(case, "log_sig_joined.npy"))),
     );
 
@@ -323,7 +328,7 @@ fn log_sig_products_and_segments_match_the_reference_cases() {
     args.extend_from_slice(&size("2", "4"));
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_close(&read(&out), &read(Path::new(&file(case, "log_sig.npy"))));
+    assert_close(&take(&out), &read(Path::new(&file(case, "log_sig.npy"))));
 
     let case = "linear_sig_d3_deg3_st1";
     let v = file(case, "displacement.npy");
@@ -331,7 +336,7 @@ fn log_sig_products_and_segments_match_the_reference_cases() {
     args.extend_from_slice(&size("3", "3"));
     let (code, _, stderr) = run(&args);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_close(&read(&out), &read(Path::new(&file(case, "sig.npy"))));
+    assert_close(&take(&out), &read(Path::new(&file(case, "sig.npy"))));
     // A displacement of the wrong width is one clear line.
     let n = args.len();
     (args[n - 3], args[n - 1]) = ("4", "2"); // --dimension 4 --degree 2

@@ -193,3 +193,42 @@ fn sig_length_golden() {
         }
     }
 }
+
+/// Every reference case in the repository (`tests/data/*/*/case.json`) has the arrays it names: a
+/// missing file is named here, not as a panic inside some other test.
+#[test]
+fn every_reference_case_has_its_arrays() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut missing = Vec::new();
+    let mut cases = 0;
+    for set in std::fs::read_dir(&data).unwrap() {
+        let set = set.unwrap().path();
+        for case in std::fs::read_dir(&set).into_iter().flatten() {
+            let dir = case.unwrap().path();
+            let Ok(text) = std::fs::read_to_string(dir.join("case.json")) else {
+                continue;
+            };
+            cases += 1;
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for section in ["inputs", "outputs"] {
+                for entry in json[section]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|o| o.values())
+                {
+                    if let Some(file) = entry["file"].as_str() {
+                        if !dir.join(file).exists() {
+                            missing.push(dir.join(file));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        cases > 100,
+        "only {cases} reference cases found under {}",
+        data.display()
+    );
+    assert!(missing.is_empty(), "reference arrays missing: {missing:#?}");
+}
