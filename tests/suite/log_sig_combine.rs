@@ -4,7 +4,7 @@
 //! log-signatures of two pieces are the whole path's); straight segments against `sig` and `log_sig`
 //! of the two-point path; gradients against central differences; the errors.
 
-use crate::common::{assert_close, random, reference_dir, to_f32, to_f64, Case};
+use crate::common::{assert_close, assert_gradient, random, reference_dir, to_f32, to_f64, Case};
 use ndarray::{concatenate, s, ArrayD, Axis};
 use roughsig::{
     linear_log_sig, linear_log_sig_backprop, linear_sig, linear_sig_backprop, log_sig,
@@ -185,27 +185,6 @@ fn segments_are_two_point_paths() {
                 assert_close(&format!("{m:?} {deg} {st}"), &got, &want, 1e-13, 1e-14);
             }
         }
-    }
-}
-
-/// `F(x) = <g, f(x)>`'s gradient by central differences, entry by entry, against `grad`.
-fn assert_gradient(
-    what: &str,
-    x: &ArrayD<f64>,
-    grad: &ArrayD<f64>,
-    f: impl Fn(&ArrayD<f64>) -> f64,
-) {
-    let h = 1e-6;
-    for i in 0..x.len() {
-        let (mut up, mut down) = (x.clone(), x.clone());
-        up.as_slice_mut().unwrap()[i] += h;
-        down.as_slice_mut().unwrap()[i] -= h;
-        let fd = (f(&up) - f(&down)) / (2.0 * h);
-        let got = grad.as_slice().unwrap()[i];
-        assert!(
-            (fd - got).abs() < 1e-7 * (1.0 + fd.abs()),
-            "{what}[{i}]: {got} vs {fd}"
-        );
     }
 }
 

@@ -2,7 +2,7 @@
 //! log_sig_to_sig`, made by `scripts/log_sig_to_sig_reference.py`) in f64 and f32; the inverse of
 //! `log_sig` in every form; the gradient against central differences; the errors.
 
-use crate::common::{assert_close, random, reference_dir, to_f32, to_f64, Case};
+use crate::common::{assert_close, assert_gradient, random, reference_dir, to_f32, to_f64, Case};
 use ndarray::ArrayD;
 use roughsig::{
     log_sig, log_sig_to_sig, log_sig_to_sig_backprop, sig, Device, Error, LogSigMethod, SigOptions,
@@ -96,18 +96,7 @@ fn log_sig_to_sig_backprop_matches_finite_differences() {
             (&s * &g).sum()
         };
         let grad = log_sig_to_sig_backprop(l.view(), g.view(), dim, deg, m, &opts).unwrap();
-        for i in 0..l.len() {
-            let (mut up, mut down) = (l.clone(), l.clone());
-            let h = 1e-6;
-            up.as_slice_mut().unwrap()[i] += h;
-            down.as_slice_mut().unwrap()[i] -= h;
-            let fd = (f(&up) - f(&down)) / (2.0 * h);
-            let got = grad.as_slice().unwrap()[i];
-            assert!(
-                (fd - got).abs() < 1e-7 * (1.0 + fd.abs()),
-                "{m:?}[{i}]: {got} vs {fd}"
-            );
-        }
+        assert_gradient(&format!("{m:?}"), &l, &grad, f);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Properties that need no reference: exact signatures, Chen's identity, gradients against finite
 //! differences, and serial against parallel runs.
 
-use crate::common::random;
+use crate::common::{assert_gradient, random};
 use ndarray::{s, Array1, ArrayD, IxDyn};
 use proptest::prelude::*;
 use roughsig::{sig, sig_backprop, SigOptions, TensorShape};
@@ -136,28 +136,6 @@ proptest! {
 /// `F(path) = <w, sig(path)>`.
 fn objective(path: &ArrayD<f64>, w: &ArrayD<f64>, n: usize, o: &SigOptions) -> f64 {
     (sig(path.view(), n, o).unwrap() * w).sum()
-}
-
-/// Central differences of `f` at `x` against `grad`, coordinate by coordinate.
-fn assert_gradient(
-    what: &str,
-    x: &ArrayD<f64>,
-    grad: &ArrayD<f64>,
-    f: impl Fn(&ArrayD<f64>) -> f64,
-) {
-    let h = 1e-6;
-    let scale = grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
-    for i in 0..x.len() {
-        let (mut up, mut down) = (x.clone(), x.clone());
-        up.as_slice_mut().unwrap()[i] += h;
-        down.as_slice_mut().unwrap()[i] -= h;
-        let fd = (f(&up) - f(&down)) / (2.0 * h);
-        let g = grad.as_slice().unwrap()[i];
-        assert!(
-            (fd - g).abs() <= 1e-6 * scale,
-            "{what}[{i}]: analytic {g}, finite difference {fd}"
-        );
-    }
 }
 
 #[test]

@@ -184,3 +184,26 @@ pub fn no_adapter() -> bool {
     #[cfg(not(feature = "gpu"))]
     return true;
 }
+
+/// Central differences of `f` at `x` against `grad`, coordinate by coordinate, within `1e-6` of the
+/// gradient's largest entry (at least 1).
+pub fn assert_gradient(
+    what: &str,
+    x: &ArrayD<f64>,
+    grad: &ArrayD<f64>,
+    f: impl Fn(&ArrayD<f64>) -> f64,
+) {
+    let h = 1e-6;
+    let scale = grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+    for i in 0..x.len() {
+        let (mut up, mut down) = (x.clone(), x.clone());
+        up.as_slice_mut().unwrap()[i] += h;
+        down.as_slice_mut().unwrap()[i] -= h;
+        let fd = (f(&up) - f(&down)) / (2.0 * h);
+        let g = grad.as_slice().unwrap()[i];
+        assert!(
+            (fd - g).abs() <= 1e-6 * scale,
+            "{what}[{i}]: analytic {g}, finite difference {fd}"
+        );
+    }
+}
