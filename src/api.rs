@@ -50,6 +50,9 @@ pub struct Ops<T> {
     sig_kernel_gram: fn(In<T>, In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_sym: fn(In<T>, &SigKernelOptions) -> Out<T>,
     sig_kernel_gram_backprop: fn(In<T>, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
+    sig_mmd: fn(In<T>, In<T>, &SigKernelOptions) -> Result<T>,
+    sig_score: fn(In<T>, In<T>, f64, &SigKernelOptions) -> Out<T>,
+    expected_sig_score: fn(In<T>, In<T>, f64, &SigKernelOptions) -> Result<T>,
     sig_windows: fn(In<T>, usize, usize, usize, &SigOptions) -> Out<T>,
     sig_coef: fn(In<T>, &[Vec<usize>], bool, &SigOptions) -> Out<T>,
     sig_coef_backprop: fn(In<T>, &[Vec<usize>], In<T>, &SigOptions) -> Out<T>,
@@ -88,6 +91,9 @@ const fn table<T: Scalar>() -> Ops<T> {
         sig_kernel_gram: crate::sig_kernel::sig_kernel_gram,
         sig_kernel_gram_sym: crate::sig_kernel::sig_kernel_gram_sym,
         sig_kernel_gram_backprop: crate::sig_kernel::sig_kernel_gram_backprop,
+        sig_mmd: crate::sig_kernel::sig_mmd,
+        sig_score: crate::sig_kernel::sig_score,
+        expected_sig_score: crate::sig_kernel::expected_sig_score,
         sig_windows: crate::stream::sig_windows,
         sig_coef: crate::sig_coef::sig_coef,
         sig_coef_backprop: crate::sig_coef::sig_coef_backprop,
@@ -716,6 +722,40 @@ pub fn sig_kernel_gram<T: Scalar, D1: Dimension, D2: Dimension>(
     options: &SigKernelOptions,
 ) -> Result<ArrayD<T>> {
     (ops::<T>().sig_kernel_gram)(xs.into_dyn(), ys.into_dyn(), options)
+}
+
+/// The squared maximum mean discrepancy between the samples `sample1` `(batch1…, L1, d)` and
+/// `sample2` `(batch2…, L2, d)` under the signature kernel, by the unbiased estimator
+/// `Σ_{i≠j} k(x_i, x_j)/(m(m−1)) − 2 Σ k(x_i, y_j)/(mn) + Σ_{i≠j} k(y_i, y_j)/(n(n−1))` (pySigLib's;
+/// each sample needs at least two paths). The Gram matrices are reduced in tiles, never held whole.
+pub fn sig_mmd<T: Scalar, D1: Dimension, D2: Dimension>(
+    sample1: ArrayView<'_, T, D1>,
+    sample2: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<T> {
+    (ops::<T>().sig_mmd)(sample1.into_dyn(), sample2.into_dyn(), options)
+}
+
+/// The signature kernel score of the sample `sample` `(batch…, L1, d)` at each path of `ys`
+/// `(batch2…, L2, d)`: `λ Σ_{i≠j} k(x_i, x_j)/(m(m−1)) − 2 Σ_i k(x_i, y)/m` (pySigLib's unbiased
+/// estimator, `lam` = λ), shaped as `ys`' batch axes.
+pub fn sig_score<T: Scalar, D1: Dimension, D2: Dimension>(
+    sample: ArrayView<'_, T, D1>,
+    ys: ArrayView<'_, T, D2>,
+    lam: f64,
+    options: &SigKernelOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_score)(sample.into_dyn(), ys.into_dyn(), lam, options)
+}
+
+/// The mean of [`sig_score`] of `sample1` over the paths of `sample2`.
+pub fn expected_sig_score<T: Scalar, D1: Dimension, D2: Dimension>(
+    sample1: ArrayView<'_, T, D1>,
+    sample2: ArrayView<'_, T, D2>,
+    lam: f64,
+    options: &SigKernelOptions,
+) -> Result<T> {
+    (ops::<T>().expected_sig_score)(sample1.into_dyn(), sample2.into_dyn(), lam, options)
 }
 
 /// The symmetric Gram matrix `k(x_i, x_j)` of `xs` `(batch…, L, d)`: one triangle is computed (when

@@ -17,10 +17,12 @@ mod checks;
 mod cpu;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod metrics;
 mod options;
 pub(crate) mod pde;
 mod static_kernel;
 
+pub(crate) use metrics::{expected_sig_score, sig_mmd, sig_score};
 pub use options::{DyadicOrder, SigKernelOptions, StaticKernel};
 
 use crate::batch::{

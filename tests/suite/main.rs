@@ -28,4 +28,5 @@ mod ragged;
 mod ragged_kernel;
 mod sig_coef;
 mod sig_kernel;
+mod sig_metrics;
 mod stream;
