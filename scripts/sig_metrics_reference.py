@@ -21,7 +21,7 @@ rng = np.random.default_rng(2029)
 
 def save(case_dir, arrays):
     for name, a in arrays.items():
-        np.save(os.path.join(case_dir, name + ".npy"), np.ascontiguousarray(a, dtype=np.float64))
+        np.save(os.path.join(case_dir, name + ".npy"), np.array(a, dtype=np.float64, order="C"))
     return {name: {"file": name + ".npy", "shape": list(np.shape(a))} for name, a in arrays.items()}
 
 

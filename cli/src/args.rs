@@ -270,6 +270,32 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The squared MMD between two samples of paths (batch…, length, dim) under the signature
+    /// kernel (the unbiased estimator; a 0-d array).
+    SigMmd {
+        sample1: String,
+        sample2: String,
+        #[command(flatten)]
+        kernel: MetricKernel,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The signature kernel score of a sample at each path of Y (shaped as Y's batch axes).
+    SigScore {
+        sample: String,
+        y: String,
+        /// The weight of the sample's own term.
+        #[arg(long, default_value = "1.0", allow_negative_numbers = true)]
+        lam: f64,
+        #[command(flatten)]
+        kernel: MetricKernel,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Signature coefficients of paths (batch…, length, dim) at chosen words only; output
     /// (batch…, words), or with --prefixes every word's prefixes in turn.
     SigCoef {
@@ -496,6 +522,19 @@ pub struct KernelArgs {
     pub normalize: bool,
     #[command(flatten)]
     pub lengths: KernelLengths,
+}
+
+/// The signature kernel of the metrics (no normalisation, no ragged batches).
+#[derive(Args, Debug, Clone)]
+pub struct MetricKernel {
+    /// Refine the PDE grid 2^L times along both paths, or 2^L1 and 2^L2 times.
+    #[arg(long, value_name = "L | L1,L2", default_value = "0", value_parser = parse_dyadic_order)]
+    pub dyadic_order: (usize, usize),
+    #[command(flatten)]
+    pub transform: Transform,
+    /// linear, rbf:SIGMA (exp(-|p-q|^2/SIGMA)) or scaled-linear:S (S^2 <p, q>).
+    #[arg(long, value_name = "KERNEL", default_value = "linear", value_parser = parse_static_kernel)]
+    pub static_kernel: StaticKernel,
 }
 
 /// Ragged batches on either side of a signature kernel.

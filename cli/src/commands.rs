@@ -1,8 +1,8 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
 use super::args::{
-    Command, Common, Dtype, Flags, KernelArgs, KernelLengths, Lengths, Method, Output, Output2,
-    Size, Transform,
+    Command, Common, Dtype, Flags, KernelArgs, KernelLengths, Lengths, Method, MetricKernel,
+    Output, Output2, Size, Transform,
 };
 use super::npy::{self, Input};
 use super::progress;
@@ -378,6 +378,34 @@ pub fn run(command: Command) -> Result<()> {
                 }
             }))
         }
+        Command::SigMmd {
+            sample1,
+            sample2,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = metric_options(&kernel, &common);
+            let job = Job::read("sig-mmd", &[&sample1, &sample2], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                let mmd = roughsig::sig_mmd(x[0].view(), x[1].view(), &opts)?;
+                Ok(ndarray::arr0(mmd).into_dyn())
+            }))
+        }
+        Command::SigScore {
+            sample,
+            y,
+            lam,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = metric_options(&kernel, &common);
+            let job = Job::read("sig-score", &[&sample, &y], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::sig_score(x[0].view(), x[1].view(), lam, &opts)
+            }))
+        }
         Command::SigCoef {
             path,
             words,
@@ -571,6 +599,16 @@ fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
         static_kernel: kernel.static_kernel,
         transform: kernel.transform.path_transform(),
         normalize: kernel.normalize,
+        exec: common.execution(),
+        ..Default::default()
+    }
+}
+
+fn metric_options(kernel: &MetricKernel, common: &Common) -> SigKernelOptions {
+    SigKernelOptions {
+        dyadic_order: kernel.dyadic_order.into(),
+        static_kernel: kernel.static_kernel,
+        transform: kernel.transform.path_transform(),
         exec: common.execution(),
         ..Default::default()
     }

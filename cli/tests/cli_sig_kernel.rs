@@ -361,3 +361,57 @@ fn lengths_make_ragged_kernels() {
     ]);
     assert!(!success && err.contains("y_lengths"), "{err}");
 }
+
+#[test]
+fn sig_mmd_and_sig_score_match_the_reference_cases() {
+    let dir = Scratch::new("metrics");
+    let case = |name: &str, file: &str| {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sig_metrics");
+        data.join(name).join(file).to_str().unwrap().to_string()
+    };
+    let out = dir.file("out.npy");
+    let (x, y) = (
+        case("sig_mmd_1", "sample1.npy"),
+        case("sig_mmd_1", "sample2.npy"),
+    );
+    let kernel = [
+        "--time-aug",
+        "--static-kernel",
+        "rbf:1.5",
+        "--dyadic-order",
+        "0",
+    ];
+    let mut args = vec!["sig-mmd", &x, &y, "-o", &out];
+    args.extend_from_slice(&kernel);
+    ok(&args);
+    assert_close(&read(&out), &read(&case("sig_mmd_1", "value.npy")));
+
+    let (x, y) = (
+        case("sig_score_2", "sample1.npy"),
+        case("sig_score_2", "sample2.npy"),
+    );
+    ok(&[
+        "sig-score",
+        &x,
+        &y,
+        "--lam",
+        "0.5",
+        "--dyadic-order",
+        "1",
+        "-o",
+        &out,
+    ]);
+    assert_close(&read(&out), &read(&case("sig_score_2", "value.npy")));
+    // One path is too few for the unbiased estimator: one clear line.
+    let one = dir.file("one.npy");
+    read(&x)
+        .slice_axis(Axis(0), (0..1).into())
+        .to_owned()
+        .write_npy(File::create(&one).unwrap())
+        .unwrap();
+    let (success, stderr) = run(&["sig-score", &one, &y, "-o", &out]);
+    assert!(
+        !success && stderr.starts_with("error: ") && stderr.contains("at least 2"),
+        "{stderr}"
+    );
+}

@@ -10,6 +10,7 @@ tensors, with gradients.
 from ._api import (
     auto_device_reason,
     devices,
+    expected_sig_score,
     idx_to_word,
     is_lyndon,
     last_backend,
@@ -44,6 +45,8 @@ from ._api import (
     sig_kernel_gram,
     sig_kernel_gram_backprop,
     sig_length,
+    sig_mmd,
+    sig_score,
     sig_to_log_sig,
     sig_to_log_sig_backprop,
     signature,

@@ -428,6 +428,46 @@ def sig_kernel_gram(path1, path2, *, method="finite_difference", dyadic_order=No
     return back(_native.sig_kernel_gram(x, None if symmetric else y, args))
 
 
+def _metric_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time, n_jobs,
+                 max_batch, device):
+    _max_batch(max_batch)
+    return _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
+                        n_jobs, False, False, device)
+
+
+def sig_mmd(sample1, sample2, *, method="finite_difference", dyadic_order=None, order=None,
+            static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+            max_batch=-1, device="auto"):
+    """The squared MMD between two samples of paths under the signature kernel (the unbiased
+    estimator; at least two paths in each sample). The Gram matrices are reduced in tiles."""
+    (x, y), back = floats(sample1, sample2)
+    args = _metric_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
+                        n_jobs, max_batch, device)
+    return back(_native.sig_mmd(x, y, args))
+
+
+def sig_score(sample, y, *, method="finite_difference", dyadic_order=None, order=None, lam=1.0,
+              static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+              max_batch=-1, device="auto"):
+    """The signature kernel score of `sample` at each path of `y` (shaped as `y`'s batch axes)."""
+    (x, yy), back = floats(sample, y)
+    args = _metric_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
+                        n_jobs, max_batch, device)
+    scores = _native.sig_score(x, yy, real(lam, "lam"), args)
+    # pySigLib gives one path `y` a score of shape (1,).
+    return back(np.reshape(scores, (1,)) if np.ndim(yy) == 2 else scores)
+
+
+def expected_sig_score(sample1, sample2, *, method="finite_difference", dyadic_order=None,
+                       order=None, lam=1.0, static_kernel=None, time_aug=False, lead_lag=False,
+                       end_time=1.0, n_jobs=-1, max_batch=-1, device="auto"):
+    """The mean of `sig_score(sample1, y)` over the paths `y` of `sample2`, shape `(1,)`."""
+    (x, y), back = floats(sample1, sample2)
+    args = _metric_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
+                        n_jobs, max_batch, device)
+    return back(np.reshape(_native.expected_sig_score(x, y, real(lam, "lam"), args), (1,)))
+
+
 def sig_kernel_gram_backprop(derivs, path1, path2, *, method="finite_difference",
                              dyadic_order=None, order=None, static_kernel=None, time_aug=False,
                              lead_lag=False, end_time=1.0, left_deriv=True, right_deriv=False,

@@ -591,6 +591,61 @@ fn sig_kernel_backprop(
 }
 
 /// The Gram matrix; `y` is `None` for the symmetric one of `x` with itself.
+/// A scalar result as a 0-d array of its dtype, as pySigLib returns it.
+fn scalar<T: Element + Clone>(py: Python<'_>, r: roughsig::Result<T>) -> PyResult<Py<PyAny>> {
+    array(
+        py,
+        r.map(|v| ArrayD::from_elem(roughsig::ndarray::IxDyn(&[]), v)),
+    )
+}
+
+#[pyfunction]
+fn sig_mmd(
+    py: Python<'_>,
+    sample1: &Bound<'_, PyAny>,
+    sample2: &Bound<'_, PyAny>,
+    args: KernelArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(sample1, T => {
+        let (x, y) = (read::<T>(sample1)?, read::<T>(sample2)?);
+        let (x, y) = (x.as_array(), y.as_array());
+        scalar(py, py.detach(|| roughsig::sig_mmd(x, y, &opts)))
+    })
+}
+
+#[pyfunction]
+fn sig_score(
+    py: Python<'_>,
+    sample: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    lam: f64,
+    args: KernelArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(sample, T => {
+        let (x, y) = (read::<T>(sample)?, read::<T>(y)?);
+        let (x, y) = (x.as_array(), y.as_array());
+        array(py, py.detach(|| roughsig::sig_score(x, y, lam, &opts)))
+    })
+}
+
+#[pyfunction]
+fn expected_sig_score(
+    py: Python<'_>,
+    sample1: &Bound<'_, PyAny>,
+    sample2: &Bound<'_, PyAny>,
+    lam: f64,
+    args: KernelArgs,
+) -> PyResult<Py<PyAny>> {
+    let opts = args.options()?;
+    by_dtype!(sample1, T => {
+        let (x, y) = (read::<T>(sample1)?, read::<T>(sample2)?);
+        let (x, y) = (x.as_array(), y.as_array());
+        scalar(py, py.detach(|| roughsig::expected_sig_score(x, y, lam, &opts)))
+    })
+}
+
 #[pyfunction]
 fn sig_kernel_gram(
     py: Python<'_>,
@@ -756,6 +811,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sig_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(sig_kernel_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_kernel_gram, m)?)?;
+    m.add_function(wrap_pyfunction!(sig_mmd, m)?)?;
+    m.add_function(wrap_pyfunction!(sig_score, m)?)?;
+    m.add_function(wrap_pyfunction!(expected_sig_score, m)?)?;
     m.add_function(wrap_pyfunction!(sig_kernel_gram_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_length, m)?)?;
     m.add_function(wrap_pyfunction!(log_sig_length, m)?)?;

@@ -157,3 +157,13 @@ def test_devices_are_listed_with_the_auto_choice():
         assert {"name", "backend", "device_type", "f64", "auto"} <= set(a)
     assert sum(a["auto"] for a in listed) <= 1
     assert "Auto" in roughsig.auto_device_reason()
+
+
+def test_metrics_keep_pysiglibs_shapes():
+    x, y = paths(4, 6, 2), paths(3, 6, 2)
+    assert np.shape(roughsig.sig_mmd(x, y, dyadic_order=0)) == ()
+    assert np.shape(roughsig.sig_score(x, y, dyadic_order=0)) == (3,)
+    assert np.shape(roughsig.sig_score(x, y[0], dyadic_order=0)) == (1,)
+    assert np.shape(roughsig.expected_sig_score(x, y, dyadic_order=0)) == (1,)
+    with pytest.raises(ValueError, match="at least 2"):
+        roughsig.sig_mmd(x[:1], y, dyadic_order=0)
