@@ -24,6 +24,9 @@ type Pair<T> = Result<(ArrayD<T>, ArrayD<T>)>;
 pub struct Ops<T> {
     sig: fn(In<T>, usize, &SigOptions) -> Out<T>,
     sig_backprop: fn(In<T>, In<T>, In<T>, usize, &SigOptions) -> Out<T>,
+    sig_corrected: fn(In<T>, In<T>, usize, &SigOptions) -> Out<T>,
+    sig_corrected_backprop: fn(In<T>, In<T>, In<T>, In<T>, usize, &SigOptions) -> Out<T>,
+    log_sig_corrected: fn(In<T>, In<T>, usize, LogSigMethod, &SigOptions) -> Out<T>,
     log_sig: fn(In<T>, usize, LogSigMethod, &SigOptions) -> Out<T>,
     sig_to_log_sig: fn(In<T>, usize, usize, LogSigMethod, &SigOptions) -> Out<T>,
     log_sig_backprop: fn(In<T>, In<T>, usize, LogSigMethod, &SigOptions) -> Out<T>,
@@ -65,6 +68,9 @@ const fn table<T: Scalar>() -> Ops<T> {
     Ops {
         sig: crate::sig::sig,
         sig_backprop: crate::sig::sig_backprop,
+        sig_corrected: crate::correction::sig_corrected,
+        sig_corrected_backprop: crate::correction::sig_corrected_backprop,
+        log_sig_corrected: crate::correction::log_sig_corrected,
         log_sig: crate::logsig::log_sig,
         sig_to_log_sig: crate::logsig::sig_to_log_sig,
         log_sig_backprop: crate::logsig::log_sig_backprop,
@@ -137,6 +143,80 @@ pub fn sig<T: Scalar, D: Dimension>(
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
     (ops::<T>().sig)(paths.into_dyn(), degree, options)
+}
+
+/// [`sig`] with pySigLib's `correction`: each segment's signature is `exp(Δx + c₂ + … + c_m)`,
+/// the segment's increment plus terms of levels `2..=m` (`m ≤ degree`) from a correction row.
+///
+/// A row holds those levels of the original `dim` channels end to end (`dim² + … + dim^m`
+/// entries), level `k`'s index tuple `(i_1, …, i_k)` at `i_1·dim^{k−1} + … + i_k`; with time
+/// augmentation the time channel gets no correction. `correction` is one row for every segment
+/// (`(C,)`), one row per segment shared by the batch (`(length − 1, C)`), or one per segment and
+/// path (`(batch…, length − 1, C)`); an empty array is no correction (the plain [`sig`]). Lead-lag
+/// cannot be combined with a correction. Runs on the CPU (`Device::Gpu` is an error).
+///
+/// ```
+/// use roughsig::{ndarray::array, sig_corrected, SigOptions};
+/// // The Itô correction of a one-dimensional Brownian path sampled at steps of Δt = 0.5:
+/// // c₂ = −½·Δt on every segment.
+/// let path = array![[0.0f64], [0.3], [-0.1]];
+/// let s = sig_corrected(path.view(), array![-0.25].view(), 2, &SigOptions::default())?;
+/// // Level 2 is (Δx)²/2 for the whole path plus both segments' corrections: 0.005 − 0.5.
+/// assert!((s[1] - (0.5 * 0.01 - 0.5)).abs() < 1e-12);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub fn sig_corrected<T: Scalar, D0: Dimension, D1: Dimension>(
+    paths: ArrayView<'_, T, D0>,
+    correction: ArrayView<'_, T, D1>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_corrected)(paths.into_dyn(), correction.into_dyn(), degree, options)
+}
+
+/// The gradient with respect to `paths` of a scalar `F` of [`sig_corrected`]'s signatures, given
+/// `sigs` and `sig_derivs = dF/dsigs` as in [`sig_backprop`]. The correction is a constant (no
+/// gradient with respect to it, as in pySigLib).
+pub fn sig_corrected_backprop<
+    T: Scalar,
+    D0: Dimension,
+    D1: Dimension,
+    D2: Dimension,
+    D3: Dimension,
+>(
+    paths: ArrayView<'_, T, D0>,
+    correction: ArrayView<'_, T, D1>,
+    sigs: ArrayView<'_, T, D2>,
+    sig_derivs: ArrayView<'_, T, D3>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().sig_corrected_backprop)(
+        paths.into_dyn(),
+        correction.into_dyn(),
+        sigs.into_dyn(),
+        sig_derivs.into_dyn(),
+        degree,
+        options,
+    )
+}
+
+/// [`log_sig`] with a correction: the log-signature of [`sig_corrected`]'s signature, in the form
+/// `method` asks for.
+pub fn log_sig_corrected<T: Scalar, D0: Dimension, D1: Dimension>(
+    paths: ArrayView<'_, T, D0>,
+    correction: ArrayView<'_, T, D1>,
+    degree: usize,
+    method: LogSigMethod,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
+    (ops::<T>().log_sig_corrected)(
+        paths.into_dyn(),
+        correction.into_dyn(),
+        degree,
+        method,
+        options,
+    )
 }
 
 /// The signature coefficients of each path in `paths` (`(batch…, length, dim)`) at the chosen

@@ -28,6 +28,7 @@ mod algebra;
 mod api;
 mod batch;
 mod combine;
+mod correction;
 mod cpu;
 mod device;
 mod error;
@@ -56,12 +57,13 @@ pub mod cpu_plan {
 
 pub use api::{
     expected_sig_score, linear_log_sig, linear_log_sig_backprop, linear_sig, linear_sig_backprop,
-    log_sig, log_sig_backprop, log_sig_combine, log_sig_combine_backprop, log_sig_join,
-    log_sig_join_backprop, log_sig_to_sig, log_sig_to_sig_backprop, lyndon_to_words, sig,
-    sig_backprop, sig_coef, sig_coef_backprop, sig_combine, sig_combine_backprop, sig_join,
-    sig_join_backprop, sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
-    sig_kernel_gram_sym, sig_mmd, sig_score, sig_to_log_sig, sig_to_log_sig_backprop, sig_windows,
-    transform_path, transform_path_backprop,
+    log_sig, log_sig_backprop, log_sig_combine, log_sig_combine_backprop, log_sig_corrected,
+    log_sig_join, log_sig_join_backprop, log_sig_to_sig, log_sig_to_sig_backprop, lyndon_to_words,
+    sig, sig_backprop, sig_coef, sig_coef_backprop, sig_combine, sig_combine_backprop,
+    sig_corrected, sig_corrected_backprop, sig_join, sig_join_backprop, sig_kernel,
+    sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop, sig_kernel_gram_sym, sig_mmd,
+    sig_score, sig_to_log_sig, sig_to_log_sig_backprop, sig_windows, transform_path,
+    transform_path_backprop,
 };
 pub use device::{last_backend, Backend};
 pub use error::{Error, Result};

@@ -29,7 +29,7 @@ pub(crate) fn log_sig_combine<T: Scalar>(
     let expansions = plan.expansions()?;
     let row = a.last();
     let (xa, xb) = (a.slice(), b.slice());
-    let out = super::to_sig::cpu_only::<T, _>("log_sig_combine", options, |threads| {
+    let out = crate::device::cpu_only::<T, _>("log_sig_combine", options, |threads| {
         let threads = plan.fit_bch::<T>("combined log-signature", a.data.len(), threads)?;
         let mut out = zeros::<T>("combined log-signature", a.data.shape())?;
         par_rows(
@@ -66,7 +66,7 @@ pub(crate) fn log_sig_combine_backprop<T: Scalar>(
     let expansions = plan.expansions()?;
     let row = a.last();
     let (xa, xb, xg) = (a.slice(), b.slice(), g.slice());
-    let both = super::to_sig::cpu_only::<T, _>("log_sig_combine_backprop", options, |threads| {
+    let both = crate::device::cpu_only::<T, _>("log_sig_combine_backprop", options, |threads| {
         let threads = plan.fit_bch::<T>("log-signature gradients", 2 * a.data.len(), threads)?;
         paired_rows(
             threads,

@@ -12,9 +12,7 @@ use super::{LogSigMethod, Plan, Workspace};
 use crate::algebra::{tensor_exp, tensor_exp_backprop};
 use crate::batch::{check_result, expect_len, infer_scalar_term, same_batch, zeros, Rows};
 use crate::cpu::par_rows;
-use crate::device::execute;
-use crate::scalar::Precision;
-use crate::{Error, Result, Scalar, SigOptions};
+use crate::{Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
 
 /// The body of [`crate::log_sig_to_sig`] (see [`crate::api`]).
@@ -29,7 +27,7 @@ pub(crate) fn log_sig_to_sig<T: Scalar>(
     let expansions = plan.expansions()?;
     let n = plan.shape.len();
     let (row, out_row) = (l.last(), n + out_st as usize);
-    let out = cpu_only::<T, _>("log_sig_to_sig", options, |threads| {
+    let out = crate::device::cpu_only::<T, _>("log_sig_to_sig", options, |threads| {
         let values = (l.batch() * out_row) as u128;
         let threads = plan.fit::<T>("signature", values, 0, threads)?;
         let mut out_shape = l.batch_shape.clone();
@@ -76,7 +74,7 @@ pub(crate) fn log_sig_to_sig_backprop<T: Scalar>(
     expect_len("sig_derivs", &g, n + out_st as usize)?;
     g.check_finite("sig_derivs", false)?;
     let (row, g_row) = (l.last(), g.last());
-    let out = cpu_only::<T, _>("log_sig_to_sig", options, |threads| {
+    let out = crate::device::cpu_only::<T, _>("log_sig_to_sig", options, |threads| {
         let threads = plan.fit::<T>("log-signature gradient", l.data.len() as u128, 0, threads)?;
         let mut out = zeros::<T>("log-signature gradient", l.data.shape())?;
         let (xs, gs) = (l.slice(), g.slice());
@@ -126,27 +124,6 @@ fn prepare<'a, T: Scalar>(
     };
     l.check_finite("log_sig", false)?;
     Ok((plan, l, in_st, out_st))
-}
-
-/// Runs operation `name` on the CPU: `Device::Gpu` is an error, `Device::Auto` the CPU.
-pub(super) fn cpu_only<T: Scalar, R>(
-    name: &str,
-    options: &SigOptions,
-    f: impl FnOnce(usize) -> Result<R>,
-) -> Result<R> {
-    // No work keeps `Device::Auto` on the CPU, so only an explicit GPU request reaches the error.
-    execute(
-        &options.exec.device,
-        options.exec.n_jobs,
-        Precision::of::<T>(),
-        0,
-        |_| {
-            Err(Error::Device(format!(
-                "{name} runs on the CPU only: use Device::Cpu or Device::Auto"
-            )))
-        },
-        f,
-    )
 }
 
 impl Plan {

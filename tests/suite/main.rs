@@ -3,6 +3,7 @@
 
 mod common;
 
+mod correction;
 mod errors;
 mod fuzz;
 mod golden;
