@@ -30,6 +30,8 @@ pub enum Command {
         #[command(flatten)]
         lengths: Lengths,
         #[command(flatten)]
+        correction: Correction,
+        #[command(flatten)]
         out: Output,
         #[command(flatten)]
         common: Common,
@@ -43,6 +45,8 @@ pub enum Command {
         degree: usize,
         #[command(flatten)]
         lengths: Lengths,
+        #[command(flatten)]
+        correction: Correction,
         #[command(flatten)]
         transform: Transform,
         #[command(flatten)]
@@ -383,6 +387,8 @@ pub enum Command {
         #[command(flatten)]
         lengths: Lengths,
         #[command(flatten)]
+        correction: Correction,
+        #[command(flatten)]
         out: Output,
         #[command(flatten)]
         common: Common,
@@ -451,6 +457,16 @@ pub enum Command {
         #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
         device: Device,
     },
+}
+
+/// A per-segment correction of levels 2 and above (pySigLib's `correction`).
+#[derive(Args, Debug, Clone)]
+pub struct Correction {
+    /// Each segment's signature becomes exp(Δx + c₂ + … + c_m): a float array of shape (C,), one
+    /// row for all segments, (length − 1, C) or (batch…, length − 1, C), C = d² + … + d^m for the
+    /// path's d channels (the time channel gets none). Not with --lead-lag or --lengths.
+    #[arg(long, value_name = "C.npy", conflicts_with = "lengths")]
+    pub correction: Option<String>,
 }
 
 /// A ragged batch's lengths.

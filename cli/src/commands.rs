@@ -1,8 +1,8 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
 use super::args::{
-    Command, Common, Dtype, Flags, KernelArgs, KernelLengths, Lengths, Method, MetricKernel,
-    Output, Output2, Size, Transform,
+    Command, Common, Correction, Dtype, Flags, KernelArgs, KernelLengths, Lengths, Method,
+    MetricKernel, Output, Output2, Size, Transform,
 };
 use super::npy::{self, Input};
 use super::progress;
@@ -40,10 +40,17 @@ pub fn run(command: Command) -> Result<()> {
             transform,
             scalar_term,
             lengths,
+            correction: Correction { correction },
             out,
             common,
         } => {
             let opts = options(&transform, &common).scalar_term(scalar_term);
+            if let Some(c) = &correction {
+                let job = Job::read("sig", &[&path, c], &common)?;
+                return dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                    roughsig::sig_corrected(x[0].view(), x[1].view(), degree, &opts)
+                }));
+            }
             let job = Job::read("sig", &[&path], &common)?;
             match lengths.read()? {
                 Some(l) => dispatch!(job, |T, job| job.single::<T>(&out, |x| {
@@ -59,11 +66,20 @@ pub fn run(command: Command) -> Result<()> {
             sig_derivs,
             degree,
             lengths,
+            correction: Correction { correction },
             transform,
             out,
             common,
         } => {
             let opts = options(&transform, &common);
+            if let Some(c) = &correction {
+                let files = [&path, c, &sig, &sig_derivs];
+                let job = Job::read("sig-backprop", &files, &common)?;
+                return dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                    let (p, c, s, d) = (x[0].view(), x[1].view(), x[2].view(), x[3].view());
+                    roughsig::sig_corrected_backprop(p, c, s, d, degree, &opts)
+                }));
+            }
             let job = Job::read("sig-backprop", &[&path, &sig, &sig_derivs], &common)?;
             match lengths.read()? {
                 Some(l) => dispatch!(job, |T, job| job.single::<T>(&out, |x| {
@@ -501,10 +517,17 @@ pub fn run(command: Command) -> Result<()> {
             transform,
             scalar_term,
             lengths,
+            correction: Correction { correction },
             out,
             common,
         } => {
             let opts = options(&transform, &common).scalar_term(scalar_term);
+            if let Some(c) = &correction {
+                let job = Job::read("log-sig", &[&path, c], &common)?;
+                return dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                    roughsig::log_sig_corrected(x[0].view(), x[1].view(), degree, method, &opts)
+                }));
+            }
             let job = Job::read("log-sig", &[&path], &common)?;
             let lengths = lengths.read()?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {

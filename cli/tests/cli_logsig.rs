@@ -342,3 +342,65 @@ fn log_sig_products_and_segments_match_the_reference_cases() {
     (args[n - 3], args[n - 1]) = ("4", "2"); // --dimension 4 --degree 2
     assert!(fails(&args).contains("displacement"));
 }
+
+#[test]
+fn corrections_match_the_reference_cases() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/correction");
+    let file = |case: &str, name: &str| data.join(case).join(name).to_str().unwrap().to_string();
+    let out = out_path("correction");
+    let o = out.to_str().unwrap();
+    let want = |case: &str, name: &str| read(Path::new(&file(case, name)));
+    let (path, c) = (file("sig_3", "path.npy"), file("sig_3", "correction.npy"));
+    let flags = ["--time-aug", "--end-time", "2", "--degree", "4"];
+
+    let mut args = vec!["sig", &path, "--correction", &c, "-o", o];
+    args.extend_from_slice(&flags);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&take(&out), &want("sig_3", "sig.npy"));
+
+    let (s, ds) = (
+        file("sig_backprop_3", "sig.npy"),
+        file("sig_backprop_3", "sig_derivs.npy"),
+    );
+    let mut args = vec!["sig-backprop", &path, &s, &ds, "--correction", &c, "-o", o];
+    args.extend_from_slice(&flags);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&take(&out), &want("sig_backprop_3", "grad.npy"));
+
+    let (path, c) = (
+        file("log_sig_1", "path.npy"),
+        file("log_sig_1", "correction.npy"),
+    );
+    let args = [
+        "log-sig",
+        &path,
+        "--degree",
+        "4",
+        "--method",
+        "words",
+        "--correction",
+        &c,
+        "-o",
+        o,
+    ];
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_close(&take(&out), &want("log_sig_1", "log_sig.npy"));
+
+    // Lead-lag cannot take a correction: one clear line.
+    let line = fails(&[
+        "sig",
+        &path,
+        "--degree",
+        "4",
+        "--lead-lag",
+        "--correction",
+        &c,
+        "-o",
+        o,
+    ]);
+    assert!(line.contains("lead_lag"), "{line}");
+    assert!(!out.exists());
+}

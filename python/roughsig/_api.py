@@ -22,9 +22,12 @@ def _sig_args(time_aug=False, lead_lag=False, end_time=1.0, scalar_term=False, n
     }
 
 
-def _no_correction(correction):
-    if correction is not None:
-        raise ValueError("correction is not supported by roughsig yet; pass correction=None")
+def _correction(correction, dtype):
+    """pySigLib's `correction` (numpy or torch) as a numpy array of the path's float dtype, or None."""
+    if correction is None:
+        return None
+    (c,), _ = floats(correction)
+    return np.asarray(c, dtype=dtype)
 
 
 def _method(method):
@@ -37,11 +40,10 @@ def sig(path, degree, *, time_aug=False, lead_lag=False, end_time=1.0, horner=Tr
         scalar_term=False, correction=None, n_jobs=-1, device="auto"):
     """Truncated signatures of `path` `(..., length, dimension)`: `(..., sig_length)`.
     `horner` is accepted for pySigLib's sake; roughsig always uses Horner's scheme."""
-    _no_correction(correction)
     flag(horner, "horner")
     (p,), back = floats(path)
     args = _sig_args(time_aug, lead_lag, end_time, scalar_term, n_jobs, device)
-    return back(_native.sig(p, count(degree, "degree"), args))
+    return back(_native.sig(p, count(degree, "degree"), args, _correction(correction, p.dtype)))
 
 
 signature = sig
@@ -51,10 +53,10 @@ def sig_backprop(path, sig, sig_derivs, degree, *, time_aug=False, lead_lag=Fals
                  correction=None, n_jobs=-1, device="auto"):
     """The gradient with respect to `path` of a scalar `F`, given `sig = sig(path)` and
     `sig_derivs = dF/dsig`."""
-    _no_correction(correction)
     (p, s, d), back = floats(path, sig, sig_derivs)
     args = _sig_args(time_aug, lead_lag, end_time, False, n_jobs, device)
-    return back(_native.sig_backprop(p, s, d, count(degree, "degree"), args))
+    return back(_native.sig_backprop(p, s, d, count(degree, "degree"), args,
+                                     _correction(correction, p.dtype)))
 
 
 def transform_path(path, *, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
@@ -137,10 +139,12 @@ def log_sig(path, degree, *, time_aug=False, lead_lag=False, end_time=1.0, metho
             scalar_term=False, correction=None, n_jobs=-1, device="auto"):
     """Log-signatures: method 0 the expanded tensor logarithm, 1 its coefficients at the Lyndon
     words, 2 and 3 the coordinates in the Lyndon bracket basis."""
-    _no_correction(correction)
     (p,), back = floats(path)
+    c = _correction(correction, p.dtype)
+    if c is not None and c.size and _method(method) == 3:
+        raise ValueError("correction is not supported with log_sig method=3")
     args = _sig_args(time_aug, lead_lag, end_time, scalar_term, n_jobs, device)
-    return back(_native.log_sig(p, count(degree, "degree"), _method(method), args))
+    return back(_native.log_sig(p, count(degree, "degree"), _method(method), args, c))
 
 
 def log_sig_backprop(path, log_sig_derivs, degree, *, time_aug=False, lead_lag=False,

@@ -6,6 +6,7 @@ on the input's device; tensors on other devices are copied to the host and back.
 to every tensor argument that requires them.
 """
 
+import numpy as np
 import torch
 
 from . import _api, _native
@@ -72,7 +73,8 @@ def sig(path, degree, *, time_aug=False, lead_lag=False, end_time=1.0, horner=Tr
     return _apply(
         lambda p: _api.sig(p, degree, horner=horner, scalar_term=scalar_term,
                            correction=correction, **kw),
-        lambda g, inp, out: (_api.sig_backprop(inp[0], out, g, degree, **kw),),
+        lambda g, inp, out: (_api.sig_backprop(inp[0], out, g, degree, correction=correction,
+                                               **kw),),
         path)
 
 
@@ -160,10 +162,22 @@ def log_sig(path, degree, *, time_aug=False, lead_lag=False, end_time=1.0, metho
     """`roughsig.log_sig` with its gradient."""
     kw = dict(time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, method=method,
               scalar_term=scalar_term, n_jobs=n_jobs, device=device)
-    return _apply(
-        lambda p: _api.log_sig(p, degree, correction=correction, **kw),
-        lambda g, inp, out: (_api.log_sig_backprop(inp[0], g, degree, **kw),),
-        path)
+    if correction is None or np.size(correction) == 0:
+        backward = lambda g, inp, out: (_api.log_sig_backprop(inp[0], g, degree, **kw),)  # noqa: E731
+    else:
+        # With a correction, the log-signature is the corrected signature's: its gradient is the
+        # logarithm's gradient chained to the corrected signature's.
+        sig_kw = dict(time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+                      device=device)
+
+        def backward(g, inp, out):
+            p = inp[0]
+            s = _api.sig(p, degree, scalar_term=scalar_term, correction=correction, **sig_kw)
+            ds = _api.sig_to_log_sig_backprop(s, g, p.shape[-1], degree, time_aug=time_aug,
+                                              lead_lag=lead_lag, method=method, n_jobs=n_jobs,
+                                              device=device)
+            return (_api.sig_backprop(p, s, ds, degree, correction=correction, **sig_kw),)
+    return _apply(lambda p: _api.log_sig(p, degree, correction=correction, **kw), backward, path)
 
 
 def sig_to_log_sig(sig, dimension, degree, *, time_aug=False, lead_lag=False, method=1,

@@ -142,22 +142,34 @@ fn method(m: i64) -> PyResult<LogSigMethod> {
     LogSigMethod::from_pysiglib(m).map_err(py_err)
 }
 
+/// `sig`, or `sig_corrected` where a correction is given (of the path's dtype).
 #[pyfunction]
+#[pyo3(signature = (path, degree, args, correction=None))]
 fn sig(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     degree: usize,
     args: SigArgs,
+    correction: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let opts = args.options()?;
     by_dtype!(path, T => {
         let path = read::<T>(path)?;
         let p = path.as_array();
-        array(py, py.detach(|| roughsig::sig(p, degree, &opts)))
+        match correction {
+            None => array(py, py.detach(|| roughsig::sig(p, degree, &opts))),
+            Some(c) => {
+                let c = read::<T>(c)?;
+                let c = c.as_array();
+                array(py, py.detach(|| roughsig::sig_corrected(p, c, degree, &opts)))
+            }
+        }
     })
 }
 
+/// `sig_backprop`, or `sig_corrected_backprop` where a correction is given.
 #[pyfunction]
+#[pyo3(signature = (path, sig, sig_derivs, degree, args, correction=None))]
 fn sig_backprop(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -165,12 +177,23 @@ fn sig_backprop(
     sig_derivs: &Bound<'_, PyAny>,
     degree: usize,
     args: SigArgs,
+    correction: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let opts = args.options()?;
     by_dtype!(path, T => {
         let (path, sig, derivs) = (read::<T>(path)?, read::<T>(sig)?, read::<T>(sig_derivs)?);
         let (p, s, d) = (path.as_array(), sig.as_array(), derivs.as_array());
-        array(py, py.detach(|| roughsig::sig_backprop(p, s, d, degree, &opts)))
+        match correction {
+            None => array(py, py.detach(|| roughsig::sig_backprop(p, s, d, degree, &opts))),
+            Some(c) => {
+                let c = read::<T>(c)?;
+                let c = c.as_array();
+                array(
+                    py,
+                    py.detach(|| roughsig::sig_corrected_backprop(p, c, s, d, degree, &opts)),
+                )
+            }
+        }
     })
 }
 
@@ -273,19 +296,29 @@ fn sig_join_backprop(
     })
 }
 
+/// `log_sig`, or `log_sig_corrected` where a correction is given.
 #[pyfunction]
+#[pyo3(signature = (path, degree, method, args, correction=None))]
 fn log_sig(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     degree: usize,
     method: i64,
     args: SigArgs,
+    correction: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let (opts, m) = (args.options()?, self::method(method)?);
     by_dtype!(path, T => {
         let path = read::<T>(path)?;
         let p = path.as_array();
-        array(py, py.detach(|| roughsig::log_sig(p, degree, m, &opts)))
+        match correction {
+            None => array(py, py.detach(|| roughsig::log_sig(p, degree, m, &opts))),
+            Some(c) => {
+                let c = read::<T>(c)?;
+                let c = c.as_array();
+                array(py, py.detach(|| roughsig::log_sig_corrected(p, c, degree, m, &opts)))
+            }
+        }
     })
 }
 

@@ -1,5 +1,5 @@
 """Every pySigLib 4.0.0 reference case (the golden set and `tests/data/log_sig_to_sig`,
-`log_sig_combine` and `sig_metrics`), run as pySigLib's own call with `pysiglib = roughsig`.
+`log_sig_combine`, `sig_metrics` and `correction`), run as pySigLib's own call with `pysiglib = roughsig`.
 
 Each case records the exact Python call that produced it (`case.json`'s `call`); evaluating that
 call with roughsig in pySigLib's place is the drop-in promise, tested literally. f64 within the
@@ -19,7 +19,8 @@ DATA = pathlib.Path(__file__).resolve().parents[2] / "tests" / "data"
 GOLDEN = DATA / "golden"
 CASES = sorted(
     str(p.parent.relative_to(DATA))
-    for d in (GOLDEN, DATA / "log_sig_to_sig", DATA / "log_sig_combine", DATA / "sig_metrics")
+    for d in (GOLDEN, DATA / "log_sig_to_sig", DATA / "log_sig_combine", DATA / "sig_metrics",
+              DATA / "correction")
     for p in d.glob("*/case.json")
     if p.parent.name != "lengths_table"
 )
@@ -100,3 +101,4 @@ def test_case_count():
     assert sum(c.startswith("log_sig_to_sig/") for c in CASES) == 24
     assert sum(c.startswith("log_sig_combine/") for c in CASES) == 29
     assert sum(c.startswith("sig_metrics/") for c in CASES) == 5
+    assert sum(c.startswith("correction/") for c in CASES) == 16

@@ -34,6 +34,17 @@ def test_log_sig_gradient(method):
     check(lambda p: rt.log_sig(p, 3, method=method), tensor(2, 6, 2, seed=method))
 
 
+def test_corrected_sig_and_log_sig_gradients():
+    # A level-2 correction per segment (Itô-like) and one of levels 2 and 3 shared by all.
+    per_segment = np.random.default_rng(0).standard_normal((5, 4)) * 0.3
+    shared = np.random.default_rng(1).standard_normal(4 + 8) * 0.3
+    check(lambda p: rt.sig(p, 3, correction=per_segment), tensor(2, 6, 2))
+    check(lambda p: rt.sig(p, 3, time_aug=True, correction=shared), tensor(2, 6, 2, seed=1))
+    for method in (0, 1, 2):
+        check(lambda p: rt.log_sig(p, 3, method=method, correction=per_segment),
+              tensor(2, 6, 2, seed=2))
+
+
 def test_sig_to_log_sig_gradient():
     s = rt.sig(tensor(2, 6, 2), 3).detach().requires_grad_()
     check(lambda s: rt.sig_to_log_sig(s, 2, 3, method=2), s)
