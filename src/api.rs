@@ -56,6 +56,9 @@ pub struct Ops<T> {
     sig_mmd: fn(In<T>, In<T>, &SigKernelOptions) -> Result<T>,
     sig_score: fn(In<T>, In<T>, f64, &SigKernelOptions) -> Out<T>,
     expected_sig_score: fn(In<T>, In<T>, f64, &SigKernelOptions) -> Result<T>,
+    sig_mmd_backprop: fn(T, In<T>, In<T>, &SigKernelOptions) -> Pair<T>,
+    sig_score_backprop: fn(In<T>, In<T>, In<T>, f64, &SigKernelOptions) -> Pair<T>,
+    expected_sig_score_backprop: fn(T, In<T>, In<T>, f64, &SigKernelOptions) -> Pair<T>,
     sig_windows: fn(In<T>, usize, usize, usize, &SigOptions) -> Out<T>,
     sig_coef: fn(In<T>, &[Vec<usize>], bool, &SigOptions) -> Out<T>,
     sig_coef_backprop: fn(In<T>, &[Vec<usize>], In<T>, &SigOptions) -> Out<T>,
@@ -100,6 +103,9 @@ const fn table<T: Scalar>() -> Ops<T> {
         sig_mmd: crate::sig_kernel::sig_mmd,
         sig_score: crate::sig_kernel::sig_score,
         expected_sig_score: crate::sig_kernel::expected_sig_score,
+        sig_mmd_backprop: crate::sig_kernel::sig_mmd_backprop,
+        sig_score_backprop: crate::sig_kernel::sig_score_backprop,
+        expected_sig_score_backprop: crate::sig_kernel::expected_sig_score_backprop,
         sig_windows: crate::stream::sig_windows,
         sig_coef: crate::sig_coef::sig_coef,
         sig_coef_backprop: crate::sig_coef::sig_coef_backprop,
@@ -836,6 +842,47 @@ pub fn expected_sig_score<T: Scalar, D1: Dimension, D2: Dimension>(
     options: &SigKernelOptions,
 ) -> Result<T> {
     (ops::<T>().expected_sig_score)(sample1.into_dyn(), sample2.into_dyn(), lam, options)
+}
+
+/// The gradients `(dF/dsample1, dF/dsample2)` of `F = deriv · sig_mmd(sample1, sample2)`, each
+/// shaped as its sample: the Gram matrices' backward pass over the same tiles as [`sig_mmd`].
+pub fn sig_mmd_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    deriv: T,
+    sample1: ArrayView<'_, T, D1>,
+    sample2: ArrayView<'_, T, D2>,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    (ops::<T>().sig_mmd_backprop)(deriv, sample1.into_dyn(), sample2.into_dyn(), options)
+}
+
+/// The gradients `(dF/dsample, dF/dys)` of `F = Σ_j derivs_j · sig_score(sample, ys)_j`, `derivs`
+/// shaped as [`sig_score`]'s output.
+pub fn sig_score_backprop<T: Scalar, D0: Dimension, D1: Dimension, D2: Dimension>(
+    derivs: ArrayView<'_, T, D0>,
+    sample: ArrayView<'_, T, D1>,
+    ys: ArrayView<'_, T, D2>,
+    lam: f64,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    (ops::<T>().sig_score_backprop)(
+        derivs.into_dyn(),
+        sample.into_dyn(),
+        ys.into_dyn(),
+        lam,
+        options,
+    )
+}
+
+/// The gradients `(dF/dsample1, dF/dsample2)` of `F = deriv · expected_sig_score(sample1, sample2)`.
+pub fn expected_sig_score_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
+    deriv: T,
+    sample1: ArrayView<'_, T, D1>,
+    sample2: ArrayView<'_, T, D2>,
+    lam: f64,
+    options: &SigKernelOptions,
+) -> Result<(ArrayD<T>, ArrayD<T>)> {
+    let (x, y) = (sample1.into_dyn(), sample2.into_dyn());
+    (ops::<T>().expected_sig_score_backprop)(deriv, x, y, lam, options)
 }
 
 /// The symmetric Gram matrix `k(x_i, x_j)` of `xs` `(batch…, L, d)`: one triangle is computed (when

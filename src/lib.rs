@@ -56,13 +56,14 @@ pub mod cpu_plan {
 }
 
 pub use api::{
-    expected_sig_score, linear_log_sig, linear_log_sig_backprop, linear_sig, linear_sig_backprop,
-    log_sig, log_sig_backprop, log_sig_combine, log_sig_combine_backprop, log_sig_corrected,
-    log_sig_join, log_sig_join_backprop, log_sig_to_sig, log_sig_to_sig_backprop, lyndon_to_words,
-    sig, sig_backprop, sig_coef, sig_coef_backprop, sig_combine, sig_combine_backprop,
-    sig_corrected, sig_corrected_backprop, sig_join, sig_join_backprop, sig_kernel,
-    sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop, sig_kernel_gram_sym, sig_mmd,
-    sig_score, sig_to_log_sig, sig_to_log_sig_backprop, sig_windows, transform_path,
+    expected_sig_score, expected_sig_score_backprop, linear_log_sig, linear_log_sig_backprop,
+    linear_sig, linear_sig_backprop, log_sig, log_sig_backprop, log_sig_combine,
+    log_sig_combine_backprop, log_sig_corrected, log_sig_join, log_sig_join_backprop,
+    log_sig_to_sig, log_sig_to_sig_backprop, lyndon_to_words, sig, sig_backprop, sig_coef,
+    sig_coef_backprop, sig_combine, sig_combine_backprop, sig_corrected, sig_corrected_backprop,
+    sig_join, sig_join_backprop, sig_kernel, sig_kernel_backprop, sig_kernel_gram,
+    sig_kernel_gram_backprop, sig_kernel_gram_sym, sig_mmd, sig_mmd_backprop, sig_score,
+    sig_score_backprop, sig_to_log_sig, sig_to_log_sig_backprop, sig_windows, transform_path,
     transform_path_backprop,
 };
 pub use device::{last_backend, Backend};

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import _api, _native
-from ._arrays import floats
+from ._arrays import floats, real
 from ._api import (  # noqa: F401  (re-exported: they take no gradient)
     idx_to_word,
     is_lyndon,
@@ -243,3 +243,54 @@ def sig_kernel_gram(path1, path2, *, method="finite_difference", dyadic_order=No
               return_grid=False, normalize=normalize, device=device)
     return _kernel(lambda x, y, a: _native.sig_kernel_gram(x, y, a),
                    _native.sig_kernel_gram_backprop, path1, path2, kw)
+
+
+def _metric(forward, native_backward, sample1, sample2, seed):
+    """A metric of two samples with its gradients: `native_backward(seed(grad, y), x, y)` gives
+    `(dx, dy)`."""
+    def backward(g, inp, out):
+        (x, y), back = floats(*inp)
+        dx, dy = native_backward(seed(g.detach().cpu().numpy(), y), x, y)
+        return back(dx), back(dy)
+
+    return _apply(forward, backward, sample1, sample2)
+
+
+def sig_mmd(sample1, sample2, *, method="finite_difference", dyadic_order=None, order=None,
+            static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+            max_batch=-1, device="auto"):
+    """`roughsig.sig_mmd` with its gradients."""
+    kw = dict(method=method, dyadic_order=dyadic_order, order=order, static_kernel=static_kernel,
+              time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              max_batch=max_batch, device=device)
+    args = _api._metric_args(**kw)
+    return _metric(lambda x, y: _api.sig_mmd(x, y, **kw),
+                   lambda g, x, y: _native.sig_mmd_backprop(g, x, y, args),
+                   sample1, sample2, lambda g, y: float(g))
+
+
+def sig_score(sample, y, *, method="finite_difference", dyadic_order=None, order=None, lam=1.0,
+              static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
+              max_batch=-1, device="auto"):
+    """`roughsig.sig_score` with its gradients."""
+    kw = dict(method=method, dyadic_order=dyadic_order, order=order, static_kernel=static_kernel,
+              time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              max_batch=max_batch, device=device)
+    args, lam = _api._metric_args(**kw), real(lam, "lam")
+    return _metric(lambda x, yy: _api.sig_score(x, yy, lam=lam, **kw),
+                   lambda g, x, yy: _native.sig_score_backprop(g, x, yy, lam, args),
+                   sample, y, lambda g, yy: np.array(np.reshape(g, yy.shape[:-2]),
+                                                     dtype=yy.dtype))
+
+
+def expected_sig_score(sample1, sample2, *, method="finite_difference", dyadic_order=None,
+                       order=None, lam=1.0, static_kernel=None, time_aug=False, lead_lag=False,
+                       end_time=1.0, n_jobs=-1, max_batch=-1, device="auto"):
+    """`roughsig.expected_sig_score` with its gradients."""
+    kw = dict(method=method, dyadic_order=dyadic_order, order=order, static_kernel=static_kernel,
+              time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
+              max_batch=max_batch, device=device)
+    args, lam = _api._metric_args(**kw), real(lam, "lam")
+    return _metric(lambda x, y: _api.expected_sig_score(x, y, lam=lam, **kw),
+                   lambda g, x, y: _native.expected_sig_score_backprop(g, x, y, lam, args),
+                   sample1, sample2, lambda g, y: float(np.reshape(g, ())))

@@ -11,7 +11,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use roughsig::ndarray::ArrayD;
 use roughsig::{
-    Device, DyadicOrder, Error, LogSigMethod, SigKernelOptions, SigOptions, StaticKernel,
+    Device, DyadicOrder, Error, LogSigMethod, Scalar, SigKernelOptions, SigOptions, StaticKernel,
 };
 
 /// The library's error as the Python exception a caller expects.
@@ -623,7 +623,6 @@ fn sig_kernel_backprop(
     })
 }
 
-/// The Gram matrix; `y` is `None` for the symmetric one of `x` with itself.
 /// A scalar result as a 0-d array of its dtype, as pySigLib returns it.
 fn scalar<T: Element + Clone>(py: Python<'_>, r: roughsig::Result<T>) -> PyResult<Py<PyAny>> {
     array(
@@ -679,6 +678,60 @@ fn expected_sig_score(
     })
 }
 
+/// The gradients of `deriv · sig_mmd(sample1, sample2)`.
+#[pyfunction]
+fn sig_mmd_backprop(
+    py: Python<'_>,
+    deriv: f64,
+    sample1: &Bound<'_, PyAny>,
+    sample2: &Bound<'_, PyAny>,
+    args: KernelArgs,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let opts = args.options()?;
+    by_dtype!(sample1, T => {
+        let (x, y) = (read::<T>(sample1)?, read::<T>(sample2)?);
+        let (x, y, d) = (x.as_array(), y.as_array(), T::from_f64(deriv));
+        pair(py, py.detach(|| roughsig::sig_mmd_backprop(d, x, y, &opts)))
+    })
+}
+
+/// The gradients of `Σ_j derivs_j · sig_score(sample, y)_j`.
+#[pyfunction]
+fn sig_score_backprop(
+    py: Python<'_>,
+    derivs: &Bound<'_, PyAny>,
+    sample: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    lam: f64,
+    args: KernelArgs,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let opts = args.options()?;
+    by_dtype!(sample, T => {
+        let (d, x, y) = (read::<T>(derivs)?, read::<T>(sample)?, read::<T>(y)?);
+        let (d, x, y) = (d.as_array(), x.as_array(), y.as_array());
+        pair(py, py.detach(|| roughsig::sig_score_backprop(d, x, y, lam, &opts)))
+    })
+}
+
+/// The gradients of `deriv · expected_sig_score(sample1, sample2)`.
+#[pyfunction]
+fn expected_sig_score_backprop(
+    py: Python<'_>,
+    deriv: f64,
+    sample1: &Bound<'_, PyAny>,
+    sample2: &Bound<'_, PyAny>,
+    lam: f64,
+    args: KernelArgs,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let opts = args.options()?;
+    by_dtype!(sample1, T => {
+        let (x, y) = (read::<T>(sample1)?, read::<T>(sample2)?);
+        let (x, y, d) = (x.as_array(), y.as_array(), T::from_f64(deriv));
+        pair(py, py.detach(|| roughsig::expected_sig_score_backprop(d, x, y, lam, &opts)))
+    })
+}
+
+/// The Gram matrix; `y` is `None` for the symmetric one of `x` with itself.
 #[pyfunction]
 fn sig_kernel_gram(
     py: Python<'_>,
@@ -847,6 +900,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sig_mmd, m)?)?;
     m.add_function(wrap_pyfunction!(sig_score, m)?)?;
     m.add_function(wrap_pyfunction!(expected_sig_score, m)?)?;
+    m.add_function(wrap_pyfunction!(sig_mmd_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(sig_score_backprop, m)?)?;
+    m.add_function(wrap_pyfunction!(expected_sig_score_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_kernel_gram_backprop, m)?)?;
     m.add_function(wrap_pyfunction!(sig_length, m)?)?;
     m.add_function(wrap_pyfunction!(log_sig_length, m)?)?;

@@ -118,3 +118,13 @@ def test_linear_sig_and_log_sig_gradients(method):
     v = tensor(3, 1, 2, seed=23 + method)[:, 0].detach().requires_grad_()
     check(lambda v: rt.linear_sig(v, 2, 3, scalar_term=True), v)
     check(lambda v: rt.linear_log_sig(v, 2, 3, method=method, scalar_term=True), v)
+
+
+@pytest.mark.parametrize("kw", [{"dyadic_order": 1},
+                                {"dyadic_order": (1, 0), "static_kernel": roughsig.RBFKernel(0.8)}])
+def test_metric_gradients(kw):
+    x, y = tensor(3, 4, 2, seed=4), tensor(2, 2, 5, 2, seed=5)
+    check(lambda a, b: rt.sig_mmd(a, b, **kw), x, y)
+    check(lambda a, b: rt.sig_score(a, b, lam=0.6, **kw), x, y)
+    check(lambda a, b: rt.sig_score(a, b[0, 0], **kw), x, y)
+    check(lambda a, b: rt.expected_sig_score(a, b[0], lam=2.0, **kw), x, y)

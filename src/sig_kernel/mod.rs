@@ -22,7 +22,10 @@ mod options;
 pub(crate) mod pde;
 mod static_kernel;
 
-pub(crate) use metrics::{expected_sig_score, sig_mmd, sig_score};
+pub(crate) use metrics::{
+    expected_sig_score, expected_sig_score_backprop, sig_mmd, sig_mmd_backprop, sig_score,
+    sig_score_backprop,
+};
 pub use options::{DyadicOrder, SigKernelOptions, StaticKernel};
 
 use crate::batch::{
