@@ -2,9 +2,9 @@
 // pair's two transformed paths, on the device, as src/sig_kernel/static_kernel.rs does on the CPU:
 //
 //   bilinear κ(p, q) = c·<p, q>:  d/dΔx_a = c·Σ_b dG[a, b]·Δy_b,   d/dΔy_b = c·Σ_a dG[a, b]·Δx_a
-//   RBF κ(p, q) = exp(−|p − q|²/σ): point x_i gets Σ_j w_ij·∂κ(x_i, y_j)/∂x_i, point y_j the same
-//   sum over i with ∂/∂y_j, where w_ij = dG[i−1, j−1] − dG[i−1, j] − dG[i, j−1] + dG[i, j] (the
-//   cells that κ(x_i, y_j) enters; those outside the grid are left out).
+//   point kernels (shaders/common/point_kernel.wgsl): point x_i gets Σ_j w_ij·∂κ(x_i, y_j)/∂x_i,
+//   point y_j the same sum over i with ∂/∂y_j, where w_ij = dG[i−1, j−1] − dG[i−1, j] − dG[i, j−1]
+//   + dG[i, j] (the cells that κ(x_i, y_j) enters; those outside the grid are left out).
 //
 // So only the gradients with respect to the transformed paths come back (O(length · channels) per
 // pair, not the n1 × n2 of dF/dG); the host routes them to the original points. One dispatch per side
@@ -39,7 +39,8 @@ fn dg(pair: u32, a: i32, b: i32) -> scalar {
     return dgram[pair * (params.n1 * params.n2 + 1u) + u32(a) * params.n2 + u32(b)];
 }
 
-// exp_neg(x) = e^x for x ≤ 0: shaders/common/exp_neg.wgsl, appended by the host.
+// kernel_at(pa, i, pb, j) = (κ, h), the point kernel and its slope: shaders/common/point_kernel.wgsl
+// (with exp_neg.wgsl), appended by the host.
 
 @compute @workgroup_size(64)
 fn main(
@@ -102,19 +103,21 @@ fn main(
         let jj = i32(j);
         let w = ((dg(pair, ii - 1, jj - 1) - dg(pair, ii - 1, jj)) - dg(pair, ii, jj - 1)) + dg(pair, ii, jj);
         if w != scalar(0.0) {
-            var dist2 = scalar(0.0);
+            let h = w * kernel_at(pa, i, pb, j).y;
             for (var ch = 0u; ch < d; ch++) {
-                let diff = side_a[pa + i * d + ch] - side_b[pb + j * d + ch];
-                dist2 = dist2 + diff * diff;
-            }
-            let s = w * exp_neg(-dist2 * c0) * c0 * scalar(2.0);
-            for (var ch = 0u; ch < d; ch++) {
-                let g = s * (side_a[pa + i * d + ch] - side_b[pb + j * d + ch]);
-                if params.side == 0u {
-                    grads[out + ch] = grads[out + ch] - g;
-                } else {
-                    grads[out + ch] = grads[out + ch] + g;
+                let p = side_a[pa + i * d + ch];
+                let q = side_b[pb + j * d + ch];
+                // ∂κ/∂p = h·q and ∂κ/∂q = h·p (polynomial); ∂κ/∂p = −∂κ/∂q = h·(p − q) (radial).
+                var g = h * (p - q);
+                if params.point_kernel == 5u {
+                    g = h * q;
+                    if params.side == 1u {
+                        g = h * p;
+                    }
+                } else if params.side == 1u {
+                    g = -g;
                 }
+                grads[out + ch] = grads[out + ch] + g;
             }
         }
     }

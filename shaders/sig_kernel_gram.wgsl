@@ -2,7 +2,8 @@
 // transformed paths (src/sig_kernel/static_kernel.rs computes the same on the CPU):
 //
 //   bilinear kernel κ(p, q) = c·<p, q>:  G[a, b] = c·<Δx_a, Δy_b>                 (from increments)
-//   RBF κ(p, q) = exp(−|p − q|²/σ):       G[a, b] = κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b)
+//   point kernels (RBF, Matérn, rational quadratic, polynomial: shaders/common/point_kernel.wgsl):
+//                                         G[a, b] = κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b)
 //                                                   − κ(x_a, y_{b+1}) + κ(x_a, y_b)      (from points)
 //
 // The host uploads each path once, already time-augmented and lead-lagged (its increments for a
@@ -24,18 +25,8 @@ alias scalar = f32;
 
 const WG: u32 = 64u;
 
-// exp_neg(x) = e^x for x ≤ 0: shaders/common/exp_neg.wgsl, appended by the host.
-
-// κ(x_i, y_j) of the RBF kernel: points i of path row `pa` of side a and j of row `pb` of side b.
-fn rbf(pa: u32, i: u32, pb: u32, j: u32) -> scalar {
-    let d = params.dim;
-    var dist2 = scalar(0.0);
-    for (var c = 0u; c < d; c++) {
-        let diff = side_a[pa + i * d + c] - side_b[pb + j * d + c];
-        dist2 = dist2 + diff * diff;
-    }
-    return exp_neg(-dist2 * consts[0]);
-}
+// kappa(pa, i, pb, j), the point kernel between point i of row pa of side a and point j of row pb of
+// side b: shaders/common/point_kernel.wgsl (with exp_neg.wgsl), appended by the host.
 
 @compute @workgroup_size(64)
 fn main(
@@ -63,8 +54,8 @@ fn main(
     } else {
         let pa = pairs[2u * pair] * (params.n1 + 1u) * d;
         let pb = pairs[2u * pair + 1u] * (params.n2 + 1u) * d;
-        g = (rbf(pa, a + 1u, pb, b + 1u) - rbf(pa, a + 1u, pb, b))
-            - (rbf(pa, a, pb, b + 1u) - rbf(pa, a, pb, b));
+        g = (kappa(pa, a + 1u, pb, b + 1u) - kappa(pa, a + 1u, pb, b))
+            - (kappa(pa, a, pb, b + 1u) - kappa(pa, a, pb, b));
     }
     gram[cell] = g;
 }

@@ -530,7 +530,9 @@ pub struct KernelArgs {
     pub dyadic_order: (usize, usize),
     #[command(flatten)]
     pub transform: Transform,
-    /// linear, rbf:SIGMA (exp(-|p-q|^2/SIGMA)) or scaled-linear:S (S^2 <p, q>).
+    /// linear, scaled-linear:S (S^2 <p, q>), rbf:SIGMA (exp(-|p-q|^2/SIGMA)),
+    /// polynomial:DEGREE,GAMMA,SCALE (SCALE (<p, q> + GAMMA)^DEGREE), matern12:SIGMA, matern32:SIGMA,
+    /// matern52:SIGMA or rational-quadratic:SIGMA,ALPHA.
     #[arg(long, value_name = "KERNEL", default_value = "linear", value_parser = parse_static_kernel)]
     pub static_kernel: StaticKernel,
     /// k(x, y) / sqrt(k(x, x) k(y, y)).
@@ -548,7 +550,9 @@ pub struct MetricKernel {
     pub dyadic_order: (usize, usize),
     #[command(flatten)]
     pub transform: Transform,
-    /// linear, rbf:SIGMA (exp(-|p-q|^2/SIGMA)) or scaled-linear:S (S^2 <p, q>).
+    /// linear, scaled-linear:S (S^2 <p, q>), rbf:SIGMA (exp(-|p-q|^2/SIGMA)),
+    /// polynomial:DEGREE,GAMMA,SCALE (SCALE (<p, q> + GAMMA)^DEGREE), matern12:SIGMA, matern32:SIGMA,
+    /// matern52:SIGMA or rational-quadratic:SIGMA,ALPHA.
     #[arg(long, value_name = "KERNEL", default_value = "linear", value_parser = parse_static_kernel)]
     pub static_kernel: StaticKernel,
 }

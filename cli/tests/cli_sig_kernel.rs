@@ -415,3 +415,51 @@ fn sig_mmd_and_sig_score_match_the_reference_cases() {
         "{stderr}"
     );
 }
+
+#[test]
+fn point_kernels_match_the_reference_cases() {
+    let dir = Scratch::new("point-kernels");
+    let case = |name: &str, file: &str| {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/static_kernels");
+        data.join(name).join(file).to_str().unwrap().to_string()
+    };
+    let out = dir.file("out.npy");
+    for (name, flags) in [
+        (
+            "matern32",
+            &["--static-kernel", "matern32:1.3", "--time-aug"][..],
+        ),
+        (
+            "polynomial_frac",
+            &[
+                "--static-kernel",
+                "polynomial:2.5,1.0,0.7",
+                "--dyadic-order",
+                "1",
+                "--time-aug",
+                "--end-time",
+                "2",
+            ][..],
+        ),
+    ] {
+        let kernel = format!("sig_kernel_{name}");
+        let (x, y) = (case(&kernel, "path1.npy"), case(&kernel, "path2.npy"));
+        let mut args = vec!["sig-kernel", &x, &y, "-o", &out];
+        args.extend_from_slice(flags);
+        ok(&args);
+        assert_close(&read(&out), &read(&case(&kernel, "kernel.npy")));
+    }
+    let (success, stderr) = run(&[
+        "sig-kernel",
+        &case("sig_kernel_matern32", "path1.npy"),
+        &case("sig_kernel_matern32", "path2.npy"),
+        "--static-kernel",
+        "rational-quadratic:1",
+        "-o",
+        &out,
+    ]);
+    assert!(
+        !success && stderr.starts_with("error: ") && stderr.contains("SIGMA,ALPHA"),
+        "{stderr}"
+    );
+}

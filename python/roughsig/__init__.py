@@ -56,6 +56,16 @@ from ._api import (
     words,
     words_of_length,
 )
-from .static_kernels import LinearKernel, RBFKernel, ScaledLinearKernel, StaticKernel
+from .static_kernels import (  # noqa: F401
+    LinearKernel,
+    Matern12Kernel,
+    Matern32Kernel,
+    Matern52Kernel,
+    PolynomialKernel,
+    RationalQuadraticKernel,
+    RBFKernel,
+    ScaledLinearKernel,
+    StaticKernel,
+)
 
 __version__ = "0.1.0"

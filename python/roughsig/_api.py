@@ -364,8 +364,9 @@ def _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag,
     if static_kernel is None:
         static_kernel = LinearKernel()
     if not isinstance(static_kernel, StaticKernel):
-        raise ValueError("static_kernel must be a roughsig StaticKernel "
-                         "(LinearKernel, ScaledLinearKernel or RBFKernel)")
+        raise ValueError("static_kernel must be a roughsig StaticKernel (LinearKernel, "
+                         "ScaledLinearKernel, RBFKernel, PolynomialKernel, Matern12Kernel, "
+                         "Matern32Kernel, Matern52Kernel or RationalQuadraticKernel)")
     return {
         "dyadic_order": _dyadic_order(dyadic_order),
         "static_kernel": static_kernel.spec(),

@@ -25,6 +25,11 @@ from ._api import (  # noqa: F401  (re-exported: they take no gradient)
 )
 from .static_kernels import (  # noqa: F401
     LinearKernel,
+    Matern12Kernel,
+    Matern32Kernel,
+    Matern52Kernel,
+    PolynomialKernel,
+    RationalQuadraticKernel,
     RBFKernel,
     ScaledLinearKernel,
     StaticKernel,

@@ -96,13 +96,13 @@ impl SigArgs {
     }
 }
 
-/// The options of the signature kernels, from a dict with every key; `static_kernel` is
-/// `("linear" | "scaled_linear" | "rbf", parameter)`.
+/// The options of the signature kernels, from a dict with every key; `static_kernel` is the
+/// kernel in the command line's syntax (`rbf:0.5`, `polynomial:3.0,1.0,1.0`, …).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct KernelArgs {
     dyadic_order: (usize, usize),
-    static_kernel: (String, f64),
+    static_kernel: String,
     time_aug: bool,
     lead_lag: bool,
     end_time: f64,
@@ -114,17 +114,7 @@ struct KernelArgs {
 
 impl KernelArgs {
     fn options(&self) -> PyResult<SigKernelOptions> {
-        let (name, p) = (&self.static_kernel.0, self.static_kernel.1);
-        let kernel = match name.as_str() {
-            "linear" => StaticKernel::Linear,
-            "scaled_linear" => StaticKernel::ScaledLinear { scale: p },
-            "rbf" => StaticKernel::Rbf { sigma: p },
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown static kernel '{other}'"
-                )))
-            }
-        };
+        let kernel: StaticKernel = self.static_kernel.parse().map_err(py_err)?;
         Ok(SigKernelOptions::default()
             .dyadic_order(DyadicOrder::from(self.dyadic_order))
             .static_kernel(kernel)

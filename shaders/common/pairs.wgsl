@@ -10,16 +10,18 @@ struct Params {
     n2: u32,
     // Channels of the transformed paths.
     dim: u32,
-    // 0: bilinear (rows of increments, consts[0] = c); 1: RBF (rows of points, consts[0] = 1/σ).
+    // 0: bilinear (rows of increments, consts[0] = c); 1: a point kernel (rows of points).
     kind: u32,
     // sig_kernel_chain.wgsl: the side a dispatch differentiates (0 path a, 1 path b).
     side: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Where kind is 1: which point kernel (shaders/common/point_kernel.wgsl), consts[0..4] its
+    // constants.
+    point_kernel: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-// The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points (RBF).
+// The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points.
 @group(0) @binding(1) var<storage, read> side_a: array<scalar>;
 @group(0) @binding(2) var<storage, read> side_b: array<scalar>;
 // Per pair of the chunk: the path of side a, then the path of side b.

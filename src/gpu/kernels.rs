@@ -68,6 +68,8 @@ pub struct Kernel {
 const EXP_NEG: &str = include_str!("../../shaders/common/exp_neg.wgsl");
 /// The uniform block and inputs of the kernels over pairs of transformed paths.
 const PAIRS: &str = include_str!("../../shaders/common/pairs.wgsl");
+/// The point kernels and their slopes (`kernel_at`, `kappa`), with `ln_pos` and `power`.
+const POINT_KERNEL: &str = include_str!("../../shaders/common/point_kernel.wgsl");
 
 /// Every kernel's entry point.
 pub const ENTRY_POINT: &str = "main";
@@ -101,7 +103,7 @@ pub const SIG_KERNEL_GRAM: Kernel = Kernel {
         binding(5, "gram", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
-    helpers: &[PAIRS, EXP_NEG],
+    helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
 /// `dF/dG` chained to the two transformed paths of each pair of a chunk: one dispatch per side, one
@@ -120,7 +122,7 @@ pub const SIG_KERNEL_CHAIN: Kernel = Kernel {
         binding(6, "grads", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
-    helpers: &[PAIRS, EXP_NEG],
+    helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
 /// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
@@ -260,9 +262,11 @@ pub struct GramParams {
     pub n2: u32,
     /// Channels of the transformed paths.
     pub dim: u32,
-    /// 0: a bilinear kernel from increments; 1: the RBF kernel from points.
+    /// 0: a bilinear kernel from increments; 1: a point kernel from points.
     pub kind: u32,
     /// `sig_kernel_chain`: the side differentiated (0 path a, 1 path b).
     pub side: u32,
-    pub _pad: [u32; 2],
+    /// Which point kernel (`shaders/common/point_kernel.wgsl`), where `kind` is 1.
+    pub point_kernel: u32,
+    pub _pad: u32,
 }

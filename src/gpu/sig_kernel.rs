@@ -26,8 +26,9 @@ use std::sync::Arc;
 pub(crate) enum StaticGram<T> {
     /// `κ(p, q) = c·<p, q>`, from increments.
     Bilinear(T),
-    /// `κ(p, q) = exp(−|p − q|² / σ)`, from points; the value is `1/σ`.
-    Rbf(T),
+    /// A point kernel (`shaders/common/point_kernel.wgsl`), from points: its number there and its
+    /// constants.
+    Points(u32, [T; 4]),
 }
 
 /// The pairs of one call: the transformed paths of its two sides, one row each (`n·dim`
@@ -210,12 +211,12 @@ impl Sides {
         } else {
             Some(side(pairs.b, report)?)
         };
-        let (kind, value) = match pairs.gram {
-            StaticGram::Bilinear(c) => (0, c),
-            StaticGram::Rbf(inv_sigma) => (1, inv_sigma),
+        let (kind, point_kernel, values) = match pairs.gram {
+            StaticGram::Bilinear(c) => (0, 0, [c, T::zero(), T::zero(), T::zero()]),
+            StaticGram::Points(kernel, values) => (1, kernel, values),
         };
-        let consts = take(ctx, "consts", precision.size(), STORAGE, report);
-        upload(ctx, &consts, &bytes_of(precision, &[value]), report);
+        let consts = take(ctx, "consts", 4 * precision.size(), STORAGE, report);
+        upload(ctx, &consts, &bytes_of(precision, &values), report);
         Ok(Sides {
             a,
             b,
@@ -227,6 +228,7 @@ impl Sides {
                 n2: to_u32("increments", grid.n2)?,
                 dim: to_u32("channels", pairs.dim)?,
                 kind,
+                point_kernel,
                 ..Default::default()
             },
         })
@@ -264,7 +266,7 @@ impl Sides {
 /// Values per pair of `sig_kernel_chain.wgsl`'s output: the gradient of path a's row, of path b's
 /// row, and the kernel.
 fn chained_len<T>(grid: KernelGrid, pairs: &Pairs<'_, T>) -> usize {
-    let points = matches!(pairs.gram, StaticGram::Rbf(_)) as usize;
+    let points = matches!(pairs.gram, StaticGram::Points(..)) as usize;
     (grid.n1 + points) * pairs.dim + (grid.n2 + points) * pairs.dim + 1
 }
 

@@ -53,7 +53,7 @@ pub(super) fn lifted<T: Scalar>(
 ) -> Result<(Vec<T>, usize)> {
     let opts = plan.opts;
     let dim = aug_dim(plan.dim, opts.transform.time_aug, opts.transform.lead_lag)?;
-    let points = matches!(plan.lift, Lift::Rbf(_));
+    let points = matches!(plan.lift, Lift::Points(_));
     let row = (s.n + points as usize) * dim;
     let mut rows = vec![T::zero(); s.count() * row];
     par_rows(threads, &mut rows, row, Lifted::default, |l, i, out| {
@@ -80,7 +80,10 @@ fn with_pairs<T: Scalar, R>(
     };
     let gram = match &plan.lift {
         Lift::Bilinear(c) => StaticGram::Bilinear(*c),
-        Lift::Rbf(k) => StaticGram::Rbf(k.inv_sigma),
+        Lift::Points(k) => {
+            let (kernel, values) = k.gpu_constants();
+            StaticGram::Points(kernel, values)
+        }
     };
     run(&Pairs {
         gram,

@@ -20,7 +20,7 @@ mod gpu;
 mod metrics;
 mod options;
 pub(crate) mod pde;
-mod static_kernel;
+pub(crate) mod static_kernel;
 
 pub(crate) use metrics::{
     expected_sig_score, expected_sig_score_backprop, sig_mmd, sig_mmd_backprop, sig_score,

@@ -22,6 +22,38 @@ pub enum StaticKernel {
         /// The length scale `σ` (positive).
         sigma: f64,
     },
+    /// `κ(p, q) = scale·(<p, q> + γ)^degree` (pySigLib's `PolynomialKernel`). As in pySigLib, a
+    /// negative base `<p, q> + γ` is clamped to 0 unless the degree is 0 or an integer from 1 to 5.
+    Polynomial {
+        /// The exponent (at least 0).
+        degree: f64,
+        /// The offset `γ`.
+        gamma: f64,
+        /// The factor in front (at least 0).
+        scale: f64,
+    },
+    /// `κ(p, q) = exp(−|p − q| / σ)`, the exponential kernel (pySigLib's `Matern12Kernel`).
+    Matern12 {
+        /// The length scale `σ` (positive).
+        sigma: f64,
+    },
+    /// `κ(p, q) = (1 + u)·exp(−u)`, `u = √3·|p − q| / σ` (pySigLib's `Matern32Kernel`).
+    Matern32 {
+        /// The length scale `σ` (positive).
+        sigma: f64,
+    },
+    /// `κ(p, q) = (1 + u + u²/3)·exp(−u)`, `u = √5·|p − q| / σ` (pySigLib's `Matern52Kernel`).
+    Matern52 {
+        /// The length scale `σ` (positive).
+        sigma: f64,
+    },
+    /// `κ(p, q) = (1 + |p − q|² / (2ασ²))^−α` (pySigLib's `RationalQuadraticKernel`).
+    RationalQuadratic {
+        /// The length scale `σ` (positive).
+        sigma: f64,
+        /// The shape `α` (positive).
+        alpha: f64,
+    },
 }
 
 impl StaticKernel {
@@ -32,43 +64,117 @@ impl StaticKernel {
             StaticKernel::ScaledLinear { scale: s } => Err(Error::invalid(format!(
                 "the scaled-linear kernel's scale must be finite, got {s}"
             ))),
-            StaticKernel::Rbf { sigma } if sigma.is_finite() && sigma > 0.0 => Ok(()),
-            StaticKernel::Rbf { sigma } => Err(Error::invalid(format!(
-                "the rbf kernel's sigma must be finite and positive, got {sigma}"
-            ))),
+            StaticKernel::Rbf { sigma }
+            | StaticKernel::Matern12 { sigma }
+            | StaticKernel::Matern32 { sigma }
+            | StaticKernel::Matern52 { sigma } => positive(self.name(), "sigma", sigma),
+            StaticKernel::RationalQuadratic { sigma, alpha } => {
+                positive(self.name(), "sigma", sigma)?;
+                positive(self.name(), "alpha", alpha)
+            }
+            StaticKernel::Polynomial {
+                degree,
+                gamma,
+                scale,
+            } => {
+                let ok = |v: f64| v.is_finite() && v >= 0.0;
+                if !ok(degree) || !ok(scale) || !gamma.is_finite() {
+                    return Err(Error::invalid(format!(
+                        "the polynomial kernel needs a finite degree ≥ 0, gamma and scale ≥ 0, got \
+                         degree {degree}, gamma {gamma}, scale {scale}"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The kernel's name on the command line.
+    fn name(&self) -> &'static str {
+        match self {
+            StaticKernel::Linear => "linear",
+            StaticKernel::ScaledLinear { .. } => "scaled-linear",
+            StaticKernel::Rbf { .. } => "rbf",
+            StaticKernel::Polynomial { .. } => "polynomial",
+            StaticKernel::Matern12 { .. } => "matern12",
+            StaticKernel::Matern32 { .. } => "matern32",
+            StaticKernel::Matern52 { .. } => "matern52",
+            StaticKernel::RationalQuadratic { .. } => "rational-quadratic",
         }
     }
 }
 
+fn positive(kernel: &str, what: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "the {kernel} kernel's {what} must be finite and positive, got {v}"
+    )))
+}
+
 impl std::str::FromStr for StaticKernel {
     type Err = Error;
-    /// `linear`, `rbf:SIGMA` or `scaled-linear:S`.
+    /// `linear`, `scaled-linear:S`, `rbf:SIGMA`, `polynomial:DEGREE,GAMMA,SCALE`, `matern12:SIGMA`,
+    /// `matern32:SIGMA`, `matern52:SIGMA` or `rational-quadratic:SIGMA,ALPHA`.
     fn from_str(s: &str) -> Result<Self> {
         let (name, arg) = match s.split_once(':') {
             Some((n, a)) => (n, Some(a)),
             None => (s, None),
         };
-        let number = |what: &str| -> Result<f64> {
+        // The kernel's comma-separated values, exactly as many as `what` names.
+        let numbers = |what: &str| -> Result<Vec<f64>> {
             let a = arg.ok_or_else(|| {
                 Error::invalid(format!(
-                    "static kernel '{name}' needs a value: {name}:{what}"
+                    "static kernel '{name}' needs values: {name}:{what}"
                 ))
             })?;
-            a.trim().parse::<f64>().map_err(|_| {
-                Error::invalid(format!("static kernel '{name}': '{a}' is not a number"))
-            })
+            let values = a
+                .split(',')
+                .map(|v| v.trim().parse::<f64>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    Error::invalid(format!(
+                        "static kernel '{name}': '{a}' is not a number list"
+                    ))
+                })?;
+            if values.len() != what.split(',').count() {
+                return Err(Error::invalid(format!(
+                    "static kernel '{name}' takes {name}:{what}, got '{a}'"
+                )));
+            }
+            Ok(values)
         };
+        let sigma = || numbers("SIGMA").map(|v| v[0]);
         let kernel = match name {
             "linear" if arg.is_none() => StaticKernel::Linear,
-            "rbf" => StaticKernel::Rbf {
-                sigma: number("SIGMA")?,
-            },
+            "rbf" => StaticKernel::Rbf { sigma: sigma()? },
             "scaled-linear" => StaticKernel::ScaledLinear {
-                scale: number("S")?,
+                scale: numbers("S")?[0],
             },
+            "polynomial" => {
+                let v = numbers("DEGREE,GAMMA,SCALE")?;
+                StaticKernel::Polynomial {
+                    degree: v[0],
+                    gamma: v[1],
+                    scale: v[2],
+                }
+            }
+            "matern12" => StaticKernel::Matern12 { sigma: sigma()? },
+            "matern32" => StaticKernel::Matern32 { sigma: sigma()? },
+            "matern52" => StaticKernel::Matern52 { sigma: sigma()? },
+            "rational-quadratic" => {
+                let v = numbers("SIGMA,ALPHA")?;
+                StaticKernel::RationalQuadratic {
+                    sigma: v[0],
+                    alpha: v[1],
+                }
+            }
             _ => {
                 return Err(Error::invalid(format!(
-                    "unknown static kernel '{s}' (expected linear, rbf:SIGMA or scaled-linear:S)"
+                    "unknown static kernel '{s}' (expected linear, scaled-linear:S, rbf:SIGMA, \
+                     polynomial:DEGREE,GAMMA,SCALE, matern12:SIGMA, matern32:SIGMA, \
+                     matern52:SIGMA or rational-quadratic:SIGMA,ALPHA)"
                 )))
             }
         };

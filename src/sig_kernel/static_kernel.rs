@@ -3,8 +3,8 @@
 //! The finite-difference scheme only sees `G[a, b] = Δ²κ`, the second mixed difference of the static
 //! kernel over cell `(a, b)` of the grid of (transformed) points. For a bilinear kernel
 //! `κ(p, q) = c<p, q>` that is exactly `c<Δx_a, Δy_b>`, so only increments are needed (cheaper and free
-//! of cancellation); any other kernel is evaluated on the points. Adding a kernel means implementing
-//! [`PointKernel`] and one arm in [`Lift`].
+//! of cancellation); any other kernel is evaluated on the points. Adding a point kernel means one
+//! arm in [`Point`] (and its twin in `shaders/common/point_kernel.wgsl`).
 
 use super::options::{SigKernelOptions, StaticKernel};
 use crate::algebra::simd::{multiversion, MulAdd};
@@ -18,33 +18,172 @@ pub(crate) trait PointKernel<T: Scalar>: Sync {
     fn grad(&self, p: &[T], q: &[T], w: T, dp: &mut [T], dq: &mut [T]);
 }
 
-/// `κ(p, q) = exp(−|p − q|² / σ)`, pySigLib's convention. Evaluated from `p − q` directly, not from
-/// `|p|² − 2<p, q> + |q|²`, which loses digits for nearby points.
-pub(crate) struct Rbf<T> {
-    pub inv_sigma: T,
+/// The static kernels evaluated on points: radial ones `κ(p, q) = f(|p − q|²)` and the polynomial
+/// kernel `s·(<p, q> + γ)^n`, with the constants each needs precomputed. Distances are taken from
+/// `p − q` directly, not from `|p|² − 2<p, q> + |q|²`, which loses digits for nearby points.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Point<T> {
+    /// `exp(−r²/σ)`: `1/σ`.
+    Rbf { inv_sigma: T },
+    /// `exp(−r/σ)`: `1/σ`.
+    Matern12 { inv_sigma: T },
+    /// `(1 + u)·exp(−u)`, `u = a·r`: `a = √3/σ`.
+    Matern32 { a: T },
+    /// `(1 + u + u²/3)·exp(−u)`, `u = a·r`: `a = √5/σ`.
+    Matern52 { a: T },
+    /// `(1 + r²·c)^−α`: `c = 1/(2ασ²)` and `α`.
+    RationalQuadratic { c: T, alpha: T },
+    /// `scale·(<p, q> + γ)^n`; `clamp`: a negative base counts as 0 (pySigLib's rule).
+    Polynomial {
+        degree: T,
+        gamma: T,
+        scale: T,
+        clamp: bool,
+    },
 }
 
-impl<T: Scalar> Rbf<T> {
-    fn dist2(p: &[T], q: &[T]) -> T {
-        p.iter().zip(q).fold(T::zero(), |acc, (&a, &b)| {
-            let d = a - b;
-            acc + d * d
+impl<T: Scalar> Point<T> {
+    /// The point kernel of `kernel`, or `None` for a bilinear one.
+    pub fn new(kernel: &StaticKernel) -> Option<Self> {
+        let f = T::from_f64;
+        Some(match *kernel {
+            StaticKernel::Linear | StaticKernel::ScaledLinear { .. } => return None,
+            StaticKernel::Rbf { sigma } => Point::Rbf {
+                inv_sigma: f(1.0 / sigma),
+            },
+            StaticKernel::Matern12 { sigma } => Point::Matern12 {
+                inv_sigma: f(1.0 / sigma),
+            },
+            StaticKernel::Matern32 { sigma } => Point::Matern32 {
+                a: f(3f64.sqrt() / sigma),
+            },
+            StaticKernel::Matern52 { sigma } => Point::Matern52 {
+                a: f(5f64.sqrt() / sigma),
+            },
+            StaticKernel::RationalQuadratic { sigma, alpha } => Point::RationalQuadratic {
+                c: f(1.0 / (2.0 * alpha * sigma * sigma)),
+                alpha: f(alpha),
+            },
+            StaticKernel::Polynomial {
+                degree,
+                gamma,
+                scale,
+            } => Point::Polynomial {
+                degree: f(degree),
+                gamma: f(gamma),
+                scale: f(scale),
+                clamp: degree != 0.0 && !(degree.fract() == 0.0 && (1.0..=5.0).contains(&degree)),
+            },
         })
+    }
+
+    /// The kernel's number in `shaders/common/point_kernel.wgsl` and its constants there.
+    pub fn gpu_constants(&self) -> (u32, [T; 4]) {
+        let z = T::zero();
+        match *self {
+            Point::Rbf { inv_sigma } => (0, [inv_sigma, z, z, z]),
+            Point::Matern12 { inv_sigma } => (1, [inv_sigma, z, z, z]),
+            Point::Matern32 { a } => (2, [a, z, z, z]),
+            Point::Matern52 { a } => (3, [a, z, z, z]),
+            Point::RationalQuadratic { c, alpha } => (4, [c, alpha, z, z]),
+            Point::Polynomial {
+                degree,
+                gamma,
+                scale,
+                clamp,
+            } => (5, [degree, gamma, scale, T::from_f64(clamp as u8 as f64)]),
+        }
+    }
+
+    /// The kernel's value and its slope `h`: `∂κ/∂p = h·(p − q)` for a radial kernel, `h·q` for the
+    /// polynomial one (whose `∂κ/∂q` is `h·p`).
+    fn value_slope(&self, p: &[T], q: &[T]) -> (T, T) {
+        let two = T::from_f64(2.0);
+        match *self {
+            Point::Polynomial {
+                degree,
+                gamma,
+                scale,
+                clamp,
+            } => {
+                let mut base = gamma;
+                for (&a, &b) in p.iter().zip(q) {
+                    base += a * b;
+                }
+                if degree == T::zero() {
+                    return (scale, T::zero());
+                }
+                if clamp && base <= T::zero() {
+                    return (T::zero(), T::zero());
+                }
+                let below = base.powf(degree - T::one());
+                (scale * below * base, scale * degree * below)
+            }
+            radial => {
+                let r2 = p.iter().zip(q).fold(T::zero(), |acc, (&a, &b)| {
+                    let d = a - b;
+                    acc + d * d
+                });
+                match radial {
+                    Point::Rbf { inv_sigma } => {
+                        let k = (-r2 * inv_sigma).exp();
+                        (k, -two * inv_sigma * k)
+                    }
+                    Point::Matern12 { inv_sigma } => {
+                        let r = r2.sqrt();
+                        let k = (-r * inv_sigma).exp();
+                        // At r = 0 the kernel has a kink; its gradient there is taken as 0.
+                        let h = if r > T::zero() {
+                            -inv_sigma * k / r
+                        } else {
+                            T::zero()
+                        };
+                        (k, h)
+                    }
+                    Point::Matern32 { a } => {
+                        let u = a * r2.sqrt();
+                        let e = (-u).exp();
+                        ((T::one() + u) * e, -a * a * e)
+                    }
+                    Point::Matern52 { a } => {
+                        let u = a * r2.sqrt();
+                        let e = (-u).exp();
+                        let three = T::from_f64(3.0);
+                        (
+                            (T::one() + u + u * u / three) * e,
+                            -a * a / three * (T::one() + u) * e,
+                        )
+                    }
+                    Point::RationalQuadratic { c, alpha } => {
+                        let b = T::one() + r2 * c;
+                        let k = b.powf(-alpha);
+                        (k, -two * alpha * c * k / b)
+                    }
+                    Point::Polynomial { .. } => unreachable!("handled above"),
+                }
+            }
+        }
     }
 }
 
-impl<T: Scalar> PointKernel<T> for Rbf<T> {
+impl<T: Scalar> PointKernel<T> for Point<T> {
     fn eval(&self, p: &[T], q: &[T]) -> T {
-        (-Self::dist2(p, q) * self.inv_sigma).exp()
+        self.value_slope(p, q).0
     }
 
     fn grad(&self, p: &[T], q: &[T], w: T, dp: &mut [T], dq: &mut [T]) {
-        // ∂κ/∂p = −(2/σ)(p − q)κ = −∂κ/∂q.
-        let s = w * self.eval(p, q) * self.inv_sigma * T::from_f64(2.0);
+        let h = w * self.value_slope(p, q).1;
+        if let Point::Polynomial { .. } = self {
+            for i in 0..p.len() {
+                dp[i] += h * q[i];
+                dq[i] += h * p[i];
+            }
+            return;
+        }
         for i in 0..p.len() {
-            let g = s * (p[i] - q[i]);
-            dp[i] -= g;
-            dq[i] += g;
+            let g = h * (p[i] - q[i]);
+            dp[i] += g;
+            dq[i] -= g;
         }
     }
 }
@@ -53,7 +192,7 @@ impl<T: Scalar> PointKernel<T> for Rbf<T> {
 pub(crate) enum Lift<T> {
     /// `κ(p, q) = c<p, q>`.
     Bilinear(T),
-    Rbf(Rbf<T>),
+    Points(Point<T>),
 }
 
 impl<T: Scalar> Lift<T> {
@@ -61,9 +200,7 @@ impl<T: Scalar> Lift<T> {
         match *kernel {
             StaticKernel::Linear => Lift::Bilinear(T::one()),
             StaticKernel::ScaledLinear { scale: s } => Lift::Bilinear(T::from_f64(s * s)),
-            StaticKernel::Rbf { sigma } => Lift::Rbf(Rbf {
-                inv_sigma: T::from_f64(1.0 / sigma),
-            }),
+            _ => Lift::Points(Point::new(kernel).expect("every other kernel is a point kernel")),
         }
     }
 
@@ -83,7 +220,7 @@ impl<T: Scalar> Lift<T> {
     ) {
         match self {
             Lift::Bilinear(c) => bilinear_row(*c, x.inc(a), &y.incs_t, g),
-            Lift::Rbf(k) => point_gram_row(k, a, x, y, kappa, g),
+            Lift::Points(k) => point_gram_row(k, a, x, y, kappa, g),
         }
     }
 
@@ -117,7 +254,7 @@ impl<T: Scalar> Lift<T> {
                     }
                 }
             }
-            Lift::Rbf(k) => point_gram_backprop(k, dg, x, y),
+            Lift::Points(k) => point_gram_backprop(k, dg, x, y),
         }
     }
 

@@ -112,15 +112,41 @@ fn sig_kernel_forward_matches_cpu() {
     }
 }
 
-/// Scaled-linear and RBF static kernels, normalisation, and batches across chunk boundaries.
-#[test]
-fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
-    let Some((device, f64)) = gpu() else { return };
-    for static_kernel in [
+/// Every static kernel: bilinear ones from increments, the point kernels (radial and polynomial,
+/// with a fractional degree whose powers go through the shader's own logarithm) from points.
+fn static_kernels() -> [StaticKernel; 8] {
+    [
         StaticKernel::Linear,
         StaticKernel::ScaledLinear { scale: 1.7 },
         StaticKernel::Rbf { sigma: 0.8 },
-    ] {
+        StaticKernel::Matern12 { sigma: 0.9 },
+        StaticKernel::Matern32 { sigma: 0.6 },
+        StaticKernel::Matern52 { sigma: 1.1 },
+        StaticKernel::RationalQuadratic {
+            sigma: 0.7,
+            alpha: 1.6,
+        },
+        StaticKernel::Polynomial {
+            degree: 2.5,
+            gamma: 1.0,
+            scale: 0.6,
+        },
+    ]
+}
+
+/// pySigLib's polynomial, Matérn and rational-quadratic cases on the GPU (f64 where the adapter has
+/// it).
+#[test]
+fn point_kernels_match_pysiglib_on_gpu() {
+    let Some((device, f64)) = gpu() else { return };
+    crate::sig_kernel::check_point_kernel_cases(|o| kernel_on(&device, &o), f64);
+}
+
+/// Every static kernel, normalisation, and batches across chunk boundaries.
+#[test]
+fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
+    let Some((device, f64)) = gpu() else { return };
+    for static_kernel in static_kernels() {
         for normalize in [false, true] {
             let opts = SigKernelOptions::default()
                 .static_kernel(static_kernel)
@@ -307,15 +333,11 @@ fn sig_kernel_backward_matches_cpu() {
     check_backprop(&device, f64, 1, (90, 80), 2, &opts);
 }
 
-/// Scaled-linear and RBF static kernels, normalisation, and batches across chunk boundaries.
+/// Every static kernel, normalisation, and batches across chunk boundaries.
 #[test]
 fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
     let Some((device, f64)) = gpu() else { return };
-    for static_kernel in [
-        StaticKernel::Linear,
-        StaticKernel::ScaledLinear { scale: 1.7 },
-        StaticKernel::Rbf { sigma: 0.8 },
-    ] {
+    for static_kernel in static_kernels() {
         for normalize in [false, true] {
             for dyadic_order in [(0, 0), (1, 2)] {
                 let opts = SigKernelOptions::default()

@@ -1,7 +1,7 @@
 //! Signature kernels: every pySigLib 4.0.0 reference case (f64 and f32), the limit `<S(x), S(y)>`,
 //! gradients against finite differences, Gram matrices, and bad input.
 
-use crate::common::{assert_close, random, to_f32, to_f64, Case};
+use crate::common::{assert_close, random, reference_dir, to_f32, to_f64, Case};
 use ndarray::{s, Array3, ArrayD, Axis, IxDyn};
 use roughsig::{
     sig, sig_kernel, sig_kernel_backprop, sig_kernel_gram, sig_kernel_gram_backprop,
@@ -83,6 +83,76 @@ fn unbatched_quirk(want: ArrayD<f64>, path: &ArrayD<f64>) -> ArrayD<f64> {
     } else {
         want
     }
+}
+
+/// pySigLib's polynomial, Matérn and rational-quadratic kernels (`tests/data/static_kernels`, made
+/// by `scripts/static_kernels_reference.py`): kernels and both gradients, in f64 (1e-10) and, with
+/// `f64` false or on any device, f32; `on` picks the device.
+pub(crate) fn check_point_kernel_cases(
+    on: impl Fn(SigKernelOptions) -> SigKernelOptions,
+    f64: bool,
+) {
+    let dir = reference_dir("static_kernels");
+    let (kernels, grads) = (
+        Case::all_in(&dir, "sig_kernel"),
+        Case::all_in(&dir, "sig_kernel_backprop"),
+    );
+    assert_eq!((kernels.len(), grads.len()), (6, 6));
+    let options = |case: &Case| {
+        let kernel: StaticKernel = case.json["params"]["static_kernel"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        on(case_options(case).static_kernel(kernel))
+    };
+    for case in &kernels {
+        let (x, y, opts) = (case.array("path1"), case.array("path2"), options(case));
+        let want = case.array("kernel");
+        if f64 {
+            let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
+            assert_close(&case.name, &got, &want, 1e-10, 1e-12);
+        }
+        let got32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
+        let (r, a) = F32_TOL;
+        assert_close(&case.name, &to_f64(&got32), &want, r, a);
+    }
+    for case in &grads {
+        let (x, y, d) = (
+            case.array("path1"),
+            case.array("path2"),
+            case.array("derivs"),
+        );
+        let opts = options(case);
+        let (want_x, want_y) = (case.array("path1_derivs"), case.array("path2_derivs"));
+        if f64 {
+            let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &opts).unwrap();
+            assert_close(&format!("{} dx", case.name), &gx, &want_x, 1e-10, 1e-12);
+            assert_close(&format!("{} dy", case.name), &gy, &want_y, 1e-10, 1e-12);
+        }
+        let (x32, y32, d32) = (to_f32(&x), to_f32(&y), to_f32(&d));
+        let (gx, gy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &opts).unwrap();
+        let (r, a) = F32_GRAD_TOL;
+        assert_close(
+            &format!("{} dx f32", case.name),
+            &to_f64(&gx),
+            &want_x,
+            r,
+            a,
+        );
+        assert_close(
+            &format!("{} dy f32", case.name),
+            &to_f64(&gy),
+            &want_y,
+            r,
+            a,
+        );
+    }
+}
+
+#[test]
+fn point_kernels_match_pysiglib() {
+    check_point_kernel_cases(|o| o.device(roughsig::Device::Cpu), true);
 }
 
 #[test]
@@ -203,11 +273,29 @@ fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64>
     g
 }
 
-fn kernels() -> [StaticKernel; 3] {
+fn kernels() -> [StaticKernel; 9] {
     [
         StaticKernel::Linear,
         StaticKernel::ScaledLinear { scale: 0.8 },
         StaticKernel::Rbf { sigma: 0.7 },
+        StaticKernel::Matern12 { sigma: 0.9 },
+        StaticKernel::Matern32 { sigma: 0.6 },
+        StaticKernel::Matern52 { sigma: 1.1 },
+        StaticKernel::RationalQuadratic {
+            sigma: 0.7,
+            alpha: 1.6,
+        },
+        // An integer degree (negative bases kept) and a fractional one (bases clamped at 0).
+        StaticKernel::Polynomial {
+            degree: 3.0,
+            gamma: 0.2,
+            scale: 0.6,
+        },
+        StaticKernel::Polynomial {
+            degree: 1.5,
+            gamma: 2.0,
+            scale: 0.4,
+        },
     ]
 }
 
@@ -240,7 +328,7 @@ fn sig_kernel_backprop_matches_finite_differences() {
             }
         }
     }
-    assert_eq!(checked, 72);
+    assert_eq!(checked, 9 * 24);
 }
 
 #[test]
@@ -540,7 +628,41 @@ fn static_kernels_parse() {
         "scaled-linear:2".parse::<StaticKernel>().unwrap(),
         StaticKernel::ScaledLinear { scale: 2.0 }
     );
-    for bad in ["rbf", "rbf:-1", "rbf:x", "poly:3", "linear:1", ""] {
+    assert_eq!(
+        "polynomial:2,0.5,1.5".parse::<StaticKernel>().unwrap(),
+        StaticKernel::Polynomial {
+            degree: 2.0,
+            gamma: 0.5,
+            scale: 1.5
+        }
+    );
+    assert_eq!(
+        "matern52:0.3".parse::<StaticKernel>().unwrap(),
+        StaticKernel::Matern52 { sigma: 0.3 }
+    );
+    assert_eq!(
+        "rational-quadratic:0.8, 2".parse::<StaticKernel>().unwrap(),
+        StaticKernel::RationalQuadratic {
+            sigma: 0.8,
+            alpha: 2.0
+        }
+    );
+    for bad in [
+        "rbf",
+        "rbf:-1",
+        "rbf:x",
+        "poly:3",
+        "linear:1",
+        "",
+        "polynomial:3",
+        "polynomial:-1,1,1",
+        "polynomial:2,1,-1",
+        "matern12:0",
+        "matern32:nan",
+        "rational-quadratic:1",
+        "rational-quadratic:1,0",
+        "rbf:1,2",
+    ] {
         assert!(bad.parse::<StaticKernel>().is_err(), "{bad}");
     }
 }

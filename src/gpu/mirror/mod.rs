@@ -33,6 +33,117 @@ fn exp_neg(x: f64) -> f64 {
     p * 2f64.powi(k / 2) * 2f64.powi(k - k / 2)
 }
 
+/// `shaders/common/point_kernel.wgsl`'s `ln_pos`: `ln x` for `x > 0`.
+fn ln_pos(x: f64) -> f64 {
+    let mut m = x;
+    let mut e: f64 = 0.0;
+    for _ in 0..9 {
+        let k = ((m as f32).clamp(1e-30, 1e30).log2() + 0.5).floor();
+        m = m * 2f64.powi(-(k as i32));
+        e = e + k as f64;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut p: f64 = 1.0 / 23.0;
+    let mut j = 11u32;
+    while j >= 1 {
+        p = 1.0 / (2 * j - 1) as f64 + s2 * p;
+        j -= 1;
+    }
+    (e * 0.693145751953125 + 2.0 * s * p) + e * 1.4286068203094173e-6
+}
+
+/// `point_kernel.wgsl`'s `exp_any`: `e^x` for any `x`.
+fn exp_any(x: f64) -> f64 {
+    if x <= 0.0 {
+        return exp_neg(x);
+    }
+    1.0 / exp_neg(-x)
+}
+
+/// `point_kernel.wgsl`'s `power`: `b^y` for `b > 0` or integer `y`.
+fn power(b: f64, y: f64) -> f64 {
+    if y == 0.0 {
+        return 1.0;
+    }
+    if b == 0.0 {
+        return 0.0;
+    }
+    let v = exp_any(y * ln_pos(b.abs()));
+    if b < 0.0 && y - 2.0 * (y * 0.5).floor() == 1.0 {
+        return -v;
+    }
+    v
+}
+
+/// The rows and constants `point_kernel.wgsl` reads.
+pub(crate) struct PointRows<'a> {
+    pub params: crate::gpu::kernels::GramParams,
+    pub side_a: &'a [f64],
+    pub side_b: &'a [f64],
+    pub consts: &'a [f64],
+}
+
+impl PointRows<'_> {
+    /// `point_kernel.wgsl`'s `kernel_at`: `(κ, h)`.
+    pub(crate) fn kernel_at(&self, pa: u32, i: u32, pb: u32, j: u32) -> (f64, f64) {
+        let d = self.params.dim;
+        let c0 = self.consts[0];
+        let a = |c: u32| self.side_a[(pa + i * d + c) as usize];
+        let b = |c: u32| self.side_b[(pb + j * d + c) as usize];
+        if self.params.point_kernel == 5 {
+            let mut base = self.consts[1];
+            for c in 0..d {
+                base = base + a(c) * b(c);
+            }
+            if c0 == 0.0 {
+                return (self.consts[2], 0.0);
+            }
+            if self.consts[3] != 0.0 && base <= 0.0 {
+                return (0.0, 0.0);
+            }
+            let below = power(base, c0 - 1.0);
+            return (self.consts[2] * below * base, self.consts[2] * c0 * below);
+        }
+        let mut r2: f64 = 0.0;
+        for c in 0..d {
+            let diff = a(c) - b(c);
+            r2 = r2 + diff * diff;
+        }
+        match self.params.point_kernel {
+            0 => {
+                let k = exp_neg(-r2 * c0);
+                (k, -2.0 * c0 * k)
+            }
+            1 => {
+                let r = r2.sqrt();
+                let k = exp_neg(-r * c0);
+                let mut h = 0.0;
+                if r > 0.0 {
+                    h = -c0 * k / r;
+                }
+                (k, h)
+            }
+            2 => {
+                let u = c0 * r2.sqrt();
+                let e = exp_neg(-u);
+                ((1.0 + u) * e, -c0 * c0 * e)
+            }
+            3 => {
+                let u = c0 * r2.sqrt();
+                let e = exp_neg(-u);
+                let k = (1.0 + u + u * u / 3.0) * e;
+                (k, -c0 * c0 / 3.0 * (1.0 + u) * e)
+            }
+            _ => {
+                let b = 1.0 + r2 * c0;
+                let k = exp_any(-self.consts[1] * ln_pos(b));
+                (k, -2.0 * self.consts[1] * c0 * k / b)
+            }
+        }
+    }
+}
+
 /// Pairs of random transformed paths for the mirrors of the kernels over pairs: each static-kernel
 /// family with and without the transforms, two sides of 3 and 2 paths, pairs mixing them.
 #[cfg(test)]
@@ -49,7 +160,7 @@ pub(crate) struct PairsCase {
     pub pairs: Vec<(usize, usize)>,
     pub index: Vec<u32>,
     pub params: crate::gpu::kernels::GramParams,
-    pub consts: [f64; 1],
+    pub consts: [f64; 4],
 }
 
 #[cfg(test)]
@@ -69,6 +180,35 @@ impl PairsCase {
             (StaticKernel::ScaledLinear { scale: 1.7 }, true, true),
             (StaticKernel::Rbf { sigma: 0.3 }, false, true),
             (StaticKernel::Rbf { sigma: 2.0 }, true, false),
+            (StaticKernel::Matern12 { sigma: 0.7 }, false, false),
+            (StaticKernel::Matern32 { sigma: 1.3 }, true, false),
+            (StaticKernel::Matern52 { sigma: 0.9 }, false, true),
+            (
+                StaticKernel::RationalQuadratic {
+                    sigma: 0.8,
+                    alpha: 1.7,
+                },
+                true,
+                true,
+            ),
+            (
+                StaticKernel::Polynomial {
+                    degree: 3.0,
+                    gamma: 0.5,
+                    scale: 1.2,
+                },
+                false,
+                false,
+            ),
+            (
+                StaticKernel::Polynomial {
+                    degree: 2.5,
+                    gamma: 1.0,
+                    scale: 0.7,
+                },
+                true,
+                false,
+            ),
         ];
         kernels
             .into_iter()
@@ -87,10 +227,18 @@ impl PairsCase {
                     .iter()
                     .flat_map(|&(p, q)| [p as u32, q as u32])
                     .collect();
-                let (kind, value) = match kernel {
-                    StaticKernel::Linear => (0, 1.0),
-                    StaticKernel::ScaledLinear { scale: s } => (0, s * s),
-                    StaticKernel::Rbf { sigma } => (1, 1.0 / sigma),
+                let (kind, point_kernel, consts) = match crate::sig_kernel::static_kernel::Point::<
+                    f64,
+                >::new(&kernel)
+                {
+                    Some(point) => {
+                        let (k, consts) = point.gpu_constants();
+                        (1, k, consts)
+                    }
+                    None => match kernel {
+                        StaticKernel::ScaledLinear { scale: s } => (0, 0, [s * s, 0.0, 0.0, 0.0]),
+                        _ => (0, 0, [1.0, 0.0, 0.0, 0.0]),
+                    },
                 };
                 PairsCase {
                     opts,
@@ -106,11 +254,12 @@ impl PairsCase {
                         n2: n2 as u32,
                         dim: aug as u32,
                         kind,
+                        point_kernel,
                         ..Default::default()
                     },
                     pairs,
                     index,
-                    consts: [value],
+                    consts,
                 }
             })
             .collect()

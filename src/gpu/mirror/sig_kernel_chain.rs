@@ -1,6 +1,6 @@
 //! `shaders/sig_kernel_chain.wgsl` in Rust, line by line (see `mirror/mod.rs`). `scalar` is `f64`.
 
-use super::exp_neg;
+use super::PointRows;
 use crate::gpu::kernels::GramParams;
 
 type Scalar = f64;
@@ -94,23 +94,27 @@ impl Dispatch<'_> {
                 - self.dg(pair, ii, jj - 1))
                 + self.dg(pair, ii, jj);
             if w != 0.0 {
-                let mut dist2: Scalar = 0.0;
+                let rows = PointRows {
+                    params: p,
+                    side_a: self.side_a,
+                    side_b: self.side_b,
+                    consts: self.consts,
+                };
+                let h = w * rows.kernel_at(pa, i, pb, j).1;
                 for ch in 0..d {
-                    let diff = self.side_a[(pa + i * d + ch) as usize]
-                        - self.side_b[(pb + j * d + ch) as usize];
-                    dist2 = dist2 + diff * diff;
-                }
-                let s = w * exp_neg(-dist2 * c0) * c0 * 2.0;
-                for ch in 0..d {
-                    let g = s
-                        * (self.side_a[(pa + i * d + ch) as usize]
-                            - self.side_b[(pb + j * d + ch) as usize]);
-                    let o = (out + ch) as usize;
-                    if p.side == 0 {
-                        self.grads[o] = self.grads[o] - g;
-                    } else {
-                        self.grads[o] = self.grads[o] + g;
+                    let pv = self.side_a[(pa + i * d + ch) as usize];
+                    let qv = self.side_b[(pb + j * d + ch) as usize];
+                    let mut g = h * (pv - qv);
+                    if p.point_kernel == 5 {
+                        g = h * qv;
+                        if p.side == 1 {
+                            g = h * pv;
+                        }
+                    } else if p.side == 1 {
+                        g = -g;
                     }
+                    let o = (out + ch) as usize;
+                    self.grads[o] = self.grads[o] + g;
                 }
             }
         }
