@@ -82,7 +82,9 @@ pub use ragged::{
     transform_path_backprop_ragged, transform_path_ragged,
 };
 pub use scalar::Scalar;
-pub use sig_kernel::{DyadicOrder, SigKernelOptions, StaticKernel};
+pub use sig_kernel::{
+    CustomKernel, CustomStaticKernel, DyadicOrder, SigKernelOptions, StaticKernel,
+};
 pub use stream::{LogSigStream, LogSigWindowStream, SigStream, SigWindowStream};
 pub use words::{
     idx_to_word, is_lyndon, lyndon_words_of_length, word_to_idx, words, words_of_length,

@@ -540,6 +540,16 @@ pub struct KernelArgs {
     pub normalize: bool,
     #[command(flatten)]
     pub lengths: KernelLengths,
+    #[command(flatten)]
+    pub max_batch: MaxBatch,
+}
+
+/// A bound on the pairs of paths in flight.
+#[derive(Args, Debug, Clone)]
+pub struct MaxBatch {
+    /// At most N pairs of paths at once (the GPU's chunks, the CPU's threads), bounding memory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batch: Option<u64>,
 }
 
 /// The signature kernel of the metrics (no normalisation, no ragged batches).
@@ -555,6 +565,8 @@ pub struct MetricKernel {
     /// matern52:SIGMA or rational-quadratic:SIGMA,ALPHA.
     #[arg(long, value_name = "KERNEL", default_value = "linear", value_parser = parse_static_kernel)]
     pub static_kernel: StaticKernel,
+    #[command(flatten)]
+    pub max_batch: MaxBatch,
 }
 
 /// Ragged batches on either side of a signature kernel.

@@ -1,8 +1,8 @@
 //! One function per subcommand: read the inputs, pick the dtype, compute (timed), write the outputs.
 
 use super::args::{
-    Command, Common, Correction, Dtype, Flags, KernelArgs, KernelLengths, Lengths, Method,
-    MetricKernel, Output, Output2, Size, Transform,
+    Command, Common, Correction, Dtype, Flags, KernelArgs, KernelLengths, Lengths, MaxBatch,
+    Method, MetricKernel, Output, Output2, Size, Transform,
 };
 use super::npy::{self, Input};
 use super::progress;
@@ -619,9 +619,10 @@ fn options(transform: &Transform, common: &Common) -> SigOptions {
 fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
     SigKernelOptions {
         dyadic_order: kernel.dyadic_order.into(),
-        static_kernel: kernel.static_kernel,
+        static_kernel: kernel.static_kernel.clone(),
         transform: kernel.transform.path_transform(),
         normalize: kernel.normalize,
+        max_batch: kernel.max_batch.pairs(),
         exec: common.execution(),
         ..Default::default()
     }
@@ -630,10 +631,18 @@ fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
 fn metric_options(kernel: &MetricKernel, common: &Common) -> SigKernelOptions {
     SigKernelOptions {
         dyadic_order: kernel.dyadic_order.into(),
-        static_kernel: kernel.static_kernel,
+        static_kernel: kernel.static_kernel.clone(),
         transform: kernel.transform.path_transform(),
+        max_batch: kernel.max_batch.pairs(),
         exec: common.execution(),
         ..Default::default()
+    }
+}
+
+impl MaxBatch {
+    fn pairs(&self) -> Option<usize> {
+        self.max_batch
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 }
 

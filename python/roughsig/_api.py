@@ -353,7 +353,7 @@ def _dyadic_order(dyadic_order):
 
 
 def _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time, n_jobs,
-                 return_grid, normalize, device):
+                 return_grid, normalize, device, max_batch=-1):
     if method != "finite_difference":
         if method == "polynomial":
             raise ValueError("method='polynomial' is not supported by roughsig yet; "
@@ -377,14 +377,17 @@ def _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag,
         "return_grid": flag(return_grid, "return_grid"),
         "n_jobs": jobs(n_jobs),
         "device": device_name(device),
+        "max_batch": _max_batch(max_batch),
     }
 
 
 def _max_batch(max_batch):
+    """pySigLib's `max_batch`: the most pairs of paths in flight at once, -1 for no bound."""
     if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)):
         raise TypeError("max_batch must be an int")
     if max_batch == 0 or max_batch < -1:
         raise ValueError("max_batch must be -1 or positive")
+    return int(max_batch)
 
 
 def _pick(left_deriv, right_deriv, pair):
@@ -423,21 +426,19 @@ def sig_kernel_gram(path1, path2, *, method="finite_difference", dyadic_order=No
                     static_kernel=None, time_aug=False, lead_lag=False, end_time=1.0, n_jobs=-1,
                     max_batch=-1, return_grid=False, normalize=False, device="auto"):
     """The Gram matrix `k(path1[i], path2[j])`; when `path2` is `path1`, one triangle is computed."""
-    _max_batch(max_batch)
     if return_grid:
         raise ValueError("return_grid is not supported by sig_kernel_gram")
     symmetric = path2 is path1
     (x, y), back = floats(path1, path2)
     args = _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
-                        n_jobs, False, normalize, device)
+                        n_jobs, False, normalize, device, max_batch)
     return back(_native.sig_kernel_gram(x, None if symmetric else y, args))
 
 
 def _metric_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time, n_jobs,
                  max_batch, device):
-    _max_batch(max_batch)
     return _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
-                        n_jobs, False, False, device)
+                        n_jobs, False, False, device, max_batch)
 
 
 def sig_mmd(sample1, sample2, *, method="finite_difference", dyadic_order=None, order=None,
@@ -480,12 +481,11 @@ def sig_kernel_gram_backprop(derivs, path1, path2, *, method="finite_difference"
                              device="auto"):
     """`(dF/dpath1, dF/dpath2)` of a scalar `F` of the Gram matrix, given `derivs = dF/dGram`."""
     del k_grid
-    _max_batch(max_batch)
     if return_grid:
         raise ValueError("return_grid is not supported by sig_kernel_gram_backprop")
     (d, x, y), back = floats(derivs, path1, path2)
     args = _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time,
-                        n_jobs, False, False, device)
+                        n_jobs, False, False, device, max_batch)
     dx, dy = _native.sig_kernel_gram_backprop(d, x, y, args)
     return _pick(left_deriv, right_deriv, (back(dx), back(dy)))
 

@@ -240,12 +240,11 @@ def sig_kernel_gram(path1, path2, *, method="finite_difference", dyadic_order=No
                     max_batch=-1, return_grid=False, normalize=False, device="auto"):
     """`roughsig.sig_kernel_gram` with its gradients. For `F(gram(x, x))` pass the same tensor
     twice: autograd adds the two sides' gradients."""
-    _api._max_batch(max_batch)
     if return_grid:
         raise ValueError("return_grid is not supported by sig_kernel_gram")
     kw = dict(method=method, dyadic_order=dyadic_order, order=order, static_kernel=static_kernel,
               time_aug=time_aug, lead_lag=lead_lag, end_time=end_time, n_jobs=n_jobs,
-              return_grid=False, normalize=normalize, device=device)
+              return_grid=False, normalize=normalize, device=device, max_batch=max_batch)
     return _kernel(lambda x, y, a: _native.sig_kernel_gram(x, y, a),
                    _native.sig_kernel_gram_backprop, path1, path2, kw)
 

@@ -110,12 +110,18 @@ struct KernelArgs {
     return_grid: bool,
     n_jobs: i32,
     device: String,
+    /// pySigLib's `max_batch`, -1 for no bound (checked by the Python layer).
+    max_batch: i64,
 }
 
 impl KernelArgs {
     fn options(&self) -> PyResult<SigKernelOptions> {
         let kernel: StaticKernel = self.static_kernel.parse().map_err(py_err)?;
-        Ok(SigKernelOptions::default()
+        let opts = match usize::try_from(self.max_batch) {
+            Ok(pairs) => SigKernelOptions::default().max_batch(pairs),
+            Err(_) => SigKernelOptions::default(),
+        };
+        Ok(opts
             .dyadic_order(DyadicOrder::from(self.dyadic_order))
             .static_kernel(kernel)
             .time_aug(self.time_aug)

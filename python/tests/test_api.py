@@ -167,3 +167,17 @@ def test_metrics_keep_pysiglibs_shapes():
     assert np.shape(roughsig.expected_sig_score(x, y, dyadic_order=0)) == (1,)
     with pytest.raises(ValueError, match="at least 2"):
         roughsig.sig_mmd(x[:1], y, dyadic_order=0)
+
+
+def test_max_batch_and_new_static_kernels():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 6, 2)).cumsum(axis=1) * 0.3
+    y = rng.standard_normal((4, 7, 2)).cumsum(axis=1) * 0.3
+    for kernel in (None, roughsig.PolynomialKernel(2.0, 0.5, 1.0), roughsig.Matern32Kernel(1.2),
+                   roughsig.RationalQuadraticKernel(0.9, 2.0)):
+        whole = roughsig.sig_kernel_gram(x, y, dyadic_order=1, static_kernel=kernel)
+        capped = roughsig.sig_kernel_gram(x, y, dyadic_order=1, static_kernel=kernel, max_batch=3)
+        np.testing.assert_allclose(capped, whole, rtol=1e-14, atol=0)
+    assert repr(roughsig.PolynomialKernel(2.0, 0.5, 1.0)) == "PolynomialKernel(2.0,0.5,1.0)"
+    with pytest.raises(ValueError, match="sigma"):
+        roughsig.Matern12Kernel(0.0)

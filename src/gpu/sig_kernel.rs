@@ -36,6 +36,8 @@ pub(crate) enum StaticGram<T> {
 /// and which paths pair `i` joins.
 pub(crate) struct Pairs<'a, T> {
     pub gram: StaticGram<T>,
+    /// The most pairs per chunk the caller allows (`SigKernelOptions::max_batch`).
+    pub max_batch: usize,
     pub a: &'a [T],
     pub b: &'a [T],
     pub dim: usize,
@@ -345,7 +347,7 @@ impl Call {
             },
         ];
         per_pair.extend(extra.iter().map(|e| PerPath { ..*e }));
-        let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?;
+        let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?.min(pairs.max_batch);
         let mut report = GpuReport::new(op);
         let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
         let size = precision.size();

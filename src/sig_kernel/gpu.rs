@@ -87,6 +87,7 @@ fn with_pairs<T: Scalar, R>(
     };
     run(&Pairs {
         gram,
+        max_batch: plan.opts.max_batch.unwrap_or(usize::MAX),
         a: &rows_a,
         b: rows_b.as_deref().unwrap_or(&rows_a),
         dim,

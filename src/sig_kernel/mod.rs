@@ -26,7 +26,7 @@ pub(crate) use metrics::{
     expected_sig_score, expected_sig_score_backprop, sig_mmd, sig_mmd_backprop, sig_score,
     sig_score_backprop,
 };
-pub use options::{DyadicOrder, SigKernelOptions, StaticKernel};
+pub use options::{CustomKernel, CustomStaticKernel, DyadicOrder, SigKernelOptions, StaticKernel};
 
 use crate::batch::{
     check_bytes, elements, fit_threads, paths as path_rows, same_batch, zeros, Memory, Rows,
@@ -380,7 +380,8 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
     execute::<T, _>(options, work, on_gpu, on_cpu)
 }
 
-/// Run an operation on the device its options choose ([`device::execute`]).
+/// Run an operation on the device its options choose ([`device::execute`]). A custom static kernel
+/// runs on the CPU: `Device::Auto` picks it, `Device::Gpu` is an error.
 fn execute<T: Scalar, R>(
     options: &SigKernelOptions,
     work: u128,
@@ -388,14 +389,20 @@ fn execute<T: Scalar, R>(
     on_cpu: impl FnOnce(usize) -> Result<R>,
 ) -> Result<R> {
     let precision = Precision::of::<T>();
-    device::execute(
-        &options.exec.device,
-        options.exec.n_jobs,
-        precision,
-        work,
-        on_gpu,
-        on_cpu,
-    )
+    let (exec, n_jobs) = (&options.exec.device, options.exec.n_jobs);
+    // Each CPU thread holds one pair's grid: `max_batch` caps them.
+    let cap = options.max_batch.unwrap_or(usize::MAX);
+    let on_cpu = move |threads: usize| on_cpu(threads.min(cap));
+    if let StaticKernel::Custom(k) = &options.static_kernel {
+        let refuse = |_: &device::GpuDevice| {
+            Err(Error::Device(format!(
+                "the custom static kernel {k:?} runs on the CPU only: use Device::Cpu or Device::Auto"
+            )))
+        };
+        // No work keeps `Device::Auto` on the CPU.
+        return device::execute(exec, n_jobs, precision, 0, refuse, on_cpu);
+    }
+    device::execute(exec, n_jobs, precision, work, on_gpu, on_cpu)
 }
 
 /// The CPU threads for a call that runs on the CPU: `threads`, lowered until `output` elements and

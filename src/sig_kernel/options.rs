@@ -6,7 +6,7 @@ use crate::{Device, Error, Result, Scalar};
 /// The static kernel κ on the points of the (transformed) paths. The PDE is driven by its second
 /// mixed differences `κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b) − κ(x_a, y_{b+1}) + κ(x_a, y_b)`, which for
 /// the linear kernel are the increments' inner products `<Δx_a, Δy_b>`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub enum StaticKernel {
     /// `κ(p, q) = <p, q>`: the plain signature kernel `<S(x), S(y)>`.
@@ -54,12 +54,68 @@ pub enum StaticKernel {
         /// The shape `α` (positive).
         alpha: f64,
     },
+    /// A kernel of the caller's own ([`CustomStaticKernel`]), evaluated on the CPU.
+    Custom(CustomKernel),
+}
+
+/// A static kernel `κ(p, q)` defined by the caller: its value and both gradients at two points of
+/// the transformed paths (time augmentation and lead-lag applied), in f64 whatever the paths'
+/// dtype. The signature kernels evaluate it once per pair of points (the second mixed differences
+/// of the PDE come from those values), so it must be a deterministic function of the points; it
+/// runs on the CPU only (`Device::Gpu` is an error, `Device::Auto` picks the CPU).
+///
+/// ```
+/// use roughsig::{ndarray::array, sig_kernel, CustomKernel, CustomStaticKernel, SigKernelOptions, StaticKernel};
+/// /// κ(p, q) = exp(<p, q>).
+/// #[derive(Debug)]
+/// struct ExpDot;
+/// impl CustomStaticKernel for ExpDot {
+///     fn value(&self, p: &[f64], q: &[f64]) -> f64 {
+///         p.iter().zip(q).map(|(a, b)| a * b).sum::<f64>().exp()
+///     }
+///     fn gradients(&self, p: &[f64], q: &[f64], dp: &mut [f64], dq: &mut [f64]) {
+///         let k = self.value(p, q);
+///         for i in 0..p.len() {
+///             dp[i] = k * q[i];
+///             dq[i] = k * p[i];
+///         }
+///     }
+/// }
+/// let opts = SigKernelOptions::default().static_kernel(StaticKernel::Custom(CustomKernel::new(ExpDot)));
+/// let x = array![[0.0, 0.0], [0.5, 0.2], [0.3, 0.9]];
+/// let k = sig_kernel(x.view(), x.view(), &opts)?;
+/// assert!(k[[]] > 1.0);
+/// # Ok::<(), roughsig::Error>(())
+/// ```
+pub trait CustomStaticKernel: Send + Sync + std::fmt::Debug {
+    /// `κ(p, q)`.
+    fn value(&self, p: &[f64], q: &[f64]) -> f64;
+    /// Write `∂κ/∂p` into `dp` and `∂κ/∂q` into `dq` (each as long as the points).
+    fn gradients(&self, p: &[f64], q: &[f64], dp: &mut [f64], dq: &mut [f64]);
+}
+
+/// A shared [`CustomStaticKernel`], as [`StaticKernel::Custom`] holds it; two are equal when they
+/// are the same kernel object.
+#[derive(Clone, Debug)]
+pub struct CustomKernel(pub std::sync::Arc<dyn CustomStaticKernel>);
+
+impl CustomKernel {
+    /// The kernel, shared.
+    pub fn new(kernel: impl CustomStaticKernel + 'static) -> Self {
+        CustomKernel(std::sync::Arc::new(kernel))
+    }
+}
+
+impl PartialEq for CustomKernel {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl StaticKernel {
     fn validate(&self) -> Result<()> {
         match *self {
-            StaticKernel::Linear => Ok(()),
+            StaticKernel::Linear | StaticKernel::Custom(_) => Ok(()),
             StaticKernel::ScaledLinear { scale: s } if s.is_finite() => Ok(()),
             StaticKernel::ScaledLinear { scale: s } => Err(Error::invalid(format!(
                 "the scaled-linear kernel's scale must be finite, got {s}"
@@ -100,6 +156,7 @@ impl StaticKernel {
             StaticKernel::Matern32 { .. } => "matern32",
             StaticKernel::Matern52 { .. } => "matern52",
             StaticKernel::RationalQuadratic { .. } => "rational-quadratic",
+            StaticKernel::Custom(_) => "custom",
         }
     }
 }
@@ -225,6 +282,10 @@ pub struct SigKernelOptions {
     pub normalize: bool,
     /// Return the whole PDE grid `(batch…, rows, cols)` instead of its last entry (`sig_kernel` only).
     pub return_grid: bool,
+    /// At most this many pairs of paths in flight at once (pySigLib's `max_batch`): the GPU's
+    /// chunks of pairs and the CPU's threads, each of which holds one pair's grid, are capped by it,
+    /// bounding the memory a large Gram matrix or batch takes. `None`: as many as fit.
+    pub max_batch: Option<usize>,
     /// Where to run.
     pub exec: Execution,
 }
@@ -237,6 +298,7 @@ impl Default for SigKernelOptions {
             transform: PathTransform::default(),
             normalize: false,
             return_grid: false,
+            max_batch: None,
             exec: Execution::default(),
         }
     }
@@ -255,7 +317,16 @@ setters!(SigKernelOptions {
 });
 
 impl SigKernelOptions {
+    /// Cap the pairs in flight at `pairs` (see [`SigKernelOptions::max_batch`]; 0 is an error).
+    pub fn max_batch(mut self, pairs: usize) -> Self {
+        self.max_batch = Some(pairs);
+        self
+    }
+
     pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
+        if self.max_batch == Some(0) {
+            return Err(Error::invalid("max_batch must be at least 1"));
+        }
         self.transform.validate::<T>()?;
         let DyadicOrder(l1, l2) = self.dyadic_order;
         // The refinement factor 2^(λ1+λ2) must be a machine integer (as in pySigLib).

@@ -6,10 +6,11 @@
 //! of cancellation); any other kernel is evaluated on the points. Adding a point kernel means one
 //! arm in [`Point`] (and its twin in `shaders/common/point_kernel.wgsl`).
 
-use super::options::{SigKernelOptions, StaticKernel};
+use super::options::{CustomStaticKernel, SigKernelOptions, StaticKernel};
 use crate::algebra::simd::{multiversion, MulAdd};
 use crate::algebra::Increments;
 use crate::Scalar;
+use std::sync::Arc;
 
 /// A static kernel `κ(p, q)` on points of `R^d`.
 pub(crate) trait PointKernel<T: Scalar>: Sync {
@@ -21,7 +22,7 @@ pub(crate) trait PointKernel<T: Scalar>: Sync {
 /// The static kernels evaluated on points: radial ones `κ(p, q) = f(|p − q|²)` and the polynomial
 /// kernel `s·(<p, q> + γ)^n`, with the constants each needs precomputed. Distances are taken from
 /// `p − q` directly, not from `|p|² − 2<p, q> + |q|²`, which loses digits for nearby points.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Point<T> {
     /// `exp(−r²/σ)`: `1/σ`.
     Rbf { inv_sigma: T },
@@ -40,6 +41,8 @@ pub(crate) enum Point<T> {
         scale: T,
         clamp: bool,
     },
+    /// The caller's own, in f64 (CPU only).
+    Custom(Arc<dyn CustomStaticKernel>),
 }
 
 impl<T: Scalar> Point<T> {
@@ -48,6 +51,7 @@ impl<T: Scalar> Point<T> {
         let f = T::from_f64;
         Some(match *kernel {
             StaticKernel::Linear | StaticKernel::ScaledLinear { .. } => return None,
+            StaticKernel::Custom(ref k) => Point::Custom(k.0.clone()),
             StaticKernel::Rbf { sigma } => Point::Rbf {
                 inv_sigma: f(1.0 / sigma),
             },
@@ -92,6 +96,7 @@ impl<T: Scalar> Point<T> {
                 scale,
                 clamp,
             } => (5, [degree, gamma, scale, T::from_f64(clamp as u8 as f64)]),
+            Point::Custom(_) => unreachable!("custom kernels run on the CPU only"),
         }
     }
 
@@ -99,7 +104,7 @@ impl<T: Scalar> Point<T> {
     /// polynomial one (whose `∂κ/∂q` is `h·p`).
     fn value_slope(&self, p: &[T], q: &[T]) -> (T, T) {
         let two = T::from_f64(2.0);
-        match *self {
+        match self.clone() {
             Point::Polynomial {
                 degree,
                 gamma,
@@ -159,7 +164,7 @@ impl<T: Scalar> Point<T> {
                         let k = b.powf(-alpha);
                         (k, -two * alpha * c * k / b)
                     }
-                    Point::Polynomial { .. } => unreachable!("handled above"),
+                    Point::Polynomial { .. } | Point::Custom(_) => unreachable!("handled apart"),
                 }
             }
         }
@@ -168,10 +173,33 @@ impl<T: Scalar> Point<T> {
 
 impl<T: Scalar> PointKernel<T> for Point<T> {
     fn eval(&self, p: &[T], q: &[T]) -> T {
+        if let Point::Custom(k) = self {
+            return T::from_f64(in_f64(p, q, |p, q| k.value(p, q)));
+        }
         self.value_slope(p, q).0
     }
 
     fn grad(&self, p: &[T], q: &[T], w: T, dp: &mut [T], dq: &mut [T]) {
+        if let Point::Custom(k) = self {
+            let d = p.len();
+            in_f64(p, q, |p64, q64| {
+                let mut grads = [0.0; 2 * STACK_DIM];
+                let mut heap = Vec::new();
+                let g = if d <= STACK_DIM {
+                    &mut grads[..2 * d]
+                } else {
+                    heap.resize(2 * d, 0.0);
+                    &mut heap[..]
+                };
+                let (gp, gq) = g.split_at_mut(d);
+                k.gradients(p64, q64, gp, gq);
+                for i in 0..d {
+                    dp[i] += w * T::from_f64(gp[i]);
+                    dq[i] += w * T::from_f64(gq[i]);
+                }
+            });
+            return;
+        }
         let h = w * self.value_slope(p, q).1;
         if let Point::Polynomial { .. } = self {
             for i in 0..p.len() {
@@ -186,6 +214,24 @@ impl<T: Scalar> PointKernel<T> for Point<T> {
             dq[i] -= g;
         }
     }
+}
+
+/// Points of up to this many channels reach a custom kernel through stack buffers.
+const STACK_DIM: usize = 16;
+
+/// `f(p, q)` with both points as f64.
+fn in_f64<T: Scalar, R>(p: &[T], q: &[T], f: impl FnOnce(&[f64], &[f64]) -> R) -> R {
+    let d = p.len();
+    if d <= STACK_DIM {
+        let mut buf = [0.0; 2 * STACK_DIM];
+        for (b, v) in buf.iter_mut().zip(p.iter().chain(q)) {
+            *b = Scalar::to_f64(*v);
+        }
+        return f(&buf[..d], &buf[d..2 * d]);
+    }
+    let p64: Vec<f64> = p.iter().map(|&v| Scalar::to_f64(v)).collect();
+    let q64: Vec<f64> = q.iter().map(|&v| Scalar::to_f64(v)).collect();
+    f(&p64, &q64)
 }
 
 /// How the increments Gram matrix is built: from increments (bilinear kernels) or from points.

@@ -80,7 +80,7 @@ fn kernel_options() -> impl Strategy<Value = SigKernelOptions> {
         |(l1, l2, static_kernel, [time_aug, lead_lag, normalize, return_grid], o)| {
             SigKernelOptions::default()
                 .dyadic_order((l1, l2))
-                .static_kernel(static_kernel)
+                .static_kernel(static_kernel.clone())
                 .time_aug(time_aug)
                 .lead_lag(lead_lag)
                 .end_time(o.transform.end_time)

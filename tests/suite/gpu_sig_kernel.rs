@@ -142,6 +142,22 @@ fn point_kernels_match_pysiglib_on_gpu() {
     crate::sig_kernel::check_point_kernel_cases(|o| kernel_on(&device, &o), f64);
 }
 
+/// `max_batch` cuts a Gram matrix into chunks of at most that many pairs, one submission each, with
+/// the same results.
+#[test]
+fn max_batch_chunks_the_gram_matrix_on_gpu() {
+    let Some((device, _)) = gpu() else { return };
+    let (x, y) = (random(&[6, 5, 2], 61), random(&[5, 4, 2], 62));
+    let opts = SigKernelOptions::default().dyadic_order(1);
+    let (x32, y32) = (to_f32(&x), to_f32(&y));
+    let want = sig_kernel_gram(x32.view(), y32.view(), &kernel_on(&device, &opts)).unwrap();
+    let capped = kernel_on(&device, &opts.max_batch(4));
+    let got = sig_kernel_gram(x32.view(), y32.view(), &capped).unwrap();
+    let report = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
+    assert!(report.submissions >= 30 / 4, "{report:?}");
+    assert_close("gram", &to_f64(&got), &to_f64(&want), 1e-6, 1e-6);
+}
+
 /// Every static kernel, normalisation, and batches across chunk boundaries.
 #[test]
 fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
@@ -149,7 +165,7 @@ fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
     for static_kernel in static_kernels() {
         for normalize in [false, true] {
             let opts = SigKernelOptions::default()
-                .static_kernel(static_kernel)
+                .static_kernel(static_kernel.clone())
                 .normalize(normalize)
                 .dyadic_order((1, 0))
                 .time_aug(normalize);
@@ -341,7 +357,7 @@ fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
         for normalize in [false, true] {
             for dyadic_order in [(0, 0), (1, 2)] {
                 let opts = SigKernelOptions::default()
-                    .static_kernel(static_kernel)
+                    .static_kernel(static_kernel.clone())
                     .normalize(normalize)
                     .dyadic_order(dyadic_order)
                     .lead_lag(normalize);
@@ -546,7 +562,7 @@ fn sig_kernel_gram_matches_cpu() {
     for static_kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 0.9 }] {
         for normalize in [false, true] {
             let opts = SigKernelOptions::default()
-                .static_kernel(static_kernel)
+                .static_kernel(static_kernel.clone())
                 .normalize(normalize)
                 .dyadic_order((1, 0))
                 .time_aug(normalize);

@@ -45,7 +45,7 @@ fn option_grid() -> Vec<SigKernelOptions> {
             let n_jobs = if k == 2 { 16 } else { 2 };
             v.push(
                 SigKernelOptions::default()
-                    .static_kernel(static_kernel)
+                    .static_kernel(static_kernel.clone())
                     .time_aug(time_aug)
                     .lead_lag(lead_lag)
                     .end_time(1.5)

@@ -104,7 +104,7 @@ pub(crate) fn check_point_kernel_cases(
             .unwrap()
             .parse()
             .unwrap();
-        on(case_options(case).static_kernel(kernel))
+        on(case_options(case).static_kernel(kernel.clone()))
     };
     for case in &kernels {
         let (x, y, opts) = (case.array("path1"), case.array("path2"), options(case));
@@ -309,7 +309,7 @@ fn sig_kernel_backprop_matches_finite_differences() {
             for dyadic_order in [(0, 0), (1, 1), (0, 1)] {
                 for normalize in [false, true] {
                     let opts = SigKernelOptions::default()
-                        .static_kernel(kernel)
+                        .static_kernel(kernel.clone())
                         .time_aug(time_aug)
                         .lead_lag(lead_lag)
                         .end_time(1.5)
@@ -336,7 +336,7 @@ fn sig_kernel_backprop_of_the_whole_grid() {
     let (x, y) = (random(&[4, 2], 5), random(&[3, 2], 6));
     for kernel in kernels() {
         let opts = SigKernelOptions::default()
-            .static_kernel(kernel)
+            .static_kernel(kernel.clone())
             .dyadic_order((1, 1))
             .lead_lag(true)
             .return_grid(true);
@@ -371,7 +371,7 @@ fn sig_kernel_gram_matches_pairwise_calls() {
     for kernel in kernels() {
         for normalize in [false, true] {
             let opts = SigKernelOptions::default()
-                .static_kernel(kernel)
+                .static_kernel(kernel.clone())
                 .dyadic_order((1, 2))
                 .time_aug(true)
                 .normalize(normalize);
@@ -421,7 +421,7 @@ fn sig_kernel_gram_backprop_matches_finite_differences() {
     for kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 1.1 }] {
         for normalize in [false, true] {
             let opts = SigKernelOptions::default()
-                .static_kernel(kernel)
+                .static_kernel(kernel.clone())
                 .dyadic_order((1, 0))
                 .time_aug(true)
                 .normalize(normalize);
@@ -454,7 +454,7 @@ fn sig_kernel_f32_matches_f64() {
     let w = random(&[3], 16);
     for kernel in kernels() {
         let opts = SigKernelOptions::default()
-            .static_kernel(kernel)
+            .static_kernel(kernel.clone())
             .dyadic_order((2, 2))
             .time_aug(true)
             .lead_lag(true);
@@ -681,4 +681,88 @@ fn huge_refinements_are_refused() {
             other => panic!("{dyadic_order:?}: expected Invalid, got {other:?}"),
         }
     }
+}
+
+/// The RBF kernel written by a caller, through `CustomStaticKernel`.
+#[derive(Debug)]
+struct UserRbf(f64);
+
+impl roughsig::CustomStaticKernel for UserRbf {
+    fn value(&self, p: &[f64], q: &[f64]) -> f64 {
+        let r2: f64 = p.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum();
+        (-r2 / self.0).exp()
+    }
+
+    fn gradients(&self, p: &[f64], q: &[f64], dp: &mut [f64], dq: &mut [f64]) {
+        let k = self.value(p, q);
+        for i in 0..p.len() {
+            dp[i] = -2.0 / self.0 * k * (p[i] - q[i]);
+            dq[i] = -dp[i];
+        }
+    }
+}
+
+/// A custom kernel gives what the built-in kernel it re-implements gives: kernels, both gradients
+/// and Gram matrices, in f64 and f32, with the transforms and refinement; it runs on the CPU only.
+#[test]
+fn custom_static_kernels_match_the_built_in_ones() {
+    let custom = StaticKernel::Custom(roughsig::CustomKernel::new(UserRbf(0.8)));
+    let (x, y) = (random(&[3, 5, 2], 41), random(&[3, 4, 2], 42));
+    let w = random(&[3], 43);
+    for (time_aug, lead_lag, dyadic_order) in [(false, false, (0, 0)), (true, true, (1, 2))] {
+        let base = SigKernelOptions::default()
+            .time_aug(time_aug)
+            .lead_lag(lead_lag)
+            .dyadic_order(dyadic_order);
+        let builtin = base.clone().static_kernel(StaticKernel::Rbf { sigma: 0.8 });
+        let user = base.static_kernel(custom.clone());
+        let what = format!("{user:?}");
+        let k = |o: &SigKernelOptions| sig_kernel(x.view(), y.view(), o).unwrap();
+        assert_close(&what, &k(&user), &k(&builtin), 1e-14, 1e-14);
+        let k32 = |o: &SigKernelOptions| {
+            to_f64(&sig_kernel(to_f32(&x).view(), to_f32(&y).view(), o).unwrap())
+        };
+        assert_close(&what, &k32(&user), &k32(&builtin), 1e-6, 1e-6);
+        let g =
+            |o: &SigKernelOptions| sig_kernel_backprop(w.view(), x.view(), y.view(), o).unwrap();
+        let ((ux, uy), (bx, by)) = (g(&user), g(&builtin));
+        assert_close(&what, &ux, &bx, 1e-13, 1e-14);
+        assert_close(&what, &uy, &by, 1e-13, 1e-14);
+        let gram = |o: &SigKernelOptions| sig_kernel_gram(x.view(), y.view(), o).unwrap();
+        assert_close(&what, &gram(&user), &gram(&builtin), 1e-14, 1e-14);
+    }
+    let on_gpu = SigKernelOptions::default()
+        .static_kernel(custom)
+        .device(roughsig::Device::Gpu(None));
+    assert!(matches!(
+        sig_kernel(x.view(), y.view(), &on_gpu),
+        Err(Error::Device(_))
+    ));
+}
+
+/// `max_batch` caps the pairs in flight (here the CPU's threads) without changing any result; 0 is
+/// an error.
+#[test]
+fn max_batch_leaves_results_unchanged() {
+    let (x, y) = (random(&[6, 5, 2], 51), random(&[5, 4, 2], 52));
+    let base = SigKernelOptions::default()
+        .dyadic_order(1)
+        .device(roughsig::Device::Cpu);
+    let d = random(&[6, 5], 53);
+    let run = |o: &SigKernelOptions| {
+        let g = sig_kernel_gram(x.view(), y.view(), o).unwrap();
+        let (dx, dy) = sig_kernel_gram_backprop(d.view(), x.view(), y.view(), o).unwrap();
+        (g, dx, dy)
+    };
+    let want = run(&base);
+    for cap in [1, 4] {
+        let got = run(&base.clone().max_batch(cap));
+        assert_close("gram", &got.0, &want.0, 1e-15, 1e-15);
+        assert_close("dx", &got.1, &want.1, 1e-15, 1e-15);
+        assert_close("dy", &got.2, &want.2, 1e-15, 1e-15);
+    }
+    assert!(matches!(
+        sig_kernel_gram(x.view(), y.view(), &base.max_batch(0)),
+        Err(Error::Invalid(_))
+    ));
 }

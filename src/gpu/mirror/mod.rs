@@ -214,7 +214,7 @@ impl PairsCase {
             .into_iter()
             .map(|(kernel, time_aug, lead_lag)| {
                 let opts = crate::SigKernelOptions::default()
-                    .static_kernel(kernel)
+                    .static_kernel(kernel.clone())
                     .time_aug(time_aug)
                     .lead_lag(lead_lag);
                 let (dim, l1, l2) = (2, 6, 9);
