@@ -83,7 +83,7 @@ pub use ragged::{
 };
 pub use scalar::Scalar;
 pub use sig_kernel::{
-    CustomKernel, CustomStaticKernel, DyadicOrder, SigKernelOptions, StaticKernel,
+    CustomKernel, CustomStaticKernel, DyadicOrder, KernelSolver, SigKernelOptions, StaticKernel,
 };
 pub use stream::{LogSigStream, LogSigWindowStream, SigStream, SigWindowStream};
 pub use words::{

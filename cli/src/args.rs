@@ -541,7 +541,31 @@ pub struct KernelArgs {
     #[command(flatten)]
     pub lengths: KernelLengths,
     #[command(flatten)]
+    pub solver: Solver,
+    #[command(flatten)]
     pub max_batch: MaxBatch,
+}
+
+/// The signature-kernel PDE solver.
+#[derive(Args, Debug, Clone)]
+pub struct Solver {
+    /// finite-difference (on the grid refined by --dyadic-order) or polynomial (with --order).
+    #[arg(
+        long = "method",
+        value_name = "SOLVER",
+        default_value = "finite-difference"
+    )]
+    pub method: SolverName,
+    /// The polynomial solver's order: the highest degree kept along each cell's edges (2 to 64).
+    #[arg(long, value_name = "K", required_if_eq("method", "polynomial"))]
+    pub order: Option<usize>,
+}
+
+/// The solvers' names.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SolverName {
+    FiniteDifference,
+    Polynomial,
 }
 
 /// A bound on the pairs of paths in flight.
@@ -565,6 +589,8 @@ pub struct MetricKernel {
     /// matern52:SIGMA or rational-quadratic:SIGMA,ALPHA.
     #[arg(long, value_name = "KERNEL", default_value = "linear", value_parser = parse_static_kernel)]
     pub static_kernel: StaticKernel,
+    #[command(flatten)]
+    pub solver: Solver,
     #[command(flatten)]
     pub max_batch: MaxBatch,
 }

@@ -2,14 +2,14 @@
 
 use super::args::{
     Command, Common, Correction, Dtype, Flags, KernelArgs, KernelLengths, Lengths, MaxBatch,
-    Method, MetricKernel, Output, Output2, Size, Transform,
+    Method, MetricKernel, Output, Output2, Size, Solver, SolverName, Transform,
 };
 use super::npy::{self, Input};
 use super::progress;
 use super::timing::Timing;
 use ndarray::{ArrayD, ArrayView, ArrayView3, Dimension, Ix2};
 use ndarray_npy::WritableElement;
-use roughsig::{Error, Result, Scalar, SigKernelOptions, SigOptions};
+use roughsig::{Error, KernelSolver, Result, Scalar, SigKernelOptions, SigOptions};
 
 /// Run a generic body with `T` = the job's compute dtype.
 macro_rules! dispatch {
@@ -337,7 +337,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = kernel_options(&kernel, &common);
+            let opts = kernel_options(&kernel, &common)?;
             let job = Job::read("sig-kernel", &[&path1, &path2], &common)?;
             let lengths = kernel.lengths.read()?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| match &lengths {
@@ -356,7 +356,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = kernel_options(&kernel, &common);
+            let opts = kernel_options(&kernel, &common)?;
             let job = Job::read("sig-kernel-backprop", &[&derivs, &path1, &path2], &common)?;
             let lengths = kernel.lengths.read()?;
             dispatch!(job, |T, job| job.pair::<T>(&out, |x| match &lengths {
@@ -376,7 +376,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = kernel_options(&kernel, &common);
+            let opts = kernel_options(&kernel, &common)?;
             let job = Job::read("sig-kernel-gram", &[&paths1, &paths2], &common)?;
             // The same file twice is the symmetric case: one triangle, exactly symmetric.
             let lengths = kernel.lengths.read()?;
@@ -401,7 +401,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = metric_options(&kernel, &common);
+            let opts = metric_options(&kernel, &common)?;
             let job = Job::read("sig-mmd", &[&sample1, &sample2], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
                 let mmd = roughsig::sig_mmd(x[0].view(), x[1].view(), &opts)?;
@@ -416,7 +416,7 @@ pub fn run(command: Command) -> Result<()> {
             out,
             common,
         } => {
-            let opts = metric_options(&kernel, &common);
+            let opts = metric_options(&kernel, &common)?;
             let job = Job::read("sig-score", &[&sample, &y], &common)?;
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
                 roughsig::sig_score(x[0].view(), x[1].view(), lam, &opts)
@@ -616,26 +616,43 @@ fn options(transform: &Transform, common: &Common) -> SigOptions {
     }
 }
 
-fn kernel_options(kernel: &KernelArgs, common: &Common) -> SigKernelOptions {
-    SigKernelOptions {
+fn kernel_options(kernel: &KernelArgs, common: &Common) -> Result<SigKernelOptions> {
+    Ok(SigKernelOptions {
         dyadic_order: kernel.dyadic_order.into(),
         static_kernel: kernel.static_kernel.clone(),
         transform: kernel.transform.path_transform(),
         normalize: kernel.normalize,
+        solver: kernel.solver.solver()?,
         max_batch: kernel.max_batch.pairs(),
         exec: common.execution(),
         ..Default::default()
-    }
+    })
 }
 
-fn metric_options(kernel: &MetricKernel, common: &Common) -> SigKernelOptions {
-    SigKernelOptions {
+fn metric_options(kernel: &MetricKernel, common: &Common) -> Result<SigKernelOptions> {
+    Ok(SigKernelOptions {
         dyadic_order: kernel.dyadic_order.into(),
         static_kernel: kernel.static_kernel.clone(),
         transform: kernel.transform.path_transform(),
+        solver: kernel.solver.solver()?,
         max_batch: kernel.max_batch.pairs(),
         exec: common.execution(),
         ..Default::default()
+    })
+}
+
+impl Solver {
+    fn solver(&self) -> Result<KernelSolver> {
+        match (self.method, self.order) {
+            (SolverName::Polynomial, Some(order)) => Ok(KernelSolver::Polynomial { order }),
+            (SolverName::Polynomial, None) => {
+                Err(Error::Invalid("--method polynomial needs --order K".into()))
+            }
+            (SolverName::FiniteDifference, None) => Ok(KernelSolver::FiniteDifference),
+            (SolverName::FiniteDifference, Some(_)) => {
+                Err(Error::Invalid("--order is for --method polynomial".into()))
+            }
+        }
     }
 }
 

@@ -463,3 +463,35 @@ fn point_kernels_match_the_reference_cases() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_polynomial_solver_matches_the_reference_cases() {
+    let dir = Scratch::new("polynomial-solver");
+    let case = |name: &str, file: &str| {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/polynomial_solver");
+        data.join(name).join(file).to_str().unwrap().to_string()
+    };
+    let out = dir.file("out.npy");
+    let kernel = "sig_kernel_order4_rbf_time";
+    let (x, y) = (case(kernel, "path1.npy"), case(kernel, "path2.npy"));
+    ok(&[
+        "sig-kernel",
+        &x,
+        &y,
+        "--method",
+        "polynomial",
+        "--order",
+        "4",
+        "--static-kernel",
+        "rbf:0.8",
+        "--time-aug",
+        "-o",
+        &out,
+    ]);
+    assert_close(&read(&out), &read(&case(kernel, "kernel.npy")));
+    let (success, stderr) = run(&["sig-kernel", &x, &y, "--method", "polynomial", "-o", &out]);
+    assert!(
+        !success && stderr.starts_with("error: ") && stderr.contains("--order"),
+        "{stderr}"
+    );
+}

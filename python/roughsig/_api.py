@@ -354,13 +354,22 @@ def _dyadic_order(dyadic_order):
 
 def _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag, end_time, n_jobs,
                  return_grid, normalize, device, max_batch=-1):
-    if method != "finite_difference":
-        if method == "polynomial":
-            raise ValueError("method='polynomial' is not supported by roughsig yet; "
-                             "use method='finite_difference'")
-        raise ValueError(f"method must be 'finite_difference', got {method!r}")
-    if order is not None:
-        raise ValueError("order is not supported when method='finite_difference'")
+    if method == "polynomial":
+        if dyadic_order is not None:
+            raise ValueError("dyadic_order is not supported when method='polynomial'")
+        if order is None:
+            raise ValueError("order is required when method='polynomial'")
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
+            raise TypeError("order must be of type int")
+        if not 2 <= order <= 64:
+            raise ValueError("order must be between 2 and 64")
+        dyadic, order = (0, 0), int(order)
+    elif method == "finite_difference":
+        if order is not None:
+            raise ValueError("order is not supported when method='finite_difference'")
+        dyadic, order = _dyadic_order(dyadic_order), 0
+    else:
+        raise ValueError(f"method must be 'finite_difference' or 'polynomial', got {method!r}")
     if static_kernel is None:
         static_kernel = LinearKernel()
     if not isinstance(static_kernel, StaticKernel):
@@ -368,7 +377,8 @@ def _kernel_args(method, dyadic_order, order, static_kernel, time_aug, lead_lag,
                          "ScaledLinearKernel, RBFKernel, PolynomialKernel, Matern12Kernel, "
                          "Matern32Kernel, Matern52Kernel or RationalQuadraticKernel)")
     return {
-        "dyadic_order": _dyadic_order(dyadic_order),
+        "dyadic_order": dyadic,
+        "order": order,
         "static_kernel": static_kernel.spec(),
         "time_aug": flag(time_aug, "time_aug"),
         "lead_lag": flag(lead_lag, "lead_lag"),

@@ -11,7 +11,8 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use roughsig::ndarray::ArrayD;
 use roughsig::{
-    Device, DyadicOrder, Error, LogSigMethod, Scalar, SigKernelOptions, SigOptions, StaticKernel,
+    Device, DyadicOrder, Error, KernelSolver, LogSigMethod, Scalar, SigKernelOptions, SigOptions,
+    StaticKernel,
 };
 
 /// The library's error as the Python exception a caller expects.
@@ -112,15 +113,20 @@ struct KernelArgs {
     device: String,
     /// pySigLib's `max_batch`, -1 for no bound (checked by the Python layer).
     max_batch: i64,
+    /// The polynomial solver's order, or 0 for finite differences.
+    order: usize,
 }
 
 impl KernelArgs {
     fn options(&self) -> PyResult<SigKernelOptions> {
         let kernel: StaticKernel = self.static_kernel.parse().map_err(py_err)?;
-        let opts = match usize::try_from(self.max_batch) {
+        let mut opts = match usize::try_from(self.max_batch) {
             Ok(pairs) => SigKernelOptions::default().max_batch(pairs),
             Err(_) => SigKernelOptions::default(),
         };
+        if self.order > 0 {
+            opts = opts.solver(KernelSolver::Polynomial { order: self.order });
+        }
         Ok(opts
             .dyadic_order(DyadicOrder::from(self.dyadic_order))
             .static_kernel(kernel)

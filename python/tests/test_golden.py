@@ -1,6 +1,6 @@
 """Every pySigLib 4.0.0 reference case (the golden set and `tests/data/log_sig_to_sig`,
-`log_sig_combine`, `sig_metrics`, `correction` and `static_kernels`), run as pySigLib's own call
-with `pysiglib = roughsig`.
+`log_sig_combine`, `sig_metrics`, `correction`, `static_kernels` and `polynomial_solver`), run as
+pySigLib's own call with `pysiglib = roughsig`.
 
 Each case records the exact Python call that produced it (`case.json`'s `call`); evaluating that
 call with roughsig in pySigLib's place is the drop-in promise, tested literally. f64 within the
@@ -21,7 +21,7 @@ GOLDEN = DATA / "golden"
 CASES = sorted(
     str(p.parent.relative_to(DATA))
     for d in (GOLDEN, DATA / "log_sig_to_sig", DATA / "log_sig_combine", DATA / "sig_metrics",
-              DATA / "correction", DATA / "static_kernels")
+              DATA / "correction", DATA / "static_kernels", DATA / "polynomial_solver")
     for p in d.glob("*/case.json")
     if p.parent.name != "lengths_table"
 )
@@ -104,3 +104,4 @@ def test_case_count():
     assert sum(c.startswith("sig_metrics/") for c in CASES) == 5
     assert sum(c.startswith("correction/") for c in CASES) == 16
     assert sum(c.startswith("static_kernels/") for c in CASES) == 12
+    assert sum(c.startswith("polynomial_solver/") for c in CASES) == 12

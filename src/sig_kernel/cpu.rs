@@ -2,6 +2,7 @@
 
 use super::options::SigKernelOptions;
 use super::pde::{self, Grid, Seed};
+use super::polynomial;
 use super::static_kernel::{KappaRows, Lift, Lifted};
 use crate::cpu::pool;
 use crate::{Result, Scalar};
@@ -11,6 +12,8 @@ use rayon::prelude::*;
 /// original shapes of the two sides.
 pub(crate) struct Plan<'a, T> {
     pub lift: Lift<T>,
+    /// The polynomial solver's tables, where the options ask for it (else finite differences).
+    pub poly: Option<polynomial::Tables<T>>,
     pub opts: &'a SigKernelOptions,
     /// Channels of the original paths.
     pub dim: usize,
@@ -26,6 +29,7 @@ pub(crate) struct Workspace<T> {
     y: Lifted<T>,
     kappa: KappaRows<T>,
     pde: pde::Scratch<T>,
+    poly: polynomial::Scratch<T>,
     g: Vec<T>,
     dg: Vec<T>,
     /// Gradients of the self-kernels `k(x, x)`, `k(y, y)` (normalised backprop).
@@ -49,8 +53,18 @@ impl<T: Scalar> Plan<'_, T> {
     pub fn kernel(&self, ws: &mut Workspace<T>, x: &[T], y: &[T]) -> T {
         self.load(ws, x, y);
         let Workspace {
-            x, y, kappa, pde, ..
+            x,
+            y,
+            kappa,
+            pde,
+            poly,
+            g,
+            ..
         } = ws;
+        if let Some(t) = &self.poly {
+            let gram_row = |a, row: &mut [T]| self.lift.gram_row(a, x, y, kappa, row);
+            return polynomial::solve(t, (x.n, y.n), poly, g, gram_row, None);
+        }
         // The scheme is symmetric in its two paths (the grid transposes), so the sweep runs along
         // the longer one and keeps rows of the shorter: O(min(L1, L2)) memory.
         let (l1, l2) = self.opts.dyadic_order.pair();
@@ -86,8 +100,19 @@ impl<T: Scalar> Plan<'_, T> {
         let grid = Grid::new(ws.x.n, ws.y.n, self.opts.dyadic_order.pair())
             .expect("grid sizes are checked before computing");
         let Workspace {
-            x, y, kappa, pde, ..
+            x,
+            y,
+            kappa,
+            pde,
+            poly,
+            g,
+            ..
         } = ws;
+        if let Some(t) = &self.poly {
+            let gram_row = |a, row: &mut [T]| self.lift.gram_row(a, x, y, kappa, row);
+            polynomial::solve(t, (x.n, y.n), poly, g, gram_row, Some(out));
+            return;
+        }
         pde::solve_grid(&grid, pde, out, |a, g| {
             self.lift.gram_row(a, x, y, kappa, g)
         });
@@ -103,14 +128,24 @@ impl<T: Scalar> Plan<'_, T> {
         ws.g.resize(cells, T::zero());
         ws.dg.resize(cells, T::zero());
         self.lift.gram(&ws.x, &ws.y, &mut ws.kappa, &mut ws.g);
-        let k = pde::backprop(
-            &grid,
-            &ws.g,
-            seed,
-            self.budget_bytes,
-            &mut ws.pde,
-            &mut ws.dg,
-        );
+        let k = match (&self.poly, seed) {
+            (Some(t), Seed::Last(dk)) => {
+                let n = (ws.x.n, ws.y.n);
+                polynomial::backprop(t, n, &ws.g, dk, None, &mut ws.poly, &mut ws.dg)
+            }
+            (Some(t), Seed::Grid(d)) => {
+                let n = (ws.x.n, ws.y.n);
+                polynomial::backprop(t, n, &ws.g, T::zero(), Some(d), &mut ws.poly, &mut ws.dg)
+            }
+            (None, _) => pde::backprop(
+                &grid,
+                &ws.g,
+                seed,
+                self.budget_bytes,
+                &mut ws.pde,
+                &mut ws.dg,
+            ),
+        };
         self.lift.gram_backprop(&ws.dg, &mut ws.x, &mut ws.y);
         k
     }

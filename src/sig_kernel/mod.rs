@@ -20,13 +20,16 @@ mod gpu;
 mod metrics;
 mod options;
 pub(crate) mod pde;
+mod polynomial;
 pub(crate) mod static_kernel;
 
 pub(crate) use metrics::{
     expected_sig_score, expected_sig_score_backprop, sig_mmd, sig_mmd_backprop, sig_score,
     sig_score_backprop,
 };
-pub use options::{CustomKernel, CustomStaticKernel, DyadicOrder, SigKernelOptions, StaticKernel};
+pub use options::{
+    CustomKernel, CustomStaticKernel, DyadicOrder, KernelSolver, SigKernelOptions, StaticKernel,
+};
 
 use crate::batch::{
     check_bytes, elements, fit_threads, paths as path_rows, same_batch, zeros, Memory, Rows,
@@ -381,7 +384,7 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
 }
 
 /// Run an operation on the device its options choose ([`device::execute`]). A custom static kernel
-/// runs on the CPU: `Device::Auto` picks it, `Device::Gpu` is an error.
+/// and the polynomial solver run on the CPU: `Device::Auto` picks it, `Device::Gpu` is an error.
 fn execute<T: Scalar, R>(
     options: &SigKernelOptions,
     work: u128,
@@ -393,10 +396,15 @@ fn execute<T: Scalar, R>(
     // Each CPU thread holds one pair's grid: `max_batch` caps them.
     let cap = options.max_batch.unwrap_or(usize::MAX);
     let on_cpu = move |threads: usize| on_cpu(threads.min(cap));
-    if let StaticKernel::Custom(k) = &options.static_kernel {
+    let cpu_only = match (&options.static_kernel, options.solver) {
+        (StaticKernel::Custom(k), _) => Some(format!("the custom static kernel {k:?}")),
+        (_, KernelSolver::Polynomial { .. }) => Some("the polynomial solver".to_string()),
+        _ => None,
+    };
+    if let Some(what) = cpu_only {
         let refuse = |_: &device::GpuDevice| {
             Err(Error::Device(format!(
-                "the custom static kernel {k:?} runs on the CPU only: use Device::Cpu or Device::Auto"
+                "{what} runs on the CPU only: use Device::Cpu or Device::Auto"
             )))
         };
         // No work keeps `Device::Auto` on the CPU.
@@ -505,6 +513,10 @@ fn plan<'a, T: Scalar>(
     let channels = aug_dim(dim, opts.transform.time_aug, opts.transform.lead_lag)?;
     let mut plan = Plan {
         lift: Lift::new(&opts.static_kernel),
+        poly: match opts.solver {
+            KernelSolver::Polynomial { order } => Some(polynomial::Tables::new(order)),
+            _ => None,
+        },
         opts,
         dim,
         budget_bytes: BACKPROP_BUDGET_BYTES,
@@ -515,9 +527,10 @@ fn plan<'a, T: Scalar>(
     if opts.normalize {
         grids.extend([plan.grid(n1, n1)?, plan.grid(n2, n2)?]);
     }
+    let poly = plan.poly.as_ref().map_or(0, |t| t.size);
     plan.workspace_bytes = grids
         .iter()
-        .map(|g| workspace_bytes::<T>(g, channels, backward))
+        .map(|g| workspace_bytes::<T>(g, channels, backward, poly))
         .fold(0, u128::max);
     check_bytes("signature kernel workspace", plan.workspace_bytes)?;
     Ok((plan, grid))
@@ -526,12 +539,21 @@ fn plan<'a, T: Scalar>(
 /// One thread's buffers for the largest pair of a call, in bytes: the two lifted paths (increments,
 /// points, their transposes and gradients: about five copies each) and a few rows of the refined
 /// grid; backward also the base Gram matrix, its gradient and up to the block budget of the grid.
-fn workspace_bytes<T: Scalar>(grid: &Grid, channels: usize, backward: bool) -> u128 {
+/// The polynomial solver (`poly` coefficients per edge) holds a row of edges, and backward every
+/// row's.
+fn workspace_bytes<T: Scalar>(grid: &Grid, channels: usize, backward: bool, poly: usize) -> u128 {
     let size = std::mem::size_of::<T>() as u128;
     let (n1, n2) = (grid.n1 as u128, grid.n2 as u128);
     let paths = 5 * (n1 + n2 + 2) * channels as u128;
     let rows = 6 * grid.cols as u128 + n2;
     let mut bytes = (paths + rows) * size;
+    if poly > 0 {
+        let poly = poly as u128;
+        bytes += (2 * n2 + 8) * poly * size;
+        if backward {
+            bytes += n1 * n2 * poly * size;
+        }
+    }
     if backward {
         bytes += 2 * n1 * n2 * size + BACKPROP_BUDGET_BYTES as u128;
     }
@@ -546,6 +568,7 @@ pub(crate) mod testing {
     fn plan_of(opts: &SigKernelOptions, dim: usize) -> Plan<'_, f64> {
         Plan {
             lift: Lift::new(&opts.static_kernel),
+            poly: None,
             opts,
             dim,
             budget_bytes: BACKPROP_BUDGET_BYTES,
@@ -602,6 +625,7 @@ mod tests {
     fn plan_with(workspace_bytes: u128, options: &SigKernelOptions) -> Plan<'_, f64> {
         Plan {
             lift: Lift::new(&options.static_kernel),
+            poly: None,
             opts: options,
             dim: 1,
             budget_bytes: BACKPROP_BUDGET_BYTES,

@@ -240,6 +240,22 @@ impl std::str::FromStr for StaticKernel {
     }
 }
 
+/// How the signature-kernel PDE is solved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KernelSolver {
+    /// pySigLib's finite-difference scheme on the grid refined by `dyadic_order` (the default).
+    #[default]
+    FiniteDifference,
+    /// pySigLib's polynomial solver (`method="polynomial"`): `K` along each cell's edges as a
+    /// polynomial of degree `order` (2 to 64), without refinement (`dyadic_order` must be 0). Runs
+    /// on the CPU (`Device::Gpu` is an error).
+    Polynomial {
+        /// The highest degree kept.
+        order: usize,
+    },
+}
+
 /// How often the PDE grid is refined: `2^λ1` times along the first path and `2^λ2` times along the
 /// second. From a single number `λ` (both sides, as pySigLib and the command line take it) or a pair:
 /// `2.into()`, `(1, 2).into()`.
@@ -282,6 +298,8 @@ pub struct SigKernelOptions {
     pub normalize: bool,
     /// Return the whole PDE grid `(batch…, rows, cols)` instead of its last entry (`sig_kernel` only).
     pub return_grid: bool,
+    /// The PDE solver.
+    pub solver: KernelSolver,
     /// At most this many pairs of paths in flight at once (pySigLib's `max_batch`): the GPU's
     /// chunks of pairs and the CPU's threads, each of which holds one pair's grid, are capped by it,
     /// bounding the memory a large Gram matrix or batch takes. `None`: as many as fit.
@@ -298,6 +316,7 @@ impl Default for SigKernelOptions {
             transform: PathTransform::default(),
             normalize: false,
             return_grid: false,
+            solver: KernelSolver::FiniteDifference,
             max_batch: None,
             exec: Execution::default(),
         }
@@ -312,6 +331,7 @@ setters!(SigKernelOptions {
     end_time: f64 => transform.end_time;
     normalize: bool => normalize;
     return_grid: bool => return_grid;
+    solver: KernelSolver => solver;
     n_jobs: i32 => exec.n_jobs;
     device: Device => exec.device;
 });
@@ -326,6 +346,18 @@ impl SigKernelOptions {
     pub(crate) fn validate<T: Scalar>(&self) -> Result<()> {
         if self.max_batch == Some(0) {
             return Err(Error::invalid("max_batch must be at least 1"));
+        }
+        if let KernelSolver::Polynomial { order } = self.solver {
+            if !(2..=64).contains(&order) {
+                return Err(Error::invalid(format!(
+                    "the polynomial solver's order must be from 2 to 64, got {order}"
+                )));
+            }
+            if self.dyadic_order != DyadicOrder(0, 0) {
+                return Err(Error::invalid(
+                    "the polynomial solver does not refine the grid: dyadic_order must be 0",
+                ));
+            }
         }
         self.transform.validate::<T>()?;
         let DyadicOrder(l1, l2) = self.dyadic_order;

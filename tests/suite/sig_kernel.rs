@@ -155,6 +155,136 @@ fn point_kernels_match_pysiglib() {
     check_point_kernel_cases(|o| o.device(roughsig::Device::Cpu), true);
 }
 
+/// pySigLib's polynomial solver (`tests/data/polynomial_solver`, made by
+/// `scripts/polynomial_solver_reference.py`): orders 2 to 16, several static kernels and flags,
+/// `normalize`, `return_grid`; kernels and both gradients in f64 (1e-10) and f32.
+#[test]
+fn polynomial_solver_matches_pysiglib() {
+    let dir = reference_dir("polynomial_solver");
+    let (kernels, grads) = (
+        Case::all_in(&dir, "sig_kernel"),
+        Case::all_in(&dir, "sig_kernel_backprop"),
+    );
+    assert_eq!((kernels.len(), grads.len()), (7, 5));
+    let options = |case: &Case| {
+        let kernel: StaticKernel = case.json["params"]["static_kernel"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        SigKernelOptions::default()
+            .solver(roughsig::KernelSolver::Polynomial {
+                order: case.usize("order"),
+            })
+            .static_kernel(kernel)
+            .time_aug(case.flag("time_aug"))
+            .lead_lag(case.flag("lead_lag"))
+            .normalize(case.flag("normalize"))
+            .return_grid(case.flag("return_grid"))
+    };
+    for case in &kernels {
+        let (x, y, opts) = (case.array("path1"), case.array("path2"), options(case));
+        let want = case.array("kernel");
+        let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
+        assert_close(&case.name, &got, &want, 1e-10, 1e-12);
+        let got32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
+        let (r, a) = F32_TOL;
+        assert_close(&case.name, &to_f64(&got32), &want, r, a);
+    }
+    for case in &grads {
+        let (x, y, d) = (
+            case.array("path1"),
+            case.array("path2"),
+            case.array("derivs"),
+        );
+        let opts = options(case);
+        let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &opts).unwrap();
+        let (want_x, want_y) = (case.array("path1_derivs"), case.array("path2_derivs"));
+        assert_close(&format!("{} dx", case.name), &gx, &want_x, 1e-10, 1e-12);
+        assert_close(&format!("{} dy", case.name), &gy, &want_y, 1e-10, 1e-12);
+        let (x32, y32, d32) = (to_f32(&x), to_f32(&y), to_f32(&d));
+        let (gx, gy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &opts).unwrap();
+        let (r, a) = F32_GRAD_TOL;
+        assert_close(
+            &format!("{} dx f32", case.name),
+            &to_f64(&gx),
+            &want_x,
+            r,
+            a,
+        );
+        assert_close(
+            &format!("{} dy f32", case.name),
+            &to_f64(&gy),
+            &want_y,
+            r,
+            a,
+        );
+    }
+}
+
+/// At a high order the polynomial solver converges to the PDE's solution, which the
+/// finite-difference scheme approaches as it refines; its gradients (normalised, of the grid, of
+/// Gram matrices) agree with central differences; bad orders are errors.
+#[test]
+fn polynomial_solver_converges_and_differentiates() {
+    let (x, y) = (random(&[2, 6, 2], 71) * 0.5, random(&[2, 5, 2], 72) * 0.5);
+    let poly =
+        |order| SigKernelOptions::default().solver(roughsig::KernelSolver::Polynomial { order });
+    let exact = sig_kernel(x.view(), y.view(), &poly(40)).unwrap();
+    let fine = sig_kernel(
+        x.view(),
+        y.view(),
+        &SigKernelOptions::default().dyadic_order(7),
+    )
+    .unwrap();
+    assert_close("against finite differences", &fine, &exact, 1e-5, 1e-5);
+    let low = sig_kernel(x.view(), y.view(), &poly(20)).unwrap();
+    assert_close("orders 20 and 40", &low, &exact, 1e-13, 1e-13);
+
+    let w = random(&[2], 73);
+    for opts in [
+        poly(6),
+        poly(5).normalize(true).time_aug(true),
+        poly(4)
+            .static_kernel(StaticKernel::Rbf { sigma: 0.9 })
+            .lead_lag(true),
+    ] {
+        let (gx, gy) = sig_kernel_backprop(w.view(), x.view(), y.view(), &opts).unwrap();
+        let nx = numeric_grad(&x, |xp| objective(xp, &y, &w, &opts));
+        let ny = numeric_grad(&y, |yp| objective(&x, yp, &w, &opts));
+        assert_close(&format!("dx {opts:?}"), &gx, &nx, 1e-6, 1e-7);
+        assert_close(&format!("dy {opts:?}"), &gy, &ny, 1e-6, 1e-7);
+    }
+    let grid = poly(6).return_grid(true);
+    let dgrid = random(&[2, 6, 5], 74);
+    let (gx, _) = sig_kernel_backprop(dgrid.view(), x.view(), y.view(), &grid).unwrap();
+    let nx = numeric_grad(&x, |xp| {
+        (&sig_kernel(xp.view(), y.view(), &grid).unwrap() * &dgrid).sum()
+    });
+    assert_close("grid dx", &gx, &nx, 1e-6, 1e-7);
+    let dgram = random(&[2, 2], 75);
+    let (gx, _) = sig_kernel_gram_backprop(dgram.view(), x.view(), y.view(), &poly(6)).unwrap();
+    let nx = numeric_grad(&x, |xp| {
+        (&sig_kernel_gram(xp.view(), y.view(), &poly(6)).unwrap() * &dgram).sum()
+    });
+    assert_close("gram dx", &gx, &nx, 1e-6, 1e-7);
+
+    for bad in [poly(1), poly(65), poly(8).dyadic_order(1)] {
+        assert!(matches!(
+            sig_kernel(x.view(), y.view(), &bad),
+            Err(Error::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        sig_kernel(
+            x.view(),
+            y.view(),
+            &poly(8).device(roughsig::Device::Gpu(None))
+        ),
+        Err(Error::Device(_))
+    ));
+}
+
 #[test]
 fn sig_kernel_backprop_golden() {
     let cases = Case::all("sig_kernel_backprop");
