@@ -190,19 +190,25 @@ def kernel_rows(binary, repeats, threads, rng):
         np.save(f("x.npy"), x)
         np.save(f("y.npy"), y)
         np.save(f("d.npy"), derivs)
-        for order in (0, 2):
+        solvers = [
+            ("dyadic order 0", {"dyadic_order": 0}, ["--dyadic-order", "0"]),
+            ("dyadic order 2", {"dyadic_order": 2}, ["--dyadic-order", "2"]),
+            ("polynomial order 8", {"method": "polynomial", "order": 8},
+             ["--method", "polynomial", "--order", "8"]),
+        ]
+        for label, kw, solver in solvers:
             def theirs():
-                k = pysiglib.sig_kernel(x, y, dyadic_order=order, n_jobs=threads)
-                pysiglib.sig_kernel_backprop(derivs, x, y, dyadic_order=order, left_deriv=True,
-                                             right_deriv=True, n_jobs=threads)
+                k = pysiglib.sig_kernel(x, y, n_jobs=threads, **kw)
+                pysiglib.sig_kernel_backprop(derivs, x, y, left_deriv=True, right_deriv=True,
+                                             n_jobs=threads, **kw)
                 return k
             theirs_ms, k_ref = time_pysiglib(theirs, repeats)
-            opts = ["--dyadic-order", str(order), "--jobs", str(threads)]
+            opts = [*solver, "--jobs", str(threads)]
             fwd_ms, k = time_roughsig(binary, ["sig-kernel", f("x.npy"), f("y.npy"), *opts], repeats, f("k.npy"))
             bwd_ms, _ = time_roughsig(binary, ["sig-kernel-backprop", f("d.npy"), f("x.npy"), f("y.npy"), *opts,
                                                "--output2", f("dy.npy")], repeats, f("dx.npy"))
-            check(f"sig_kernel order {order}", k, k_ref, np.float64)
-            rows.append((f"sig_kernel + backprop, dyadic order {order}", threads, theirs_ms, fwd_ms + bwd_ms))
+            check(f"sig_kernel {label}", k, k_ref, np.float64)
+            rows.append((f"sig_kernel + backprop, {label}", threads, theirs_ms, fwd_ms + bwd_ms))
     return rows
 
 

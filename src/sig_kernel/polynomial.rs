@@ -15,12 +15,14 @@
 //! (with constant edges 1 this is `Σ (ρst)^n/(n!)²`, the exact solution). An edge's value at its far
 //! end is the sum of its coefficients; the kernel at a cell's far corner is the mean of its two
 //! outgoing edges' ends. The first row and column of edges are the constant 1. The gradient is the
-//! exact adjoint of these maps, swept backwards from the incoming edges kept for each row.
+//! exact adjoint of these maps, swept backwards from the incoming edges kept for every cell.
 
 use crate::Scalar;
 
 /// The coefficient tables of one order: `same[n][k]` (`S`), `slope[n][k] = (n − k)·S[n][k]` (its
-/// derivative's factor) and `opposite[n][k]` (`O`), each `(order + 1)²`, computed in f64.
+/// derivative's factor), each `(order + 1)²` row-major, and `opposite` (`O`) stored transposed,
+/// `opposite[k][n]`, so that one incoming coefficient updates every outgoing one in a contiguous
+/// (vectorisable) loop. Computed in f64 from log-factorials.
 pub(crate) struct Tables<T> {
     pub size: usize,
     same: Vec<T>,
@@ -36,7 +38,6 @@ impl<T: Scalar> Tables<T> {
             vec![T::zero(); size * size],
             vec![T::zero(); size * size],
         );
-        // ln k! for the factorials, so that high orders neither overflow nor lose digits.
         let ln_fact: Vec<f64> = (0..2 * size)
             .scan(0.0f64, |acc, k| {
                 if k > 0 {
@@ -48,7 +49,7 @@ impl<T: Scalar> Tables<T> {
         for n in 1..size {
             for k in 0..size {
                 let o = ln_fact[k] - ln_fact[n] - ln_fact[n + k];
-                opposite[n * size + k] = T::from_f64(o.exp());
+                opposite[k * size + n] = T::from_f64(o.exp());
                 if (1..n).contains(&k) {
                     let s = (ln_fact[k] - ln_fact[n] - ln_fact[n - k]).exp();
                     same[n * size + k] = T::from_f64(s);
@@ -63,97 +64,129 @@ impl<T: Scalar> Tables<T> {
             opposite,
         }
     }
-
-    fn row<'a>(&self, table: &'a [T], n: usize) -> &'a [T] {
-        &table[n * self.size..(n + 1) * self.size]
-    }
 }
 
-/// One thread's buffers: the vertical edges of a row of cells, the horizontal edge along it, the
-/// outgoing edges, the powers of `ρ`, and (backward) every row's incoming vertical edges and their
-/// adjoints.
+/// The most coefficients per edge (order 64).
+const MAX_SIZE: usize = 65;
+
+/// One thread's buffers: the vertical edges of a row of cells and (backward) every row's incoming
+/// vertical and horizontal edges and the vertical edges' adjoints.
 #[derive(Default)]
 pub(crate) struct Scratch<T> {
     vertical: Vec<T>,
-    horizontal: Vec<T>,
-    out_h: Vec<T>,
-    out_v: Vec<T>,
-    powers: Vec<T>,
-    rows: Vec<T>,
-    row_h: Vec<T>,
+    rows_v: Vec<T>,
+    rows_h: Vec<T>,
     d_vertical: Vec<T>,
-    d_horizontal: Vec<T>,
-    d_h: Vec<T>,
-    d_v: Vec<T>,
 }
 
-fn powers<T: Scalar>(rho: T, out: &mut [T]) {
+/// An edge's coefficients: `C` slots of which the first `size` are used (`C` is the size itself
+/// for the orders compiled in, [`MAX_SIZE`] otherwise).
+type Edge<T, const C: usize> = [T; C];
+
+#[inline(always)]
+fn powers<T: Scalar, const C: usize>(rho: T, size: usize) -> Edge<T, C> {
+    let mut pw = [T::zero(); C];
     let mut p = T::one();
-    for v in out.iter_mut() {
+    for v in pw.iter_mut().take(size) {
         *v = p;
         p *= rho;
     }
+    pw
 }
 
-/// The outgoing edges `(out_h, out_v)` of a cell of coefficient `rho` from its incoming `(h, v)`.
-fn cell<T: Scalar>(t: &Tables<T>, pw: &[T], h: &[T], v: &[T], out_h: &mut [T], out_v: &mut [T]) {
+/// The outgoing edges `(out_h, out_v)` of a cell of coefficient powers `pw` from its incoming `(h, v)`.
+#[inline(always)]
+fn cell<T: Scalar, const C: usize>(
+    t: &Tables<T>,
+    size: usize,
+    pw: &Edge<T, C>,
+    h: &[T],
+    v: &[T],
+) -> (Edge<T, C>, Edge<T, C>) {
+    let (h, v) = (&h[..size], &v[..size]);
+    let (mut oh, mut ov) = ([T::zero(); C], [T::zero(); C]);
+    for k in 0..size {
+        let row = &t.opposite[k * size..(k + 1) * size];
+        let (hk, vk) = (h[k], v[k]);
+        for n in 1..size {
+            oh[n] += row[n] * vk;
+            ov[n] += row[n] * hk;
+        }
+    }
+    let (mut out_h, mut out_v) = ([T::zero(); C], [T::zero(); C]);
     out_h[0] = v.iter().fold(T::zero(), |a, &x| a + x);
     out_v[0] = h.iter().fold(T::zero(), |a, &x| a + x);
-    for n in 1..t.size {
-        let (same, opposite) = (t.row(&t.same, n), t.row(&t.opposite, n));
-        let (mut oh, mut ov) = (T::zero(), T::zero());
-        for k in 0..t.size {
-            oh += opposite[k] * v[k];
-            ov += opposite[k] * h[k];
-        }
+    for n in 1..size {
+        let same = &t.same[n * size..n * size + n];
         let (mut sh, mut sv) = (h[n], v[n]);
         for k in 1..n {
             let f = same[k] * pw[n - k];
             sh += f * h[k];
             sv += f * v[k];
         }
-        out_h[n] = sh + pw[n] * oh;
-        out_v[n] = sv + pw[n] * ov;
+        out_h[n] = sh + pw[n] * oh[n];
+        out_v[n] = sv + pw[n] * ov[n];
     }
+    (out_h, out_v)
 }
 
-/// The adjoint of [`cell`]: given the outgoing edges' adjoints `(d_out_h, d_out_v)`, set the incoming
-/// ones' `(d_h, d_v)` and return `dF/dρ`.
-#[allow(clippy::too_many_arguments)]
-fn cell_backprop<T: Scalar>(
+/// The adjoint of [`cell`]: given the outgoing edges' adjoints `(gh, gv)`, the incoming ones'
+/// `(d_h, d_v)` and `dF/dρ`.
+#[inline(always)]
+fn cell_backprop<T: Scalar, const C: usize>(
     t: &Tables<T>,
-    pw: &[T],
+    size: usize,
+    pw: &Edge<T, C>,
     (h, v): (&[T], &[T]),
-    (d_out_h, d_out_v): (&[T], &[T]),
-    d_h: &mut [T],
-    d_v: &mut [T],
-) -> T {
-    d_h.fill(d_out_v[0]);
-    d_v.fill(d_out_h[0]);
+    (gh, gv): (&[T], &[T]),
+) -> (Edge<T, C>, Edge<T, C>, T) {
+    let (h, v, gh, gv) = (&h[..size], &v[..size], &gh[..size], &gv[..size]);
+    let (mut d_h, mut d_v) = ([T::zero(); C], [T::zero(); C]);
+    // The opposite terms, out_h[n] += ρ^n·Σ_k O[n][k]·v[k] (and h for out_v), weigh O[n][k] by
+    // ρ^n·g[n] for the edges' adjoints and by n·ρ^{n−1}·g[n] for ρ's.
+    let (mut wh, mut wv, mut rh, mut rv) = (
+        [T::zero(); C],
+        [T::zero(); C],
+        [T::zero(); C],
+        [T::zero(); C],
+    );
+    for n in 1..size {
+        wh[n] = pw[n] * gh[n];
+        wv[n] = pw[n] * gv[n];
+        let slope = T::from_f64(n as f64) * pw[n - 1];
+        rh[n] = slope * gh[n];
+        rv[n] = slope * gv[n];
+    }
     let mut d_rho = T::zero();
-    for n in 1..t.size {
-        let (gh, gv) = (d_out_h[n], d_out_v[n]);
-        d_h[n] += gh;
-        d_v[n] += gv;
-        let (same, slope, opposite) =
-            (t.row(&t.same, n), t.row(&t.slope, n), t.row(&t.opposite, n));
+    for k in 0..size {
+        let row = &t.opposite[k * size..(k + 1) * size];
+        let (mut ah, mut av, mut oh_k, mut ov_k) = (T::zero(), T::zero(), T::zero(), T::zero());
+        for n in 1..size {
+            av += row[n] * wh[n];
+            ah += row[n] * wv[n];
+            oh_k += row[n] * rh[n];
+            ov_k += row[n] * rv[n];
+        }
+        d_v[k] = gh[0] + av;
+        d_h[k] = gv[0] + ah;
+        d_rho += oh_k * v[k] + ov_k * h[k];
+    }
+    for n in 1..size {
+        let (same, slope) = (
+            &t.same[n * size..n * size + n],
+            &t.slope[n * size..n * size + n],
+        );
+        let (g1, g2) = (gh[n], gv[n]);
+        d_h[n] += g1;
+        d_v[n] += g2;
         for k in 1..n {
             let f = same[k] * pw[n - k];
-            d_h[k] += f * gh;
-            d_v[k] += f * gv;
-            d_rho += slope[k] * pw[n - k - 1] * (h[k] * gh + v[k] * gv);
+            d_h[k] += f * g1;
+            d_v[k] += f * g2;
+            d_rho += slope[k] * pw[n - k - 1] * (h[k] * g1 + v[k] * g2);
         }
-        let (mut oh, mut ov) = (T::zero(), T::zero());
-        for k in 0..t.size {
-            oh += opposite[k] * v[k];
-            ov += opposite[k] * h[k];
-            let f = pw[n] * opposite[k];
-            d_v[k] += f * gh;
-            d_h[k] += f * gv;
-        }
-        d_rho += T::from_f64(n as f64) * pw[n - 1] * (oh * gh + ov * gv);
     }
-    d_rho
+    (d_h, d_v, d_rho)
 }
 
 fn edge_end<T: Scalar>(e: &[T]) -> T {
@@ -168,10 +201,46 @@ fn unit_edges<T: Scalar>(edges: &mut Vec<T>, count: usize, size: usize) {
     }
 }
 
+/// Calls `$f::<T, C>(args)` with the edge capacity `C` equal to the tables' size for the orders
+/// compiled in (2 to 16: loops of known length unroll and vectorise), else [`MAX_SIZE`].
+macro_rules! by_size {
+    ($size:expr, $f:ident, $($arg:expr),*) => {
+        match $size {
+            3 => $f::<T, 3>($($arg),*),
+            4 => $f::<T, 4>($($arg),*),
+            5 => $f::<T, 5>($($arg),*),
+            6 => $f::<T, 6>($($arg),*),
+            7 => $f::<T, 7>($($arg),*),
+            8 => $f::<T, 8>($($arg),*),
+            9 => $f::<T, 9>($($arg),*),
+            10 => $f::<T, 10>($($arg),*),
+            11 => $f::<T, 11>($($arg),*),
+            12 => $f::<T, 12>($($arg),*),
+            13 => $f::<T, 13>($($arg),*),
+            14 => $f::<T, 14>($($arg),*),
+            15 => $f::<T, 15>($($arg),*),
+            16 => $f::<T, 16>($($arg),*),
+            17 => $f::<T, 17>($($arg),*),
+            _ => $f::<T, MAX_SIZE>($($arg),*),
+        }
+    };
+}
+
 /// The kernel of an `n1 × n2` base grid; `gram_row(i, g)` writes row `i` of `G` and is called for
 /// `i = 0, 1, …` in order. With `grid`, also every corner's value into it (`(n1 + 1) × (n2 + 1)`,
 /// row-major, the first row and column 1). Memory: one row of edges.
 pub(crate) fn solve<T: Scalar>(
+    t: &Tables<T>,
+    n: (usize, usize),
+    s: &mut Scratch<T>,
+    g: &mut Vec<T>,
+    gram_row: impl FnMut(usize, &mut [T]),
+    grid: Option<&mut [T]>,
+) -> T {
+    by_size!(t.size, solve_sized, t, n, s, g, gram_row, grid)
+}
+
+fn solve_sized<T: Scalar, const C: usize>(
     t: &Tables<T>,
     (n1, n2): (usize, usize),
     s: &mut Scratch<T>,
@@ -187,33 +256,46 @@ pub(crate) fn solve<T: Scalar>(
     }
     let size = t.size;
     unit_edges(&mut s.vertical, n2, size);
-    s.out_h.resize(size, T::zero());
-    s.out_v.resize(size, T::zero());
-    s.powers.resize(size, T::zero());
     g.resize(n2, T::zero());
-    let mut k = T::one();
+    let mut last = (T::one(), T::one());
     for i in 0..n1 {
         gram_row(i, g);
-        unit_edges(&mut s.horizontal, 1, size);
-        for j in 0..n2 {
-            powers(g[j], &mut s.powers);
-            let v = &mut s.vertical[j * size..(j + 1) * size];
-            cell(t, &s.powers, &s.horizontal, v, &mut s.out_h, &mut s.out_v);
-            v.copy_from_slice(&s.out_v);
-            std::mem::swap(&mut s.horizontal, &mut s.out_h);
-            k = T::from_f64(0.5) * (edge_end(&s.horizontal) + edge_end(v));
+        let mut h = [T::zero(); C];
+        h[0] = T::one();
+        for (j, v) in s.vertical.chunks_exact_mut(size).enumerate() {
+            let pw = powers::<T, C>(g[j], size);
+            let (out_h, out_v) = cell(t, size, &pw, &h, v);
+            v.copy_from_slice(&out_v[..size]);
+            h = out_h;
             if let Some(out) = grid.as_deref_mut() {
-                out[(i + 1) * (n2 + 1) + j + 1] = k;
+                let corner = T::from_f64(0.5) * (edge_end(&h[..size]) + edge_end(v));
+                out[(i + 1) * (n2 + 1) + j + 1] = corner;
             }
         }
+        last = (
+            edge_end(&h[..size]),
+            edge_end(&s.vertical[(n2 - 1) * size..]),
+        );
     }
-    k
+    T::from_f64(0.5) * (last.0 + last.1)
 }
 
 /// The gradient `dF/dG` (`n1 × n2`, overwritten) given the whole of `G`, for `F` seeded with `dk`
 /// at the final corner or, with `d_grid` (`(n1 + 1) × (n2 + 1)`), at every corner. Returns the
-/// kernel. Memory: every row's incoming vertical edges, `n1·n2·(order + 1)` values.
+/// kernel. Memory: every cell's two incoming edges, `2·n1·n2·(order + 1)` values.
 pub(crate) fn backprop<T: Scalar>(
+    t: &Tables<T>,
+    n: (usize, usize),
+    g: &[T],
+    dk: T,
+    d_grid: Option<&[T]>,
+    s: &mut Scratch<T>,
+    dg: &mut [T],
+) -> T {
+    by_size!(t.size, backprop_sized, t, n, g, dk, d_grid, s, dg)
+}
+
+fn backprop_sized<T: Scalar, const C: usize>(
     t: &Tables<T>,
     (n1, n2): (usize, usize),
     g: &[T],
@@ -227,74 +309,61 @@ pub(crate) fn backprop<T: Scalar>(
         return T::one();
     }
     let size = t.size;
-    // Forward, keeping each row's incoming vertical edges.
+    // Forward, keeping every cell's incoming edges.
     unit_edges(&mut s.vertical, n2, size);
-    s.rows.clear();
-    s.rows.reserve(n1 * n2 * size);
-    s.out_h.resize(size, T::zero());
-    s.out_v.resize(size, T::zero());
-    s.powers.resize(size, T::zero());
-    let mut k = T::one();
-    for i in 0..n1 {
-        s.rows.extend_from_slice(&s.vertical);
-        unit_edges(&mut s.horizontal, 1, size);
-        for j in 0..n2 {
-            powers(g[i * n2 + j], &mut s.powers);
-            let v = &mut s.vertical[j * size..(j + 1) * size];
-            cell(t, &s.powers, &s.horizontal, v, &mut s.out_h, &mut s.out_v);
-            v.copy_from_slice(&s.out_v);
-            std::mem::swap(&mut s.horizontal, &mut s.out_h);
-            k = T::from_f64(0.5) * (edge_end(&s.horizontal) + edge_end(v));
+    // Every kept edge is written below before it is read: only grow the buffers.
+    for kept in [&mut s.rows_v, &mut s.rows_h] {
+        if kept.len() < n1 * n2 * size {
+            kept.resize(n1 * n2 * size, T::zero());
         }
     }
-    // Backward, row by row from the last; each row's horizontal edges are rebuilt first.
+    let mut last = (T::one(), T::one());
+    for i in 0..n1 {
+        let mut h = [T::zero(); C];
+        h[0] = T::one();
+        let row = i * n2 * size..(i + 1) * n2 * size;
+        let (kept_v, kept_h) = (&mut s.rows_v[row.clone()], &mut s.rows_h[row]);
+        for (j, v) in s.vertical.chunks_exact_mut(size).enumerate() {
+            kept_v[j * size..(j + 1) * size].copy_from_slice(v);
+            kept_h[j * size..(j + 1) * size].copy_from_slice(&h[..size]);
+            let pw = powers::<T, C>(g[i * n2 + j], size);
+            let (out_h, out_v) = cell(t, size, &pw, &h, v);
+            v.copy_from_slice(&out_v[..size]);
+            h = out_h;
+        }
+        last = (
+            edge_end(&h[..size]),
+            edge_end(&s.vertical[(n2 - 1) * size..]),
+        );
+    }
+    // Backward, from the last cell: each cell's outgoing edges' adjoints are the incoming edges'
+    // adjoints of the cells after it, plus the seed at its far corner (the mean of the edges' ends).
     s.d_vertical.clear();
     s.d_vertical.resize(n2 * size, T::zero());
-    s.d_h.resize(size, T::zero());
-    s.d_v.resize(size, T::zero());
-    s.row_h.resize((n2 + 1) * size, T::zero());
     let half = T::from_f64(0.5);
     for i in (0..n1).rev() {
-        let incoming = &s.rows[i * n2 * size..(i + 1) * n2 * size];
-        s.row_h[..size].fill(T::zero());
-        s.row_h[0] = T::one();
-        for j in 0..n2 {
-            powers(g[i * n2 + j], &mut s.powers);
-            let (done, rest) = s.row_h.split_at_mut((j + 1) * size);
-            let h = &done[j * size..];
-            let v = &incoming[j * size..(j + 1) * size];
-            cell(t, &s.powers, h, v, &mut rest[..size], &mut s.out_v);
-        }
-        s.d_horizontal.clear();
-        s.d_horizontal.resize(size, T::zero());
+        let mut d_h = [T::zero(); C];
         for j in (0..n2).rev() {
-            // The corner after cell (i, j) is the mean of its outgoing edges' ends.
             let seed = match d_grid {
                 Some(d) => half * d[(i + 1) * (n2 + 1) + j + 1],
                 None if i + 1 == n1 && j + 1 == n2 => half * dk,
                 None => T::zero(),
             };
-            let d_out_v = &mut s.d_vertical[j * size..(j + 1) * size];
+            let d_v = &mut s.d_vertical[j * size..(j + 1) * size];
             if seed != T::zero() {
-                s.d_horizontal.iter_mut().for_each(|x| *x += seed);
-                d_out_v.iter_mut().for_each(|x| *x += seed);
+                d_h[..size].iter_mut().for_each(|x| *x += seed);
+                d_v.iter_mut().for_each(|x| *x += seed);
             }
-            powers(g[i * n2 + j], &mut s.powers);
-            let h = &s.row_h[j * size..(j + 1) * size];
-            let v = &incoming[j * size..(j + 1) * size];
-            dg[i * n2 + j] = cell_backprop(
-                t,
-                &s.powers,
-                (h, v),
-                (&s.d_horizontal, d_out_v),
-                &mut s.d_h,
-                &mut s.d_v,
-            );
-            d_out_v.copy_from_slice(&s.d_v);
-            std::mem::swap(&mut s.d_horizontal, &mut s.d_h);
+            let at = (i * n2 + j) * size..(i * n2 + j + 1) * size;
+            let (h, v) = (&s.rows_h[at.clone()], &s.rows_v[at]);
+            let pw = powers::<T, C>(g[i * n2 + j], size);
+            let (in_h, in_v, d_rho) = cell_backprop(t, size, &pw, (h, v), (&d_h, d_v));
+            dg[i * n2 + j] = d_rho;
+            d_v.copy_from_slice(&in_v[..size]);
+            d_h = in_h;
         }
     }
-    k
+    T::from_f64(0.5) * (last.0 + last.1)
 }
 
 #[cfg(test)]
