@@ -8,8 +8,9 @@
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 use proptest::prelude::*;
 use roughsig::{
-    log_sig, sig, sig_backprop, sig_combine, sig_join, sig_kernel, sig_kernel_backprop,
-    sig_kernel_gram, sig_to_log_sig, transform_path, Device, Error, LogSigMethod, SigKernelOptions,
+    log_sig, log_sig_corrected, sig, sig_backprop, sig_combine, sig_corrected,
+    sig_corrected_backprop, sig_join, sig_kernel, sig_kernel_backprop, sig_kernel_gram,
+    sig_to_log_sig, transform_path, Device, Error, KernelSolver, LogSigMethod, SigKernelOptions,
     SigOptions, StaticKernel,
 };
 
@@ -71,25 +72,48 @@ fn kernel_options() -> impl Strategy<Value = SigKernelOptions> {
         4 => 0.1f64..3.0,
         1 => prop_oneof![Just(0.0), Just(-1.0), Just(f64::NAN), Just(f64::INFINITY), Just(1e-300)],
     ];
-    let kernel = (0u8..3, parameter).prop_map(|(k, p)| match k {
+    let kernel = (0u8..8, parameter.clone(), parameter).prop_map(|(k, p, q)| match k {
         0 => StaticKernel::Linear,
         1 => StaticKernel::ScaledLinear { scale: p },
-        _ => StaticKernel::Rbf { sigma: p },
-    });
-    (order.clone(), order, kernel, any::<[bool; 4]>(), options()).prop_map(
-        |(l1, l2, static_kernel, [time_aug, lead_lag, normalize, return_grid], o)| {
-            SigKernelOptions::default()
-                .dyadic_order((l1, l2))
-                .static_kernel(static_kernel.clone())
-                .time_aug(time_aug)
-                .lead_lag(lead_lag)
-                .end_time(o.transform.end_time)
-                .normalize(normalize)
-                .return_grid(return_grid)
-                .n_jobs(o.exec.n_jobs)
-                .device(Device::Cpu)
+        2 => StaticKernel::Rbf { sigma: p },
+        3 => StaticKernel::Polynomial {
+            degree: p,
+            gamma: q - 1.0,
+            scale: q,
         },
+        4 => StaticKernel::Matern12 { sigma: p },
+        5 => StaticKernel::Matern32 { sigma: p },
+        6 => StaticKernel::Matern52 { sigma: p },
+        _ => StaticKernel::RationalQuadratic { sigma: p, alpha: q },
+    });
+    // Finite differences mostly; the polynomial solver with orders in range and out of it.
+    let solver = prop_oneof![
+        3 => Just(KernelSolver::FiniteDifference),
+        1 => prop_oneof![0usize..4, Just(8), Just(65)].prop_map(|order| KernelSolver::Polynomial { order }),
+    ];
+    (
+        order.clone(),
+        order,
+        kernel,
+        solver,
+        any::<[bool; 4]>(),
+        options(),
     )
+        .prop_map(
+            |(l1, l2, static_kernel, solver, [time_aug, lead_lag, normalize, return_grid], o)| {
+                SigKernelOptions::default()
+                    .dyadic_order((l1, l2))
+                    .solver(solver)
+                    .static_kernel(static_kernel.clone())
+                    .time_aug(time_aug)
+                    .lead_lag(lead_lag)
+                    .end_time(o.transform.end_time)
+                    .normalize(normalize)
+                    .return_grid(return_grid)
+                    .n_jobs(o.exec.n_jobs)
+                    .device(Device::Cpu)
+            },
+        )
 }
 
 /// An array of `shape` with arbitrary values, seen through a view that is contiguous, reversed
@@ -176,6 +200,19 @@ proptest! {
                 Err(e) => prop_assert!(!e.to_string().contains('\n')),
             }
         }
+    }
+
+    #[test]
+    fn fuzz_corrections(x in input(4), c in input(3), degree in degree(), o in options(), seed in any::<u64>()) {
+        let (path, c) = (x.view(), c.view());
+        if let Some(s) = check("sig_corrected", sig_corrected(path.view(), c.view(), degree, &o)) {
+            let derivs = crate::common::random(s.shape(), seed);
+            let g = sig_corrected_backprop(path.view(), c.view(), s.view(), derivs.view(), degree, &o);
+            if let Some(g) = check("sig_corrected_backprop", g) {
+                prop_assert_eq!(g.shape(), path.shape());
+            }
+        }
+        check("log_sig_corrected", log_sig_corrected(path.view(), c.view(), degree, LogSigMethod::Lyndon, &o));
     }
 
     #[test]
