@@ -112,28 +112,6 @@ fn sig_kernel_forward_matches_cpu() {
     }
 }
 
-/// Every static kernel: bilinear ones from increments, the point kernels (radial and polynomial,
-/// with a fractional degree whose powers go through the shader's own logarithm) from points.
-fn static_kernels() -> [StaticKernel; 8] {
-    [
-        StaticKernel::Linear,
-        StaticKernel::ScaledLinear { scale: 1.7 },
-        StaticKernel::Rbf { sigma: 0.8 },
-        StaticKernel::Matern12 { sigma: 0.9 },
-        StaticKernel::Matern32 { sigma: 0.6 },
-        StaticKernel::Matern52 { sigma: 1.1 },
-        StaticKernel::RationalQuadratic {
-            sigma: 0.7,
-            alpha: 1.6,
-        },
-        StaticKernel::Polynomial {
-            degree: 2.5,
-            gamma: 1.0,
-            scale: 0.6,
-        },
-    ]
-}
-
 /// pySigLib's polynomial, Matérn and rational-quadratic cases on the GPU (f64 where the adapter has
 /// it).
 #[test]
@@ -158,11 +136,13 @@ fn max_batch_chunks_the_gram_matrix_on_gpu() {
     assert_close("gram", &to_f64(&got), &to_f64(&want), 1e-6, 1e-6);
 }
 
-/// Every static kernel, normalisation, and batches across chunk boundaries.
+/// Every static kernel (bilinear ones from increments, point kernels from points, a fractional
+/// polynomial degree through the shader's own logarithm), normalisation, and batches across chunk
+/// boundaries.
 #[test]
 fn sig_kernel_forward_static_kernels_normalize_and_chunks() {
     let Some((device, f64)) = gpu() else { return };
-    for static_kernel in static_kernels() {
+    for static_kernel in crate::sig_kernel::kernels() {
         for normalize in [false, true] {
             let opts = SigKernelOptions::default()
                 .static_kernel(static_kernel.clone())
@@ -353,7 +333,7 @@ fn sig_kernel_backward_matches_cpu() {
 #[test]
 fn sig_kernel_backward_static_kernels_normalize_and_chunks() {
     let Some((device, f64)) = gpu() else { return };
-    for static_kernel in static_kernels() {
+    for static_kernel in crate::sig_kernel::kernels() {
         for normalize in [false, true] {
             for dyadic_order in [(0, 0), (1, 2)] {
                 let opts = SigKernelOptions::default()

@@ -85,27 +85,21 @@ fn unbatched_quirk(want: ArrayD<f64>, path: &ArrayD<f64>) -> ArrayD<f64> {
     }
 }
 
-/// pySigLib's polynomial, Matérn and rational-quadratic kernels (`tests/data/static_kernels`, made
-/// by `scripts/static_kernels_reference.py`): kernels and both gradients, in f64 (1e-10) and, with
-/// `f64` false or on any device, f32; `on` picks the device.
-pub(crate) fn check_point_kernel_cases(
-    on: impl Fn(SigKernelOptions) -> SigKernelOptions,
+/// Every `sig_kernel` and `sig_kernel_backprop` case of the reference set `set` (`counts` of each):
+/// kernels and both gradients in f64 (1e-10, where `f64`) and in f32, with `options` read from
+/// each case.
+fn check_kernel_cases(
+    set: &str,
+    counts: (usize, usize),
+    options: impl Fn(&Case) -> SigKernelOptions,
     f64: bool,
 ) {
-    let dir = reference_dir("static_kernels");
+    let dir = reference_dir(set);
     let (kernels, grads) = (
         Case::all_in(&dir, "sig_kernel"),
         Case::all_in(&dir, "sig_kernel_backprop"),
     );
-    assert_eq!((kernels.len(), grads.len()), (6, 6));
-    let options = |case: &Case| {
-        let kernel: StaticKernel = case.json["params"]["static_kernel"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        on(case_options(case).static_kernel(kernel.clone()))
-    };
+    assert_eq!((kernels.len(), grads.len()), counts);
     for case in &kernels {
         let (x, y, opts) = (case.array("path1"), case.array("path2"), options(case));
         let want = case.array("kernel");
@@ -150,6 +144,25 @@ pub(crate) fn check_point_kernel_cases(
     }
 }
 
+/// A case's static kernel, in the command line's syntax in its parameters.
+fn static_kernel_of(case: &Case) -> StaticKernel {
+    case.json["params"]["static_kernel"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// pySigLib's polynomial, Matérn and rational-quadratic kernels (`tests/data/static_kernels`, made
+/// by `scripts/static_kernels_reference.py`), on the device `on` picks (f64 where `f64`).
+pub(crate) fn check_point_kernel_cases(
+    on: impl Fn(SigKernelOptions) -> SigKernelOptions,
+    f64: bool,
+) {
+    let options = |case: &Case| on(case_options(case).static_kernel(static_kernel_of(case)));
+    check_kernel_cases("static_kernels", (6, 6), options, f64);
+}
+
 #[test]
 fn point_kernels_match_pysiglib() {
     check_point_kernel_cases(|o| o.device(roughsig::Device::Cpu), true);
@@ -160,66 +173,18 @@ fn point_kernels_match_pysiglib() {
 /// `normalize`, `return_grid`; kernels and both gradients in f64 (1e-10) and f32.
 #[test]
 fn polynomial_solver_matches_pysiglib() {
-    let dir = reference_dir("polynomial_solver");
-    let (kernels, grads) = (
-        Case::all_in(&dir, "sig_kernel"),
-        Case::all_in(&dir, "sig_kernel_backprop"),
-    );
-    assert_eq!((kernels.len(), grads.len()), (7, 5));
     let options = |case: &Case| {
-        let kernel: StaticKernel = case.json["params"]["static_kernel"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
         SigKernelOptions::default()
             .solver(roughsig::KernelSolver::Polynomial {
                 order: case.usize("order"),
             })
-            .static_kernel(kernel)
+            .static_kernel(static_kernel_of(case))
             .time_aug(case.flag("time_aug"))
             .lead_lag(case.flag("lead_lag"))
             .normalize(case.flag("normalize"))
             .return_grid(case.flag("return_grid"))
     };
-    for case in &kernels {
-        let (x, y, opts) = (case.array("path1"), case.array("path2"), options(case));
-        let want = case.array("kernel");
-        let got = sig_kernel(x.view(), y.view(), &opts).unwrap();
-        assert_close(&case.name, &got, &want, 1e-10, 1e-12);
-        let got32 = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
-        let (r, a) = F32_TOL;
-        assert_close(&case.name, &to_f64(&got32), &want, r, a);
-    }
-    for case in &grads {
-        let (x, y, d) = (
-            case.array("path1"),
-            case.array("path2"),
-            case.array("derivs"),
-        );
-        let opts = options(case);
-        let (gx, gy) = sig_kernel_backprop(d.view(), x.view(), y.view(), &opts).unwrap();
-        let (want_x, want_y) = (case.array("path1_derivs"), case.array("path2_derivs"));
-        assert_close(&format!("{} dx", case.name), &gx, &want_x, 1e-10, 1e-12);
-        assert_close(&format!("{} dy", case.name), &gy, &want_y, 1e-10, 1e-12);
-        let (x32, y32, d32) = (to_f32(&x), to_f32(&y), to_f32(&d));
-        let (gx, gy) = sig_kernel_backprop(d32.view(), x32.view(), y32.view(), &opts).unwrap();
-        let (r, a) = F32_GRAD_TOL;
-        assert_close(
-            &format!("{} dx f32", case.name),
-            &to_f64(&gx),
-            &want_x,
-            r,
-            a,
-        );
-        assert_close(
-            &format!("{} dy f32", case.name),
-            &to_f64(&gy),
-            &want_y,
-            r,
-            a,
-        );
-    }
+    check_kernel_cases("polynomial_solver", (7, 5), options, true);
 }
 
 /// At a high order the polynomial solver converges to the PDE's solution, which the
@@ -403,7 +368,9 @@ fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64>
     g
 }
 
-fn kernels() -> [StaticKernel; 9] {
+/// Every static kernel but a custom one: bilinear, radial, and the polynomial with an integer and a
+/// fractional degree.
+pub(crate) fn kernels() -> [StaticKernel; 9] {
     [
         StaticKernel::Linear,
         StaticKernel::ScaledLinear { scale: 0.8 },
