@@ -230,7 +230,8 @@ pub fn log_sig_corrected<T: Scalar, D0: Dimension, D1: Dimension>(
 /// dimension (lead-lag doubles it, time augmentation adds the time as the last letter) costs
 /// `O(length·k²)`, whatever the dimension. Output `(batch…, words.len())`, or with `prefixes` every
 /// word's non-empty prefixes in turn, `(i_1)`, `(i_1, i_2)`, …, the word (`(batch…, Σ max(k, 1))`).
-/// The empty word's coefficient is 1. Runs on the CPU (`Device::Gpu` is an error).
+/// The empty word's coefficient is 1. Runs on the CPU or the GPU (one invocation per path and word,
+/// words of up to 32 letters; longer ones on the CPU).
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig, sig_coef, SigOptions};
@@ -255,7 +256,7 @@ pub fn sig_coef<T: Scalar, D: Dimension>(
 /// `(batch…, words.len())` for the words' coefficients, or `(batch…, Σ max(k, 1))` for every
 /// prefix's (the layout of [`sig_coef`] with `prefixes`). The exact adjoint of the coefficients'
 /// recursion, from states recomputed along the path (not from inverse segments). Output
-/// `(batch…, length, dim)`.
+/// `(batch…, length, dim)`. Runs on the CPU (`Device::Gpu` is an error).
 pub fn sig_coef_backprop<T: Scalar, D0: Dimension, D1: Dimension>(
     paths: ArrayView<'_, T, D0>,
     words: &[Vec<usize>],

@@ -14,7 +14,11 @@
 
 use crate::batch::{check_bytes, check_result, paths as path_rows, zeros, Rows};
 use crate::cpu::par_rows;
+use crate::device::{execute, on_gpu};
+#[cfg(feature = "gpu")]
+use crate::gpu;
 use crate::layout::aug_dim;
+use crate::scalar::Precision;
 use crate::transform::{transform_path, transform_path_backprop};
 use crate::{Device, Error, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
@@ -34,24 +38,43 @@ pub(crate) fn sig_coef<T: Scalar>(
     };
     let mut out_shape = path.batch_shape.clone();
     out_shape.push(row);
-    let mut out = zeros::<T>("signature coefficients", &out_shape)?;
-    let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
-    let threads = crate::threads(options.exec.n_jobs)?;
-    par_rows(threads, slice, row, Vec::new, |states, b, row| {
-        let x = path.item(b);
-        let mut at = 0;
-        for word in words {
-            let c = path.run(x, word, states);
-            if prefixes {
-                let k = word.len().max(1);
-                row[at..at + k].copy_from_slice(&c[c.len() - k..]);
-                at += k;
-            } else {
-                row[at] = c[word.len()];
-                at += 1;
-            }
-        }
-    });
+    let batch = path.rows.batch();
+    // About `len·k²` multiply-adds per word and path.
+    let per_path: u128 = words.iter().map(|w| (w.len() * w.len()) as u128 + 1).sum();
+    let work = batch as u128 * path.len as u128 * per_path;
+    let out = execute(
+        &options.exec.device,
+        options.exec.n_jobs,
+        Precision::of::<T>(),
+        work,
+        on_gpu!(|device| {
+            let mut out = zeros::<T>("signature coefficients", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            let shape = (batch, path.len, path.dim);
+            gpu::sig_coef(device, path.points(), shape, words, prefixes, slice)?;
+            Ok(out)
+        }),
+        |threads| {
+            let mut out = zeros::<T>("signature coefficients", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            par_rows(threads, slice, row, Vec::new, |states, b, row| {
+                let x = path.item(b);
+                let mut at = 0;
+                for word in words {
+                    let c = path.run(x, word, states);
+                    if prefixes {
+                        let k = word.len().max(1);
+                        row[at..at + k].copy_from_slice(&c[c.len() - k..]);
+                        at += k;
+                    } else {
+                        row[at] = c[word.len()];
+                        at += 1;
+                    }
+                }
+            });
+            Ok(out)
+        },
+    )?;
     check_result("signature coefficients", &out, 1)?;
     Ok(out)
 }
@@ -63,6 +86,13 @@ pub(crate) fn sig_coef_backprop<T: Scalar>(
     derivs: ArrayViewD<'_, T>,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
+    if let Device::Gpu(_) = options.exec.device {
+        return Err(Error::Device(
+            "the signature coefficients' gradient runs on the CPU only: use Device::Cpu or \
+             Device::Auto"
+                .into(),
+        ));
+    }
     let path = Transformed::new(paths, words, options)?;
     let d = Rows::new("derivs", derivs, 1)?;
     d.check_finite("derivs", false)?;
@@ -140,12 +170,6 @@ struct Transformed<'a, T> {
 impl<'a, T: Scalar> Transformed<'a, T> {
     fn new(paths: ArrayViewD<'a, T>, words: &[Vec<usize>], options: &SigOptions) -> Result<Self> {
         options.validate::<T>()?;
-        if let Device::Gpu(_) = options.exec.device {
-            return Err(Error::Device(
-                "signature coefficients run on the CPU only: use Device::Cpu or Device::Auto"
-                    .into(),
-            ));
-        }
         let rows = path_rows("path", paths.clone())?;
         let t = &options.transform;
         let dim = aug_dim(rows.last(), t.time_aug, t.lead_lag)?;
@@ -191,14 +215,18 @@ impl<'a, T: Scalar> Transformed<'a, T> {
         })
     }
 
-    /// The points of batch item `b`.
-    fn item(&self, b: usize) -> &[T] {
-        let all = match &self.transformed {
+    /// Every batch item's points, end to end.
+    fn points(&self) -> &[T] {
+        match &self.transformed {
             Some(a) => a.as_slice().expect("fresh arrays are contiguous"),
             None => self.rows.slice(),
-        };
+        }
+    }
+
+    /// The points of batch item `b`.
+    fn item(&self, b: usize) -> &[T] {
         let n = self.len * self.dim;
-        &all[b * n..(b + 1) * n]
+        &self.points()[b * n..(b + 1) * n]
     }
 
     /// The coefficients `c_0 … c_k` of `word`'s prefixes over the path `x`; `states` keeps them

@@ -162,8 +162,42 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     helpers: &[],
 };
 
+/// Chosen words' signature coefficients (`sig_coef`): one invocation per (path, word).
+pub const SIG_COEF: Kernel = Kernel {
+    name: "sig_coef",
+    source: include_str!("../../shaders/sig_coef.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "points", StorageRead),
+        binding(2, "letters", StorageRead),
+        binding(3, "starts", StorageRead),
+        binding(4, "outs", StorageRead),
+        binding(5, "out", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<SigCoefParams>(),
+    helpers: &[],
+};
+
+/// The uniform block of `sig_coef.wgsl` (`struct Params` there, field for field).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SigCoefParams {
+    /// Paths in this dispatch, their points and channels.
+    pub n_paths: u32,
+    pub len: u32,
+    pub dim: u32,
+    /// Words, and the coefficients per output row.
+    pub n_words: u32,
+    pub out_row: u32,
+    /// 1: every prefix's coefficient; 0: the word's only.
+    pub prefixes: u32,
+    pub _pad: [u32; 2],
+}
+
 /// Every kernel, by name.
 pub const KERNELS: &[&Kernel] = &[
+    &SIG_COEF,
     &SIG_KERNEL_GRAM,
     &SIG_KERNEL_CHAIN,
     &SIG_KERNEL_FORWARD,

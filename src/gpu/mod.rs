@@ -50,6 +50,7 @@ mod resident;
 /// The signature engine, public for its plan and shader tests only.
 #[doc(hidden)]
 pub mod sig;
+mod sig_coef;
 pub(crate) mod sig_kernel;
 
 #[doc(hidden)]
@@ -62,6 +63,7 @@ pub(crate) use log_sig::{
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
+pub(crate) use sig_coef::sig_coef;
 #[doc(hidden)]
 pub use sig_kernel::set_max_grid_rows;
 pub(crate) use sig_kernel::{

@@ -20,6 +20,8 @@ mod gpu_plan;
 #[cfg(feature = "gpu")]
 mod gpu_shaders;
 #[cfg(feature = "gpu")]
+mod gpu_sig_coef;
+#[cfg(feature = "gpu")]
 mod gpu_sig_kernel;
 mod log_sig_combine;
 mod log_sig_to_sig;

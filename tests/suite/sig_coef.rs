@@ -8,7 +8,7 @@ use ndarray_npy::ReadNpyExt;
 use roughsig::{sig, sig_coef, sig_coef_backprop, word_to_idx, words, Device, Error, SigOptions};
 use std::path::{Path, PathBuf};
 
-fn cases() -> Vec<PathBuf> {
+pub(crate) fn cases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sig_coef");
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -20,12 +20,12 @@ fn cases() -> Vec<PathBuf> {
     v
 }
 
-fn array(case: &Path, name: &str) -> ArrayD<f64> {
+pub(crate) fn array(case: &Path, name: &str) -> ArrayD<f64> {
     let file = std::fs::File::open(case.join(format!("{name}.npy"))).unwrap();
     ArrayD::<f64>::read_npy(file).unwrap()
 }
 
-fn setup(case: &Path) -> (Vec<Vec<usize>>, SigOptions) {
+pub(crate) fn setup(case: &Path) -> (Vec<Vec<usize>>, SigOptions) {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).unwrap()).unwrap();
     let words = json["words"]
@@ -140,7 +140,8 @@ fn sig_coef_bad_input_is_an_error() {
     let derivs = random(&[2, 3], 46);
     let err = sig_coef_backprop(path.view(), &words, derivs.view(), &opts).unwrap_err();
     assert!(err.to_string().contains("derivs has shape"), "{err}");
+    // The gradient runs on the CPU only.
     let gpu = opts.clone().device(Device::Gpu(None));
-    let err = sig_coef(path.view(), &words, false, &gpu).unwrap_err();
+    let err = sig_coef_backprop(path.view(), &words, derivs.view(), &gpu).unwrap_err();
     assert!(matches!(err, Error::Device(_)), "{err}");
 }

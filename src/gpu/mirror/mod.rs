@@ -10,6 +10,7 @@
     clippy::manual_div_ceil
 )]
 
+pub(crate) mod sig_coef;
 pub(crate) mod sig_kernel_backward;
 pub(crate) mod sig_kernel_chain;
 pub(crate) mod sig_kernel_forward;

@@ -1,0 +1,90 @@
+// sig_coef: the signature coefficients of chosen words, one invocation per (path, word), as
+// src/sig_coef.rs computes them on the CPU. A word (i_1, …, i_k) keeps its prefixes' coefficients
+// c_0 = 1, c_1, …, c_k in registers and crosses each straight segment of increment Δ by Chen's
+// identity restricted to them,
+//
+//   c_j ← c_j + Σ_{m<j} c_m · Δ_{i_{m+1}} ⋯ Δ_{i_j} / (j − m)!     (Horner's rule, j from k down),
+//
+// O(length · k²) per word, whatever the dimension. The paths come already time-augmented and
+// lead-lagged from the host (points, `dim` channels).
+//
+// Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
+// `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
+
+alias scalar = f32;
+
+struct Params {
+    // Paths in this dispatch, and their points and channels.
+    n_paths: u32,
+    len: u32,
+    dim: u32,
+    // Words, and each path's output row: one coefficient per word, or each word's prefixes.
+    n_words: u32,
+    out_row: u32,
+    prefixes: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// n_paths rows of len·dim points.
+@group(0) @binding(1) var<storage, read> points: array<scalar>;
+// The words' letters end to end; word w is letters[starts[w] .. starts[w + 1]].
+@group(0) @binding(2) var<storage, read> letters: array<u32>;
+@group(0) @binding(3) var<storage, read> starts: array<u32>;
+// Where word w's coefficients start in an output row.
+@group(0) @binding(4) var<storage, read> outs: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<scalar>;
+
+const WG: u32 = 64u;
+// The longest word on the GPU (the host runs longer ones on the CPU).
+const MAX_K: u32 = 32u;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let item = (wid.y * groups.x + wid.x) * WG + lid;
+    if item >= params.n_paths * params.n_words {
+        return;
+    }
+    let p = item / params.n_words;
+    let w = item % params.n_words;
+    let start = starts[w];
+    let k = min(starts[w + 1u] - start, MAX_K);
+    let d = params.dim;
+    let base = p * params.len * d;
+    var c: array<scalar, 33>;
+    var delta: array<scalar, 32>;
+    c[0] = scalar(1.0);
+    for (var j = 1u; j <= k; j++) {
+        c[j] = scalar(0.0);
+    }
+    for (var s = 0u; s + 1u < params.len; s++) {
+        for (var m = 0u; m < k; m++) {
+            let l = letters[start + m];
+            delta[m] = points[base + (s + 1u) * d + l] - points[base + s * d + l];
+        }
+        for (var jj = 0u; jj < k; jj++) {
+            let j = k - jj;
+            var acc = scalar(0.0);
+            for (var m = 0u; m < j; m++) {
+                acc = (acc + c[m]) * delta[m] * (scalar(1.0) / scalar(j - m));
+            }
+            c[j] = c[j] + acc;
+        }
+    }
+    let row = p * params.out_row + outs[w];
+    if params.prefixes == 0u {
+        out[row] = c[k];
+        return;
+    }
+    if k == 0u {
+        out[row] = scalar(1.0);
+    }
+    for (var j = 1u; j <= k; j++) {
+        out[row + j - 1u] = c[j];
+    }
+}
