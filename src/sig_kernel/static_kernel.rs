@@ -104,68 +104,67 @@ impl<T: Scalar> Point<T> {
     /// polynomial one (whose `∂κ/∂q` is `h·p`).
     fn value_slope(&self, p: &[T], q: &[T]) -> (T, T) {
         let two = T::from_f64(2.0);
-        match self.clone() {
-            Point::Polynomial {
-                degree,
-                gamma,
-                scale,
-                clamp,
-            } => {
-                let mut base = gamma;
-                for (&a, &b) in p.iter().zip(q) {
-                    base += a * b;
-                }
-                if degree == T::zero() {
-                    return (scale, T::zero());
-                }
-                if clamp && base <= T::zero() {
-                    return (T::zero(), T::zero());
-                }
-                let below = base.powf(degree - T::one());
-                (scale * below * base, scale * degree * below)
+        if let Point::Polynomial {
+            degree,
+            gamma,
+            scale,
+            clamp,
+        } = *self
+        {
+            let mut base = gamma;
+            for (&a, &b) in p.iter().zip(q) {
+                base += a * b;
             }
-            radial => {
-                let r2 = p.iter().zip(q).fold(T::zero(), |acc, (&a, &b)| {
-                    let d = a - b;
-                    acc + d * d
-                });
-                match radial {
-                    Point::Rbf { inv_sigma } => {
-                        let k = (-r2 * inv_sigma).exp();
-                        (k, -two * inv_sigma * k)
-                    }
-                    Point::Matern12 { inv_sigma } => {
-                        let r = r2.sqrt();
-                        let k = (-r * inv_sigma).exp();
-                        // At r = 0 the kernel has a kink; its gradient there is taken as 0.
-                        let h = if r > T::zero() {
-                            -inv_sigma * k / r
-                        } else {
-                            T::zero()
-                        };
-                        (k, h)
-                    }
-                    Point::Matern32 { a } => {
-                        let u = a * r2.sqrt();
-                        let e = (-u).exp();
-                        ((T::one() + u) * e, -a * a * e)
-                    }
-                    Point::Matern52 { a } => {
-                        let u = a * r2.sqrt();
-                        let e = (-u).exp();
-                        let three = T::from_f64(3.0);
-                        (
-                            (T::one() + u + u * u / three) * e,
-                            -a * a / three * (T::one() + u) * e,
-                        )
-                    }
-                    Point::RationalQuadratic { c, alpha } => {
-                        let b = T::one() + r2 * c;
-                        let k = b.powf(-alpha);
-                        (k, -two * alpha * c * k / b)
-                    }
-                    Point::Polynomial { .. } | Point::Custom(_) => unreachable!("handled apart"),
-                }
+            if degree == T::zero() {
+                return (scale, T::zero());
+            }
+            if clamp && base <= T::zero() {
+                return (T::zero(), T::zero());
+            }
+            let below = base.powf(degree - T::one());
+            return (scale * below * base, scale * degree * below);
+        }
+        let r2 = p.iter().zip(q).fold(T::zero(), |acc, (&a, &b)| {
+            let d = a - b;
+            acc + d * d
+        });
+        match *self {
+            Point::Rbf { inv_sigma } => {
+                let k = (-r2 * inv_sigma).exp();
+                (k, -two * inv_sigma * k)
+            }
+            Point::Matern12 { inv_sigma } => {
+                let r = r2.sqrt();
+                let k = (-r * inv_sigma).exp();
+                // At r = 0 the kernel has a kink; its gradient there is taken as 0.
+                let h = if r > T::zero() {
+                    -inv_sigma * k / r
+                } else {
+                    T::zero()
+                };
+                (k, h)
+            }
+            Point::Matern32 { a } => {
+                let u = a * r2.sqrt();
+                let e = (-u).exp();
+                ((T::one() + u) * e, -a * a * e)
+            }
+            Point::Matern52 { a } => {
+                let u = a * r2.sqrt();
+                let e = (-u).exp();
+                let three = T::from_f64(3.0);
+                (
+                    (T::one() + u + u * u / three) * e,
+                    -a * a / three * (T::one() + u) * e,
+                )
+            }
+            Point::RationalQuadratic { c, alpha } => {
+                let b = T::one() + r2 * c;
+                let k = b.powf(-alpha);
+                (k, -two * alpha * c * k / b)
+            }
+            Point::Polynomial { .. } | Point::Custom(_) => {
+                unreachable!("the polynomial kernel is handled above, custom ones by the caller")
             }
         }
     }
