@@ -195,6 +195,12 @@ def kernel_rows(binary, repeats, threads, rng):
             ("dyadic order 2", {"dyadic_order": 2}, ["--dyadic-order", "2"]),
             ("polynomial order 8", {"method": "polynomial", "order": 8},
              ["--method", "polynomial", "--order", "8"]),
+            ("Matérn-3/2 kernel, dyadic order 1",
+             {"dyadic_order": 1, "static_kernel": pysiglib.Matern32Kernel(0.05)},
+             ["--dyadic-order", "1", "--static-kernel", "matern32:0.05"]),
+            ("rational-quadratic kernel, dyadic order 1",
+             {"dyadic_order": 1, "static_kernel": pysiglib.RationalQuadraticKernel(0.05, 2.0)},
+             ["--dyadic-order", "1", "--static-kernel", "rational-quadratic:0.05,2.0"]),
         ]
         for label, kw, solver in solvers:
             def theirs():
