@@ -148,6 +148,15 @@ def test_gpu_results_match_the_cpu():
         ls = roughsig.log_sig(xs, 3, method=2, device="gpu")
         lc = roughsig.log_sig(xs, 3, method=2, device="cpu")
         np.testing.assert_allclose(ls, lc, rtol=rtol, atol=rtol * np.abs(lc).max())
+        words = [[0, 1], [2], [1, 1, 0, 2]]
+        cg = roughsig.sig_coef(xs, words, prefixes=True, device="gpu")
+        cc = roughsig.sig_coef(xs, words, prefixes=True, device="cpu")
+        np.testing.assert_allclose(cg, cc, rtol=rtol, atol=rtol * np.abs(cc).max())
+        k = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="gpu",
+                                static_kernel=roughsig.Matern32Kernel(1.5))
+        kc = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="cpu",
+                                 static_kernel=roughsig.Matern32Kernel(1.5))
+        np.testing.assert_allclose(k, kc, rtol=rtol * 10)
 
 
 def test_devices_are_listed_with_the_auto_choice():
