@@ -752,3 +752,14 @@ impl Common {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every subcommand: no two arguments share a name or a short flag, every
+    /// `requires`, `conflicts_with` and `required_if_eq` names an argument that exists.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
