@@ -20,8 +20,9 @@ mod gpu;
 mod metrics;
 mod options;
 pub(crate) mod pde;
+pub(crate) mod point_kernel;
 mod polynomial;
-pub(crate) mod static_kernel;
+mod static_kernel;
 
 pub(crate) use metrics::{
     expected_sig_score, expected_sig_score_backprop, sig_mmd, sig_mmd_backprop, sig_score,

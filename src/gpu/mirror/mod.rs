@@ -228,19 +228,19 @@ impl PairsCase {
                     .iter()
                     .flat_map(|&(p, q)| [p as u32, q as u32])
                     .collect();
-                let (kind, point_kernel, consts) = match crate::sig_kernel::static_kernel::Point::<
-                    f64,
-                >::new(&kernel)
-                {
-                    Some(point) => {
-                        let (k, consts) = point.gpu_constants();
-                        (1, k, consts)
-                    }
-                    None => match kernel {
-                        StaticKernel::ScaledLinear { scale: s } => (0, 0, [s * s, 0.0, 0.0, 0.0]),
-                        _ => (0, 0, [1.0, 0.0, 0.0, 0.0]),
-                    },
-                };
+                let (kind, point_kernel, consts) =
+                    match crate::sig_kernel::point_kernel::Point::<f64>::new(&kernel) {
+                        Some(point) => {
+                            let (k, consts) = point.gpu_constants();
+                            (1, k, consts)
+                        }
+                        None => match kernel {
+                            StaticKernel::ScaledLinear { scale: s } => {
+                                (0, 0, [s * s, 0.0, 0.0, 0.0])
+                            }
+                            _ => (0, 0, [1.0, 0.0, 0.0, 0.0]),
+                        },
+                    };
                 PairsCase {
                     opts,
                     dim,
