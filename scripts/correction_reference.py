@@ -10,21 +10,15 @@ Paths are seeded random walks; corrections are seeded noise of every accepted sh
 all segments, one per segment, one per segment and path, and rows holding fewer levels than the
 degree.
 """
-import json
-import os
 import sys
 
 import numpy as np
 import pysiglib
 
+from reference_cases import write
+
 out_dir = sys.argv[1]
 rng = np.random.default_rng(2031)
-
-
-def save(case_dir, arrays):
-    for name, a in arrays.items():
-        np.save(os.path.join(case_dir, name + ".npy"), np.array(a, dtype=np.float64, order="C"))
-    return {name: {"file": name + ".npy", "shape": list(np.shape(a))} for name, a in arrays.items()}
 
 
 def width(d, m):
@@ -63,17 +57,6 @@ def kwargs_source(params):
     return "".join(f", {k}={v!r}" for k, v in params.items())
 
 
-def write(name, function, call, params, inputs, outputs):
-    d = os.path.join(out_dir, name)
-    os.makedirs(d, exist_ok=True)
-    case = {"function": function, "call": call, "params": params,
-            "inputs": save(d, inputs), "outputs": save(d, outputs),
-            "generator": f"pysiglib {pysiglib.__version__}"}
-    with open(os.path.join(d, "case.json"), "w") as f:
-        json.dump(case, f, indent=1)
-    print(name, {k: np.shape(v) for k, v in outputs.items()})
-
-
 for k, (shape, degree, m, layout, params) in enumerate(CASES):
     path = rng.standard_normal(shape).cumsum(axis=-2) / np.sqrt(shape[-2])
     corr = correction_for(shape, m, layout)
@@ -82,14 +65,14 @@ for k, (shape, degree, m, layout, params) in enumerate(CASES):
     call = f"pysiglib.sig(path, {degree}, correction=correction{kw})"
     scope = {"pysiglib": pysiglib, "path": path.copy(), "correction": corr.copy()}
     s = np.asarray(eval(call, scope))
-    write(f"sig_{k}", "sig", call, params, {"path": path, "correction": corr}, {"sig": s})
+    write(out_dir, f"sig_{k}", "sig", call, params, {"path": path, "correction": corr}, {"sig": s})
     derivs = rng.standard_normal(s.shape)
     bp_kw = kwargs_source({k: v for k, v in params.items() if k not in ("degree", "scalar_term")})
     bp_call = (f"pysiglib.sig_backprop(path, sig, sig_derivs, {degree}, correction=correction"
                f"{bp_kw})")
     scope.update(sig=s.copy(), sig_derivs=derivs.copy())
     g = np.asarray(eval(bp_call, scope))
-    write(f"sig_backprop_{k}", "sig_backprop", bp_call, params,
+    write(out_dir, f"sig_backprop_{k}", "sig_backprop", bp_call, params,
           {"path": path, "correction": corr, "sig": s, "sig_derivs": derivs}, {"grad": g})
 
 for k, (shape, degree, m, layout, params) in enumerate(LOG_CASES):
@@ -102,5 +85,5 @@ for k, (shape, degree, m, layout, params) in enumerate(LOG_CASES):
     call = f"pysiglib.log_sig(path, {degree}, correction=correction{kw})"
     scope = {"pysiglib": pysiglib, "path": path.copy(), "correction": corr.copy()}
     out = np.asarray(eval(call, scope))
-    write(f"log_sig_{k}", "log_sig", call, params, {"path": path, "correction": corr},
+    write(out_dir, f"log_sig_{k}", "log_sig", call, params, {"path": path, "correction": corr},
           {"log_sig": out})

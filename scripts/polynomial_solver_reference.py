@@ -7,21 +7,15 @@
     python -m venv v && v/bin/pip install pysiglib==4.0.0      # brings torch
     v/bin/python scripts/polynomial_solver_reference.py tests/data/polynomial_solver
 """
-import json
-import os
 import sys
 
 import numpy as np
 import pysiglib
 
+from reference_cases import write
+
 out_dir = sys.argv[1]
 rng = np.random.default_rng(2035)
-
-
-def save(case_dir, arrays):
-    for name, a in arrays.items():
-        np.save(os.path.join(case_dir, name + ".npy"), np.array(a, dtype=np.float64, order="C"))
-    return {name: {"file": name + ".npy", "shape": list(np.shape(a))} for name, a in arrays.items()}
 
 
 # (name, order, static kernel: constructor source and CLI spelling, other keyword arguments, and
@@ -56,12 +50,5 @@ for name, order, kernel, kw, with_backprop in CASES:
     for function, call, inputs, outputs in runs:
         got = eval(call, scope)
         got = got if isinstance(got, tuple) else (got,)
-        d = os.path.join(out_dir, f"{function}_{name}")
-        os.makedirs(d, exist_ok=True)
-        case = {"function": function, "call": call, "params": params,
-                "inputs": save(d, inputs),
-                "outputs": save(d, {k: np.asarray(v) for k, v in zip(outputs, got)}),
-                "generator": f"pysiglib {pysiglib.__version__}"}
-        with open(os.path.join(d, "case.json"), "w") as f:
-            json.dump(case, f, indent=1)
-        print(function, name, [np.shape(v) for v in got])
+        write(out_dir, f"{function}_{name}", function, call, params, inputs,
+              {k: np.asarray(v) for k, v in zip(outputs, got)})
