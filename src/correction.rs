@@ -35,11 +35,20 @@ pub(crate) fn sig_corrected<T: Scalar>(
     let Some(c) = Correction::new(correction, &p, degree, options)? else {
         return crate::sig::sig(paths, degree, options);
     };
+    corrected(&p, &c, options)
+}
+
+/// The corrected signatures of the checked paths `p`.
+fn corrected<T: Scalar>(
+    p: &Rows<'_, T>,
+    c: &Correction<'_, T>,
+    options: &SigOptions,
+) -> Result<ArrayD<T>> {
     let st = options.scalar_term as usize;
     let n = c.shape.len();
     let mut out_shape = p.batch_shape.clone();
     out_shape.push(n + st);
-    let x = transformed(&p, options)?;
+    let x = transformed(p, options)?;
     let out = cpu_only::<T, _>("sig with a correction", options, |threads| {
         let mut out = zeros::<T>("signature", &out_shape)?;
         par_rows(
@@ -51,7 +60,7 @@ pub(crate) fn sig_corrected<T: Scalar>(
                 row[..st].fill(T::one());
                 let s = &mut row[st..];
                 for k in 0..c.segments {
-                    ws.segment(&c, &x, b, k);
+                    ws.segment(c, &x, b, k);
                     tensor_mul(&c.shape, s, &ws.e, &mut ws.tmp);
                     s.copy_from_slice(&ws.tmp);
                 }
@@ -139,10 +148,10 @@ pub(crate) fn log_sig_corrected<T: Scalar>(
 ) -> Result<ArrayD<T>> {
     options.validate::<T>()?;
     let p = path_rows("path", paths.view())?;
-    if Correction::new(correction.view(), &p, degree, options)?.is_none() {
+    let Some(c) = Correction::new(correction, &p, degree, options)? else {
         return crate::logsig::log_sig(paths.view(), degree, method, options);
-    }
-    let sigs = sig_corrected(paths.view(), correction, degree, options)?;
+    };
+    let sigs = corrected(&p, &c, options)?;
     crate::logsig::sig_to_log_sig(sigs.view(), p.last(), degree, method, options)
 }
 
