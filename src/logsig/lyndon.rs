@@ -159,6 +159,22 @@ impl Basis {
         starts
     }
 
+    /// The standard factorisation `w = uv` of every Lyndon word, as the positions of `u` and `v`
+    /// (`None` for the letters), in output order.
+    pub fn factors(&self) -> Vec<Option<(usize, usize)>> {
+        let starts = self.level_starts();
+        (0..self.len())
+            .map(|p| {
+                let k = starts.partition_point(|&s| s <= p);
+                (k > 1).then(|| {
+                    let (u, v, _) =
+                        self.standard_factorisation(k, self.flat[p] - self.shape.offset(k));
+                    (u, v)
+                })
+            })
+            .collect()
+    }
+
     /// Position of the Lyndon word with this flat index, if it is one.
     pub fn position(&self, flat: usize) -> Option<usize> {
         self.flat.binary_search(&flat).ok()

@@ -7,12 +7,15 @@
 //!   signature's layout;
 //! - [`LogSigMethod::Words`] (method 1): the logarithm's coefficients at the Lyndon words only (a Lie
 //!   element is determined by them);
-//! - [`LogSigMethod::Lyndon`] (methods 2 and 3): coordinates in the Lyndon bracket basis, iisignature's
-//!   'S' convention.
+//! - [`LogSigMethod::Lyndon`] (method 2): coordinates in the Lyndon bracket basis, iisignature's
+//!   'S' convention, from the signature;
+//! - [`LogSigMethod::Bch`] (method 3): the same coordinates computed in the Lie algebra by
+//!   Baker–Campbell–Hausdorff products of the increments (`bch`), never holding a signature.
 //!
 //! The last two are ordered like [`lyndon_words`]: by length, then lexicographically. Bases are built
 //! on first use for each `(dimension, degree)` and cached; nothing has to be prepared.
 
+mod bch;
 mod combine;
 mod lyndon;
 mod to_sig;
@@ -48,8 +51,13 @@ pub enum LogSigMethod {
     /// The tensor logarithm's coefficients at the Lyndon words (pySigLib method 1, its default).
     #[default]
     Words,
-    /// Coordinates in the Lyndon bracket basis (pySigLib methods 2 and 3, iisignature 'S').
+    /// Coordinates in the Lyndon bracket basis (pySigLib method 2, iisignature 'S').
     Lyndon,
+    /// `Lyndon`'s coordinates computed without the signature, by Baker–Campbell–Hausdorff products
+    /// of the increments in the Lyndon basis (pySigLib method 3): memory of a few log-signatures per
+    /// thread instead of `d^N`. `log_sig` and `log_sig_backprop` on the CPU compute it so; elsewhere
+    /// (the GPU, ragged paths, corrections, the conversions) it is `Lyndon`.
+    Bch,
 }
 
 impl LogSigMethod {
@@ -58,7 +66,8 @@ impl LogSigMethod {
         match method {
             0 => Ok(LogSigMethod::Expanded),
             1 => Ok(LogSigMethod::Words),
-            2 | 3 => Ok(LogSigMethod::Lyndon),
+            2 => Ok(LogSigMethod::Lyndon),
+            3 => Ok(LogSigMethod::Bch),
             other => Err(Error::invalid(format!(
                 "method must be one of 0, 1, 2 or 3, got {other}"
             ))),
@@ -71,22 +80,32 @@ impl LogSigMethod {
             LogSigMethod::Expanded => "expanded",
             LogSigMethod::Words => "words",
             LogSigMethod::Lyndon => "lyndon",
+            LogSigMethod::Bch => "bch",
+        }
+    }
+
+    /// The output's form: `Bch` reports `Lyndon`'s coordinates.
+    pub(crate) fn layout(self) -> LogSigMethod {
+        match self {
+            LogSigMethod::Bch => LogSigMethod::Lyndon,
+            other => other,
         }
     }
 }
 
 impl std::str::FromStr for LogSigMethod {
     type Err = Error;
-    /// `expanded`, `words` or `lyndon`, or pySigLib's numbers `0`–`3`.
+    /// `expanded`, `words`, `lyndon` or `bch`, or pySigLib's numbers `0`–`3`.
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "expanded" => Ok(LogSigMethod::Expanded),
             "words" => Ok(LogSigMethod::Words),
             "lyndon" => Ok(LogSigMethod::Lyndon),
+            "bch" => Ok(LogSigMethod::Bch),
             other => match other.parse::<i64>() {
                 Ok(n) => LogSigMethod::from_pysiglib(n),
                 Err(_) => Err(Error::invalid(format!(
-                    "unknown log-signature method '{other}' (expected expanded, words or lyndon)"
+                    "unknown log-signature method '{other}' (expected expanded, words, lyndon or bch)"
                 ))),
             },
         }
@@ -176,6 +195,9 @@ pub(crate) fn log_sig<T: Scalar>(
             Ok(out)
         }),
         |threads| {
+            if method == LogSigMethod::Bch {
+                return bch::log_sig(paths.view(), degree, options, threads);
+            }
             // `Expanded` has the signature's layout, so the logarithm replaces the signature row by
             // row and the call allocates (and first-touches) one output, not two.
             let in_place = plan.basis.is_none();
@@ -325,6 +347,9 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
             Ok(out)
         }),
         |threads| {
+            if method == LogSigMethod::Bch {
+                return bch::log_sig_backprop(paths.view(), &g, degree, options, threads);
+            }
             let cpu_options = sig_options
                 .clone()
                 .device(Device::Cpu)
@@ -483,6 +508,7 @@ impl Plan {
             return Err(Error::NotPositive { what: "dimension" });
         }
         let shape = TensorShape::new(dim, degree)?;
+        let method = method.layout();
         let basis = match method {
             LogSigMethod::Expanded => None,
             _ => Some(lyndon::basis(dim, degree)?),

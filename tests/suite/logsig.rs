@@ -9,10 +9,11 @@ use roughsig::{
     LogSigMethod, SigOptions, TensorShape,
 };
 
-const METHODS: [LogSigMethod; 3] = [
+const METHODS: [LogSigMethod; 4] = [
     LogSigMethod::Expanded,
     LogSigMethod::Words,
     LogSigMethod::Lyndon,
+    LogSigMethod::Bch,
 ];
 
 /// f32 results against the f64 reference: relative to the array's largest entry.
@@ -174,6 +175,44 @@ fn log_sig_forms_agree() {
         // The bracket coordinates, expanded back, give the words' coefficients.
         let back = lyndon_to_words(lyndon.view(), d, n).unwrap();
         assert_close(&format!("d={d} n={n}"), &back, &words, 1e-12, 1e-13);
+    }
+}
+
+/// The BCH route (in the Lie algebra) and the tensor route (through the signature) give the same
+/// coordinates: every dimension × degree up to 5 × 5, the transforms, paths of one and two points,
+/// f32 against f64, one thread and several.
+#[test]
+fn bch_equals_the_tensor_route() {
+    let flags = [
+        SigOptions::default(),
+        SigOptions::default()
+            .time_aug(true)
+            .lead_lag(true)
+            .end_time(2.0),
+    ];
+    for (d, n) in [(1, 5), (2, 1), (2, 7), (3, 5), (4, 4), (5, 3)] {
+        for (f, opts) in flags.iter().enumerate() {
+            for length in [1, 2, 9] {
+                let path = random(&[3, length, d], 100 + (d * 10 + n) as u64);
+                let name = format!("d={d} n={n} flags {f} length {length}");
+                let want = log_sig(path.view(), n, LogSigMethod::Lyndon, opts).unwrap();
+                let got = log_sig(path.view(), n, LogSigMethod::Bch, opts).unwrap();
+                assert_close(&name, &got, &want, 1e-11, 1e-12);
+                let one = opts.clone().n_jobs(1);
+                let single = log_sig(path.view(), n, LogSigMethod::Bch, &one).unwrap();
+                assert_eq!(single, got, "{name}: threads");
+                let got32 = log_sig(to_f32(&path).view(), n, LogSigMethod::Bch, opts).unwrap();
+                assert_close(&format!("{name} f32"), &to_f64(&got32), &want, 2e-4, 2e-4);
+                let derivs = random(&[3, want.shape()[1]], 7);
+                let g_want =
+                    log_sig_backprop(path.view(), derivs.view(), n, LogSigMethod::Lyndon, opts)
+                        .unwrap();
+                let g_got =
+                    log_sig_backprop(path.view(), derivs.view(), n, LogSigMethod::Bch, opts)
+                        .unwrap();
+                assert_close(&format!("{name} gradient"), &g_got, &g_want, 1e-10, 1e-11);
+            }
+        }
     }
 }
 
@@ -343,7 +382,8 @@ fn log_sig_method_names() {
         ("1", LogSigMethod::Words),
         ("lyndon", LogSigMethod::Lyndon),
         ("2", LogSigMethod::Lyndon),
-        ("3", LogSigMethod::Lyndon),
+        ("bch", LogSigMethod::Bch),
+        ("3", LogSigMethod::Bch),
     ] {
         assert_eq!(text.parse::<LogSigMethod>().unwrap(), want);
     }
