@@ -94,13 +94,16 @@ fn lex_less(dim: usize, (a, x): (usize, usize), (b, y): (usize, usize)) -> bool 
     }
 }
 
+/// A combination of basis elements: `(position, integer coefficient)`, sorted.
+type Combination = Arc<[(u32, i64)]>;
+
 /// The bracket of two Lyndon basis elements in the basis, by the rewriting rule, memoised.
 struct Rewriter<'a> {
     basis: &'a Basis,
     factors: Vec<Option<(usize, usize)>>,
     /// Each word's length and index within its level.
     word: Vec<(usize, usize)>,
-    memo: HashMap<(u32, u32), Arc<[(u32, i64)]>>,
+    memo: HashMap<(u32, u32), Combination>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -125,11 +128,11 @@ impl<'a> Rewriter<'a> {
     }
 
     /// `[P_u, P_v]` for `u < v` lexicographically (and `|u| + |v| ≤ N`).
-    fn ordered(&mut self, u: usize, v: usize) -> Arc<[(u32, i64)]> {
+    fn ordered(&mut self, u: usize, v: usize) -> Combination {
         if let Some(found) = self.memo.get(&(u as u32, v as u32)) {
             return found.clone();
         }
-        let result: Arc<[(u32, i64)]> = match self.factors[u] {
+        let result: Combination = match self.factors[u] {
             Some((a, b)) if self.less(b, v) => {
                 // Jacobi on u = [a, b]: [[a, b], v] = [a, [b, v]] − [b, [a, v]].
                 let mut sum: HashMap<u32, i64> = HashMap::new();
