@@ -629,8 +629,10 @@ pub struct Size {
 
 #[derive(Args, Debug, Clone)]
 pub struct Method {
-    /// expanded (the full tensor logarithm), words (its coefficients at the Lyndon words) or lyndon
-    /// (coordinates in the Lyndon bracket basis); pySigLib's numbers 0-3 are accepted too.
+    /// expanded (the full tensor logarithm), words (its coefficients at the Lyndon words), lyndon
+    /// (coordinates in the Lyndon bracket basis) or bch (lyndon's coordinates by BCH products in the
+    /// Lie algebra, without the signature: for large dimension × degree); pySigLib's numbers 0-3
+    /// are accepted too.
     #[arg(long, value_name = "METHOD", value_parser = parse_method)]
     pub method: LogSigMethod,
 }

@@ -74,31 +74,39 @@ fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>) {
 
 #[test]
 fn log_sig_matches_golden() {
-    let case = "logsig_m2_d2_deg3_L8_ta1_ll1_et2.5";
+    // pySigLib's methods 2 and 3: the tensor route and the BCH route.
+    for (case, method) in [
+        ("logsig_m2_d2_deg3_L8_ta1_ll1_et2.5", "lyndon"),
+        ("logsig_m3_d2_deg3_L8_ta1_ll1_et2.5", "bch"),
+    ] {
+        let out = out_path(method);
+        let o = out.to_str().unwrap();
+        let path = golden(case, "path.npy");
+        let args = [
+            "log-sig",
+            &path,
+            "--degree",
+            "3",
+            "--method",
+            method,
+            "--time-aug",
+            "--lead-lag",
+            "--end-time",
+            "2.5",
+            "-o",
+            o,
+            "--jobs",
+            "1",
+        ];
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+        let want = golden(case, "log_sig.npy");
+        let want = ArrayD::<f64>::read_npy(File::open(want).unwrap()).unwrap();
+        assert_close(&take(&out), &want);
+    }
     let out = out_path("lyndon");
     let o = out.to_str().unwrap();
-    let path = golden(case, "path.npy");
-    let args = [
-        "log-sig",
-        &path,
-        "--degree",
-        "3",
-        "--method",
-        "lyndon",
-        "--time-aug",
-        "--lead-lag",
-        "--end-time",
-        "2.5",
-        "-o",
-        o,
-        "--jobs",
-        "1",
-    ];
-    let (code, _, stderr) = run(&args);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
-    let want = ArrayD::<f64>::read_npy(File::open(golden(case, "log_sig.npy")).unwrap()).unwrap();
-    assert_close(&take(&out), &want);
 
     // The expanded form with its scalar slot, in f32, timed.
     let case = "logsig_m0_d3_deg3_L10_st1";

@@ -231,14 +231,25 @@ impl Structure {
     }
 }
 
-/// A value of the series: its coefficients at the positions of lengths `lo..=hi`, `values[0]` being
-/// the first word of length `lo`.
+/// A value of the series for `W` paths at once: its coefficients at the positions of lengths
+/// `lo..=hi`, interleaved by path (`values[(pos − base)·W + lane]`).
 #[derive(Clone, Copy)]
 struct Value<'a, T> {
     values: &'a [T],
     lo: usize,
     hi: usize,
     base: usize,
+}
+
+/// The `W` lanes of position `pos` of an interleaved buffer starting at position `base`.
+fn lanes<T, const W: usize>(values: &[T], pos: usize, base: usize) -> &[T; W] {
+    let at = (pos - base) * W;
+    values[at..at + W].try_into().expect("W lanes")
+}
+
+fn lanes_mut<T, const W: usize>(values: &mut [T], pos: usize, base: usize) -> &mut [T; W] {
+    let at = (pos - base) * W;
+    (&mut values[at..at + W]).try_into().expect("W lanes")
 }
 
 impl Engine {
@@ -313,25 +324,41 @@ impl Engine {
         })
     }
 
-    /// The values one thread's [`Scratch`] holds.
-    fn scratch_values(&self) -> u128 {
-        2 * (self.node_values as u128 + 2 * self.len as u128)
+    /// The values one thread's [`Scratch`] holds for `W` lanes.
+    fn scratch_values(&self, lanes: usize) -> u128 {
+        lanes as u128 * (2 * self.node_values as u128 + 3 * self.len as u128 + self.dim as u128)
     }
 
-    /// `out = [a, b]` over `out`'s degrees.
-    fn bracket<T: Scalar>(&self, a: Value<'_, T>, b: Value<'_, T>, out: &mut [T], out_base: usize) {
+    /// The positions a node's values cover.
+    fn span(&self, w: usize) -> std::ops::Range<usize> {
+        self.structure.span(self.nodes[w].lo, self.nodes[w].hi)
+    }
+
+    /// `out = [a, b]` over `out`'s degrees, `W` paths at once. Only the degree blocks `(p, q)` with
+    /// `p + q ≤ N` inside both operands' ranges are read.
+    fn bracket<T: Scalar, const W: usize>(
+        &self,
+        a: Value<'_, T>,
+        b: Value<'_, T>,
+        out: &mut [T],
+        out_base: usize,
+    ) {
         let s = &self.structure;
         let n = s.degree;
         out.fill(T::zero());
         for p in a.lo..=a.hi.min(n - b.lo) {
             for i in s.span(p, p) {
-                let ai = a.values[i - a.base];
-                if ai == T::zero() {
+                let ai = *lanes::<T, W>(a.values, i, a.base);
+                if ai.iter().all(|&x| x == T::zero()) {
                     continue;
                 }
                 for t in s.row(i, b.lo, b.hi.min(n - p)) {
-                    let bj = b.values[t.j as usize - b.base];
-                    out[t.k as usize - out_base] += ai * T::from_f64(t.c) * bj;
+                    let c = T::from_f64(t.c);
+                    let bj = lanes::<T, W>(b.values, t.j as usize, b.base);
+                    let o = lanes_mut::<T, W>(out, t.k as usize, out_base);
+                    for l in 0..W {
+                        o[l] += c * ai[l] * bj[l];
+                    }
                 }
             }
         }
@@ -339,7 +366,7 @@ impl Engine {
 
     /// The adjoint of [`Engine::bracket`]: `da += ∂/∂a ⟨dout, [a, b]⟩`, likewise `db`.
     #[allow(clippy::too_many_arguments)]
-    fn bracket_adjoint<T: Scalar>(
+    fn bracket_adjoint<T: Scalar, const W: usize>(
         &self,
         a: Value<'_, T>,
         b: Value<'_, T>,
@@ -352,32 +379,29 @@ impl Engine {
         let n = s.degree;
         for p in a.lo..=a.hi.min(n - b.lo) {
             for i in s.span(p, p) {
-                let ai = a.values[i - a.base];
-                let mut acc = T::zero();
+                let ai = *lanes::<T, W>(a.values, i, a.base);
+                let mut acc = [T::zero(); W];
                 for t in s.row(i, b.lo, b.hi.min(n - p)) {
-                    let g = T::from_f64(t.c) * dout[t.k as usize - out_base];
-                    acc += g * b.values[t.j as usize - b.base];
-                    db[t.j as usize - b.base] += ai * g;
+                    let c = T::from_f64(t.c);
+                    let g = lanes::<T, W>(dout, t.k as usize, out_base);
+                    let bj = lanes::<T, W>(b.values, t.j as usize, b.base);
+                    let dbj = lanes_mut::<T, W>(db, t.j as usize, b.base);
+                    for l in 0..W {
+                        let gl = c * g[l];
+                        acc[l] += gl * bj[l];
+                        dbj[l] += ai[l] * gl;
+                    }
                 }
-                da[i - a.base] += acc;
+                let dai = lanes_mut::<T, W>(da, i, a.base);
+                for l in 0..W {
+                    dai[l] += acc[l];
+                }
             }
         }
     }
 
-    /// Fill every bracket node for the step from `z` by the increment `y`.
-    fn nodes<T: Scalar>(&self, z: &[T], y: &[T], values: &mut [T]) {
-        for (w, node) in self.nodes.iter().enumerate().skip(2) {
-            let (done, rest) = values.split_at_mut(node.offset);
-            let a = self.value(node.left, z, y, done);
-            let b = self.value(node.right, z, y, done);
-            let span = self.structure.span(node.lo, node.hi);
-            debug_assert!(w > node.left && w > node.right);
-            self.bracket(a, b, &mut rest[..span.len()], span.start);
-        }
-    }
-
-    /// Node `w`'s values: `z`, `y` or a slice of `values`.
-    fn value<'v, T: Scalar>(
+    /// Node `w`'s values: `z`, `y` or its slice of `values`.
+    fn value<'v, T: Scalar, const W: usize>(
         &self,
         w: usize,
         z: &'v [T],
@@ -388,7 +412,7 @@ impl Engine {
         let values = match w {
             0 => z,
             1 => y,
-            _ => &values[node.offset..node.offset + self.structure.span(node.lo, node.hi).len()],
+            _ => &values[node.offset * W..(node.offset + self.span(w).len()) * W],
         };
         Value {
             values,
@@ -398,26 +422,41 @@ impl Engine {
         }
     }
 
+    /// Fill every bracket node for the step from `z` by the increment `y`.
+    fn nodes<T: Scalar, const W: usize>(&self, z: &[T], y: &[T], values: &mut [T]) {
+        for (w, node) in self.nodes.iter().enumerate().skip(2) {
+            debug_assert!(w > node.left && w > node.right);
+            let (done, rest) = values.split_at_mut(node.offset * W);
+            let a = self.value::<T, W>(node.left, z, y, done);
+            let b = self.value::<T, W>(node.right, z, y, done);
+            let span = self.span(w);
+            self.bracket::<T, W>(a, b, &mut rest[..span.len() * W], span.start);
+        }
+    }
+
     /// `next = BCH(z, y)`.
-    fn step<T: Scalar>(&self, z: &[T], y: &[T], values: &mut [T], next: &mut [T]) {
-        self.nodes(z, y, values);
+    fn step<T: Scalar, const W: usize>(&self, z: &[T], y: &[T], values: &mut [T], next: &mut [T]) {
+        self.nodes::<T, W>(z, y, values);
         next.copy_from_slice(z);
         for (n, &yi) in next.iter_mut().zip(y) {
             *n += yi;
         }
-        for node in self.nodes.iter().skip(2).filter(|n| n.coef != 0.0) {
-            let span = self.structure.span(node.lo, node.hi);
+        for (w, node) in self.nodes.iter().enumerate().skip(2) {
+            if node.coef == 0.0 {
+                continue;
+            }
+            let span = self.span(w);
             let c = T::from_f64(node.coef);
-            let v = &values[node.offset..node.offset + span.len()];
-            for (n, &x) in next[span].iter_mut().zip(v) {
+            let v = &values[node.offset * W..(node.offset + span.len()) * W];
+            for (n, &x) in next[span.start * W..span.end * W].iter_mut().zip(v) {
                 *n += c * x;
             }
         }
     }
 
     /// The adjoint of [`Engine::step`] at `(z, y)`: `dz` (the next value's gradient) becomes `z`'s;
-    /// `dy` receives `y`'s.
-    fn step_adjoint<T: Scalar>(
+    /// `dy` is set to `y`'s.
+    fn step_adjoint<T: Scalar, const W: usize>(
         &self,
         z: &[T],
         y: &[T],
@@ -425,37 +464,32 @@ impl Engine {
         dy: &mut [T],
         s: &mut Scratch<T>,
     ) {
-        self.nodes(z, y, &mut s.values);
-        let dnext = &mut s.next;
-        dnext.copy_from_slice(dz);
-        for (g, &d) in dy.iter_mut().zip(dnext.iter()) {
-            *g = d;
-        }
-        for node in self.nodes.iter().skip(2) {
-            let span = self.structure.span(node.lo, node.hi);
+        self.nodes::<T, W>(z, y, &mut s.values);
+        // `z' = z + y + Σ b_w node_w`: the identity terms first, then each node seeded by its
+        // coefficient.
+        dy.copy_from_slice(&dz[..dy.len()]);
+        for (w, node) in self.nodes.iter().enumerate().skip(2) {
+            let span = self.span(w);
             let c = T::from_f64(node.coef);
-            for (g, &d) in s.dvalues[node.offset..node.offset + span.len()]
-                .iter_mut()
-                .zip(&dnext[span])
-            {
+            let seed = &mut s.dvalues[node.offset * W..(node.offset + span.len()) * W];
+            for (g, &d) in seed.iter_mut().zip(&dz[span.start * W..span.end * W]) {
                 *g = c * d;
             }
         }
         // Parents come after their children, so each node's gradient is complete when reached.
         for w in (2..self.nodes.len()).rev() {
             let node = &self.nodes[w];
-            let span = self.structure.span(node.lo, node.hi);
-            let (left, right) = (node.left, node.right);
-            let (done, rest) = s.dvalues.split_at_mut(node.offset);
-            let dout = &rest[..span.len()];
-            let a = self.value(left, z, y, &s.values);
-            let b = self.value(right, z, y, &s.values);
-            let slot = |w: usize| {
-                let n = &self.nodes[w];
-                n.offset..n.offset + self.structure.span(n.lo, n.hi).len()
+            let span = self.span(w);
+            let (done, rest) = s.dvalues.split_at_mut(node.offset * W);
+            let dout = &rest[..span.len() * W];
+            let a = self.value::<T, W>(node.left, z, y, &s.values);
+            let b = self.value::<T, W>(node.right, z, y, &s.values);
+            let slot = |v: usize| {
+                let n = &self.nodes[v];
+                n.offset * W..(n.offset + self.span(v).len()) * W
             };
-            let (da, db) = operand_grads((left, right), dz, dy, done, slot);
-            self.bracket_adjoint(a, b, dout, span.start, da, db);
+            let (da, db) = operand_grads((node.left, node.right), dz, dy, done, slot);
+            self.bracket_adjoint::<T, W>(a, b, dout, span.start, da, db);
         }
     }
 }
@@ -489,7 +523,8 @@ fn operand_grads<'g, T>(
     }
 }
 
-/// One thread's buffers: the bracket nodes' values and gradients, and two log-signatures.
+/// One thread's buffers for `W` lanes: the bracket nodes' values and gradients, the state, the
+/// next state and the increment.
 struct Scratch<T> {
     values: Vec<T>,
     dvalues: Vec<T>,
@@ -499,48 +534,65 @@ struct Scratch<T> {
 }
 
 impl<T: Scalar> Scratch<T> {
-    fn new(engine: &Engine) -> Scratch<T> {
+    fn new(engine: &Engine, lanes: usize) -> Scratch<T> {
+        let zeros = |n: usize| vec![T::zero(); n * lanes];
         Scratch {
-            values: vec![T::zero(); engine.node_values],
-            dvalues: vec![T::zero(); engine.node_values],
-            z: vec![T::zero(); engine.len],
-            next: vec![T::zero(); engine.len],
-            y: vec![T::zero(); engine.dim],
+            values: zeros(engine.node_values),
+            dvalues: zeros(engine.node_values),
+            z: zeros(engine.len),
+            next: zeros(engine.len),
+            y: zeros(engine.dim),
         }
     }
 }
 
-/// The `t`-th increment of a path of `y.len()` channels, into `y`.
-fn increment<T: Scalar>(path: &[T], t: usize, y: &mut [T]) {
-    let dim = y.len();
-    for (c, yc) in y.iter_mut().enumerate() {
-        *yc = path[(t + 1) * dim + c] - path[t * dim + c];
+/// Paths evaluated together, interleaved: one table walk serves all of them, in vector registers.
+const LANES: usize = 8;
+
+/// `W` paths (rows of `row` values, `dim` channels), read interleaved: increment `t` into `y`.
+fn increment<T: Scalar, const W: usize>(paths: &[&[T]; W], dim: usize, t: usize, y: &mut [T]) {
+    for c in 0..dim {
+        for (l, path) in paths.iter().enumerate() {
+            y[c * W + l] = path[(t + 1) * dim + c] - path[t * dim + c];
+        }
     }
 }
 
-/// The log-signature of one path into `out` (length `engine.len`).
-fn forward_row<T: Scalar>(engine: &Engine, path: &[T], s: &mut Scratch<T>, out: &mut [T]) {
-    let steps = (path.len() / engine.dim).saturating_sub(1);
-    out.fill(T::zero());
-    for t in 0..steps {
-        increment(path, t, &mut s.y);
-        engine.step(out, &s.y, &mut s.values, &mut s.next);
-        out.copy_from_slice(&s.next);
-    }
-}
-
-/// The gradient of `⟨g, log_sig(path)⟩` with respect to the path's points, into `dpath`.
-fn backward_row<T: Scalar>(
+/// The log-signatures of `W` paths into `out` (`W` rows of `engine.len`).
+fn forward<T: Scalar, const W: usize>(
     engine: &Engine,
-    path: &[T],
+    paths: &[&[T]; W],
+    s: &mut Scratch<T>,
+    out: &mut [T],
+) {
+    let steps = (paths[0].len() / engine.dim).saturating_sub(1);
+    s.z.fill(T::zero());
+    for t in 0..steps {
+        increment(paths, engine.dim, t, &mut s.y);
+        engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.next);
+        std::mem::swap(&mut s.z, &mut s.next);
+    }
+    for (l, row) in out.chunks_exact_mut(engine.len).enumerate() {
+        for (k, o) in row.iter_mut().enumerate() {
+            *o = s.z[k * W + l];
+        }
+    }
+}
+
+/// The gradients of `⟨g_l, log_sig(path_l)⟩` with respect to the points of `W` paths, into `dpaths`
+/// (`W` rows of the paths' size).
+fn backward<T: Scalar, const W: usize>(
+    engine: &Engine,
+    paths: &[&[T]; W],
     g: &[T],
     s: &mut Scratch<T>,
     checkpoints: &mut Vec<T>,
-    dpath: &mut [T],
+    dpaths: &mut [T],
 ) {
-    let (dim, len) = (engine.dim, engine.len);
-    let steps = (path.len() / dim).saturating_sub(1);
-    dpath.fill(T::zero());
+    let (dim, len) = (engine.dim, engine.len * W);
+    let row = paths[0].len();
+    let steps = (row / dim).saturating_sub(1);
+    dpaths.fill(T::zero());
     if steps == 0 {
         return;
     }
@@ -555,38 +607,83 @@ fn backward_row<T: Scalar>(
         if t % block == 0 {
             saved[(t / block) * len..][..len].copy_from_slice(&s.z);
         }
-        increment(path, t, &mut s.y);
-        engine.step(&s.z, &s.y, &mut s.values, &mut s.next);
+        increment(paths, dim, t, &mut s.y);
+        engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.next);
         std::mem::swap(&mut s.z, &mut s.next);
     }
-    let mut dz = g.to_vec();
-    let mut dy = vec![T::zero(); dim];
+    let mut dz = std::mem::take(&mut s.z);
+    for (k, d) in dz.iter_mut().enumerate() {
+        *d = g[(k % W) * engine.len + k / W];
+    }
+    let mut dy = vec![T::zero(); dim * W];
+    let mut y = std::mem::take(&mut s.y);
     for b in (0..blocks).rev() {
         let start = b * block;
         let end = (start + block).min(steps);
         states[..len].copy_from_slice(&saved[b * len..][..len]);
         for t in start + 1..end {
             let (before, after) = states.split_at_mut((t - start) * len);
-            increment(path, t - 1, &mut s.y);
-            engine.step(
-                &before[(t - start - 1) * len..],
-                &s.y,
-                &mut s.values,
-                &mut after[..len],
-            );
+            increment(paths, dim, t - 1, &mut y);
+            let z = &before[(t - start - 1) * len..];
+            engine.step::<T, W>(z, &y, &mut s.values, &mut after[..len]);
         }
         for t in (start..end).rev() {
             let z = &states[(t - start) * len..][..len];
-            let mut y = std::mem::take(&mut s.y);
-            increment(path, t, &mut y);
-            engine.step_adjoint(z, &y, &mut dz, &mut dy, s);
-            s.y = y;
-            for c in 0..dim {
-                dpath[(t + 1) * dim + c] += dy[c];
-                dpath[t * dim + c] -= dy[c];
+            increment(paths, dim, t, &mut y);
+            engine.step_adjoint::<T, W>(z, &y, &mut dz, &mut dy, s);
+            for (l, dpath) in dpaths.chunks_exact_mut(row).enumerate() {
+                for c in 0..dim {
+                    dpath[(t + 1) * dim + c] += dy[c * W + l];
+                    dpath[t * dim + c] -= dy[c * W + l];
+                }
             }
         }
     }
+    s.z = dz;
+    s.y = y;
+}
+
+/// Both lane widths' scratch, made on first use.
+#[derive(Default)]
+struct Scratches<T> {
+    wide: Option<Scratch<T>>,
+    single: Option<Scratch<T>>,
+    checkpoints: Vec<T>,
+}
+
+/// Run `each` over the rows of `out` (`row_len` values per path): full groups of [`LANES`] paths
+/// interleaved, any remainder one path at a time.
+fn in_lanes<T: Scalar>(
+    engine: &Engine,
+    threads: usize,
+    out: &mut [T],
+    row_len: usize,
+    wide: impl Fn(&mut Scratch<T>, &mut Vec<T>, usize, &mut [T]) + Sync + Send,
+    single: impl Fn(&mut Scratch<T>, &mut Vec<T>, usize, &mut [T]) + Sync + Send,
+) {
+    par_rows(
+        threads,
+        out,
+        LANES * row_len,
+        Scratches::<T>::default,
+        |s, group, chunk| {
+            let first = group * LANES;
+            if chunk.len() == LANES * row_len {
+                let scratch = s.wide.get_or_insert_with(|| Scratch::new(engine, LANES));
+                wide(scratch, &mut s.checkpoints, first, chunk);
+            } else {
+                let scratch = s.single.get_or_insert_with(|| Scratch::new(engine, 1));
+                for (i, o) in chunk.chunks_exact_mut(row_len).enumerate() {
+                    single(scratch, &mut s.checkpoints, first + i, o);
+                }
+            }
+        },
+    );
+}
+
+/// The rows `first..first + W` of `src`, `row` values each.
+fn rows<T, const W: usize>(src: &[T], row: usize, first: usize) -> [&[T]; W] {
+    std::array::from_fn(|l| &src[(first + l) * row..(first + l + 1) * row])
 }
 
 /// The body of [`crate::log_sig`] for [`LogSigMethod::Bch`] on the CPU, on `threads` threads.
@@ -604,20 +701,23 @@ pub(super) fn log_sig<T: Scalar>(
     out_shape.push(engine.len);
     let size = std::mem::size_of::<T>() as u128;
     let output = p.batch() as u128 * engine.len as u128 * size;
+    let per_thread = engine.scratch_values(LANES + 1) * size;
     let threads = fit_threads("log-signature", threads, |_| Memory {
         output,
         shared: 0,
-        per_thread: engine.scratch_values() * size,
+        per_thread,
     })?;
     let mut out = zeros::<T>("log-signature", &out_shape)?;
     let src = p.slice();
     let row = src.len() / p.batch().max(1);
-    par_rows(
+    let e = &engine;
+    in_lanes(
+        e,
         threads,
         out.as_slice_mut().expect("fresh arrays are contiguous"),
-        engine.len,
-        || Scratch::new(&engine),
-        |s, i, o| forward_row(&engine, &src[i * row..(i + 1) * row], s, o),
+        e.len,
+        |s, _, first, o| forward::<T, LANES>(e, &rows(src, row, first), s, o),
+        |s, _, i, o| forward::<T, 1>(e, &rows(src, row, i), s, o),
     );
     Ok(out)
 }
@@ -644,12 +744,12 @@ pub(super) fn log_sig_backprop<T: Scalar>(
     }
     let src = p.slice();
     let row = src.len() / p.batch().max(1);
-    let steps = (row / engine.dim).saturating_sub(1);
+    let steps = (row / engine.dim).saturating_sub(1) as u128;
     let block = (steps as f64).sqrt().ceil() as u128;
+    let states = steps.div_ceil(block.max(1)) + block;
     let size = std::mem::size_of::<T>() as u128;
-    let per_thread = engine.scratch_values()
-        + (steps as u128).div_ceil(block.max(1)) * engine.len as u128
-        + block * engine.len as u128;
+    let per_thread =
+        engine.scratch_values(LANES + 1) + (states + 1) * LANES as u128 * engine.len as u128;
     let threads = fit_threads("log-signature gradient", threads, |_| Memory {
         output: 2 * src.len() as u128 * size,
         shared: 0,
@@ -657,17 +757,19 @@ pub(super) fn log_sig_backprop<T: Scalar>(
     })?;
     let mut dtransformed = zeros::<T>("path gradient", transformed.shape())?;
     let g = derivs.slice();
-    par_rows(
+    let e = &engine;
+    let gs = |first: usize, count: usize| &g[first * e.len..(first + count) * e.len];
+    in_lanes(
+        e,
         threads,
         dtransformed
             .as_slice_mut()
             .expect("fresh arrays are contiguous"),
         row,
-        || (Scratch::new(&engine), Vec::new()),
-        |(s, checkpoints), i, o| {
-            let gi = &g[i * engine.len..(i + 1) * engine.len];
-            backward_row(&engine, &src[i * row..(i + 1) * row], gi, s, checkpoints, o)
+        |s, ck, first, o| {
+            backward::<T, LANES>(e, &rows(src, row, first), gs(first, LANES), s, ck, o)
         },
+        |s, ck, i, o| backward::<T, 1>(e, &rows(src, row, i), gs(i, 1), s, ck, o),
     );
     crate::transform_path_backprop(dtransformed.view(), &cpu)
 }

@@ -179,8 +179,9 @@ fn log_sig_forms_agree() {
 }
 
 /// The BCH route (in the Lie algebra) and the tensor route (through the signature) give the same
-/// coordinates: every dimension × degree up to 5 × 5, the transforms, paths of one and two points,
-/// f32 against f64, one thread and several.
+/// coordinates: several dimensions × degrees, the transforms, paths of one and two points, f32
+/// against f64, one thread and several, a batch of 11 (a group of paths evaluated together and
+/// three alone).
 #[test]
 fn bch_equals_the_tensor_route() {
     let flags = [
@@ -193,7 +194,7 @@ fn bch_equals_the_tensor_route() {
     for (d, n) in [(1, 5), (2, 1), (2, 7), (3, 5), (4, 4), (5, 3)] {
         for (f, opts) in flags.iter().enumerate() {
             for length in [1, 2, 9] {
-                let path = random(&[3, length, d], 100 + (d * 10 + n) as u64);
+                let path = random(&[11, length, d], 100 + (d * 10 + n) as u64);
                 let name = format!("d={d} n={n} flags {f} length {length}");
                 let want = log_sig(path.view(), n, LogSigMethod::Lyndon, opts).unwrap();
                 let got = log_sig(path.view(), n, LogSigMethod::Bch, opts).unwrap();
@@ -203,7 +204,7 @@ fn bch_equals_the_tensor_route() {
                 assert_eq!(single, got, "{name}: threads");
                 let got32 = log_sig(to_f32(&path).view(), n, LogSigMethod::Bch, opts).unwrap();
                 assert_close(&format!("{name} f32"), &to_f64(&got32), &want, 2e-4, 2e-4);
-                let derivs = random(&[3, want.shape()[1]], 7);
+                let derivs = random(&[11, want.shape()[1]], 7);
                 let g_want =
                     log_sig_backprop(path.view(), derivs.view(), n, LogSigMethod::Lyndon, opts)
                         .unwrap();
