@@ -48,12 +48,22 @@ struct Structure {
     terms: Vec<Term>,
 }
 
-/// One node of the BCH series: the bracket of two earlier nodes (node 0 is `X = z`, node 1 is
-/// `Y = y`), its coefficient in the series, and where its values live in a thread's buffer.
+/// A bracket the step needs as an operand: of two earlier nodes (node 0 is `X = z`, node 1 is
+/// `Y = y`), its degrees `lo..=hi` (`hi` only as high as its uses read), and where its values live
+/// in a thread's buffer.
 struct Node {
     left: usize,
     right: usize,
-    coef: f64,
+    lo: usize,
+    hi: usize,
+    offset: usize,
+}
+
+/// The series' terms sharing a left operand, summed before bracketing (the bracket is bilinear):
+/// `[node_left, R]` with `R = Σ b_w node_v` over the terms `(v, b_w)`; `R` has degrees `lo..=hi`.
+struct Group {
+    left: usize,
+    terms: Vec<(usize, f64)>,
     lo: usize,
     hi: usize,
     offset: usize,
@@ -65,8 +75,21 @@ pub(super) struct Engine {
     len: usize,
     structure: Structure,
     nodes: Vec<Node>,
-    /// Values the bracket nodes (all but `X` and `Y`) hold per thread.
+    groups: Vec<Group>,
+    /// Values the bracket nodes (all but `X` and `Y`) hold per lane.
     node_values: usize,
+    /// Values the groups' right operands hold per lane.
+    group_values: usize,
+}
+
+/// The coefficients `b_w` of `log(exp(X) exp(Y))` at the two-letter Lyndon words of length `≤ N`
+/// (in output order): the log-signature of the path `(0, 0) → (1, 0) → (1, 1)`.
+fn series(degree: usize) -> Result<Vec<f64>> {
+    let corner = ndarray::arr2(&[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]);
+    let cpu = SigOptions::default().device(Device::Cpu).n_jobs(1);
+    let coefs = super::log_sig::<f64>(corner.into_dyn().view(), degree, LogSigMethod::Lyndon, &cpu)?;
+    // The coefficients are rationals computed in f64: anything below 1e-12 is a zero of the series.
+    Ok(coefs.iter().map(|&c| if c.abs() > 1e-12 { c } else { 0.0 }).collect())
 }
 
 /// The engine for `dim` letters and degree `degree`, from the cache or built now.
@@ -256,77 +279,107 @@ impl Engine {
     fn new(dim: usize, degree: usize) -> Result<Engine> {
         let words = basis(dim, degree)?;
         let structure = Structure::new(&words)?;
-        // The series on two letters: its Lyndon words (the nodes) and coefficients.
+        // The series on two letters: its Lyndon words and coefficients. The letters' coefficients
+        // are 1 (`z + y`); every other term is `b_w [u, v]` for `w = uv`, grouped by `u`.
         let two = basis(2, degree)?;
-        let corner = ndarray::arr2(&[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]);
-        let cpu = SigOptions::default().device(Device::Cpu).n_jobs(1);
-        let coefs =
-            super::log_sig::<f64>(corner.into_dyn().view(), degree, LogSigMethod::Lyndon, &cpu)?;
-        let coefs = coefs.as_slice().expect("fresh arrays are contiguous");
+        let coefs = series(degree)?;
         let factors = two.factors();
-        // A node is needed if its coefficient is non-zero or a needed node brackets it. The rational
-        // coefficients are computed in f64; anything below 1e-12 is a zero of the series.
-        let mut needed: Vec<bool> = coefs.iter().map(|c| c.abs() > 1e-12).collect();
+        let mut by_left: Vec<Vec<(usize, f64)>> = vec![Vec::new(); two.len()];
+        for (w, &b) in coefs.iter().enumerate() {
+            if let (Some((u, v)), true) = (factors[w], b != 0.0) {
+                by_left[u].push((v, b));
+            }
+        }
+        // Needed: the groups' operands, and recursively the brackets' factors.
+        let mut needed = vec![false; two.len()];
+        for (u, terms) in by_left.iter().enumerate() {
+            if !terms.is_empty() {
+                needed[u] = true;
+                terms.iter().for_each(|&(v, _)| needed[v] = true);
+            }
+        }
         for w in (0..two.len()).rev() {
             if let (true, Some((u, v))) = (needed[w], factors[w]) {
                 needed[u] = true;
                 needed[v] = true;
             }
         }
+        // A node's lowest degree is its word's length; its highest is what its uses read: a group
+        // `[u, R]` reads `u` up to `N − lo(R)` and `R`'s terms up to `N − lo(u)`; a bracket `[u, v]`
+        // read up to `h` reads `u` up to `h − lo(v)` and `v` up to `h − lo(u)`.
+        let lo = |w: usize| two.shape.index_word(two.flat[w]).map_or(0, |word| word.len());
+        let mut hi = vec![0usize; two.len()];
+        hi[0] = degree;
+        if two.len() > 1 {
+            hi[1] = 1;
+        }
+        for (u, terms) in by_left.iter().enumerate() {
+            if let Some(r_lo) = terms.iter().map(|&(v, _)| lo(v)).min() {
+                hi[u] = hi[u].max(degree - r_lo);
+                for &(v, _) in terms {
+                    hi[v] = hi[v].max(degree - lo(u));
+                }
+            }
+        }
+        for w in (2..two.len()).rev() {
+            if let (true, Some((u, v))) = (needed[w], factors[w]) {
+                hi[u] = hi[u].max(hi[w] - lo(v));
+                hi[v] = hi[v].max(hi[w] - lo(u));
+            }
+        }
+        hi[0] = degree;
+        if two.len() > 1 {
+            hi[1] = 1;
+        }
         let mut index = vec![usize::MAX; two.len()];
         let mut nodes: Vec<Node> = Vec::new();
         let mut offset = 0;
-        for w in 0..two.len() {
-            if !needed[w] {
-                continue;
+        for w in (0..two.len()).filter(|&w| needed[w] || w < 2) {
+            let (left, right) = factors[w].map_or((usize::MAX, usize::MAX), |(u, v)| (index[u], index[v]));
+            let node = Node {
+                left,
+                right,
+                lo: lo(w),
+                hi: hi[w],
+                offset,
+            };
+            if w >= 2 {
+                offset += structure.span(node.lo, node.hi).len();
             }
-            let coef = if coefs[w].abs() > 1e-12 {
-                coefs[w]
-            } else {
-                0.0
-            };
-            let node = match factors[w] {
-                None => {
-                    let hi = if w == 0 { degree } else { 1 };
-                    Node {
-                        left: usize::MAX,
-                        right: usize::MAX,
-                        coef,
-                        lo: 1,
-                        hi,
-                        offset: 0,
-                    }
-                }
-                Some((u, v)) => {
-                    let (l, r) = (&nodes[index[u]], &nodes[index[v]]);
-                    let (lo, hi) = (l.lo + r.lo, degree.min(l.hi + r.hi));
-                    let node = Node {
-                        left: index[u],
-                        right: index[v],
-                        coef,
-                        lo,
-                        hi,
-                        offset,
-                    };
-                    offset += structure.span(lo, hi).len();
-                    node
-                }
-            };
             index[w] = nodes.len();
             nodes.push(node);
+        }
+        let mut groups = Vec::new();
+        let mut group_values = 0;
+        for (u, terms) in by_left.iter().enumerate() {
+            let Some(r_lo) = terms.iter().map(|&(v, _)| lo(v)).min() else {
+                continue;
+            };
+            let r_hi = degree - lo(u);
+            groups.push(Group {
+                left: index[u],
+                terms: terms.iter().map(|&(v, b)| (index[v], b)).collect(),
+                lo: r_lo,
+                hi: r_hi,
+                offset: group_values,
+            });
+            group_values += structure.span(r_lo, r_hi).len();
         }
         Ok(Engine {
             dim,
             len: words.len(),
             structure,
             nodes,
+            groups,
             node_values: offset,
+            group_values,
         })
     }
 
     /// The values one thread's [`Scratch`] holds for `W` lanes.
     fn scratch_values(&self, lanes: usize) -> u128 {
-        lanes as u128 * (2 * self.node_values as u128 + 3 * self.len as u128 + self.dim as u128)
+        let per_lane = 2 * (self.node_values + self.group_values) + 3 * self.len + self.dim;
+        lanes as u128 * per_lane as u128
     }
 
     /// The positions a node's values cover.
@@ -334,18 +387,17 @@ impl Engine {
         self.structure.span(self.nodes[w].lo, self.nodes[w].hi)
     }
 
-    /// `out = [a, b]` over `out`'s degrees, `W` paths at once. Only the degree blocks `(p, q)` with
+    /// `out += [a, b]` over `out`'s degrees (up to `n`; `out_base` is its first position), `W` paths
+    /// at once. Only the degree blocks `(p, q)` with
     /// `p + q ≤ N` inside both operands' ranges are read.
     fn bracket<T: Scalar, const W: usize>(
         &self,
         a: Value<'_, T>,
         b: Value<'_, T>,
         out: &mut [T],
-        out_base: usize,
+        (out_base, n): (usize, usize),
     ) {
         let s = &self.structure;
-        let n = s.degree;
-        out.fill(T::zero());
         for p in a.lo..=a.hi.min(n - b.lo) {
             for i in s.span(p, p) {
                 let ai = *lanes::<T, W>(a.values, i, a.base);
@@ -371,12 +423,11 @@ impl Engine {
         a: Value<'_, T>,
         b: Value<'_, T>,
         dout: &[T],
-        out_base: usize,
+        (out_base, n): (usize, usize),
         da: &mut [T],
         db: &mut [T],
     ) {
         let s = &self.structure;
-        let n = s.degree;
         for p in a.lo..=a.hi.min(n - b.lo) {
             for i in s.span(p, p) {
                 let ai = *lanes::<T, W>(a.values, i, a.base);
@@ -430,27 +481,67 @@ impl Engine {
             let a = self.value::<T, W>(node.left, z, y, done);
             let b = self.value::<T, W>(node.right, z, y, done);
             let span = self.span(w);
-            self.bracket::<T, W>(a, b, &mut rest[..span.len() * W], span.start);
+            let out = &mut rest[..span.len() * W];
+            out.fill(T::zero());
+            self.bracket::<T, W>(a, b, out, (span.start, node.hi));
         }
     }
 
-    /// `next = BCH(z, y)`.
-    fn step<T: Scalar, const W: usize>(&self, z: &[T], y: &[T], values: &mut [T], next: &mut [T]) {
+    /// Group `g`'s right operand `R = Σ b_w node_v` into `r` (`W` lanes).
+    fn group_operand<T: Scalar, const W: usize>(&self, g: &Group, y: &[T], values: &[T], r: &mut [T]) {
+        r.fill(T::zero());
+        let r_span = self.structure.span(g.lo, g.hi);
+        for &(v, b) in &g.terms {
+            let b = T::from_f64(b);
+            let node = &self.nodes[v];
+            let from = self.structure.span(node.lo, node.hi.min(g.hi));
+            let src = if v == 1 {
+                &y[..from.len() * W]
+            } else {
+                &values[node.offset * W..(node.offset + from.len()) * W]
+            };
+            let dst = &mut r[(from.start - r_span.start) * W..(from.end - r_span.start) * W];
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d += b * x;
+            }
+        }
+    }
+
+    /// Group `g`'s right operand as a [`Value`].
+    fn group_value<'v, T>(&self, g: &Group, r: &'v [T]) -> Value<'v, T> {
+        Value {
+            values: r,
+            lo: g.lo,
+            hi: g.hi,
+            base: self.structure.level_start[g.lo - 1],
+        }
+    }
+
+    /// Group `g`'s slice of a groups buffer.
+    fn group_slot<const W: usize>(&self, g: &Group) -> std::ops::Range<usize> {
+        g.offset * W..(g.offset + self.structure.span(g.lo, g.hi).len()) * W
+    }
+
+    /// `next = BCH(z, y) = z + y + Σ_groups [node_u, R]`.
+    #[allow(clippy::too_many_arguments)]
+    fn step<T: Scalar, const W: usize>(
+        &self,
+        z: &[T],
+        y: &[T],
+        values: &mut [T],
+        rs: &mut [T],
+        next: &mut [T],
+    ) {
         self.nodes::<T, W>(z, y, values);
         next.copy_from_slice(z);
         for (n, &yi) in next.iter_mut().zip(y) {
             *n += yi;
         }
-        for (w, node) in self.nodes.iter().enumerate().skip(2) {
-            if node.coef == 0.0 {
-                continue;
-            }
-            let span = self.span(w);
-            let c = T::from_f64(node.coef);
-            let v = &values[node.offset * W..(node.offset + span.len()) * W];
-            for (n, &x) in next[span.start * W..span.end * W].iter_mut().zip(v) {
-                *n += c * x;
-            }
+        for g in &self.groups {
+            let r = &mut rs[self.group_slot::<W>(g)];
+            self.group_operand::<T, W>(g, y, values, r);
+            let a = self.value::<T, W>(g.left, z, y, values);
+            self.bracket::<T, W>(a, self.group_value(g, r), next, (0, self.structure.degree));
         }
     }
 
@@ -465,18 +556,40 @@ impl Engine {
         s: &mut Scratch<T>,
     ) {
         self.nodes::<T, W>(z, y, &mut s.values);
-        // `z' = z + y + Σ b_w node_w`: the identity terms first, then each node seeded by its
-        // coefficient.
+        // The identity terms `z + y` first; then each group, its right operand's gradient handed
+        // to the terms' nodes; then the nodes, parents before children.
+        let dnext = &mut s.next;
+        dnext.copy_from_slice(dz);
         dy.copy_from_slice(&dz[..dy.len()]);
-        for (w, node) in self.nodes.iter().enumerate().skip(2) {
-            let span = self.span(w);
-            let c = T::from_f64(node.coef);
-            let seed = &mut s.dvalues[node.offset * W..(node.offset + span.len()) * W];
-            for (g, &d) in seed.iter_mut().zip(&dz[span.start * W..span.end * W]) {
-                *g = c * d;
+        s.dvalues.fill(T::zero());
+        for g in &self.groups {
+            let slot = self.group_slot::<W>(g);
+            let r = &mut s.rs[slot.clone()];
+            self.group_operand::<T, W>(g, y, &s.values, r);
+            let dr = &mut s.drs[slot];
+            dr.fill(T::zero());
+            let a = self.value::<T, W>(g.left, z, y, &s.values);
+            let da = match g.left {
+                0 => &mut *dz,
+                w => &mut s.dvalues[self.slot::<W>(w)],
+            };
+            self.bracket_adjoint::<T, W>(a, self.group_value(g, r), dnext, (0, self.structure.degree), da, dr);
+            let r_start = self.structure.span(g.lo, g.hi).start;
+            for &(v, b) in &g.terms {
+                let b = T::from_f64(b);
+                let node = &self.nodes[v];
+                let to = self.structure.span(node.lo, node.hi.min(g.hi));
+                let src = &dr[(to.start - r_start) * W..(to.end - r_start) * W];
+                let dst = if v == 1 {
+                    &mut dy[..to.len() * W]
+                } else {
+                    &mut s.dvalues[node.offset * W..(node.offset + to.len()) * W]
+                };
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    *d += b * x;
+                }
             }
         }
-        // Parents come after their children, so each node's gradient is complete when reached.
         for w in (2..self.nodes.len()).rev() {
             let node = &self.nodes[w];
             let span = self.span(w);
@@ -484,13 +597,16 @@ impl Engine {
             let dout = &rest[..span.len() * W];
             let a = self.value::<T, W>(node.left, z, y, &s.values);
             let b = self.value::<T, W>(node.right, z, y, &s.values);
-            let slot = |v: usize| {
-                let n = &self.nodes[v];
-                n.offset * W..(n.offset + self.span(v).len()) * W
-            };
+            let slot = |v: usize| self.slot::<W>(v);
             let (da, db) = operand_grads((node.left, node.right), dz, dy, done, slot);
-            self.bracket_adjoint::<T, W>(a, b, dout, span.start, da, db);
+            self.bracket_adjoint::<T, W>(a, b, dout, (span.start, node.hi), da, db);
         }
+    }
+
+    /// Bracket node `w`'s slice of a nodes buffer.
+    fn slot<const W: usize>(&self, w: usize) -> std::ops::Range<usize> {
+        let n = &self.nodes[w];
+        n.offset * W..(n.offset + self.span(w).len()) * W
     }
 }
 
@@ -528,6 +644,8 @@ fn operand_grads<'g, T>(
 struct Scratch<T> {
     values: Vec<T>,
     dvalues: Vec<T>,
+    rs: Vec<T>,
+    drs: Vec<T>,
     z: Vec<T>,
     next: Vec<T>,
     y: Vec<T>,
@@ -539,6 +657,8 @@ impl<T: Scalar> Scratch<T> {
         Scratch {
             values: zeros(engine.node_values),
             dvalues: zeros(engine.node_values),
+            rs: zeros(engine.group_values),
+            drs: zeros(engine.group_values),
             z: zeros(engine.len),
             next: zeros(engine.len),
             y: zeros(engine.dim),
@@ -569,7 +689,7 @@ fn forward<T: Scalar, const W: usize>(
     s.z.fill(T::zero());
     for t in 0..steps {
         increment(paths, engine.dim, t, &mut s.y);
-        engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.next);
+        engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.rs, &mut s.next);
         std::mem::swap(&mut s.z, &mut s.next);
     }
     for (l, row) in out.chunks_exact_mut(engine.len).enumerate() {
@@ -608,7 +728,7 @@ fn backward<T: Scalar, const W: usize>(
             saved[(t / block) * len..][..len].copy_from_slice(&s.z);
         }
         increment(paths, dim, t, &mut s.y);
-        engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.next);
+        engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.rs, &mut s.next);
         std::mem::swap(&mut s.z, &mut s.next);
     }
     let mut dz = std::mem::take(&mut s.z);
@@ -625,7 +745,7 @@ fn backward<T: Scalar, const W: usize>(
             let (before, after) = states.split_at_mut((t - start) * len);
             increment(paths, dim, t - 1, &mut y);
             let z = &before[(t - start - 1) * len..];
-            engine.step::<T, W>(z, &y, &mut s.values, &mut after[..len]);
+            engine.step::<T, W>(z, &y, &mut s.values, &mut s.rs, &mut after[..len]);
         }
         for t in (start..end).rev() {
             let z = &states[(t - start) * len..][..len];
@@ -832,15 +952,26 @@ mod tests {
         }
     }
 
-    /// The series starts `X + Y + ½[X, Y] + (1/12)[X, [X, Y]] + (1/12)[[X, Y], Y]`.
+    /// The series starts `X + Y + ½[X, Y] + (1/12)[X, [X, Y]] + (1/12)[[X, Y], Y]`, and is grouped
+    /// by left operand: `[X, ½Y + (1/12)[X, Y]]` and `[[X, Y], (1/12)Y]`.
     #[test]
     fn series_coefficients() {
-        let e = engine(2, 3).unwrap();
-        let coefs: Vec<f64> = e.nodes.iter().map(|n| n.coef).collect();
         let want = [1.0, 1.0, 0.5, 1.0 / 12.0, 1.0 / 12.0];
-        assert_eq!(coefs.len(), want.len());
-        for (c, w) in coefs.iter().zip(want) {
-            assert!((c - w).abs() < 1e-15, "{coefs:?}");
+        let got = series(3).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (c, w) in got.iter().zip(want) {
+            assert!((c - w).abs() < 1e-15, "{got:?}");
         }
+        let e = engine(2, 3).unwrap();
+        let groups: Vec<(usize, Vec<(usize, f64)>)> =
+            e.groups.iter().map(|g| (g.left, g.terms.clone())).collect();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].0, 0);
+        assert_eq!(groups[0].1.len(), 2);
+        assert_eq!(groups[1].1.len(), 1);
+        assert_eq!(groups[1].1[0].0, 1);
+        assert!((groups[1].1[0].1 - 1.0 / 12.0).abs() < 1e-15);
+        // [X, Y] is read up to degree 2 only.
+        assert_eq!((e.nodes[2].lo, e.nodes[2].hi), (2, 2));
     }
 }
