@@ -145,13 +145,17 @@ macro_rules! by_dim {
 /// Define `pub fn $name<T>(args…)` that runs `$inner::<T, M>(args…)` compiled for the best instruction
 /// set this CPU has (`$inner` must be `#[inline(always)]` so that it is compiled into each version).
 /// With `dims(expr)` first, `$inner::<T, M, D>` is called with `D` the compile-time form of `expr`
-/// (see [`by_dim!`]); with `lanes(L)` after it, the function and `$inner` take a further
-/// `const L: usize` (the lane count of [`super::lanes`]). Naming rule: the body behind `fn name` is
+/// (see [`by_dim!`]); with `lanes(L)` (after `dims` or alone), the function and `$inner` take a
+/// further `const L: usize` (the lane count of [`super::lanes`]). Naming rule: the body behind `fn name` is
 /// `name_body`.
 macro_rules! multiversion {
     (dims($d:expr) lanes($l:ident) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
         $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [const $l: usize] [$l] ($($arg: $ty),*)
             $crate::algebra::simd::by_dim!($d, $inner::<T, M, $l>($($arg),*)));
+    };
+    (lanes($l:ident) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
+        $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [const $l: usize] [$l] ($($arg: $ty),*)
+            $inner::<T, M, $l>($($arg),*));
     };
     (dims($d:expr) $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $inner:ident) => {
         $crate::algebra::simd::multiversion!(@define [$(#[$meta])*] $vis $name [] [] ($($arg: $ty),*)

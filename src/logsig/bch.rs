@@ -21,6 +21,7 @@
 
 use super::lyndon::{basis, Basis};
 use super::LogSigMethod;
+use crate::algebra::simd::{multiversion, MulAdd};
 use crate::batch::{check_bytes, fit_threads, paths as path_rows, zeros, Memory, Rows};
 use crate::cpu::par_rows;
 use crate::{Device, Error, Result, Scalar, SigOptions};
@@ -87,9 +88,13 @@ pub(super) struct Engine {
 fn series(degree: usize) -> Result<Vec<f64>> {
     let corner = ndarray::arr2(&[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]);
     let cpu = SigOptions::default().device(Device::Cpu).n_jobs(1);
-    let coefs = super::log_sig::<f64>(corner.into_dyn().view(), degree, LogSigMethod::Lyndon, &cpu)?;
+    let coefs =
+        super::log_sig::<f64>(corner.into_dyn().view(), degree, LogSigMethod::Lyndon, &cpu)?;
     // The coefficients are rationals computed in f64: anything below 1e-12 is a zero of the series.
-    Ok(coefs.iter().map(|&c| if c.abs() > 1e-12 { c } else { 0.0 }).collect())
+    Ok(coefs
+        .iter()
+        .map(|&c| if c.abs() > 1e-12 { c } else { 0.0 })
+        .collect())
 }
 
 /// The engine for `dim` letters and degree `degree`, from the cache or built now.
@@ -307,7 +312,11 @@ impl Engine {
         // A node's lowest degree is its word's length; its highest is what its uses read: a group
         // `[u, R]` reads `u` up to `N − lo(R)` and `R`'s terms up to `N − lo(u)`; a bracket `[u, v]`
         // read up to `h` reads `u` up to `h − lo(v)` and `v` up to `h − lo(u)`.
-        let lo = |w: usize| two.shape.index_word(two.flat[w]).map_or(0, |word| word.len());
+        let lo = |w: usize| {
+            two.shape
+                .index_word(two.flat[w])
+                .map_or(0, |word| word.len())
+        };
         let mut hi = vec![0usize; two.len()];
         hi[0] = degree;
         if two.len() > 1 {
@@ -335,7 +344,8 @@ impl Engine {
         let mut nodes: Vec<Node> = Vec::new();
         let mut offset = 0;
         for w in (0..two.len()).filter(|&w| needed[w] || w < 2) {
-            let (left, right) = factors[w].map_or((usize::MAX, usize::MAX), |(u, v)| (index[u], index[v]));
+            let (left, right) =
+                factors[w].map_or((usize::MAX, usize::MAX), |(u, v)| (index[u], index[v]));
             let node = Node {
                 left,
                 right,
@@ -387,70 +397,6 @@ impl Engine {
         self.structure.span(self.nodes[w].lo, self.nodes[w].hi)
     }
 
-    /// `out += [a, b]` over `out`'s degrees (up to `n`; `out_base` is its first position), `W` paths
-    /// at once. Only the degree blocks `(p, q)` with
-    /// `p + q ≤ N` inside both operands' ranges are read.
-    fn bracket<T: Scalar, const W: usize>(
-        &self,
-        a: Value<'_, T>,
-        b: Value<'_, T>,
-        out: &mut [T],
-        (out_base, n): (usize, usize),
-    ) {
-        let s = &self.structure;
-        for p in a.lo..=a.hi.min(n - b.lo) {
-            for i in s.span(p, p) {
-                let ai = *lanes::<T, W>(a.values, i, a.base);
-                if ai.iter().all(|&x| x == T::zero()) {
-                    continue;
-                }
-                for t in s.row(i, b.lo, b.hi.min(n - p)) {
-                    let c = T::from_f64(t.c);
-                    let bj = lanes::<T, W>(b.values, t.j as usize, b.base);
-                    let o = lanes_mut::<T, W>(out, t.k as usize, out_base);
-                    for l in 0..W {
-                        o[l] += c * ai[l] * bj[l];
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of [`Engine::bracket`]: `da += ∂/∂a ⟨dout, [a, b]⟩`, likewise `db`.
-    #[allow(clippy::too_many_arguments)]
-    fn bracket_adjoint<T: Scalar, const W: usize>(
-        &self,
-        a: Value<'_, T>,
-        b: Value<'_, T>,
-        dout: &[T],
-        (out_base, n): (usize, usize),
-        da: &mut [T],
-        db: &mut [T],
-    ) {
-        let s = &self.structure;
-        for p in a.lo..=a.hi.min(n - b.lo) {
-            for i in s.span(p, p) {
-                let ai = *lanes::<T, W>(a.values, i, a.base);
-                let mut acc = [T::zero(); W];
-                for t in s.row(i, b.lo, b.hi.min(n - p)) {
-                    let c = T::from_f64(t.c);
-                    let g = lanes::<T, W>(dout, t.k as usize, out_base);
-                    let bj = lanes::<T, W>(b.values, t.j as usize, b.base);
-                    let dbj = lanes_mut::<T, W>(db, t.j as usize, b.base);
-                    for l in 0..W {
-                        let gl = c * g[l];
-                        acc[l] += gl * bj[l];
-                        dbj[l] += ai[l] * gl;
-                    }
-                }
-                let dai = lanes_mut::<T, W>(da, i, a.base);
-                for l in 0..W {
-                    dai[l] += acc[l];
-                }
-            }
-        }
-    }
-
     /// Node `w`'s values: `z`, `y` or its slice of `values`.
     fn value<'v, T: Scalar, const W: usize>(
         &self,
@@ -483,12 +429,18 @@ impl Engine {
             let span = self.span(w);
             let out = &mut rest[..span.len() * W];
             out.fill(T::zero());
-            self.bracket::<T, W>(a, b, out, (span.start, node.hi));
+            bracket::<T, W>(&self.structure, a, b, out, (span.start, node.hi));
         }
     }
 
     /// Group `g`'s right operand `R = Σ b_w node_v` into `r` (`W` lanes).
-    fn group_operand<T: Scalar, const W: usize>(&self, g: &Group, y: &[T], values: &[T], r: &mut [T]) {
+    fn group_operand<T: Scalar, const W: usize>(
+        &self,
+        g: &Group,
+        y: &[T],
+        values: &[T],
+        r: &mut [T],
+    ) {
         r.fill(T::zero());
         let r_span = self.structure.span(g.lo, g.hi);
         for &(v, b) in &g.terms {
@@ -541,7 +493,8 @@ impl Engine {
             let r = &mut rs[self.group_slot::<W>(g)];
             self.group_operand::<T, W>(g, y, values, r);
             let a = self.value::<T, W>(g.left, z, y, values);
-            self.bracket::<T, W>(a, self.group_value(g, r), next, (0, self.structure.degree));
+            let n = self.structure.degree;
+            bracket::<T, W>(&self.structure, a, self.group_value(g, r), next, (0, n));
         }
     }
 
@@ -573,7 +526,9 @@ impl Engine {
                 0 => &mut *dz,
                 w => &mut s.dvalues[self.slot::<W>(w)],
             };
-            self.bracket_adjoint::<T, W>(a, self.group_value(g, r), dnext, (0, self.structure.degree), da, dr);
+            let n = self.structure.degree;
+            let r = self.group_value(g, r);
+            bracket_adjoint::<T, W>(&self.structure, a, r, dnext, (0, n), (da, dr));
             let r_start = self.structure.span(g.lo, g.hi).start;
             for &(v, b) in &g.terms {
                 let b = T::from_f64(b);
@@ -599,7 +554,7 @@ impl Engine {
             let b = self.value::<T, W>(node.right, z, y, &s.values);
             let slot = |v: usize| self.slot::<W>(v);
             let (da, db) = operand_grads((node.left, node.right), dz, dy, done, slot);
-            self.bracket_adjoint::<T, W>(a, b, dout, (span.start, node.hi), da, db);
+            bracket_adjoint::<T, W>(&self.structure, a, b, dout, (span.start, node.hi), (da, db));
         }
     }
 
@@ -607,6 +562,85 @@ impl Engine {
     fn slot<const W: usize>(&self, w: usize) -> std::ops::Range<usize> {
         let n = &self.nodes[w];
         n.offset * W..(n.offset + self.span(w).len()) * W
+    }
+}
+
+multiversion! {
+    lanes(W)
+    /// `out += [a, b]` over `out`'s degrees (up to `at.1`; `at.0` is its first position), `W` paths
+    /// at once. Only the degree blocks `(p, q)` with `p + q ≤ at.1` inside both operands' ranges
+    /// are read.
+    fn bracket(s: &Structure, a: Value<'_, T>, b: Value<'_, T>, out: &mut [T], at: (usize, usize)) => bracket_body
+}
+
+#[inline(always)]
+fn bracket_body<T: Scalar, M: MulAdd, const W: usize>(
+    s: &Structure,
+    a: Value<'_, T>,
+    b: Value<'_, T>,
+    out: &mut [T],
+    (out_base, n): (usize, usize),
+) {
+    for p in a.lo..=a.hi.min(n - b.lo) {
+        for i in s.span(p, p) {
+            let ai = *lanes::<T, W>(a.values, i, a.base);
+            if ai.iter().all(|&x| x == T::zero()) {
+                continue;
+            }
+            for t in s.row(i, b.lo, b.hi.min(n - p)) {
+                let c = T::from_f64(t.c);
+                let bj = lanes::<T, W>(b.values, t.j as usize, b.base);
+                let o = lanes_mut::<T, W>(out, t.k as usize, out_base);
+                for l in 0..W {
+                    o[l] = M::madd(c * ai[l], bj[l], o[l]);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    lanes(W)
+    /// The adjoint of [`bracket`]: `grads.0 += ∂/∂a ⟨dout, [a, b]⟩`, likewise `grads.1` for `b`.
+    fn bracket_adjoint(
+        s: &Structure,
+        a: Value<'_, T>,
+        b: Value<'_, T>,
+        dout: &[T],
+        at: (usize, usize),
+        grads: (&mut [T], &mut [T]),
+    ) => bracket_adjoint_body
+}
+
+#[inline(always)]
+fn bracket_adjoint_body<T: Scalar, M: MulAdd, const W: usize>(
+    s: &Structure,
+    a: Value<'_, T>,
+    b: Value<'_, T>,
+    dout: &[T],
+    (out_base, n): (usize, usize),
+    (da, db): (&mut [T], &mut [T]),
+) {
+    for p in a.lo..=a.hi.min(n - b.lo) {
+        for i in s.span(p, p) {
+            let ai = *lanes::<T, W>(a.values, i, a.base);
+            let mut acc = [T::zero(); W];
+            for t in s.row(i, b.lo, b.hi.min(n - p)) {
+                let c = T::from_f64(t.c);
+                let g = lanes::<T, W>(dout, t.k as usize, out_base);
+                let bj = lanes::<T, W>(b.values, t.j as usize, b.base);
+                let dbj = lanes_mut::<T, W>(db, t.j as usize, b.base);
+                for l in 0..W {
+                    let gl = c * g[l];
+                    acc[l] = M::madd(gl, bj[l], acc[l]);
+                    dbj[l] = M::madd(ai[l], gl, dbj[l]);
+                }
+            }
+            let dai = lanes_mut::<T, W>(da, i, a.base);
+            for l in 0..W {
+                dai[l] += acc[l];
+            }
+        }
     }
 }
 
