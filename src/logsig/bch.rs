@@ -14,10 +14,14 @@
 //! - The structure constants come from the Lyndon rewriting rule: `[P_u, P_v] = P_uv` when `u < v`
 //!   and `u` is a letter or the right factor of `u` is `≥ v`; otherwise Jacobi's identity
 //!   `[[P_a, P_b], P_v] = [P_a, [P_b, P_v]] − [P_b, [P_a, P_v]]` on `u`'s factors `(a, b)`, recursively.
-//! - Every value carries its range of degrees: `z` has `1..=N`, `y` only `1`, a bracket
-//!   `lo_a + lo_b ..= min(N, hi_a + hi_b)`; a bracket reads only the block pairs that reach the output.
-//! - The gradient is the adjoint of the same steps, walked backwards from checkpoints every `√n`
-//!   steps (`2√n` log-signatures per thread), so it needs no inverse steps.
+//! - The terms are grouped by left operand, `Σ b_w [u, v_w] = [u, Σ b_w v_w]`, so that each group
+//!   costs one bracket.
+//! - Every value carries its range of degrees: `z` has `1..=N`, `y` only `1`, a bracket node from
+//!   its word's length up to the highest degree its uses read (`N` minus the other operand's lowest);
+//!   a bracket reads only the block pairs that reach its output.
+//! - The gradient is the adjoint of the same steps, walked backwards: the state before a step is
+//!   `BCH(z, −y)` of the state after it (`exp(z) exp(y) exp(−y) = exp(z)`, as `sig_backprop` undoes
+//!   segments with `exp(−Δx)`), so memory stays a few log-signatures per thread.
 
 use super::lyndon::{basis, Basis};
 use super::LogSigMethod;
@@ -740,60 +744,44 @@ fn backward<T: Scalar, const W: usize>(
     paths: &[&[T]; W],
     g: &[T],
     s: &mut Scratch<T>,
-    checkpoints: &mut Vec<T>,
+    dz: &mut Vec<T>,
     dpaths: &mut [T],
 ) {
-    let (dim, len) = (engine.dim, engine.len * W);
+    let dim = engine.dim;
     let row = paths[0].len();
     let steps = (row / dim).saturating_sub(1);
     dpaths.fill(T::zero());
     if steps == 0 {
         return;
     }
-    // Checkpoints every `block` steps going forward, then each block's states again, walked back.
-    let block = (steps as f64).sqrt().ceil() as usize;
-    let blocks = steps.div_ceil(block);
-    checkpoints.clear();
-    checkpoints.resize((blocks + block) * len, T::zero());
-    let (saved, states) = checkpoints.split_at_mut(blocks * len);
     s.z.fill(T::zero());
     for t in 0..steps {
-        if t % block == 0 {
-            saved[(t / block) * len..][..len].copy_from_slice(&s.z);
-        }
         increment(paths, dim, t, &mut s.y);
         engine.step::<T, W>(&s.z, &s.y, &mut s.values, &mut s.rs, &mut s.next);
         std::mem::swap(&mut s.z, &mut s.next);
     }
-    let mut dz = std::mem::take(&mut s.z);
-    for (k, d) in dz.iter_mut().enumerate() {
-        *d = g[(k % W) * engine.len + k / W];
-    }
+    dz.clear();
+    dz.extend((0..engine.len * W).map(|k| g[(k % W) * engine.len + k / W]));
     let mut dy = vec![T::zero(); dim * W];
     let mut y = std::mem::take(&mut s.y);
-    for b in (0..blocks).rev() {
-        let start = b * block;
-        let end = (start + block).min(steps);
-        states[..len].copy_from_slice(&saved[b * len..][..len]);
-        for t in start + 1..end {
-            let (before, after) = states.split_at_mut((t - start) * len);
-            increment(paths, dim, t - 1, &mut y);
-            let z = &before[(t - start - 1) * len..];
-            engine.step::<T, W>(z, &y, &mut s.values, &mut s.rs, &mut after[..len]);
-        }
-        for t in (start..end).rev() {
-            let z = &states[(t - start) * len..][..len];
-            increment(paths, dim, t, &mut y);
-            engine.step_adjoint::<T, W>(z, &y, &mut dz, &mut dy, s);
-            for (l, dpath) in dpaths.chunks_exact_mut(row).enumerate() {
-                for c in 0..dim {
-                    dpath[(t + 1) * dim + c] += dy[c * W + l];
-                    dpath[t * dim + c] -= dy[c * W + l];
-                }
+    let mut z = std::mem::take(&mut s.z);
+    let mut before = vec![T::zero(); engine.len * W];
+    for t in (0..steps).rev() {
+        // The state before step t: exp(z_t) = exp(z_{t+1}) exp(−y_t), so z_t = BCH(z_{t+1}, −y_t).
+        increment(paths, dim, t, &mut y);
+        y.iter_mut().for_each(|v| *v = -*v);
+        engine.step::<T, W>(&z, &y, &mut s.values, &mut s.rs, &mut before);
+        y.iter_mut().for_each(|v| *v = -*v);
+        engine.step_adjoint::<T, W>(&before, &y, dz, &mut dy, s);
+        std::mem::swap(&mut z, &mut before);
+        for (l, dpath) in dpaths.chunks_exact_mut(row).enumerate() {
+            for c in 0..dim {
+                dpath[(t + 1) * dim + c] += dy[c * W + l];
+                dpath[t * dim + c] -= dy[c * W + l];
             }
         }
     }
-    s.z = dz;
+    s.z = z;
     s.y = y;
 }
 
@@ -802,7 +790,8 @@ fn backward<T: Scalar, const W: usize>(
 struct Scratches<T> {
     wide: Option<Scratch<T>>,
     single: Option<Scratch<T>>,
-    checkpoints: Vec<T>,
+    /// The state's gradient (backward only).
+    gradient: Vec<T>,
 }
 
 /// Run `each` over the rows of `out` (`row_len` values per path): full groups of [`LANES`] paths
@@ -824,11 +813,11 @@ fn in_lanes<T: Scalar>(
             let first = group * LANES;
             if chunk.len() == LANES * row_len {
                 let scratch = s.wide.get_or_insert_with(|| Scratch::new(engine, LANES));
-                wide(scratch, &mut s.checkpoints, first, chunk);
+                wide(scratch, &mut s.gradient, first, chunk);
             } else {
                 let scratch = s.single.get_or_insert_with(|| Scratch::new(engine, 1));
                 for (i, o) in chunk.chunks_exact_mut(row_len).enumerate() {
-                    single(scratch, &mut s.checkpoints, first + i, o);
+                    single(scratch, &mut s.gradient, first + i, o);
                 }
             }
         },
@@ -898,12 +887,10 @@ pub(super) fn log_sig_backprop<T: Scalar>(
     }
     let src = p.slice();
     let row = src.len() / p.batch().max(1);
-    let steps = (row / engine.dim).saturating_sub(1) as u128;
-    let block = (steps as f64).sqrt().ceil() as u128;
-    let states = steps.div_ceil(block.max(1)) + block;
     let size = std::mem::size_of::<T>() as u128;
+    // The scratch, the state's gradient and the state before each step.
     let per_thread =
-        engine.scratch_values(LANES + 1) + (states + 1) * LANES as u128 * engine.len as u128;
+        engine.scratch_values(LANES + 1) + 2 * (LANES + 1) as u128 * engine.len as u128;
     let threads = fit_threads("log-signature gradient", threads, |_| Memory {
         output: 2 * src.len() as u128 * size,
         shared: 0,
