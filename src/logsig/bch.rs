@@ -290,8 +290,10 @@ impl Engine {
         let structure = Structure::new(&words)?;
         // The series on two letters: its Lyndon words and coefficients. The letters' coefficients
         // are 1 (`z + y`); every other term is `b_w [u, v]` for `w = uv`, grouped by `u`.
-        let two = basis(2, degree)?;
-        let coefs = series(degree)?;
+        // One letter has no brackets: the series' letters are all it needs (and 2^N could overflow).
+        let series_degree = if dim == 1 { 1 } else { degree };
+        let two = basis(2, series_degree)?;
+        let coefs = series(series_degree)?;
         let factors = two.factors();
         let mut by_left: Vec<Vec<(usize, f64)>> = vec![Vec::new(); two.len()];
         for (w, &b) in coefs.iter().enumerate() {
@@ -829,6 +831,18 @@ fn rows<T, const W: usize>(src: &[T], row: usize, first: usize) -> [&[T]; W] {
     std::array::from_fn(|l| &src[(first + l) * row..(first + l + 1) * row])
 }
 
+/// The transformed paths (checked), the engine for their width, and `options` on the CPU.
+fn prepare<T: Scalar>(
+    paths: ArrayViewD<'_, T>,
+    degree: usize,
+    options: &SigOptions,
+) -> Result<(SigOptions, ArrayD<T>, Arc<Engine>)> {
+    let cpu = options.clone().device(Device::Cpu);
+    let transformed = crate::transform_path(paths, &cpu)?;
+    let dim = path_rows("path", transformed.view())?.last();
+    Ok((cpu, transformed, engine(dim, degree)?))
+}
+
 /// The body of [`crate::log_sig`] for [`LogSigMethod::Bch`] on the CPU, on `threads` threads.
 pub(super) fn log_sig<T: Scalar>(
     paths: ArrayViewD<'_, T>,
@@ -836,10 +850,8 @@ pub(super) fn log_sig<T: Scalar>(
     options: &SigOptions,
     threads: usize,
 ) -> Result<ArrayD<T>> {
-    let cpu = options.clone().device(Device::Cpu);
-    let transformed = crate::transform_path(paths, &cpu)?;
-    let p = path_rows("path", transformed.view())?;
-    let engine = engine(p.last(), degree)?;
+    let (_, transformed, engine) = prepare(paths, degree, options)?;
+    let p = Rows::new("path", transformed.view(), 2)?;
     let mut out_shape = p.batch_shape.clone();
     out_shape.push(engine.len);
     let size = std::mem::size_of::<T>() as u128;
@@ -874,10 +886,8 @@ pub(super) fn log_sig_backprop<T: Scalar>(
     options: &SigOptions,
     threads: usize,
 ) -> Result<ArrayD<T>> {
-    let cpu = options.clone().device(Device::Cpu);
-    let transformed = crate::transform_path(paths, &cpu)?;
-    let p = path_rows("path", transformed.view())?;
-    let engine = engine(p.last(), degree)?;
+    let (cpu, transformed, engine) = prepare(paths, degree, options)?;
+    let p = Rows::new("path", transformed.view(), 2)?;
     if derivs.last() != engine.len {
         return Err(Error::invalid(format!(
             "log_sig_derivs: expected {} values per row, got {}",

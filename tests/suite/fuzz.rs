@@ -8,7 +8,7 @@
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 use proptest::prelude::*;
 use roughsig::{
-    log_sig, log_sig_corrected, sig, sig_backprop, sig_combine, sig_corrected,
+    log_sig, log_sig_backprop, log_sig_corrected, sig, sig_backprop, sig_combine, sig_corrected,
     sig_corrected_backprop, sig_join, sig_kernel, sig_kernel_backprop, sig_kernel_gram,
     sig_to_log_sig, transform_path, Device, Error, KernelSolver, LogSigMethod, SigKernelOptions,
     SigOptions, StaticKernel,
@@ -216,10 +216,16 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_log_sig_and_transforms(x in input(3), degree in degree(), o in options(), method in 0u8..3) {
-        let method = [LogSigMethod::Expanded, LogSigMethod::Words, LogSigMethod::Lyndon][method as usize];
+    fn fuzz_log_sig_and_transforms(x in input(3), degree in degree(), o in options(), method in 0u8..4, seed in any::<u64>()) {
+        let method = [LogSigMethod::Expanded, LogSigMethod::Words, LogSigMethod::Lyndon, LogSigMethod::Bch][method as usize];
         let path = x.view();
-        check("log_sig", log_sig(path.view(), degree, method, &o));
+        if let Some(l) = check("log_sig", log_sig(path.view(), degree, method, &o)) {
+            let derivs = crate::common::random(l.shape(), seed);
+            let g = log_sig_backprop(path.view(), derivs.view(), degree, method, &o);
+            if let Some(g) = check("log_sig_backprop", g) {
+                prop_assert_eq!(g.shape(), path.shape());
+            }
+        }
         check("transform_path", transform_path(path.view(), &o));
     }
 
