@@ -64,10 +64,12 @@ struct Node {
     offset: usize,
 }
 
-/// The series' terms sharing a left operand, summed before bracketing (the bracket is bilinear):
-/// `[node_left, R]` with `R = Σ b_w node_v` over the terms `(v, b_w)`; `R` has degrees `lo..=hi`.
+/// The series' terms sharing an operand, summed before bracketing (the bracket is bilinear):
+/// `[node_fixed, C]` (`fixed_left`) or `[C, node_fixed]` with `C = Σ b_w node_v` over the terms
+/// `(v, b_w)`; `C` has degrees `lo..=hi`.
 struct Group {
-    left: usize,
+    fixed: usize,
+    fixed_left: bool,
     terms: Vec<(usize, f64)>,
     lo: usize,
     hi: usize,
@@ -289,25 +291,30 @@ impl Engine {
         let words = basis(dim, degree)?;
         let structure = Structure::new(&words)?;
         // The series on two letters: its Lyndon words and coefficients. The letters' coefficients
-        // are 1 (`z + y`); every other term is `b_w [u, v]` for `w = uv`, grouped by `u`.
+        // are 1 (`z + y`); every other term is `b_w [u, v]` for `w = uv`: those with `v = Y` make
+        // one bracket `[Σ b_w u, Y]` (cheap: `Y` has degree 1), the others are grouped by `u`.
         // One letter has no brackets: the series' letters are all it needs (and 2^N could overflow).
         let series_degree = if dim == 1 { 1 } else { degree };
         let two = basis(2, series_degree)?;
         let coefs = series(series_degree)?;
         let factors = two.factors();
-        let mut by_left: Vec<Vec<(usize, f64)>> = vec![Vec::new(); two.len()];
+        // (fixed operand, whether it is on the left, the other operands with their coefficients).
+        let mut raw: Vec<_> = (0..two.len()).map(|u| (u, true, Vec::new())).collect();
+        let mut with_y = Vec::new();
         for (w, &b) in coefs.iter().enumerate() {
-            if let (Some((u, v)), true) = (factors[w], b != 0.0) {
-                by_left[u].push((v, b));
+            match (factors[w], b != 0.0) {
+                (Some((u, 1)), true) => with_y.push((u, b)),
+                (Some((u, v)), true) => raw[u].2.push((v, b)),
+                _ => {}
             }
         }
+        raw.push((1, false, with_y));
+        raw.retain(|g| !g.2.is_empty());
         // Needed: the groups' operands, and recursively the brackets' factors.
         let mut needed = vec![false; two.len()];
-        for (u, terms) in by_left.iter().enumerate() {
-            if !terms.is_empty() {
-                needed[u] = true;
-                terms.iter().for_each(|&(v, _)| needed[v] = true);
-            }
+        for (fixed, _, terms) in &raw {
+            needed[*fixed] = true;
+            terms.iter().for_each(|&(v, _)| needed[v] = true);
         }
         for w in (0..two.len()).rev() {
             if let (true, Some((u, v))) = (needed[w], factors[w]) {
@@ -316,7 +323,7 @@ impl Engine {
             }
         }
         // A node's lowest degree is its word's length; its highest is what its uses read: a group
-        // `[u, R]` reads `u` up to `N − lo(R)` and `R`'s terms up to `N − lo(u)`; a bracket `[u, v]`
+        // reads its fixed node `u` up to `N − lo(C)` and `C`'s terms up to `N − lo(u)`; a bracket `[u, v]`
         // read up to `h` reads `u` up to `h − lo(v)` and `v` up to `h − lo(u)`.
         let lo = |w: usize| {
             two.shape
@@ -328,12 +335,11 @@ impl Engine {
         if two.len() > 1 {
             hi[1] = 1;
         }
-        for (u, terms) in by_left.iter().enumerate() {
-            if let Some(r_lo) = terms.iter().map(|&(v, _)| lo(v)).min() {
-                hi[u] = hi[u].max(degree - r_lo);
-                for &(v, _) in terms {
-                    hi[v] = hi[v].max(degree - lo(u));
-                }
+        for (u, _, terms) in &raw {
+            let c_lo = terms.iter().map(|&(v, _)| lo(v)).min().unwrap_or(degree);
+            hi[*u] = hi[*u].max(degree - c_lo);
+            for &(v, _) in terms {
+                hi[v] = hi[v].max(degree - lo(*u));
             }
         }
         for w in (2..two.len()).rev() {
@@ -367,19 +373,18 @@ impl Engine {
         }
         let mut groups = Vec::new();
         let mut group_values = 0;
-        for (u, terms) in by_left.iter().enumerate() {
-            let Some(r_lo) = terms.iter().map(|&(v, _)| lo(v)).min() else {
-                continue;
-            };
-            let r_hi = degree - lo(u);
+        for (u, fixed_left, terms) in raw {
+            let c_lo = terms.iter().map(|&(v, _)| lo(v)).min().unwrap_or(degree);
+            let c_hi = degree - lo(u);
             groups.push(Group {
-                left: index[u],
+                fixed: index[u],
+                fixed_left,
                 terms: terms.iter().map(|&(v, b)| (index[v], b)).collect(),
-                lo: r_lo,
-                hi: r_hi,
+                lo: c_lo,
+                hi: c_hi,
                 offset: group_values,
             });
-            group_values += structure.span(r_lo, r_hi).len();
+            group_values += structure.span(c_lo, c_hi).len();
         }
         Ok(Engine {
             dim,
@@ -443,7 +448,7 @@ impl Engine {
     fn group_operand<T: Scalar, const W: usize>(
         &self,
         g: &Group,
-        y: &[T],
+        (z, y): (&[T], &[T]),
         values: &[T],
         r: &mut [T],
     ) {
@@ -453,10 +458,10 @@ impl Engine {
             let b = T::from_f64(b);
             let node = &self.nodes[v];
             let from = self.structure.span(node.lo, node.hi.min(g.hi));
-            let src = if v == 1 {
-                &y[..from.len() * W]
-            } else {
-                &values[node.offset * W..(node.offset + from.len()) * W]
+            let src = match v {
+                0 => &z[..from.len() * W],
+                1 => &y[..from.len() * W],
+                _ => &values[node.offset * W..(node.offset + from.len()) * W],
             };
             let dst = &mut r[(from.start - r_span.start) * W..(from.end - r_span.start) * W];
             for (d, &x) in dst.iter_mut().zip(src) {
@@ -497,10 +502,16 @@ impl Engine {
         }
         for g in &self.groups {
             let r = &mut rs[self.group_slot::<W>(g)];
-            self.group_operand::<T, W>(g, y, values, r);
-            let a = self.value::<T, W>(g.left, z, y, values);
+            self.group_operand::<T, W>(g, (z, y), values, r);
+            let fixed = self.value::<T, W>(g.fixed, z, y, values);
+            let sum = self.group_value(g, r);
+            let (a, b) = if g.fixed_left {
+                (fixed, sum)
+            } else {
+                (sum, fixed)
+            };
             let n = self.structure.degree;
-            bracket::<T, W>(&self.structure, a, self.group_value(g, r), next, (0, n));
+            bracket::<T, W>(&self.structure, a, b, next, (0, n));
         }
     }
 
@@ -524,27 +535,32 @@ impl Engine {
         for g in &self.groups {
             let slot = self.group_slot::<W>(g);
             let r = &mut s.rs[slot.clone()];
-            self.group_operand::<T, W>(g, y, &s.values, r);
+            self.group_operand::<T, W>(g, (z, y), &s.values, r);
             let dr = &mut s.drs[slot];
             dr.fill(T::zero());
-            let a = self.value::<T, W>(g.left, z, y, &s.values);
-            let da = match g.left {
+            let fixed = self.value::<T, W>(g.fixed, z, y, &s.values);
+            let dfixed = match g.fixed {
                 0 => &mut *dz,
+                1 => &mut *dy,
                 w => &mut s.dvalues[self.slot::<W>(w)],
             };
             let n = self.structure.degree;
-            let r = self.group_value(g, r);
-            bracket_adjoint::<T, W>(&self.structure, a, r, dnext, (0, n), (da, dr));
+            let sum = self.group_value(g, r);
+            if g.fixed_left {
+                bracket_adjoint::<T, W>(&self.structure, fixed, sum, dnext, (0, n), (dfixed, dr));
+            } else {
+                bracket_adjoint::<T, W>(&self.structure, sum, fixed, dnext, (0, n), (dr, dfixed));
+            }
             let r_start = self.structure.span(g.lo, g.hi).start;
             for &(v, b) in &g.terms {
                 let b = T::from_f64(b);
                 let node = &self.nodes[v];
                 let to = self.structure.span(node.lo, node.hi.min(g.hi));
                 let src = &dr[(to.start - r_start) * W..(to.end - r_start) * W];
-                let dst = if v == 1 {
-                    &mut dy[..to.len() * W]
-                } else {
-                    &mut s.dvalues[node.offset * W..(node.offset + to.len()) * W]
+                let dst = match v {
+                    0 => &mut dz[..to.len() * W],
+                    1 => &mut dy[..to.len() * W],
+                    _ => &mut s.dvalues[node.offset * W..(node.offset + to.len()) * W],
                 };
                 for (d, &x) in dst.iter_mut().zip(src) {
                     *d += b * x;
@@ -984,7 +1000,7 @@ mod tests {
     }
 
     /// The series starts `X + Y + ½[X, Y] + (1/12)[X, [X, Y]] + (1/12)[[X, Y], Y]`, and is grouped
-    /// by left operand: `[X, ½Y + (1/12)[X, Y]]` and `[[X, Y], (1/12)Y]`.
+    /// as `[X, (1/12)[X, Y]]` and `[½X + (1/12)[X, Y], Y]`.
     #[test]
     fn series_coefficients() {
         let want = [1.0, 1.0, 0.5, 1.0 / 12.0, 1.0 / 12.0];
@@ -994,14 +1010,18 @@ mod tests {
             assert!((c - w).abs() < 1e-15, "{got:?}");
         }
         let e = engine(2, 3).unwrap();
-        let groups: Vec<(usize, Vec<(usize, f64)>)> =
-            e.groups.iter().map(|g| (g.left, g.terms.clone())).collect();
-        assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].0, 0);
-        assert_eq!(groups[0].1.len(), 2);
-        assert_eq!(groups[1].1.len(), 1);
-        assert_eq!(groups[1].1[0].0, 1);
-        assert!((groups[1].1[0].1 - 1.0 / 12.0).abs() < 1e-15);
+        let close = |terms: &[(usize, f64)], want: &[(usize, f64)]| {
+            terms.len() == want.len()
+                && terms
+                    .iter()
+                    .zip(want)
+                    .all(|(t, w)| t.0 == w.0 && (t.1 - w.1).abs() < 1e-15)
+        };
+        assert_eq!(e.groups.len(), 2);
+        let (x, y) = (&e.groups[0], &e.groups[1]);
+        assert!((x.fixed, x.fixed_left, y.fixed, y.fixed_left) == (0, true, 1, false));
+        assert!(close(&x.terms, &[(2, 1.0 / 12.0)]));
+        assert!(close(&y.terms, &[(0, 0.5), (2, 1.0 / 12.0)]));
         // [X, Y] is read up to degree 2 only.
         assert_eq!((e.nodes[2].lo, e.nodes[2].hi), (2, 2));
     }
