@@ -14,8 +14,8 @@
 //! - The structure constants come from the Lyndon rewriting rule: `[P_u, P_v] = P_uv` when `u < v`
 //!   and `u` is a letter or the right factor of `u` is `≥ v`; otherwise Jacobi's identity
 //!   `[[P_a, P_b], P_v] = [P_a, [P_b, P_v]] − [P_b, [P_a, P_v]]` on `u`'s factors `(a, b)`, recursively.
-//! - The terms are grouped by left operand, `Σ b_w [u, v_w] = [u, Σ b_w v_w]`, so that each group
-//!   costs one bracket.
+//! - The terms are grouped so that each group costs one bracket: those with right factor `Y` as
+//!   `[Σ b_w u_w, Y]`, the others by left operand, `[u, Σ b_w v_w]`.
 //! - Every value carries its range of degrees: `z` has `1..=N`, `y` only `1`, a bracket node from
 //!   its word's length up to the highest degree its uses read (`N` minus the other operand's lowest);
 //!   a bracket reads only the block pairs that reach its output.
