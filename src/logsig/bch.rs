@@ -26,9 +26,9 @@
 use super::lyndon::{basis, Basis};
 use super::LogSigMethod;
 use crate::algebra::simd::{multiversion, MulAdd};
-use crate::batch::{check_bytes, fit_threads, paths as path_rows, zeros, Memory, Rows};
+use crate::batch::{check_bytes, fit_threads, zeros, Memory, Rows};
 use crate::cpu::par_rows;
-use crate::{Device, Error, Result, Scalar, SigOptions};
+use crate::{Device, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -420,7 +420,7 @@ impl Engine {
         let values = match w {
             0 => z,
             1 => y,
-            _ => &values[node.offset * W..(node.offset + self.span(w).len()) * W],
+            _ => &values[self.slot::<W>(w)],
         };
         Value {
             values,
@@ -444,7 +444,7 @@ impl Engine {
         }
     }
 
-    /// Group `g`'s right operand `R = Σ b_w node_v` into `r` (`W` lanes).
+    /// Group `g`'s summed operand `C = Σ b_w node_v` into `r` (`W` lanes).
     fn group_operand<T: Scalar, const W: usize>(
         &self,
         g: &Group,
@@ -470,7 +470,7 @@ impl Engine {
         }
     }
 
-    /// Group `g`'s right operand as a [`Value`].
+    /// Group `g`'s summed operand as a [`Value`].
     fn group_value<'v, T>(&self, g: &Group, r: &'v [T]) -> Value<'v, T> {
         Value {
             values: r,
@@ -812,8 +812,8 @@ struct Scratches<T> {
     gradient: Vec<T>,
 }
 
-/// Run `each` over the rows of `out` (`row_len` values per path): full groups of [`LANES`] paths
-/// interleaved, any remainder one path at a time.
+/// Run `wide` over the rows of `out` (`row_len` values per path) in full groups of [`LANES`] paths
+/// interleaved, and `single` over any remainder one path at a time.
 fn in_lanes<T: Scalar>(
     engine: &Engine,
     threads: usize,
@@ -847,7 +847,8 @@ fn rows<T, const W: usize>(src: &[T], row: usize, first: usize) -> [&[T]; W] {
     std::array::from_fn(|l| &src[(first + l) * row..(first + l + 1) * row])
 }
 
-/// The transformed paths (checked), the engine for their width, and `options` on the CPU.
+/// The transformed paths (the caller has checked the paths), the engine for their width, and
+/// `options` on the CPU.
 fn prepare<T: Scalar>(
     paths: ArrayViewD<'_, T>,
     degree: usize,
@@ -855,7 +856,7 @@ fn prepare<T: Scalar>(
 ) -> Result<(SigOptions, ArrayD<T>, Arc<Engine>)> {
     let cpu = options.clone().device(Device::Cpu);
     let transformed = crate::transform_path(paths, &cpu)?;
-    let dim = path_rows("path", transformed.view())?.last();
+    let dim = transformed.shape().last().copied().unwrap_or(1);
     Ok((cpu, transformed, engine(dim, degree)?))
 }
 
@@ -894,7 +895,7 @@ pub(super) fn log_sig<T: Scalar>(
 }
 
 /// The body of [`crate::log_sig_backprop`] for [`LogSigMethod::Bch`] on the CPU: `derivs` are the
-/// log-signatures' gradients, already checked against the paths.
+/// log-signatures' gradients, already checked against the paths (batch and length) by the caller.
 pub(super) fn log_sig_backprop<T: Scalar>(
     paths: ArrayViewD<'_, T>,
     derivs: &Rows<'_, T>,
@@ -904,13 +905,6 @@ pub(super) fn log_sig_backprop<T: Scalar>(
 ) -> Result<ArrayD<T>> {
     let (cpu, transformed, engine) = prepare(paths, degree, options)?;
     let p = Rows::new("path", transformed.view(), 2)?;
-    if derivs.last() != engine.len {
-        return Err(Error::invalid(format!(
-            "log_sig_derivs: expected {} values per row, got {}",
-            engine.len,
-            derivs.last()
-        )));
-    }
     let src = p.slice();
     let row = src.len() / p.batch().max(1);
     let size = std::mem::size_of::<T>() as u128;
