@@ -5,11 +5,13 @@
 //! calls), the GPU's kernel time alone (timestamp queries, where the adapter has them: the data is on
 //! the device, as the published GPU numbers are measured) and the CPU with every core; then the
 //! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`), one Gram
-//! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), and `sig_combine` and its gradient.
+//! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), `sig_combine` and its gradient, and
+//! `log_sig_to_sig` and `log_sig_combine` (Lyndon brackets) with their gradients.
 use ndarray::{Array3, ArrayD};
 use roughsig::gpu::GpuReport;
 use roughsig::{
-    log_sig, log_sig_backprop, sig, sig_backprop, sig_combine, sig_combine_backprop, sig_kernel,
+    log_sig, log_sig_backprop, log_sig_combine, log_sig_combine_backprop, log_sig_to_sig,
+    log_sig_to_sig_backprop, sig, sig_backprop, sig_combine, sig_combine_backprop, sig_kernel,
     sig_kernel_backprop, sig_kernel_gram, Device, LogSigMethod, Scalar, SigKernelOptions,
     SigOptions,
 };
@@ -108,6 +110,7 @@ fn main() {
     }
     for s in &combines {
         run_combine::<f32>(s, repeats);
+        run_log_sig_products::<f32>(s, repeats);
     }
 }
 
@@ -179,6 +182,62 @@ fn run_combine<T: Scalar>(s: &Shape, repeats: usize) {
         &gpu,
         &cpu,
         |o| sig_combine_backprop(g.view(), a.view(), b.view(), s.2, s.3, o).map(drop),
+    );
+}
+
+/// The exponentials of `s.0` log-signatures in the Lyndon bracket basis (dimension `s.2`, degree
+/// `s.3`) and their products (`log_sig_combine`), with their gradients.
+fn run_log_sig_products<T: Scalar>(s: &Shape, repeats: usize) {
+    let (cpu, gpu) = (sig_options(Device::Cpu), sig_options(Device::Gpu(None)));
+    let method = LogSigMethod::Lyndon;
+    let x = paths::<T>(&Shape(s.0, 8, s.2, s.3));
+    let shape = format!("{} rows, dim {}, degree {}", s.0, s.2, s.3);
+    let (l, sig_derivs) = match (
+        log_sig(x.view(), s.3, method, &cpu),
+        sig(x.view(), s.3, &cpu),
+    ) {
+        (Ok(l), Ok(sigs)) => (l, sigs.mapv(|v| v.cos())),
+        (Err(e), _) | (_, Err(e)) => {
+            return println!("| log_sig_to_sig | {} | {shape} | {e} |", T::NAME)
+        }
+    };
+    let (b, g) = (l.mapv(|v| v * T::from_f64(0.5)), l.mapv(|v| v.cos()));
+    let (d, n) = (s.2, s.3);
+    compare(
+        "log_sig_to_sig",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| log_sig_to_sig(l.view(), d, n, method, o).map(drop),
+    );
+    compare(
+        "log_sig_to_sig_backprop",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| log_sig_to_sig_backprop(l.view(), sig_derivs.view(), d, n, method, o).map(drop),
+    );
+    compare(
+        "log_sig_combine",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| log_sig_combine(l.view(), b.view(), d, n, o).map(drop),
+    );
+    compare(
+        "log_sig_combine_backprop",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| log_sig_combine_backprop(g.view(), l.view(), b.view(), d, n, o).map(drop),
     );
 }
 

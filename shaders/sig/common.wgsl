@@ -39,7 +39,8 @@ struct Params {
     out_st: u32,
     // Invocations (or, for sig_backward, workgroups) that have work in this dispatch.
     total: u32,
-    pad0: u32,
+    // tensor_series: 0 the logarithm, 1 the exponential.
+    series: u32,
     pad1: u32,
     pad2: u32,
 }

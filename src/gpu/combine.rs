@@ -97,7 +97,7 @@ fn place<'a, T>(
 }
 
 /// The root of the product: output rows (`st + sig_len`, leading 1 when `st`) from the pairs.
-fn product<'a>(
+pub(super) fn product<'a>(
     call: &RowCall,
     n: usize,
     st: usize,
@@ -117,7 +117,7 @@ fn product<'a>(
 }
 
 /// The gradients of the product with respect to both factors: rows of `2·sig_len` in `grads`.
-fn product_backprop<'a>(
+pub(super) fn product_backprop<'a>(
     call: &RowCall,
     n: usize,
     st: usize,

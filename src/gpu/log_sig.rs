@@ -1,7 +1,7 @@
-//! `log_sig` on the GPU: the signature engine (`gpu::sig`) then `shaders/sig/tensor_log.wgsl`, per
+//! `log_sig` on the GPU: the signature engine (`gpu::sig`) then `shaders/sig/tensor_series.wgsl`, per
 //! group of paths, and the logarithm's gradient through the same kernel.
 //!
-//! The signatures stay on the GPU: `tensor_log` reads the rows the signature engine left in a device
+//! The signatures stay on the GPU: `tensor_series` reads the rows the signature engine left in a device
 //! buffer, and only the log-signatures come back, expanded or read at the Lyndon words (the word
 //! index table is uploaded once per call, so only the compact rows are read back). Each step of the
 //! logarithm's Horner nesting is one dispatch over every coefficient of every row.
@@ -14,7 +14,7 @@ use super::program::{
 };
 use super::sig::plan::{Buf, Pass, SigParams, WG};
 use super::sig::rows::{per_row, RowCall};
-use super::sig::wgsl::{SigKey, LYNDON_SOLVE, TENSOR_LOG};
+use super::sig::wgsl::{SigKey, LYNDON_SOLVE, SERIES_LOG, TENSOR_SERIES};
 use super::sig::{run, Inputs};
 use super::GpuDevice;
 use crate::layout::{PathsShape, TensorShape};
@@ -129,7 +129,7 @@ pub(crate) fn log_sig<T: Scalar>(
     let out_buf = take(&ctx, "output", bytes(out_row), STORAGE, &mut report);
     // The kernel's derivative inputs, which its forward modes do not read.
     let unused = [(); 2].map(|_| take(&ctx, "unused", 16, STORAGE, &mut report));
-    let pipeline = super::sig::pipeline(&ctx, &TENSOR_LOG, &row_key(shape, precision)?)?;
+    let pipeline = super::sig::pipeline(&ctx, &TENSOR_SERIES, &row_key(shape, precision)?)?;
     let out_st = (words.is_none() && out_st) as usize;
     let entries = out_row - out_st;
     let mut given: Vec<T> = Vec::new();
@@ -177,7 +177,7 @@ pub(crate) fn log_sig<T: Scalar>(
                 ..Default::default()
             };
             Ok(Dispatch {
-                label: TENSOR_LOG.name,
+                label: TENSOR_SERIES.name,
                 pipeline: pipeline.clone(),
                 params: bytemuck::bytes_of(&params).to_vec(),
                 buffers: vec![
@@ -214,11 +214,11 @@ pub(crate) struct Brackets<T> {
 }
 
 /// `lyndon_solve`'s modes: the solve, and its transpose.
-const LYNDON_FORWARD: u32 = 0;
-const LYNDON_TRANSPOSE: u32 = 1;
+pub(super) const LYNDON_FORWARD: u32 = 0;
+pub(super) const LYNDON_TRANSPOSE: u32 = 1;
 
 /// [`Brackets`] on the device.
-struct BracketBuffers {
+pub(super) struct BracketBuffers {
     buffers: [Pooled; 4],
     precision: Precision,
 }
@@ -230,7 +230,11 @@ impl<T: Scalar> Brackets<T> {
         Ok(loop_cost::lp(self.widest as u64, 4) <= ctx.loop_budget)
     }
 
-    fn upload(&self, ctx: &Arc<Context>, report: &mut GpuReport) -> Result<BracketBuffers> {
+    pub(super) fn upload(
+        &self,
+        ctx: &Arc<Context>,
+        report: &mut GpuReport,
+    ) -> Result<BracketBuffers> {
         let precision = Precision::of::<T>();
         let mut buffer = |label: &str, bytes: &[u8]| {
             let b = take(ctx, label, bytes.len() as u64, STORAGE, report);
@@ -252,7 +256,7 @@ impl<T: Scalar> Brackets<T> {
 impl BracketBuffers {
     /// The dispatch solving (`LYNDON_FORWARD`) or transposing (`LYNDON_TRANSPOSE`) `n` rows of
     /// `row` coordinates in `coords`, in place.
-    fn solve<'a>(
+    pub(super) fn solve<'a>(
         &'a self,
         ctx: &Arc<Context>,
         shape: &TensorShape,
@@ -296,13 +300,13 @@ fn row_key(shape: &TensorShape, precision: Precision) -> Result<SigKey> {
 }
 
 /// Values per row of the logarithm's chain: `P_{N−1}, …, P_1`.
-fn chain_len(shape: &TensorShape) -> usize {
+pub(super) fn chain_len(shape: &TensorShape) -> usize {
     (1..shape.degree)
         .map(|m| shape.offset(shape.degree - m + 1))
         .sum()
 }
 
-/// The buffers of `tensor_log.wgsl` per row (derivative rows of `row`), for the row
+/// The buffers of `tensor_series.wgsl` per row (derivative rows of `row`), for the row
 /// call's sizes.
 fn backprop_rows(shape: &TensorShape, row: usize) -> [PerPath; 5] {
     let len = shape.len();
@@ -329,37 +333,88 @@ pub(crate) struct LogSigDerivs<'a, T> {
     pub brackets: Option<&'a Brackets<T>>,
 }
 
-/// The dispatches of the tensor logarithm's reverse for `n` rows: `dx = dF/dx` from the signatures'
-/// levels `sigs` and the derivatives `derivs` (rows as `d` says, read at `positions`): the chain
-/// `P_{N−1} … P_1`, then the reverse steps, each a dispatch over every coefficient of its levels.
-fn log_backprop_steps<'a, T>(
+/// The rows a tensor series writes (forward) or reads its derivatives from (reverse): `row` values
+/// each, the series' coefficients after `st` scalar-term slots; with `words`, `row` coefficients
+/// at the flat indices the `positions` buffer lists (forward) or each coefficient's derivative
+/// where `positions` says (reverse).
+#[derive(Clone, Copy)]
+pub(super) struct SeriesRows {
+    pub row: usize,
+    pub st: usize,
+    pub words: bool,
+}
+
+/// One `tensor_series` dispatch of mode `mode` at step `m`, `items` invocations per row.
+#[allow(clippy::too_many_arguments)]
+fn series_step<'a>(
+    call: &RowCall,
+    n: usize,
+    series: u32,
+    rows: SeriesRows,
+    mode: u32,
+    m: usize,
+    items: usize,
+    buffers: Vec<&'a wgpu::Buffer>,
+) -> Result<Dispatch<'a>> {
+    let params = SigParams {
+        mode,
+        count: to_u32("step", m)?,
+        total: to_u32("coefficients", n * items)?,
+        length: to_u32("entries", rows.row - rows.st)?,
+        g_stride: to_u32("row", rows.row)?,
+        g_st: to_u32("scalar term", rows.st)?,
+        offset: rows.words as u32,
+        series,
+        ..Default::default()
+    };
+    call.per_item(&TENSOR_SERIES, params, buffers)
+}
+
+/// The dispatches of a tensor series (`SERIES_LOG`: the logarithm of signatures, `SERIES_EXP`: the
+/// exponential of Lie elements) of `n` rows of levels `sigs` into `out` (rows as `rows` says): the
+/// chain `P_{N−1} … P_1`, then the output entries, each a dispatch over every coefficient.
+pub(super) fn series_steps<'a>(
     call: &RowCall,
     shape: &TensorShape,
     n: usize,
-    d: &LogSigDerivs<'_, T>,
+    series: u32,
+    rows: SeriesRows,
+    [sigs, derivs, chain, dp, out, positions]: [&'a wgpu::Buffer; 6],
+) -> Result<Vec<Dispatch<'a>>> {
+    let degree = shape.degree;
+    let bufs = || vec![sigs, derivs, chain, dp, out, positions];
+    let mut steps = Vec::with_capacity(degree);
+    for m in (1..degree).rev() {
+        let items = shape.offset(degree - m + 1);
+        steps.push(series_step(call, n, series, rows, 0, m, items, bufs())?);
+    }
+    let entries = rows.row - rows.st;
+    steps.push(series_step(call, n, series, rows, 2, 0, entries, bufs())?);
+    Ok(steps)
+}
+
+/// The dispatches of a tensor series' reverse for `n` rows: `dx = dF/dx` from the levels `sigs`
+/// and the derivatives `derivs` (rows as `rows` says): the chain `P_{N−1} … P_1`, then the reverse
+/// steps, each a dispatch over every coefficient of its levels.
+pub(super) fn series_backprop_steps<'a>(
+    call: &RowCall,
+    shape: &TensorShape,
+    n: usize,
+    series: u32,
+    rows: SeriesRows,
     [sigs, derivs, chain, dp, dx, positions]: [&'a wgpu::Buffer; 6],
 ) -> Result<Vec<Dispatch<'a>>> {
     let degree = shape.degree;
     let bufs = || vec![sigs, derivs, chain, dp, dx, positions];
-    let step = |mode: u32, m: usize, items: usize| {
-        let params = SigParams {
-            mode,
-            count: to_u32("step", m)?,
-            total: to_u32("coefficients", n * items)?,
-            g_stride: to_u32("row", d.row)?,
-            g_st: to_u32("scalar term", d.st)?,
-            offset: d.positions.is_some() as u32,
-            ..Default::default()
-        };
-        call.per_item(&TENSOR_LOG, params, bufs())
-    };
     let mut steps = Vec::with_capacity(2 * degree);
     for m in (1..degree).rev() {
-        steps.push(step(0, m, shape.offset(degree - m + 1))?);
+        let items = shape.offset(degree - m + 1);
+        steps.push(series_step(call, n, series, rows, 0, m, items, bufs())?);
     }
     for m in 0..degree {
         let levels = degree - m;
-        steps.push(step(1, m, shape.offset(levels + 1) + shape.offset(levels))?);
+        let items = shape.offset(levels + 1) + shape.offset(levels);
+        steps.push(series_step(call, n, series, rows, 1, m, items, bufs())?);
     }
     Ok(steps)
 }
@@ -420,7 +475,14 @@ impl DerivsOnDevice {
             steps.push(b.solve(&call.ctx, shape, n, d.row, LYNDON_TRANSPOSE, &self.derivs)?);
         }
         let bufs = [sigs, &self.derivs, chain, dp, dx, &self.positions];
-        steps.extend(log_backprop_steps(call, shape, n, d, bufs)?);
+        let rows = SeriesRows {
+            row: d.row,
+            st: d.st,
+            words: d.positions.is_some(),
+        };
+        steps.extend(series_backprop_steps(
+            call, shape, n, SERIES_LOG, rows, bufs,
+        )?);
         Ok(steps)
     }
 }
@@ -445,7 +507,7 @@ pub(crate) fn sig_to_log_sig_backprop<T: Scalar>(
         "sig_to_log_sig_backprop",
         shape,
         &backprop_rows(shape, derivs.row),
-        &[&TENSOR_LOG],
+        &[&TENSOR_SERIES],
     )?;
     let chain = chain_len(shape);
     for (g, out_group) in out.chunks_mut(call.group * row).enumerate() {
@@ -516,7 +578,7 @@ pub(crate) fn log_sig_backprop<T: Scalar>(
         "log_sig_backprop",
         shape,
         &backprop_rows(shape, derivs.row),
-        &[&TENSOR_LOG],
+        &[&TENSOR_SERIES],
     )?;
     let group = call
         .group

@@ -25,7 +25,8 @@
 //!   `shaders/sig_kernel_chain.wgsl` chains `dF/dG` to the transformed paths on the device.
 //! - Log-signatures, Chen's product and joins, and their gradients: kernels over rows of
 //!   signatures, one invocation per coefficient (or per (row, word length) for the Lyndon solve),
-//!   chained on the device to the signature engine where the paths are the input.
+//!   chained on the device to the signature engine where the paths are the input;
+//!   `log_sig_to_sig` (`to_sig`) expands the Lie elements and exponentiates them the same way.
 //! - A batch is cut into groups that respect the adapter's limits (workgroups per dimension, storage
 //!   binding and buffer sizes, `u32` indices). lavapipe (llvmpipe) ends an invocation's loops after
 //!   65535 iterations in all, silently: there chunks and windows are sized from a model of the
@@ -43,6 +44,7 @@ mod context;
 #[doc(hidden)]
 pub mod kernels;
 mod log_sig;
+mod log_sig_combine;
 #[cfg(test)]
 pub(crate) mod mirror;
 mod program;
@@ -52,6 +54,7 @@ mod resident;
 pub mod sig;
 mod sig_coef;
 pub(crate) mod sig_kernel;
+mod to_sig;
 
 #[doc(hidden)]
 pub use chunks::set_max_chunk_paths;
@@ -60,6 +63,7 @@ pub(crate) use log_sig::{
     log_sig, log_sig_backprop, sig_to_log_sig_backprop, Brackets, LogSigDerivs, LogSigPaths,
     Signatures,
 };
+pub(crate) use log_sig_combine::{log_sig_combine, log_sig_combine_backprop, LyndonForm};
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
@@ -69,6 +73,7 @@ pub use sig_kernel::set_max_grid_rows;
 pub(crate) use sig_kernel::{
     sig_kernel, sig_kernel_backprop, sig_kernel_grids, KernelGrid, Pairs, StaticGram,
 };
+pub(crate) use to_sig::{log_sig_to_sig, log_sig_to_sig_backprop, Expansion, LieRows};
 
 use crate::{Error, Result};
 use context::{registry, Entry};

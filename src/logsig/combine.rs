@@ -6,7 +6,8 @@
 //! that way: both Lie elements expanded from their bracket coordinates, exponentiated, multiplied, and
 //! the logarithm taken back to bracket coordinates, so it is the same number the BCH series gives.
 //! Memory is one thread's few signature-sized buffers. A join is a combine whose second factor is the
-//! straight segment `v`, whose bracket coordinates are `v` at the letters and 0 above.
+//! straight segment `v`, whose bracket coordinates are `v` at the letters and 0 above. On the GPU
+//! the same chain runs on the device (`gpu::log_sig_combine`).
 
 use super::lyndon::Expansions;
 use super::{LogSigMethod, Plan, Workspace};
@@ -14,8 +15,14 @@ use crate::algebra::{tensor_exp, tensor_exp_backprop, tensor_mul, tensor_mul_bac
 use crate::batch::{check_result, expect_len, fit_threads, same_batch, zeros, Memory, Rows};
 use crate::combine::{paired_rows, split_pair};
 use crate::cpu::par_rows;
+use crate::device::{execute, on_gpu};
+#[cfg(feature = "gpu")]
+use crate::gpu;
+use crate::scalar::Precision;
 use crate::{Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD, Axis};
+#[cfg(feature = "gpu")]
+use std::borrow::Cow;
 
 /// The body of [`crate::log_sig_combine`] (see [`crate::api`]).
 pub(crate) fn log_sig_combine<T: Scalar>(
@@ -29,22 +36,36 @@ pub(crate) fn log_sig_combine<T: Scalar>(
     let expansions = plan.expansions()?;
     let row = a.last();
     let (xa, xb) = (a.slice(), b.slice());
-    let out = crate::device::cpu_only::<T, _>("log_sig_combine", options, |threads| {
-        let threads = plan.fit_bch::<T>("combined log-signature", a.data.len(), threads)?;
-        let mut out = zeros::<T>("combined log-signature", a.data.shape())?;
-        par_rows(
-            threads,
-            out.as_slice_mut().expect("fresh arrays are contiguous"),
-            row,
-            || Bch::new(&plan),
-            |bch, i, o| {
-                let r = i * row..(i + 1) * row;
-                bch.product(&plan, expansions, &xa[r.clone()], &xb[r]);
-                plan.forward_row(&bch.c, &mut bch.ws, o, false);
-            },
-        );
-        Ok(out)
-    })?;
+    let out = execute(
+        &options.exec.device,
+        options.exec.n_jobs,
+        Precision::of::<T>(),
+        plan.combine_work(a.batch()),
+        on_gpu!(|device| {
+            let form = GpuForm::new(&plan, device, expansions)?;
+            let mut out = zeros::<T>("combined log-signature", a.data.shape())?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            gpu::log_sig_combine(device, &plan.shape, &form.view(), xa, xb, slice)?;
+            form.solve(slice);
+            Ok(out)
+        }),
+        |threads| {
+            let threads = plan.fit_bch::<T>("combined log-signature", a.data.len(), threads)?;
+            let mut out = zeros::<T>("combined log-signature", a.data.shape())?;
+            par_rows(
+                threads,
+                out.as_slice_mut().expect("fresh arrays are contiguous"),
+                row,
+                || Bch::new(&plan),
+                |bch, i, o| {
+                    let r = i * row..(i + 1) * row;
+                    bch.product(&plan, expansions, &xa[r.clone()], &xb[r]);
+                    plan.forward_row(&bch.c, &mut bch.ws, o, false);
+                },
+            );
+            Ok(out)
+        },
+    )?;
     check_result("combined log-signature", &out, 1)?;
     Ok(out)
 }
@@ -66,21 +87,45 @@ pub(crate) fn log_sig_combine_backprop<T: Scalar>(
     let expansions = plan.expansions()?;
     let row = a.last();
     let (xa, xb, xg) = (a.slice(), b.slice(), g.slice());
-    let both = crate::device::cpu_only::<T, _>("log_sig_combine_backprop", options, |threads| {
-        let threads = plan.fit_bch::<T>("log-signature gradients", 2 * a.data.len(), threads)?;
-        paired_rows(
-            threads,
-            a.batch(),
-            (row, row),
-            || Bch::new(&plan),
-            |bch, i, da, db| {
-                let r = i * row..(i + 1) * row;
-                bch.product_backprop(&plan, expansions, &xa[r.clone()], &xb[r.clone()], &xg[r]);
-                plan.lie_element_backprop(expansions, &bch.da_l, &mut bch.ws, da);
-                plan.lie_element_backprop(expansions, &bch.db_l, &mut bch.ws, db);
-            },
-        )
-    })?;
+    let both = execute(
+        &options.exec.device,
+        options.exec.n_jobs,
+        Precision::of::<T>(),
+        // The reverse recomputes the product and walks each step back.
+        plan.combine_work(a.batch()).saturating_mul(3),
+        on_gpu!(|device| {
+            let form = GpuForm::new(&plan, device, expansions)?;
+            let derivs = form.solve_transpose(xg);
+            let mut both = zeros::<T>("log-signature gradients", &[a.batch(), 2 * row])?;
+            let slice = both.as_slice_mut().expect("fresh arrays are contiguous");
+            gpu::log_sig_combine_backprop(
+                device,
+                &plan.shape,
+                &form.view(),
+                &derivs,
+                xa,
+                xb,
+                slice,
+            )?;
+            Ok(both)
+        }),
+        |threads| {
+            let threads =
+                plan.fit_bch::<T>("log-signature gradients", 2 * a.data.len(), threads)?;
+            paired_rows(
+                threads,
+                a.batch(),
+                (row, row),
+                || Bch::new(&plan),
+                |bch, i, da, db| {
+                    let r = i * row..(i + 1) * row;
+                    bch.product_backprop(&plan, expansions, &xa[r.clone()], &xb[r.clone()], &xg[r]);
+                    plan.lie_element_backprop(expansions, &bch.da_l, &mut bch.ws, da);
+                    plan.lie_element_backprop(expansions, &bch.db_l, &mut bch.ws, db);
+                },
+            )
+        },
+    )?;
     split_pair(both, &a.batch_shape, row, row)
 }
 
@@ -312,5 +357,74 @@ impl Plan {
             shared: 0,
             per_thread: self.workspace_bytes::<T>() + buffers,
         })
+    }
+}
+
+impl Plan {
+    /// Multiply-adds of `rows` products of log-signatures: two exponentials, Chen's product and a
+    /// logarithm, each about `degree` per coefficient.
+    fn combine_work(&self, rows: usize) -> u128 {
+        self.exp_work(rows).saturating_mul(4)
+    }
+}
+
+/// The bracket form's tables for the GPU's products of log-signatures: the expansions, the Lyndon
+/// words' positions, and the triangle where the device can solve it (else it is solved here).
+#[cfg(feature = "gpu")]
+struct GpuForm<'a, T> {
+    expansion: gpu::Expansion<T>,
+    brackets: Option<gpu::Brackets<T>>,
+    words: &'a [usize],
+    plan: &'a Plan,
+}
+
+#[cfg(feature = "gpu")]
+impl<'a, T: Scalar> GpuForm<'a, T> {
+    fn new(
+        plan: &'a Plan,
+        device: &gpu::GpuDevice,
+        expansions: Option<&Expansions>,
+    ) -> Result<GpuForm<'a, T>> {
+        let (Some(e), Some(basis)) = (expansions, &plan.basis) else {
+            unreachable!("products of log-signatures are planned in the bracket form")
+        };
+        Ok(GpuForm {
+            expansion: plan.gpu_expansion(e)?,
+            brackets: plan.gpu_triangle(device)?,
+            words: &basis.flat,
+            plan,
+        })
+    }
+
+    fn view(&self) -> gpu::LyndonForm<'_, T> {
+        gpu::LyndonForm {
+            expansion: &self.expansion,
+            brackets: self.brackets.as_ref(),
+            words: self.words,
+        }
+    }
+
+    /// The Lyndon words' coefficients in `rows` into bracket coordinates, where the device did not.
+    fn solve(&self, rows: &mut [T]) {
+        if let (None, Some(basis)) = (&self.brackets, &self.plan.basis) {
+            for r in rows.chunks_exact_mut(basis.len()) {
+                basis.brackets().solve(r);
+            }
+        }
+    }
+
+    /// The coordinates' derivatives `g` turned into the Lyndon words' derivatives, where the
+    /// device does not.
+    fn solve_transpose<'g>(&self, g: &'g [T]) -> Cow<'g, [T]> {
+        match (&self.brackets, &self.plan.basis) {
+            (None, Some(basis)) => {
+                let mut rows = g.to_vec();
+                for r in rows.chunks_exact_mut(basis.len()) {
+                    basis.brackets().solve_transpose(r);
+                }
+                Cow::Owned(rows)
+            }
+            _ => Cow::Borrowed(g),
+        }
     }
 }

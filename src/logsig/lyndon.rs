@@ -379,6 +379,11 @@ impl Triangular {
 }
 
 impl Expansions {
+    /// Each bracket's `(flat index, coefficient)` terms, in bracket order.
+    pub fn brackets(&self) -> impl Iterator<Item = &[(usize, f64)]> {
+        self.row_start.windows(2).map(|w| &self.entries[w[0]..w[1]])
+    }
+
     /// `out = Σ_p c_p P_p`: bracket coordinates → the Lie element in the expanded layout (levels
     /// `1..=N`, no scalar term).
     pub fn expand<T: Scalar>(&self, c: &[T], out: &mut [T]) {

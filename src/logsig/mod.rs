@@ -762,7 +762,17 @@ impl Plan {
     /// substitution within its loop budget, indices within `u32`); `None` otherwise.
     #[cfg(feature = "gpu")]
     fn gpu_brackets<T: Scalar>(&self, device: &gpu::GpuDevice) -> Result<Option<gpu::Brackets<T>>> {
-        let (LogSigMethod::Lyndon, Some(basis)) = (self.method, &self.basis) else {
+        match self.method {
+            LogSigMethod::Lyndon => self.gpu_triangle(device),
+            _ => Ok(None),
+        }
+    }
+
+    /// The bracket triangle for the GPU whatever the form, when the plan has a basis and `device`
+    /// can solve it; `None` otherwise.
+    #[cfg(feature = "gpu")]
+    fn gpu_triangle<T: Scalar>(&self, device: &gpu::GpuDevice) -> Result<Option<gpu::Brackets<T>>> {
+        let Some(basis) = &self.basis else {
             return Ok(None);
         };
         let triangle = basis.brackets();

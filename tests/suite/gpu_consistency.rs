@@ -1,5 +1,5 @@
 //! Real dispatches against the CPU drivers: a grid of shapes and options for `sig_forward`,
-//! `sig_backward` and `log_sig` (`sig_forward` then `tensor_log`, every method), in f32 and f64, and
+//! `sig_backward` and `log_sig` (`sig_forward` then `tensor_series`, every method), in f32 and f64, and
 //! the pySigLib golden cases on the GPU. The signature kernels' are in `gpu_sig_kernel.rs`.
 //!
 //! Skipped (with a message on stderr, shown even when output is captured) where no GPU adapter exists; `ROUGHSIG_REQUIRE_GPU=1` turns the

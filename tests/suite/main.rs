@@ -16,6 +16,10 @@ mod gpu_device;
 #[cfg(feature = "gpu")]
 mod gpu_log_sig_backprop;
 #[cfg(feature = "gpu")]
+mod gpu_log_sig_combine;
+#[cfg(feature = "gpu")]
+mod gpu_log_sig_to_sig;
+#[cfg(feature = "gpu")]
 mod gpu_plan;
 #[cfg(feature = "gpu")]
 mod gpu_shaders;

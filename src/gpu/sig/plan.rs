@@ -343,7 +343,9 @@ pub struct SigParams {
     pub unit_begin: u32,
     pub out_st: u32,
     pub total: u32,
-    pub pad: [u32; 3],
+    /// `tensor_series`: which series (`SERIES_LOG`, `SERIES_EXP`).
+    pub series: u32,
+    pub pad: [u32; 2],
 }
 
 /// One planned dispatch.

@@ -130,8 +130,9 @@ fn loop_cost(kernel: &SigKernel, t: &Tables) -> u64 {
         // Per level `m` a loop over `D^m` words (a level-1 coefficient sums over every longer word).
         "sig_combine_backprop" => level_of + 6 * n + 2 * widest,
         // Each invocation takes every WG-th word of each level, `k` letters each; then the reduction.
-        // The reverse step's right contraction, like sig_combine_backprop's, with the chain's start.
-        "tensor_log" => level_of + 12 * n + 2 * widest,
+        // The reverse step's right contraction, like sig_combine_backprop's, with the chain's start
+        // and the exponential's factorial.
+        "tensor_series" => level_of + 13 * n + 2 * widest,
         "sig_join_backprop" => {
             let words: u64 = (1..=n)
                 .map(|k| t.pow[k as usize].div_ceil(WG as u64) * (7 + 2 * k))

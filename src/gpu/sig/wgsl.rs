@@ -148,9 +148,9 @@ pub const SIG_JOIN_BACKPROP: SigKernel = SigKernel {
     ],
 };
 
-pub const TENSOR_LOG: SigKernel = SigKernel {
-    name: "tensor_log",
-    source: include_str!("../../../shaders/sig/tensor_log.wgsl"),
+pub const TENSOR_SERIES: SigKernel = SigKernel {
+    name: "tensor_series",
+    source: include_str!("../../../shaders/sig/tensor_series.wgsl"),
     increments: false,
     keyed_wg: false,
     bindings: &[
@@ -179,6 +179,25 @@ pub const LYNDON_SOLVE: SigKernel = SigKernel {
     ],
 };
 
+/// `tensor_series`' series (`SigParams::series`): the logarithm and the exponential.
+pub const SERIES_LOG: u32 = 0;
+pub const SERIES_EXP: u32 = 1;
+
+pub const LYNDON_EXPAND: SigKernel = SigKernel {
+    name: "lyndon_expand",
+    source: include_str!("../../../shaders/sig/lyndon_expand.wgsl"),
+    increments: false,
+    keyed_wg: false,
+    bindings: &[
+        b(0, "params", U),
+        b(1, "starts", R),
+        b(2, "cols", R),
+        b(3, "vals", R),
+        b(4, "coords", W),
+        b(5, "lie", W),
+    ],
+};
+
 pub const SIG_GRAD: SigKernel = SigKernel {
     name: "sig_grad",
     source: include_str!("../../../shaders/sig/sig_grad.wgsl"),
@@ -198,8 +217,9 @@ pub const SIG_KERNELS: &[&SigKernel] = &[
     &SIG_JOIN,
     &SIG_JOIN_BACKPROP,
     &SIG_PAIRS,
-    &TENSOR_LOG,
+    &TENSOR_SERIES,
     &LYNDON_SOLVE,
+    &LYNDON_EXPAND,
 ];
 
 /// Invocations per workgroup of the kernels with one invocation per work item.

@@ -1,17 +1,20 @@
-// tensor_log: the tensor logarithm log(1 + x) and its gradient with respect to x, one dispatch per
-// step of Horner's nesting, every coefficient of a step in parallel (as src/algebra/log.rs,
-// tensor_log and tensor_log_backprop).
+// tensor_series: the tensor logarithm log(1 + x) and exponential exp(x), and their gradients with
+// respect to x, one dispatch per step of Horner's nesting, every coefficient of a step in parallel
+// (as src/algebra/log.rs: tensor_log, tensor_exp and their reverses). params.series picks the
+// series: 0 the logarithm, c_m = (−1)^{m+1}/m; 1 the exponential, c_m = 1/m!.
 //
-// Forward: P_m = c_{m+1}·1 + x ⊗ P_{m+1} on levels 1..N−m (c_m = (−1)^{m+1}/m, P_N = c_N), for
-// m = N−1 … 1, and log(1 + x) = x ⊗ (c_1 + P_1). Reverse, with dP_0 = dF/dlog: for m = 0 … N−1, on
+// Forward: P_m = x ⊗ (c_{m+1} + P_{m+1}) on levels 1..N−m (P_N = 0), for m = N−1 … 1, and the
+// series' levels 1..N are P_0 = x ⊗ (c_1 + P_1). Reverse, with dP_0 = dF/dP_0: for m = 0 … N−1, on
 // levels L = N − m,
 //   dx[u]        += c_{m+1}·dP_m[u] + Σ_y dP_m[u y]·P_{m+1}[y]    (a right contraction)
 //   dP_{m+1}[v]   = Σ_a x[a]·dP_m[a v]                            (a left contraction, levels < L)
 //
 // Modes (params.mode), step m = params.count:
 //   0: P_m into `chain` (one invocation per (row, coefficient of levels 1..N−m)), m = N−1 … 1;
-//   2: the logarithm P_0 into output rows in `dx` (one invocation per (row, entry)), after mode 0
-//      (log_sig's forward pass: its only use of `dx`, `positions` and none of `derivs` or `dp`);
+//   2: the series P_0 into output rows in `dx` (one invocation per (row, entry)), after mode 0
+//      (the forward pass: its only use of `dx`, `positions` and none of `derivs` or `dp`); a
+//      scalar term (params.g_st = 1) is the series' own, 0 for the logarithm and 1 for the
+//      exponential;
 //   1: the reverse step m (one invocation per (row, coefficient of dx on levels 1..L) and per (row,
 //      coefficient of dP_{m+1} on levels 1..L−1)); step 0 reads `derivs` and writes dx, the others
 //      read dP_m from slot m mod 2 of `dp` and add to dx; dP_{m+1} goes to the other slot.
@@ -39,13 +42,22 @@ fn chain_start(m: u32) -> u32 {
     return start;
 }
 
-// c_m = (−1)^{m+1}/m.
+const LOG: u32 = 0u;
+
+// The series' coefficient c_m: (−1)^{m+1}/m, or 1/m! (m <= N).
 fn coeff(m: u32) -> scalar {
-    var sign = scalar(-1.0);
-    if m % 2u == 1u {
-        sign = scalar(1.0);
+    if params.series == LOG {
+        var sign = scalar(-1.0);
+        if m % 2u == 1u {
+            sign = scalar(1.0);
+        }
+        return sign / scalar(m);
     }
-    return sign / scalar(m);
+    var factorial = scalar(1.0);
+    for (var k = 2u; k <= m; k++) {
+        factorial *= scalar(k);
+    }
+    return scalar(1.0) / factorial;
 }
 
 // dP_m[i] of row p: at step 0 the given derivatives (rows of params.g_stride after params.g_st
@@ -64,7 +76,7 @@ fn grad(p: u32, m: u32, i: u32) -> scalar {
     return dp[(2u * p + m % 2u) * SIG_LEN + i];
 }
 
-// Coefficient idx of P_m (levels 1..N−m); P_0 is the logarithm.
+// Coefficient idx of P_m (levels 1..N−m); P_0 is the series.
 fn chain_value(p: u32, m: u32, idx: u32) -> scalar {
     let x = p * SIG_LEN;
     let row = p * chain_start(0u);
@@ -142,7 +154,7 @@ fn main(
     }
     if params.mode == 2u {
         // Entry i of row p of the output (in `dx`, rows of params.g_stride after params.g_st
-        // zeros): the logarithm's coefficient i, or with params.offset = 1 the one at positions[i].
+        // scalar terms): the series' coefficient i, or with params.offset = 1 the one at positions[i].
         let p = id / params.length;
         let i = id % params.length;
         var idx = i;
@@ -151,7 +163,7 @@ fn main(
         }
         let row = p * params.g_stride;
         if params.g_st == 1u && i == 0u {
-            dx[row] = scalar(0.0);
+            dx[row] = scalar(params.series);
         }
         dx[row + params.g_st + i] = chain_value(p, 0u, idx);
         return;
