@@ -19,12 +19,15 @@
 // to its base cell's gradient. Only the points with r, c ≥ 1 need an adjoint (the boundary is fixed).
 // Every expression is written in the order the CPU evaluates it, so f64 results agree to rounding.
 //
-// Layout: one workgroup of 64 invocations per pair, invocations in strips of 64 consecutive rows
+// Layout: one workgroup of 256 invocations per pair, invocations in strips of 256 consecutive rows
 // across each anti-diagonal (s = r + c), a barrier between diagonals, as in the forward kernel. The
 // work is cut into dispatches by `phase`:
 //
 //   0. the forward sweep over diagonals [d_begin, d_end), storing the whole grid K of the pair in
-//      `grid` (row-major); the dispatch that ends at the last diagonal also writes the kernel;
+//      `grid` (row-major); its last three diagonals live in workgroup memory when the grid has at
+//      most SHARED_ROWS rows (the two before d_begin loaded from `grid`), so the sweep waits on
+//      workgroup memory only, else the points are read back from `grid`; the dispatch that ends at
+//      the last diagonal also writes the kernel;
 //   1. the reverse sweep over diagonals [d_begin, d_end), last diagonal first: K̄ of the last three
 //      diagonals (diagonal s in slot s % 3) lives in workgroup memory when the grid has at most
 //      SHARED_ROWS rows, loaded from `scratch` at the start of a dispatch and stored back at its end,
@@ -85,9 +88,9 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> edge: array<scalar>;
 
 // Invocations per workgroup: the width of a strip.
-const WG: u32 = 64u;
+const WG: u32 = 256u;
 // Rows of the adjoint's diagonals kept in workgroup memory (3 × 512 values: 6 KiB in f32, 12 KiB in
-// f64), as in sig_kernel_forward.wgsl.
+// f64), as in sig_kernel_forward.wgsl: K's in phase 0, K̄'s in phase 1.
 const SHARED_ROWS: u32 = 512u;
 
 var<workgroup> adj: array<scalar, 1536>;
@@ -157,6 +160,19 @@ fn coef_b(h: scalar) -> scalar {
 fn forward(pair: u32, lid: u32) {
     let rows = params.rows;
     let cols = params.cols;
+    let in_adj = rows <= SHARED_ROWS;
+    if in_adj {
+        // Diagonals d_begin − 1 and d_begin − 2 of the block, which the dispatch before wrote.
+        for (var r = params.r0 + lid; r <= params.r1; r += WG) {
+            if params.d_begin >= r + 1u && params.d_begin - 1u - r < cols {
+                adj[near(params.d_begin - 1u, r)] = grid[at(pair, r, params.d_begin - 1u - r)];
+            }
+            if params.d_begin >= r + 2u && params.d_begin - 2u - r < cols {
+                adj[near(params.d_begin - 2u, r)] = grid[at(pair, r, params.d_begin - 2u - r)];
+            }
+        }
+        workgroupBarrier();
+    }
     for (var s = params.d_begin; s < params.d_end; s++) {
         // The block's points on diagonal s: rows max(r0, s − (cols − 1)) ..= min(s, r1).
         var r_lo = params.r0;
@@ -179,8 +195,16 @@ fn forward(pair: u32, lid: u32) {
                     v = ckpt[ckpt_at(pair, r, c)];
                 } else if r > 0u && c > 0u {
                     let h = cell_h(pair, r - 1u, c - 1u);
-                    v = (grid[at(pair, r, c - 1u)] + grid[at(pair, r - 1u, c)]) * coef_a(h)
-                        - grid[at(pair, r - 1u, c - 1u)] * coef_b(h);
+                    if in_adj {
+                        v = (adj[near(s - 1u, r)] + adj[near(s - 1u, r - 1u)]) * coef_a(h)
+                            - adj[near(s - 2u, r - 1u)] * coef_b(h);
+                    } else {
+                        v = (grid[at(pair, r, c - 1u)] + grid[at(pair, r - 1u, c)]) * coef_a(h)
+                            - grid[at(pair, r - 1u, c - 1u)] * coef_b(h);
+                    }
+                }
+                if in_adj {
+                    adj[near(s, r)] = v;
                 }
                 grid[at(pair, r, c)] = v;
                 if params.step > 0u && r > params.r0 && r < rows - 1u && r % params.step == 0u {
@@ -188,11 +212,23 @@ fn forward(pair: u32, lid: u32) {
                 }
             }
         }
-        storageBarrier();
+        // Within a dispatch the sweep reads `grid` only where the diagonals are not in `adj`.
+        if in_adj {
+            workgroupBarrier();
+        } else {
+            storageBarrier();
+        }
     }
     let cells = params.n1 * params.n2;
     if lid == 0u && params.d_end == rows + cols - 1u {
-        grads[pair * (cells + 1u) + cells] = grid[at(pair, rows - 1u, cols - 1u)];
+        // The last point, from where the barrier above made it visible.
+        var k: scalar;
+        if in_adj {
+            k = adj[near(rows + cols - 2u, rows - 1u)];
+        } else {
+            k = grid[at(pair, rows - 1u, cols - 1u)];
+        }
+        grads[pair * (cells + 1u) + cells] = k;
     }
 }
 
@@ -304,7 +340,7 @@ fn reduce(pair: u32, lid: u32) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pair = wid.x;
     if pair >= params.n_pairs {

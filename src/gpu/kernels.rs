@@ -146,7 +146,7 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
 pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     name: "sig_kernel_backward",
     source: include_str!("../../shaders/sig_kernel_backward.wgsl"),
-    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    workgroup_size: [256, 1, 1],
     bindings: &[
         binding(0, "params", Uniform),
         binding(1, "gram", StorageRead),

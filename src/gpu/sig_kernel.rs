@@ -115,6 +115,8 @@ fn windows(
 /// Invocations per workgroup of `sig_kernel_forward.wgsl`, and the most rows whose diagonals it and
 /// `sig_kernel_backward.wgsl` keep in workgroup memory (their `SHARED_ROWS`).
 const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
+/// Invocations per workgroup of `sig_kernel_backward.wgsl`.
+const BACKWARD_WG: u32 = SIG_KERNEL_BACKWARD.workgroup_size[0];
 pub(crate) const SHARED_ROWS: usize = 512;
 
 /// The windows of a PDE kernel with workgroups of `wg` over the diagonals of rows `[r0, r1]` of a
@@ -493,7 +495,7 @@ fn reduce_windows(ctx: &Context, grid: KernelGrid) -> Result<Vec<(u32, u32)>> {
             ctx.name, ctx.loop_budget
         )));
     }
-    Ok(cut(cells, strips.saturating_mul(WORKGROUP_SIZE as u64)))
+    Ok(cut(cells, strips.saturating_mul(BACKWARD_WG as u64)))
 }
 
 /// The gradients of `F` with respect to the transformed paths of each pair of `pairs`, from its
@@ -693,7 +695,7 @@ fn backward_kernel<T: Scalar>(
     // Per block: its rows, its diagonals' windows and (backward) its base cells' windows.
     let mut plan = Vec::new();
     for (r0, r1) in blocks.ranges() {
-        let diagonals = sweep_windows(&ctx, (r0, r1), rows, cols, WORKGROUP_SIZE)?;
+        let diagonals = sweep_windows(&ctx, (r0, r1), rows, cols, BACKWARD_WG)?;
         // The base rows whose sub-rows lie in (r0, r1] (block ends are multiples of 2^λ1).
         let (a0, a1) = (r0 >> grid.lam1, r1 >> grid.lam1);
         let cells_in = |&(b, e): &(u32, u32)| {
@@ -740,7 +742,7 @@ fn backward_kernel<T: Scalar>(
                     &gram, &consts, &seeds_buf, &grads, &grid_buf, &scratch, &ckpt, &edge,
                 ],
                 workgroups: n as u64,
-                workgroup_size: WORKGROUP_SIZE,
+                workgroup_size: BACKWARD_WG,
             })
         };
         let forward =

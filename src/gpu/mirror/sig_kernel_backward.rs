@@ -7,7 +7,7 @@ use crate::gpu::kernels::SigKernelParams;
 
 type Scalar = f64;
 
-const WG: u32 = 64;
+const WG: u32 = 256;
 const SHARED_ROWS: u32 = 512;
 
 fn near(s: u32, r: u32) -> usize {
@@ -84,6 +84,25 @@ impl Dispatch<'_> {
         let p = self.params;
         let rows = p.rows;
         let cols = p.cols;
+        let in_adj = rows <= SHARED_ROWS;
+        let mut adj = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
+        if in_adj {
+            for lid in 0..WG {
+                let mut r = p.r0 + lid;
+                while r <= p.r1 {
+                    if p.d_begin >= r + 1 && p.d_begin - 1 - r < cols {
+                        adj[near(p.d_begin - 1, r)] =
+                            self.grid[self.at(pair, r, p.d_begin - 1 - r)];
+                    }
+                    if p.d_begin >= r + 2 && p.d_begin - 2 - r < cols {
+                        adj[near(p.d_begin - 2, r)] =
+                            self.grid[self.at(pair, r, p.d_begin - 2 - r)];
+                    }
+                    r += WG;
+                }
+            }
+            // workgroupBarrier()
+        }
         for s in p.d_begin..p.d_end {
             let mut r_lo = p.r0;
             if s >= cols && s - (cols - 1) > r_lo {
@@ -104,10 +123,19 @@ impl Dispatch<'_> {
                             v = self.ckpt[self.ckpt_at(pair, r, c)];
                         } else if r > 0 && c > 0 {
                             let h = self.cell_h(pair, r - 1, c - 1);
-                            v = (self.grid[self.at(pair, r, c - 1)]
-                                + self.grid[self.at(pair, r - 1, c)])
-                                * self.coef_a(h)
-                                - self.grid[self.at(pair, r - 1, c - 1)] * self.coef_b(h);
+                            if in_adj {
+                                v = (adj[near(s - 1, r)] + adj[near(s - 1, r - 1)])
+                                    * self.coef_a(h)
+                                    - adj[near(s - 2, r - 1)] * self.coef_b(h);
+                            } else {
+                                v = (self.grid[self.at(pair, r, c - 1)]
+                                    + self.grid[self.at(pair, r - 1, c)])
+                                    * self.coef_a(h)
+                                    - self.grid[self.at(pair, r - 1, c - 1)] * self.coef_b(h);
+                            }
+                        }
+                        if in_adj {
+                            adj[near(s, r)] = v;
                         }
                         let w = self.at(pair, r, c);
                         self.grid[w] = v;
@@ -118,12 +146,16 @@ impl Dispatch<'_> {
                     }
                 }
             }
-            // storageBarrier()
+            // workgroupBarrier() with the diagonals in `adj`, else storageBarrier()
         }
         let cells = p.n1 * p.n2;
         if p.d_end == rows + cols - 1 {
-            self.grads[(pair * (cells + 1) + cells) as usize] =
-                self.grid[self.at(pair, rows - 1, cols - 1)];
+            let k = if in_adj {
+                adj[near(rows + cols - 2, rows - 1)]
+            } else {
+                self.grid[self.at(pair, rows - 1, cols - 1)]
+            };
+            self.grads[(pair * (cells + 1) + cells) as usize] = k;
         }
     }
 
@@ -377,6 +409,8 @@ mod tests {
             (2, 69, 2, (0, 2), 64, 0, false),
             (1, 30, 35, (2, 1), 11, 0, false),
             (2, 1, 1, (1, 2), 3, 0, false),
+            // Taller than a workgroup: two strips per diagonal, still in workgroup memory.
+            (1, 150, 3, (1, 0), 37, 0, false),
             // Taller than the workgroup memory holds: the adjoint stays in `scratch`.
             (1, 300, 3, (1, 0), 97, 0, false),
             // Checkpointed blocks (multiples of 2^λ1 rows), the last one short.
