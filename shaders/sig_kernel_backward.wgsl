@@ -164,7 +164,7 @@ fn forward(pair: u32, lid: u32) {
     if in_adj {
         // Diagonals d_begin − 1 and d_begin − 2 of the block, which the dispatch before wrote.
         for (var r = params.r0 + lid; r <= params.r1; r += WG) {
-            if params.d_begin >= r + 1u && params.d_begin - 1u - r < cols {
+            if params.d_begin > r && params.d_begin - 1u - r < cols {
                 adj[near(params.d_begin - 1u, r)] = grid[at(pair, r, params.d_begin - 1u - r)];
             }
             if params.d_begin >= r + 2u && params.d_begin - 2u - r < cols {

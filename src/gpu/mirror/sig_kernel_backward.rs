@@ -90,7 +90,7 @@ impl Dispatch<'_> {
             for lid in 0..WG {
                 let mut r = p.r0 + lid;
                 while r <= p.r1 {
-                    if p.d_begin >= r + 1 && p.d_begin - 1 - r < cols {
+                    if p.d_begin > r && p.d_begin - 1 - r < cols {
                         adj[near(p.d_begin - 1, r)] =
                             self.grid[self.at(pair, r, p.d_begin - 1 - r)];
                     }
