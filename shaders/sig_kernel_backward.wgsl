@@ -31,11 +31,11 @@
 //   1. the reverse sweep over diagonals [d_begin, d_end), last diagonal first: K̄ of the last three
 //      diagonals (diagonal s in slot s % 3) lives in workgroup memory when the grid has at most
 //      SHARED_ROWS rows, loaded from `scratch` at the start of a dispatch and stored back at its end,
-//      else in `scratch` itself; each point's dh overwrites its own K[r, c] in `grid` (the points
-//      still to come read only diagonals below s − 1 … s − 2, never s);
-//   2. the reduction of dh over each base cell, for the base cells [d_begin, d_end) (row-major index):
-//      rows of sub-cells in decreasing order, columns increasing within a row, times 2^−(λ1+λ2), as
-//      the CPU sums them.
+//      else in `scratch` itself; each point's K̄ is stored in the second half of `grid`, so the
+//      sweep reads no global memory where its diagonals are in workgroup memory;
+//   2. dh of every point from K̄ and K, reduced over each base cell, for the base cells
+//      [d_begin, d_end) (row-major index): rows of sub-cells in decreasing order, columns
+//      increasing within a row, times 2^−(λ1+λ2), as the CPU sums them.
 //
 // Ranges are sized by the host so that no invocation runs more loop iterations per dispatch than the
 // adapter allows (lavapipe stops every loop after 65535 in all).
@@ -77,7 +77,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> seeds: array<scalar>;
 // Per pair n1·n2 + 1 values: dF/dG (row-major), then the kernel k.
 @group(0) @binding(4) var<storage, read_write> grads: array<scalar>;
-// Per pair the points of K on rows [r0, r1] (phase 0), then dh at each point r, c ≥ 1 (phase 1).
+// Per pair the points of K on rows [r0, r1] (phase 0); after every pair's, in the same layout,
+// K̄ at each point r, c ≥ 1 (phase 1; the backward pass's buffer is twice the forward's).
 @group(0) @binding(5) var<storage, read_write> grid: array<scalar>;
 // Per pair, three diagonals of K̄ of `rows` points each.
 @group(0) @binding(6) var<storage, read_write> scratch: array<scalar>;
@@ -98,6 +99,11 @@ var<workgroup> adj: array<scalar, 1536>;
 // Point (r, c) of pair `pair` in `grid` (r0 ≤ r ≤ r1).
 fn at(pair: u32, r: u32, c: u32) -> u32 {
     return (pair * (params.r1 - params.r0 + 1u) + r - params.r0) * params.cols + c;
+}
+
+// Point (r, c) of pair `pair`'s K̄ in `grid`.
+fn bar_at(pair: u32, r: u32, c: u32) -> u32 {
+    return at(pair, r, c) + params.n_pairs * (params.r1 - params.r0 + 1u) * params.cols;
 }
 
 // Checkpoint row r (a multiple of step, 0 < r < rows − 1) of pair `pair` at column c.
@@ -232,11 +238,10 @@ fn forward(pair: u32, lid: u32) {
     }
 }
 
-// Phase 1: K̄ and dh on diagonals [d_begin, d_end), the last first.
+// Phase 1: K̄ on diagonals [d_begin, d_end), the last first.
 fn backward(pair: u32, lid: u32) {
     let last_r = params.rows - 1u;
     let last_c = params.cols - 1u;
-    let sixth = consts[2];
     let in_adj = params.rows <= SHARED_ROWS;
     if in_adj {
         for (var r = lid; r < params.rows; r += WG) {
@@ -283,9 +288,6 @@ fn backward(pair: u32, lid: u32) {
                         v = v + kbar(pair, s + 1u, r + 1u) * a;
                     }
                 }
-                let h = cell_h(pair, r - 1u, c - 1u);
-                let dh = v * ((grid[at(pair, r - 1u, c)] + grid[at(pair, r, c - 1u)])
-                    * (scalar(0.5) + h * sixth) + grid[at(pair, r - 1u, c - 1u)] * h * sixth);
                 if in_adj {
                     adj[near(s, r)] = v;
                 } else {
@@ -295,11 +297,12 @@ fn backward(pair: u32, lid: u32) {
                     // The block above reads this row as the one below it.
                     edge[edge_at(pair, block(), c)] = v;
                 }
-                grid[at(pair, r, c)] = dh;
+                grid[bar_at(pair, r, c)] = v;
             }
         }
-        // Invocations share only K̄ within a dispatch (dh and the edge rows are read by later
-        // dispatches), so with K̄ in workgroup memory a workgroup barrier is enough.
+        // Invocations share only K̄'s diagonals within a dispatch (the stored K̄ and the edge rows
+        // are read by later dispatches), so with them in workgroup memory a workgroup barrier is
+        // enough.
         if in_adj {
             workgroupBarrier();
         } else {
@@ -318,6 +321,7 @@ fn backward(pair: u32, lid: u32) {
 // Phase 2: dF/dG of the base cells [d_begin, d_end).
 fn reduce(pair: u32, lid: u32) {
     let cells = params.n1 * params.n2;
+    let sixth = consts[2];
     let sub1 = 1u << params.lam1;
     let sub2 = 1u << params.lam2;
     let strips = (params.d_end - params.d_begin + WG - 1u) / WG;
@@ -331,7 +335,12 @@ fn reduce(pair: u32, lid: u32) {
                 let r = (a << params.lam1) + i;
                 var row = scalar(0.0);
                 for (var j = 0u; j < sub2; j++) {
-                    row = row + grid[at(pair, r, (b << params.lam2) + j + 1u)];
+                    let c = (b << params.lam2) + j + 1u;
+                    let h = cell_h(pair, r - 1u, c - 1u);
+                    let dh = grid[bar_at(pair, r, c)] * ((grid[at(pair, r - 1u, c)]
+                        + grid[at(pair, r, c - 1u)]) * (scalar(0.5) + h * sixth)
+                        + grid[at(pair, r - 1u, c - 1u)] * h * sixth);
+                    row = row + dh;
                 }
                 acc = acc + row;
             }

@@ -572,15 +572,18 @@ struct Blocks {
 }
 
 impl Blocks {
-    /// Whole when the grid fits one buffer; else blocks of about `sqrt(rows)` rows (a multiple of
-    /// `2^λ1`, so that each base row's sub-rows lie in one block), as large as the buffer needs.
-    fn plan(ctx: &Context, precision: Precision, grid: KernelGrid) -> Result<Blocks> {
+    /// Whole when `copies` of the grid (K, and K̄ for the gradient) fit one buffer; else blocks of
+    /// about `sqrt(rows)` rows (a multiple of `2^λ1`, so that each base row's sub-rows lie in one
+    /// block), as large as the buffer needs.
+    fn plan(ctx: &Context, precision: Precision, grid: KernelGrid, copies: u64) -> Result<Blocks> {
         let (rows, cols) = (grid.rows(), grid.cols());
         let max_bytes = ctx
             .limits
             .max_storage_buffer_binding_size
             .min(ctx.limits.max_buffer_size);
-        let row_bytes = (cols as u64).saturating_mul(precision.size());
+        let row_bytes = (cols as u64)
+            .saturating_mul(precision.size())
+            .saturating_mul(copies);
         // Rows one buffer holds, and the rows a block may hold (tests lower it, never below one
         // block of 2^λ1 rows).
         let sub = 1usize << grid.lam1;
@@ -656,11 +659,13 @@ fn backward_kernel<T: Scalar>(
     let seeded = seeds.is_some_and(|(_, s)| s);
     let seeds_per_pair = if seeded { points } else { 1 };
     let precision = Precision::of::<T>();
-    let blocks = Blocks::plan(&*open(device, precision)?, precision, grid)?;
+    // The gradient stores K̄ beside K.
+    let copies = if seeds.is_some() { 2 } else { 1 };
+    let blocks = Blocks::plan(&*open(device, precision)?, precision, grid, copies)?;
     let chained_len = chained_len(grid, pairs);
     let extra = [
         ("gradient", cells as u64 + 1),
-        ("PDE grid", blocks.held(cols)),
+        ("PDE grid", copies * blocks.held(cols)),
         ("checkpoints", blocks.checkpoints(cols)),
         ("adjoint edge", 2 * cols as u64),
         ("seeds", seeds_per_pair as u64),
@@ -678,7 +683,7 @@ fn backward_kernel<T: Scalar>(
     let chunk = call.chunk;
     let seeds_buf = call.take("seeds", (chunk * seeds_per_pair) as u64);
     let grads = call.take("gradients", (chunk * (cells + 1)) as u64);
-    let grid_buf = call.take("grid", chunk as u64 * blocks.held(cols));
+    let grid_buf = call.take("grid", chunk as u64 * copies * blocks.held(cols));
     let ckpt = call.take("checkpoints", chunk as u64 * blocks.checkpoints(cols));
     let edge = call.take("adjoint edge", (chunk * 2 * cols) as u64);
     let chained = call.take("path gradients", (chunk * chained_len) as u64);

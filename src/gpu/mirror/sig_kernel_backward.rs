@@ -33,6 +33,11 @@ impl Dispatch<'_> {
         ((pair * (p.r1 - p.r0 + 1) + r - p.r0) * p.cols + c) as usize
     }
 
+    fn bar_at(&self, pair: u32, r: u32, c: u32) -> usize {
+        let p = self.params;
+        self.at(pair, r, c) + (p.n_pairs * (p.r1 - p.r0 + 1) * p.cols) as usize
+    }
+
     fn ckpt_at(&self, pair: u32, r: u32, c: u32) -> usize {
         let p = self.params;
         let per_pair = (p.rows - 2) / p.step;
@@ -163,7 +168,6 @@ impl Dispatch<'_> {
         let p = self.params;
         let last_r = p.rows - 1;
         let last_c = p.cols - 1;
-        let sixth = self.consts[2];
         let in_adj = p.rows <= SHARED_ROWS;
         let mut adj = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
         if in_adj {
@@ -218,12 +222,6 @@ impl Dispatch<'_> {
                                 v = v + self.kbar(&adj, pair, s + 1, r + 1) * a;
                             }
                         }
-                        let h = self.cell_h(pair, r - 1, c - 1);
-                        let dh = v
-                            * ((self.grid[self.at(pair, r - 1, c)]
-                                + self.grid[self.at(pair, r, c - 1)])
-                                * (0.5 + h * sixth)
-                                + self.grid[self.at(pair, r - 1, c - 1)] * h * sixth);
                         if in_adj {
                             adj[near(s, r)] = v;
                         } else {
@@ -234,8 +232,8 @@ impl Dispatch<'_> {
                             let w = self.edge_at(pair, self.block(), c);
                             self.edge[w] = v;
                         }
-                        let g = self.at(pair, r, c);
-                        self.grid[g] = dh;
+                        let g = self.bar_at(pair, r, c);
+                        self.grid[g] = v;
                     }
                 }
             }
@@ -259,6 +257,7 @@ impl Dispatch<'_> {
     fn reduce(&mut self, pair: u32) {
         let p = self.params;
         let cells = p.n1 * p.n2;
+        let sixth = self.consts[2];
         let sub1 = 1u32 << p.lam1;
         let sub2 = 1u32 << p.lam2;
         let strips = (p.d_end - p.d_begin + WG - 1) / WG;
@@ -274,7 +273,14 @@ impl Dispatch<'_> {
                         let r = (a << p.lam1) + i;
                         let mut row: Scalar = 0.0;
                         for j in 0..sub2 {
-                            row = row + self.grid[self.at(pair, r, (b << p.lam2) + j + 1)];
+                            let c = (b << p.lam2) + j + 1;
+                            let h = self.cell_h(pair, r - 1, c - 1);
+                            let dh = self.grid[self.bar_at(pair, r, c)]
+                                * ((self.grid[self.at(pair, r - 1, c)]
+                                    + self.grid[self.at(pair, r, c - 1)])
+                                    * (0.5 + h * sixth)
+                                    + self.grid[self.at(pair, r - 1, c - 1)] * h * sixth);
+                            row = row + dh;
                         }
                         acc = acc + row;
                         i -= 1;
@@ -333,7 +339,7 @@ mod tests {
         let held = if step == 0 { rows } else { step + 1 };
         let n_ckpt = (rows - 2).checked_div(step).unwrap_or(1).max(1);
         let mut grads = vec![f64::NAN; n_pairs * (cells + 1)];
-        let mut grid_buf = vec![f64::NAN; n_pairs * held * cols];
+        let mut grid_buf = vec![f64::NAN; 2 * n_pairs * held * cols];
         let mut scratch = vec![f64::NAN; n_pairs * 3 * rows];
         let mut ckpt = vec![f64::NAN; n_pairs * n_ckpt * cols];
         let mut edge = vec![f64::NAN; n_pairs * 2 * cols];
