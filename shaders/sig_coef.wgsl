@@ -8,6 +8,12 @@
 // O(length · k²) per word, whatever the dimension. The paths come already time-augmented and
 // lead-lagged from the host (points, `dim` channels).
 //
+// A dispatch crosses the segments [seg_lo, seg_hi) only, so that a long path becomes several short
+// dispatches (adapters bound one invocation's running time): a window after the first starts from
+// the coefficients its predecessor left in `state`, and every window but the last leaves them
+// there. With mode 1 the last window leaves them there too, for sig_coef_backprop.wgsl, instead of
+// writing the output.
+//
 // Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
 // `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
 
@@ -22,6 +28,13 @@ struct Params {
     n_words: u32,
     out_row: u32,
     prefixes: u32,
+    // 0: the last window writes the output; 1: it keeps the coefficients in `state`. (Shared with
+    // sig_coef_backprop.wgsl, which has its own modes and reads n_letters.)
+    mode: u32,
+    n_letters: u32,
+    // The segments this dispatch crosses.
+    seg_lo: u32,
+    seg_hi: u32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -35,10 +48,14 @@ struct Params {
 // Where word w's coefficients start in an output row.
 @group(0) @binding(4) var<storage, read> outs: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<scalar>;
+// Per (path, word) item, STATE scalars: the coefficients c_0 … c_k between windows (and, for
+// sig_coef_backprop.wgsl, the adjoints after them).
+@group(0) @binding(6) var<storage, read_write> state: array<scalar>;
 
 const WG: u32 = 64u;
 // The longest word on the GPU (the host runs longer ones on the CPU).
 const MAX_K: u32 = 32u;
+const STATE: u32 = 66u;
 
 @compute @workgroup_size(64)
 fn main(
@@ -56,13 +73,21 @@ fn main(
     let k = min(starts[w + 1u] - start, MAX_K);
     let d = params.dim;
     let base = p * params.len * d;
+    let segments = params.len - min(params.len, 1u);
+    let lo = min(params.seg_lo, segments);
+    let hi = min(params.seg_hi, segments);
+    let kept = item * STATE;
     var c: array<scalar, 33>;
     var delta: array<scalar, 32>;
     c[0] = scalar(1.0);
     for (var j = 1u; j <= k; j++) {
-        c[j] = scalar(0.0);
+        if lo == 0u {
+            c[j] = scalar(0.0);
+        } else {
+            c[j] = state[kept + j];
+        }
     }
-    for (var s = 0u; s + 1u < params.len; s++) {
+    for (var s = lo; s < hi; s++) {
         for (var m = 0u; m < k; m++) {
             let l = letters[start + m];
             delta[m] = points[base + (s + 1u) * d + l] - points[base + s * d + l];
@@ -75,6 +100,12 @@ fn main(
             }
             c[j] = c[j] + acc;
         }
+    }
+    if hi < segments || params.mode == 1u {
+        for (var j = 0u; j <= k; j++) {
+            state[kept + j] = c[j];
+        }
+        return;
     }
     let row = p * params.out_row + outs[w];
     if params.prefixes == 0u {

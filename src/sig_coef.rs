@@ -9,8 +9,9 @@
 //! ```
 //!
 //! evaluated by Horner's rule in `O(k²)` per segment: a word costs `O(L·k²)`, whatever the
-//! dimension. The gradient is the exact adjoint of that recursion, from the states `c` kept per
-//! segment (`L·(k + 1)` numbers per word and thread), not from the inverse segments, in `O(L·k³)`.
+//! dimension. The gradient is the exact adjoint of that recursion, in `O(L·k³)`: on the CPU from the
+//! states `c` kept per segment (`L·(k + 1)` numbers per word and thread); on the GPU, where each
+//! (path, word) is one invocation with its state in registers, from the inverse segments.
 
 use crate::batch::{check_bytes, check_result, paths as path_rows, zeros, Rows};
 use crate::cpu::par_rows;
@@ -20,7 +21,7 @@ use crate::gpu;
 use crate::layout::aug_dim;
 use crate::scalar::Precision;
 use crate::transform::{transform_path, transform_path_backprop};
-use crate::{Device, Error, Result, Scalar, SigOptions};
+use crate::{Error, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD};
 
 /// The body of [`crate::sig_coef`] (see [`crate::api`]).
@@ -86,13 +87,6 @@ pub(crate) fn sig_coef_backprop<T: Scalar>(
     derivs: ArrayViewD<'_, T>,
     options: &SigOptions,
 ) -> Result<ArrayD<T>> {
-    if let Device::Gpu(_) = options.exec.device {
-        return Err(Error::Device(
-            "the signature coefficients' gradient runs on the CPU only: use Device::Cpu or \
-             Device::Auto"
-                .into(),
-        ));
-    }
     let path = Transformed::new(paths, words, options)?;
     let d = Rows::new("derivs", derivs, 1)?;
     d.check_finite("derivs", false)?;
@@ -113,33 +107,52 @@ pub(crate) fn sig_coef_backprop<T: Scalar>(
     let item_len = path.len * path.dim;
     let mut shape = path.batch_shape.clone();
     shape.extend([path.len, path.dim]);
-    let mut grads = zeros::<T>("path gradient", &shape)?;
-    let slice = grads.as_slice_mut().expect("fresh arrays are contiguous");
-    let threads = crate::threads(options.exec.n_jobs)?;
-    par_rows(threads, slice, item_len, Backward::default, |ws, b, g| {
-        let x = path.item(b);
-        let d = &ds[b * d.last()..(b + 1) * d.last()];
-        let mut at = 0;
-        for word in words {
-            let k = word.len();
-            ws.adjoint.clear();
-            ws.adjoint.resize(k + 1, T::zero());
-            if prefixes {
-                let n = k.max(1);
-                if k > 0 {
-                    ws.adjoint[1..].copy_from_slice(&d[at..at + n]);
+    let batch = path.rows.batch();
+    // About `len·k³/3` multiply-adds per word and path.
+    let per_path: u128 = words.iter().map(|w| (w.len().pow(3) / 3) as u128 + 1).sum();
+    let work = batch as u128 * path.len as u128 * per_path;
+    let grads = execute(
+        &options.exec.device,
+        options.exec.n_jobs,
+        Precision::of::<T>(),
+        work,
+        on_gpu!(|device| {
+            let mut grads = zeros::<T>("path gradient", &shape)?;
+            let slice = grads.as_slice_mut().expect("fresh arrays are contiguous");
+            let dims = (batch, path.len, path.dim);
+            gpu::sig_coef_backprop(device, path.points(), dims, words, prefixes, ds, slice)?;
+            Ok(grads)
+        }),
+        |threads| {
+            let mut grads = zeros::<T>("path gradient", &shape)?;
+            let slice = grads.as_slice_mut().expect("fresh arrays are contiguous");
+            par_rows(threads, slice, item_len, Backward::default, |ws, b, g| {
+                let x = path.item(b);
+                let d = &ds[b * d.last()..(b + 1) * d.last()];
+                let mut at = 0;
+                for word in words {
+                    let k = word.len();
+                    ws.adjoint.clear();
+                    ws.adjoint.resize(k + 1, T::zero());
+                    if prefixes {
+                        let n = k.max(1);
+                        if k > 0 {
+                            ws.adjoint[1..].copy_from_slice(&d[at..at + n]);
+                        }
+                        at += n;
+                    } else {
+                        ws.adjoint[k] = d[at];
+                        at += 1;
+                    }
+                    if k > 0 {
+                        path.run(x, word, &mut ws.states);
+                        ws.backprop(&path, x, word, g);
+                    }
                 }
-                at += n;
-            } else {
-                ws.adjoint[k] = d[at];
-                at += 1;
-            }
-            if k > 0 {
-                path.run(x, word, &mut ws.states);
-                ws.backprop(&path, x, word, g);
-            }
-        }
-    });
+            });
+            Ok(grads)
+        },
+    )?;
     let grads = if path.transformed.is_some() {
         transform_path_backprop(grads.view(), options)?
     } else {

@@ -162,7 +162,8 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     helpers: &[],
 };
 
-/// Chosen words' signature coefficients (`sig_coef`): one invocation per (path, word).
+/// Chosen words' signature coefficients (`sig_coef`): one invocation per (path, word), over a
+/// window of segments.
 pub const SIG_COEF: Kernel = Kernel {
     name: "sig_coef",
     source: include_str!("../../shaders/sig_coef.wgsl"),
@@ -174,12 +175,14 @@ pub const SIG_COEF: Kernel = Kernel {
         binding(3, "starts", StorageRead),
         binding(4, "outs", StorageRead),
         binding(5, "out", StorageReadWrite),
+        binding(6, "state", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigCoefParams>(),
     helpers: &[],
 };
 
-/// The uniform block of `sig_coef.wgsl` (`struct Params` there, field for field).
+/// The uniform block of `sig_coef.wgsl` and `sig_coef_backprop.wgsl` (`struct Params` there, field
+/// for field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SigCoefParams {
@@ -192,12 +195,41 @@ pub struct SigCoefParams {
     pub out_row: u32,
     /// 1: every prefix's coefficient; 0: the word's only.
     pub prefixes: u32,
-    pub _pad: [u32; 2],
+    /// The kernel's mode (see each shader), and the letters of all the words.
+    pub mode: u32,
+    pub n_letters: u32,
+    /// The segments one dispatch crosses.
+    pub seg_lo: u32,
+    pub seg_hi: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
+
+/// The gradient of chosen words' signature coefficients: one invocation per (path, word) for the
+/// adjoint, then one per (path, point, channel) for the points' gradient.
+pub const SIG_COEF_BACKPROP: Kernel = Kernel {
+    name: "sig_coef_backprop",
+    source: include_str!("../../shaders/sig_coef_backprop.wgsl"),
+    workgroup_size: [WORKGROUP_SIZE, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "points", StorageRead),
+        binding(2, "letters", StorageRead),
+        binding(3, "starts", StorageRead),
+        binding(4, "outs", StorageRead),
+        binding(5, "derivs", StorageRead),
+        binding(6, "dd", StorageReadWrite),
+        binding(7, "grads", StorageReadWrite),
+        binding(8, "state", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<SigCoefParams>(),
+    helpers: &[],
+};
 
 /// Every kernel, by name.
 pub const KERNELS: &[&Kernel] = &[
     &SIG_COEF,
+    &SIG_COEF_BACKPROP,
     &SIG_KERNEL_GRAM,
     &SIG_KERNEL_CHAIN,
     &SIG_KERNEL_FORWARD,

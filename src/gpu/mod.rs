@@ -67,7 +67,7 @@ pub(crate) use log_sig_combine::{log_sig_combine, log_sig_combine_backprop, Lynd
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
-pub(crate) use sig_coef::sig_coef;
+pub(crate) use sig_coef::{sig_coef, sig_coef_backprop};
 #[doc(hidden)]
 pub use sig_kernel::set_max_grid_rows;
 pub(crate) use sig_kernel::{

@@ -1,16 +1,222 @@
-//! `sig_coef` on the GPU (`shaders/sig_coef.wgsl`): one invocation per (path, word), the word's
-//! prefixes' coefficients in registers. The host uploads the transformed points once per group of
-//! paths that fits the adapter's buffers, and the words once per call; only the coefficients come
-//! back.
+//! `sig_coef` and its gradient on the GPU (`shaders/sig_coef.wgsl`, `shaders/sig_coef_backprop.wgsl`):
+//! one invocation per (path, word), the word's prefixes' coefficients in registers. The host uploads
+//! the transformed points once per group of paths that fits the adapter's buffers, and the words once
+//! per call; only the coefficients (or the points' gradients) come back.
+//!
+//! The gradient walks each word's coefficients to the path's end and back again by the inverse
+//! segments, so it stores nothing per segment but the increments' gradients, which a last
+//! dispatch (one invocation per point and channel) gathers into the points' gradients without
+//! atomics.
+//!
+//! Both walks cross the segments in windows, one dispatch each, sized by the adapter's loop budget
+//! (see [`Context::loop_budget`]); each (path, word) keeps its coefficients and adjoints in a
+//! `state` buffer between windows. A long path is thus several dispatches, never a refusal.
 
-use super::chunks::{bytes_of, chunk_paths, open, to_u32, PerPath, STORAGE};
-use super::kernels::{Precision, SigCoefParams, SIG_COEF, WORKGROUP_SIZE};
-use super::program::{dst, set_last_report, submit, take, upload, Dispatch, GpuReport};
+use super::chunks::{bytes_of, chunk_paths, loop_cost, open, to_u32, PerPath, STORAGE};
+use super::context::Context;
+use super::kernels::{Precision, SigCoefParams, SIG_COEF, SIG_COEF_BACKPROP, WORKGROUP_SIZE};
+use super::program::{dst, set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
 use crate::{Error, Result, Scalar};
+use std::sync::Arc;
 
 /// The longest word the kernel keeps in registers (`MAX_K` in the shader).
 pub(crate) const MAX_WORD: usize = 32;
+
+/// The words as the kernels read them: the letters end to end, where each word starts, and where
+/// its coefficients (or derivatives) start in a row.
+struct Words {
+    letters: Pooled,
+    starts: Pooled,
+    outs: Pooled,
+    count: u32,
+    n_letters: u32,
+    longest: u64,
+}
+
+impl Words {
+    /// Checks the words against the kernels' register arrays and uploads them.
+    fn upload(
+        ctx: &Arc<Context>,
+        words: &[Vec<usize>],
+        prefixes: bool,
+        report: &mut GpuReport,
+    ) -> Result<Words> {
+        let longest = words.iter().map(Vec::len).max().unwrap_or(0);
+        if longest > MAX_WORD {
+            return Err(Error::Device(format!(
+                "words of more than {MAX_WORD} letters run on the CPU (the longest here has \
+                 {longest})"
+            )));
+        }
+        let (mut letters, mut starts, mut outs) = (Vec::new(), vec![0u32], Vec::new());
+        let mut at = 0;
+        for word in words {
+            for &l in word {
+                letters.push(to_u32("letter", l)?);
+            }
+            starts.push(to_u32("letters", letters.len())?);
+            outs.push(to_u32("coefficients", at)?);
+            at += if prefixes { word.len().max(1) } else { 1 };
+        }
+        let mut buffer = |label, data: &[u32]| {
+            let bytes: &[u8] = bytemuck::cast_slice(data);
+            let buffer = take(ctx, label, bytes.len() as u64, STORAGE, report);
+            upload(ctx, &buffer, bytes, report);
+            buffer
+        };
+        Ok(Words {
+            count: to_u32("words", words.len())?,
+            n_letters: to_u32("letters", letters.len())?,
+            letters: buffer("letters", &letters),
+            starts: buffer("starts", &starts),
+            outs: buffer("outs", &outs),
+            longest: longest as u64,
+        })
+    }
+
+    /// The segment windows `[lo, hi)` of a walk over `segments` whose invocation for the longest
+    /// word costs `cost(k) = (fixed, per segment)` loop iterations, ascending (one empty window when
+    /// there are no segments, so that the output is still written).
+    fn windows(
+        &self,
+        ctx: &Context,
+        segments: usize,
+        cost: fn(u64) -> (u64, u64),
+    ) -> Result<Vec<(u32, u32)>> {
+        let (fixed, per_segment) = cost(self.longest);
+        let window = ctx.loop_budget.saturating_sub(fixed) / per_segment;
+        if window == 0 {
+            return Err(Error::Device(format!(
+                "adapter '{}' runs at most {} loop iterations per invocation; one segment of a \
+                 {}-letter word needs {}; use the CPU",
+                ctx.name,
+                ctx.loop_budget,
+                self.longest,
+                fixed + per_segment
+            )));
+        }
+        let window = usize::try_from(window)
+            .unwrap_or(usize::MAX)
+            .min(segments.max(1));
+        (0..segments.max(1))
+            .step_by(window)
+            .map(|lo| {
+                Ok((
+                    to_u32("segments", lo)?,
+                    to_u32("segments", (lo + window).min(segments))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Horner's rule over a word's `k` prefixes (`sig_coef.wgsl`'s inner loops), in loop iterations.
+fn horner(k: u64) -> u64 {
+    loop_cost::ENTRY + k * (1 + loop_cost::ENTRY) + k * (k + 1) / 2
+}
+
+/// Loop iterations of a `sig_coef.wgsl` invocation for a word of `k` letters: fixed, and per
+/// segment (its increments, then Horner's rule).
+fn coef_iterations(k: u64) -> (u64, u64) {
+    let lp = loop_cost::lp;
+    (lp(k, 0) + lp(k + 1, 0), 1 + lp(k, 0) + horner(k))
+}
+
+/// Loop iterations of a mode-0 invocation of `sig_coef_backprop.wgsl` for a word of `k` letters:
+/// fixed, and per segment.
+fn adjoint_iterations(k: u64) -> (u64, u64) {
+    let (e, lp) = (loop_cost::ENTRY, loop_cost::lp);
+    // For each m, for each j > m: the products without one factor (j − m − 1 trips) and the
+    // increments' gradients (j − m trips).
+    let spans = e + k * e + e * k * (k + 1) + k * (k + 1) * (k + 2) / 3;
+    let fixed = lp(k, 0) + 2 * lp(k + 1, 0);
+    (
+        fixed,
+        1 + 2 * lp(k, 0) + horner(k) + 2 * lp(k + 1, 0) + spans,
+    )
+}
+
+/// A buffer of `elems` values of `precision` (at least one, for the binding).
+fn values(
+    ctx: &Arc<Context>,
+    label: &str,
+    elems: usize,
+    precision: Precision,
+    report: &mut GpuReport,
+) -> Pooled {
+    take(
+        ctx,
+        label,
+        (elems.max(1) as u64) * precision.size(),
+        STORAGE,
+        report,
+    )
+}
+
+/// One dispatch of `kernel` with an invocation per item.
+fn dispatch<'a>(
+    ctx: &Context,
+    kernel: &'static super::kernels::Kernel,
+    params: SigCoefParams,
+    buffers: Vec<&'a wgpu::Buffer>,
+    items: u64,
+    precision: Precision,
+) -> Result<Dispatch<'a>> {
+    Ok(Dispatch {
+        label: kernel.name,
+        pipeline: ctx.pipeline(kernel, precision)?,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        buffers,
+        workgroups: items.div_ceil(WORKGROUP_SIZE as u64),
+        workgroup_size: WORKGROUP_SIZE,
+    })
+}
+
+/// The uniform block common to every dispatch over `n` paths.
+fn params(
+    n: usize,
+    (len, dim): (usize, usize),
+    words: &Words,
+    out_row: usize,
+    prefixes: bool,
+) -> Result<SigCoefParams> {
+    Ok(SigCoefParams {
+        n_paths: to_u32("paths", n)?,
+        len: to_u32("points", len)?,
+        dim: to_u32("channels", dim)?,
+        n_words: words.count,
+        out_row: to_u32("coefficients", out_row)?,
+        prefixes: prefixes as u32,
+        n_letters: words.n_letters,
+        ..Default::default()
+    })
+}
+
+/// `sig_coef.wgsl`'s dispatches over `windows`: into `coefficients` (mode 0) or `state` (mode 1).
+fn coef_steps<'a>(
+    ctx: &Context,
+    base: SigCoefParams,
+    windows: &[(u32, u32)],
+    buffers: [&'a wgpu::Buffer; 6],
+    precision: Precision,
+) -> Result<Vec<Dispatch<'a>>> {
+    let items = base.n_paths as u64 * base.n_words as u64;
+    windows
+        .iter()
+        .map(|&(seg_lo, seg_hi)| {
+            let params = SigCoefParams {
+                seg_lo,
+                seg_hi,
+                ..base
+            };
+            dispatch(ctx, &SIG_COEF, params, buffers.to_vec(), items, precision)
+        })
+        .collect()
+}
+
+/// Per (path, word), the scalars `state` keeps (`STATE` in the shaders).
+const STATE: usize = 2 * (MAX_WORD + 1);
 
 /// The coefficients of `words` (with `prefixes`, every non-empty prefix's) for each of the `n_paths`
 /// paths of `points` (rows of `len × dim` transformed points) into `out`, one row per path.
@@ -26,99 +232,162 @@ pub(crate) fn sig_coef<T: Scalar>(
     if n_paths == 0 || out_row == 0 {
         return Ok(());
     }
-    let longest = words.iter().map(Vec::len).max().unwrap_or(0);
-    if longest > MAX_WORD {
-        return Err(Error::Device(format!(
-            "words of more than {MAX_WORD} letters run on the CPU (the longest here has {longest})"
-        )));
-    }
     let precision = Precision::of::<T>();
     let ctx = open(device, precision)?;
-    // Loop iterations of the longest word's invocation, against the adapter's budget (lavapipe).
-    let k = longest as u64;
-    let iterations = (len as u64).saturating_mul(2 * k + k * (k + 1) / 2 + 1) + 2 * k;
-    if iterations > ctx.loop_budget {
-        return Err(Error::Device(format!(
-            "adapter '{}' runs at most {} loop iterations per invocation; these words need \
-             {iterations}; use the CPU",
-            ctx.name, ctx.loop_budget
-        )));
-    }
-    let (mut letters, mut starts, mut outs) = (Vec::new(), vec![0u32], Vec::new());
-    let mut at = 0;
-    for word in words {
-        for &l in word {
-            letters.push(to_u32("letter", l)?);
-        }
-        starts.push(to_u32("letters", letters.len())?);
-        outs.push(to_u32("coefficients", at)?);
-        at += if prefixes { word.len().max(1) } else { 1 };
-    }
     let mut report = GpuReport::new("sig_coef");
-    let words_buffer = |label, data: &[u32], report: &mut GpuReport| {
-        let bytes: &[u8] = bytemuck::cast_slice(data);
-        let buffer = take(&ctx, label, bytes.len() as u64, STORAGE, report);
-        upload(&ctx, &buffer, bytes, report);
-        buffer
-    };
-    let letters = words_buffer("letters", &letters, &mut report);
-    let starts = words_buffer("starts", &starts, &mut report);
-    let outs = words_buffer("outs", &outs, &mut report);
+    let words_on = Words::upload(&ctx, words, prefixes, &mut report)?;
+    let windows = words_on.windows(&ctx, len.saturating_sub(1), coef_iterations)?;
     let per_path = [
-        PerPath {
-            what: "paths",
-            elems: (len * dim) as u64,
-        },
-        PerPath {
-            what: "coefficients",
-            elems: out_row as u64,
-        },
-    ];
+        ("paths", len * dim),
+        ("coefficients", out_row),
+        ("state", words.len() * STATE),
+    ]
+    .map(|(what, elems)| PerPath {
+        what,
+        elems: elems as u64,
+    });
     let chunk = chunk_paths(&ctx, precision, &per_path)?.min(n_paths);
-    let pipeline = ctx.pipeline(&SIG_COEF, precision)?;
-    let size = precision.size();
     for first in (0..n_paths).step_by(chunk.max(1)) {
         let n = chunk.min(n_paths - first);
         let rows = &points[first * len * dim..(first + n) * len * dim];
-        let paths = take(
-            &ctx,
-            "paths",
-            (rows.len() as u64 * size).max(4),
-            STORAGE,
-            &mut report,
-        );
+        let paths = values(&ctx, "paths", rows.len(), precision, &mut report);
         upload(&ctx, &paths, &bytes_of(precision, rows), &mut report);
-        let coefficients = take(
+        let coefficients = values(&ctx, "coefficients", n * out_row, precision, &mut report);
+        let state = values(
             &ctx,
-            "coefficients",
-            (n * out_row) as u64 * size,
-            STORAGE,
+            "state",
+            n * words.len() * STATE,
+            precision,
             &mut report,
         );
-        let params = SigCoefParams {
-            n_paths: to_u32("paths", n)?,
-            len: to_u32("points", len)?,
-            dim: to_u32("channels", dim)?,
-            n_words: to_u32("words", words.len())?,
-            out_row: to_u32("coefficients", out_row)?,
-            prefixes: prefixes as u32,
-            _pad: [0; 2],
-        };
-        let dispatch = Dispatch {
-            label: SIG_COEF.name,
-            pipeline: pipeline.clone(),
-            params: bytemuck::bytes_of(&params).to_vec(),
-            buffers: vec![&paths, &letters, &starts, &outs, &coefficients],
-            workgroups: (n as u64 * words.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
-            workgroup_size: WORKGROUP_SIZE,
-        };
+        let base = params(n, (len, dim), &words_on, out_row, prefixes)?;
+        let w = &words_on;
+        let buffers = [
+            &*paths,
+            &w.letters,
+            &w.starts,
+            &w.outs,
+            &coefficients,
+            &state,
+        ];
+        let steps = coef_steps(&ctx, base, &windows, buffers, precision)?;
         let out_rows = &mut out[first * out_row..(first + n) * out_row];
         submit(
             &ctx,
-            &[dispatch],
+            &steps,
             Some((&coefficients, dst(out_rows))),
             &mut report,
         )?;
+    }
+    set_last_report(report);
+    Ok(())
+}
+
+/// The gradient of `Σ derivs · sig_coef` with respect to the points (rows of `len × dim`
+/// transformed points) into `out`, laid out like `points`; `derivs` has a row per path of one
+/// derivative per word (or, with `prefixes`, per non-empty prefix).
+pub(crate) fn sig_coef_backprop<T: Scalar>(
+    device: &GpuDevice,
+    points: &[T],
+    (n_paths, len, dim): (usize, usize, usize),
+    words: &[Vec<usize>],
+    prefixes: bool,
+    derivs: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    let row = len * dim;
+    if n_paths == 0 || row == 0 {
+        return Ok(());
+    }
+    let d_row = derivs.len() / n_paths;
+    let precision = Precision::of::<T>();
+    let ctx = open(device, precision)?;
+    let mut report = GpuReport::new("sig_coef_backprop");
+    let words_on = Words::upload(&ctx, words, prefixes, &mut report)?;
+    // The gather runs over every letter of every word.
+    let gather = loop_cost::ENTRY
+        + words
+            .iter()
+            .map(|w| 1 + 2 * loop_cost::lp(w.len() as u64, 0))
+            .sum::<u64>();
+    if gather > ctx.loop_budget {
+        return Err(Error::Device(format!(
+            "adapter '{}' runs at most {} loop iterations per invocation; gathering {} words' \
+             gradients needs {gather}; use the CPU",
+            ctx.name,
+            ctx.loop_budget,
+            words.len()
+        )));
+    }
+    let segments = len.saturating_sub(1);
+    let forward = words_on.windows(&ctx, segments, coef_iterations)?;
+    let backward = words_on.windows(&ctx, segments, adjoint_iterations)?;
+    let n_letters = words_on.n_letters as usize;
+    let per_path = [
+        ("paths", row),
+        ("derivatives", d_row),
+        ("increments' gradients", segments * n_letters),
+        ("gradients", row),
+        ("state", words.len() * STATE),
+    ]
+    .map(|(what, elems)| PerPath {
+        what,
+        elems: elems as u64,
+    });
+    let chunk = chunk_paths(&ctx, precision, &per_path)?.min(n_paths);
+    for first in (0..n_paths).step_by(chunk.max(1)) {
+        let n = chunk.min(n_paths - first);
+        let mut input = |label, data: &[T]| {
+            let buffer = values(&ctx, label, data.len(), precision, &mut report);
+            upload(&ctx, &buffer, &bytes_of(precision, data), &mut report);
+            buffer
+        };
+        let paths = input("paths", &points[first * row..(first + n) * row]);
+        let d = input("derivatives", &derivs[first * d_row..(first + n) * d_row]);
+        let mut scratch = |label, elems| values(&ctx, label, elems, precision, &mut report);
+        let dd = scratch("increments' gradients", n * segments * n_letters);
+        let grads = scratch("gradients", n * row);
+        let state = scratch("state", n * words.len() * STATE);
+        let base = params(n, (len, dim), &words_on, d_row, prefixes)?;
+        let w = &words_on;
+        // The coefficients at the path's end, then the adjoint windows last first, then the
+        // gather.
+        let keep = SigCoefParams { mode: 1, ..base };
+        let coef_buffers = [&*paths, &w.letters, &w.starts, &w.outs, &grads, &state];
+        let mut steps = coef_steps(&ctx, keep, &forward, coef_buffers, precision)?;
+        let buffers = || {
+            vec![
+                &*paths, &w.letters, &w.starts, &w.outs, &d, &dd, &grads, &state,
+            ]
+        };
+        let adjoint_items = (n * words.len()) as u64;
+        for &(seg_lo, seg_hi) in backward.iter().rev() {
+            let params = SigCoefParams {
+                mode: 0,
+                seg_lo,
+                seg_hi,
+                ..base
+            };
+            let kernel = &SIG_COEF_BACKPROP;
+            steps.push(dispatch(
+                &ctx,
+                kernel,
+                params,
+                buffers(),
+                adjoint_items,
+                precision,
+            )?);
+        }
+        steps.push(dispatch(
+            &ctx,
+            &SIG_COEF_BACKPROP,
+            keep,
+            buffers(),
+            (n * row) as u64,
+            precision,
+        )?);
+        let out_rows = &mut out[first * row..(first + n) * row];
+        submit(&ctx, &steps, Some((&grads, dst(out_rows))), &mut report)?;
     }
     set_last_report(report);
     Ok(())
