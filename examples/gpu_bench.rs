@@ -6,14 +6,15 @@
 //! the device, as the published GPU numbers are measured) and the CPU with every core; then the
 //! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`), one Gram
 //! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), `sig_combine` and its gradient, and
-//! `log_sig_to_sig` and `log_sig_combine` (Lyndon brackets) with their gradients.
+//! `log_sig_to_sig` and `log_sig_combine` (Lyndon brackets) with their gradients, and `sig_coef`
+//! (ten words of up to six letters) with its gradient.
 use ndarray::{Array3, ArrayD};
 use roughsig::gpu::GpuReport;
 use roughsig::{
     log_sig, log_sig_backprop, log_sig_combine, log_sig_combine_backprop, log_sig_to_sig,
-    log_sig_to_sig_backprop, sig, sig_backprop, sig_combine, sig_combine_backprop, sig_kernel,
-    sig_kernel_backprop, sig_kernel_gram, Device, LogSigMethod, Scalar, SigKernelOptions,
-    SigOptions,
+    log_sig_to_sig_backprop, sig, sig_backprop, sig_coef, sig_coef_backprop, sig_combine,
+    sig_combine_backprop, sig_kernel, sig_kernel_backprop, sig_kernel_gram, Device, LogSigMethod,
+    Scalar, SigKernelOptions, SigOptions,
 };
 use std::time::Instant;
 
@@ -112,6 +113,36 @@ fn main() {
         run_combine::<f32>(s, repeats);
         run_log_sig_products::<f32>(s, repeats);
     }
+    // Chosen words' coefficients: (batch, length, dim, longest word).
+    let coefs = if quick {
+        Shape(8, 256, 4, 6)
+    } else {
+        Shape(128, 256, 8, 6)
+    };
+    run_sig_coef::<f32>(&coefs, repeats);
+}
+
+/// `sig_coef` and its gradient for ten words of lengths 1 to `s.3` over the `s.2` letters.
+fn run_sig_coef<T: Scalar>(s: &Shape, repeats: usize) {
+    let (cpu, gpu) = (sig_options(Device::Cpu), sig_options(Device::Gpu(None)));
+    let x = paths::<T>(s);
+    let words: Vec<Vec<usize>> = (0..10)
+        .map(|w| (0..1 + w % s.3).map(|i| (w + 3 * i) % s.2).collect())
+        .collect();
+    let derivs = ArrayD::<T>::ones(vec![s.0, words.len()]);
+    let shape = format!("({}, {}, {}), 10 words ≤ {}", s.0, s.1, s.2, s.3);
+    compare("sig_coef", T::NAME, &shape, repeats, &gpu, &cpu, |o| {
+        sig_coef(x.view(), &words, false, o).map(drop)
+    });
+    compare(
+        "sig_coef_backprop",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| sig_coef_backprop(x.view(), &words, derivs.view(), o).map(drop),
+    );
 }
 
 /// Time `call` on the GPU and the CPU and print the row (or the GPU's error).
