@@ -7,14 +7,15 @@
 //! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`), one Gram
 //! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), `sig_combine` and its gradient, and
 //! `log_sig_to_sig` and `log_sig_combine` (Lyndon brackets) with their gradients, and `sig_coef`
-//! (ten words of up to six letters) with its gradient.
+//! (ten words of up to six letters) with its gradient, and `sig_corrected` (a level-2 correction)
+//! with its gradient.
 use ndarray::{Array3, ArrayD};
 use roughsig::gpu::GpuReport;
 use roughsig::{
     log_sig, log_sig_backprop, log_sig_combine, log_sig_combine_backprop, log_sig_to_sig,
     log_sig_to_sig_backprop, sig, sig_backprop, sig_coef, sig_coef_backprop, sig_combine,
-    sig_combine_backprop, sig_kernel, sig_kernel_backprop, sig_kernel_gram, Device, LogSigMethod,
-    Scalar, SigKernelOptions, SigOptions,
+    sig_combine_backprop, sig_corrected, sig_corrected_backprop, sig_kernel, sig_kernel_backprop,
+    sig_kernel_gram, Device, LogSigMethod, Scalar, SigKernelOptions, SigOptions,
 };
 use std::time::Instant;
 
@@ -120,6 +121,40 @@ fn main() {
         Shape(128, 256, 8, 6)
     };
     run_sig_coef::<f32>(&coefs, repeats);
+    // Signatures with a level-2 correction per segment: (batch, length, dim, degree).
+    let corrected = if quick {
+        Shape(8, 256, 4, 4)
+    } else {
+        Shape(128, 256, 4, 6)
+    };
+    run_corrected::<f32>(&corrected, repeats);
+}
+
+/// `sig_corrected` and its gradient with one level-2 correction row per segment and path.
+fn run_corrected<T: Scalar>(s: &Shape, repeats: usize) {
+    let (cpu, gpu) = (sig_options(Device::Cpu), sig_options(Device::Gpu(None)));
+    let x = paths::<T>(s);
+    let c = paths::<T>(&Shape(s.0, s.1 - 1, s.2 * s.2, 0));
+    let shape = format!("({}, {}, {}, {}), level 2", s.0, s.1, s.2, s.3);
+    let sigs = match sig_corrected(x.view(), c.view(), s.3, &cpu) {
+        Ok(sigs) => sigs,
+        Err(e) => return println!("| sig_corrected | {} | {shape} | {e} |", T::NAME),
+    };
+    let derivs = sigs.mapv(|v| v.cos());
+    compare("sig_corrected", T::NAME, &shape, repeats, &gpu, &cpu, |o| {
+        sig_corrected(x.view(), c.view(), s.3, o).map(drop)
+    });
+    compare(
+        "sig_corrected_backprop",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| {
+            sig_corrected_backprop(x.view(), c.view(), sigs.view(), derivs.view(), s.3, o).map(drop)
+        },
+    );
 }
 
 /// `sig_coef` and its gradient for ten words of lengths 1 to `s.3` over the `s.2` letters.

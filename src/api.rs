@@ -159,7 +159,9 @@ pub fn sig<T: Scalar, D: Dimension>(
 /// augmentation the time channel gets no correction. `correction` is one row for every segment
 /// (`(C,)`), one row per segment shared by the batch (`(length − 1, C)`), or one per segment and
 /// path (`(batch…, length − 1, C)`); an empty array is no correction (the plain [`sig`]). Lead-lag
-/// cannot be combined with a correction. Runs on the CPU (`Device::Gpu` is an error).
+/// cannot be combined with a correction. On the GPU, a path whose segments do not fit the
+/// adapter's largest buffer at once is an [`crate::Error::Device`] (`Device::Auto` then runs it on the
+/// CPU).
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig_corrected, SigOptions};
@@ -182,7 +184,9 @@ pub fn sig_corrected<T: Scalar, D0: Dimension, D1: Dimension>(
 
 /// The gradient with respect to `paths` of a scalar `F` of [`sig_corrected`]'s signatures, given
 /// `sigs` and `sig_derivs = dF/dsigs` as in [`sig_backprop`]. The correction is a constant (no
-/// gradient with respect to it, as in pySigLib).
+/// gradient with respect to it, as in pySigLib). The CPU walks back from `sigs`; the GPU recomputes
+/// the signatures' products instead, so `sigs` must be the signatures of these paths (it is
+/// checked for shape and finiteness only).
 pub fn sig_corrected_backprop<
     T: Scalar,
     D0: Dimension,

@@ -11,15 +11,20 @@
 //!
 //! The gradient walks the segments backwards from the signature, undoing each one with the
 //! exponential of the negated segment (`exp(z)⁻¹ = exp(−z)`), as the plain `sig_backprop` does; only
-//! the path's gradient is returned, as in pySigLib. These run on the CPU.
+//! the path's gradient is returned, as in pySigLib. On the GPU (`gpu::sig_corrected`) the segments'
+//! exponentials are multiplied as a tree of pairwise products instead, and the gradient runs that
+//! tree back.
 
 use crate::algebra::SeriesScratch;
 use crate::algebra::{tensor_exp, tensor_exp_backprop, tensor_mul, tensor_mul_backprop};
 use crate::batch::{check_result, expect_len, infer_scalar_term, paths as path_rows, same_batch};
 use crate::batch::{zeros, Rows};
 use crate::cpu::par_rows;
-use crate::device::cpu_only;
+use crate::device::{execute, on_gpu};
+#[cfg(feature = "gpu")]
+use crate::gpu;
 use crate::layout::{aug_dim, TensorShape};
+use crate::scalar::Precision;
 use crate::{Error, LogSigMethod, Result, Scalar, SigOptions};
 use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 
@@ -49,25 +54,36 @@ fn corrected<T: Scalar>(
     let mut out_shape = p.batch_shape.clone();
     out_shape.push(n + st);
     let x = transformed(p, options)?;
-    let out = cpu_only::<T, _>("sig with a correction", options, |threads| {
-        let mut out = zeros::<T>("signature", &out_shape)?;
-        par_rows(
-            threads,
-            out.as_slice_mut().expect("fresh arrays are contiguous"),
-            n + st,
-            || Segments::new(&c.shape),
-            |ws, b, row| {
-                row[..st].fill(T::one());
-                let s = &mut row[st..];
-                for k in 0..c.segments {
-                    ws.segment(c, &x, b, k);
-                    tensor_mul(&c.shape, s, &ws.e, &mut ws.tmp);
-                    s.copy_from_slice(&ws.tmp);
-                }
-            },
-        );
-        Ok(out)
-    })?;
+    let out = c.execute(
+        options,
+        on_gpu!(|device| {
+            let mut out = zeros::<T>("signature", &out_shape)?;
+            let slice = out.as_slice_mut().expect("fresh arrays are contiguous");
+            c.on_gpu(&x, |segs| {
+                gpu::sig_corrected(device, &c.shape, segs, st, slice)
+            })?;
+            Ok(out)
+        }),
+        |threads| {
+            let mut out = zeros::<T>("signature", &out_shape)?;
+            par_rows(
+                threads,
+                out.as_slice_mut().expect("fresh arrays are contiguous"),
+                n + st,
+                || Segments::new(&c.shape),
+                |ws, b, row| {
+                    row[..st].fill(T::one());
+                    let s = &mut row[st..];
+                    for k in 0..c.segments {
+                        ws.segment(c, &x, b, k);
+                        tensor_mul(&c.shape, s, &ws.e, &mut ws.tmp);
+                        s.copy_from_slice(&ws.tmp);
+                    }
+                },
+            );
+            Ok(out)
+        },
+    )?;
     check_result("signature", &out, 1)?;
     Ok(out)
 }
@@ -96,42 +112,72 @@ pub(crate) fn sig_corrected_backprop<T: Scalar>(
     s.check_finite("sig", false)?;
     g.check_finite("sig_derivs", false)?;
     let x = transformed(&p, options)?;
-    let dx = cpu_only::<T, _>("sig_backprop with a correction", options, |threads| {
-        let mut dx = zeros::<T>("path gradient", x.shape())?;
-        let (sigs, derivs, row) = (s.slice(), g.slice(), s.last());
-        par_rows(
-            threads,
-            dx.as_slice_mut().expect("fresh arrays are contiguous"),
-            c.points * c.shape.dim,
-            || (Segments::new(&c.shape), Reverse::new(n)),
-            |(ws, r), b, dx| {
-                r.s.copy_from_slice(&sigs[b * row + st..(b + 1) * row]);
-                r.ds.copy_from_slice(&derivs[b * row + st..(b + 1) * row]);
-                let d = c.shape.dim;
-                for k in (0..c.segments).rev() {
-                    ws.segment(&c, &x, b, k);
-                    // The signature before segment k: s ⊗ exp(z)⁻¹ = s ⊗ exp(−z).
-                    ws.z.iter_mut().for_each(|v| *v = -*v);
-                    tensor_exp(&c.shape, &ws.z, &mut ws.tmp, &mut ws.series);
-                    ws.z.iter_mut().for_each(|v| *v = -*v);
-                    tensor_mul(&c.shape, &r.s, &ws.tmp, &mut r.prev);
-                    r.dprev.fill(T::zero());
-                    r.de.fill(T::zero());
-                    let (ds, prev, e) = (&r.ds, &r.prev, &ws.e);
-                    tensor_mul_backprop(&c.shape, ds, prev, e, &mut r.dprev, &mut r.de);
-                    r.dz.fill(T::zero());
-                    tensor_exp_backprop(&c.shape, &ws.z, &r.de, &mut r.dz, &mut ws.series);
-                    for j in 0..d {
-                        dx[(k + 1) * d + j] += r.dz[j];
-                        dx[k * d + j] -= r.dz[j];
+    let dx = c.execute(
+        options,
+        on_gpu!(|device| {
+            let mut dx = zeros::<T>("path gradient", x.shape())?;
+            let slice = dx.as_slice_mut().expect("fresh arrays are contiguous");
+            let d = c.shape.dim;
+            if c.segments == 0 {
+                return Ok(dx);
+            }
+            let mut dz = vec![T::zero(); c.batch * c.segments * d];
+            let derivs = g.slice();
+            c.on_gpu(&x, |segs| {
+                gpu::sig_corrected_backprop(device, &c.shape, segs, derivs, st, &mut dz)
+            })?;
+            // Each segment's increment is its end point less its start point.
+            let (points, segments) = (c.points * d, c.segments * d);
+            for (dx, dz) in slice
+                .chunks_exact_mut(points)
+                .zip(dz.chunks_exact(segments))
+            {
+                for (k, dz) in dz.chunks_exact(d).enumerate() {
+                    for (j, &v) in dz.iter().enumerate() {
+                        dx[(k + 1) * d + j] += v;
+                        dx[k * d + j] -= v;
                     }
-                    std::mem::swap(&mut r.s, &mut r.prev);
-                    std::mem::swap(&mut r.ds, &mut r.dprev);
                 }
-            },
-        );
-        Ok(dx)
-    })?;
+            }
+            Ok(dx)
+        }),
+        |threads| {
+            let mut dx = zeros::<T>("path gradient", x.shape())?;
+            let (sigs, derivs, row) = (s.slice(), g.slice(), s.last());
+            par_rows(
+                threads,
+                dx.as_slice_mut().expect("fresh arrays are contiguous"),
+                c.points * c.shape.dim,
+                || (Segments::new(&c.shape), Reverse::new(n)),
+                |(ws, r), b, dx| {
+                    r.s.copy_from_slice(&sigs[b * row + st..(b + 1) * row]);
+                    r.ds.copy_from_slice(&derivs[b * row + st..(b + 1) * row]);
+                    let d = c.shape.dim;
+                    for k in (0..c.segments).rev() {
+                        ws.segment(&c, &x, b, k);
+                        // The signature before segment k: s ⊗ exp(z)⁻¹ = s ⊗ exp(−z).
+                        ws.z.iter_mut().for_each(|v| *v = -*v);
+                        tensor_exp(&c.shape, &ws.z, &mut ws.tmp, &mut ws.series);
+                        ws.z.iter_mut().for_each(|v| *v = -*v);
+                        tensor_mul(&c.shape, &r.s, &ws.tmp, &mut r.prev);
+                        r.dprev.fill(T::zero());
+                        r.de.fill(T::zero());
+                        let (ds, prev, e) = (&r.ds, &r.prev, &ws.e);
+                        tensor_mul_backprop(&c.shape, ds, prev, e, &mut r.dprev, &mut r.de);
+                        r.dz.fill(T::zero());
+                        tensor_exp_backprop(&c.shape, &ws.z, &r.de, &mut r.dz, &mut ws.series);
+                        for j in 0..d {
+                            dx[(k + 1) * d + j] += r.dz[j];
+                            dx[k * d + j] -= r.dz[j];
+                        }
+                        std::mem::swap(&mut r.s, &mut r.prev);
+                        std::mem::swap(&mut r.ds, &mut r.dprev);
+                    }
+                },
+            );
+            Ok(dx)
+        },
+    )?;
     let out = crate::transform::transform_path_backprop(dx.view(), options)?;
     check_result("path gradient", &out, 2)?;
     Ok(out)
@@ -170,6 +216,7 @@ struct Correction<'a, T> {
     position: Vec<usize>,
     /// The transformed paths' tensor shape, points and segments.
     shape: TensorShape,
+    batch: usize,
     points: usize,
     segments: usize,
 }
@@ -221,9 +268,44 @@ impl<'a, T: Scalar> Correction<'a, T> {
             segment_stride,
             position,
             shape,
+            batch: p.batch(),
             points,
             segments,
         }))
+    }
+
+    /// Runs `on_cpu` or `on_gpu` as the options' device and the work (about `degree · len`
+    /// multiply-adds per segment for its exponential and its product) decide.
+    fn execute<R>(
+        &self,
+        options: &SigOptions,
+        on_gpu: impl FnOnce(&crate::device::GpuDevice) -> Result<R>,
+        on_cpu: impl FnOnce(usize) -> Result<R>,
+    ) -> Result<R> {
+        let segments = self.batch as u128 * self.segments as u128;
+        let work = segments * (self.shape.degree * self.shape.len()) as u128;
+        let (device, n_jobs) = (&options.exec.device, options.exec.n_jobs);
+        execute(device, n_jobs, Precision::of::<T>(), work, on_gpu, on_cpu)
+    }
+
+    /// The segments of the transformed paths `x` as the GPU reads them, given to `f`.
+    #[cfg(feature = "gpu")]
+    fn on_gpu<R>(&self, x: &ArrayD<T>, f: impl FnOnce(&gpu::CorrectedSegments<'_, T>) -> R) -> R {
+        let d = self.shape.dim;
+        let x = x.as_slice().expect("fresh arrays are contiguous");
+        let fill = |b: usize, k: usize, row: &mut [T]| {
+            let at = (b * self.points + k) * d;
+            for (j, v) in row[..d].iter_mut().enumerate() {
+                *v = x[at + d + j] - x[at + j];
+            }
+            row[d..].copy_from_slice(self.row(b, k));
+        };
+        f(&gpu::CorrectedSegments {
+            paths: self.batch,
+            segments: self.segments,
+            positions: &self.position,
+            fill: &fill,
+        })
     }
 
     fn row(&self, b: usize, k: usize) -> &[T] {

@@ -222,24 +222,3 @@ pub(crate) fn execute<R>(
     record(&Backend::Cpu { threads: count });
     Ok(result)
 }
-
-/// Runs operation `name` on the CPU: `Device::Gpu` is an error, `Device::Auto` the CPU.
-pub(crate) fn cpu_only<T: crate::Scalar, R>(
-    name: &str,
-    options: &crate::SigOptions,
-    f: impl FnOnce(usize) -> Result<R>,
-) -> Result<R> {
-    // No work keeps `Device::Auto` on the CPU, so only an explicit GPU request reaches the error.
-    execute(
-        &options.exec.device,
-        options.exec.n_jobs,
-        Precision::of::<T>(),
-        0,
-        |_| {
-            Err(Error::Device(format!(
-                "{name} runs on the CPU only: use Device::Cpu or Device::Auto"
-            )))
-        },
-        f,
-    )
-}

@@ -26,7 +26,9 @@
 //! - Log-signatures, Chen's product and joins, and their gradients: kernels over rows of
 //!   signatures, one invocation per coefficient (or per (row, word length) for the Lyndon solve),
 //!   chained on the device to the signature engine where the paths are the input;
-//!   `log_sig_to_sig` (`to_sig`) expands the Lie elements and exponentiates them the same way.
+//!   `log_sig_to_sig` (`to_sig`) expands the Lie elements and exponentiates them the same way;
+//!   `sig_corrected` (`correction`) exponentiates every segment at once and multiplies a path's
+//!   segments as a tree of pairwise products.
 //! - A batch is cut into groups that respect the adapter's limits (workgroups per dimension, storage
 //!   binding and buffer sizes, `u32` indices). lavapipe (llvmpipe) ends an invocation's loops after
 //!   65535 iterations in all, silently: there chunks and windows are sized from a model of the
@@ -40,6 +42,7 @@ pub mod calibrate;
 mod chunks;
 mod combine;
 mod context;
+mod correction;
 /// The kernel table, public for the shader tests only.
 #[doc(hidden)]
 pub mod kernels;
@@ -59,6 +62,7 @@ mod to_sig;
 #[doc(hidden)]
 pub use chunks::set_max_chunk_paths;
 pub(crate) use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop, Factor};
+pub(crate) use correction::{sig_corrected, sig_corrected_backprop, Segments as CorrectedSegments};
 pub(crate) use log_sig::{
     log_sig, log_sig_backprop, sig_to_log_sig_backprop, Brackets, LogSigDerivs, LogSigPaths,
     Signatures,

@@ -12,6 +12,8 @@ mod gpu_combine;
 #[cfg(feature = "gpu")]
 mod gpu_consistency;
 #[cfg(feature = "gpu")]
+mod gpu_correction;
+#[cfg(feature = "gpu")]
 mod gpu_device;
 #[cfg(feature = "gpu")]
 mod gpu_log_sig_backprop;
