@@ -159,9 +159,7 @@ pub fn sig<T: Scalar, D: Dimension>(
 /// augmentation the time channel gets no correction. `correction` is one row for every segment
 /// (`(C,)`), one row per segment shared by the batch (`(length − 1, C)`), or one per segment and
 /// path (`(batch…, length − 1, C)`); an empty array is no correction (the plain [`sig`]). Lead-lag
-/// cannot be combined with a correction. On the GPU, a path whose segments do not fit the
-/// adapter's largest buffer at once is an [`crate::Error::Device`] (`Device::Auto` then runs it on the
-/// CPU).
+/// cannot be combined with a correction.
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig_corrected, SigOptions};

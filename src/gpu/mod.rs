@@ -62,6 +62,8 @@ mod to_sig;
 #[doc(hidden)]
 pub use chunks::set_max_chunk_paths;
 pub(crate) use combine::{sig_combine, sig_combine_backprop, sig_join, sig_join_backprop, Factor};
+#[doc(hidden)]
+pub use correction::set_max_tree_rows;
 pub(crate) use correction::{sig_corrected, sig_corrected_backprop, Segments as CorrectedSegments};
 pub(crate) use log_sig::{
     log_sig, log_sig_backprop, sig_to_log_sig_backprop, Brackets, LogSigDerivs, LogSigPaths,

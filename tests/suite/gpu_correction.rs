@@ -214,3 +214,71 @@ fn corrections_on_gpu_multiply_segments_as_a_tree() {
         (1 + degree + 2) + 3 + (2 + 3) + 1
     );
 }
+
+/// A path longer than one tree holds is cut into windows of segments whose products a second tree
+/// multiplies (its leaves uploaded, no exponential): the same numbers as the CPU.
+#[test]
+fn long_corrected_paths_cross_in_windows() {
+    let Some((device, f64)) = gpu() else { return };
+    roughsig::gpu::set_max_tree_rows(8);
+    let (batch, d, degree) = (3, 2, 3);
+    for (len, windows) in [(10, 2usize), (18, 3), (41, 5)] {
+        let path = random(&[batch, len, d], 90 + len as u64) * 0.4;
+        let c = random(&[batch, len - 1, width(d, 2)], 91) * 0.2;
+        let cpu = SigOptions::default().device(Device::Cpu);
+        let on_gpu = SigOptions::default()
+            .scalar_term(true)
+            .device(device.clone());
+        let want = sig_corrected(
+            path.view(),
+            c.view(),
+            degree,
+            &cpu.clone().scalar_term(true),
+        )
+        .unwrap();
+        let ds = random(want.shape(), 92);
+        let want_d =
+            sig_corrected_backprop(path.view(), c.view(), want.view(), ds.view(), degree, &cpu)
+                .unwrap();
+        let what = format!("length {len}");
+        let (p, w, g) = (&path, &want, &ds);
+        let (p32, c32, w32, g32) = (to_f32(p), to_f32(&c), to_f32(w), to_f32(g));
+        let got = sig_corrected(p32.view(), c32.view(), degree, &on_gpu).unwrap();
+        // The last call is the windows' tree: its rounds only, the windows padded to a power of two.
+        let report = roughsig::gpu::last_gpu_report().unwrap();
+        let rounds = windows.next_power_of_two().max(2).trailing_zeros() as u64;
+        assert_eq!(report.dispatches, rounds, "{what}");
+        assert_close(&format!("f32 {what}"), &to_f64(&got), &want, 1e-4, 1e-5);
+        let got_d = sig_corrected_backprop(
+            p32.view(),
+            c32.view(),
+            w32.view(),
+            g32.view(),
+            degree,
+            &on_gpu,
+        )
+        .unwrap();
+        assert_close(
+            &format!("backprop f32 {what}"),
+            &to_f64(&got_d),
+            &want_d,
+            1e-4,
+            1e-5,
+        );
+        if f64 {
+            let got = sig_corrected(p.view(), c.view(), degree, &on_gpu).unwrap();
+            assert_close(&format!("f64 {what}"), &got, &want, 1e-12, 1e-13);
+            let got_d =
+                sig_corrected_backprop(p.view(), c.view(), w.view(), g.view(), degree, &on_gpu)
+                    .unwrap();
+            assert_close(
+                &format!("backprop f64 {what}"),
+                &got_d,
+                &want_d,
+                1e-12,
+                1e-13,
+            );
+        }
+    }
+    roughsig::gpu::set_max_tree_rows(usize::MAX);
+}
