@@ -1,7 +1,8 @@
 //! `sig_coef` and its gradient on the GPU (`shaders/sig_coef.wgsl`, `shaders/sig_coef_backprop.wgsl`):
 //! one invocation per (path, word), the word's prefixes' coefficients in registers. The host uploads
 //! the transformed points once per group of paths that fits the adapter's buffers, and the words once
-//! per call; only the coefficients (or the points' gradients) come back.
+//! per call; only the coefficients (or the points' gradients) come back. Where the batch is too
+//! small for that to fill a GPU, `sig_coef` cuts the paths into time chunks (see [`sig_coef`]).
 //!
 //! The gradient walks each word's coefficients to the path's end and back again by the inverse
 //! segments, so it stores nothing per segment but the increments' gradients, which a last
@@ -218,9 +219,113 @@ fn coef_steps<'a>(
 /// Per (path, word), the scalars `state` keeps (`STATE` in the shaders).
 const STATE: usize = 2 * (MAX_WORD + 1);
 
+/// Invocations `sig_coef` aims for: enough to fill a large GPU (tens of thousands in flight).
+const TARGET_ITEMS: usize = 1 << 16;
+/// The fewest segments in a time chunk of `sig_coef`: shorter chunks would spend more on the
+/// chunks' matrices and their product than they gain.
+const MIN_CHUNK: usize = 32;
+
+/// Time chunks per path for `sig_coef`: enough (path, chunk, suffix) invocations to reach
+/// [`TARGET_ITEMS`], each chunk of at least [`MIN_CHUNK`] segments; 1 where the batch's (path,
+/// word) invocations alone reach it.
+fn time_chunks(n_paths: usize, segments: usize, words: &[Vec<usize>]) -> usize {
+    let words_items = n_paths.saturating_mul(words.len()).max(1);
+    if words_items >= TARGET_ITEMS {
+        return 1;
+    }
+    let suffixes: usize = words.iter().map(Vec::len).sum::<usize>().max(1);
+    let want = TARGET_ITEMS.div_ceil(n_paths.saturating_mul(suffixes).max(1));
+    want.min(segments / MIN_CHUNK).max(1)
+}
+
 /// The coefficients of `words` (with `prefixes`, every non-empty prefix's) for each of the `n_paths`
 /// paths of `points` (rows of `len × dim` transformed points) into `out`, one row per path.
+///
+/// Where the batch alone is too small a grid for a GPU, each path is cut into time chunks joined by
+/// Chen's identity: over a chunk, a word `w` of `k` letters has the upper-triangular matrix
+/// `M[i][j]` = the coefficient of its letters `i..j`, whose row `i` is the prefixes' coefficients
+/// of the suffix `w[i..]`. So the chunks, as paths of their own, and the words' suffixes, with
+/// prefixes, are one `sig_coef.wgsl` call with an invocation per (path, chunk, suffix) — about
+/// `k/3` times the work of the word alone — and the host multiplies each word's row
+/// `(1, 0, …, 0)` through its chunks' matrices (`k²/2` a chunk).
 pub(crate) fn sig_coef<T: Scalar>(
+    device: &GpuDevice,
+    points: &[T],
+    (n_paths, len, dim): (usize, usize, usize),
+    words: &[Vec<usize>],
+    prefixes: bool,
+    out: &mut [T],
+) -> Result<()> {
+    let segments = len.saturating_sub(1);
+    let chunks = time_chunks(n_paths, segments, words);
+    if chunks == 1 || out.is_empty() {
+        return coefficients(device, points, (n_paths, len, dim), words, prefixes, out);
+    }
+    // Chunks of `step` segments (the last padded with copies of the end point: zero increments),
+    // as paths of `step + 1` points.
+    let step = segments.div_ceil(chunks);
+    let chunks = segments.div_ceil(step);
+    let chunk_len = step + 1;
+    let mut chunk_points = Vec::with_capacity(n_paths * chunks * chunk_len * dim);
+    for path in points.chunks_exact(len * dim) {
+        for t in 0..chunks {
+            for j in 0..chunk_len {
+                let at = (t * step + j).min(len - 1) * dim;
+                chunk_points.extend_from_slice(&path[at..at + dim]);
+            }
+        }
+    }
+    let suffixes: Vec<Vec<usize>> = words
+        .iter()
+        .flat_map(|w| (0..w.len()).map(move |i| w[i..].to_vec()))
+        .collect();
+    // A row of the matrices per (path, chunk): each word's rows end to end, row i of word w its
+    // entries j = i + 1 ..= k.
+    let row: usize = words.iter().map(|w| w.len() * (w.len() + 1) / 2).sum();
+    let mut matrices = vec![T::zero(); n_paths * chunks * row];
+    let dims = (n_paths * chunks, chunk_len, dim);
+    coefficients(device, &chunk_points, dims, &suffixes, true, &mut matrices)?;
+    let out_row = out.len() / n_paths;
+    let longest = words.iter().map(Vec::len).max().unwrap_or(0);
+    let mut v = vec![T::zero(); longest + 1];
+    for (out, path) in out
+        .chunks_exact_mut(out_row)
+        .zip(matrices.chunks_exact(chunks * row))
+    {
+        let (mut at, mut from) = (0, 0);
+        for w in words {
+            let k = w.len();
+            v.fill(T::zero());
+            v[0] = T::one();
+            for m in path.chunks_exact(row) {
+                let m = &m[from..from + k * (k + 1) / 2];
+                // Descending j, so that v[i < j] are still the values before this chunk.
+                for j in (1..=k).rev() {
+                    let mut acc = v[j];
+                    let mut row_at = 0;
+                    for (i, &vi) in v[..j].iter().enumerate() {
+                        acc += vi * m[row_at + (j - i - 1)];
+                        row_at += k - i;
+                    }
+                    v[j] = acc;
+                }
+            }
+            if prefixes {
+                let n = k.max(1);
+                out[at..at + n].copy_from_slice(if k == 0 { &v[..1] } else { &v[1..=k] });
+                at += n;
+            } else {
+                out[at] = v[k];
+                at += 1;
+            }
+            from += k * (k + 1) / 2;
+        }
+    }
+    Ok(())
+}
+
+/// [`sig_coef`] with one invocation per (path, word), each crossing the whole path.
+fn coefficients<T: Scalar>(
     device: &GpuDevice,
     points: &[T],
     (n_paths, len, dim): (usize, usize, usize),
@@ -391,4 +496,25 @@ pub(crate) fn sig_coef_backprop<T: Scalar>(
     }
     set_last_report(report);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small batches are cut in time until the (path, chunk, suffix) invocations fill a large GPU
+    /// or the chunks reach their shortest; large batches are not cut.
+    #[test]
+    fn small_batches_are_cut_in_time() {
+        let words: Vec<Vec<usize>> = (0..10).map(|w| vec![0; 1 + w % 6]).collect();
+        let suffixes: usize = words.iter().map(Vec::len).sum();
+        let items = |n, segments| n * time_chunks(n, segments, &words) * suffixes;
+        // One long path: the target is met.
+        assert!(items(1, 100_000) >= TARGET_ITEMS);
+        // (128, 256, 8): as many chunks as the shortest chunk allows.
+        assert_eq!(time_chunks(128, 255, &words), 255 / MIN_CHUNK);
+        // Short paths, and batches whose words alone fill the GPU, stay whole.
+        assert_eq!(time_chunks(4, MIN_CHUNK + 1, &words), 1);
+        assert_eq!(time_chunks(TARGET_ITEMS / 10, 10_000, &words), 1);
+    }
 }

@@ -129,8 +129,9 @@ fn sig_coef_backprop_on_gpu_matches_pysiglib_and_the_cpu() {
     }
 }
 
-/// A random walk of 4000 points: on lavapipe both walks of the gradient cross it in several
-/// dispatches, and the coefficients and gradients still equal the CPU's.
+/// A random walk of 4000 points: the coefficients come from time chunks joined on the host (two
+/// paths are too few invocations for a GPU), on lavapipe both walks of the gradient cross it in
+/// several dispatches, and the coefficients and gradients still equal the CPU's.
 #[test]
 fn sig_coef_on_gpu_crosses_a_long_path_in_windows() {
     let Some((device, f64)) = gpu() else { return };
@@ -162,4 +163,19 @@ fn sig_coef_on_gpu_crosses_a_long_path_in_windows() {
     assert_close("gradient (f32)", &to_f64(&got), &want_grad, 2e-2, 2e-3);
     let report = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
     assert!(report.dispatches >= 3, "{}", report.dispatches);
+    // Without prefixes, with the empty word, through the chunks too.
+    let words = vec![vec![], vec![1], vec![0, 1, 1, 0, 1], vec![1, 1]];
+    let want = sig_coef(path.view(), &words, false, &cpu).unwrap();
+    let got = sig_coef(to_f32(&path).view(), &words, false, &on).unwrap();
+    assert_close(
+        "single coefficients (f32)",
+        &to_f64(&got),
+        &want,
+        2e-3,
+        2e-4,
+    );
+    if f64 {
+        let got = sig_coef(path.view(), &words, false, &on).unwrap();
+        assert_close("single coefficients", &got, &want, 1e-10, 1e-12);
+    }
 }
