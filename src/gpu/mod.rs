@@ -73,6 +73,8 @@ pub(crate) use log_sig_combine::{log_sig_combine, log_sig_combine_backprop, Lynd
 pub use program::{last_gpu_report, GpuReport};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
+#[doc(hidden)]
+pub use sig_coef::set_time_chunk_target;
 pub(crate) use sig_coef::{sig_coef, sig_coef_backprop};
 #[doc(hidden)]
 pub use sig_kernel::set_max_grid_rows;

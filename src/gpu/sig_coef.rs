@@ -19,6 +19,7 @@ use super::kernels::{Precision, SigCoefParams, SIG_COEF, SIG_COEF_BACKPROP, WORK
 use super::program::{dst, set_last_report, submit, take, upload, Dispatch, GpuReport, Pooled};
 use super::GpuDevice;
 use crate::{Error, Result, Scalar};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The longest word the kernel keeps in registers (`MAX_K` in the shader).
@@ -221,6 +222,14 @@ const STATE: usize = 2 * (MAX_WORD + 1);
 
 /// Invocations `sig_coef` aims for: enough to fill a large GPU (tens of thousands in flight).
 const TARGET_ITEMS: usize = 1 << 16;
+static TARGET: AtomicUsize = AtomicUsize::new(TARGET_ITEMS);
+
+/// Aim `sig_coef` and its gradient at `items` invocations (1: never cut paths in time). For tests of
+/// the whole-path walks and their windows.
+#[doc(hidden)]
+pub fn set_time_chunk_target(items: usize) {
+    TARGET.store(items.max(1), Ordering::Relaxed);
+}
 /// The fewest segments in a time chunk of `sig_coef`: shorter chunks would spend more on the
 /// chunks' matrices and their product than they gain.
 const MIN_CHUNK: usize = 32;
@@ -229,12 +238,12 @@ const MIN_CHUNK: usize = 32;
 /// [`TARGET_ITEMS`], each chunk of at least [`MIN_CHUNK`] segments; 1 where the batch's (path,
 /// word) invocations alone reach it.
 fn time_chunks(n_paths: usize, segments: usize, words: &[Vec<usize>]) -> usize {
-    let words_items = n_paths.saturating_mul(words.len()).max(1);
-    if words_items >= TARGET_ITEMS {
+    let target = TARGET.load(Ordering::Relaxed);
+    if n_paths == 0 || n_paths.saturating_mul(words.len()) >= target {
         return 1;
     }
     let suffixes: usize = words.iter().map(Vec::len).sum::<usize>().max(1);
-    let want = TARGET_ITEMS.div_ceil(n_paths.saturating_mul(suffixes).max(1));
+    let want = target.div_ceil(n_paths.saturating_mul(suffixes).max(1));
     want.min(segments / MIN_CHUNK).max(1)
 }
 
@@ -256,60 +265,20 @@ pub(crate) fn sig_coef<T: Scalar>(
     prefixes: bool,
     out: &mut [T],
 ) -> Result<()> {
-    let segments = len.saturating_sub(1);
-    let chunks = time_chunks(n_paths, segments, words);
-    if chunks == 1 || out.is_empty() {
+    let Some(chunks) = Chunks::new(points, (n_paths, len, dim), words) else {
         return coefficients(device, points, (n_paths, len, dim), words, prefixes, out);
-    }
-    // Chunks of `step` segments (the last padded with copies of the end point: zero increments),
-    // as paths of `step + 1` points.
-    let step = segments.div_ceil(chunks);
-    let chunks = segments.div_ceil(step);
-    let chunk_len = step + 1;
-    let mut chunk_points = Vec::with_capacity(n_paths * chunks * chunk_len * dim);
-    for path in points.chunks_exact(len * dim) {
-        for t in 0..chunks {
-            for j in 0..chunk_len {
-                let at = (t * step + j).min(len - 1) * dim;
-                chunk_points.extend_from_slice(&path[at..at + dim]);
-            }
-        }
-    }
-    let suffixes: Vec<Vec<usize>> = words
-        .iter()
-        .flat_map(|w| (0..w.len()).map(move |i| w[i..].to_vec()))
-        .collect();
-    // A row of the matrices per (path, chunk): each word's rows end to end, row i of word w its
-    // entries j = i + 1 ..= k.
-    let row: usize = words.iter().map(|w| w.len() * (w.len() + 1) / 2).sum();
-    let mut matrices = vec![T::zero(); n_paths * chunks * row];
-    let dims = (n_paths * chunks, chunk_len, dim);
-    coefficients(device, &chunk_points, dims, &suffixes, true, &mut matrices)?;
+    };
+    let matrices = chunks.matrices(device, words)?;
     let out_row = out.len() / n_paths;
-    let longest = words.iter().map(Vec::len).max().unwrap_or(0);
-    let mut v = vec![T::zero(); longest + 1];
+    let mut v = Vec::new();
     for (out, path) in out
         .chunks_exact_mut(out_row)
-        .zip(matrices.chunks_exact(chunks * row))
+        .zip(matrices.chunks_exact(chunks.per_path()))
     {
-        let (mut at, mut from) = (0, 0);
-        for w in words {
-            let k = w.len();
-            v.fill(T::zero());
-            v[0] = T::one();
-            for m in path.chunks_exact(row) {
-                let m = &m[from..from + k * (k + 1) / 2];
-                // Descending j, so that v[i < j] are still the values before this chunk.
-                for j in (1..=k).rev() {
-                    let mut acc = v[j];
-                    let mut row_at = 0;
-                    for (i, &vi) in v[..j].iter().enumerate() {
-                        acc += vi * m[row_at + (j - i - 1)];
-                        row_at += k - i;
-                    }
-                    v[j] = acc;
-                }
-            }
+        let mut at = 0;
+        for (w, word) in words.iter().enumerate() {
+            let k = word.len();
+            chunks.left(path, words, w, &mut v);
             if prefixes {
                 let n = k.max(1);
                 out[at..at + n].copy_from_slice(if k == 0 { &v[..1] } else { &v[1..=k] });
@@ -318,10 +287,155 @@ pub(crate) fn sig_coef<T: Scalar>(
                 out[at] = v[k];
                 at += 1;
             }
-            from += k * (k + 1) / 2;
         }
     }
     Ok(())
+}
+
+/// The paths of a call cut into time chunks, as paths of their own, and the words' suffixes.
+struct Chunks<T> {
+    /// Chunks per path, segments per chunk.
+    count: usize,
+    step: usize,
+    /// The chunks' points: `step + 1` per chunk, the last chunk padded with copies of the path's
+    /// end point (zero increments).
+    points: Vec<T>,
+    dims: (usize, usize, usize),
+    suffixes: Vec<Vec<usize>>,
+    /// Per chunk, each word's matrix rows end to end (row `i` of a word of `k` letters: its
+    /// entries `j = i + 1 ..= k`), and where each word's start.
+    row: usize,
+    starts: Vec<usize>,
+}
+
+impl<T: Scalar> Chunks<T> {
+    /// `None` where the paths are left whole ([`time_chunks`]).
+    fn new(
+        points: &[T],
+        (n_paths, len, dim): (usize, usize, usize),
+        words: &[Vec<usize>],
+    ) -> Option<Self> {
+        let segments = len.saturating_sub(1);
+        let count = time_chunks(n_paths, segments, words);
+        if count == 1 {
+            return None;
+        }
+        let step = segments.div_ceil(count);
+        let count = segments.div_ceil(step);
+        let mut chunk_points = Vec::with_capacity(n_paths * count * (step + 1) * dim);
+        for path in points.chunks_exact(len * dim) {
+            for t in 0..count {
+                for j in 0..=step {
+                    let at = (t * step + j).min(len - 1) * dim;
+                    chunk_points.extend_from_slice(&path[at..at + dim]);
+                }
+            }
+        }
+        let suffixes = words
+            .iter()
+            .flat_map(|w| (0..w.len()).map(move |i| w[i..].to_vec()))
+            .collect();
+        let mut starts = vec![0];
+        for w in words {
+            starts.push(starts.last().unwrap() + w.len() * (w.len() + 1) / 2);
+        }
+        Some(Chunks {
+            count,
+            step,
+            points: chunk_points,
+            dims: (n_paths * count, step + 1, dim),
+            suffixes,
+            row: *starts.last().unwrap(),
+            starts,
+        })
+    }
+
+    fn per_path(&self) -> usize {
+        self.count * self.row
+    }
+
+    /// Every chunk's matrices: the suffixes' prefixes' coefficients over each chunk.
+    fn matrices(&self, device: &GpuDevice, words: &[Vec<usize>]) -> Result<Vec<T>> {
+        let mut matrices = vec![T::zero(); self.dims.0 * self.row];
+        debug_assert_eq!(
+            self.row,
+            words.iter().map(|w| w.len() * (w.len() + 1) / 2).sum()
+        );
+        coefficients(
+            device,
+            &self.points,
+            self.dims,
+            &self.suffixes,
+            true,
+            &mut matrices,
+        )?;
+        Ok(matrices)
+    }
+
+    /// Word `w`'s entry `(i, j)` (`i < j`, `k` letters) in a chunk's matrices.
+    fn at(&self, w: usize, k: usize, i: usize, j: usize) -> usize {
+        // Rows 0..i hold k + (k − 1) + … + (k − i + 1) entries.
+        self.starts[w] + i * k - i * i.saturating_sub(1) / 2 + (j - i - 1)
+    }
+
+    /// `v ← v·M` for word `w` (`v`: `k + 1` values) and a chunk's matrices `m`.
+    fn cross(&self, m: &[T], w: usize, v: &mut [T]) {
+        let k = v.len() - 1;
+        // Descending j, so that v[i < j] are still the values before this chunk.
+        for j in (1..=k).rev() {
+            let mut acc = v[j];
+            for i in 0..j {
+                acc += v[i] * m[self.at(w, k, i, j)];
+            }
+            v[j] = acc;
+        }
+    }
+
+    /// `v` = the row `(1, 0, …, 0)` multiplied through word `w`'s matrices of a path's chunks
+    /// (`path`: the path's matrices): the word's prefixes' coefficients at the path's end.
+    fn left(&self, path: &[T], words: &[Vec<usize>], w: usize, v: &mut Vec<T>) {
+        v.clear();
+        v.resize(words[w].len() + 1, T::zero());
+        v[0] = T::one();
+        for m in path.chunks_exact(self.row) {
+            self.cross(m, w, v);
+        }
+    }
+
+    /// The derivatives of `F = row · a` (the row of [`Chunks::left`], `a` the word's derivatives)
+    /// with respect to word `w`'s entries of a path's matrices (`path`), into `d_path`: entry
+    /// `(i, j)` of chunk `t` gets `L_t[i]·R_{t+1}[j]`, `L_t` the row through the chunks before `t`,
+    /// `R_{t+1}` the column `a` through those after it. `scratch` holds the rows `L_t`.
+    fn backprop(&self, path: &[T], w: usize, a: &mut [T], scratch: &mut Vec<T>, d_path: &mut [T]) {
+        let n = a.len();
+        let k = n - 1;
+        scratch.clear();
+        scratch.resize(n, T::zero());
+        scratch[0] = T::one();
+        for (t, m) in path.chunks_exact(self.row).enumerate().take(self.count - 1) {
+            scratch.extend_from_within(t * n..(t + 1) * n);
+            self.cross(m, w, &mut scratch[(t + 1) * n..]);
+        }
+        let chunks = path
+            .chunks_exact(self.row)
+            .zip(d_path.chunks_exact_mut(self.row));
+        for (t, (m, dm)) in chunks.enumerate().rev() {
+            let left = &scratch[t * n..(t + 1) * n];
+            for i in 0..k {
+                for j in i + 1..=k {
+                    dm[self.at(w, k, i, j)] = left[i] * a[j];
+                }
+            }
+            // a ← M·a, ascending i so that a[j > i] are still the values after this chunk.
+            for i in 0..k {
+                let mut acc = a[i];
+                for j in i + 1..=k {
+                    acc += m[self.at(w, k, i, j)] * a[j];
+                }
+                a[i] = acc;
+            }
+        }
+    }
 }
 
 /// [`sig_coef`] with one invocation per (path, word), each crossing the whole path.
@@ -391,7 +505,87 @@ fn coefficients<T: Scalar>(
 /// The gradient of `Σ derivs · sig_coef` with respect to the points (rows of `len × dim`
 /// transformed points) into `out`, laid out like `points`; `derivs` has a row per path of one
 /// derivative per word (or, with `prefixes`, per non-empty prefix).
+///
+/// Where [`sig_coef`] cuts the paths in time, so does its gradient: the host takes the derivatives
+/// through the product of the chunks' matrices to each chunk's entries, [`gradients`] takes those
+/// to the chunks' points, and the host adds them up at the points they are copies of.
 pub(crate) fn sig_coef_backprop<T: Scalar>(
+    device: &GpuDevice,
+    points: &[T],
+    (n_paths, len, dim): (usize, usize, usize),
+    words: &[Vec<usize>],
+    prefixes: bool,
+    derivs: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    let dims = (n_paths, len, dim);
+    let Some(chunks) = Chunks::new(points, dims, words) else {
+        return gradients(device, points, dims, words, prefixes, derivs, out);
+    };
+    let matrices = chunks.matrices(device, words)?;
+    let per_path = chunks.per_path();
+    let d_row = derivs.len() / n_paths;
+    let mut d_matrices = vec![T::zero(); matrices.len()];
+    let (mut a, mut scratch) = (Vec::new(), Vec::new());
+    let rows = matrices
+        .chunks_exact(per_path)
+        .zip(derivs.chunks_exact(d_row));
+    for ((path, d), d_path) in rows.zip(d_matrices.chunks_exact_mut(per_path)) {
+        let mut at = 0;
+        for (w, word) in words.iter().enumerate() {
+            let k = word.len();
+            a.clear();
+            a.resize(k + 1, T::zero());
+            if prefixes {
+                if k > 0 {
+                    a[1..].copy_from_slice(&d[at..at + k]);
+                }
+                at += k.max(1);
+            } else {
+                a[k] = d[at];
+                at += 1;
+            }
+            if k > 0 {
+                chunks.backprop(path, w, &mut a, &mut scratch, d_path);
+            }
+        }
+    }
+    let mut chunk_grads = vec![T::zero(); chunks.points.len()];
+    let suffixes = &chunks.suffixes;
+    let done = gradients(
+        device,
+        &chunks.points,
+        chunks.dims,
+        suffixes,
+        true,
+        &d_matrices,
+        &mut chunk_grads,
+    );
+    if let Err(Error::Device(_)) = done {
+        // The suffixes' letters may exceed what one gather runs on lavapipe: the whole paths then.
+        return gradients(device, points, dims, words, prefixes, derivs, out);
+    }
+    done?;
+    out.fill(T::zero());
+    let chunk_len = chunks.step + 1;
+    for (path, grads) in out
+        .chunks_exact_mut(len * dim)
+        .zip(chunk_grads.chunks_exact(chunks.count * chunk_len * dim))
+    {
+        for (t, chunk) in grads.chunks_exact(chunk_len * dim).enumerate() {
+            for (j, g) in chunk.chunks_exact(dim).enumerate() {
+                let at = (t * chunks.step + j).min(len - 1) * dim;
+                for (o, &g) in path[at..at + dim].iter_mut().zip(g) {
+                    *o += g;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`sig_coef_backprop`] with one adjoint walk per (path, word) over the whole path.
+fn gradients<T: Scalar>(
     device: &GpuDevice,
     points: &[T],
     (n_paths, len, dim): (usize, usize, usize),

@@ -129,9 +129,9 @@ fn sig_coef_backprop_on_gpu_matches_pysiglib_and_the_cpu() {
     }
 }
 
-/// A random walk of 4000 points: the coefficients come from time chunks joined on the host (two
-/// paths are too few invocations for a GPU), on lavapipe both walks of the gradient cross it in
-/// several dispatches, and the coefficients and gradients still equal the CPU's.
+/// A random walk of 4000 points: the coefficients and the gradient come from time chunks joined on
+/// the host (two paths are too few invocations for a GPU); left whole, the paths are crossed in
+/// windows of segments, several dispatches on lavapipe; both equal the CPU's.
 #[test]
 fn sig_coef_on_gpu_crosses_a_long_path_in_windows() {
     let Some((device, f64)) = gpu() else { return };
@@ -161,8 +161,29 @@ fn sig_coef_on_gpu_crosses_a_long_path_in_windows() {
     assert_close("coefficients (f32)", &to_f64(&got), &want, 2e-3, 2e-4);
     let got = sig_coef_backprop(to_f32(&path).view(), &words, to_f32(&derivs).view(), &on).unwrap();
     assert_close("gradient (f32)", &to_f64(&got), &want_grad, 2e-2, 2e-3);
-    let report = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
-    assert!(report.dispatches >= 3, "{}", report.dispatches);
+    // Whole paths, one invocation per (path, word): both walks cross them in windows.
+    roughsig::gpu::set_time_chunk_target(1);
+    let got = sig_coef(to_f32(&path).view(), &words, true, &on).unwrap();
+    let forward = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
+    assert_close("whole paths (f32)", &to_f64(&got), &want, 2e-3, 2e-4);
+    let got = sig_coef_backprop(to_f32(&path).view(), &words, to_f32(&derivs).view(), &on).unwrap();
+    let backward = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
+    assert_close(
+        "whole paths' gradient (f32)",
+        &to_f64(&got),
+        &want_grad,
+        2e-2,
+        2e-3,
+    );
+    if f64 {
+        let got = sig_coef_backprop(path.view(), &words, derivs.view(), &on).unwrap();
+        assert_close("whole paths' gradient", &got, &want_grad, 1e-8, 1e-10);
+    }
+    roughsig::gpu::set_time_chunk_target(1 << 16);
+    // One invocation per (path, word) in every window.
+    assert_eq!(forward.max_invocations, 64, "{forward:?}");
+    assert!(forward.dispatches >= 2, "{forward:?}");
+    assert!(backward.dispatches >= 5, "{backward:?}");
     // Without prefixes, with the empty word, through the chunks too.
     let words = vec![vec![], vec![1], vec![0, 1, 1, 0, 1], vec![1, 1]];
     let want = sig_coef(path.view(), &words, false, &cpu).unwrap();
