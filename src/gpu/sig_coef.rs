@@ -217,6 +217,14 @@ fn coef_steps<'a>(
         .collect()
 }
 
+/// The buffers of a call per path: what each holds and its elements.
+fn buffers<const N: usize>(list: [(&'static str, usize); N]) -> [PerPath; N] {
+    list.map(|(what, elems)| PerPath {
+        what,
+        elems: elems as u64,
+    })
+}
+
 /// Per (path, word), the scalars `state` keeps (`STATE` in the shaders).
 const STATE: usize = 2 * (MAX_WORD + 1);
 
@@ -456,15 +464,11 @@ fn coefficients<T: Scalar>(
     let mut report = GpuReport::new("sig_coef");
     let words_on = Words::upload(&ctx, words, prefixes, &mut report)?;
     let windows = words_on.windows(&ctx, len.saturating_sub(1), coef_iterations)?;
-    let per_path = [
+    let per_path = buffers([
         ("paths", len * dim),
         ("coefficients", out_row),
         ("state", words.len() * STATE),
-    ]
-    .map(|(what, elems)| PerPath {
-        what,
-        elems: elems as u64,
-    });
+    ]);
     let chunk = chunk_paths(&ctx, precision, &per_path)?.min(n_paths);
     for first in (0..n_paths).step_by(chunk.max(1)) {
         let n = chunk.min(n_paths - first);
@@ -622,17 +626,13 @@ fn gradients<T: Scalar>(
     let forward = words_on.windows(&ctx, segments, coef_iterations)?;
     let backward = words_on.windows(&ctx, segments, adjoint_iterations)?;
     let n_letters = words_on.n_letters as usize;
-    let per_path = [
+    let per_path = buffers([
         ("paths", row),
         ("derivatives", d_row),
         ("increments' gradients", segments * n_letters),
         ("gradients", row),
         ("state", words.len() * STATE),
-    ]
-    .map(|(what, elems)| PerPath {
-        what,
-        elems: elems as u64,
-    });
+    ]);
     let chunk = chunk_paths(&ctx, precision, &per_path)?.min(n_paths);
     for first in (0..n_paths).step_by(chunk.max(1)) {
         let n = chunk.min(n_paths - first);

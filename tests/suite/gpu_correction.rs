@@ -79,6 +79,70 @@ fn width(d: usize, m: usize) -> usize {
     (2..=m).map(|k| d.pow(k as u32)).sum()
 }
 
+/// `sig_corrected` and its gradient on the GPU against the CPU in f64 (`opts` without a device),
+/// in f32 and, where the adapter has it, f64; returns the report of the f32 forward call.
+fn check(
+    what: &str,
+    (path, c, degree): (&ArrayD<f64>, &ArrayD<f64>, usize),
+    opts: &SigOptions,
+    (device, f64): (&Device, bool),
+) -> roughsig::gpu::GpuReport {
+    let (cpu, on_gpu) = (
+        opts.clone().device(Device::Cpu),
+        opts.clone().device(device.clone()),
+    );
+    let want = sig_corrected(path.view(), c.view(), degree, &cpu).unwrap();
+    let ds = random(want.shape(), 7 + degree as u64);
+    let want_d =
+        sig_corrected_backprop(path.view(), c.view(), want.view(), ds.view(), degree, &cpu)
+            .unwrap();
+    let (p32, c32, w32, ds32) = (to_f32(path), to_f32(c), to_f32(&want), to_f32(&ds));
+    let got = sig_corrected(p32.view(), c32.view(), degree, &on_gpu).unwrap();
+    let report = roughsig::gpu::last_gpu_report().unwrap();
+    assert!(
+        roughsig::last_backend().is_some_and(|b| b.is_gpu()),
+        "{what}"
+    );
+    assert_close(&format!("f32 {what}"), &to_f64(&got), &want, 1e-4, 1e-5);
+    let got_d = sig_corrected_backprop(
+        p32.view(),
+        c32.view(),
+        w32.view(),
+        ds32.view(),
+        degree,
+        &on_gpu,
+    )
+    .unwrap();
+    assert_close(
+        &format!("backprop f32 {what}"),
+        &to_f64(&got_d),
+        &want_d,
+        1e-4,
+        1e-5,
+    );
+    if f64 {
+        let got = sig_corrected(path.view(), c.view(), degree, &on_gpu).unwrap();
+        assert_close(&format!("f64 {what}"), &got, &want, 1e-12, 1e-13);
+        let got_d = sig_corrected_backprop(
+            path.view(),
+            c.view(),
+            want.view(),
+            ds.view(),
+            degree,
+            &on_gpu,
+        )
+        .unwrap();
+        assert_close(
+            &format!("backprop f64 {what}"),
+            &got_d,
+            &want_d,
+            1e-12,
+            1e-13,
+        );
+    }
+    report
+}
+
 #[test]
 fn corrections_on_gpu_match_the_cpu() {
     let Some((device, f64)) = gpu() else { return };
@@ -103,60 +167,13 @@ fn corrections_on_gpu_match_the_cpu() {
             random(&[batch, segments, width(d, m)], seed + 1) * 0.3,
         ];
         let opts = SigOptions::default().time_aug(time_aug).scalar_term(st);
-        let (cpu, on_gpu) = (
-            opts.clone().device(Device::Cpu),
-            opts.device(device.clone()),
-        );
         for (l, c) in layouts.iter().enumerate() {
-            let what = format!("shape {i}, layout {l}");
-            let want = sig_corrected(path.view(), c.view(), degree, &cpu).unwrap();
-            let ds = random(want.shape(), seed + 2);
-            let want_d =
-                sig_corrected_backprop(path.view(), c.view(), want.view(), ds.view(), degree, &cpu)
-                    .unwrap();
-            let (p32, c32, w32, ds32) = (to_f32(&path), to_f32(c), to_f32(&want), to_f32(&ds));
-            let got = sig_corrected(p32.view(), c32.view(), degree, &on_gpu).unwrap();
-            assert!(
-                roughsig::last_backend().is_some_and(|b| b.is_gpu()),
-                "{what}"
+            check(
+                &format!("shape {i}, layout {l}"),
+                (&path, c, degree),
+                &opts,
+                (&device, f64),
             );
-            assert_close(&format!("f32 {what}"), &to_f64(&got), &want, 1e-4, 1e-5);
-            let got_d = sig_corrected_backprop(
-                p32.view(),
-                c32.view(),
-                w32.view(),
-                ds32.view(),
-                degree,
-                &on_gpu,
-            )
-            .unwrap();
-            assert_close(
-                &format!("backprop f32 {what}"),
-                &to_f64(&got_d),
-                &want_d,
-                1e-4,
-                1e-5,
-            );
-            if f64 {
-                let got = sig_corrected(path.view(), c.view(), degree, &on_gpu).unwrap();
-                assert_close(&format!("f64 {what}"), &got, &want, 1e-12, 1e-13);
-                let got_d = sig_corrected_backprop(
-                    path.view(),
-                    c.view(),
-                    want.view(),
-                    ds.view(),
-                    degree,
-                    &on_gpu,
-                )
-                .unwrap();
-                assert_close(
-                    &format!("backprop f64 {what}"),
-                    &got_d,
-                    &want_d,
-                    1e-12,
-                    1e-13,
-                );
-            }
         }
     }
 }
@@ -225,60 +242,13 @@ fn long_corrected_paths_cross_in_windows() {
     for (len, windows) in [(10, 2usize), (18, 3), (41, 5)] {
         let path = random(&[batch, len, d], 90 + len as u64) * 0.4;
         let c = random(&[batch, len - 1, width(d, 2)], 91) * 0.2;
-        let cpu = SigOptions::default().device(Device::Cpu);
-        let on_gpu = SigOptions::default()
-            .scalar_term(true)
-            .device(device.clone());
-        let want = sig_corrected(
-            path.view(),
-            c.view(),
-            degree,
-            &cpu.clone().scalar_term(true),
-        )
-        .unwrap();
-        let ds = random(want.shape(), 92);
-        let want_d =
-            sig_corrected_backprop(path.view(), c.view(), want.view(), ds.view(), degree, &cpu)
-                .unwrap();
+        let opts = SigOptions::default().scalar_term(true);
         let what = format!("length {len}");
-        let (p, w, g) = (&path, &want, &ds);
-        let (p32, c32, w32, g32) = (to_f32(p), to_f32(&c), to_f32(w), to_f32(g));
-        let got = sig_corrected(p32.view(), c32.view(), degree, &on_gpu).unwrap();
-        // The last call is the windows' tree: its rounds only, the windows padded to a power of two.
-        let report = roughsig::gpu::last_gpu_report().unwrap();
+        let report = check(&what, (&path, &c, degree), &opts, (&device, f64));
+        // The forward call's last tree is the windows': its rounds only, the windows padded to a
+        // power of two.
         let rounds = windows.next_power_of_two().max(2).trailing_zeros() as u64;
         assert_eq!(report.dispatches, rounds, "{what}");
-        assert_close(&format!("f32 {what}"), &to_f64(&got), &want, 1e-4, 1e-5);
-        let got_d = sig_corrected_backprop(
-            p32.view(),
-            c32.view(),
-            w32.view(),
-            g32.view(),
-            degree,
-            &on_gpu,
-        )
-        .unwrap();
-        assert_close(
-            &format!("backprop f32 {what}"),
-            &to_f64(&got_d),
-            &want_d,
-            1e-4,
-            1e-5,
-        );
-        if f64 {
-            let got = sig_corrected(p.view(), c.view(), degree, &on_gpu).unwrap();
-            assert_close(&format!("f64 {what}"), &got, &want, 1e-12, 1e-13);
-            let got_d =
-                sig_corrected_backprop(p.view(), c.view(), w.view(), g.view(), degree, &on_gpu)
-                    .unwrap();
-            assert_close(
-                &format!("backprop f64 {what}"),
-                &got_d,
-                &want_d,
-                1e-12,
-                1e-13,
-            );
-        }
     }
     roughsig::gpu::set_max_tree_rows(usize::MAX);
 }
