@@ -152,6 +152,20 @@ def test_gpu_results_match_the_cpu():
         cg = roughsig.sig_coef(xs, words, prefixes=True, device="gpu")
         cc = roughsig.sig_coef(xs, words, prefixes=True, device="cpu")
         np.testing.assert_allclose(cg, cc, rtol=rtol, atol=rtol * np.abs(cc).max())
+        # A level-2 correction per segment; a long path, which the GPU cuts in time.
+        c = np.full(9, -0.05, dtype)
+        sc = roughsig.sig(xs, 3, correction=c, device="gpu")
+        assert roughsig.last_backend().startswith("gpu")
+        scc = roughsig.sig(xs, 3, correction=c, device="cpu")
+        np.testing.assert_allclose(sc, scc, rtol=rtol, atol=rtol * np.abs(scc).max())
+        long = (paths(2, 400, 3) / 20).astype(dtype)
+        cg = roughsig.sig_coef(long, words, device="gpu")
+        cc = roughsig.sig_coef(long, words, device="cpu")
+        np.testing.assert_allclose(cg, cc, rtol=rtol * 10, atol=rtol * np.abs(cc).max())
+        d = np.ones_like(cc)
+        gg = roughsig.sig_coef_backprop(long, words, cg, d, device="gpu")
+        gc = roughsig.sig_coef_backprop(long, words, cc, d, device="cpu")
+        np.testing.assert_allclose(gg, gc, rtol=rtol * 10, atol=rtol * 10 * np.abs(gc).max())
         k = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="gpu",
                                 static_kernel=roughsig.Matern32Kernel(1.5))
         kc = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="cpu",
