@@ -51,8 +51,7 @@ enum Leaves<'a, T> {
 }
 
 impl<T> Leaves<'_, T> {
-    /// Leaves per path, and the rows per path of the tree's first level: that count padded to a
-    /// power of two, at least two (one round of products).
+    /// Leaves per path.
     fn count(&self) -> usize {
         match self {
             Leaves::Segments(segs) => segs.segments,
@@ -60,6 +59,8 @@ impl<T> Leaves<'_, T> {
         }
     }
 
+    /// Rows per path of the tree's first level: the leaves padded to a power of two, at least two
+    /// (one round of products).
     fn padded(&self) -> usize {
         self.count().next_power_of_two().max(2)
     }
