@@ -393,9 +393,45 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The gradient of log-sig with respect to the paths, given derivatives with respect to its
+    /// output (shaped like log-sig's output for the same method and flags).
+    LogSigBackprop {
+        /// Paths, shape (batch…, length, dim).
+        path: String,
+        log_sig_derivs: String,
+        #[arg(long, value_name = "N", value_parser = non_negative, allow_negative_numbers = true)]
+        degree: usize,
+        #[command(flatten)]
+        method: Method,
+        #[command(flatten)]
+        transform: Transform,
+        /// As for log-sig: whether the derivatives have the leading scalar entry (--method expanded).
+        #[arg(long)]
+        scalar_term: bool,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Log-signatures of signatures (batch…, sig_length); the scalar term is inferred from the length.
     SigToLogSig {
         sig: String,
+        #[command(flatten)]
+        size: Size,
+        #[command(flatten)]
+        method: Method,
+        #[command(flatten)]
+        flags: Flags,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The gradient of sig-to-log-sig with respect to the signatures (their shape), given
+    /// derivatives with respect to its output.
+    SigToLogSigBackprop {
+        sig: String,
+        log_sig_derivs: String,
         #[command(flatten)]
         size: Size,
         #[command(flatten)]

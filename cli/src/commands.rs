@@ -535,6 +535,39 @@ pub fn run(command: Command) -> Result<()> {
                 None => roughsig::log_sig(x[0].view(), degree, method, &opts),
             }))
         }
+        Command::LogSigBackprop {
+            path,
+            log_sig_derivs,
+            degree,
+            method: Method { method },
+            transform,
+            scalar_term,
+            out,
+            common,
+        } => {
+            let opts = options(&transform, &common).scalar_term(scalar_term);
+            let job = Job::read("log-sig-backprop", &[&path, &log_sig_derivs], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                roughsig::log_sig_backprop(x[0].view(), x[1].view(), degree, method, &opts)
+            }))
+        }
+        Command::SigToLogSigBackprop {
+            sig,
+            log_sig_derivs,
+            size,
+            method: Method { method },
+            flags,
+            out,
+            common,
+        } => {
+            let opts = flag_options(&flags, &common);
+            let job = Job::read("sig-to-log-sig-backprop", &[&sig, &log_sig_derivs], &common)?;
+            let Size { dimension, degree } = size;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                let (s, d) = (x[0].view(), x[1].view());
+                roughsig::sig_to_log_sig_backprop(s, d, dimension, degree, method, &opts)
+            }))
+        }
         Command::SigToLogSig {
             sig,
             size,

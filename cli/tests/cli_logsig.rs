@@ -423,3 +423,75 @@ fn corrections_match_the_reference_cases() {
     assert!(line.contains("lead_lag"), "{line}");
     assert!(!out.exists());
 }
+
+/// log-sig-backprop and sig-to-log-sig-backprop through .npy files: the library's gradients, for the
+/// Lyndon words form of a reference path (on a GPU too, where there is one).
+#[test]
+fn log_sig_gradients_match_the_library() {
+    use ndarray_npy::WriteNpyExt;
+    let path_file = golden("logsig_m1_d2_deg4_L10_b", "path.npy");
+    let path = read(Path::new(&path_file));
+    let (opts, method) = (
+        roughsig::SigOptions::default(),
+        roughsig::LogSigMethod::Words,
+    );
+    let logs = roughsig::log_sig(path.view(), 4, method, &opts).unwrap();
+    let sigs = roughsig::sig(path.view(), 4, &opts).unwrap();
+    let derivs = logs.mapv(|v| (3.0 * v).cos());
+    let (sig_file, derivs_file, out) = (
+        out_path("log_sig_grad_sigs"),
+        out_path("log_sig_grad_derivs"),
+        out_path("log_sig_grad"),
+    );
+    sigs.write_npy(File::create(&sig_file).unwrap()).unwrap();
+    derivs
+        .write_npy(File::create(&derivs_file).unwrap())
+        .unwrap();
+    let want = roughsig::log_sig_backprop(path.view(), derivs.view(), 4, method, &opts).unwrap();
+    let want_sigs =
+        roughsig::sig_to_log_sig_backprop(sigs.view(), derivs.view(), 2, 4, method, &opts).unwrap();
+    let (d, s, o) = (
+        derivs_file.to_str().unwrap(),
+        sig_file.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let by_path = [
+        "log-sig-backprop",
+        &path_file,
+        d,
+        "--degree",
+        "4",
+        "--method",
+        "words",
+        "-o",
+        o,
+    ];
+    let by_sig = [
+        "sig-to-log-sig-backprop",
+        s,
+        d,
+        "--dimension",
+        "2",
+        "--degree",
+        "4",
+        "--method",
+        "words",
+        "-o",
+        o,
+    ];
+    let devices: &[&[&str]] = if crate::gpu() {
+        &[&[], &["--device", "gpu"]]
+    } else {
+        &[&[]]
+    };
+    for device in devices {
+        for (args, want) in [(&by_path[..], &want), (&by_sig[..], &want_sigs)] {
+            let args: Vec<&str> = args.iter().chain(device.iter()).copied().collect();
+            let (code, _, stderr) = run(&args);
+            assert_eq!(code, Some(0), "{stderr}");
+            assert_close(&take(&out), want);
+        }
+    }
+    let _ = std::fs::remove_file(&sig_file);
+    let _ = std::fs::remove_file(&derivs_file);
+}
