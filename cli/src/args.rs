@@ -300,6 +300,21 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The mean signature kernel score of sample 1 over the paths of sample 2 (shape (1,), as
+    /// pySigLib's).
+    ExpectedSigScore {
+        sample1: String,
+        sample2: String,
+        /// The weight of sample 1's own term.
+        #[arg(long, default_value = "1.0", allow_negative_numbers = true)]
+        lam: f64,
+        #[command(flatten)]
+        kernel: MetricKernel,
+        #[command(flatten)]
+        out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Signature coefficients of paths (batch…, length, dim) at chosen words only; output
     /// (batch…, words), or with --prefixes every word's prefixes in turn.
     SigCoef {

@@ -422,6 +422,21 @@ pub fn run(command: Command) -> Result<()> {
                 roughsig::sig_score(x[0].view(), x[1].view(), lam, &opts)
             }))
         }
+        Command::ExpectedSigScore {
+            sample1,
+            sample2,
+            lam,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = metric_options(&kernel, &common)?;
+            let job = Job::read("expected-sig-score", &[&sample1, &sample2], &common)?;
+            dispatch!(job, |T, job| job.single::<T>(&out, |x| {
+                let score = roughsig::expected_sig_score(x[0].view(), x[1].view(), lam, &opts)?;
+                Ok(ndarray::arr1(&[score]).into_dyn())
+            }))
+        }
         Command::SigCoef {
             path,
             words,

@@ -363,7 +363,7 @@ fn lengths_make_ragged_kernels() {
 }
 
 #[test]
-fn sig_mmd_and_sig_score_match_the_reference_cases() {
+fn metrics_match_the_reference_cases() {
     let dir = Scratch::new("metrics");
     let case = |name: &str, file: &str| {
         let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sig_metrics");
@@ -402,6 +402,25 @@ fn sig_mmd_and_sig_score_match_the_reference_cases() {
         &out,
     ]);
     assert_close(&read(&out), &read(&case("sig_score_2", "value.npy")));
+    let (x, y) = (
+        case("expected_sig_score_4", "sample1.npy"),
+        case("expected_sig_score_4", "sample2.npy"),
+    );
+    ok(&[
+        "expected-sig-score",
+        &x,
+        &y,
+        "--lam",
+        "2.0",
+        "--dyadic-order",
+        "1",
+        "-o",
+        &out,
+    ]);
+    assert_close(
+        &read(&out),
+        &read(&case("expected_sig_score_4", "value.npy")),
+    );
     // One path is too few for the unbiased estimator: one clear line.
     let one = dir.file("one.npy");
     read(&x)
