@@ -166,6 +166,9 @@ def test_gpu_results_match_the_cpu():
         gg = roughsig.sig_coef_backprop(long, words, cg, d, device="gpu")
         gc = roughsig.sig_coef_backprop(long, words, cc, d, device="cpu")
         np.testing.assert_allclose(gg, gc, rtol=rtol * 10, atol=rtol * 10 * np.abs(gc).max())
+        k = roughsig.sig_kernel(xs, ys, method="polynomial", order=8, device="gpu")
+        kc = roughsig.sig_kernel(xs, ys, method="polynomial", order=8, device="cpu")
+        np.testing.assert_allclose(k, kc, rtol=rtol * 10)
         k = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="gpu",
                                 static_kernel=roughsig.Matern32Kernel(1.5))
         kc = roughsig.sig_kernel(xs, ys, dyadic_order=1, device="cpu",

@@ -63,8 +63,6 @@ def with_value(value, at=(0, 4, 1)):
         (lambda: roughsig.sig_kernel(X, X, dyadic_order=0, method="polynomial"), ValueError,
          "polynomial"),
         (lambda: roughsig.sig_kernel(X, X, method="polynomial", order=1), ValueError, "order"),
-        (lambda: roughsig.sig_kernel(X, X, method="polynomial", order=8, device="gpu"),
-         RuntimeError, "CPU only|device|adapter"),
         (lambda: roughsig.sig_kernel(X, X, dyadic_order=0, static_kernel="rbf"), ValueError,
          "StaticKernel"),
         (lambda: roughsig.sig_kernel(X, X, dyadic_order=0, static_kernel=roughsig.RBFKernel(-1.0)),

@@ -162,6 +162,26 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     helpers: &[],
 };
 
+/// pySigLib's polynomial solver of the signature-kernel PDE and its adjoint: one workgroup per pair
+/// of a chunk, over a window of the base grid's anti-diagonals.
+pub const SIG_KERNEL_POLYNOMIAL: Kernel = Kernel {
+    name: "sig_kernel_polynomial",
+    source: include_str!("../../shaders/sig_kernel_polynomial.wgsl"),
+    workgroup_size: [64, 1, 1],
+    bindings: &[
+        binding(0, "params", Uniform),
+        binding(1, "gram", StorageRead),
+        binding(2, "tables", StorageRead),
+        binding(3, "seeds", StorageRead),
+        binding(4, "grads", StorageReadWrite),
+        binding(5, "edges", StorageReadWrite),
+        binding(6, "kept", StorageReadWrite),
+        binding(7, "grid", StorageReadWrite),
+    ],
+    params_size: std::mem::size_of::<PolynomialParams>(),
+    helpers: &[],
+};
+
 /// Chosen words' signature coefficients (`sig_coef`): one invocation per (path, word), over a
 /// window of segments.
 pub const SIG_COEF: Kernel = Kernel {
@@ -234,6 +254,7 @@ pub const KERNELS: &[&Kernel] = &[
     &SIG_KERNEL_CHAIN,
     &SIG_KERNEL_FORWARD,
     &SIG_KERNEL_BACKWARD,
+    &SIG_KERNEL_POLYNOMIAL,
 ];
 
 impl Kernel {
@@ -314,6 +335,32 @@ pub struct SigKernelParams {
     pub step: u32,
     /// `sig_kernel_backward`: 1 when the seeds are `dF/dK` at every point, 0 for `dF/dk` per pair.
     pub seeded: u32,
+}
+
+/// The uniform block of `sig_kernel_polynomial.wgsl` (`struct Params` there, field for field).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PolynomialParams {
+    /// Pairs in this dispatch, one workgroup each.
+    pub n_pairs: u32,
+    /// Increments of the two transformed paths: the base Gram matrix is `n1 × n2`.
+    pub n1: u32,
+    pub n2: u32,
+    /// Coefficients per edge: the order plus one.
+    pub size: u32,
+    /// The anti-diagonals of cells `[d_begin, d_end)` this dispatch sweeps.
+    pub d_begin: u32,
+    pub d_end: u32,
+    /// 0: the forward sweep; 1: the adjoint's, last diagonal first.
+    pub mode: u32,
+    /// Bit 0: keep every cell's incoming edges; bit 1: write every corner's `K`; bit 2: the seeds
+    /// are `dF/dK` at every corner.
+    pub flags: u32,
+    /// Where the forward sweep writes each pair's kernel: `grads[pair·k_stride + k_at]`.
+    pub k_stride: u32,
+    pub k_at: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// The uniform block of `sig_kernel_gram.wgsl` and `sig_kernel_chain.wgsl` (`struct Params` there,

@@ -22,7 +22,9 @@
 //!   PDE grid along anti-diagonals, the live diagonals in workgroup memory
 //!   (`shaders/sig_kernel_forward.wgsl`). The gradient (`shaders/sig_kernel_backward.wgsl`) stores
 //!   each pair's refined grid on the GPU, sweeps it back with the adjoint, and
-//!   `shaders/sig_kernel_chain.wgsl` chains `dF/dG` to the transformed paths on the device.
+//!   `shaders/sig_kernel_chain.wgsl` chains `dF/dG` to the transformed paths on the device. The
+//!   polynomial solver (`shaders/sig_kernel_polynomial.wgsl`) sweeps the base cells the same way,
+//!   one workgroup per pair, its edges in a buffer.
 //! - Log-signatures, Chen's product and joins, and their gradients: kernels over rows of
 //!   signatures, one invocation per coefficient (or per (row, word length) for the Lyndon solve),
 //!   chained on the device to the signature engine where the paths are the input;

@@ -21,6 +21,8 @@ use crate::{Error, Result, Scalar};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod polynomial;
+
 /// How a base Gram matrix is formed from two transformed paths (`sig_kernel_gram.wgsl`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum StaticGram<T> {
@@ -42,6 +44,9 @@ pub(crate) struct Pairs<'a, T> {
     pub b: &'a [T],
     pub dim: usize,
     pub pair: &'a (dyn Fn(usize) -> (usize, usize) + Sync),
+    /// The polynomial solver's coefficient tables (`sig_kernel_polynomial.wgsl`'s `tables`), where
+    /// the grid has an `order`.
+    pub tables: &'a [T],
 }
 
 /// The base Gram matrix and refinement shared by every pair of one call.
@@ -53,6 +58,8 @@ pub(crate) struct KernelGrid {
     /// Dyadic orders.
     pub lam1: u32,
     pub lam2: u32,
+    /// The polynomial solver's order (no refinement), or `None` for the finite-difference scheme.
+    pub order: Option<u32>,
 }
 
 impl KernelGrid {
@@ -425,6 +432,13 @@ pub(crate) fn sig_kernel<T: Scalar>(
         out.fill(T::one());
         return Ok(());
     }
+    if let Some(order) = grid.order {
+        let size = order as usize + 1;
+        let job = polynomial::Job::Kernels;
+        let count = out.len();
+        let mut sink = |first: usize, k: &[T]| out[first..first + k.len()].copy_from_slice(k);
+        return polynomial::run(device, grid, size, pairs, count, job, &mut sink);
+    }
     let (rows, cols) = (grid.rows(), grid.cols());
     let mut call = Call::open(
         device,
@@ -648,6 +662,13 @@ fn backward_kernel<T: Scalar>(
     seeds: Option<(&[T], bool)>,
     sink: &mut dyn FnMut(usize, &[T]),
 ) -> Result<()> {
+    if let Some(order) = grid.order {
+        let job = match seeds {
+            Some((seeds, seeded)) => polynomial::Job::Backprop { seeds, seeded },
+            None => polynomial::Job::Grids,
+        };
+        return polynomial::run(device, grid, order as usize + 1, pairs, count, job, sink);
+    }
     let op = if seeds.is_some() {
         "sig_kernel_backprop"
     } else {

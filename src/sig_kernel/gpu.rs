@@ -6,6 +6,7 @@
 //! `(x_i, y_i)`, the self-kernels `(x_i, x_i)` of normalisation and the Gram matrices' `(x_i, y_j)`.
 
 use super::cpu::{par_pairs, Plan};
+use super::options::KernelSolver;
 use super::static_kernel::{Lift, Lifted};
 use crate::cpu::par_rows;
 use crate::gpu::{self, GpuDevice, KernelGrid, Pairs, StaticGram};
@@ -36,11 +37,16 @@ type PairOf<'a> = &'a (dyn Fn(usize) -> (usize, usize) + Sync);
 
 fn kernel_grid<T>(plan: &Plan<'_, T>, n1: usize, n2: usize) -> KernelGrid {
     let (lam1, lam2) = plan.opts.dyadic_order.pair();
+    let order = match plan.opts.solver {
+        KernelSolver::Polynomial { order } => Some(order as u32),
+        KernelSolver::FiniteDifference => None,
+    };
     KernelGrid {
         n1,
         n2,
         lam1: lam1 as u32,
         lam2: lam2 as u32,
+        order,
     }
 }
 
@@ -85,6 +91,7 @@ fn with_pairs<T: Scalar, R>(
             StaticGram::Points(kernel, values)
         }
     };
+    let tables = plan.poly.as_ref().map(|t| t.flat()).unwrap_or_default();
     run(&Pairs {
         gram,
         max_batch: plan.opts.max_batch.unwrap_or(usize::MAX),
@@ -92,6 +99,7 @@ fn with_pairs<T: Scalar, R>(
         b: rows_b.as_deref().unwrap_or(&rows_a),
         dim,
         pair,
+        tables: &tables,
     })
 }
 

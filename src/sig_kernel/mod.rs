@@ -21,7 +21,7 @@ mod metrics;
 mod options;
 pub(crate) mod pde;
 pub(crate) mod point_kernel;
-mod polynomial;
+pub(crate) mod polynomial;
 mod static_kernel;
 
 pub(crate) use metrics::{
@@ -385,7 +385,7 @@ pub(crate) fn sig_kernel_gram_backprop<T: Scalar>(
 }
 
 /// Run an operation on the device its options choose ([`device::execute`]). A custom static kernel
-/// and the polynomial solver run on the CPU: `Device::Auto` picks it, `Device::Gpu` is an error.
+/// (Rust code) runs on the CPU: `Device::Auto` picks it, `Device::Gpu` is an error.
 fn execute<T: Scalar, R>(
     options: &SigKernelOptions,
     work: u128,
@@ -397,12 +397,8 @@ fn execute<T: Scalar, R>(
     // Each CPU thread holds one pair's grid: `max_batch` caps them.
     let cap = options.max_batch.unwrap_or(usize::MAX);
     let on_cpu = move |threads: usize| on_cpu(threads.min(cap));
-    let cpu_only = match (&options.static_kernel, options.solver) {
-        (StaticKernel::Custom(k), _) => Some(format!("the custom static kernel {k:?}")),
-        (_, KernelSolver::Polynomial { .. }) => Some("the polynomial solver".to_string()),
-        _ => None,
-    };
-    if let Some(what) = cpu_only {
+    if let StaticKernel::Custom(k) = &options.static_kernel {
+        let what = format!("the custom static kernel {k:?}");
         let refuse = |_: &device::GpuDevice| {
             Err(Error::Device(format!(
                 "{what} runs on the CPU only: use Device::Cpu or Device::Auto"

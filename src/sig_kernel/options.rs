@@ -248,8 +248,7 @@ pub enum KernelSolver {
     #[default]
     FiniteDifference,
     /// pySigLib's polynomial solver (`method="polynomial"`): `K` along each cell's edges as a
-    /// polynomial of degree `order` (2 to 64), without refinement (`dyadic_order` must be 0). Runs
-    /// on the CPU (`Device::Gpu` is an error).
+    /// polynomial of degree `order` (2 to 64), without refinement (`dyadic_order` must be 0).
     Polynomial {
         /// The highest degree kept.
         order: usize,

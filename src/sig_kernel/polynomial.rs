@@ -66,6 +66,13 @@ impl<T: Scalar> Tables<T> {
     }
 }
 
+impl<T: Copy> Tables<T> {
+    /// `same`, `slope` and `opposite` end to end, as `shaders/sig_kernel_polynomial.wgsl` reads them.
+    pub fn flat(&self) -> Vec<T> {
+        [&self.same[..], &self.slope[..], &self.opposite[..]].concat()
+    }
+}
+
 /// The most coefficients per edge (order 64).
 const MAX_SIZE: usize = 65;
 

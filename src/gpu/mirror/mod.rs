@@ -17,6 +17,7 @@ pub(crate) mod sig_kernel_backward;
 pub(crate) mod sig_kernel_chain;
 pub(crate) mod sig_kernel_forward;
 pub(crate) mod sig_kernel_gram;
+pub(crate) mod sig_kernel_polynomial;
 
 /// `shaders/common/exp_neg.wgsl`: `e^x` for `x ≤ 0` (`scalar` is `f64`).
 fn exp_neg(x: f64) -> f64 {

@@ -432,6 +432,7 @@ mod tests {
                 n2,
                 lam1: lam.0 as u32,
                 lam2: lam.1 as u32,
+                order: None,
             };
             let cells = n1 * n2;
             let points = ((n1 << lam.0) + 1) * ((n2 << lam.1) + 1);

@@ -252,6 +252,7 @@ mod tests {
                 n2: l2 - 1,
                 lam1: lam.0 as u32,
                 lam2: lam.1 as u32,
+                order: None,
             };
             // Linear kernel: G[a, b] = <Δx_a, Δy_b>.
             let mut gram = Vec::new();
