@@ -7,8 +7,8 @@
 //! same for `sig_kernel` and its backprop (shape `(batch, length, dim, dyadic order)`), one Gram
 //! matrix, `log_sig` and `log_sig_backprop` (Lyndon words), `sig_combine` and its gradient, and
 //! `log_sig_to_sig` and `log_sig_combine` (Lyndon brackets) with their gradients, and `sig_coef`
-//! (ten words of up to six letters) with its gradient, and `sig_corrected` (a level-2 correction)
-//! with its gradient.
+//! (ten words of up to six letters) with its gradient, `sig_corrected` (a level-2 correction)
+//! with its gradient, and the polynomial kernel solver (order 8) with its gradient.
 use ndarray::{Array3, ArrayD};
 use roughsig::gpu::GpuReport;
 use roughsig::{
@@ -98,6 +98,15 @@ fn main() {
         }
     }
     run_gram::<f32>(&gram, repeats);
+    // The polynomial solver, order 8: (pairs, length, dim, order).
+    run_polynomial::<f32>(
+        &if quick {
+            Shape(8, 32, 4, 8)
+        } else {
+            Shape(32, 128, 8, 8)
+        },
+        repeats,
+    );
     // Log-signatures (Lyndon words) and their gradient, and Chen's product of signatures.
     let (logs, combines) = if quick {
         (vec![Shape(8, 64, 3, 3)], vec![Shape(64, 2, 3, 3)])
@@ -357,6 +366,35 @@ fn run_kernel<T: Scalar>(s: &Shape, repeats: usize) {
         let c_wall = best(repeats.min(3), || call(&cpu)).wall;
         row(op, T::NAME, &shape, g, c_wall);
     }
+}
+
+/// `sig_kernel` and its gradient by the polynomial solver of order `s.3`.
+fn run_polynomial<T: Scalar>(s: &Shape, repeats: usize) {
+    let x = paths::<T>(s);
+    let y = x.mapv(|v| v * T::from_f64(0.5));
+    let solver = roughsig::KernelSolver::Polynomial { order: s.3 };
+    let options = |device| SigKernelOptions::default().solver(solver).device(device);
+    let (gpu, cpu) = (options(Device::Gpu(None)), options(Device::Cpu));
+    let shape = format!("({}, {}, {}), order {}", s.0, s.1, s.2, s.3);
+    let ds = ArrayD::<T>::ones(vec![s.0]);
+    compare(
+        "sig_kernel polynomial",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| sig_kernel(x.view(), y.view(), o).map(drop),
+    );
+    compare(
+        "sig_kernel_backprop polynomial",
+        T::NAME,
+        &shape,
+        repeats,
+        &gpu,
+        &cpu,
+        |o| sig_kernel_backprop(ds.view(), x.view(), y.view(), o).map(drop),
+    );
 }
 
 fn run_gram<T: Scalar>(s: &Shape, repeats: usize) {

@@ -10,8 +10,9 @@
 #                                   (128,256,4,6) and (32,1024,8,4), sig_combine and its gradient on
 #                                   4096 pairs (4, 6) and 1024 pairs (8, 4), and on the same rows
 #                                   log_sig_to_sig and log_sig_combine (Lyndon brackets) with theirs,
-#                                   sig_coef with its gradient for ten words at (128,256,8), and
-#                                   sig_corrected with its gradient (level 2) at (128,256,4,6)
+#                                   sig_coef with its gradient for ten words at (128,256,8),
+#                                   sig_corrected with its gradient (level 2) at (128,256,4,6); and
+#                                   the polynomial kernel solver (order 8) at (32,128,8)
 #   scripts/gpu_bench.sh --quick    small shapes, for a check on lavapipe (software Vulkan)
 #
 # ROUGHSIG_ADAPTER=<substring> picks the adapter. A prebuilt binary at
