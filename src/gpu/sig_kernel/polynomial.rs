@@ -88,7 +88,7 @@ pub(super) fn run<T: Scalar>(
     let backward = matches!(job, Job::Backprop { .. });
     let extra = [
         ("gradient", cells as u64 + 1),
-        ("edges", (4 * (n1 + n2) * size) as u64),
+        ("edges", (2 * (n1 + n2) * size) as u64),
         (
             "kept edges",
             if backward { 2 * cells * size } else { 0 } as u64,
