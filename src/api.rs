@@ -233,7 +233,7 @@ pub fn log_sig_corrected<T: Scalar, D0: Dimension, D1: Dimension>(
 /// `O(length·k²)`, whatever the dimension. Output `(batch…, words.len())`, or with `prefixes` every
 /// word's non-empty prefixes in turn, `(i_1)`, `(i_1, i_2)`, …, the word (`(batch…, Σ max(k, 1))`).
 /// The empty word's coefficient is 1. Runs on the CPU or the GPU (one invocation per path and word,
-/// words of up to 32 letters; longer ones on the CPU).
+/// small batches cut in time; words of up to 32 letters, longer ones on the CPU).
 ///
 /// ```
 /// use roughsig::{ndarray::array, sig, sig_coef, SigOptions};
@@ -257,8 +257,8 @@ pub fn sig_coef<T: Scalar, D: Dimension>(
 /// The gradient of `F(sig_coef(paths, words))` with respect to the paths, given `derivs = dF/dcoef`:
 /// `(batch…, words.len())` for the words' coefficients, or `(batch…, Σ max(k, 1))` for every
 /// prefix's (the layout of [`sig_coef`] with `prefixes`). The exact adjoint of the coefficients'
-/// recursion, from states recomputed along the path (not from inverse segments). Output
-/// `(batch…, length, dim)`. Runs on the CPU (`Device::Gpu` is an error).
+/// recursion: on the CPU from states recomputed along the path, on the GPU from the inverse
+/// segments (words of up to 32 letters). Output `(batch…, length, dim)`.
 pub fn sig_coef_backprop<T: Scalar, D0: Dimension, D1: Dimension>(
     paths: ArrayView<'_, T, D0>,
     words: &[Vec<usize>],
@@ -437,7 +437,6 @@ pub fn lyndon_to_words<T: Scalar, D: Dimension>(
 /// `Expanded` input has the signature's layout, its scalar term inferred from the length (its value
 /// is ignored), and the output keeps that layout (the scalar term 1). `Words` and `Lyndon` input is
 /// `(batch…, log_sig_length)`; the output has the scalar term where `options.scalar_term` asks.
-/// Runs on the CPU (`Device::Gpu` is an error).
 ///
 /// ```
 /// use roughsig::{log_sig, log_sig_to_sig, ndarray::array, sig, LogSigMethod, SigOptions};
@@ -634,7 +633,7 @@ pub fn linear_log_sig_backprop<T: Scalar, D1: Dimension, D2: Dimension>(
 /// The log-signature of the concatenation of two paths from theirs, `log_sig1` and `log_sig2`
 /// (`(batch…, log_sig_length)`, [`LogSigMethod::Lyndon`] coordinates of `dimension`-channel paths
 /// before the transforms in `options`): the Baker–Campbell–Hausdorff product
-/// `log(exp(ℓ₁) ⊗ exp(ℓ₂))`, exact to the degree. Runs on the CPU (`Device::Gpu` is an error).
+/// `log(exp(ℓ₁) ⊗ exp(ℓ₂))`, exact to the degree.
 ///
 /// ```
 /// use roughsig::{log_sig, log_sig_combine, ndarray::array, LogSigMethod, SigOptions};
@@ -675,7 +674,7 @@ pub fn log_sig_combine_backprop<T: Scalar, D1: Dimension, D2: Dimension, D3: Dim
 
 /// Each log-signature in `log_sigs` ([`LogSigMethod::Lyndon`] coordinates over `dimension` letters)
 /// extended by the straight segment `displacement` (`(batch…, dimension)`): [`log_sig_combine`]
-/// with [`linear_log_sig`]. `options`' path transforms do not apply. Runs on the CPU.
+/// with [`linear_log_sig`]. `options`' path transforms do not apply.
 pub fn log_sig_join<T: Scalar, D1: Dimension, D2: Dimension>(
     log_sigs: ArrayView<'_, T, D1>,
     displacement: ArrayView<'_, T, D2>,
