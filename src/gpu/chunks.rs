@@ -38,9 +38,7 @@ pub(super) fn chunk_paths(
     buffers: &[PerPath],
 ) -> Result<usize> {
     let limits = &ctx.limits;
-    let max_bytes = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
+    let max_bytes = ctx.max_buffer_bytes();
     let mut chunk = limits.max_compute_workgroups_per_dimension as u64 * WORKGROUP_SIZE as u64;
     for b in buffers.iter().filter(|b| b.elems > 0) {
         let bytes = b.elems.saturating_mul(precision.size());

@@ -135,6 +135,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The most bytes one buffer may hold and be bound whole: the smaller of the adapter's binding
+    /// and buffer limits.
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
     fn new(entry: &Entry) -> std::result::Result<Context, String> {
         let f64 = entry.has_f64();
         let timestamps = entry.features.contains(wgpu::Features::TIMESTAMP_QUERY);

@@ -90,10 +90,7 @@ pub fn set_max_tree_rows(rows: usize) {
 /// adapter's largest buffer.
 fn window<T: Scalar>(device: &GpuDevice, shape: &TensorShape, gradient: bool) -> Result<usize> {
     let ctx = open(device, Precision::of::<T>())?;
-    let limits = &ctx.limits;
-    let max_bytes = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
+    let max_bytes = ctx.max_buffer_bytes();
     let len = shape.len() as u64;
     let widest = (if gradient { 2 * len } else { len }).max(chain_len(shape) as u64);
     let bytes = widest.max(1) * std::mem::size_of::<T>() as u64;

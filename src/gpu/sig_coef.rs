@@ -276,7 +276,7 @@ pub(crate) fn sig_coef<T: Scalar>(
     let Some(chunks) = Chunks::new(points, (n_paths, len, dim), words) else {
         return coefficients(device, points, (n_paths, len, dim), words, prefixes, out);
     };
-    let matrices = chunks.matrices(device, words)?;
+    let matrices = chunks.matrices(device)?;
     let out_row = out.len() / n_paths;
     let mut v = Vec::new();
     for (out, path) in out
@@ -363,12 +363,8 @@ impl<T: Scalar> Chunks<T> {
     }
 
     /// Every chunk's matrices: the suffixes' prefixes' coefficients over each chunk.
-    fn matrices(&self, device: &GpuDevice, words: &[Vec<usize>]) -> Result<Vec<T>> {
+    fn matrices(&self, device: &GpuDevice) -> Result<Vec<T>> {
         let mut matrices = vec![T::zero(); self.dims.0 * self.row];
-        debug_assert_eq!(
-            self.row,
-            words.iter().map(|w| w.len() * (w.len() + 1) / 2).sum()
-        );
         coefficients(
             device,
             &self.points,
@@ -526,7 +522,7 @@ pub(crate) fn sig_coef_backprop<T: Scalar>(
     let Some(chunks) = Chunks::new(points, dims, words) else {
         return gradients(device, points, dims, words, prefixes, derivs, out);
     };
-    let matrices = chunks.matrices(device, words)?;
+    let matrices = chunks.matrices(device)?;
     let per_path = chunks.per_path();
     let d_row = derivs.len() / n_paths;
     let mut d_matrices = vec![T::zero(); matrices.len()];

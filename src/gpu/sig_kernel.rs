@@ -591,10 +591,7 @@ impl Blocks {
     /// block), as large as the buffer needs.
     fn plan(ctx: &Context, precision: Precision, grid: KernelGrid, copies: u64) -> Result<Blocks> {
         let (rows, cols) = (grid.rows(), grid.cols());
-        let max_bytes = ctx
-            .limits
-            .max_storage_buffer_binding_size
-            .min(ctx.limits.max_buffer_size);
+        let max_bytes = ctx.max_buffer_bytes();
         let row_bytes = (cols as u64)
             .saturating_mul(precision.size())
             .saturating_mul(copies);

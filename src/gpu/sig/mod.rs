@@ -31,10 +31,7 @@ use std::sync::Arc;
 
 fn limits(ctx: &Context) -> DeviceLimits {
     DeviceLimits {
-        max_binding: ctx
-            .limits
-            .max_storage_buffer_binding_size
-            .min(ctx.limits.max_buffer_size),
+        max_binding: ctx.max_buffer_bytes(),
         loop_budget: ctx.loop_budget,
         workgroup_memory: ctx.limits.max_compute_workgroup_storage_size as u64,
     }

@@ -86,27 +86,33 @@ pub(super) fn run<T: Scalar>(
         _ => 1,
     };
     let backward = matches!(job, Job::Backprop { .. });
-    let extra = [
-        ("gradient", cells as u64 + 1),
-        ("edges", (2 * (n1 + n2) * size) as u64),
+    // The kernels alone come back one per pair; the gradient's follow each pair's `dF/dG`.
+    let (k_stride, k_at) = if backward { (cells + 1, cells) } else { (1, 0) };
+    // Each buffer's values per pair (none where this job leaves it unused).
+    let sizes = [
+        ("seeds", seeds_per_pair),
+        ("gradients", k_stride),
+        ("edges", 2 * (n1 + n2) * size),
+        ("kept edges", if backward { 2 * cells * size } else { 0 }),
         (
-            "kept edges",
-            if backward { 2 * cells * size } else { 0 } as u64,
+            "grid",
+            if matches!(job, Job::Grids) {
+                corners
+            } else {
+                0
+            },
         ),
-        ("grid", corners as u64),
-        ("seeds", seeds_per_pair as u64),
-        ("path gradients", chained_len(grid, pairs) as u64),
-    ]
-    .map(|(what, elems)| PerPath { what, elems });
+        ("path gradients", if backward { per_pair } else { 0 }),
+    ];
+    let extra = sizes.map(|(what, elems)| PerPath {
+        what,
+        elems: elems as u64,
+    });
     let mut call = Call::open(device, grid, pairs, op, count, &extra, pairs.tables)?;
     let diagonals = windows(&call.ctx, grid, size as u64)?;
     let chunk = call.chunk;
-    let seeds_buf = call.take("seeds", (chunk * seeds_per_pair) as u64);
-    let grads = call.take("gradients", (chunk * (cells + 1)) as u64);
-    let edges = call.take("edges", (chunk * 2 * (n1 + n2) * size) as u64);
-    let kept = call.take("kept edges", (chunk * 2 * cells * size).max(1) as u64);
-    let grid_buf = call.take("grid", (chunk * corners) as u64);
-    let chained = call.take("path gradients", (chunk * chained_len(grid, pairs)) as u64);
+    let [seeds_buf, grads, edges, kept, grid_buf, chained] =
+        sizes.map(|(what, elems)| call.take(what, (chunk * elems).max(1) as u64));
     let Call {
         ctx,
         mut report,
@@ -117,11 +123,6 @@ pub(super) fn run<T: Scalar>(
     } = call;
     let precision = Precision::of::<T>();
     let pipeline = ctx.pipeline(&SIG_KERNEL_POLYNOMIAL, precision)?;
-    // The kernels alone come back one per pair; the gradient's follow each pair's `dF/dG`.
-    let (k_stride, k_at) = match job {
-        Job::Kernels => (1, 0),
-        _ => (cells + 1, cells),
-    };
     let base = PolynomialParams {
         n1: to_u32("increments", n1)?,
         n2: to_u32("increments", n2)?,
