@@ -66,6 +66,14 @@ struct Params {
     step: u32,
     // 1: `seeds` holds dF/dK at every point (rows × cols per pair); 0: dF/dk, one per pair.
     seeded: u32,
+    // The static kernel and the pairs per workgroup of sig_kernel_forward.wgsl's row walk; unused
+    // here (this kernel reads G from `gram` and runs one pair per workgroup).
+    dim: u32,
+    kind: u32,
+    point_kernel: u32,
+    pack: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

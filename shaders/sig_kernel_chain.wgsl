@@ -16,8 +16,8 @@
 
 alias scalar = f32;
 
-// Params, params and bindings 1–4 (the sides, the pairs, the static kernel's constant):
-// shaders/common/pairs.wgsl, appended by the host.
+// Params and params: shaders/common/pair_params.wgsl; bindings 1–4 (the sides, the pairs, the
+// static kernel's constants): shaders/common/pairs.wgsl; both appended by the host.
 
 // Per pair n1·n2 + 1 values: dF/dG (row-major), then the kernel.
 @group(0) @binding(5) var<storage, read> dgram: array<scalar>;

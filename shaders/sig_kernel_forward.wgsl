@@ -9,23 +9,33 @@
 // Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
 // `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
 //
-// Inputs: the base Gram matrices G (n1 × n2 per pair, the second mixed differences of the static
-// kernel), written by sig_kernel_gram.wgsl earlier in the same submission.
+// Layout: the grid is swept along anti-diagonals (s = r + c); the points of one diagonal are
+// independent, so the invocations of a workgroup share each diagonal, with a barrier between
+// diagonals. Two shapes:
 //
-// Layout: one workgroup of 256 invocations per pair. The grid is swept along anti-diagonals
-// (s = r + c); the points of one diagonal are independent, so the invocations split each diagonal
-// into strips of 256 consecutive rows, with a barrier between diagonals. The last three diagonals
-// (indexed by row, diagonal s in slot s % 3) live in workgroup memory when the grid has at most
-// SHARED_ROWS rows, else in `scratch`. A long sweep can be cut into several dispatches over ranges of
-// diagonals ([d_begin, d_end)): the shared path then loads the two diagonals before d_begin from
-// `scratch` and stores its last two back, so no invocation runs more loop iterations per dispatch
-// than the adapter allows (lavapipe stops every loop after 65535 in all). On a GPU without that
-// budget the whole sweep is one dispatch and `scratch` is touched twice per row.
+// - The row walk, where the grid has at most WG rows (short paths: the Gram matrices of many small
+//   pairs). Each invocation owns one row, and a workgroup holds `pack` pairs of WG / pack
+//   invocations each (the host picks the most that the rows allow), so no invocation idles on a
+//   pair with fewer rows than the workgroup. Each invocation computes its cells' G itself from the
+//   pair's paths (`base_gram`, shaders/common/pairs.wgsl), 8 diagonals before it needs them, so the
+//   sweep neither waits on memory nor needs a pass writing n1 × n2 values per pair first: along a
+//   diagonal the invocations would read a row-major G one row apart each.
+// - The strips, for taller grids: one pair per workgroup, its invocations in strips of WG
+//   consecutive rows across each diagonal, h read from the base Gram matrices that
+//   sig_kernel_gram.wgsl wrote earlier in the same submission.
+//
+// The last three diagonals (indexed by row, diagonal s in slot s % 3) live in workgroup memory when
+// the grid has at most SHARED_ROWS rows, else in `scratch`. A long sweep can be cut into several
+// dispatches over ranges of diagonals ([d_begin, d_end)): the shared path then loads the two
+// diagonals before d_begin from `scratch` and stores its last two back, so no invocation runs more
+// loop iterations per dispatch than the adapter allows (lavapipe stops every loop after 65535 in
+// all). On a GPU without that budget the whole sweep is one dispatch and `scratch` is touched twice
+// per row.
 
 alias scalar = f32;
 
 struct Params {
-    // Pairs in this chunk, one workgroup each.
+    // Pairs in this chunk.
     n_pairs: u32,
     // Increments of the two (transformed) paths: G is n1 × n2.
     n1: u32,
@@ -46,17 +56,28 @@ struct Params {
     r1: u32,
     step: u32,
     seeded: u32,
+    // The static kernel, as shaders/common/pairs.wgsl reads it: channels of the transformed paths,
+    // 0 bilinear or 1 a point kernel, and which point kernel.
+    dim: u32,
+    kind: u32,
+    point_kernel: u32,
+    // Pairs per workgroup: 1, or (the row walk, rows ≤ WG / pack) a power of two.
+    pack: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-// n_pairs base Gram matrices, n1 × n2 each, row-major.
-@group(0) @binding(1) var<storage, read> gram: array<scalar>;
-// consts[0] = 2^−(λ1+λ2), consts[1] = 1/12 (computed on the host exactly as the CPU does).
-@group(0) @binding(2) var<storage, read> consts: array<scalar>;
+// Bindings 1–4 (the two sides' paths, the pairs, the static kernel's constants) and `base_gram`:
+// shaders/common/pairs.wgsl, appended by the host with point_kernel.wgsl and exp_neg.wgsl.
+// The strips: n_pairs base Gram matrices, n1 × n2 each, row-major (unused by the row walk).
+@group(0) @binding(5) var<storage, read> gram: array<scalar>;
+// scheme[0] = 2^−(λ1+λ2), scheme[1] = 1/12 (computed on the host exactly as the CPU does).
+@group(0) @binding(6) var<storage, read> scheme: array<scalar>;
 // One kernel per pair, written by the dispatch that sweeps the last diagonal.
-@group(0) @binding(3) var<storage, read_write> kernels: array<scalar>;
+@group(0) @binding(7) var<storage, read_write> kernels: array<scalar>;
 // Per pair, three diagonals of `rows` points each.
-@group(0) @binding(4) var<storage, read_write> scratch: array<scalar>;
+@group(0) @binding(8) var<storage, read_write> scratch: array<scalar>;
 
 // Invocations per workgroup: the width of a strip.
 const WG: u32 = 256u;
@@ -65,14 +86,19 @@ const SHARED_ROWS: u32 = 512u;
 
 var<workgroup> diag: array<scalar, 1536>;
 
+// Where this invocation's pair keeps its diagonals in `diag`: the first slot, and the slots per
+// diagonal (WG / pack for the row walk, SHARED_ROWS for the strips). Set once in `main`.
+var<private> diag_base: u32;
+var<private> diag_stride: u32;
+
 // Where point row r of diagonal s of pair `pair` lives in `scratch`.
 fn slot(pair: u32, s: u32, r: u32) -> u32 {
     return (pair * 3u + s % 3u) * params.rows + r;
 }
 
-// Where point row r of diagonal s lives in `diag`.
+// Where point row r of diagonal s of this invocation's pair lives in `diag`.
 fn near(s: u32, r: u32) -> u32 {
-    return (s % 3u) * SHARED_ROWS + r;
+    return diag_base + (s % 3u) * diag_stride + r;
 }
 
 // K at row r of diagonal s: in `diag` when the grid's diagonals fit there, else in `scratch`.
@@ -94,39 +120,55 @@ fn k_set(pair: u32, s: u32, r: u32, v: scalar) {
 // The point below-right of `up` and right of `left` (`corner` diagonally before), across a refined
 // cell of increment h.
 fn point(h: scalar, left: scalar, up: scalar, corner: scalar) -> scalar {
-    let h2 = h * h * consts[1];
+    let h2 = h * h * scheme[1];
     let a = scalar(1.0) + scalar(0.5) * h + h2;
     let b = scalar(1.0) - h2;
     return (left + up) * a - corner * b;
 }
 
-// The increment of the refined cell whose bottom-right point is (r, c), both at least 1: G of its
-// base cell, scaled by 2^−(λ1+λ2).
-fn increment(base: u32, r: u32, c: u32) -> scalar {
-    return gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * consts[0];
+// The strips: the increment of the refined cell whose bottom-right point is (r, c), both at least 1:
+// G of its base cell from `gram`, scaled by 2^−(λ1+λ2).
+fn increment(pair: u32, r: u32, c: u32) -> scalar {
+    let base = pair * params.n1 * params.n2;
+    return gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * scheme[0];
 }
 
-// The increment of cell (r, c) of the refined grid, or 0 where no cell is (row or column 0, or past
-// the grid): what the prefetching sweep loads ahead.
-fn ahead(base: u32, r: u32, c: i32) -> scalar {
+// The row walk: the increment of cell (r, c) of the refined grid, G computed from the paths, or 0
+// where no cell is (row or column 0, or past the grid): what the walk computes ahead.
+fn ahead(pair: u32, r: u32, c: i32) -> scalar {
     if r == 0u || r >= params.rows || c < 1 || c >= i32(params.cols) {
         return scalar(0.0);
     }
-    return increment(base, r, u32(c));
+    let g = base_gram(pair, (r - 1u) >> params.lam1, (u32(c) - 1u) >> params.lam2);
+    return g * scheme[0];
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let pair = wid.x;
-    if pair >= params.n_pairs {
+    let pack = params.pack;
+    let span = WG / pack;
+    let first = wid.x * pack;
+    if first >= params.n_pairs {
         return;
     }
     let rows = params.rows;
     let cols = params.cols;
-    let base = pair * params.n1 * params.n2;
+    let pair = first + lid / span;
+    // The invocation's first row; past the grid where the last workgroup has no pair for it, so that
+    // it writes nothing but still meets every barrier.
+    var lane = lid % span;
+    if pair >= params.n_pairs {
+        lane = rows;
+    }
     let in_diag = rows <= SHARED_ROWS;
+    diag_base = 0u;
+    diag_stride = SHARED_ROWS;
+    if rows <= WG {
+        diag_base = lid / span * 3u * span;
+        diag_stride = span;
+    }
     if in_diag {
-        for (var r = lid; r < rows; r += WG) {
+        for (var r = lane; r < rows; r += span) {
             if params.d_begin >= 1u {
                 diag[near(params.d_begin - 1u, r)] = scratch[slot(pair, params.d_begin - 1u, r)];
             }
@@ -137,20 +179,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     if rows <= WG {
-        // One row per invocation: row `lid` meets diagonal s at column s − lid, so each invocation
-        // walks its row left to right, and loads each increment 8 diagonals before it is needed
-        // (g0 … g7 shift by one a diagonal), overlapping the loads' memory latency with the
-        // diagonals in between. The diagonals are in workgroup memory (rows <= WG <= SHARED_ROWS).
-        let r = lid;
+        // One row per invocation: row r meets diagonal s at column s − r, so each invocation walks
+        // its row left to right and computes each increment 8 diagonals before it is needed (g0 …
+        // g7 shift by one a diagonal): the loads of the paths overlap the diagonals in between.
+        let r = lane;
         let c0 = i32(params.d_begin) - i32(r);
-        var g0 = ahead(base, r, c0);
-        var g1 = ahead(base, r, c0 + 1);
-        var g2 = ahead(base, r, c0 + 2);
-        var g3 = ahead(base, r, c0 + 3);
-        var g4 = ahead(base, r, c0 + 4);
-        var g5 = ahead(base, r, c0 + 5);
-        var g6 = ahead(base, r, c0 + 6);
-        var g7 = ahead(base, r, c0 + 7);
+        var g0 = ahead(pair, r, c0);
+        var g1 = ahead(pair, r, c0 + 1);
+        var g2 = ahead(pair, r, c0 + 2);
+        var g3 = ahead(pair, r, c0 + 3);
+        var g4 = ahead(pair, r, c0 + 4);
+        var g5 = ahead(pair, r, c0 + 5);
+        var g6 = ahead(pair, r, c0 + 6);
+        var g7 = ahead(pair, r, c0 + 7);
         for (var s = params.d_begin; s < params.d_end; s++) {
             let c = i32(s) - i32(r);
             let h = g0;
@@ -161,7 +202,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             g4 = g5;
             g5 = g6;
             g6 = g7;
-            g7 = ahead(base, r, c + 8);
+            g7 = ahead(pair, r, c + 8);
             if r < rows && c >= 0 && c < i32(cols) {
                 var v = scalar(1.0);
                 if r > 0u && c > 0 {
@@ -188,7 +229,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let c = s - r;
                 var v = scalar(1.0);
                 if r > 0u && c > 0u {
-                    v = point(increment(base, r, c), k_get(pair, s - 1u, r),
+                    v = point(increment(pair, r, c), k_get(pair, s - 1u, r),
                         k_get(pair, s - 1u, r - 1u), k_get(pair, s - 2u, r - 1u));
                 }
                 k_set(pair, s, r, v);
@@ -202,7 +243,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
     }
     if in_diag {
-        for (var r = lid; r < rows; r += WG) {
+        for (var r = lane; r < rows; r += span) {
             if params.d_end >= 1u {
                 scratch[slot(pair, params.d_end - 1u, r)] = diag[near(params.d_end - 1u, r)];
             }
@@ -212,7 +253,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
     }
     let last = rows + cols - 2u;
-    if lid == 0u && params.d_end == last + 1u {
+    if lane == 0u && params.d_end == last + 1u {
         kernels[pair] = k_get(pair, last, rows - 1u);
     }
 }

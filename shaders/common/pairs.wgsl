@@ -1,29 +1,36 @@
-// The uniform block and the inputs that sig_kernel_gram.wgsl and sig_kernel_chain.wgsl share: pairs
-// of transformed paths, uploaded once per call. Appended to both (see `Kernel::helpers` in
-// src/gpu/kernels.rs; `GramParams` there is this struct).
+// The inputs of the kernels over pairs of transformed paths, uploaded once per call, and the base
+// Gram matrix's cells computed from them. Appended to sig_kernel_gram.wgsl, sig_kernel_chain.wgsl and
+// sig_kernel_forward.wgsl (see `Kernel::helpers` in src/gpu/kernels.rs); each declares `params` with
+// the fields read here (n1, n2, dim, kind and, through point_kernel.wgsl, point_kernel).
 
-struct Params {
-    // Pairs in this chunk.
-    n_pairs: u32,
-    // Increments of the two transformed paths: G (and dF/dG) is n1 × n2 per pair.
-    n1: u32,
-    n2: u32,
-    // Channels of the transformed paths.
-    dim: u32,
-    // 0: bilinear (rows of increments, consts[0] = c); 1: a point kernel (rows of points).
-    kind: u32,
-    // sig_kernel_chain.wgsl: the side a dispatch differentiates (0 path a, 1 path b).
-    side: u32,
-    // Where kind is 1: which point kernel (shaders/common/point_kernel.wgsl), consts[0..4] its
-    // constants.
-    point_kernel: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 // The paths of each side, one row each: n·dim increments (bilinear) or (n + 1)·dim points.
 @group(0) @binding(1) var<storage, read> side_a: array<scalar>;
 @group(0) @binding(2) var<storage, read> side_b: array<scalar>;
 // Per pair of the chunk: the path of side a, then the path of side b.
 @group(0) @binding(3) var<storage, read> pairs: array<u32>;
 @group(0) @binding(4) var<storage, read> consts: array<scalar>;
+
+// G[a, b] of pair `pair`, the second mixed difference of the static kernel over cell (a, b):
+//
+//   bilinear kernel κ(p, q) = c·<p, q>:  G[a, b] = c·<Δx_a, Δy_b>                 (from increments)
+//   point kernels (RBF, Matérn, rational quadratic, polynomial: point_kernel.wgsl):
+//                                         G[a, b] = κ(x_{a+1}, y_{b+1}) − κ(x_{a+1}, y_b)
+//                                                   − κ(x_a, y_{b+1}) + κ(x_a, y_b)      (from points)
+//
+// in the order src/sig_kernel/static_kernel.rs computes it on the CPU.
+fn base_gram(pair: u32, a: u32, b: u32) -> scalar {
+    let d = params.dim;
+    if params.kind == 0u {
+        let pa = pairs[2u * pair] * params.n1 * d;
+        let pb = pairs[2u * pair + 1u] * params.n2 * d;
+        var g = scalar(0.0);
+        for (var c = 0u; c < d; c++) {
+            g = g + side_a[pa + a * d + c] * side_b[pb + b * d + c];
+        }
+        return g * consts[0];
+    }
+    let pa = pairs[2u * pair] * (params.n1 + 1u) * d;
+    let pb = pairs[2u * pair + 1u] * (params.n2 + 1u) * d;
+    return (kappa(pa, a + 1u, pb, b + 1u) - kappa(pa, a + 1u, pb, b))
+        - (kappa(pa, a, pb, b + 1u) - kappa(pa, a, pb, b));
+}

@@ -11,7 +11,7 @@
 //
 // `kernel_at` returns (κ, h): ∂κ/∂p = h·(p − q) and ∂κ/∂q = −h·(p − q) for the radial kernels (0–4),
 // ∂κ/∂p = h·q and ∂κ/∂q = h·p for the polynomial one. Appended, with pairs.wgsl and exp_neg.wgsl,
-// to sig_kernel_gram.wgsl and sig_kernel_chain.wgsl; src/gpu/mirror/mod.rs mirrors it.
+// to every kernel that appends pairs.wgsl; src/gpu/mirror/mod.rs mirrors it.
 //
 // WGSL has exp, log and pow for f32 only, so powers are exp(y·ln b) from exp_neg and ln_pos below,
 // the same in both precisions.

@@ -66,7 +66,9 @@ pub struct Kernel {
 
 /// `exp_neg(x)`, `e^x` for `x ≤ 0` in either precision.
 const EXP_NEG: &str = include_str!("../../shaders/common/exp_neg.wgsl");
-/// The uniform block and inputs of the kernels over pairs of transformed paths.
+/// The uniform block of the Gram and chain kernels (`GramParams`).
+const PAIR_PARAMS: &str = include_str!("../../shaders/common/pair_params.wgsl");
+/// The inputs of the kernels over pairs of transformed paths, and `base_gram`.
 const PAIRS: &str = include_str!("../../shaders/common/pairs.wgsl");
 /// The point kernels and their slopes (`kernel_at`, `kappa`), with `ln_pos` and `power`.
 const POINT_KERNEL: &str = include_str!("../../shaders/common/point_kernel.wgsl");
@@ -103,7 +105,7 @@ pub const SIG_KERNEL_GRAM: Kernel = Kernel {
         binding(5, "gram", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
-    helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],
+    helpers: &[PAIR_PARAMS, PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
 /// `dF/dG` chained to the two transformed paths of each pair of a chunk: one dispatch per side, one
@@ -122,23 +124,28 @@ pub const SIG_KERNEL_CHAIN: Kernel = Kernel {
         binding(6, "grads", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<GramParams>(),
-    helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],
+    helpers: &[PAIR_PARAMS, PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
-/// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk.
+/// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk, or
+/// several pairs per workgroup on short grids (which compute their base Gram matrices themselves).
 pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     name: "sig_kernel_forward",
     source: include_str!("../../shaders/sig_kernel_forward.wgsl"),
     workgroup_size: [256, 1, 1],
     bindings: &[
         binding(0, "params", Uniform),
-        binding(1, "gram", StorageRead),
-        binding(2, "consts", StorageRead),
-        binding(3, "kernels", StorageReadWrite),
-        binding(4, "scratch", StorageReadWrite),
+        binding(1, "side_a", StorageRead),
+        binding(2, "side_b", StorageRead),
+        binding(3, "pairs", StorageRead),
+        binding(4, "consts", StorageRead),
+        binding(5, "gram", StorageRead),
+        binding(6, "scheme", StorageRead),
+        binding(7, "kernels", StorageReadWrite),
+        binding(8, "scratch", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
-    helpers: &[],
+    helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
 /// The exact adjoint of the signature-kernel PDE: `dF/dG` and the kernel of each pair of a chunk, one
@@ -335,6 +342,15 @@ pub struct SigKernelParams {
     pub step: u32,
     /// `sig_kernel_backward`: 1 when the seeds are `dF/dK` at every point, 0 for `dF/dk` per pair.
     pub seeded: u32,
+    /// `sig_kernel_forward`'s row walk, which computes G itself: the static kernel, as
+    /// [`GramParams`] has it.
+    pub dim: u32,
+    pub kind: u32,
+    pub point_kernel: u32,
+    /// `sig_kernel_forward`: pairs per workgroup (more than one only for the row walk).
+    pub pack: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// The uniform block of `sig_kernel_polynomial.wgsl` (`struct Params` there, field for field).

@@ -170,16 +170,36 @@ fn base_params(grid: KernelGrid) -> Result<SigKernelParams> {
     })
 }
 
-/// Pairs per chunk: what the buffers (`per_pair`) and the dispatch allow, at most `pairs`.
+/// Pairs per chunk: what the buffers (`per_pair`) and the dispatch (`pack` pairs per workgroup)
+/// allow, at most `pairs`.
 fn chunk_pairs(
     ctx: &Context,
     precision: Precision,
     per_pair: &[PerPath],
     pairs: usize,
+    pack: usize,
 ) -> Result<usize> {
     Ok(chunk_paths(ctx, precision, per_pair)?
-        .min(ctx.limits.max_compute_workgroups_per_dimension as usize)
+        .min(ctx.limits.max_compute_workgroups_per_dimension as usize * pack)
         .min(pairs))
+}
+
+/// Pairs per workgroup of `sig_kernel_forward.wgsl`: as many as its row walk fits (a power of two,
+/// each pair on at least as many invocations as the grid has rows); 1 for the strips.
+pub(crate) fn forward_pack(grid: KernelGrid) -> usize {
+    let rows = grid.rows();
+    if rows > FORWARD_WG as usize {
+        return 1;
+    }
+    FORWARD_WG as usize / rows.next_power_of_two()
+}
+
+/// The base Gram matrix of each pair of a chunk, as a buffer entry.
+fn base_gram(grid: KernelGrid) -> PerPath {
+    PerPath {
+        what: "base Gram matrix",
+        elems: (grid.n1 * grid.n2) as u64,
+    }
 }
 
 /// What every chunk of a call shares on the device: the two sides' paths, the static kernel's
@@ -317,8 +337,8 @@ impl Sides {
     }
 }
 
-/// What both PDE drivers set up for a call: the context and its report, the pairs per chunk, the
-/// sides on the device, the scheme's constants, and a chunk's Gram matrices and diagonal scratch.
+/// What the PDE drivers set up for a call: the context and its report, the pairs per chunk, the
+/// sides on the device, the scheme's constants, and a chunk's diagonal scratch.
 struct Call {
     ctx: Arc<Context>,
     precision: Precision,
@@ -326,37 +346,32 @@ struct Call {
     chunk: usize,
     sides: Sides,
     consts: Pooled,
-    gram: Pooled,
     scratch: Pooled,
 }
 
 impl Call {
-    /// Open the call `op` over `count` pairs, whose kernels also bind `extra` buffers per pair.
+    /// Open the call `op` over `count` pairs, `pack` per workgroup, whose kernels also bind `extra`
+    /// buffers per pair.
+    #[allow(clippy::too_many_arguments)]
     fn open<T: Scalar>(
         device: &GpuDevice,
         grid: KernelGrid,
         pairs: &Pairs<'_, T>,
         op: &str,
         count: usize,
+        pack: usize,
         extra: &[PerPath],
         consts: &[T],
     ) -> Result<Call> {
         let precision = Precision::of::<T>();
         let ctx = open(device, precision)?;
-        let cells = (grid.n1 * grid.n2) as u64;
         let scratch = 3 * grid.rows() as u64;
-        let mut per_pair = vec![
-            PerPath {
-                what: "base Gram matrix",
-                elems: cells,
-            },
-            PerPath {
-                what: "scratch",
-                elems: scratch,
-            },
-        ];
+        let mut per_pair = vec![PerPath {
+            what: "scratch",
+            elems: scratch,
+        }];
         per_pair.extend(extra.iter().map(|e| PerPath { ..*e }));
-        let chunk = chunk_pairs(&ctx, precision, &per_pair, count)?.min(pairs.max_batch);
+        let chunk = chunk_pairs(&ctx, precision, &per_pair, count, pack)?.min(pairs.max_batch);
         let mut report = GpuReport::new(op);
         let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
         let size = precision.size();
@@ -369,13 +384,6 @@ impl Call {
         );
         upload(&ctx, &consts_buf, &bytes_of(precision, consts), &mut report);
         Ok(Call {
-            gram: take(
-                &ctx,
-                "gram",
-                chunk as u64 * cells * size,
-                STORAGE,
-                &mut report,
-            ),
             scratch: take(
                 &ctx,
                 "scratch",
@@ -440,25 +448,46 @@ pub(crate) fn sig_kernel<T: Scalar>(
         return polynomial::run(device, grid, size, pairs, count, job, &mut sink);
     }
     let (rows, cols) = (grid.rows(), grid.cols());
+    // The row walk computes G itself; the strips read it from a Gram pass.
+    let pack = forward_pack(grid);
+    let row_walk = rows <= FORWARD_WG as usize;
+    let extra = if row_walk {
+        vec![]
+    } else {
+        vec![base_gram(grid)]
+    };
     let mut call = Call::open(
         device,
         grid,
         pairs,
         "sig_kernel",
         out.len(),
-        &[],
+        pack,
+        &extra,
         &consts::<T>(grid),
     )?;
     let windows = sweep_windows(&call.ctx, (0, rows - 1), rows, cols, FORWARD_WG)?;
-    let p = base_params(grid)?;
+    let p = SigKernelParams {
+        dim: call.sides.params.dim,
+        kind: call.sides.params.kind,
+        point_kernel: call.sides.params.point_kernel,
+        pack: pack as u32,
+        ..base_params(grid)?
+    };
     let (precision, chunk) = (call.precision, call.chunk);
     let kernels = call.take("kernels", chunk as u64);
+    // (The row walk binds a placeholder.)
+    let gram_elems = if row_walk {
+        1
+    } else {
+        chunk * grid.n1 * grid.n2
+    };
+    let gram = call.take("gram", gram_elems as u64);
     let Call {
         ctx,
         mut report,
         sides,
         consts,
-        gram,
         scratch,
         ..
     } = call;
@@ -467,7 +496,11 @@ pub(crate) fn sig_kernel<T: Scalar>(
         let n = out_chunk.len();
         let index = upload_pairs(&ctx, pairs, c * chunk, n, &mut report)?;
         let n_pairs = to_u32("chunk", n)?;
-        let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
+        let mut dispatches = Vec::new();
+        if !row_walk {
+            dispatches.push(sides.dispatch(n, &index, &gram)?);
+        }
+        let side_b = sides.b.as_deref().unwrap_or(&sides.a);
         dispatches.extend(windows.iter().map(|&(d_begin, d_end)| {
             Dispatch {
                 label: SIG_KERNEL_FORWARD.name,
@@ -479,8 +512,17 @@ pub(crate) fn sig_kernel<T: Scalar>(
                     ..p
                 })
                 .to_vec(),
-                buffers: vec![&gram, &consts, &kernels, &scratch],
-                workgroups: n as u64,
+                buffers: vec![
+                    &sides.a,
+                    side_b,
+                    &index,
+                    &sides.consts,
+                    &gram,
+                    &consts,
+                    &kernels,
+                    &scratch,
+                ],
+                workgroups: n.div_ceil(pack) as u64,
                 workgroup_size: FORWARD_WG,
             }
         }));
@@ -682,6 +724,7 @@ fn backward_kernel<T: Scalar>(
     let blocks = Blocks::plan(&*open(device, precision)?, precision, grid, copies)?;
     let chained_len = chained_len(grid, pairs);
     let extra = [
+        ("base Gram matrix", cells as u64),
         ("gradient", cells as u64 + 1),
         ("PDE grid", copies * blocks.held(cols)),
         ("checkpoints", blocks.checkpoints(cols)),
@@ -691,7 +734,7 @@ fn backward_kernel<T: Scalar>(
     ]
     .map(|(what, elems)| PerPath { what, elems });
     let values = backward_consts::<T>(grid);
-    let mut call = Call::open(device, grid, pairs, op, count, &extra, &values)?;
+    let mut call = Call::open(device, grid, pairs, op, count, 1, &extra, &values)?;
     let reductions = reduce_windows(&call.ctx, grid)?;
     let p = SigKernelParams {
         step: to_u32("checkpoint step", blocks.step)?,
@@ -699,6 +742,7 @@ fn backward_kernel<T: Scalar>(
         ..base_params(grid)?
     };
     let chunk = call.chunk;
+    let gram = call.take("gram", (chunk * cells) as u64);
     let seeds_buf = call.take("seeds", (chunk * seeds_per_pair) as u64);
     let grads = call.take("gradients", (chunk * (cells + 1)) as u64);
     let grid_buf = call.take("grid", chunk as u64 * copies * blocks.held(cols));
@@ -710,7 +754,6 @@ fn backward_kernel<T: Scalar>(
         mut report,
         sides,
         consts,
-        gram,
         scratch,
         ..
     } = call;

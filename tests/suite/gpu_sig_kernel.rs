@@ -589,6 +589,33 @@ fn sig_kernel_dispatches_are_wide_at_the_benchmark_shape() {
     assert_close("path2 gradient", &to_f64(&gy), &to_f64(&wy), 1e-3, 1e-3);
 }
 
+/// Short grids run as the row walk: several pairs per workgroup (8 pairs of 30 points in one
+/// workgroup of 256 invocations here, so 5 pairs leave three slots empty), each computing its base
+/// Gram matrix inside the sweep (no Gram pass), for the linear kernel and a point kernel.
+#[test]
+fn short_grids_pack_pairs_and_compute_their_gram_in_the_sweep() {
+    let Some((device, f64)) = gpu() else {
+        return;
+    };
+    for kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 0.7 }] {
+        let opts = SigKernelOptions::default().static_kernel(kernel);
+        let x = random(&[5, 30, 3], 91) / 30f64.sqrt();
+        let y = random(&[5, 20, 3], 92) / 20f64.sqrt();
+        let want = sig_kernel(x.view(), y.view(), &kernel_on(&Device::Cpu, &opts)).unwrap();
+        let on_gpu = kernel_on(&device, &opts);
+        let got = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &on_gpu).unwrap();
+        let report = roughsig::gpu::last_gpu_report().expect("a GPU call reports");
+        assert_eq!(report.op, "sig_kernel");
+        assert_eq!(report.max_invocations, 256, "{report:?}");
+        assert_eq!(report.workgroups, report.dispatches, "{report:?}");
+        assert_close("packed f32", &to_f64(&got), &want, 1e-5, 1e-5);
+        if f64 {
+            let got = sig_kernel(x.view(), y.view(), &on_gpu).unwrap();
+            assert_close("packed f64", &got, &want, 1e-12, 1e-12);
+        }
+    }
+}
+
 /// pySigLib's polynomial solver cases on the GPU (`sig_kernel_polynomial.wgsl`): kernels,
 /// normalisation, grids and gradients, in f32 and (where the adapter has it) f64, within the CPU's
 /// tolerances; one workgroup per pair, the sweep in windows of diagonals on lavapipe.

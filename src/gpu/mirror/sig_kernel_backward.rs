@@ -380,6 +380,7 @@ mod tests {
                 r1: r1 as u32,
                 step: step as u32,
                 seeded: seeded as u32,
+                ..Default::default()
             };
             let mut disp = Dispatch {
                 params,

@@ -18,16 +18,6 @@ pub(crate) struct Dispatch<'a> {
 }
 
 impl Dispatch<'_> {
-    fn kappa(&self, pa: u32, i: u32, pb: u32, j: u32) -> Scalar {
-        let rows = PointRows {
-            params: self.params,
-            side_a: self.side_a,
-            side_b: self.side_b,
-            consts: self.consts,
-        };
-        rows.kernel_at(pa, i, pb, j).0
-    }
-
     /// The entry point `main` for invocation `lid` of workgroup `(wx, wy)` of a grid `groups_x` wide.
     pub(crate) fn invocation(&mut self, wx: u32, wy: u32, groups_x: u32, lid: u32) {
         let p = self.params;
@@ -39,23 +29,13 @@ impl Dispatch<'_> {
         let pair = cell / cells;
         let a = (cell % cells) / p.n2;
         let b = cell % p.n2;
-        let d = p.dim;
-        let mut g: Scalar = 0.0;
-        if p.kind == 0 {
-            let pa = self.pairs[(2 * pair) as usize] * p.n1 * d;
-            let pb = self.pairs[(2 * pair + 1) as usize] * p.n2 * d;
-            for c in 0..d {
-                g = g + self.side_a[(pa + a * d + c) as usize]
-                    * self.side_b[(pb + b * d + c) as usize];
-            }
-            g = g * self.consts[0];
-        } else {
-            let pa = self.pairs[(2 * pair) as usize] * (p.n1 + 1) * d;
-            let pb = self.pairs[(2 * pair + 1) as usize] * (p.n2 + 1) * d;
-            g = (self.kappa(pa, a + 1, pb, b + 1) - self.kappa(pa, a + 1, pb, b))
-                - (self.kappa(pa, a, pb, b + 1) - self.kappa(pa, a, pb, b));
-        }
-        self.gram[cell as usize] = g;
+        let rows = PointRows {
+            params: p,
+            side_a: self.side_a,
+            side_b: self.side_b,
+            consts: self.consts,
+        };
+        self.gram[cell as usize] = rows.base_gram(self.pairs, pair, a, b);
     }
 }
 

@@ -90,6 +90,7 @@ pub(super) fn run<T: Scalar>(
     let (k_stride, k_at) = if backward { (cells + 1, cells) } else { (1, 0) };
     // Each buffer's values per pair (none where this job leaves it unused).
     let sizes = [
+        ("base Gram matrix", cells),
         ("seeds", seeds_per_pair),
         ("gradients", k_stride),
         ("edges", 2 * (n1 + n2) * size),
@@ -108,17 +109,16 @@ pub(super) fn run<T: Scalar>(
         what,
         elems: elems as u64,
     });
-    let mut call = Call::open(device, grid, pairs, op, count, &extra, pairs.tables)?;
+    let mut call = Call::open(device, grid, pairs, op, count, 1, &extra, pairs.tables)?;
     let diagonals = windows(&call.ctx, grid, size as u64)?;
     let chunk = call.chunk;
-    let [seeds_buf, grads, edges, kept, grid_buf, chained] =
+    let [gram, seeds_buf, grads, edges, kept, grid_buf, chained] =
         sizes.map(|(what, elems)| call.take(what, (chunk * elems).max(1) as u64));
     let Call {
         ctx,
         mut report,
         sides,
         consts: tables,
-        gram,
         ..
     } = call;
     let precision = Precision::of::<T>();
