@@ -19,25 +19,28 @@
 // to its base cell's gradient. Only the points with r, c ≥ 1 need an adjoint (the boundary is fixed).
 // Every expression is written in the order the CPU evaluates it, so f64 results agree to rounding.
 //
-// Layout: one workgroup of 256 invocations per pair, invocations in strips of 256 consecutive rows
-// across each anti-diagonal (s = r + c), a barrier between diagonals, as in the forward kernel. The
-// work is cut into dispatches by `phase`:
+// Layout: one workgroup of 256 invocations per pair. The grid's rows are cut into bands of at most
+// WG rows ([b0, b1], set by the host), swept one after the other, one invocation per row of the
+// band: invocation l owns row b0 + l and walks it along the band's own anti-diagonals
+// (t = r − b0 + c), with a barrier between diagonals, so each invocation computes one point per
+// diagonal and the last three diagonals of the band live in workgroup memory (`adj`, 3 × WG values,
+// whatever the grid's height). Every h is loaded four diagonals before it is needed, and the row
+// that borders the band (above it forward, below it backward) is read the same way, so the chain of
+// dependent steps touches workgroup memory only. The work is cut into dispatches by `phase`:
 //
-//   0. the forward sweep over diagonals [d_begin, d_end), storing the whole grid K of the pair in
-//      `grid` (row-major); its last three diagonals live in workgroup memory when the grid has at
-//      most SHARED_ROWS rows (the two before d_begin loaded from `grid`), so the sweep waits on
-//      workgroup memory only, else the points are read back from `grid`; the dispatch that ends at
-//      the last diagonal also writes the kernel;
-//   1. the reverse sweep over diagonals [d_begin, d_end), last diagonal first: K̄ of the last three
-//      diagonals (diagonal s in slot s % 3) lives in workgroup memory when the grid has at most
-//      SHARED_ROWS rows, loaded from `scratch` at the start of a dispatch and stored back at its end,
-//      else in `scratch` itself; each point's K̄ is stored in the second half of `grid`, so the
-//      sweep reads no global memory where its diagonals are in workgroup memory;
+//   0. the forward sweep of band [b0, b1] over its diagonals [d_begin, d_end), storing the grid K of
+//      the pair in `grid` (row-major, rows [r0, r1]); the band's first row is the block's first
+//      (a checkpoint, or row 0 of ones) or follows the row above it in `grid`; the dispatch that
+//      ends at the grid's last point also writes the kernel;
+//   1. the reverse sweep of band [b0, b1] (rows at least r0 + 1) over its diagonals
+//      [d_begin, d_end), the last diagonal first, storing each point's K̄ in the second half of
+//      `grid`; the row below the band is read from there, or from `edge` below the block;
 //   2. dh of every point from K̄ and K, reduced over each base cell, for the base cells
 //      [d_begin, d_end) (row-major index): rows of sub-cells in decreasing order, columns
 //      increasing within a row, times 2^−(λ1+λ2), as the CPU sums them.
 //
-// Ranges are sized by the host so that no invocation runs more loop iterations per dispatch than the
+// A dispatch starts from the two diagonals before it (after it, backward), read back from `grid`, so
+// windows of diagonals keep every invocation within the loop iterations per dispatch that the
 // adapter allows (lavapipe stops every loop after 65535 in all).
 
 alias scalar = f32;
@@ -54,7 +57,8 @@ struct Params {
     // Points of the refined grid: rows = (n1 << λ1) + 1, cols = (n2 << λ2) + 1.
     rows: u32,
     cols: u32,
-    // Phases 0 and 1: the anti-diagonals [d_begin, d_end) of this dispatch; phase 2: the base cells.
+    // Phases 0 and 1: the band's anti-diagonals [d_begin, d_end) (t = r − b0 + c) of this dispatch;
+    // phase 2: the base cells.
     d_begin: u32,
     d_end: u32,
     // Which pass this dispatch runs (see above; sig_kernel_forward.wgsl ignores it).
@@ -72,8 +76,9 @@ struct Params {
     kind: u32,
     point_kernel: u32,
     pack: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Phases 0 and 1: the band of rows [b0, b1] this dispatch sweeps (b1 − b0 < WG).
+    b0: u32,
+    b1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -88,21 +93,18 @@ struct Params {
 // Per pair the points of K on rows [r0, r1] (phase 0); after every pair's, in the same layout,
 // K̄ at each point r, c ≥ 1 (phase 1; the backward pass's buffer is twice the forward's).
 @group(0) @binding(5) var<storage, read_write> grid: array<scalar>;
-// Per pair, three diagonals of K̄ of `rows` points each.
-@group(0) @binding(6) var<storage, read_write> scratch: array<scalar>;
 // Per pair, K's rows step, 2·step, … (checkpoints; row 0 is all ones).
-@group(0) @binding(7) var<storage, read_write> ckpt: array<scalar>;
+@group(0) @binding(6) var<storage, read_write> ckpt: array<scalar>;
 // Per pair, two slots of `cols` values: K̄ of the first row a block's reverse sweep wrote, for the
 // block above (block k writes slot k mod 2 and reads slot (k + 1) mod 2).
-@group(0) @binding(8) var<storage, read_write> edge: array<scalar>;
+@group(0) @binding(7) var<storage, read_write> edge: array<scalar>;
 
-// Invocations per workgroup: the width of a strip.
+// Invocations per workgroup: the most rows of a band.
 const WG: u32 = 256u;
-// Rows of the adjoint's diagonals kept in workgroup memory (3 × 512 values: 6 KiB in f32, 12 KiB in
-// f64), as in sig_kernel_forward.wgsl: K's in phase 0, K̄'s in phase 1.
-const SHARED_ROWS: u32 = 512u;
 
-var<workgroup> adj: array<scalar, 1536>;
+// K (phase 0) or K̄ (phase 1) on the band's last three diagonals: diagonal t of row b0 + l at
+// (t % 3)·WG + l (3 KiB in f32, 6 KiB in f64).
+var<workgroup> adj: array<scalar, 768>;
 
 // Point (r, c) of pair `pair` in `grid` (r0 ≤ r ≤ r1).
 fn at(pair: u32, r: u32, c: u32) -> u32 {
@@ -133,31 +135,22 @@ fn block() -> u32 {
     return params.r0 / params.step;
 }
 
-// Where point row r of diagonal s of pair `pair` keeps its adjoint in `scratch`.
-fn slot(pair: u32, s: u32, r: u32) -> u32 {
-    return (pair * 3u + s % 3u) * params.rows + r;
-}
-
-// Where point row r of diagonal s keeps its adjoint in `adj`.
-fn near(s: u32, r: u32) -> u32 {
-    return (s % 3u) * SHARED_ROWS + r;
-}
-
-// K̄ at row r of diagonal s: the row below the block from `edge`; else in `adj` when the grid's
-// diagonals fit there, else in `scratch`.
-fn kbar(pair: u32, s: u32, r: u32) -> scalar {
-    if r > params.r1 {
-        return edge[edge_at(pair, block() + 1u, s - r)];
-    }
-    if params.rows <= SHARED_ROWS {
-        return adj[near(s, r)];
-    }
-    return scratch[slot(pair, s, r)];
+// Where invocation l keeps its row's point of the band's diagonal t in `adj`.
+fn near(t: u32, l: u32) -> u32 {
+    return (t % 3u) * WG + l;
 }
 
 // h of cell (i, j) of pair `pair` (its base cell's G, scaled).
 fn cell_h(pair: u32, i: u32, j: u32) -> scalar {
     return gram[(pair * params.n1 + (i >> params.lam1)) * params.n2 + (j >> params.lam2)] * consts[0];
+}
+
+// h of cell (i, j), or 0 where the grid has no such cell: what the sweeps load ahead.
+fn h_ahead(pair: u32, i: i32, j: i32) -> scalar {
+    if i < 0 || j < 0 || i >= i32(params.rows) - 1 || j >= i32(params.cols) - 1 {
+        return scalar(0.0);
+    }
+    return cell_h(pair, u32(i), u32(j));
 }
 
 fn coef_a(h: scalar) -> scalar {
@@ -170,159 +163,191 @@ fn coef_b(h: scalar) -> scalar {
     return scalar(1.0) - h2;
 }
 
-// Phase 0: K on diagonals [d_begin, d_end).
+// K of the row above the band at column c, where the band's first invocation needs it (the band
+// starts below the block's first row), else 0.
+fn above(pair: u32, lid: u32, c: i32) -> scalar {
+    if lid != 0u || params.b0 <= params.r0 || c < 0 || c >= i32(params.cols) {
+        return scalar(0.0);
+    }
+    return grid[at(pair, params.b0 - 1u, u32(c))];
+}
+
+// Phase 0: K of band [b0, b1] on its diagonals [d_begin, d_end).
 fn forward(pair: u32, lid: u32) {
     let rows = params.rows;
     let cols = params.cols;
-    let in_adj = rows <= SHARED_ROWS;
-    if in_adj {
-        // Diagonals d_begin − 1 and d_begin − 2 of the block, which the dispatch before wrote.
-        for (var r = params.r0 + lid; r <= params.r1; r += WG) {
-            if params.d_begin > r && params.d_begin - 1u - r < cols {
-                adj[near(params.d_begin - 1u, r)] = grid[at(pair, r, params.d_begin - 1u - r)];
+    let r = params.b0 + lid;
+    let live = r <= params.b1;
+    // The two diagonals before d_begin, which the dispatch before wrote.
+    for (var k = 1u; k <= 2u; k++) {
+        if live && params.d_begin >= lid + k && params.d_begin - k - lid < cols {
+            adj[near(params.d_begin - k, lid)] = grid[at(pair, r, params.d_begin - k - lid)];
+        }
+    }
+    workgroupBarrier();
+    // Ahead of the walk: h of the cell above-left of each point (g0 … g3), and for the first
+    // invocation the row above the band (u0 … u3, `corner` one column behind). Row r meets diagonal t
+    // at column t − lid.
+    let i = i32(r) - 1;
+    var c = i32(params.d_begin) - i32(lid);
+    if !live {
+        c = i32(cols);
+    }
+    var g0 = h_ahead(pair, i, c - 1);
+    var g1 = h_ahead(pair, i, c);
+    var g2 = h_ahead(pair, i, c + 1);
+    var g3 = h_ahead(pair, i, c + 2);
+    var corner = above(pair, lid, c - 1);
+    var u0 = above(pair, lid, c);
+    var u1 = above(pair, lid, c + 1);
+    var u2 = above(pair, lid, c + 2);
+    var u3 = above(pair, lid, c + 3);
+    for (var t = params.d_begin; t < params.d_end; t++) {
+        let h = g0;
+        let up = u0;
+        let up_left = corner;
+        g0 = g1;
+        g1 = g2;
+        g2 = g3;
+        g3 = h_ahead(pair, i, c + 3);
+        corner = u0;
+        u0 = u1;
+        u1 = u2;
+        u2 = u3;
+        u3 = above(pair, lid, c + 4);
+        if c >= 0 && c < i32(cols) {
+            let cc = u32(c);
+            var v = scalar(1.0);
+            if r == params.r0 && r > 0u {
+                // The block's first row: its checkpoint.
+                v = ckpt[ckpt_at(pair, r, cc)];
+            } else if r > 0u && cc > 0u {
+                var k_up = up;
+                var k_corner = up_left;
+                if lid > 0u {
+                    k_up = adj[near(t - 1u, lid - 1u)];
+                    k_corner = adj[near(t - 2u, lid - 1u)];
+                }
+                v = (adj[near(t - 1u, lid)] + k_up) * coef_a(h) - k_corner * coef_b(h);
             }
-            if params.d_begin >= r + 2u && params.d_begin - 2u - r < cols {
-                adj[near(params.d_begin - 2u, r)] = grid[at(pair, r, params.d_begin - 2u - r)];
+            adj[near(t, lid)] = v;
+            grid[at(pair, r, cc)] = v;
+            if params.step > 0u && r > params.r0 && r < rows - 1u && r % params.step == 0u {
+                ckpt[ckpt_at(pair, r, cc)] = v;
+            }
+            if r == rows - 1u && cc == cols - 1u {
+                let cells = params.n1 * params.n2;
+                grads[pair * (cells + 1u) + cells] = v;
             }
         }
+        c = c + 1;
         workgroupBarrier();
-    }
-    for (var s = params.d_begin; s < params.d_end; s++) {
-        // The block's points on diagonal s: rows max(r0, s − (cols − 1)) ..= min(s, r1).
-        var r_lo = params.r0;
-        if s >= cols && s - (cols - 1u) > r_lo {
-            r_lo = s - (cols - 1u);
-        }
-        let r_hi = min(s, params.r1);
-        // The same trip count in every invocation, so the barrier below is in uniform control flow.
-        var strips = 0u;
-        if r_hi >= r_lo {
-            strips = (r_hi - r_lo) / WG + 1u;
-        }
-        for (var k = 0u; k < strips; k++) {
-            let r = r_lo + k * WG + lid;
-            if r <= r_hi {
-                let c = s - r;
-                var v = scalar(1.0);
-                if r == params.r0 && r > 0u {
-                    // The block's first row: its checkpoint.
-                    v = ckpt[ckpt_at(pair, r, c)];
-                } else if r > 0u && c > 0u {
-                    let h = cell_h(pair, r - 1u, c - 1u);
-                    if in_adj {
-                        v = (adj[near(s - 1u, r)] + adj[near(s - 1u, r - 1u)]) * coef_a(h)
-                            - adj[near(s - 2u, r - 1u)] * coef_b(h);
-                    } else {
-                        v = (grid[at(pair, r, c - 1u)] + grid[at(pair, r - 1u, c)]) * coef_a(h)
-                            - grid[at(pair, r - 1u, c - 1u)] * coef_b(h);
-                    }
-                }
-                if in_adj {
-                    adj[near(s, r)] = v;
-                }
-                grid[at(pair, r, c)] = v;
-                if params.step > 0u && r > params.r0 && r < rows - 1u && r % params.step == 0u {
-                    ckpt[ckpt_at(pair, r, c)] = v;
-                }
-            }
-        }
-        // Within a dispatch the sweep reads `grid` only where the diagonals are not in `adj`.
-        if in_adj {
-            workgroupBarrier();
-        } else {
-            storageBarrier();
-        }
-    }
-    let cells = params.n1 * params.n2;
-    if lid == 0u && params.d_end == rows + cols - 1u {
-        // The last point, from where the barrier above made it visible.
-        var k: scalar;
-        if in_adj {
-            k = adj[near(rows + cols - 2u, rows - 1u)];
-        } else {
-            k = grid[at(pair, rows - 1u, cols - 1u)];
-        }
-        grads[pair * (cells + 1u) + cells] = k;
     }
 }
 
-// Phase 1: K̄ on diagonals [d_begin, d_end), the last first.
+// K̄ of the row below the band at column c, where the band's last row needs it (not the grid's
+// last row), else 0: from `grid`, or from `edge` below the block.
+fn below(pair: u32, r: u32, c: i32) -> scalar {
+    if r != params.b1 || r + 1u >= params.rows || c < 1 || c >= i32(params.cols) {
+        return scalar(0.0);
+    }
+    if r + 1u > params.r1 {
+        return edge[edge_at(pair, block() + 1u, u32(c))];
+    }
+    return grid[bar_at(pair, r + 1u, u32(c))];
+}
+
+// Phase 1: K̄ of band [b0, b1] on its diagonals [d_begin, d_end), the last first.
 fn backward(pair: u32, lid: u32) {
     let last_r = params.rows - 1u;
     let last_c = params.cols - 1u;
-    let in_adj = params.rows <= SHARED_ROWS;
-    if in_adj {
-        for (var r = lid; r < params.rows; r += WG) {
-            adj[near(params.d_end, r)] = scratch[slot(pair, params.d_end, r)];
-            adj[near(params.d_end + 1u, r)] = scratch[slot(pair, params.d_end + 1u, r)];
+    let r = params.b0 + lid;
+    let live = r <= params.b1;
+    // The two diagonals after d_end − 1, which the dispatch before wrote.
+    for (var k = 0u; k < 2u; k++) {
+        let t = params.d_end + k;
+        if live && t > lid && t - lid <= last_c {
+            adj[near(t, lid)] = grid[bar_at(pair, r, t - lid)];
         }
-        workgroupBarrier();
     }
+    workgroupBarrier();
+    // Ahead of the walk (leftwards): h of the cells (r, c) and (r, c − 1) (x0, x1 … x4), of the cell
+    // above-right (r − 1, c) (y0 … y3), and for the last invocation the row below the band (z0 … z3,
+    // `right` one column behind).
+    let ri = i32(r);
+    var c = i32(params.d_end) - 1 - i32(lid);
+    if !live {
+        c = -1;
+    }
+    var x0 = h_ahead(pair, ri, c);
+    var x1 = h_ahead(pair, ri, c - 1);
+    var x2 = h_ahead(pair, ri, c - 2);
+    var x3 = h_ahead(pair, ri, c - 3);
+    var x4 = h_ahead(pair, ri, c - 4);
+    var y0 = h_ahead(pair, ri - 1, c);
+    var y1 = h_ahead(pair, ri - 1, c - 1);
+    var y2 = h_ahead(pair, ri - 1, c - 2);
+    var y3 = h_ahead(pair, ri - 1, c - 3);
+    var right = below(pair, r, c + 1);
+    var z0 = below(pair, r, c);
+    var z1 = below(pair, r, c - 1);
+    var z2 = below(pair, r, c - 2);
+    var z3 = below(pair, r, c - 3);
     for (var t = params.d_end; t > params.d_begin; t--) {
         let s = t - 1u;
-        // Diagonal s holds the block's points with r, c ≥ 1 at rows
-        // max(r0 + 1, s − last_c) ..= min(s − 1, r1).
-        var r_lo = params.r0 + 1u;
-        if s > last_c + r_lo {
-            r_lo = s - last_c;
-        }
-        var r_hi = 0u;
-        if s >= 1u {
-            r_hi = min(s - 1u, params.r1);
-        }
-        var strips = 0u;
-        if r_hi >= r_lo {
-            strips = (r_hi - r_lo) / WG + 1u;
-        }
-        for (var k = 0u; k < strips; k++) {
-            let r = r_lo + k * WG + lid;
-            if r <= r_hi {
-                let c = s - r;
-                var v = scalar(0.0);
-                if params.seeded == 1u {
-                    v = seeds[(pair * params.rows + r) * params.cols + c];
-                } else if r == last_r && c == last_c {
-                    v = seeds[pair];
-                }
-                if c < last_c {
-                    v = v + kbar(pair, s + 1u, r) * coef_a(cell_h(pair, r - 1u, c));
-                }
-                if r < last_r {
-                    let a = coef_a(cell_h(pair, r, c - 1u));
-                    if c < last_c {
-                        v = v + (kbar(pair, s + 1u, r + 1u) * a
-                            - kbar(pair, s + 2u, r + 1u) * coef_b(cell_h(pair, r, c)));
-                    } else {
-                        v = v + kbar(pair, s + 1u, r + 1u) * a;
-                    }
-                }
-                if in_adj {
-                    adj[near(s, r)] = v;
-                } else {
-                    scratch[slot(pair, s, r)] = v;
-                }
-                if r == params.r0 + 1u && params.r0 > 0u {
-                    // The block above reads this row as the one below it.
-                    edge[edge_at(pair, block(), c)] = v;
-                }
-                grid[bar_at(pair, r, c)] = v;
+        let h_here = x0;
+        let h_left = x1;
+        let h_up = y0;
+        let k_below = z0;
+        let k_below_right = right;
+        x0 = x1;
+        x1 = x2;
+        x2 = x3;
+        x3 = x4;
+        x4 = h_ahead(pair, ri, c - 5);
+        y0 = y1;
+        y1 = y2;
+        y2 = y3;
+        y3 = h_ahead(pair, ri - 1, c - 4);
+        right = z0;
+        z0 = z1;
+        z1 = z2;
+        z2 = z3;
+        z3 = below(pair, r, c - 4);
+        if c >= 1 && c <= i32(last_c) {
+            let cc = u32(c);
+            var v = scalar(0.0);
+            if params.seeded == 1u {
+                v = seeds[(pair * params.rows + r) * params.cols + cc];
+            } else if r == last_r && cc == last_c {
+                v = seeds[pair];
             }
+            if cc < last_c {
+                v = v + adj[near(s + 1u, lid)] * coef_a(h_up);
+            }
+            if r < last_r {
+                var kb = k_below;
+                var kbr = k_below_right;
+                if r < params.b1 {
+                    kb = adj[near(s + 1u, lid + 1u)];
+                    kbr = adj[near(s + 2u, lid + 1u)];
+                }
+                let a = coef_a(h_left);
+                if cc < last_c {
+                    v = v + (kb * a - kbr * coef_b(h_here));
+                } else {
+                    v = v + kb * a;
+                }
+            }
+            adj[near(s, lid)] = v;
+            if r == params.r0 + 1u && params.r0 > 0u {
+                // The block above reads this row as the one below it.
+                edge[edge_at(pair, block(), cc)] = v;
+            }
+            grid[bar_at(pair, r, cc)] = v;
         }
-        // Invocations share only K̄'s diagonals within a dispatch (the stored K̄ and the edge rows
-        // are read by later dispatches), so with them in workgroup memory a workgroup barrier is
-        // enough.
-        if in_adj {
-            workgroupBarrier();
-        } else {
-            storageBarrier();
-            workgroupBarrier();
-        }
-    }
-    if in_adj {
-        for (var r = lid; r < params.rows; r += WG) {
-            scratch[slot(pair, params.d_begin, r)] = adj[near(params.d_begin, r)];
-            scratch[slot(pair, params.d_begin + 1u, r)] = adj[near(params.d_begin + 1u, r)];
-        }
+        c = c - 1;
+        workgroupBarrier();
     }
 }
 

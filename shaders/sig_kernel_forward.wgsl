@@ -63,8 +63,9 @@ struct Params {
     point_kernel: u32,
     // Pairs per workgroup: 1, or (the row walk, rows ≤ WG / pack) a power of two.
     pack: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // sig_kernel_backward.wgsl's band of rows; unused here.
+    b0: u32,
+    b1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -149,7 +149,8 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
 };
 
 /// The exact adjoint of the signature-kernel PDE: `dF/dG` and the kernel of each pair of a chunk, one
-/// workgroup per pair (forward grid, reverse sweep and reduction as three phases of dispatches).
+/// workgroup per pair (forward grid and reverse sweep in bands of rows, and the reduction, as three
+/// phases of dispatches).
 pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
     name: "sig_kernel_backward",
     source: include_str!("../../shaders/sig_kernel_backward.wgsl"),
@@ -161,9 +162,8 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
         binding(3, "seeds", StorageRead),
         binding(4, "grads", StorageReadWrite),
         binding(5, "grid", StorageReadWrite),
-        binding(6, "scratch", StorageReadWrite),
-        binding(7, "ckpt", StorageReadWrite),
-        binding(8, "edge", StorageReadWrite),
+        binding(6, "ckpt", StorageReadWrite),
+        binding(7, "edge", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
     helpers: &[],
@@ -349,8 +349,10 @@ pub struct SigKernelParams {
     pub point_kernel: u32,
     /// `sig_kernel_forward`: pairs per workgroup (more than one only for the row walk).
     pub pack: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    /// `sig_kernel_backward`: the band of rows `[b0, b1]` (at most one workgroup's worth) that
+    /// phases 0 and 1 sweep, one invocation per row.
+    pub b0: u32,
+    pub b1: u32,
 }
 
 /// The uniform block of `sig_kernel_polynomial.wgsl` (`struct Params` there, field for field).

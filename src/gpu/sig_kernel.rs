@@ -119,12 +119,13 @@ fn windows(
         .collect())
 }
 
-/// Invocations per workgroup of `sig_kernel_forward.wgsl`, and the most rows whose diagonals it and
-/// `sig_kernel_backward.wgsl` keep in workgroup memory (their `SHARED_ROWS`).
+/// Invocations per workgroup of `sig_kernel_forward.wgsl`.
 const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
-/// Invocations per workgroup of `sig_kernel_backward.wgsl`.
+/// Invocations per workgroup of `sig_kernel_backward.wgsl`: the most rows of one of its bands.
 const BACKWARD_WG: u32 = SIG_KERNEL_BACKWARD.workgroup_size[0];
-pub(crate) const SHARED_ROWS: usize = 512;
+/// The most rows whose diagonals `sig_kernel_forward.wgsl` keeps in workgroup memory (its
+/// `SHARED_ROWS`).
+const SHARED_ROWS: usize = 512;
 
 /// The windows of a PDE kernel with workgroups of `wg` over the diagonals of rows `[r0, r1]` of a
 /// grid of `rows × cols`: with the diagonals in workgroup memory, each dispatch also loads and stores
@@ -142,6 +143,32 @@ fn sweep_windows(
         0
     };
     windows(ctx, block, cols, wg, copies)
+}
+
+/// The rows `[lo, hi]` cut into bands of at most `BACKWARD_WG` rows, top first: what one dispatch of
+/// `sig_kernel_backward.wgsl`'s sweeps walks, one invocation per row.
+fn bands(lo: usize, hi: usize) -> Vec<(usize, usize)> {
+    let wg = BACKWARD_WG as usize;
+    (lo..=hi)
+        .step_by(wg)
+        .map(|b0| (b0, (b0 + wg - 1).min(hi)))
+        .collect()
+}
+
+/// The windows `[d_begin, d_end)` of the diagonals of a band of `band_rows` rows and `cols` columns,
+/// one per dispatch of `sig_kernel_backward.wgsl`'s sweeps: per diagonal the loop's trip and one of
+/// margin, per dispatch the two diagonals read back first.
+fn band_windows(ctx: &Context, band_rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
+    let diagonals = to_u32("grid diagonals", band_rows - 1 + cols)?;
+    let fixed = 2 * loop_cost::ENTRY + loop_cost::lp(2, 0);
+    let steps = ctx.loop_budget.saturating_sub(fixed) / 2;
+    if steps == 0 {
+        return Err(Error::Device(format!(
+            "adapter '{}' runs at most {} loop iterations per invocation and dispatch; use the CPU",
+            ctx.name, ctx.loop_budget
+        )));
+    }
+    Ok(cut(diagonals, steps))
 }
 
 /// `[0, total)` cut into windows of at most `step`.
@@ -338,7 +365,7 @@ impl Sides {
 }
 
 /// What the PDE drivers set up for a call: the context and its report, the pairs per chunk, the
-/// sides on the device, the scheme's constants, and a chunk's diagonal scratch.
+/// sides on the device and the scheme's constants.
 struct Call {
     ctx: Arc<Context>,
     precision: Precision,
@@ -346,7 +373,6 @@ struct Call {
     chunk: usize,
     sides: Sides,
     consts: Pooled,
-    scratch: Pooled,
 }
 
 impl Call {
@@ -365,13 +391,7 @@ impl Call {
     ) -> Result<Call> {
         let precision = Precision::of::<T>();
         let ctx = open(device, precision)?;
-        let scratch = 3 * grid.rows() as u64;
-        let mut per_pair = vec![PerPath {
-            what: "scratch",
-            elems: scratch,
-        }];
-        per_pair.extend(extra.iter().map(|e| PerPath { ..*e }));
-        let chunk = chunk_pairs(&ctx, precision, &per_pair, count, pack)?.min(pairs.max_batch);
+        let chunk = chunk_pairs(&ctx, precision, extra, count, pack)?.min(pairs.max_batch);
         let mut report = GpuReport::new(op);
         let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
         let size = precision.size();
@@ -384,13 +404,6 @@ impl Call {
         );
         upload(&ctx, &consts_buf, &bytes_of(precision, consts), &mut report);
         Ok(Call {
-            scratch: take(
-                &ctx,
-                "scratch",
-                chunk as u64 * scratch * size,
-                STORAGE,
-                &mut report,
-            ),
             ctx,
             precision,
             report,
@@ -451,10 +464,14 @@ pub(crate) fn sig_kernel<T: Scalar>(
     // The row walk computes G itself; the strips read it from a Gram pass.
     let pack = forward_pack(grid);
     let row_walk = rows <= FORWARD_WG as usize;
+    let scratch = PerPath {
+        what: "scratch",
+        elems: 3 * rows as u64,
+    };
     let extra = if row_walk {
-        vec![]
+        vec![scratch]
     } else {
-        vec![base_gram(grid)]
+        vec![scratch, base_gram(grid)]
     };
     let mut call = Call::open(
         device,
@@ -476,6 +493,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     };
     let (precision, chunk) = (call.precision, call.chunk);
     let kernels = call.take("kernels", chunk as u64);
+    let scratch = call.take("scratch", chunk as u64 * 3 * rows as u64);
     // (The row walk binds a placeholder.)
     let gram_elems = if row_walk {
         1
@@ -488,7 +506,6 @@ pub(crate) fn sig_kernel<T: Scalar>(
         mut report,
         sides,
         consts,
-        scratch,
         ..
     } = call;
     let forward = ctx.pipeline(&SIG_KERNEL_FORWARD, precision)?;
@@ -754,14 +771,27 @@ fn backward_kernel<T: Scalar>(
         mut report,
         sides,
         consts,
-        scratch,
         ..
     } = call;
     let backward = ctx.pipeline(&SIG_KERNEL_BACKWARD, precision)?;
-    // Per block: its rows, its diagonals' windows and (backward) its base cells' windows.
+    // Per block: its rows; the forward sweep's and (backward) the reverse sweep's dispatches, each a
+    // band and a window of its diagonals, in the order they run; its base cells' windows.
+    type Sweep = Vec<((usize, usize), (u32, u32))>;
+    let sweep = |lo: usize, hi: usize, reverse: bool| -> Result<Sweep> {
+        let mut out = Vec::new();
+        for band in bands(lo, hi) {
+            let windows = band_windows(&ctx, band.1 - band.0 + 1, cols)?;
+            out.extend(windows.into_iter().map(|w| (band, w)));
+        }
+        if reverse {
+            out.reverse();
+        }
+        Ok(out)
+    };
     let mut plan = Vec::new();
     for (r0, r1) in blocks.ranges() {
-        let diagonals = sweep_windows(&ctx, (r0, r1), rows, cols, BACKWARD_WG)?;
+        let diagonals = sweep(r0, r1, false)?;
+        let reverse = sweep(r0 + 1, r1, true)?;
         // The base rows whose sub-rows lie in (r0, r1] (block ends are multiples of 2^λ1).
         let (a0, a1) = (r0 >> grid.lam1, r1 >> grid.lam1);
         let cells_in = |&(b, e): &(u32, u32)| {
@@ -773,7 +803,7 @@ fn backward_kernel<T: Scalar>(
             (b < e).then_some((b, e))
         };
         let cells: Vec<(u32, u32)> = reductions.iter().filter_map(cells_in).collect();
-        plan.push(((r0, r1), diagonals, cells));
+        plan.push(((r0, r1), diagonals, reverse, cells));
     }
     let mut out = Vec::new();
     for c in 0..count.div_ceil(chunk) {
@@ -790,7 +820,10 @@ fn backward_kernel<T: Scalar>(
             );
         }
         let n_pairs = to_u32("chunk", n)?;
-        let step = |phase: u32, (r0, r1): (usize, usize), (d_begin, d_end): (u32, u32)| {
+        let step = |phase: u32,
+                    (r0, r1): (usize, usize),
+                    (b0, b1): (usize, usize),
+                    (d_begin, d_end): (u32, u32)| {
             Ok(Dispatch {
                 label: SIG_KERNEL_BACKWARD.name,
                 pipeline: backward.clone(),
@@ -801,20 +834,22 @@ fn backward_kernel<T: Scalar>(
                     phase,
                     r0: to_u32("grid row", r0)?,
                     r1: to_u32("grid row", r1)?,
+                    b0: to_u32("grid row", b0)?,
+                    b1: to_u32("grid row", b1)?,
                     ..p
                 })
                 .to_vec(),
-                buffers: vec![
-                    &gram, &consts, &seeds_buf, &grads, &grid_buf, &scratch, &ckpt, &edge,
-                ],
+                buffers: vec![&gram, &consts, &seeds_buf, &grads, &grid_buf, &ckpt, &edge],
                 workgroups: n as u64,
                 workgroup_size: BACKWARD_WG,
             })
         };
-        let forward =
-            |(rows, diagonals, _): &(_, Vec<(u32, u32)>, _)| -> Result<Vec<Dispatch<'_>>> {
-                diagonals.iter().map(|&w| step(0, *rows, w)).collect()
-            };
+        let forward = |(rows, diagonals, ..): &(_, Sweep, Sweep, _)| -> Result<Vec<Dispatch<'_>>> {
+            diagonals
+                .iter()
+                .map(|&(band, w)| step(0, *rows, band, w))
+                .collect()
+        };
         let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
         let Some(_) = seeds else {
             // The grids, block by block (one block: the whole grid in one submission).
@@ -849,13 +884,13 @@ fn backward_kernel<T: Scalar>(
             }
         }
         for b in plan.iter().rev() {
-            let (rows_of, diagonals, cells) = b;
+            let (rows_of, _, reverse, cells) = b;
             dispatches.extend(forward(b)?);
-            for &w in diagonals.iter().rev() {
-                dispatches.push(step(1, *rows_of, w)?);
+            for &(band, w) in reverse {
+                dispatches.push(step(1, *rows_of, band, w)?);
             }
             for &w in cells {
-                dispatches.push(step(2, *rows_of, w)?);
+                dispatches.push(step(2, *rows_of, (0, 0), w)?);
             }
         }
         dispatches.extend(sides.chain_dispatches(n, &index, &grads, &chained)?);
@@ -880,11 +915,20 @@ mod tests {
 
     #[test]
     fn shared_rows_match_the_shader() {
-        for kernel in [&SIG_KERNEL_FORWARD, &SIG_KERNEL_BACKWARD] {
-            let line = format!("const SHARED_ROWS: u32 = {SHARED_ROWS}u;");
-            assert!(kernel.source.contains(&line), "{}: {line}", kernel.name);
-            let diag = format!("array<scalar, {}>", 3 * SHARED_ROWS);
-            assert!(kernel.source.contains(&diag), "{}: {diag}", kernel.name);
-        }
+        let line = format!("const SHARED_ROWS: u32 = {SHARED_ROWS}u;");
+        assert!(SIG_KERNEL_FORWARD.source.contains(&line), "{line}");
+        let diag = format!("array<scalar, {}>", 3 * SHARED_ROWS);
+        assert!(SIG_KERNEL_FORWARD.source.contains(&diag), "{diag}");
+    }
+
+    #[test]
+    fn bands_cover_the_rows_once() {
+        let wg = BACKWARD_WG as usize;
+        assert_eq!(bands(0, 5), vec![(0, 5)]);
+        assert_eq!(bands(3, 3), vec![(3, 3)]);
+        assert_eq!(
+            bands(1, 2 * wg + 1),
+            vec![(1, wg), (wg + 1, 2 * wg), (2 * wg + 1, 2 * wg + 1)]
+        );
     }
 }

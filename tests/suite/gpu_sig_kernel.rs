@@ -324,7 +324,7 @@ fn sig_kernel_backward_matches_cpu() {
             }
         }
     }
-    // Diagonals longer than the workgroup (357 rows: two strips), refined.
+    // Taller than a workgroup (357 rows: two bands), refined.
     let opts = SigKernelOptions::default().dyadic_order((2, 1));
     check_backprop(&device, f64, 1, (90, 80), 2, &opts);
 }

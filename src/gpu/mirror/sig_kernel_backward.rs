@@ -8,10 +8,9 @@ use crate::gpu::kernels::SigKernelParams;
 type Scalar = f64;
 
 const WG: u32 = 256;
-const SHARED_ROWS: u32 = 512;
 
-fn near(s: u32, r: u32) -> usize {
-    ((s % 3) * SHARED_ROWS + r) as usize
+fn near(t: u32, l: u32) -> usize {
+    ((t % 3) * WG + l) as usize
 }
 
 /// The buffers of one dispatch.
@@ -22,7 +21,6 @@ pub(crate) struct Dispatch<'a> {
     pub seeds: &'a [Scalar],
     pub grads: &'a mut [Scalar],
     pub grid: &'a mut [Scalar],
-    pub scratch: &'a mut [Scalar],
     pub ckpt: &'a mut [Scalar],
     pub edge: &'a mut [Scalar],
 }
@@ -55,24 +53,17 @@ impl Dispatch<'_> {
         self.params.r0 / self.params.step
     }
 
-    fn slot(&self, pair: u32, s: u32, r: u32) -> usize {
-        ((pair * 3 + s % 3) * self.params.rows + r) as usize
-    }
-
-    /// K̄ at row r of diagonal s (`adj` is the workgroup's memory).
-    fn kbar(&self, adj: &[Scalar], pair: u32, s: u32, r: u32) -> Scalar {
-        if r > self.params.r1 {
-            return self.edge[self.edge_at(pair, self.block() + 1, s - r)];
-        }
-        if self.params.rows <= SHARED_ROWS {
-            return adj[near(s, r)];
-        }
-        self.scratch[self.slot(pair, s, r)]
-    }
-
     fn cell_h(&self, pair: u32, i: u32, j: u32) -> Scalar {
         let p = self.params;
         self.gram[((pair * p.n1 + (i >> p.lam1)) * p.n2 + (j >> p.lam2)) as usize] * self.consts[0]
+    }
+
+    fn h_ahead(&self, pair: u32, i: i64, j: i64) -> Scalar {
+        let p = self.params;
+        if i < 0 || j < 0 || i >= p.rows as i64 - 1 || j >= p.cols as i64 - 1 {
+            return 0.0;
+        }
+        self.cell_h(pair, i as u32, j as u32)
     }
 
     fn coef_a(&self, h: Scalar) -> Scalar {
@@ -85,172 +76,221 @@ impl Dispatch<'_> {
         1.0 - h2
     }
 
+    fn above(&self, pair: u32, lid: u32, c: i64) -> Scalar {
+        let p = self.params;
+        if lid != 0 || p.b0 <= p.r0 || c < 0 || c >= p.cols as i64 {
+            return 0.0;
+        }
+        self.grid[self.at(pair, p.b0 - 1, c as u32)]
+    }
+
     fn forward(&mut self, pair: u32) {
         let p = self.params;
         let rows = p.rows;
         let cols = p.cols;
-        let in_adj = rows <= SHARED_ROWS;
-        let mut adj = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
-        if in_adj {
-            for lid in 0..WG {
-                let mut r = p.r0 + lid;
-                while r <= p.r1 {
-                    if p.d_begin > r && p.d_begin - 1 - r < cols {
-                        adj[near(p.d_begin - 1, r)] =
-                            self.grid[self.at(pair, r, p.d_begin - 1 - r)];
-                    }
-                    if p.d_begin >= r + 2 && p.d_begin - 2 - r < cols {
-                        adj[near(p.d_begin - 2, r)] =
-                            self.grid[self.at(pair, r, p.d_begin - 2 - r)];
-                    }
-                    r += WG;
+        let mut adj = vec![Scalar::NAN; 3 * WG as usize];
+        for lid in 0..WG {
+            let r = p.b0 + lid;
+            let live = r <= p.b1;
+            for k in 1..=2 {
+                if live && p.d_begin >= lid + k && p.d_begin - k - lid < cols {
+                    adj[near(p.d_begin - k, lid)] =
+                        self.grid[self.at(pair, r, p.d_begin - k - lid)];
                 }
+            }
+        }
+        // workgroupBarrier()
+        // Per invocation: its row, column, and g0 … g3, corner, u0 … u3.
+        struct Walk {
+            r: u32,
+            i: i64,
+            c: i64,
+            g: [Scalar; 4],
+            corner: Scalar,
+            u: [Scalar; 4],
+        }
+        let mut walks: Vec<Walk> = (0..WG)
+            .map(|lid| {
+                let r = p.b0 + lid;
+                let i = r as i64 - 1;
+                let mut c = p.d_begin as i64 - lid as i64;
+                if r > p.b1 {
+                    c = cols as i64;
+                }
+                Walk {
+                    r,
+                    i,
+                    c,
+                    g: std::array::from_fn(|k| self.h_ahead(pair, i, c - 1 + k as i64)),
+                    corner: self.above(pair, lid, c - 1),
+                    u: std::array::from_fn(|k| self.above(pair, lid, c + k as i64)),
+                }
+            })
+            .collect();
+        for t in p.d_begin..p.d_end {
+            for lid in 0..WG {
+                let (r, i, c) = (
+                    walks[lid as usize].r,
+                    walks[lid as usize].i,
+                    walks[lid as usize].c,
+                );
+                let next_g = self.h_ahead(pair, i, c + 3);
+                let next_u = self.above(pair, lid, c + 4);
+                let w = &mut walks[lid as usize];
+                let h = w.g[0];
+                let up = w.u[0];
+                let up_left = w.corner;
+                w.g.rotate_left(1);
+                w.g[3] = next_g;
+                w.corner = w.u[0];
+                w.u.rotate_left(1);
+                w.u[3] = next_u;
+                if c >= 0 && c < cols as i64 {
+                    let cc = c as u32;
+                    let mut v: Scalar = 1.0;
+                    if r == p.r0 && r > 0 {
+                        v = self.ckpt[self.ckpt_at(pair, r, cc)];
+                    } else if r > 0 && cc > 0 {
+                        let mut k_up = up;
+                        let mut k_corner = up_left;
+                        if lid > 0 {
+                            k_up = adj[near(t - 1, lid - 1)];
+                            k_corner = adj[near(t - 2, lid - 1)];
+                        }
+                        v = (adj[near(t - 1, lid)] + k_up) * self.coef_a(h)
+                            - k_corner * self.coef_b(h);
+                    }
+                    adj[near(t, lid)] = v;
+                    let at = self.at(pair, r, cc);
+                    self.grid[at] = v;
+                    if p.step > 0 && r > p.r0 && r < rows - 1 && r % p.step == 0 {
+                        let at = self.ckpt_at(pair, r, cc);
+                        self.ckpt[at] = v;
+                    }
+                    if r == rows - 1 && cc == cols - 1 {
+                        let cells = p.n1 * p.n2;
+                        self.grads[(pair * (cells + 1) + cells) as usize] = v;
+                    }
+                }
+                walks[lid as usize].c = c + 1;
             }
             // workgroupBarrier()
         }
-        for s in p.d_begin..p.d_end {
-            let mut r_lo = p.r0;
-            if s >= cols && s - (cols - 1) > r_lo {
-                r_lo = s - (cols - 1);
-            }
-            let r_hi = s.min(p.r1);
-            let mut strips = 0u32;
-            if r_hi >= r_lo {
-                strips = (r_hi - r_lo) / WG + 1;
-            }
-            for lid in 0..WG {
-                for k in 0..strips {
-                    let r = r_lo + k * WG + lid;
-                    if r <= r_hi {
-                        let c = s - r;
-                        let mut v: Scalar = 1.0;
-                        if r == p.r0 && r > 0 {
-                            v = self.ckpt[self.ckpt_at(pair, r, c)];
-                        } else if r > 0 && c > 0 {
-                            let h = self.cell_h(pair, r - 1, c - 1);
-                            if in_adj {
-                                v = (adj[near(s - 1, r)] + adj[near(s - 1, r - 1)])
-                                    * self.coef_a(h)
-                                    - adj[near(s - 2, r - 1)] * self.coef_b(h);
-                            } else {
-                                v = (self.grid[self.at(pair, r, c - 1)]
-                                    + self.grid[self.at(pair, r - 1, c)])
-                                    * self.coef_a(h)
-                                    - self.grid[self.at(pair, r - 1, c - 1)] * self.coef_b(h);
-                            }
-                        }
-                        if in_adj {
-                            adj[near(s, r)] = v;
-                        }
-                        let w = self.at(pair, r, c);
-                        self.grid[w] = v;
-                        if p.step > 0 && r > p.r0 && r < rows - 1 && r % p.step == 0 {
-                            let w = self.ckpt_at(pair, r, c);
-                            self.ckpt[w] = v;
-                        }
-                    }
-                }
-            }
-            // workgroupBarrier() with the diagonals in `adj`, else storageBarrier()
+    }
+
+    fn below(&self, pair: u32, r: u32, c: i64) -> Scalar {
+        let p = self.params;
+        if r != p.b1 || r + 1 >= p.rows || c < 1 || c >= p.cols as i64 {
+            return 0.0;
         }
-        let cells = p.n1 * p.n2;
-        if p.d_end == rows + cols - 1 {
-            let k = if in_adj {
-                adj[near(rows + cols - 2, rows - 1)]
-            } else {
-                self.grid[self.at(pair, rows - 1, cols - 1)]
-            };
-            self.grads[(pair * (cells + 1) + cells) as usize] = k;
+        if r + 1 > p.r1 {
+            return self.edge[self.edge_at(pair, self.block() + 1, c as u32)];
         }
+        self.grid[self.bar_at(pair, r + 1, c as u32)]
     }
 
     fn backward(&mut self, pair: u32) {
         let p = self.params;
         let last_r = p.rows - 1;
         let last_c = p.cols - 1;
-        let in_adj = p.rows <= SHARED_ROWS;
-        let mut adj = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
-        if in_adj {
-            for lid in 0..WG {
-                let mut r = lid;
-                while r < p.rows {
-                    adj[near(p.d_end, r)] = self.scratch[self.slot(pair, p.d_end, r)];
-                    adj[near(p.d_end + 1, r)] = self.scratch[self.slot(pair, p.d_end + 1, r)];
-                    r += WG;
+        let mut adj = vec![Scalar::NAN; 3 * WG as usize];
+        for lid in 0..WG {
+            let r = p.b0 + lid;
+            let live = r <= p.b1;
+            for k in 0..2 {
+                let t = p.d_end + k;
+                if live && t > lid && t - lid <= last_c {
+                    adj[near(t, lid)] = self.grid[self.bar_at(pair, r, t - lid)];
                 }
             }
-            // workgroupBarrier()
         }
+        // workgroupBarrier()
+        // Per invocation: its row, column, and x0 … x4, y0 … y3, right, z0 … z3.
+        struct Walk {
+            r: u32,
+            c: i64,
+            x: [Scalar; 5],
+            y: [Scalar; 4],
+            right: Scalar,
+            z: [Scalar; 4],
+        }
+        let mut walks: Vec<Walk> = (0..WG)
+            .map(|lid| {
+                let r = p.b0 + lid;
+                let ri = r as i64;
+                let mut c = p.d_end as i64 - 1 - lid as i64;
+                if r > p.b1 {
+                    c = -1;
+                }
+                Walk {
+                    r,
+                    c,
+                    x: std::array::from_fn(|k| self.h_ahead(pair, ri, c - k as i64)),
+                    y: std::array::from_fn(|k| self.h_ahead(pair, ri - 1, c - k as i64)),
+                    right: self.below(pair, r, c + 1),
+                    z: std::array::from_fn(|k| self.below(pair, r, c - k as i64)),
+                }
+            })
+            .collect();
         let mut t = p.d_end;
         while t > p.d_begin {
             let s = t - 1;
-            let mut r_lo = p.r0 + 1;
-            if s > last_c + r_lo {
-                r_lo = s - last_c;
-            }
-            let mut r_hi = 0u32;
-            if s >= 1 {
-                r_hi = (s - 1).min(p.r1);
-            }
-            let mut strips = 0u32;
-            if r_hi >= r_lo {
-                strips = (r_hi - r_lo) / WG + 1;
-            }
             for lid in 0..WG {
-                for k in 0..strips {
-                    let r = r_lo + k * WG + lid;
-                    if r <= r_hi {
-                        let c = s - r;
-                        let mut v: Scalar = 0.0;
-                        if p.seeded == 1 {
-                            v = self.seeds[((pair * p.rows + r) * p.cols + c) as usize];
-                        } else if r == last_r && c == last_c {
-                            v = self.seeds[pair as usize];
-                        }
-                        if c < last_c {
-                            v = v + self.kbar(&adj, pair, s + 1, r)
-                                * self.coef_a(self.cell_h(pair, r - 1, c));
-                        }
-                        if r < last_r {
-                            let a = self.coef_a(self.cell_h(pair, r, c - 1));
-                            if c < last_c {
-                                v = v
-                                    + (self.kbar(&adj, pair, s + 1, r + 1) * a
-                                        - self.kbar(&adj, pair, s + 2, r + 1)
-                                            * self.coef_b(self.cell_h(pair, r, c)));
-                            } else {
-                                v = v + self.kbar(&adj, pair, s + 1, r + 1) * a;
-                            }
-                        }
-                        if in_adj {
-                            adj[near(s, r)] = v;
-                        } else {
-                            let w = self.slot(pair, s, r);
-                            self.scratch[w] = v;
-                        }
-                        if r == p.r0 + 1 && p.r0 > 0 {
-                            let w = self.edge_at(pair, self.block(), c);
-                            self.edge[w] = v;
-                        }
-                        let g = self.bar_at(pair, r, c);
-                        self.grid[g] = v;
+                let (r, c) = (walks[lid as usize].r, walks[lid as usize].c);
+                let ri = r as i64;
+                let next_x = self.h_ahead(pair, ri, c - 5);
+                let next_y = self.h_ahead(pair, ri - 1, c - 4);
+                let next_z = self.below(pair, r, c - 4);
+                let w = &mut walks[lid as usize];
+                let h_here = w.x[0];
+                let h_left = w.x[1];
+                let h_up = w.y[0];
+                let k_below = w.z[0];
+                let k_below_right = w.right;
+                w.x.rotate_left(1);
+                w.x[4] = next_x;
+                w.y.rotate_left(1);
+                w.y[3] = next_y;
+                w.right = w.z[0];
+                w.z.rotate_left(1);
+                w.z[3] = next_z;
+                if c >= 1 && c <= last_c as i64 {
+                    let cc = c as u32;
+                    let mut v: Scalar = 0.0;
+                    if p.seeded == 1 {
+                        v = self.seeds[((pair * p.rows + r) * p.cols + cc) as usize];
+                    } else if r == last_r && cc == last_c {
+                        v = self.seeds[pair as usize];
                     }
+                    if cc < last_c {
+                        v = v + adj[near(s + 1, lid)] * self.coef_a(h_up);
+                    }
+                    if r < last_r {
+                        let mut kb = k_below;
+                        let mut kbr = k_below_right;
+                        if r < p.b1 {
+                            kb = adj[near(s + 1, lid + 1)];
+                            kbr = adj[near(s + 2, lid + 1)];
+                        }
+                        let a = self.coef_a(h_left);
+                        if cc < last_c {
+                            v = v + (kb * a - kbr * self.coef_b(h_here));
+                        } else {
+                            v = v + kb * a;
+                        }
+                    }
+                    adj[near(s, lid)] = v;
+                    if r == p.r0 + 1 && p.r0 > 0 {
+                        let at = self.edge_at(pair, self.block(), cc);
+                        self.edge[at] = v;
+                    }
+                    let at = self.bar_at(pair, r, cc);
+                    self.grid[at] = v;
                 }
+                walks[lid as usize].c = c - 1;
             }
-            // (storageBarrier() unless in_adj;) workgroupBarrier()
+            // workgroupBarrier()
             t -= 1;
-        }
-        if in_adj {
-            for lid in 0..WG {
-                let mut r = lid;
-                while r < p.rows {
-                    let w = self.slot(pair, p.d_begin, r);
-                    self.scratch[w] = adj[near(p.d_begin, r)];
-                    let w = self.slot(pair, p.d_begin + 1, r);
-                    self.scratch[w] = adj[near(p.d_begin + 1, r)];
-                    r += WG;
-                }
-            }
         }
     }
 
@@ -312,14 +352,17 @@ mod tests {
     use crate::gpu::KernelGrid;
     use crate::sig_kernel::pde::{self, Grid, Seed};
 
-    /// The mirror over every workgroup of a chunk, phase by phase, in windows of `window` diagonals
-    /// (and base cells), as the driver cuts them: the grid whole (`step == 0`) or in blocks of
-    /// `step` rows between checkpoints; seeds per pair, or (`seeded`) at every point.
+    /// The mirror over every workgroup of a chunk, phase by phase, in bands of at most `band` rows
+    /// and windows of `window` diagonals (and base cells), as the driver cuts them: the grid whole
+    /// (`step == 0`) or in blocks of `step` rows between checkpoints; seeds per pair, or (`seeded`)
+    /// at every point.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         gram: &[f64],
         seeds: &[f64],
         seeded: bool,
         grid: KernelGrid,
+        band: usize,
         window: u32,
         step: usize,
     ) -> Vec<f64> {
@@ -340,7 +383,6 @@ mod tests {
         let n_ckpt = (rows - 2).checked_div(step).unwrap_or(1).max(1);
         let mut grads = vec![f64::NAN; n_pairs * (cells + 1)];
         let mut grid_buf = vec![f64::NAN; 2 * n_pairs * held * cols];
-        let mut scratch = vec![f64::NAN; n_pairs * 3 * rows];
         let mut ckpt = vec![f64::NAN; n_pairs * n_ckpt * cols];
         let mut edge = vec![f64::NAN; n_pairs * 2 * cols];
         let ranges = |(begin, end): (u32, u32)| {
@@ -348,23 +390,38 @@ mod tests {
                 .map(|k| (begin + k * window, (begin + (k + 1) * window).min(end)))
                 .collect::<Vec<_>>()
         };
-        let diagonals = |(r0, r1): (usize, usize)| ranges((r0 as u32, (r1 + cols) as u32));
-        // (phase, block rows, window)
-        type Step = (u32, (usize, usize), (u32, u32));
+        // (phase, block rows, band rows, window)
+        type Step = (u32, (usize, usize), (usize, usize), (u32, u32));
+        let sweep = |phase: u32, b: (usize, usize), lo: usize| -> Vec<Step> {
+            let mut out = Vec::new();
+            for b0 in (lo..=b.1).step_by(band) {
+                let rows_of = (b0, (b0 + band - 1).min(b.1));
+                let diagonals = (rows_of.1 - rows_of.0 + cols) as u32;
+                out.extend(
+                    ranges((0, diagonals))
+                        .into_iter()
+                        .map(|w| (phase, b, rows_of, w)),
+                );
+            }
+            if phase == 1 {
+                out.reverse();
+            }
+            out
+        };
         let mut steps: Vec<Step> = Vec::new();
         if blocks.len() > 1 {
             for &b in &blocks {
-                steps.extend(diagonals(b).into_iter().map(|r| (0, b, r)));
+                steps.extend(sweep(0, b, b.0));
             }
         }
         for &b in blocks.iter().rev() {
-            steps.extend(diagonals(b).into_iter().map(|r| (0, b, r)));
-            steps.extend(diagonals(b).into_iter().rev().map(|r| (1, b, r)));
+            steps.extend(sweep(0, b, b.0));
+            steps.extend(sweep(1, b, b.0 + 1));
             let (a0, a1) = (b.0 >> grid.lam1, b.1 >> grid.lam1);
             let cells = ((a0 * grid.n2) as u32, (a1 * grid.n2) as u32);
-            steps.extend(ranges(cells).into_iter().map(|r| (2, b, r)));
+            steps.extend(ranges(cells).into_iter().map(|r| (2, b, (0, 0), r)));
         }
-        for (phase, (r0, r1), (d_begin, d_end)) in steps {
+        for (phase, (r0, r1), (b0, b1), (d_begin, d_end)) in steps {
             let params = SigKernelParams {
                 n_pairs: n_pairs as u32,
                 n1: grid.n1 as u32,
@@ -380,6 +437,8 @@ mod tests {
                 r1: r1 as u32,
                 step: step as u32,
                 seeded: seeded as u32,
+                b0: b0 as u32,
+                b1: b1 as u32,
                 ..Default::default()
             };
             let mut disp = Dispatch {
@@ -389,7 +448,6 @@ mod tests {
                 seeds,
                 grads: &mut grads,
                 grid: &mut grid_buf,
-                scratch: &mut scratch,
                 ckpt: &mut ckpt,
                 edge: &mut edge,
             };
@@ -409,24 +467,28 @@ mod tests {
             seed ^= seed << 17;
             (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
         };
-        // (batch, n1, n2, dyadic orders, window, block step (0: whole), seeded at every point)
-        for (batch, n1, n2, lam, window, step, seeded) in [
-            (3, 4, 6, (0, 0), 5, 0, false),
-            (2, 1, 89, (1, 0), 7, 0, false),
-            (2, 69, 2, (0, 2), 64, 0, false),
-            (1, 30, 35, (2, 1), 11, 0, false),
-            (2, 1, 1, (1, 2), 3, 0, false),
-            // Taller than a workgroup: two strips per diagonal, still in workgroup memory.
-            (1, 150, 3, (1, 0), 37, 0, false),
-            // Taller than the workgroup memory holds: the adjoint stays in `scratch`.
-            (1, 300, 3, (1, 0), 97, 0, false),
-            // Checkpointed blocks (multiples of 2^λ1 rows), the last one short.
-            (2, 9, 7, (0, 1), 6, 2, false),
-            (1, 13, 5, (1, 0), 9, 6, false),
-            (1, 300, 3, (1, 0), 97, 50, false),
+        // (batch, n1, n2, dyadic orders, band rows, window, block step (0: whole), seeded at every
+        // point)
+        for (batch, n1, n2, lam, band, window, step, seeded) in [
+            (3, 4, 6, (0, 0), 256, 5, 0, false),
+            (2, 1, 89, (1, 0), 256, 7, 0, false),
+            (2, 69, 2, (0, 2), 256, 64, 0, false),
+            (1, 30, 35, (2, 1), 256, 11, 0, false),
+            (2, 1, 1, (1, 2), 256, 3, 0, false),
+            // Taller than a workgroup: two bands.
+            (1, 150, 3, (1, 0), 256, 37, 0, false),
+            (1, 300, 3, (1, 0), 256, 97, 0, false),
+            // Narrow bands: the rows above and below each band come from the grid.
+            (2, 9, 11, (1, 1), 5, 6, 0, false),
+            (1, 12, 4, (0, 2), 1, 4, 0, false),
+            // Checkpointed blocks (multiples of 2^λ1 rows), the last one short, in bands.
+            (2, 9, 7, (0, 1), 256, 6, 2, false),
+            (1, 13, 5, (1, 0), 4, 9, 6, false),
+            (1, 300, 3, (1, 0), 256, 97, 50, false),
+            (1, 40, 6, (1, 0), 7, 13, 24, false),
             // Seeds at every point, whole and in blocks.
-            (2, 5, 6, (1, 1), 4, 0, true),
-            (2, 7, 4, (1, 0), 5, 4, true),
+            (2, 5, 6, (1, 1), 3, 4, 0, true),
+            (2, 7, 4, (1, 0), 256, 5, 4, true),
         ] {
             let grid = KernelGrid {
                 n1,
@@ -440,7 +502,7 @@ mod tests {
             let per = if seeded { points } else { 1 };
             let gram: Vec<f64> = (0..batch * cells).map(|_| rand() * 1.5).collect();
             let seeds: Vec<f64> = (0..batch * per).map(|_| rand() * 3.0).collect();
-            let got = dispatch(&gram, &seeds, seeded, grid, window, step);
+            let got = dispatch(&gram, &seeds, seeded, grid, band, window, step);
             let pde_grid = Grid::new(n1, n2, lam).unwrap();
             let mut s = pde::Scratch::default();
             for p in 0..batch {
