@@ -9,28 +9,28 @@
 // Precision: `scalar` is f32 as written; the host specialises the source for f64 by replacing the
 // `alias scalar = f32;` line (see src/gpu/kernels.rs), and only on adapters with SHADER_F64.
 //
-// Layout: the grid is swept along anti-diagonals (s = r + c); the points of one diagonal are
-// independent, so the invocations of a workgroup share each diagonal, with a barrier between
-// diagonals. Two shapes:
+// Layout: the grid's rows are cut into bands of WG rows, the last one shorter ([b0, b1], set by the
+// host), swept one after the other, one invocation per row of the band: invocation l owns row b0 + l
+// and walks it along the band's own anti-diagonals (t = r − b0 + c), with a barrier between
+// diagonals, so each invocation computes one point per diagonal and the band's last three diagonals
+// live in workgroup memory (3 × WG values, whatever the grid's height). Each h is formed 8 diagonals
+// before it is needed, and the row above the band (the band before's last, carried in `carry`) is
+// read 4 ahead, so the chain of dependent steps touches workgroup memory only.
 //
-// - The row walk, where the grid has at most WG rows (short paths: the Gram matrices of many small
-//   pairs). Each invocation owns one row, and a workgroup holds `pack` pairs of WG / pack
-//   invocations each (the host picks the most that the rows allow), so no invocation idles on a
-//   pair with fewer rows than the workgroup. Each invocation computes its cells' G itself from the
-//   pair's paths (`base_gram`, shaders/common/pairs.wgsl), 8 diagonals before it needs them, so the
-//   sweep neither waits on memory nor needs a pass writing n1 × n2 values per pair first: along a
-//   diagonal the invocations would read a row-major G one row apart each.
-// - The strips, for taller grids: one pair per workgroup, its invocations in strips of WG
-//   consecutive rows across each diagonal, h read from the base Gram matrices that
-//   sig_kernel_gram.wgsl wrote earlier in the same submission.
+// - A grid of one band (at most WG rows: short paths, the Gram matrices of many small pairs) packs
+//   `pack` pairs per workgroup, WG / pack invocations each (the host picks the most that the rows
+//   allow), so no invocation idles on a pair with fewer rows than the workgroup. Each invocation
+//   computes its cells' G itself from the pair's paths (`base_gram`, shaders/common/pairs.wgsl), so
+//   no pass writes n1 × n2 values per pair first (along a diagonal the invocations would read a
+//   row-major G one row apart each).
+// - Taller grids run one pair per workgroup and read h from the base Gram matrices that
+//   sig_kernel_gram.wgsl wrote earlier in the same submission: with dyadic refinement each base cell
+//   serves 2^(λ1+λ2) refined cells, more than is worth recomputing.
 //
-// The last three diagonals (indexed by row, diagonal s in slot s % 3) live in workgroup memory when
-// the grid has at most SHARED_ROWS rows, else in `scratch`. A long sweep can be cut into several
-// dispatches over ranges of diagonals ([d_begin, d_end)): the shared path then loads the two
-// diagonals before d_begin from `scratch` and stores its last two back, so no invocation runs more
-// loop iterations per dispatch than the adapter allows (lavapipe stops every loop after 65535 in
-// all). On a GPU without that budget the whole sweep is one dispatch and `scratch` is touched twice
-// per row.
+// A band's sweep can be cut into dispatches over ranges of its diagonals ([d_begin, d_end)): a
+// dispatch loads the two diagonals before d_begin from `carry` and stores its last two back, so no
+// invocation runs more loop iterations per dispatch than the adapter allows (lavapipe stops every
+// loop after 65535 in all). On a GPU without that budget each band is one dispatch.
 
 alias scalar = f32;
 
@@ -46,7 +46,7 @@ struct Params {
     // Points of the refined grid: rows = (n1 << λ1) + 1, cols = (n2 << λ2) + 1.
     rows: u32,
     cols: u32,
-    // The anti-diagonals [d_begin, d_end) this dispatch sweeps; the last one is rows + cols − 2.
+    // The band's anti-diagonals [d_begin, d_end) (t = r − b0 + c) this dispatch sweeps.
     d_begin: u32,
     d_end: u32,
     // Which pass of sig_kernel_backward.wgsl a dispatch runs; unused here (the two kernels share
@@ -61,9 +61,9 @@ struct Params {
     dim: u32,
     kind: u32,
     point_kernel: u32,
-    // Pairs per workgroup: 1, or (the row walk, rows ≤ WG / pack) a power of two.
+    // Pairs per workgroup: 1, or (a grid of one band, rows ≤ WG / pack) a power of two.
     pack: u32,
-    // sig_kernel_backward.wgsl's band of rows; unused here.
+    // The band of rows [b0, b1] this dispatch sweeps (b1 − b0 < WG / pack).
     b0: u32,
     b1: u32,
 }
@@ -71,51 +71,52 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 // Bindings 1–4 (the two sides' paths, the pairs, the static kernel's constants) and `base_gram`:
 // shaders/common/pairs.wgsl, appended by the host with point_kernel.wgsl and exp_neg.wgsl.
-// The strips: n_pairs base Gram matrices, n1 × n2 each, row-major (unused by the row walk).
+// Grids of several bands: n_pairs base Gram matrices, n1 × n2 each, row-major.
 @group(0) @binding(5) var<storage, read> gram: array<scalar>;
 // scheme[0] = 2^−(λ1+λ2), scheme[1] = 1/12 (computed on the host exactly as the CPU does).
 @group(0) @binding(6) var<storage, read> scheme: array<scalar>;
-// One kernel per pair, written by the dispatch that sweeps the last diagonal.
+// One kernel per pair, written by the dispatch that sweeps the grid's last point.
 @group(0) @binding(7) var<storage, read_write> kernels: array<scalar>;
-// Per pair, three diagonals of `rows` points each.
-@group(0) @binding(8) var<storage, read_write> scratch: array<scalar>;
+// Per pair, what a sweep carries from one dispatch to the next (`carry_len` values): three
+// diagonals of WG points (a band's last two, for its next window), then two rows of `cols` points
+// (a band's last row, for the band below: band k writes slot k mod 2 and reads slot (k + 1) mod 2).
+@group(0) @binding(8) var<storage, read_write> carry: array<scalar>;
 
-// Invocations per workgroup: the width of a strip.
+// Invocations per workgroup: the most rows of a band.
 const WG: u32 = 256u;
-// Rows of the diagonals kept in workgroup memory (3 × 512 values: 6 KiB in f32, 12 KiB in f64).
-const SHARED_ROWS: u32 = 512u;
 
-var<workgroup> diag: array<scalar, 1536>;
+// The band's last three diagonals of each pair of the workgroup: diagonal t of row b0 + l of the
+// workgroup's pair `sub` at (sub·3 + t % 3)·(WG / pack) + l (3 KiB in f32, 6 KiB in f64).
+var<workgroup> diag: array<scalar, 768>;
 
-// Where this invocation's pair keeps its diagonals in `diag`: the first slot, and the slots per
-// diagonal (WG / pack for the row walk, SHARED_ROWS for the strips). Set once in `main`.
+// Where this invocation's pair keeps its diagonals in `diag`: its first slot and the band's rows
+// there (WG / pack). Set once in `main`.
 var<private> diag_base: u32;
-var<private> diag_stride: u32;
+var<private> span: u32;
 
-// Where point row r of diagonal s of pair `pair` lives in `scratch`.
-fn slot(pair: u32, s: u32, r: u32) -> u32 {
-    return (pair * 3u + s % 3u) * params.rows + r;
+// Values per pair in `carry`.
+fn carry_len() -> u32 {
+    return 3u * WG + 2u * params.cols;
 }
 
-// Where point row r of diagonal s of this invocation's pair lives in `diag`.
-fn near(s: u32, r: u32) -> u32 {
-    return diag_base + (s % 3u) * diag_stride + r;
+// Where diagonal t of the band's row b0 + l of pair `pair` is carried.
+fn slot(pair: u32, t: u32, l: u32) -> u32 {
+    return pair * carry_len() + (t % 3u) * WG + l;
 }
 
-// K at row r of diagonal s: in `diag` when the grid's diagonals fit there, else in `scratch`.
-fn k_get(pair: u32, s: u32, r: u32) -> scalar {
-    if params.rows <= SHARED_ROWS {
-        return diag[near(s, r)];
-    }
-    return scratch[slot(pair, s, r)];
+// Where diagonal t of the band's row b0 + l of this invocation's pair lives in `diag`.
+fn near(t: u32, l: u32) -> u32 {
+    return diag_base + (t % 3u) * span + l;
 }
 
-fn k_set(pair: u32, s: u32, r: u32, v: scalar) {
-    if params.rows <= SHARED_ROWS {
-        diag[near(s, r)] = v;
-    } else {
-        scratch[slot(pair, s, r)] = v;
-    }
+// Where column c of the last row of band `band` of pair `pair` is carried (slot `band` mod 2).
+fn edge_at(pair: u32, band: u32, c: u32) -> u32 {
+    return pair * carry_len() + 3u * WG + (band % 2u) * params.cols + c;
+}
+
+// The band this dispatch sweeps.
+fn band() -> u32 {
+    return params.b0 / WG;
 }
 
 // The point below-right of `up` and right of `left` (`corner` diagonally before), across a refined
@@ -127,27 +128,34 @@ fn point(h: scalar, left: scalar, up: scalar, corner: scalar) -> scalar {
     return (left + up) * a - corner * b;
 }
 
-// The strips: the increment of the refined cell whose bottom-right point is (r, c), both at least 1:
-// G of its base cell from `gram`, scaled by 2^−(λ1+λ2).
-fn increment(pair: u32, r: u32, c: u32) -> scalar {
-    let base = pair * params.n1 * params.n2;
-    return gram[base + ((r - 1u) >> params.lam1) * params.n2 + ((c - 1u) >> params.lam2)] * scheme[0];
-}
-
-// The row walk: the increment of cell (r, c) of the refined grid, G computed from the paths, or 0
-// where no cell is (row or column 0, or past the grid): what the walk computes ahead.
+// The increment of the refined cell whose bottom-right point is (r, c), or 0 where no cell is (row or
+// column 0, or past the grid): G of its base cell, scaled by 2^−(λ1+λ2); computed from the paths
+// where the grid is one band, else read from `gram`.
 fn ahead(pair: u32, r: u32, c: i32) -> scalar {
     if r == 0u || r >= params.rows || c < 1 || c >= i32(params.cols) {
         return scalar(0.0);
     }
-    let g = base_gram(pair, (r - 1u) >> params.lam1, (u32(c) - 1u) >> params.lam2);
-    return g * scheme[0];
+    let a = (r - 1u) >> params.lam1;
+    let b = (u32(c) - 1u) >> params.lam2;
+    if params.b1 - params.b0 + 1u == params.rows {
+        return base_gram(pair, a, b) * scheme[0];
+    }
+    return gram[(pair * params.n1 + a) * params.n2 + b] * scheme[0];
+}
+
+// K of the row above the band at column c, where the band's first invocation needs it (every band
+// but the first), else 0.
+fn above(pair: u32, l: u32, c: i32) -> scalar {
+    if l != 0u || params.b0 == 0u || c < 0 || c >= i32(params.cols) {
+        return scalar(0.0);
+    }
+    return carry[edge_at(pair, band() + 1u, u32(c))];
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pack = params.pack;
-    let span = WG / pack;
+    span = WG / pack;
     let first = wid.x * pack;
     if first >= params.n_pairs {
         return;
@@ -155,106 +163,84 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let rows = params.rows;
     let cols = params.cols;
     let pair = first + lid / span;
-    // The invocation's first row; past the grid where the last workgroup has no pair for it, so that
-    // it writes nothing but still meets every barrier.
-    var lane = lid % span;
-    if pair >= params.n_pairs {
-        lane = rows;
+    let l = lid % span;
+    let r = params.b0 + l;
+    // Invocations past the band, or without a pair in the last workgroup, write nothing but meet
+    // every barrier.
+    let live = pair < params.n_pairs && r <= params.b1;
+    diag_base = lid / span * 3u * span;
+    // The two diagonals before d_begin, which the dispatch before stored.
+    for (var k = 1u; k <= 2u; k++) {
+        if live && params.d_begin >= l + k && params.d_begin - k - l < cols {
+            diag[near(params.d_begin - k, l)] = carry[slot(pair, params.d_begin - k, l)];
+        }
     }
-    let in_diag = rows <= SHARED_ROWS;
-    diag_base = 0u;
-    diag_stride = SHARED_ROWS;
-    if rows <= WG {
-        diag_base = lid / span * 3u * span;
-        diag_stride = span;
+    workgroupBarrier();
+    // Row r meets diagonal t at column t − l: each invocation walks its row left to right with the
+    // increments 8 columns ahead (g0 … g7) and, for the first, the row above 4 ahead (u0 … u3,
+    // `corner` one column behind); the loads overlap the diagonals in between.
+    var c = i32(params.d_begin) - i32(l);
+    if !live {
+        c = i32(cols);
     }
-    if in_diag {
-        for (var r = lane; r < rows; r += span) {
-            if params.d_begin >= 1u {
-                diag[near(params.d_begin - 1u, r)] = scratch[slot(pair, params.d_begin - 1u, r)];
+    var g0 = ahead(pair, r, c);
+    var g1 = ahead(pair, r, c + 1);
+    var g2 = ahead(pair, r, c + 2);
+    var g3 = ahead(pair, r, c + 3);
+    var g4 = ahead(pair, r, c + 4);
+    var g5 = ahead(pair, r, c + 5);
+    var g6 = ahead(pair, r, c + 6);
+    var g7 = ahead(pair, r, c + 7);
+    var corner = above(pair, l, c - 1);
+    var u0 = above(pair, l, c);
+    var u1 = above(pair, l, c + 1);
+    var u2 = above(pair, l, c + 2);
+    var u3 = above(pair, l, c + 3);
+    for (var t = params.d_begin; t < params.d_end; t++) {
+        let h = g0;
+        let up = u0;
+        let up_left = corner;
+        g0 = g1;
+        g1 = g2;
+        g2 = g3;
+        g3 = g4;
+        g4 = g5;
+        g5 = g6;
+        g6 = g7;
+        g7 = ahead(pair, r, c + 8);
+        corner = u0;
+        u0 = u1;
+        u1 = u2;
+        u2 = u3;
+        u3 = above(pair, l, c + 4);
+        if c >= 0 && c < i32(cols) {
+            let cc = u32(c);
+            var v = scalar(1.0);
+            if r > 0u && cc > 0u {
+                var k_up = up;
+                var k_corner = up_left;
+                if l > 0u {
+                    k_up = diag[near(t - 1u, l - 1u)];
+                    k_corner = diag[near(t - 2u, l - 1u)];
+                }
+                v = point(h, diag[near(t - 1u, l)], k_up, k_corner);
             }
-            if params.d_begin >= 2u {
-                diag[near(params.d_begin - 2u, r)] = scratch[slot(pair, params.d_begin - 2u, r)];
+            diag[near(t, l)] = v;
+            if r == params.b1 && r < rows - 1u {
+                // The band below reads this row as the one above it.
+                carry[edge_at(pair, band(), cc)] = v;
+            }
+            if r == rows - 1u && cc == cols - 1u {
+                kernels[pair] = v;
             }
         }
+        c = c + 1;
         workgroupBarrier();
     }
-    if rows <= WG {
-        // One row per invocation: row r meets diagonal s at column s − r, so each invocation walks
-        // its row left to right and computes each increment 8 diagonals before it is needed (g0 …
-        // g7 shift by one a diagonal): the loads of the paths overlap the diagonals in between.
-        let r = lane;
-        let c0 = i32(params.d_begin) - i32(r);
-        var g0 = ahead(pair, r, c0);
-        var g1 = ahead(pair, r, c0 + 1);
-        var g2 = ahead(pair, r, c0 + 2);
-        var g3 = ahead(pair, r, c0 + 3);
-        var g4 = ahead(pair, r, c0 + 4);
-        var g5 = ahead(pair, r, c0 + 5);
-        var g6 = ahead(pair, r, c0 + 6);
-        var g7 = ahead(pair, r, c0 + 7);
-        for (var s = params.d_begin; s < params.d_end; s++) {
-            let c = i32(s) - i32(r);
-            let h = g0;
-            g0 = g1;
-            g1 = g2;
-            g2 = g3;
-            g3 = g4;
-            g4 = g5;
-            g5 = g6;
-            g6 = g7;
-            g7 = ahead(pair, r, c + 8);
-            if r < rows && c >= 0 && c < i32(cols) {
-                var v = scalar(1.0);
-                if r > 0u && c > 0 {
-                    v = point(h, diag[near(s - 1u, r)], diag[near(s - 1u, r - 1u)],
-                        diag[near(s - 2u, r - 1u)]);
-                }
-                diag[near(s, r)] = v;
-            }
-            workgroupBarrier();
+    // The last two diagonals, for the dispatch after.
+    for (var k = 1u; k <= 2u; k++) {
+        if live && params.d_end >= l + k && params.d_end - k - l < cols {
+            carry[slot(pair, params.d_end - k, l)] = diag[near(params.d_end - k, l)];
         }
-    }
-    for (var s = params.d_begin; s < params.d_end && rows > WG; s++) {
-        // Diagonal s holds the rows max(0, s − (cols − 1)) ..= min(s, rows − 1).
-        var r_lo = 0u;
-        if s >= cols {
-            r_lo = s - (cols - 1u);
-        }
-        let r_hi = min(s, rows - 1u);
-        // The same trip count in every invocation, so the barriers are in uniform control flow.
-        let strips = (r_hi - r_lo) / WG + 1u;
-        for (var k = 0u; k < strips; k++) {
-            let r = r_lo + k * WG + lid;
-            if r <= r_hi {
-                let c = s - r;
-                var v = scalar(1.0);
-                if r > 0u && c > 0u {
-                    v = point(increment(pair, r, c), k_get(pair, s - 1u, r),
-                        k_get(pair, s - 1u, r - 1u), k_get(pair, s - 2u, r - 1u));
-                }
-                k_set(pair, s, r, v);
-            }
-        }
-        if in_diag {
-            workgroupBarrier();
-        } else {
-            storageBarrier();
-            workgroupBarrier();
-        }
-    }
-    if in_diag {
-        for (var r = lane; r < rows; r += span) {
-            if params.d_end >= 1u {
-                scratch[slot(pair, params.d_end - 1u, r)] = diag[near(params.d_end - 1u, r)];
-            }
-            if params.d_end >= 2u {
-                scratch[slot(pair, params.d_end - 2u, r)] = diag[near(params.d_end - 2u, r)];
-            }
-        }
-    }
-    let last = rows + cols - 2u;
-    if lane == 0u && params.d_end == last + 1u {
-        kernels[pair] = k_get(pair, last, rows - 1u);
     }
 }

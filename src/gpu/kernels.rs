@@ -127,8 +127,9 @@ pub const SIG_KERNEL_CHAIN: Kernel = Kernel {
     helpers: &[PAIR_PARAMS, PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
-/// The signature-kernel PDE swept along anti-diagonals: one workgroup per pair of a chunk, or
-/// several pairs per workgroup on short grids (which compute their base Gram matrices themselves).
+/// The signature-kernel PDE swept along anti-diagonals in bands of rows: one workgroup per pair of a
+/// chunk, or several pairs per workgroup on grids of one band (which compute their base Gram
+/// matrices themselves).
 pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
     name: "sig_kernel_forward",
     source: include_str!("../../shaders/sig_kernel_forward.wgsl"),
@@ -142,7 +143,7 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
         binding(5, "gram", StorageRead),
         binding(6, "scheme", StorageRead),
         binding(7, "kernels", StorageReadWrite),
-        binding(8, "scratch", StorageReadWrite),
+        binding(8, "carry", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
     helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],

@@ -86,26 +86,37 @@ pub(crate) fn backward_consts<T: Scalar>(grid: KernelGrid) -> [T; 3] {
     [frac, twelfth, T::from_f64(1.0 / 6.0)]
 }
 
-/// Loop iterations of one diagonal of the PDE kernels, as `gpu::sig`'s model counts them (the outer
-/// trip, entering the strip loop, its trips for workgroups of `wg` invocations, and one of margin),
-/// and the windows `[d_begin, d_end)` of the diagonals of rows `[r0, r1]`, one per dispatch, that
-/// keep every dispatch within the budget, `fixed` iterations per dispatch being spent outside the
-/// sweep.
-fn windows(
+/// Invocations per workgroup of `sig_kernel_forward.wgsl`.
+const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
+/// Invocations per workgroup of `sig_kernel_backward.wgsl`.
+const BACKWARD_WG: u32 = SIG_KERNEL_BACKWARD.workgroup_size[0];
+/// The most rows of a band of the PDE kernels: one invocation per row, a workgroup per band.
+const BAND_ROWS: usize = FORWARD_WG as usize;
+const _: () = assert!(BACKWARD_WG as usize == BAND_ROWS);
+
+/// The rows `[lo, hi]` cut into bands of at most `BAND_ROWS` rows, top first: what one dispatch of
+/// the PDE kernels' sweeps walks, one invocation per row.
+fn bands(lo: usize, hi: usize) -> Vec<(usize, usize)> {
+    (lo..=hi)
+        .step_by(BAND_ROWS)
+        .map(|b0| (b0, (b0 + BAND_ROWS - 1).min(hi)))
+        .collect()
+}
+
+/// The windows `[d_begin, d_end)` of the diagonals of a band of `band_rows` rows and `cols` columns,
+/// one per dispatch of the PDE kernels' sweeps, that keep every dispatch within the adapter's loop
+/// budget (`gpu::sig`'s model): `per_diagonal` iterations a diagonal, and per dispatch the two
+/// diagonals read back first and stored last, and `fixed` more.
+fn band_windows(
     ctx: &Context,
-    (r0, r1): (usize, usize),
+    band_rows: usize,
     cols: usize,
-    wg: u32,
+    per_diagonal: u64,
     fixed: u64,
 ) -> Result<Vec<(u32, u32)>> {
-    let (begin, end) = (
-        to_u32("grid diagonals", r0)?,
-        to_u32("grid diagonals", r1 + cols)?,
-    );
-    let strips = (((r1 - r0 + 1).min(cols) - 1) / wg as usize + 1) as u64;
-    let per_diagonal = 2 + loop_cost::ENTRY + strips;
-    let spare = ctx.loop_budget.saturating_sub(loop_cost::ENTRY + fixed);
-    let steps = spare / per_diagonal;
+    let diagonals = to_u32("grid diagonals", band_rows - 1 + cols)?;
+    let fixed = fixed + 2 * loop_cost::ENTRY + 2 * loop_cost::lp(2, 0);
+    let steps = ctx.loop_budget.saturating_sub(fixed) / per_diagonal;
     if steps == 0 {
         return Err(Error::Device(format!(
             "adapter '{}' runs at most {} loop iterations per invocation and dispatch; one diagonal \
@@ -113,62 +124,22 @@ fn windows(
             ctx.name, ctx.loop_budget
         )));
     }
-    Ok(cut(end - begin, steps)
-        .into_iter()
-        .map(|(b, e)| (b + begin, e + begin))
-        .collect())
-}
-
-/// Invocations per workgroup of `sig_kernel_forward.wgsl`.
-const FORWARD_WG: u32 = SIG_KERNEL_FORWARD.workgroup_size[0];
-/// Invocations per workgroup of `sig_kernel_backward.wgsl`: the most rows of one of its bands.
-const BACKWARD_WG: u32 = SIG_KERNEL_BACKWARD.workgroup_size[0];
-/// The most rows whose diagonals `sig_kernel_forward.wgsl` keeps in workgroup memory (its
-/// `SHARED_ROWS`).
-const SHARED_ROWS: usize = 512;
-
-/// The windows of a PDE kernel with workgroups of `wg` over the diagonals of rows `[r0, r1]` of a
-/// grid of `rows × cols`: with the diagonals in workgroup memory, each dispatch also loads and stores
-/// two diagonals (a loop over the rows each).
-fn sweep_windows(
-    ctx: &Context,
-    block: (usize, usize),
-    rows: usize,
-    cols: usize,
-    wg: u32,
-) -> Result<Vec<(u32, u32)>> {
-    let copies = if rows <= SHARED_ROWS {
-        2 * loop_cost::lp(rows.div_ceil(wg as usize) as u64, 0)
-    } else {
-        0
-    };
-    windows(ctx, block, cols, wg, copies)
-}
-
-/// The rows `[lo, hi]` cut into bands of at most `BACKWARD_WG` rows, top first: what one dispatch of
-/// `sig_kernel_backward.wgsl`'s sweeps walks, one invocation per row.
-fn bands(lo: usize, hi: usize) -> Vec<(usize, usize)> {
-    let wg = BACKWARD_WG as usize;
-    (lo..=hi)
-        .step_by(wg)
-        .map(|b0| (b0, (b0 + wg - 1).min(hi)))
-        .collect()
-}
-
-/// The windows `[d_begin, d_end)` of the diagonals of a band of `band_rows` rows and `cols` columns,
-/// one per dispatch of `sig_kernel_backward.wgsl`'s sweeps: per diagonal the loop's trip and one of
-/// margin, per dispatch the two diagonals read back first.
-fn band_windows(ctx: &Context, band_rows: usize, cols: usize) -> Result<Vec<(u32, u32)>> {
-    let diagonals = to_u32("grid diagonals", band_rows - 1 + cols)?;
-    let fixed = 2 * loop_cost::ENTRY + loop_cost::lp(2, 0);
-    let steps = ctx.loop_budget.saturating_sub(fixed) / 2;
-    if steps == 0 {
-        return Err(Error::Device(format!(
-            "adapter '{}' runs at most {} loop iterations per invocation and dispatch; use the CPU",
-            ctx.name, ctx.loop_budget
-        )));
-    }
     Ok(cut(diagonals, steps))
+}
+
+/// What lavapipe counts for one `base_gram` call (shaders/common/pairs.wgsl) of a static kernel of
+/// `kind` (0 bilinear) over `dim` channels. It runs both branches of a branch it cannot prove uniform,
+/// masked, and counts every loop it enters, so the bilinear form pays for the point kernels' loops
+/// too. Measured on lavapipe (a sweep of 65535 / calls iterations failing): about 50 + dim for a
+/// bilinear kernel, 100 + 4·dim for RBF, 234 for the polynomial kernel at 8 channels; these bounds
+/// sit above.
+fn base_gram_cost(kind: u32, dim: u32) -> u64 {
+    let dim = dim as u64;
+    if kind == 0 {
+        56 + 2 * dim
+    } else {
+        240 + 8 * dim
+    }
 }
 
 /// `[0, total)` cut into windows of at most `step`.
@@ -211,14 +182,14 @@ fn chunk_pairs(
         .min(pairs))
 }
 
-/// Pairs per workgroup of `sig_kernel_forward.wgsl`: as many as its row walk fits (a power of two,
-/// each pair on at least as many invocations as the grid has rows); 1 for the strips.
+/// Pairs per workgroup of `sig_kernel_forward.wgsl`: where the grid is one band, as many as fit (a
+/// power of two, each pair on at least as many invocations as the grid has rows); else 1.
 pub(crate) fn forward_pack(grid: KernelGrid) -> usize {
     let rows = grid.rows();
-    if rows > FORWARD_WG as usize {
+    if rows > BAND_ROWS {
         return 1;
     }
-    FORWARD_WG as usize / rows.next_power_of_two()
+    BAND_ROWS / rows.next_power_of_two()
 }
 
 /// The base Gram matrix of each pair of a chunk, as a buffer entry.
@@ -461,18 +432,18 @@ pub(crate) fn sig_kernel<T: Scalar>(
         return polynomial::run(device, grid, size, pairs, count, job, &mut sink);
     }
     let (rows, cols) = (grid.rows(), grid.cols());
-    // The row walk computes G itself; the strips read it from a Gram pass.
+    // A grid of one band computes G itself; taller grids read it from a Gram pass.
     let pack = forward_pack(grid);
-    let row_walk = rows <= FORWARD_WG as usize;
-    let scratch = PerPath {
-        what: "scratch",
-        elems: 3 * rows as u64,
-    };
-    let extra = if row_walk {
-        vec![scratch]
-    } else {
-        vec![scratch, base_gram(grid)]
-    };
+    let one_band = rows <= BAND_ROWS;
+    // What a sweep carries between dispatches, per pair: a band's diagonals and last row.
+    let carry_len = 3 * BAND_ROWS + 2 * cols;
+    let mut extra = vec![PerPath {
+        what: "sweep carry",
+        elems: carry_len as u64,
+    }];
+    if !one_band {
+        extra.push(base_gram(grid));
+    }
     let mut call = Call::open(
         device,
         grid,
@@ -483,7 +454,13 @@ pub(crate) fn sig_kernel<T: Scalar>(
         &extra,
         &consts::<T>(grid),
     )?;
-    let windows = sweep_windows(&call.ctx, (0, rows - 1), rows, cols, FORWARD_WG)?;
+    // Each diagonal and each dispatch's first 8 increments form one h each.
+    let h_cost = base_gram_cost(call.sides.params.kind, call.sides.params.dim);
+    let mut sweep = Vec::new();
+    for band in bands(0, rows - 1) {
+        let windows = band_windows(&call.ctx, band.1 - band.0 + 1, cols, 2 + h_cost, 8 * h_cost)?;
+        sweep.extend(windows.into_iter().map(|w| (band, w)));
+    }
     let p = SigKernelParams {
         dim: call.sides.params.dim,
         kind: call.sides.params.kind,
@@ -493,9 +470,9 @@ pub(crate) fn sig_kernel<T: Scalar>(
     };
     let (precision, chunk) = (call.precision, call.chunk);
     let kernels = call.take("kernels", chunk as u64);
-    let scratch = call.take("scratch", chunk as u64 * 3 * rows as u64);
-    // (The row walk binds a placeholder.)
-    let gram_elems = if row_walk {
+    let carry = call.take("sweep carry", (chunk * carry_len) as u64);
+    // Where the grid is one band, `gram` is bound but unused: one value.
+    let gram_elems = if one_band {
         1
     } else {
         chunk * grid.n1 * grid.n2
@@ -514,18 +491,20 @@ pub(crate) fn sig_kernel<T: Scalar>(
         let index = upload_pairs(&ctx, pairs, c * chunk, n, &mut report)?;
         let n_pairs = to_u32("chunk", n)?;
         let mut dispatches = Vec::new();
-        if !row_walk {
+        if !one_band {
             dispatches.push(sides.dispatch(n, &index, &gram)?);
         }
         let side_b = sides.b.as_deref().unwrap_or(&sides.a);
-        dispatches.extend(windows.iter().map(|&(d_begin, d_end)| {
-            Dispatch {
+        for &((b0, b1), (d_begin, d_end)) in &sweep {
+            dispatches.push(Dispatch {
                 label: SIG_KERNEL_FORWARD.name,
                 pipeline: forward.clone(),
                 params: bytemuck::bytes_of(&SigKernelParams {
                     n_pairs,
                     d_begin,
                     d_end,
+                    b0: to_u32("grid row", b0)?,
+                    b1: to_u32("grid row", b1)?,
                     ..p
                 })
                 .to_vec(),
@@ -537,12 +516,12 @@ pub(crate) fn sig_kernel<T: Scalar>(
                     &gram,
                     &consts,
                     &kernels,
-                    &scratch,
+                    &carry,
                 ],
                 workgroups: n.div_ceil(pack) as u64,
                 workgroup_size: FORWARD_WG,
-            }
-        }));
+            });
+        }
         submit(
             &ctx,
             &dispatches,
@@ -780,7 +759,7 @@ fn backward_kernel<T: Scalar>(
     let sweep = |lo: usize, hi: usize, reverse: bool| -> Result<Sweep> {
         let mut out = Vec::new();
         for band in bands(lo, hi) {
-            let windows = band_windows(&ctx, band.1 - band.0 + 1, cols)?;
+            let windows = band_windows(&ctx, band.1 - band.0 + 1, cols, 2, 0)?;
             out.extend(windows.into_iter().map(|w| (band, w)));
         }
         if reverse {
@@ -913,17 +892,20 @@ fn backward_kernel<T: Scalar>(
 mod tests {
     use super::*;
 
+    /// Both kernels keep a band's last three diagonals in workgroup memory, one slot per row.
     #[test]
-    fn shared_rows_match_the_shader() {
-        let line = format!("const SHARED_ROWS: u32 = {SHARED_ROWS}u;");
-        assert!(SIG_KERNEL_FORWARD.source.contains(&line), "{line}");
-        let diag = format!("array<scalar, {}>", 3 * SHARED_ROWS);
-        assert!(SIG_KERNEL_FORWARD.source.contains(&diag), "{diag}");
+    fn band_rows_match_the_shaders() {
+        for kernel in [&SIG_KERNEL_FORWARD, &SIG_KERNEL_BACKWARD] {
+            let wg = format!("const WG: u32 = {BAND_ROWS}u;");
+            assert!(kernel.source.contains(&wg), "{}: {wg}", kernel.name);
+            let diag = format!("array<scalar, {}>", 3 * BAND_ROWS);
+            assert!(kernel.source.contains(&diag), "{}: {diag}", kernel.name);
+        }
     }
 
     #[test]
     fn bands_cover_the_rows_once() {
-        let wg = BACKWARD_WG as usize;
+        let wg = BAND_ROWS;
         assert_eq!(bands(0, 5), vec![(0, 5)]);
         assert_eq!(bands(3, 3), vec![(3, 3)]);
         assert_eq!(

@@ -616,6 +616,28 @@ fn short_grids_pack_pairs_and_compute_their_gram_in_the_sweep() {
     }
 }
 
+/// Wide grids (thousands of diagonals per band) for a bilinear and a point kernel: the sweep is cut
+/// into as many dispatches as the adapter's loop budget needs, and still agrees with the CPU.
+#[test]
+fn wide_grids_match_cpu() {
+    let Some((device, f64)) = gpu() else {
+        return;
+    };
+    for kernel in [StaticKernel::Linear, StaticKernel::Rbf { sigma: 0.7 }] {
+        let opts = SigKernelOptions::default().static_kernel(kernel);
+        let x = random(&[2, 6, 2], 93) / 6f64.sqrt();
+        let y = random(&[2, 2500, 2], 94) / 50.0;
+        let want = sig_kernel(x.view(), y.view(), &kernel_on(&Device::Cpu, &opts)).unwrap();
+        let on_gpu = kernel_on(&device, &opts);
+        let got = sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &on_gpu).unwrap();
+        assert_close("wide f32", &to_f64(&got), &want, 1e-3, 1e-3);
+        if f64 {
+            let got = sig_kernel(x.view(), y.view(), &on_gpu).unwrap();
+            assert_close("wide f64", &got, &want, 1e-11, 1e-11);
+        }
+    }
+}
+
 /// pySigLib's polynomial solver cases on the GPU (`sig_kernel_polynomial.wgsl`): kernels,
 /// normalisation, grids and gradients, in f32 and (where the adapter has it) f64, within the CPU's
 /// tolerances; one workgroup per pair, the sweep in windows of diagonals on lavapipe.

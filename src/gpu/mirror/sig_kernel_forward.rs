@@ -9,7 +9,6 @@ use crate::gpu::kernels::{GramParams, SigKernelParams};
 type Scalar = f64;
 
 const WG: u32 = 256;
-const SHARED_ROWS: u32 = 512;
 
 /// The buffers of one dispatch.
 pub(crate) struct Dispatch<'a> {
@@ -21,42 +20,45 @@ pub(crate) struct Dispatch<'a> {
     pub gram: &'a [Scalar],
     pub scheme: &'a [Scalar],
     pub kernels: &'a mut [Scalar],
-    pub scratch: &'a mut [Scalar],
+    pub carry: &'a mut [Scalar],
 }
 
-/// One invocation's `diag_base` and `diag_stride`.
-#[derive(Clone, Copy)]
+/// One invocation's private state: `diag_base`, `span`, and its walk (`c`, g0 … g7, `corner`,
+/// u0 … u3).
 struct Lane {
+    pair: u32,
+    l: u32,
+    r: u32,
+    live: bool,
     diag_base: u32,
-    diag_stride: u32,
+    span: u32,
+    c: i64,
+    g: [Scalar; 8],
+    corner: Scalar,
+    u: [Scalar; 4],
 }
 
 impl Lane {
-    fn near(self, s: u32, r: u32) -> usize {
-        (self.diag_base + (s % 3) * self.diag_stride + r) as usize
+    fn near(&self, t: u32, l: u32) -> usize {
+        (self.diag_base + (t % 3) * self.span + l) as usize
     }
 }
 
 impl Dispatch<'_> {
-    fn slot(&self, pair: u32, s: u32, r: u32) -> usize {
-        ((pair * 3 + s % 3) * self.params.rows + r) as usize
+    fn carry_len(&self) -> u32 {
+        3 * WG + 2 * self.params.cols
     }
 
-    /// K at row r of diagonal s (`diag` is the workgroup's memory).
-    fn k_get(&self, lane: Lane, diag: &[Scalar], pair: u32, s: u32, r: u32) -> Scalar {
-        if self.params.rows <= SHARED_ROWS {
-            return diag[lane.near(s, r)];
-        }
-        self.scratch[self.slot(pair, s, r)]
+    fn slot(&self, pair: u32, t: u32, l: u32) -> usize {
+        (pair * self.carry_len() + (t % 3) * WG + l) as usize
     }
 
-    fn k_set(&mut self, lane: Lane, diag: &mut [Scalar], pair: u32, s: u32, r: u32, v: Scalar) {
-        if self.params.rows <= SHARED_ROWS {
-            diag[lane.near(s, r)] = v;
-        } else {
-            let w = self.slot(pair, s, r);
-            self.scratch[w] = v;
-        }
+    fn edge_at(&self, pair: u32, band: u32, c: u32) -> usize {
+        (pair * self.carry_len() + 3 * WG + (band % 2) * self.params.cols + c) as usize
+    }
+
+    fn band(&self) -> u32 {
+        self.params.b0 / WG
     }
 
     fn point(&self, h: Scalar, left: Scalar, up: Scalar, corner: Scalar) -> Scalar {
@@ -66,43 +68,42 @@ impl Dispatch<'_> {
         (left + up) * a - corner * b
     }
 
-    fn increment(&self, pair: u32, r: u32, c: u32) -> Scalar {
-        let p = self.params;
-        let base = pair * p.n1 * p.n2;
-        self.gram[(base + ((r - 1) >> p.lam1) * p.n2 + ((c - 1) >> p.lam2)) as usize]
-            * self.scheme[0]
-    }
-
     fn ahead(&self, pair: u32, r: u32, c: i64) -> Scalar {
         let p = self.params;
         if r == 0 || r >= p.rows || c < 1 || c >= p.cols as i64 {
             return 0.0;
         }
-        let rows = PointRows {
-            params: GramParams {
-                n_pairs: p.n_pairs,
-                n1: p.n1,
-                n2: p.n2,
-                dim: p.dim,
-                kind: p.kind,
-                point_kernel: p.point_kernel,
-                ..Default::default()
-            },
-            side_a: self.side_a,
-            side_b: self.side_b,
-            consts: self.consts,
-        };
-        let g = rows.base_gram(
-            self.pairs,
-            pair,
-            (r - 1) >> p.lam1,
-            (c as u32 - 1) >> p.lam2,
-        );
-        g * self.scheme[0]
+        let a = (r - 1) >> p.lam1;
+        let b = (c as u32 - 1) >> p.lam2;
+        if p.b1 - p.b0 + 1 == p.rows {
+            let rows = PointRows {
+                params: GramParams {
+                    n_pairs: p.n_pairs,
+                    n1: p.n1,
+                    n2: p.n2,
+                    dim: p.dim,
+                    kind: p.kind,
+                    point_kernel: p.point_kernel,
+                    ..Default::default()
+                },
+                side_a: self.side_a,
+                side_b: self.side_b,
+                consts: self.consts,
+            };
+            return rows.base_gram(self.pairs, pair, a, b) * self.scheme[0];
+        }
+        self.gram[((pair * p.n1 + a) * p.n2 + b) as usize] * self.scheme[0]
     }
 
-    /// The entry point `main` for workgroup `wid`, all of its invocations (`diag` is the
-    /// workgroup's memory).
+    fn above(&self, pair: u32, l: u32, c: i64) -> Scalar {
+        let p = self.params;
+        if l != 0 || p.b0 == 0 || c < 0 || c >= p.cols as i64 {
+            return 0.0;
+        }
+        self.carry[self.edge_at(pair, self.band() + 1, c as u32)]
+    }
+
+    /// The entry point `main` for workgroup `wid`, all of its invocations.
     pub(crate) fn workgroup(&mut self, wid: u32) {
         let p = self.params;
         let pack = p.pack;
@@ -113,125 +114,91 @@ impl Dispatch<'_> {
         }
         let rows = p.rows;
         let cols = p.cols;
-        // Per invocation: its pair, first row and slots in `diag`.
-        let lanes: Vec<(u32, u32, Lane)> = (0..WG)
+        let mut diag = vec![Scalar::NAN; 3 * WG as usize];
+        let mut lanes: Vec<Lane> = (0..WG)
             .map(|lid| {
                 let pair = first + lid / span;
-                let mut lane = lid % span;
-                if pair >= p.n_pairs {
-                    lane = rows;
+                let l = lid % span;
+                let r = p.b0 + l;
+                let live = pair < p.n_pairs && r <= p.b1;
+                Lane {
+                    pair,
+                    l,
+                    r,
+                    live,
+                    diag_base: lid / span * 3 * span,
+                    span,
+                    c: 0,
+                    g: [0.0; 8],
+                    corner: 0.0,
+                    u: [0.0; 4],
                 }
-                let mut at = Lane {
-                    diag_base: 0,
-                    diag_stride: SHARED_ROWS,
-                };
-                if rows <= WG {
-                    at = Lane {
-                        diag_base: lid / span * 3 * span,
-                        diag_stride: span,
-                    };
-                }
-                (pair, lane, at)
             })
             .collect();
-        let in_diag = rows <= SHARED_ROWS;
-        let mut diag = vec![Scalar::NAN; 3 * SHARED_ROWS as usize];
-        if in_diag {
-            for &(pair, lane, at) in &lanes {
-                let mut r = lane;
-                while r < rows {
-                    if p.d_begin >= 1 {
-                        diag[at.near(p.d_begin - 1, r)] =
-                            self.scratch[self.slot(pair, p.d_begin - 1, r)];
-                    }
-                    if p.d_begin >= 2 {
-                        diag[at.near(p.d_begin - 2, r)] =
-                            self.scratch[self.slot(pair, p.d_begin - 2, r)];
-                    }
-                    r += span;
+        for lane in &lanes {
+            let (pair, l) = (lane.pair, lane.l);
+            for k in 1..=2 {
+                if lane.live && p.d_begin >= l + k && p.d_begin - k - l < cols {
+                    diag[lane.near(p.d_begin - k, l)] =
+                        self.carry[self.slot(pair, p.d_begin - k, l)];
                 }
+            }
+        }
+        // workgroupBarrier()
+        for lane in lanes.iter_mut() {
+            let (pair, l, r) = (lane.pair, lane.l, lane.r);
+            let mut c = p.d_begin as i64 - l as i64;
+            if !lane.live {
+                c = cols as i64;
+            }
+            lane.c = c;
+            lane.g = std::array::from_fn(|k| self.ahead(pair, r, c + k as i64));
+            lane.corner = self.above(pair, l, c - 1);
+            lane.u = std::array::from_fn(|k| self.above(pair, l, c + k as i64));
+        }
+        for t in p.d_begin..p.d_end {
+            for lane in lanes.iter_mut() {
+                let (pair, l, r, c) = (lane.pair, lane.l, lane.r, lane.c);
+                let h = lane.g[0];
+                let up = lane.u[0];
+                let up_left = lane.corner;
+                lane.g.rotate_left(1);
+                lane.g[7] = self.ahead(pair, r, c + 8);
+                lane.corner = lane.u[0];
+                lane.u.rotate_left(1);
+                lane.u[3] = self.above(pair, l, c + 4);
+                if c >= 0 && c < cols as i64 {
+                    let cc = c as u32;
+                    let mut v: Scalar = 1.0;
+                    if r > 0 && cc > 0 {
+                        let mut k_up = up;
+                        let mut k_corner = up_left;
+                        if l > 0 {
+                            k_up = diag[lane.near(t - 1, l - 1)];
+                            k_corner = diag[lane.near(t - 2, l - 1)];
+                        }
+                        v = self.point(h, diag[lane.near(t - 1, l)], k_up, k_corner);
+                    }
+                    diag[lane.near(t, l)] = v;
+                    if r == p.b1 && r < rows - 1 {
+                        let at = self.edge_at(pair, self.band(), cc);
+                        self.carry[at] = v;
+                    }
+                    if r == rows - 1 && cc == cols - 1 {
+                        self.kernels[pair as usize] = v;
+                    }
+                }
+                lane.c = c + 1;
             }
             // workgroupBarrier()
         }
-        if rows <= WG {
-            // g[lid] = g0 … g7 of invocation lid.
-            let mut g: Vec<[Scalar; 8]> = lanes
-                .iter()
-                .map(|&(pair, r, _)| {
-                    let c0 = p.d_begin as i64 - r as i64;
-                    std::array::from_fn(|j| self.ahead(pair, r, c0 + j as i64))
-                })
-                .collect();
-            for s in p.d_begin..p.d_end {
-                for (lid, &(pair, lane, at)) in lanes.iter().enumerate() {
-                    let r = lane;
-                    let c = s as i64 - r as i64;
-                    let h = g[lid][0];
-                    g[lid].rotate_left(1);
-                    g[lid][7] = self.ahead(pair, r, c + 8);
-                    if r < rows && c >= 0 && c < cols as i64 {
-                        let mut v: Scalar = 1.0;
-                        if r > 0 && c > 0 {
-                            v = self.point(
-                                h,
-                                diag[at.near(s - 1, r)],
-                                diag[at.near(s - 1, r - 1)],
-                                diag[at.near(s - 2, r - 1)],
-                            );
-                        }
-                        diag[at.near(s, r)] = v;
-                    }
+        for lane in &lanes {
+            let (pair, l) = (lane.pair, lane.l);
+            for k in 1..=2 {
+                if lane.live && p.d_end >= l + k && p.d_end - k - l < cols {
+                    let at = self.slot(pair, p.d_end - k, l);
+                    self.carry[at] = diag[lane.near(p.d_end - k, l)];
                 }
-                // workgroupBarrier()
-            }
-        }
-        for s in (p.d_begin..p.d_end).filter(|_| rows > WG) {
-            let mut r_lo = 0u32;
-            if s >= cols {
-                r_lo = s - (cols - 1);
-            }
-            let r_hi = s.min(rows - 1);
-            let strips = (r_hi - r_lo) / WG + 1;
-            for (lid, &(pair, _, at)) in lanes.iter().enumerate() {
-                for k in 0..strips {
-                    let r = r_lo + k * WG + lid as u32;
-                    if r <= r_hi {
-                        let c = s - r;
-                        let mut v: Scalar = 1.0;
-                        if r > 0 && c > 0 {
-                            v = self.point(
-                                self.increment(pair, r, c),
-                                self.k_get(at, &diag, pair, s - 1, r),
-                                self.k_get(at, &diag, pair, s - 1, r - 1),
-                                self.k_get(at, &diag, pair, s - 2, r - 1),
-                            );
-                        }
-                        self.k_set(at, &mut diag, pair, s, r, v);
-                    }
-                }
-            }
-            // (storageBarrier() unless in_diag;) workgroupBarrier()
-        }
-        if in_diag {
-            for &(pair, lane, at) in &lanes {
-                let mut r = lane;
-                while r < rows {
-                    if p.d_end >= 1 {
-                        let w = self.slot(pair, p.d_end - 1, r);
-                        self.scratch[w] = diag[at.near(p.d_end - 1, r)];
-                    }
-                    if p.d_end >= 2 {
-                        let w = self.slot(pair, p.d_end - 2, r);
-                        self.scratch[w] = diag[at.near(p.d_end - 2, r)];
-                    }
-                    r += span;
-                }
-            }
-        }
-        let last = rows + cols - 2;
-        for &(pair, lane, at) in &lanes {
-            if lane == 0 && p.d_end == last + 1 {
-                self.kernels[pair as usize] = self.k_get(at, &diag, pair, last, rows - 1);
             }
         }
     }
@@ -258,51 +225,57 @@ mod tests {
         gram: &'a [f64],
     }
 
-    /// The mirror over every workgroup of a chunk, in windows of 5 diagonals, with the pairs per
-    /// workgroup the driver picks.
+    /// The mirror over every workgroup of a chunk, in bands of 256 rows and windows of 5 diagonals,
+    /// with the pairs per workgroup the driver picks.
     fn dispatch(inputs: &Inputs<'_>, grid: KernelGrid) -> Vec<f64> {
         let n_pairs = inputs.index.len() / 2;
         let rows = (grid.n1 << grid.lam1) + 1;
         let cols = (grid.n2 << grid.lam2) + 1;
         let scheme = crate::gpu::sig_kernel::consts::<f64>(grid);
         let pack = forward_pack(grid) as u32;
+        let band = WG as usize;
         let mut kernels = vec![f64::NAN; n_pairs];
-        let mut scratch = vec![f64::NAN; n_pairs * 3 * rows];
-        let diagonals = (rows + cols - 1) as u32;
+        let mut carry = vec![f64::NAN; n_pairs * (3 * WG as usize + 2 * cols)];
         let g = inputs.gram_params;
-        let mut d = 0;
-        while d < diagonals {
-            let params = SigKernelParams {
-                n_pairs: n_pairs as u32,
-                n1: grid.n1 as u32,
-                n2: grid.n2 as u32,
-                lam1: grid.lam1,
-                lam2: grid.lam2,
-                rows: rows as u32,
-                cols: cols as u32,
-                d_begin: d,
-                d_end: (d + 5).min(diagonals),
-                dim: g.dim,
-                kind: g.kind,
-                point_kernel: g.point_kernel,
-                pack,
-                ..Default::default()
-            };
-            let mut disp = Dispatch {
-                params,
-                side_a: inputs.side_a,
-                side_b: inputs.side_b,
-                pairs: inputs.index,
-                consts: inputs.consts,
-                gram: inputs.gram,
-                scheme: &scheme,
-                kernels: &mut kernels,
-                scratch: &mut scratch,
-            };
-            for wid in 0..(n_pairs as u32).div_ceil(pack) {
-                disp.workgroup(wid);
+        for b0 in (0..rows).step_by(band) {
+            let b1 = (b0 + band - 1).min(rows - 1);
+            let diagonals = (b1 - b0 + cols) as u32;
+            let mut d = 0;
+            while d < diagonals {
+                let params = SigKernelParams {
+                    n_pairs: n_pairs as u32,
+                    n1: grid.n1 as u32,
+                    n2: grid.n2 as u32,
+                    lam1: grid.lam1,
+                    lam2: grid.lam2,
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    d_begin: d,
+                    d_end: (d + 5).min(diagonals),
+                    dim: g.dim,
+                    kind: g.kind,
+                    point_kernel: g.point_kernel,
+                    pack,
+                    b0: b0 as u32,
+                    b1: b1 as u32,
+                    ..Default::default()
+                };
+                let mut disp = Dispatch {
+                    params,
+                    side_a: inputs.side_a,
+                    side_b: inputs.side_b,
+                    pairs: inputs.index,
+                    consts: inputs.consts,
+                    gram: inputs.gram,
+                    scheme: &scheme,
+                    kernels: &mut kernels,
+                    carry: &mut carry,
+                };
+                for wid in 0..(n_pairs as u32).div_ceil(pack) {
+                    disp.workgroup(wid);
+                }
+                d = params.d_end;
             }
-            d = params.d_end;
         }
         kernels
     }
@@ -314,9 +287,8 @@ mod tests {
         }
     }
 
-    /// The linear kernel on every shape of the sweep: the row walk with one or several pairs per
-    /// workgroup (the last workgroup partly empty), the strips with the diagonals in workgroup
-    /// memory and in `scratch`.
+    /// The linear kernel on every shape of the sweep: one band with one or several pairs per
+    /// workgroup (the last workgroup partly empty), and taller grids in bands.
     #[test]
     fn sig_kernel_forward_mirror_matches_cpu() {
         let mut seed = 11u64;
@@ -334,10 +306,11 @@ mod tests {
             (2, 2, 90, 1, (1, 0)),
             (2, 70, 3, 3, (0, 2)),
             (1, 40, 45, 2, (2, 1)),
-            // More rows than invocations: strips, the diagonals still in workgroup memory.
-            (1, 200, 6, 2, (1, 0)),
-            // Taller than the workgroup memory holds: the diagonals stay in `scratch`.
+            // Taller than a workgroup: bands, the row above each carried from the band before.
+            (2, 150, 5, 2, (1, 1)),
             (1, 300, 4, 2, (1, 0)),
+            // 257 rows: the last band is one row.
+            (1, 129, 3, 2, (1, 0)),
         ] {
             let opts = SigKernelOptions::default()
                 .dyadic_order(lam)
@@ -380,8 +353,8 @@ mod tests {
         }
     }
 
-    /// Every static-kernel family, with and without the transforms, through the row walk's own
-    /// base Gram matrices, for pairs mixing the paths of two sides.
+    /// Every static-kernel family, with and without the transforms, through the base Gram matrices
+    /// a grid of one band computes itself, for pairs mixing the paths of two sides.
     #[test]
     fn sig_kernel_forward_mirror_computes_each_static_kernel() {
         for case in PairsCase::all(17) {
