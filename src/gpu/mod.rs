@@ -17,14 +17,15 @@
 //! - Signatures and their gradients (`sig`): paths are cut into time chunks joined by Chen's
 //!   identity, one invocation per (path, chunk, word) forward and one workgroup per (path, chunk)
 //!   backward, so a single long path fills the GPU as a large batch does (`docs/ARCHITECTURE.md`).
-//! - Signature kernels: each pair's base Gram matrix is computed on the device from the uploaded
-//!   paths (`shaders/sig_kernel_gram.wgsl`), then one workgroup of 256 per pair sweeps the refined
-//!   PDE grid along anti-diagonals, the live diagonals in workgroup memory
-//!   (`shaders/sig_kernel_forward.wgsl`). The gradient (`shaders/sig_kernel_backward.wgsl`) stores
-//!   each pair's refined grid on the GPU, sweeps it back with the adjoint, and
+//! - Signature kernels: one workgroup per pair sweeps the refined PDE grid in bands of 256 rows,
+//!   one invocation per row, along the band's anti-diagonals, the live diagonals in workgroup
+//!   memory (`shaders/sig_kernel_forward.wgsl`); a grid of one band computes its base Gram matrix
+//!   inside the sweep and packs several pairs per workgroup, taller grids read it from
+//!   `shaders/sig_kernel_gram.wgsl`. The gradient (`shaders/sig_kernel_backward.wgsl`) stores each
+//!   pair's refined grid on the GPU, sweeps it back with the adjoint in the same bands, and
 //!   `shaders/sig_kernel_chain.wgsl` chains `dF/dG` to the transformed paths on the device. The
-//!   polynomial solver (`shaders/sig_kernel_polynomial.wgsl`) sweeps the base cells the same way,
-//!   one workgroup per pair, its edges in a buffer.
+//!   polynomial solver (`shaders/sig_kernel_polynomial.wgsl`) sweeps the base cells along
+//!   anti-diagonals, one workgroup per pair, its edges in a buffer.
 //! - Log-signatures, Chen's product and joins, and their gradients: kernels over rows of
 //!   signatures, one invocation per coefficient (or per (row, word length) for the Lyndon solve),
 //!   chained on the device to the signature engine where the paths are the input;

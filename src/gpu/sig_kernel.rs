@@ -1,13 +1,14 @@
 //! `sig_kernel` and its gradient on the GPU: the drivers of `sig_kernel_gram.wgsl`,
-//! `sig_kernel_forward.wgsl` and `sig_kernel_backward.wgsl`.
+//! `sig_kernel_forward.wgsl`, `sig_kernel_backward.wgsl` and `sig_kernel_chain.wgsl`.
 //!
 //! The caller uploads each transformed path once ([`Pairs`]); per chunk of pairs, one submission
-//! computes the pairs' base Gram matrices `G` on the device (one invocation per cell), solves the
-//! refined PDE of every pair (one workgroup per pair) and, backward, its adjoint down to `dF/dG`,
-//! which the caller chains to the paths with the CPU's static-kernel code. Chunks respect the
-//! adapter's limits (workgroups per dimension, binding and buffer sizes, `u32` indices); the sweep
-//! over the grid's anti-diagonals is cut into windows of diagonals, one dispatch each, sized by the
-//! adapter's loop budget (see `gpu::sig`).
+//! solves the refined PDE of every pair (one workgroup per pair, or several pairs per workgroup on
+//! grids of one band, in bands of rows) and, backward, its adjoint down to `dF/dG`, chained to the
+//! paths on the device. The base Gram matrices `G` come from a pass of one invocation per cell,
+//! except where the forward sweep forms them itself (grids of one band). Chunks respect the
+//! adapter's limits (workgroups per dimension, binding and buffer sizes, `u32` indices); each band's
+//! sweep is cut into windows of diagonals, one dispatch each, sized by the adapter's loop budget
+//! (see `gpu::sig`).
 
 use super::chunks::{bytes_of, chunk_paths, loop_cost, open, to_u32, PerPath, STORAGE};
 use super::context::Context;
