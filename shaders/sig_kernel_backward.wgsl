@@ -70,11 +70,12 @@ struct Params {
     step: u32,
     // 1: `seeds` holds dF/dK at every point (rows × cols per pair); 0: dF/dk, one per pair.
     seeded: u32,
-    // The static kernel and the pairs per workgroup of sig_kernel_forward.wgsl's row walk; unused
-    // here (this kernel reads G from `gram` and runs one pair per workgroup).
+    // The static kernel of sig_kernel_forward.wgsl; unused here (this kernel reads G from `gram`).
     dim: u32,
     kind: u32,
     point_kernel: u32,
+    // Phases 0 and 1: pairs per workgroup, 1 or (a grid of one band, rows ≤ WG / pack) a power of
+    // two; phase 2 runs one pair per workgroup.
     pack: u32,
     // Phases 0 and 1: the band of rows [b0, b1] this dispatch sweeps (b1 − b0 < WG).
     b0: u32,
@@ -102,9 +103,15 @@ struct Params {
 // Invocations per workgroup: the most rows of a band.
 const WG: u32 = 256u;
 
-// K (phase 0) or K̄ (phase 1) on the band's last three diagonals: diagonal t of row b0 + l at
-// (t % 3)·WG + l (3 KiB in f32, 6 KiB in f64).
+// K (phase 0) or K̄ (phase 1) on the band's last three diagonals of each pair of the workgroup:
+// diagonal t of row b0 + l of the workgroup's pair `sub` at (sub·3 + t % 3)·(WG / pack) + l (3 KiB
+// in f32, 6 KiB in f64).
 var<workgroup> adj: array<scalar, 768>;
+
+// Where this invocation's pair keeps its diagonals in `adj`: its first slot and the band's rows
+// there (WG / pack). Set once in `main`.
+var<private> diag_base: u32;
+var<private> span: u32;
 
 // Point (r, c) of pair `pair` in `grid` (r0 ≤ r ≤ r1).
 fn at(pair: u32, r: u32, c: u32) -> u32 {
@@ -135,9 +142,9 @@ fn block() -> u32 {
     return params.r0 / params.step;
 }
 
-// Where invocation l keeps its row's point of the band's diagonal t in `adj`.
+// Where invocation l of this invocation's pair keeps its row's point of diagonal t in `adj`.
 fn near(t: u32, l: u32) -> u32 {
-    return (t % 3u) * WG + l;
+    return diag_base + (t % 3u) * span + l;
 }
 
 // h of cell (i, j) of pair `pair` (its base cell's G, scaled).
@@ -165,31 +172,32 @@ fn coef_b(h: scalar) -> scalar {
 
 // K of the row above the band at column c, where the band's first invocation needs it (the band
 // starts below the block's first row), else 0.
-fn above(pair: u32, lid: u32, c: i32) -> scalar {
-    if lid != 0u || params.b0 <= params.r0 || c < 0 || c >= i32(params.cols) {
+fn above(pair: u32, l: u32, c: i32) -> scalar {
+    if pair >= params.n_pairs || l != 0u || params.b0 <= params.r0 || c < 0
+        || c >= i32(params.cols) {
         return scalar(0.0);
     }
     return grid[at(pair, params.b0 - 1u, u32(c))];
 }
 
-// Phase 0: K of band [b0, b1] on its diagonals [d_begin, d_end).
-fn forward(pair: u32, lid: u32) {
+// Phase 0: K of band [b0, b1] on its diagonals [d_begin, d_end), row b0 + l of pair `pair`.
+fn forward(pair: u32, l: u32) {
     let rows = params.rows;
     let cols = params.cols;
-    let r = params.b0 + lid;
-    let live = r <= params.b1;
+    let r = params.b0 + l;
+    let live = pair < params.n_pairs && r <= params.b1;
     // The two diagonals before d_begin, which the dispatch before wrote.
     for (var k = 1u; k <= 2u; k++) {
-        if live && params.d_begin >= lid + k && params.d_begin - k - lid < cols {
-            adj[near(params.d_begin - k, lid)] = grid[at(pair, r, params.d_begin - k - lid)];
+        if live && params.d_begin >= l + k && params.d_begin - k - l < cols {
+            adj[near(params.d_begin - k, l)] = grid[at(pair, r, params.d_begin - k - l)];
         }
     }
     workgroupBarrier();
     // Ahead of the walk: h of the cell above-left of each point (g0 … g3), and for the first
     // invocation the row above the band (u0 … u3, `corner` one column behind). Row r meets diagonal t
-    // at column t − lid.
+    // at column t − l.
     let i = i32(r) - 1;
-    var c = i32(params.d_begin) - i32(lid);
+    var c = i32(params.d_begin) - i32(l);
     if !live {
         c = i32(cols);
     }
@@ -197,11 +205,11 @@ fn forward(pair: u32, lid: u32) {
     var g1 = h_ahead(pair, i, c);
     var g2 = h_ahead(pair, i, c + 1);
     var g3 = h_ahead(pair, i, c + 2);
-    var corner = above(pair, lid, c - 1);
-    var u0 = above(pair, lid, c);
-    var u1 = above(pair, lid, c + 1);
-    var u2 = above(pair, lid, c + 2);
-    var u3 = above(pair, lid, c + 3);
+    var corner = above(pair, l, c - 1);
+    var u0 = above(pair, l, c);
+    var u1 = above(pair, l, c + 1);
+    var u2 = above(pair, l, c + 2);
+    var u3 = above(pair, l, c + 3);
     for (var t = params.d_begin; t < params.d_end; t++) {
         let h = g0;
         let up = u0;
@@ -214,7 +222,7 @@ fn forward(pair: u32, lid: u32) {
         u0 = u1;
         u1 = u2;
         u2 = u3;
-        u3 = above(pair, lid, c + 4);
+        u3 = above(pair, l, c + 4);
         if c >= 0 && c < i32(cols) {
             let cc = u32(c);
             var v = scalar(1.0);
@@ -224,13 +232,13 @@ fn forward(pair: u32, lid: u32) {
             } else if r > 0u && cc > 0u {
                 var k_up = up;
                 var k_corner = up_left;
-                if lid > 0u {
-                    k_up = adj[near(t - 1u, lid - 1u)];
-                    k_corner = adj[near(t - 2u, lid - 1u)];
+                if l > 0u {
+                    k_up = adj[near(t - 1u, l - 1u)];
+                    k_corner = adj[near(t - 2u, l - 1u)];
                 }
-                v = (adj[near(t - 1u, lid)] + k_up) * coef_a(h) - k_corner * coef_b(h);
+                v = (adj[near(t - 1u, l)] + k_up) * coef_a(h) - k_corner * coef_b(h);
             }
-            adj[near(t, lid)] = v;
+            adj[near(t, l)] = v;
             grid[at(pair, r, cc)] = v;
             if params.step > 0u && r > params.r0 && r < rows - 1u && r % params.step == 0u {
                 ckpt[ckpt_at(pair, r, cc)] = v;
@@ -248,7 +256,8 @@ fn forward(pair: u32, lid: u32) {
 // K̄ of the row below the band at column c, where the band's last row needs it (not the grid's
 // last row), else 0: from `grid`, or from `edge` below the block.
 fn below(pair: u32, r: u32, c: i32) -> scalar {
-    if r != params.b1 || r + 1u >= params.rows || c < 1 || c >= i32(params.cols) {
+    if pair >= params.n_pairs || r != params.b1 || r + 1u >= params.rows || c < 1
+        || c >= i32(params.cols) {
         return scalar(0.0);
     }
     if r + 1u > params.r1 {
@@ -257,17 +266,18 @@ fn below(pair: u32, r: u32, c: i32) -> scalar {
     return grid[bar_at(pair, r + 1u, u32(c))];
 }
 
-// Phase 1: K̄ of band [b0, b1] on its diagonals [d_begin, d_end), the last first.
-fn backward(pair: u32, lid: u32) {
+// Phase 1: K̄ of band [b0, b1] on its diagonals [d_begin, d_end), the last first, row b0 + l of
+// pair `pair`.
+fn backward(pair: u32, l: u32) {
     let last_r = params.rows - 1u;
     let last_c = params.cols - 1u;
-    let r = params.b0 + lid;
-    let live = r <= params.b1;
+    let r = params.b0 + l;
+    let live = pair < params.n_pairs && r <= params.b1;
     // The two diagonals after d_end − 1, which the dispatch before wrote.
     for (var k = 0u; k < 2u; k++) {
         let t = params.d_end + k;
-        if live && t > lid && t - lid <= last_c {
-            adj[near(t, lid)] = grid[bar_at(pair, r, t - lid)];
+        if live && t > l && t - l <= last_c {
+            adj[near(t, l)] = grid[bar_at(pair, r, t - l)];
         }
     }
     workgroupBarrier();
@@ -275,7 +285,7 @@ fn backward(pair: u32, lid: u32) {
     // above-right (r − 1, c) (y0 … y3), and for the last invocation the row below the band (z0 … z3,
     // `right` one column behind).
     let ri = i32(r);
-    var c = i32(params.d_end) - 1 - i32(lid);
+    var c = i32(params.d_end) - 1 - i32(l);
     if !live {
         c = -1;
     }
@@ -323,14 +333,14 @@ fn backward(pair: u32, lid: u32) {
                 v = seeds[pair];
             }
             if cc < last_c {
-                v = v + adj[near(s + 1u, lid)] * coef_a(h_up);
+                v = v + adj[near(s + 1u, l)] * coef_a(h_up);
             }
             if r < last_r {
                 var kb = k_below;
                 var kbr = k_below_right;
                 if r < params.b1 {
-                    kb = adj[near(s + 1u, lid + 1u)];
-                    kbr = adj[near(s + 2u, lid + 1u)];
+                    kb = adj[near(s + 1u, l + 1u)];
+                    kbr = adj[near(s + 2u, l + 1u)];
                 }
                 let a = coef_a(h_left);
                 if cc < last_c {
@@ -339,7 +349,7 @@ fn backward(pair: u32, lid: u32) {
                     v = v + kb * a;
                 }
             }
-            adj[near(s, lid)] = v;
+            adj[near(s, l)] = v;
             if r == params.r0 + 1u && params.r0 > 0u {
                 // The block above reads this row as the one below it.
                 edge[edge_at(pair, block(), cc)] = v;
@@ -384,15 +394,23 @@ fn reduce(pair: u32, lid: u32) {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let pair = wid.x;
-    if pair >= params.n_pairs {
+    if params.phase == 2u {
+        // One pair per workgroup.
+        if wid.x < params.n_pairs {
+            reduce(wid.x, lid);
+        }
         return;
     }
+    // The sweeps: `pack` pairs per workgroup, WG / pack invocations each.
+    span = WG / params.pack;
+    let first = wid.x * params.pack;
+    if first >= params.n_pairs {
+        return;
+    }
+    diag_base = lid / span * 3u * span;
     if params.phase == 0u {
-        forward(pair, lid);
-    } else if params.phase == 1u {
-        backward(pair, lid);
+        forward(first + lid / span, lid % span);
     } else {
-        reduce(pair, lid);
+        backward(first + lid / span, lid % span);
     }
 }

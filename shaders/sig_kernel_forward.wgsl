@@ -146,7 +146,7 @@ fn ahead(pair: u32, r: u32, c: i32) -> scalar {
 // K of the row above the band at column c, where the band's first invocation needs it (every band
 // but the first), else 0.
 fn above(pair: u32, l: u32, c: i32) -> scalar {
-    if l != 0u || params.b0 == 0u || c < 0 || c >= i32(params.cols) {
+    if pair >= params.n_pairs || l != 0u || params.b0 == 0u || c < 0 || c >= i32(params.cols) {
         return scalar(0.0);
     }
     return carry[edge_at(pair, band() + 1u, u32(c))];

@@ -183,9 +183,9 @@ fn chunk_pairs(
         .min(pairs))
 }
 
-/// Pairs per workgroup of `sig_kernel_forward.wgsl`: where the grid is one band, as many as fit (a
+/// Pairs per workgroup of the PDE kernels' sweeps: where the grid is one band, as many as fit (a
 /// power of two, each pair on at least as many invocations as the grid has rows); else 1.
-pub(crate) fn forward_pack(grid: KernelGrid) -> usize {
+pub(crate) fn sweep_pack(grid: KernelGrid) -> usize {
     let rows = grid.rows();
     if rows > BAND_ROWS {
         return 1;
@@ -434,7 +434,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     }
     let (rows, cols) = (grid.rows(), grid.cols());
     // A grid of one band computes G itself; taller grids read it from a Gram pass.
-    let pack = forward_pack(grid);
+    let pack = sweep_pack(grid);
     let one_band = rows <= BAND_ROWS;
     // What a sweep carries between dispatches, per pair: a band's diagonals and last row.
     let carry_len = 3 * BAND_ROWS + 2 * cols;
@@ -733,9 +733,13 @@ fn backward_kernel<T: Scalar>(
     let values = backward_consts::<T>(grid);
     let mut call = Call::open(device, grid, pairs, op, count, 1, &extra, &values)?;
     let reductions = reduce_windows(&call.ctx, grid)?;
+    // The sweeps pack pairs as the forward kernel does; the reduction runs one pair per workgroup
+    // (so the chunk is sized for that).
+    let pack = sweep_pack(grid);
     let p = SigKernelParams {
         step: to_u32("checkpoint step", blocks.step)?,
         seeded: seeded as u32,
+        pack: pack as u32,
         ..base_params(grid)?
     };
     let chunk = call.chunk;
@@ -820,7 +824,7 @@ fn backward_kernel<T: Scalar>(
                 })
                 .to_vec(),
                 buffers: vec![&gram, &consts, &seeds_buf, &grads, &grid_buf, &ckpt, &edge],
-                workgroups: n as u64,
+                workgroups: if phase == 2 { n } else { n.div_ceil(pack) } as u64,
                 workgroup_size: BACKWARD_WG,
             })
         };

@@ -589,11 +589,12 @@ fn sig_kernel_dispatches_are_wide_at_the_benchmark_shape() {
     assert_close("path2 gradient", &to_f64(&gy), &to_f64(&wy), 1e-3, 1e-3);
 }
 
-/// Short grids run as the row walk: several pairs per workgroup (8 pairs of 30 points in one
-/// workgroup of 256 invocations here, so 5 pairs leave three slots empty), each computing its base
-/// Gram matrix inside the sweep (no Gram pass), for the linear kernel and a point kernel.
+/// Grids of one band pack several pairs per workgroup (8 pairs of 30 points in one workgroup of 256
+/// invocations here, so 5 pairs leave three slots empty): the forward sweep computing each base Gram
+/// matrix inside the sweep (no Gram pass), and the gradient's sweeps, for the linear kernel and a
+/// point kernel.
 #[test]
-fn short_grids_pack_pairs_and_compute_their_gram_in_the_sweep() {
+fn one_band_grids_pack_pairs_per_workgroup() {
     let Some((device, f64)) = gpu() else {
         return;
     };
@@ -613,6 +614,7 @@ fn short_grids_pack_pairs_and_compute_their_gram_in_the_sweep() {
             let got = sig_kernel(x.view(), y.view(), &on_gpu).unwrap();
             assert_close("packed f64", &got, &want, 1e-12, 1e-12);
         }
+        check_backprop(&device, f64, 5, (30, 20), 3, &opts);
     }
 }
 

@@ -9,8 +9,17 @@ type Scalar = f64;
 
 const WG: u32 = 256;
 
-fn near(t: u32, l: u32) -> usize {
-    ((t % 3) * WG + l) as usize
+/// One invocation's `diag_base` and `span`.
+#[derive(Clone, Copy)]
+struct Slots {
+    diag_base: u32,
+    span: u32,
+}
+
+impl Slots {
+    fn near(self, t: u32, l: u32) -> usize {
+        (self.diag_base + (t % 3) * self.span + l) as usize
+    }
 }
 
 /// The buffers of one dispatch.
@@ -78,24 +87,24 @@ impl Dispatch<'_> {
 
     fn above(&self, pair: u32, lid: u32, c: i64) -> Scalar {
         let p = self.params;
-        if lid != 0 || p.b0 <= p.r0 || c < 0 || c >= p.cols as i64 {
+        if pair >= p.n_pairs || lid != 0 || p.b0 <= p.r0 || c < 0 || c >= p.cols as i64 {
             return 0.0;
         }
         self.grid[self.at(pair, p.b0 - 1, c as u32)]
     }
 
-    fn forward(&mut self, pair: u32) {
+    fn forward(&mut self, first: u32) {
+        let lanes = self.lanes(first);
         let p = self.params;
         let rows = p.rows;
         let cols = p.cols;
         let mut adj = vec![Scalar::NAN; 3 * WG as usize];
-        for lid in 0..WG {
-            let r = p.b0 + lid;
-            let live = r <= p.b1;
+        for &(pair, l, at) in &lanes {
+            let r = p.b0 + l;
+            let live = pair < p.n_pairs && r <= p.b1;
             for k in 1..=2 {
-                if live && p.d_begin >= lid + k && p.d_begin - k - lid < cols {
-                    adj[near(p.d_begin - k, lid)] =
-                        self.grid[self.at(pair, r, p.d_begin - k - lid)];
+                if live && p.d_begin >= l + k && p.d_begin - k - l < cols {
+                    adj[at.near(p.d_begin - k, l)] = self.grid[self.at(pair, r, p.d_begin - k - l)];
                 }
             }
         }
@@ -109,12 +118,13 @@ impl Dispatch<'_> {
             corner: Scalar,
             u: [Scalar; 4],
         }
-        let mut walks: Vec<Walk> = (0..WG)
-            .map(|lid| {
-                let r = p.b0 + lid;
+        let mut walks: Vec<Walk> = lanes
+            .iter()
+            .map(|&(pair, l, _)| {
+                let r = p.b0 + l;
                 let i = r as i64 - 1;
-                let mut c = p.d_begin as i64 - lid as i64;
-                if r > p.b1 {
+                let mut c = p.d_begin as i64 - l as i64;
+                if !(pair < p.n_pairs && r <= p.b1) {
                     c = cols as i64;
                 }
                 Walk {
@@ -122,21 +132,17 @@ impl Dispatch<'_> {
                     i,
                     c,
                     g: std::array::from_fn(|k| self.h_ahead(pair, i, c - 1 + k as i64)),
-                    corner: self.above(pair, lid, c - 1),
-                    u: std::array::from_fn(|k| self.above(pair, lid, c + k as i64)),
+                    corner: self.above(pair, l, c - 1),
+                    u: std::array::from_fn(|k| self.above(pair, l, c + k as i64)),
                 }
             })
             .collect();
         for t in p.d_begin..p.d_end {
-            for lid in 0..WG {
-                let (r, i, c) = (
-                    walks[lid as usize].r,
-                    walks[lid as usize].i,
-                    walks[lid as usize].c,
-                );
+            for (w_i, &(pair, l, at)) in lanes.iter().enumerate() {
+                let (r, i, c) = (walks[w_i].r, walks[w_i].i, walks[w_i].c);
                 let next_g = self.h_ahead(pair, i, c + 3);
-                let next_u = self.above(pair, lid, c + 4);
-                let w = &mut walks[lid as usize];
+                let next_u = self.above(pair, l, c + 4);
+                let w = &mut walks[w_i];
                 let h = w.g[0];
                 let up = w.u[0];
                 let up_left = w.corner;
@@ -153,14 +159,14 @@ impl Dispatch<'_> {
                     } else if r > 0 && cc > 0 {
                         let mut k_up = up;
                         let mut k_corner = up_left;
-                        if lid > 0 {
-                            k_up = adj[near(t - 1, lid - 1)];
-                            k_corner = adj[near(t - 2, lid - 1)];
+                        if l > 0 {
+                            k_up = adj[at.near(t - 1, l - 1)];
+                            k_corner = adj[at.near(t - 2, l - 1)];
                         }
-                        v = (adj[near(t - 1, lid)] + k_up) * self.coef_a(h)
+                        v = (adj[at.near(t - 1, l)] + k_up) * self.coef_a(h)
                             - k_corner * self.coef_b(h);
                     }
-                    adj[near(t, lid)] = v;
+                    adj[at.near(t, l)] = v;
                     let at = self.at(pair, r, cc);
                     self.grid[at] = v;
                     if p.step > 0 && r > p.r0 && r < rows - 1 && r % p.step == 0 {
@@ -172,7 +178,7 @@ impl Dispatch<'_> {
                         self.grads[(pair * (cells + 1) + cells) as usize] = v;
                     }
                 }
-                walks[lid as usize].c = c + 1;
+                walks[w_i].c = c + 1;
             }
             // workgroupBarrier()
         }
@@ -180,7 +186,7 @@ impl Dispatch<'_> {
 
     fn below(&self, pair: u32, r: u32, c: i64) -> Scalar {
         let p = self.params;
-        if r != p.b1 || r + 1 >= p.rows || c < 1 || c >= p.cols as i64 {
+        if pair >= p.n_pairs || r != p.b1 || r + 1 >= p.rows || c < 1 || c >= p.cols as i64 {
             return 0.0;
         }
         if r + 1 > p.r1 {
@@ -189,18 +195,19 @@ impl Dispatch<'_> {
         self.grid[self.bar_at(pair, r + 1, c as u32)]
     }
 
-    fn backward(&mut self, pair: u32) {
+    fn backward(&mut self, first: u32) {
+        let lanes = self.lanes(first);
         let p = self.params;
         let last_r = p.rows - 1;
         let last_c = p.cols - 1;
         let mut adj = vec![Scalar::NAN; 3 * WG as usize];
-        for lid in 0..WG {
-            let r = p.b0 + lid;
-            let live = r <= p.b1;
+        for &(pair, l, at) in &lanes {
+            let r = p.b0 + l;
+            let live = pair < p.n_pairs && r <= p.b1;
             for k in 0..2 {
                 let t = p.d_end + k;
-                if live && t > lid && t - lid <= last_c {
-                    adj[near(t, lid)] = self.grid[self.bar_at(pair, r, t - lid)];
+                if live && t > l && t - l <= last_c {
+                    adj[at.near(t, l)] = self.grid[self.bar_at(pair, r, t - l)];
                 }
             }
         }
@@ -214,12 +221,13 @@ impl Dispatch<'_> {
             right: Scalar,
             z: [Scalar; 4],
         }
-        let mut walks: Vec<Walk> = (0..WG)
-            .map(|lid| {
-                let r = p.b0 + lid;
+        let mut walks: Vec<Walk> = lanes
+            .iter()
+            .map(|&(pair, l, _)| {
+                let r = p.b0 + l;
                 let ri = r as i64;
-                let mut c = p.d_end as i64 - 1 - lid as i64;
-                if r > p.b1 {
+                let mut c = p.d_end as i64 - 1 - l as i64;
+                if !(pair < p.n_pairs && r <= p.b1) {
                     c = -1;
                 }
                 Walk {
@@ -235,13 +243,13 @@ impl Dispatch<'_> {
         let mut t = p.d_end;
         while t > p.d_begin {
             let s = t - 1;
-            for lid in 0..WG {
-                let (r, c) = (walks[lid as usize].r, walks[lid as usize].c);
+            for (w_i, &(pair, l, at)) in lanes.iter().enumerate() {
+                let (r, c) = (walks[w_i].r, walks[w_i].c);
                 let ri = r as i64;
                 let next_x = self.h_ahead(pair, ri, c - 5);
                 let next_y = self.h_ahead(pair, ri - 1, c - 4);
                 let next_z = self.below(pair, r, c - 4);
-                let w = &mut walks[lid as usize];
+                let w = &mut walks[w_i];
                 let h_here = w.x[0];
                 let h_left = w.x[1];
                 let h_up = w.y[0];
@@ -263,14 +271,14 @@ impl Dispatch<'_> {
                         v = self.seeds[pair as usize];
                     }
                     if cc < last_c {
-                        v = v + adj[near(s + 1, lid)] * self.coef_a(h_up);
+                        v = v + adj[at.near(s + 1, l)] * self.coef_a(h_up);
                     }
                     if r < last_r {
                         let mut kb = k_below;
                         let mut kbr = k_below_right;
                         if r < p.b1 {
-                            kb = adj[near(s + 1, lid + 1)];
-                            kbr = adj[near(s + 2, lid + 1)];
+                            kb = adj[at.near(s + 1, l + 1)];
+                            kbr = adj[at.near(s + 2, l + 1)];
                         }
                         let a = self.coef_a(h_left);
                         if cc < last_c {
@@ -279,7 +287,7 @@ impl Dispatch<'_> {
                             v = v + kb * a;
                         }
                     }
-                    adj[near(s, lid)] = v;
+                    adj[at.near(s, l)] = v;
                     if r == p.r0 + 1 && p.r0 > 0 {
                         let at = self.edge_at(pair, self.block(), cc);
                         self.edge[at] = v;
@@ -287,7 +295,7 @@ impl Dispatch<'_> {
                     let at = self.bar_at(pair, r, cc);
                     self.grid[at] = v;
                 }
-                walks[lid as usize].c = c - 1;
+                walks[w_i].c = c - 1;
             }
             // workgroupBarrier()
             t -= 1;
@@ -331,17 +339,37 @@ impl Dispatch<'_> {
         }
     }
 
-    /// The entry point `main` for workgroup `pair`, all of its invocations.
-    pub(crate) fn workgroup(&mut self, pair: u32) {
-        if pair >= self.params.n_pairs {
+    /// Per invocation of the sweeps' workgroup whose first pair is `first`: its pair, its row in
+    /// the band and its slots in `adj`.
+    fn lanes(&self, first: u32) -> Vec<(u32, u32, Slots)> {
+        let span = WG / self.params.pack;
+        (0..WG)
+            .map(|lid| {
+                let slots = Slots {
+                    diag_base: lid / span * 3 * span,
+                    span,
+                };
+                (first + lid / span, lid % span, slots)
+            })
+            .collect()
+    }
+
+    /// The entry point `main` for workgroup `wid`, all of its invocations.
+    pub(crate) fn workgroup(&mut self, wid: u32) {
+        if self.params.phase == 2 {
+            if wid < self.params.n_pairs {
+                self.reduce(wid);
+            }
+            return;
+        }
+        let first = wid * self.params.pack;
+        if first >= self.params.n_pairs {
             return;
         }
         if self.params.phase == 0 {
-            self.forward(pair);
-        } else if self.params.phase == 1 {
-            self.backward(pair);
+            self.forward(first);
         } else {
-            self.reduce(pair);
+            self.backward(first);
         }
     }
 }
@@ -371,6 +399,7 @@ mod tests {
         let n_pairs = seeds.len() / if seeded { rows * cols } else { 1 };
         let cells = grid.n1 * grid.n2;
         let consts = crate::gpu::sig_kernel::backward_consts::<f64>(grid);
+        let pack = crate::gpu::sig_kernel::sweep_pack(grid) as u32;
         let blocks: Vec<(usize, usize)> = if step == 0 {
             vec![(0, rows - 1)]
         } else {
@@ -439,6 +468,7 @@ mod tests {
                 seeded: seeded as u32,
                 b0: b0 as u32,
                 b1: b1 as u32,
+                pack,
                 ..Default::default()
             };
             let mut disp = Dispatch {
@@ -451,8 +481,13 @@ mod tests {
                 ckpt: &mut ckpt,
                 edge: &mut edge,
             };
-            for pair in 0..n_pairs as u32 {
-                disp.workgroup(pair);
+            let workgroups = if phase == 2 {
+                n_pairs as u32
+            } else {
+                (n_pairs as u32).div_ceil(pack)
+            };
+            for wid in 0..workgroups {
+                disp.workgroup(wid);
             }
         }
         grads
@@ -470,7 +505,9 @@ mod tests {
         // (batch, n1, n2, dyadic orders, band rows, window, block step (0: whole), seeded at every
         // point)
         for (batch, n1, n2, lam, band, window, step, seeded) in [
+            // Several pairs per workgroup: one partly empty workgroup, then two, the last with one.
             (3, 4, 6, (0, 0), 256, 5, 0, false),
+            (9, 30, 7, (0, 0), 256, 9, 0, false),
             (2, 1, 89, (1, 0), 256, 7, 0, false),
             (2, 69, 2, (0, 2), 256, 64, 0, false),
             (1, 30, 35, (2, 1), 256, 11, 0, false),

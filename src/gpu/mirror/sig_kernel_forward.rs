@@ -97,7 +97,7 @@ impl Dispatch<'_> {
 
     fn above(&self, pair: u32, l: u32, c: i64) -> Scalar {
         let p = self.params;
-        if l != 0 || p.b0 == 0 || c < 0 || c >= p.cols as i64 {
+        if pair >= p.n_pairs || l != 0 || p.b0 == 0 || c < 0 || c >= p.cols as i64 {
             return 0.0;
         }
         self.carry[self.edge_at(pair, self.band() + 1, c as u32)]
@@ -208,7 +208,7 @@ impl Dispatch<'_> {
 mod tests {
     use super::*;
     use crate::gpu::mirror::PairsCase;
-    use crate::gpu::sig_kernel::forward_pack;
+    use crate::gpu::sig_kernel::sweep_pack;
     use crate::gpu::KernelGrid;
     use crate::sig_kernel::testing::{gram_of, lifted_rows};
     use crate::{sig_kernel, Device, SigKernelOptions};
@@ -232,7 +232,7 @@ mod tests {
         let rows = (grid.n1 << grid.lam1) + 1;
         let cols = (grid.n2 << grid.lam2) + 1;
         let scheme = crate::gpu::sig_kernel::consts::<f64>(grid);
-        let pack = forward_pack(grid) as u32;
+        let pack = sweep_pack(grid) as u32;
         let band = WG as usize;
         let mut kernels = vec![f64::NAN; n_pairs];
         let mut carry = vec![f64::NAN; n_pairs * (3 * WG as usize + 2 * cols)];
