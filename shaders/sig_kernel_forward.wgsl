@@ -80,6 +80,7 @@ struct Params {
 // Per pair, what a sweep carries from one dispatch to the next (`carry_len` values): three
 // diagonals of WG points (a band's last two, for its next window), then two rows of `cols` points
 // (a band's last row, for the band below: band k writes slot k mod 2 and reads slot (k + 1) mod 2).
+// Untouched (and a placeholder) where the grid is one band swept in one dispatch.
 @group(0) @binding(8) var<storage, read_write> carry: array<scalar>;
 
 // Invocations per workgroup: the most rows of a band.
@@ -237,9 +238,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         c = c + 1;
         workgroupBarrier();
     }
-    // The last two diagonals, for the dispatch after.
+    // The last two diagonals, for the band's next window if it has one.
+    let band_end = params.b1 - params.b0 + cols;
     for (var k = 1u; k <= 2u; k++) {
-        if live && params.d_end >= l + k && params.d_end - k - l < cols {
+        if live && params.d_end < band_end && params.d_end >= l + k && params.d_end - k - l < cols {
             carry[slot(pair, params.d_end - k, l)] = diag[near(params.d_end - k, l)];
         }
     }

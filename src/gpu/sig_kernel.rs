@@ -436,8 +436,23 @@ pub(crate) fn sig_kernel<T: Scalar>(
     // A grid of one band computes G itself; taller grids read it from a Gram pass.
     let pack = sweep_pack(grid);
     let one_band = rows <= BAND_ROWS;
-    // What a sweep carries between dispatches, per pair: a band's diagonals and last row.
-    let carry_len = 3 * BAND_ROWS + 2 * cols;
+    // The dispatches: each band's windows of diagonals. Each diagonal and each dispatch's first 8
+    // increments form one h each.
+    let ctx = open(device, Precision::of::<T>())?;
+    let kind = matches!(pairs.gram, StaticGram::Points(..)) as u32;
+    let h_cost = base_gram_cost(kind, to_u32("channels", pairs.dim)?);
+    let mut sweep = Vec::new();
+    for band in bands(0, rows - 1) {
+        let windows = band_windows(&ctx, band.1 - band.0 + 1, cols, 2 + h_cost, 8 * h_cost)?;
+        sweep.extend(windows.into_iter().map(|w| (band, w)));
+    }
+    // What a sweep carries between its dispatches, per pair (a band's diagonals and last row):
+    // nothing where it is one dispatch.
+    let carry_len = if sweep.len() > 1 {
+        3 * BAND_ROWS + 2 * cols
+    } else {
+        0
+    };
     let mut extra = vec![PerPath {
         what: "sweep carry",
         elems: carry_len as u64,
@@ -455,13 +470,6 @@ pub(crate) fn sig_kernel<T: Scalar>(
         &extra,
         &consts::<T>(grid),
     )?;
-    // Each diagonal and each dispatch's first 8 increments form one h each.
-    let h_cost = base_gram_cost(call.sides.params.kind, call.sides.params.dim);
-    let mut sweep = Vec::new();
-    for band in bands(0, rows - 1) {
-        let windows = band_windows(&call.ctx, band.1 - band.0 + 1, cols, 2 + h_cost, 8 * h_cost)?;
-        sweep.extend(windows.into_iter().map(|w| (band, w)));
-    }
     let p = SigKernelParams {
         dim: call.sides.params.dim,
         kind: call.sides.params.kind,
@@ -471,7 +479,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     };
     let (precision, chunk) = (call.precision, call.chunk);
     let kernels = call.take("kernels", chunk as u64);
-    let carry = call.take("sweep carry", (chunk * carry_len) as u64);
+    let carry = call.take("sweep carry", (chunk * carry_len).max(1) as u64);
     // Where the grid is one band, `gram` is bound but unused: one value.
     let gram_elems = if one_band {
         1

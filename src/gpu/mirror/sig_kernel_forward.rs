@@ -192,10 +192,11 @@ impl Dispatch<'_> {
             }
             // workgroupBarrier()
         }
+        let band_end = p.b1 - p.b0 + cols;
         for lane in &lanes {
             let (pair, l) = (lane.pair, lane.l);
             for k in 1..=2 {
-                if lane.live && p.d_end >= l + k && p.d_end - k - l < cols {
+                if lane.live && p.d_end < band_end && p.d_end >= l + k && p.d_end - k - l < cols {
                     let at = self.slot(pair, p.d_end - k, l);
                     self.carry[at] = diag[lane.near(p.d_end - k, l)];
                 }
@@ -225,9 +226,10 @@ mod tests {
         gram: &'a [f64],
     }
 
-    /// The mirror over every workgroup of a chunk, in bands of 256 rows and windows of 5 diagonals,
-    /// with the pairs per workgroup the driver picks.
-    fn dispatch(inputs: &Inputs<'_>, grid: KernelGrid) -> Vec<f64> {
+    /// The mirror over every workgroup of a chunk, in bands of 256 rows and windows of `window`
+    /// diagonals, with the pairs per workgroup the driver picks; where that is one dispatch, without
+    /// a `carry` buffer (it must not be touched).
+    fn dispatch(inputs: &Inputs<'_>, grid: KernelGrid, window: u32) -> Vec<f64> {
         let n_pairs = inputs.index.len() / 2;
         let rows = (grid.n1 << grid.lam1) + 1;
         let cols = (grid.n2 << grid.lam2) + 1;
@@ -235,7 +237,13 @@ mod tests {
         let pack = sweep_pack(grid) as u32;
         let band = WG as usize;
         let mut kernels = vec![f64::NAN; n_pairs];
-        let mut carry = vec![f64::NAN; n_pairs * (3 * WG as usize + 2 * cols)];
+        let one_dispatch = rows <= band && rows - 1 + cols <= window as usize;
+        let carry_len = if one_dispatch {
+            0
+        } else {
+            3 * WG as usize + 2 * cols
+        };
+        let mut carry = vec![f64::NAN; n_pairs * carry_len];
         let g = inputs.gram_params;
         for b0 in (0..rows).step_by(band) {
             let b1 = (b0 + band - 1).min(rows - 1);
@@ -251,7 +259,7 @@ mod tests {
                     rows: rows as u32,
                     cols: cols as u32,
                     d_begin: d,
-                    d_end: (d + 5).min(diagonals),
+                    d_end: d.saturating_add(window).min(diagonals),
                     dim: g.dim,
                     kind: g.kind,
                     point_kernel: g.point_kernel,
@@ -349,7 +357,9 @@ mod tests {
                 },
                 gram: &gram,
             };
-            close(&dispatch(&inputs, grid), want.as_slice().unwrap());
+            for window in [5, u32::MAX] {
+                close(&dispatch(&inputs, grid, window), want.as_slice().unwrap());
+            }
         }
     }
 
@@ -374,7 +384,7 @@ mod tests {
                 gram_params: case.params,
                 gram: &[],
             };
-            let got = dispatch(&inputs, grid);
+            let got = dispatch(&inputs, grid, 5);
             let opts = case.opts.clone().n_jobs(1).device(Device::Cpu);
             let want: Vec<f64> = (0..case.pairs.len())
                 .map(|k| {
