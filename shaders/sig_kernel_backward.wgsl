@@ -393,17 +393,23 @@ fn reduce(pair: u32, lid: u32) {
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Workgroups in an (x, y) grid where a chunk has more than one dimension allows.
+    let group = wid.y * groups.x + wid.x;
     if params.phase == 2u {
         // One pair per workgroup.
-        if wid.x < params.n_pairs {
-            reduce(wid.x, lid);
+        if group < params.n_pairs {
+            reduce(group, lid);
         }
         return;
     }
     // The sweeps: `pack` pairs per workgroup, WG / pack invocations each.
     span = WG / params.pack;
-    let first = wid.x * params.pack;
+    let first = group * params.pack;
     if first >= params.n_pairs {
         return;
     }

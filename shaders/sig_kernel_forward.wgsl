@@ -154,10 +154,16 @@ fn above(pair: u32, l: u32, c: i32) -> scalar {
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Workgroups in an (x, y) grid where a chunk has more than one dimension allows.
+    let group = wid.y * groups.x + wid.x;
     let pack = params.pack;
     span = WG / pack;
-    let first = wid.x * pack;
+    let first = group * pack;
     if first >= params.n_pairs {
         return;
     }

@@ -88,8 +88,14 @@ fn rows_of(s: u32) -> vec2<u32> {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let pair = wid.x;
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Workgroups in an (x, y) grid where a chunk has more than one dimension allows.
+    let group = wid.y * groups.x + wid.x;
+    let pair = group;
     if pair >= params.n_pairs {
         return;
     }

@@ -169,18 +169,15 @@ fn base_params(grid: KernelGrid) -> Result<SigKernelParams> {
     })
 }
 
-/// Pairs per chunk: what the buffers (`per_pair`) and the dispatch (`pack` pairs per workgroup)
-/// allow, at most `pairs`.
+/// Pairs per chunk: what the buffers (`per_pair`) allow, at most `pairs`. (The PDE kernels lay
+/// their workgroups out as an (x, y) grid, so the workgroups per dimension do not bound a chunk.)
 fn chunk_pairs(
     ctx: &Context,
     precision: Precision,
     per_pair: &[PerPath],
     pairs: usize,
-    pack: usize,
 ) -> Result<usize> {
-    Ok(chunk_paths(ctx, precision, per_pair)?
-        .min(ctx.limits.max_compute_workgroups_per_dimension as usize * pack)
-        .min(pairs))
+    Ok(chunk_paths(ctx, precision, per_pair)?.min(pairs))
 }
 
 /// Pairs per workgroup of the PDE kernels' sweeps: where the grid is one band, as many as fit (a
@@ -348,22 +345,19 @@ struct Call {
 }
 
 impl Call {
-    /// Open the call `op` over `count` pairs, `pack` per workgroup, whose kernels also bind `extra`
-    /// buffers per pair.
-    #[allow(clippy::too_many_arguments)]
+    /// Open the call `op` over `count` pairs, whose kernels also bind `extra` buffers per pair.
     fn open<T: Scalar>(
         device: &GpuDevice,
         grid: KernelGrid,
         pairs: &Pairs<'_, T>,
         op: &str,
         count: usize,
-        pack: usize,
         extra: &[PerPath],
         consts: &[T],
     ) -> Result<Call> {
         let precision = Precision::of::<T>();
         let ctx = open(device, precision)?;
-        let chunk = chunk_pairs(&ctx, precision, extra, count, pack)?.min(pairs.max_batch);
+        let chunk = chunk_pairs(&ctx, precision, extra, count)?.min(pairs.max_batch);
         let mut report = GpuReport::new(op);
         let sides = Sides::upload(&ctx, grid, pairs, &mut report)?;
         let size = precision.size();
@@ -466,7 +460,6 @@ pub(crate) fn sig_kernel<T: Scalar>(
         pairs,
         "sig_kernel",
         out.len(),
-        pack,
         &extra,
         &consts::<T>(grid),
     )?;
@@ -739,10 +732,9 @@ fn backward_kernel<T: Scalar>(
     ]
     .map(|(what, elems)| PerPath { what, elems });
     let values = backward_consts::<T>(grid);
-    let mut call = Call::open(device, grid, pairs, op, count, 1, &extra, &values)?;
+    let mut call = Call::open(device, grid, pairs, op, count, &extra, &values)?;
     let reductions = reduce_windows(&call.ctx, grid)?;
-    // The sweeps pack pairs as the forward kernel does; the reduction runs one pair per workgroup
-    // (so the chunk is sized for that).
+    // The sweeps pack pairs as the forward kernel does; the reduction runs one pair per workgroup.
     let pack = sweep_pack(grid);
     let p = SigKernelParams {
         step: to_u32("checkpoint step", blocks.step)?,
@@ -913,6 +905,48 @@ mod tests {
             assert!(kernel.source.contains(&wg), "{}: {wg}", kernel.name);
             let diag = format!("array<scalar, {}>", 3 * BAND_ROWS);
             assert!(kernel.source.contains(&diag), "{}: {diag}", kernel.name);
+        }
+    }
+
+    /// More pairs than one dimension of workgroups holds (65 535) in one chunk: the PDE kernels lay
+    /// their workgroups out as an (x, y) grid (the gradient's reduction and the polynomial solver
+    /// run one pair per workgroup) and agree with the CPU. Here, not in the GPU suite, because the
+    /// suite lowers the pairs per chunk for the whole process.
+    #[test]
+    fn more_pairs_than_one_workgroup_dimension() {
+        use crate::{sig_kernel_backprop, Device, KernelSolver, SigKernelOptions};
+        use ndarray::{Array1, Array3};
+        if crate::gpu::adapters().adapters.is_empty() {
+            assert!(
+                std::env::var("ROUGHSIG_REQUIRE_GPU").as_deref() != Ok("1"),
+                "ROUGHSIG_REQUIRE_GPU=1 but no GPU adapter was found"
+            );
+            return;
+        }
+        let n = 70_000;
+        let mut seed = 3u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f32 / (1u64 << 53) as f32 - 0.25
+        };
+        let x = Array3::from_shape_simple_fn((n, 2, 1), &mut rand);
+        let y = Array3::from_shape_simple_fn((n, 3, 1), &mut rand);
+        let ds = Array1::<f32>::ones(n).into_dyn();
+        let polynomial = SigKernelOptions::default().solver(KernelSolver::Polynomial { order: 4 });
+        for opts in [SigKernelOptions::default(), polynomial] {
+            let on_gpu = opts.clone().device(Device::Gpu(None));
+            let (gx, gy) = sig_kernel_backprop(ds.view(), x.view(), y.view(), &on_gpu).unwrap();
+            let report = crate::gpu::last_gpu_report().expect("a GPU call reports");
+            assert_eq!(report.submissions, 1, "{report:?}");
+            let on_cpu = opts.device(Device::Cpu);
+            let (wx, wy) = sig_kernel_backprop(ds.view(), x.view(), y.view(), &on_cpu).unwrap();
+            for (got, want) in [(&gx, &wx), (&gy, &wy)] {
+                for (g, w) in got.iter().zip(want.iter()) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+                }
+            }
         }
     }
 

@@ -109,7 +109,7 @@ pub(super) fn run<T: Scalar>(
         what,
         elems: elems as u64,
     });
-    let mut call = Call::open(device, grid, pairs, op, count, 1, &extra, pairs.tables)?;
+    let mut call = Call::open(device, grid, pairs, op, count, &extra, pairs.tables)?;
     let diagonals = windows(&call.ctx, grid, size as u64)?;
     let chunk = call.chunk;
     let [gram, seeds_buf, grads, edges, kept, grid_buf, chained] =
