@@ -19,9 +19,10 @@
 // to its base cell's gradient. Only the points with r, c ≥ 1 need an adjoint (the boundary is fixed).
 // Every expression is written in the order the CPU evaluates it, so f64 results agree to rounding.
 //
-// Layout: one workgroup of 256 invocations per pair. The grid's rows are cut into bands of at most
-// WG rows ([b0, b1], set by the host), swept one after the other, one invocation per row of the
-// band: invocation l owns row b0 + l and walks it along the band's own anti-diagonals
+// Layout: workgroups of 256 invocations; the sweeps run one pair per workgroup (several where the
+// grid is one band: `pack`), the reduction one invocation per base cell. The grid's rows are cut
+// into bands of WG rows, the last one shorter ([b0, b1], set by the host), swept one after the
+// other, one invocation per row of the band: invocation l owns row b0 + l and walks it along the band's own anti-diagonals
 // (t = r − b0 + c), with a barrier between diagonals, so each invocation computes one point per
 // diagonal and the last three diagonals of the band live in workgroup memory (`adj`, 3 × WG values,
 // whatever the grid's height). Every h is loaded four diagonals before it is needed, and the row
@@ -36,8 +37,9 @@
 //      [d_begin, d_end), the last diagonal first, storing each point's K̄ in the second half of
 //      `grid`; the row below the band is read from there, or from `edge` below the block;
 //   2. dh of every point from K̄ and K, reduced over each base cell, for the base cells
-//      [d_begin, d_end) (row-major index): rows of sub-cells in decreasing order, columns
-//      increasing within a row, times 2^−(λ1+λ2), as the CPU sums them.
+//      [d_begin, d_end) (row-major index), one invocation per cell of every pair: rows of sub-cells
+//      in decreasing order, columns increasing within a row, times 2^−(λ1+λ2), as the CPU sums
+//      them.
 //
 // A dispatch starts from the two diagonals before it (after it, backward), read back from `grid`, so
 // windows of diagonals keep every invocation within the loop iterations per dispatch that the
@@ -46,7 +48,7 @@
 alias scalar = f32;
 
 struct Params {
-    // Pairs in this chunk, one workgroup each.
+    // Pairs in this chunk.
     n_pairs: u32,
     // Increments of the two (transformed) paths: G is n1 × n2.
     n1: u32,
@@ -75,7 +77,7 @@ struct Params {
     kind: u32,
     point_kernel: u32,
     // Phases 0 and 1: pairs per workgroup, 1 or (a grid of one band, rows ≤ WG / pack) a power of
-    // two; phase 2 runs one pair per workgroup.
+    // two; phase 2 runs one invocation per base cell.
     pack: u32,
     // Phases 0 and 1: the band of rows [b0, b1] this dispatch sweeps (b1 − b0 < WG).
     b0: u32,
@@ -361,35 +363,29 @@ fn backward(pair: u32, l: u32) {
     }
 }
 
-// Phase 2: dF/dG of the base cells [d_begin, d_end).
-fn reduce(pair: u32, lid: u32) {
+// Phase 2: dF/dG of base cell `cell` of pair `pair`.
+fn reduce(pair: u32, cell: u32) {
     let cells = params.n1 * params.n2;
     let sixth = consts[2];
     let sub1 = 1u << params.lam1;
     let sub2 = 1u << params.lam2;
-    let strips = (params.d_end - params.d_begin + WG - 1u) / WG;
-    for (var k = 0u; k < strips; k++) {
-        let cell = params.d_begin + k * WG + lid;
-        if cell < params.d_end {
-            let a = cell / params.n2;
-            let b = cell % params.n2;
-            var acc = scalar(0.0);
-            for (var i = sub1; i > 0u; i--) {
-                let r = (a << params.lam1) + i;
-                var row = scalar(0.0);
-                for (var j = 0u; j < sub2; j++) {
-                    let c = (b << params.lam2) + j + 1u;
-                    let h = cell_h(pair, r - 1u, c - 1u);
-                    let dh = grid[bar_at(pair, r, c)] * ((grid[at(pair, r - 1u, c)]
-                        + grid[at(pair, r, c - 1u)]) * (scalar(0.5) + h * sixth)
-                        + grid[at(pair, r - 1u, c - 1u)] * h * sixth);
-                    row = row + dh;
-                }
-                acc = acc + row;
-            }
-            grads[pair * (cells + 1u) + cell] = acc * consts[0];
+    let a = cell / params.n2;
+    let b = cell % params.n2;
+    var acc = scalar(0.0);
+    for (var i = sub1; i > 0u; i--) {
+        let r = (a << params.lam1) + i;
+        var row = scalar(0.0);
+        for (var j = 0u; j < sub2; j++) {
+            let c = (b << params.lam2) + j + 1u;
+            let h = cell_h(pair, r - 1u, c - 1u);
+            let dh = grid[bar_at(pair, r, c)] * ((grid[at(pair, r - 1u, c)]
+                + grid[at(pair, r, c - 1u)]) * (scalar(0.5) + h * sixth)
+                + grid[at(pair, r - 1u, c - 1u)] * h * sixth);
+            row = row + dh;
         }
+        acc = acc + row;
     }
+    grads[pair * (cells + 1u) + cell] = acc * consts[0];
 }
 
 @compute @workgroup_size(256)
@@ -401,9 +397,12 @@ fn main(
     // Workgroups in an (x, y) grid where a chunk has more than one dimension allows.
     let group = wid.y * groups.x + wid.x;
     if params.phase == 2u {
-        // One pair per workgroup.
-        if group < params.n_pairs {
-            reduce(group, lid);
+        // One invocation per base cell [d_begin, d_end) of every pair: `per_pair` workgroups each.
+        let per_pair = (params.d_end - params.d_begin + WG - 1u) / WG;
+        let pair = group / per_pair;
+        let cell = params.d_begin + (group % per_pair) * WG + lid;
+        if pair < params.n_pairs && cell < params.d_end {
+            reduce(pair, cell);
         }
         return;
     }

@@ -535,21 +535,20 @@ pub(crate) fn sig_kernel<T: Scalar>(
     Ok(())
 }
 
-/// The windows `[begin, end)` of base cells of `sig_kernel_backward.wgsl`'s reduction, one per
-/// dispatch: each invocation sums `2^λ1 · 2^λ2` refined cells per base cell of its strips.
+/// The base cells `[begin, end)` of `sig_kernel_backward.wgsl`'s reduction, per dispatch: all of
+/// them at once, one invocation per cell summing its `2^λ1 · 2^λ2` refined cells (refused where one
+/// cell alone exceeds the adapter's loop budget).
 fn reduce_windows(ctx: &Context, grid: KernelGrid) -> Result<Vec<(u32, u32)>> {
     let cells = to_u32("base cells", grid.n1 * grid.n2)?;
-    let inner = loop_cost::lp(1 << grid.lam1, loop_cost::lp(1 << grid.lam2, 0));
-    let per_strip = 1 + inner;
-    let strips = ctx.loop_budget.saturating_sub(loop_cost::ENTRY + 1) / per_strip;
-    if strips == 0 {
+    let per_cell = loop_cost::lp(1 << grid.lam1, loop_cost::lp(1 << grid.lam2, 0));
+    if per_cell > ctx.loop_budget {
         return Err(Error::Device(format!(
             "adapter '{}' runs at most {} loop iterations per invocation and dispatch; one base cell \
-             of this signature-kernel grid needs {per_strip}; use the CPU",
+             of this signature-kernel grid needs {per_cell}; use the CPU",
             ctx.name, ctx.loop_budget
         )));
     }
-    Ok(cut(cells, strips.saturating_mul(BACKWARD_WG as u64)))
+    Ok(vec![(0, cells)])
 }
 
 /// The gradients of `F` with respect to the transformed paths of each pair of `pairs`, from its
@@ -734,7 +733,7 @@ fn backward_kernel<T: Scalar>(
     let values = backward_consts::<T>(grid);
     let mut call = Call::open(device, grid, pairs, op, count, &extra, &values)?;
     let reductions = reduce_windows(&call.ctx, grid)?;
-    // The sweeps pack pairs as the forward kernel does; the reduction runs one pair per workgroup.
+    // The sweeps pack pairs as the forward kernel does; the reduction runs an invocation per cell.
     let pack = sweep_pack(grid);
     let p = SigKernelParams {
         step: to_u32("checkpoint step", blocks.step)?,
@@ -824,7 +823,11 @@ fn backward_kernel<T: Scalar>(
                 })
                 .to_vec(),
                 buffers: vec![&gram, &consts, &seeds_buf, &grads, &grid_buf, &ckpt, &edge],
-                workgroups: if phase == 2 { n } else { n.div_ceil(pack) } as u64,
+                workgroups: if phase == 2 {
+                    n as u64 * (d_end - d_begin).div_ceil(BACKWARD_WG) as u64
+                } else {
+                    n.div_ceil(pack) as u64
+                },
                 workgroup_size: BACKWARD_WG,
             })
         };

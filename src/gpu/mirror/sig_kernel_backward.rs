@@ -302,41 +302,32 @@ impl Dispatch<'_> {
         }
     }
 
-    fn reduce(&mut self, pair: u32) {
+    fn reduce(&mut self, pair: u32, cell: u32) {
         let p = self.params;
         let cells = p.n1 * p.n2;
         let sixth = self.consts[2];
         let sub1 = 1u32 << p.lam1;
         let sub2 = 1u32 << p.lam2;
-        let strips = (p.d_end - p.d_begin + WG - 1) / WG;
-        for lid in 0..WG {
-            for k in 0..strips {
-                let cell = p.d_begin + k * WG + lid;
-                if cell < p.d_end {
-                    let a = cell / p.n2;
-                    let b = cell % p.n2;
-                    let mut acc: Scalar = 0.0;
-                    let mut i = sub1;
-                    while i > 0 {
-                        let r = (a << p.lam1) + i;
-                        let mut row: Scalar = 0.0;
-                        for j in 0..sub2 {
-                            let c = (b << p.lam2) + j + 1;
-                            let h = self.cell_h(pair, r - 1, c - 1);
-                            let dh = self.grid[self.bar_at(pair, r, c)]
-                                * ((self.grid[self.at(pair, r - 1, c)]
-                                    + self.grid[self.at(pair, r, c - 1)])
-                                    * (0.5 + h * sixth)
-                                    + self.grid[self.at(pair, r - 1, c - 1)] * h * sixth);
-                            row = row + dh;
-                        }
-                        acc = acc + row;
-                        i -= 1;
-                    }
-                    self.grads[(pair * (cells + 1) + cell) as usize] = acc * self.consts[0];
-                }
+        let a = cell / p.n2;
+        let b = cell % p.n2;
+        let mut acc: Scalar = 0.0;
+        let mut i = sub1;
+        while i > 0 {
+            let r = (a << p.lam1) + i;
+            let mut row: Scalar = 0.0;
+            for j in 0..sub2 {
+                let c = (b << p.lam2) + j + 1;
+                let h = self.cell_h(pair, r - 1, c - 1);
+                let dh = self.grid[self.bar_at(pair, r, c)]
+                    * ((self.grid[self.at(pair, r - 1, c)] + self.grid[self.at(pair, r, c - 1)])
+                        * (0.5 + h * sixth)
+                        + self.grid[self.at(pair, r - 1, c - 1)] * h * sixth);
+                row = row + dh;
             }
+            acc = acc + row;
+            i -= 1;
         }
+        self.grads[(pair * (cells + 1) + cell) as usize] = acc * self.consts[0];
     }
 
     /// Per invocation of the sweeps' workgroup whose first pair is `first`: its pair, its row in
@@ -356,9 +347,15 @@ impl Dispatch<'_> {
 
     /// The entry point `main` for workgroup `wid`, all of its invocations.
     pub(crate) fn workgroup(&mut self, wid: u32) {
-        if self.params.phase == 2 {
-            if wid < self.params.n_pairs {
-                self.reduce(wid);
+        let p = self.params;
+        if p.phase == 2 {
+            let per_pair = (p.d_end - p.d_begin + WG - 1) / WG;
+            let pair = wid / per_pair;
+            for lid in 0..WG {
+                let cell = p.d_begin + (wid % per_pair) * WG + lid;
+                if pair < p.n_pairs && cell < p.d_end {
+                    self.reduce(pair, cell);
+                }
             }
             return;
         }
@@ -482,7 +479,7 @@ mod tests {
                 edge: &mut edge,
             };
             let workgroups = if phase == 2 {
-                n_pairs as u32
+                n_pairs as u32 * (d_end - d_begin).div_ceil(WG)
             } else {
                 (n_pairs as u32).div_ceil(pack)
             };
