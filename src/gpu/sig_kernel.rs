@@ -927,13 +927,8 @@ mod tests {
             return;
         }
         let n = 70_000;
-        let mut seed = 3u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f32 / (1u64 << 53) as f32 - 0.25
-        };
+        let mut uniform = crate::gpu::mirror::uniform(3);
+        let mut rand = || (uniform() * 0.5) as f32;
         let x = Array3::from_shape_simple_fn((n, 2, 1), &mut rand);
         let y = Array3::from_shape_simple_fn((n, 3, 1), &mut rand);
         let ds = Array1::<f32>::ones(n).into_dyn();

@@ -168,6 +168,17 @@ impl PointRows<'_> {
     }
 }
 
+/// Uniform values in [−0.5, 0.5) from `seed` (xorshift64), for tests: reproducible without a crate.
+#[cfg(test)]
+pub(crate) fn uniform(mut seed: u64) -> impl FnMut() -> f64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
+    }
+}
+
 /// Pairs of random transformed paths for the mirrors of the kernels over pairs: each static-kernel
 /// family with and without the transforms, two sides of 3 and 2 paths, pairs mixing them.
 #[cfg(test)]
@@ -192,13 +203,7 @@ impl PairsCase {
     pub(crate) fn all(seed: u64) -> Vec<PairsCase> {
         use crate::sig_kernel::testing::lifted_rows;
         use crate::StaticKernel;
-        let mut seed = seed;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
-        };
+        let mut rand = uniform(seed);
         let kernels = [
             (StaticKernel::Linear, false, false),
             (StaticKernel::ScaledLinear { scale: 1.7 }, true, true),

@@ -492,13 +492,7 @@ mod tests {
 
     #[test]
     fn sig_kernel_backward_mirror_matches_cpu() {
-        let mut seed = 29u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
-        };
+        let mut rand = crate::gpu::mirror::uniform(29);
         // (batch, n1, n2, dyadic orders, band rows, window, block step (0: whole), seeded at every
         // point)
         for (batch, n1, n2, lam, band, window, step, seeded) in [

@@ -299,13 +299,7 @@ mod tests {
     /// workgroup (the last workgroup partly empty), and taller grids in bands.
     #[test]
     fn sig_kernel_forward_mirror_matches_cpu() {
-        let mut seed = 11u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 52) as f64 - 0.5
-        };
+        let mut rand = crate::gpu::mirror::uniform(11);
         for (batch, l1, l2, dim, lam) in [
             // 32 pairs per workgroup, one workgroup partly empty.
             (3, 5, 7, 2, (0, 0)),
