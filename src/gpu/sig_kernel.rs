@@ -157,7 +157,7 @@ fn cut(total: u32, step: u64) -> Vec<(u32, u32)> {
 }
 
 /// What every pair of a call shares: the grid's sizes (the per-dispatch fields are filled later).
-fn base_params(grid: KernelGrid) -> Result<SigKernelParams> {
+pub(crate) fn base_params(grid: KernelGrid) -> Result<SigKernelParams> {
     Ok(SigKernelParams {
         n1: to_u32("increments", grid.n1)?,
         n2: to_u32("increments", grid.n2)?,

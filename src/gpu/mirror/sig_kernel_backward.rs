@@ -450,12 +450,6 @@ mod tests {
         for (phase, (r0, r1), (b0, b1), (d_begin, d_end)) in steps {
             let params = SigKernelParams {
                 n_pairs: n_pairs as u32,
-                n1: grid.n1 as u32,
-                n2: grid.n2 as u32,
-                lam1: grid.lam1,
-                lam2: grid.lam2,
-                rows: rows as u32,
-                cols: cols as u32,
                 d_begin,
                 d_end,
                 phase,
@@ -466,7 +460,7 @@ mod tests {
                 b0: b0 as u32,
                 b1: b1 as u32,
                 pack,
-                ..Default::default()
+                ..crate::gpu::sig_kernel::base_params(grid).unwrap()
             };
             let mut disp = Dispatch {
                 params,

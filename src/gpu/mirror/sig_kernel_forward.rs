@@ -209,7 +209,7 @@ impl Dispatch<'_> {
 mod tests {
     use super::*;
     use crate::gpu::mirror::PairsCase;
-    use crate::gpu::sig_kernel::sweep_pack;
+    use crate::gpu::sig_kernel::{base_params, sweep_pack};
     use crate::gpu::KernelGrid;
     use crate::sig_kernel::testing::{gram_of, lifted_rows};
     use crate::{sig_kernel, Device, SigKernelOptions};
@@ -252,12 +252,6 @@ mod tests {
             while d < diagonals {
                 let params = SigKernelParams {
                     n_pairs: n_pairs as u32,
-                    n1: grid.n1 as u32,
-                    n2: grid.n2 as u32,
-                    lam1: grid.lam1,
-                    lam2: grid.lam2,
-                    rows: rows as u32,
-                    cols: cols as u32,
                     d_begin: d,
                     d_end: d.saturating_add(window).min(diagonals),
                     dim: g.dim,
@@ -266,7 +260,7 @@ mod tests {
                     pack,
                     b0: b0 as u32,
                     b1: b1 as u32,
-                    ..Default::default()
+                    ..base_params(grid).unwrap()
                 };
                 let mut disp = Dispatch {
                     params,
