@@ -19,27 +19,7 @@
 
 alias scalar = f32;
 
-struct Params {
-    // Paths in this dispatch, and their points and channels.
-    n_paths: u32,
-    len: u32,
-    dim: u32,
-    // Words, and each path's output row: one coefficient per word, or each word's prefixes.
-    n_words: u32,
-    out_row: u32,
-    prefixes: u32,
-    // 0: the last window writes the output; 1: it keeps the coefficients in `state`. (Shared with
-    // sig_coef_backprop.wgsl, which has its own modes and reads n_letters.)
-    mode: u32,
-    n_letters: u32,
-    // The segments this dispatch crosses.
-    seg_lo: u32,
-    seg_hi: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
+// Params and params: shaders/common/sig_coef_params.wgsl, appended by the host.
 // n_paths rows of len·dim points.
 @group(0) @binding(1) var<storage, read> points: array<scalar>;
 // The words' letters end to end; word w is letters[starts[w] .. starts[w + 1]].

@@ -23,27 +23,7 @@
 
 alias scalar = f32;
 
-struct Params {
-    // Paths in this dispatch, and their points and channels.
-    n_paths: u32,
-    len: u32,
-    dim: u32,
-    // Words, and the derivatives per path: one per word, or one per prefix (`prefixes`).
-    n_words: u32,
-    out_row: u32,
-    prefixes: u32,
-    // 0: the adjoint per (path, word); 1: the points' gradient.
-    mode: u32,
-    // Letters of all the words: the slots of a row of `dd`.
-    n_letters: u32,
-    // Mode 0's segments.
-    seg_lo: u32,
-    seg_hi: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
+// Params and params: shaders/common/sig_coef_params.wgsl, appended by the host.
 // n_paths rows of len·dim points.
 @group(0) @binding(1) var<storage, read> points: array<scalar>;
 // The words' letters end to end; word w is letters[starts[w] .. starts[w + 1]].

@@ -47,44 +47,7 @@
 
 alias scalar = f32;
 
-struct Params {
-    // Pairs in this chunk.
-    n_pairs: u32,
-    // Increments of the two (transformed) paths: G is n1 × n2.
-    n1: u32,
-    n2: u32,
-    // Dyadic orders λ1, λ2.
-    lam1: u32,
-    lam2: u32,
-    // Points of the refined grid: rows = (n1 << λ1) + 1, cols = (n2 << λ2) + 1.
-    rows: u32,
-    cols: u32,
-    // Phases 0 and 1: the band's anti-diagonals [d_begin, d_end) (t = r − b0 + c) of this dispatch;
-    // phase 2: the base cells.
-    d_begin: u32,
-    d_end: u32,
-    // Which pass this dispatch runs (see above; sig_kernel_forward.wgsl ignores it).
-    phase: u32,
-    // The rows [r0, r1] of the grid that `grid` holds (0 and rows − 1 when it holds them all).
-    r0: u32,
-    r1: u32,
-    // Checkpoints: every `step` rows, K's row is kept in `ckpt` (0: none, the grid is held whole).
-    step: u32,
-    // 1: `seeds` holds dF/dK at every point (rows × cols per pair); 0: dF/dk, one per pair.
-    seeded: u32,
-    // The static kernel of sig_kernel_forward.wgsl; unused here (this kernel reads G from `gram`).
-    dim: u32,
-    kind: u32,
-    point_kernel: u32,
-    // Phases 0 and 1: pairs per workgroup, 1 or (a grid of one band, rows ≤ WG / pack) a power of
-    // two; phase 2 runs one invocation per base cell.
-    pack: u32,
-    // Phases 0 and 1: the band of rows [b0, b1] this dispatch sweeps (b1 − b0 < WG).
-    b0: u32,
-    b1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
+// Params and params: shaders/common/sig_kernel_params.wgsl, appended by the host.
 // n_pairs base Gram matrices, n1 × n2 each, row-major.
 @group(0) @binding(1) var<storage, read> gram: array<scalar>;
 // consts[0] = 2^−(λ1+λ2), consts[1] = 1/12, consts[2] = 1/6 (computed on the host as the CPU does).

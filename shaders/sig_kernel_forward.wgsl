@@ -34,41 +34,7 @@
 
 alias scalar = f32;
 
-struct Params {
-    // Pairs in this chunk.
-    n_pairs: u32,
-    // Increments of the two (transformed) paths: G is n1 × n2.
-    n1: u32,
-    n2: u32,
-    // Dyadic orders λ1, λ2.
-    lam1: u32,
-    lam2: u32,
-    // Points of the refined grid: rows = (n1 << λ1) + 1, cols = (n2 << λ2) + 1.
-    rows: u32,
-    cols: u32,
-    // The band's anti-diagonals [d_begin, d_end) (t = r − b0 + c) this dispatch sweeps.
-    d_begin: u32,
-    d_end: u32,
-    // Which pass of sig_kernel_backward.wgsl a dispatch runs; unused here (the two kernels share
-    // their uniform block), as are the block rows, the checkpoint step and the seeding below.
-    phase: u32,
-    r0: u32,
-    r1: u32,
-    step: u32,
-    seeded: u32,
-    // The static kernel, as shaders/common/pairs.wgsl reads it: channels of the transformed paths,
-    // 0 bilinear or 1 a point kernel, and which point kernel.
-    dim: u32,
-    kind: u32,
-    point_kernel: u32,
-    // Pairs per workgroup: 1, or (a grid of one band, rows ≤ WG / pack) a power of two.
-    pack: u32,
-    // The band of rows [b0, b1] this dispatch sweeps (b1 − b0 < WG / pack).
-    b0: u32,
-    b1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
+// Params and params: shaders/common/sig_kernel_params.wgsl, appended by the host.
 // Bindings 1–4 (the two sides' paths, the pairs, the static kernel's constants) and `base_gram`:
 // shaders/common/pairs.wgsl, appended by the host with point_kernel.wgsl and exp_neg.wgsl.
 // Grids of several bands: n_pairs base Gram matrices, n1 × n2 each, row-major.

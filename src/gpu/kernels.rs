@@ -68,6 +68,10 @@ pub struct Kernel {
 const EXP_NEG: &str = include_str!("../../shaders/common/exp_neg.wgsl");
 /// The uniform block of the Gram and chain kernels (`GramParams`).
 const PAIR_PARAMS: &str = include_str!("../../shaders/common/pair_params.wgsl");
+/// The uniform block of the two `sig_coef` kernels (`SigCoefParams`).
+const SIG_COEF_PARAMS: &str = include_str!("../../shaders/common/sig_coef_params.wgsl");
+/// The uniform block of the PDE kernels (`SigKernelParams`).
+const SIG_KERNEL_PARAMS: &str = include_str!("../../shaders/common/sig_kernel_params.wgsl");
 /// The inputs of the kernels over pairs of transformed paths, and `base_gram`.
 const PAIRS: &str = include_str!("../../shaders/common/pairs.wgsl");
 /// The point kernels and their slopes (`kernel_at`, `kappa`), with `ln_pos` and `power`.
@@ -146,7 +150,7 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
         binding(8, "carry", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
-    helpers: &[PAIRS, EXP_NEG, POINT_KERNEL],
+    helpers: &[SIG_KERNEL_PARAMS, PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
 /// The exact adjoint of the signature-kernel PDE: `dF/dG` and the kernel of each pair of a chunk, one
@@ -167,7 +171,7 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
         binding(7, "edge", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
-    helpers: &[],
+    helpers: &[SIG_KERNEL_PARAMS],
 };
 
 /// pySigLib's polynomial solver of the signature-kernel PDE and its adjoint: one workgroup per pair
@@ -206,7 +210,7 @@ pub const SIG_COEF: Kernel = Kernel {
         binding(6, "state", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigCoefParams>(),
-    helpers: &[],
+    helpers: &[SIG_COEF_PARAMS],
 };
 
 /// The uniform block of `sig_coef.wgsl` and `sig_coef_backprop.wgsl` (`struct Params` there, field
@@ -251,7 +255,7 @@ pub const SIG_COEF_BACKPROP: Kernel = Kernel {
         binding(8, "state", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigCoefParams>(),
-    helpers: &[],
+    helpers: &[SIG_COEF_PARAMS],
 };
 
 /// Every kernel, by name.

@@ -34,6 +34,13 @@ pub(crate) enum StaticGram<T> {
     Points(u32, [T; 4]),
 }
 
+impl<T> StaticGram<T> {
+    /// The shaders' `kind`: 0 bilinear (rows of increments), 1 a point kernel (rows of points).
+    fn kind(&self) -> u32 {
+        matches!(self, StaticGram::Points(..)) as u32
+    }
+}
+
 /// The pairs of one call: the transformed paths of its two sides, one row each (`n·dim`
 /// increments for a bilinear kernel, `(n + 1)·dim` points otherwise, `n` the side's increments),
 /// and which paths pair `i` joins.
@@ -238,9 +245,9 @@ impl Sides {
         } else {
             Some(side(pairs.b, report)?)
         };
-        let (kind, point_kernel, values) = match pairs.gram {
-            StaticGram::Bilinear(c) => (0, 0, [c, T::zero(), T::zero(), T::zero()]),
-            StaticGram::Points(kernel, values) => (1, kernel, values),
+        let (point_kernel, values) = match pairs.gram {
+            StaticGram::Bilinear(c) => (0, [c, T::zero(), T::zero(), T::zero()]),
+            StaticGram::Points(kernel, values) => (kernel, values),
         };
         let consts = take(ctx, "consts", 4 * precision.size(), STORAGE, report);
         upload(ctx, &consts, &bytes_of(precision, &values), report);
@@ -254,7 +261,7 @@ impl Sides {
                 n1: to_u32("increments", grid.n1)?,
                 n2: to_u32("increments", grid.n2)?,
                 dim: to_u32("channels", pairs.dim)?,
-                kind,
+                kind: pairs.gram.kind(),
                 point_kernel,
                 ..Default::default()
             },
@@ -293,7 +300,7 @@ impl Sides {
 /// Values per pair of `sig_kernel_chain.wgsl`'s output: the gradient of path a's row, of path b's
 /// row, and the kernel.
 fn chained_len<T>(grid: KernelGrid, pairs: &Pairs<'_, T>) -> usize {
-    let points = matches!(pairs.gram, StaticGram::Points(..)) as usize;
+    let points = pairs.gram.kind() as usize;
     (grid.n1 + points) * pairs.dim + (grid.n2 + points) * pairs.dim + 1
 }
 
@@ -433,8 +440,7 @@ pub(crate) fn sig_kernel<T: Scalar>(
     // The dispatches: each band's windows of diagonals. Each diagonal and each dispatch's first 8
     // increments form one h each.
     let ctx = open(device, Precision::of::<T>())?;
-    let kind = matches!(pairs.gram, StaticGram::Points(..)) as u32;
-    let h_cost = base_gram_cost(kind, to_u32("channels", pairs.dim)?);
+    let h_cost = base_gram_cost(pairs.gram.kind(), to_u32("channels", pairs.dim)?);
     let mut sweep = Vec::new();
     for band in bands(0, rows - 1) {
         let windows = band_windows(&ctx, band.1 - band.0 + 1, cols, 2 + h_cost, 8 * h_cost)?;

@@ -233,9 +233,10 @@ fn sig_kernels_validate_for_every_generated_variant() {
 /// The two signature-kernel shaders share their uniform block (`SigKernelParams`).
 #[test]
 fn sig_kernel_shaders_share_their_params() {
-    let forward = roughsig::gpu::kernels::SIG_KERNEL_FORWARD.source;
-    let backward = roughsig::gpu::kernels::SIG_KERNEL_BACKWARD.source;
+    let forward = roughsig::gpu::kernels::SIG_KERNEL_FORWARD.wgsl(Precision::F32);
+    let backward = roughsig::gpu::kernels::SIG_KERNEL_BACKWARD.wgsl(Precision::F32);
     let params = |src: &str| {
+        assert_eq!(src.matches("struct Params {").count(), 1);
         let start = src.find("struct Params {").unwrap();
         src[start..start + src[start..].find("\n}\n").unwrap()]
             .lines()
@@ -243,7 +244,7 @@ fn sig_kernel_shaders_share_their_params() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(params(forward), params(backward), "struct Params differs");
+    assert_eq!(params(&forward), params(&backward), "struct Params differs");
 }
 
 #[test]

@@ -168,6 +168,30 @@ impl PointRows<'_> {
     }
 }
 
+/// Where an invocation of the PDE kernels' sweeps keeps its pair's diagonals in workgroup memory:
+/// `diag_base` and `span` (the band's rows there) of sig_kernel_forward.wgsl and
+/// sig_kernel_backward.wgsl.
+#[derive(Clone, Copy)]
+pub(crate) struct Slots {
+    diag_base: u32,
+    span: u32,
+}
+
+impl Slots {
+    /// Invocation `lid` of a workgroup whose pairs have `span` invocations each.
+    pub(crate) fn new(lid: u32, span: u32) -> Slots {
+        Slots {
+            diag_base: lid / span * 3 * span,
+            span,
+        }
+    }
+
+    /// `near(t, l)`: diagonal t of the band's row b0 + l.
+    pub(crate) fn near(self, t: u32, l: u32) -> usize {
+        (self.diag_base + (t % 3) * self.span + l) as usize
+    }
+}
+
 /// Uniform values in [−0.5, 0.5) from `seed` (xorshift64), for tests: reproducible without a crate.
 #[cfg(test)]
 pub(crate) fn uniform(mut seed: u64) -> impl FnMut() -> f64 {

@@ -3,24 +3,12 @@
 //! A workgroup is run whole: between two barriers its invocations touch disjoint points and read
 //! only other diagonals, so running them one after the other is one of the orders the GPU may pick.
 
+use super::Slots;
 use crate::gpu::kernels::SigKernelParams;
 
 type Scalar = f64;
 
 const WG: u32 = 256;
-
-/// One invocation's `diag_base` and `span`.
-#[derive(Clone, Copy)]
-struct Slots {
-    diag_base: u32,
-    span: u32,
-}
-
-impl Slots {
-    fn near(self, t: u32, l: u32) -> usize {
-        (self.diag_base + (t % 3) * self.span + l) as usize
-    }
-}
 
 /// The buffers of one dispatch.
 pub(crate) struct Dispatch<'a> {
@@ -335,13 +323,7 @@ impl Dispatch<'_> {
     fn lanes(&self, first: u32) -> Vec<(u32, u32, Slots)> {
         let span = WG / self.params.pack;
         (0..WG)
-            .map(|lid| {
-                let slots = Slots {
-                    diag_base: lid / span * 3 * span,
-                    span,
-                };
-                (first + lid / span, lid % span, slots)
-            })
+            .map(|lid| (first + lid / span, lid % span, Slots::new(lid, span)))
             .collect()
     }
 

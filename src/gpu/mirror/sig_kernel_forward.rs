@@ -3,7 +3,7 @@
 //! A workgroup is run whole: between two barriers its invocations touch disjoint points and read
 //! only earlier diagonals, so running them one after the other is one of the orders the GPU may pick.
 
-use super::PointRows;
+use super::{PointRows, Slots};
 use crate::gpu::kernels::{GramParams, SigKernelParams};
 
 type Scalar = f64;
@@ -23,25 +23,18 @@ pub(crate) struct Dispatch<'a> {
     pub carry: &'a mut [Scalar],
 }
 
-/// One invocation's private state: `diag_base`, `span`, and its walk (`c`, g0 … g7, `corner`,
+/// One invocation's private state: its slots in `diag`, and its walk (`c`, g0 … g7, `corner`,
 /// u0 … u3).
 struct Lane {
     pair: u32,
     l: u32,
     r: u32,
     live: bool,
-    diag_base: u32,
-    span: u32,
+    slots: Slots,
     c: i64,
     g: [Scalar; 8],
     corner: Scalar,
     u: [Scalar; 4],
-}
-
-impl Lane {
-    fn near(&self, t: u32, l: u32) -> usize {
-        (self.diag_base + (t % 3) * self.span + l) as usize
-    }
 }
 
 impl Dispatch<'_> {
@@ -126,8 +119,7 @@ impl Dispatch<'_> {
                     l,
                     r,
                     live,
-                    diag_base: lid / span * 3 * span,
-                    span,
+                    slots: Slots::new(lid, span),
                     c: 0,
                     g: [0.0; 8],
                     corner: 0.0,
@@ -139,7 +131,7 @@ impl Dispatch<'_> {
             let (pair, l) = (lane.pair, lane.l);
             for k in 1..=2 {
                 if lane.live && p.d_begin >= l + k && p.d_begin - k - l < cols {
-                    diag[lane.near(p.d_begin - k, l)] =
+                    diag[lane.slots.near(p.d_begin - k, l)] =
                         self.carry[self.slot(pair, p.d_begin - k, l)];
                 }
             }
@@ -174,12 +166,12 @@ impl Dispatch<'_> {
                         let mut k_up = up;
                         let mut k_corner = up_left;
                         if l > 0 {
-                            k_up = diag[lane.near(t - 1, l - 1)];
-                            k_corner = diag[lane.near(t - 2, l - 1)];
+                            k_up = diag[lane.slots.near(t - 1, l - 1)];
+                            k_corner = diag[lane.slots.near(t - 2, l - 1)];
                         }
-                        v = self.point(h, diag[lane.near(t - 1, l)], k_up, k_corner);
+                        v = self.point(h, diag[lane.slots.near(t - 1, l)], k_up, k_corner);
                     }
-                    diag[lane.near(t, l)] = v;
+                    diag[lane.slots.near(t, l)] = v;
                     if r == p.b1 && r < rows - 1 {
                         let at = self.edge_at(pair, self.band(), cc);
                         self.carry[at] = v;
@@ -198,7 +190,7 @@ impl Dispatch<'_> {
             for k in 1..=2 {
                 if lane.live && p.d_end < band_end && p.d_end >= l + k && p.d_end - k - l < cols {
                     let at = self.slot(pair, p.d_end - k, l);
-                    self.carry[at] = diag[lane.near(p.d_end - k, l)];
+                    self.carry[at] = diag[lane.slots.near(p.d_end - k, l)];
                 }
             }
         }
