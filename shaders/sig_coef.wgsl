@@ -19,23 +19,12 @@
 
 alias scalar = f32;
 
-// Params and params: shaders/common/sig_coef_params.wgsl, appended by the host.
-// n_paths rows of len·dim points.
-@group(0) @binding(1) var<storage, read> points: array<scalar>;
-// The words' letters end to end; word w is letters[starts[w] .. starts[w + 1]].
-@group(0) @binding(2) var<storage, read> letters: array<u32>;
-@group(0) @binding(3) var<storage, read> starts: array<u32>;
-// Where word w's coefficients start in an output row.
-@group(0) @binding(4) var<storage, read> outs: array<u32>;
+// Params, params, bindings 1–4 (the points, the words' letters, where each word's values go) and
+// WG, MAX_K, STATE: shaders/common/words.wgsl, appended by the host.
 @group(0) @binding(5) var<storage, read_write> out: array<scalar>;
 // Per (path, word) item, STATE scalars: the coefficients c_0 … c_k between windows (and, for
 // sig_coef_backprop.wgsl, the adjoints after them).
 @group(0) @binding(6) var<storage, read_write> state: array<scalar>;
-
-const WG: u32 = 64u;
-// The longest word on the GPU (the host runs longer ones on the CPU).
-const MAX_K: u32 = 32u;
-const STATE: u32 = 66u;
 
 @compute @workgroup_size(64)
 fn main(

@@ -23,14 +23,8 @@
 
 alias scalar = f32;
 
-// Params and params: shaders/common/sig_coef_params.wgsl, appended by the host.
-// n_paths rows of len·dim points.
-@group(0) @binding(1) var<storage, read> points: array<scalar>;
-// The words' letters end to end; word w is letters[starts[w] .. starts[w + 1]].
-@group(0) @binding(2) var<storage, read> letters: array<u32>;
-@group(0) @binding(3) var<storage, read> starts: array<u32>;
-// Where word w's derivatives start in a row of `derivs`.
-@group(0) @binding(4) var<storage, read> outs: array<u32>;
+// Params, params, bindings 1–4 (the points, the words' letters, where each word's derivatives
+// start in a row of `derivs`) and WG, MAX_K, STATE: shaders/common/words.wgsl, appended by the host.
 @group(0) @binding(5) var<storage, read> derivs: array<scalar>;
 // Per path, (len − 1) rows of n_letters: dF/dΔ at each letter of each segment.
 @group(0) @binding(6) var<storage, read_write> dd: array<scalar>;
@@ -38,11 +32,6 @@ alias scalar = f32;
 @group(0) @binding(7) var<storage, read_write> grads: array<scalar>;
 // Per (path, word) item, STATE scalars: c_0 … c_k, then from slot 33 a_0 … a_k.
 @group(0) @binding(8) var<storage, read_write> state: array<scalar>;
-
-const WG: u32 = 64u;
-// The longest word on the GPU (the host runs longer ones on the CPU).
-const MAX_K: u32 = 32u;
-const STATE: u32 = 66u;
 
 // Across segment s of the path at `base`: c_j += Σ_{m<j} c_m·(sign·Δ_{m+1})⋯(sign·Δ_j)/(j − m)!
 // for j = k … 1 (Horner's rule, as sig_coef.wgsl), with the segment's increments in `delta`.

@@ -68,8 +68,8 @@ pub struct Kernel {
 const EXP_NEG: &str = include_str!("../../shaders/common/exp_neg.wgsl");
 /// The uniform block of the Gram and chain kernels (`GramParams`).
 const PAIR_PARAMS: &str = include_str!("../../shaders/common/pair_params.wgsl");
-/// The uniform block of the two `sig_coef` kernels (`SigCoefParams`).
-const SIG_COEF_PARAMS: &str = include_str!("../../shaders/common/sig_coef_params.wgsl");
+/// The uniform block, inputs and limits of the two `sig_coef` kernels (`SigCoefParams`).
+const WORDS: &str = include_str!("../../shaders/common/words.wgsl");
 /// The uniform block of the PDE kernels (`SigKernelParams`).
 const SIG_KERNEL_PARAMS: &str = include_str!("../../shaders/common/sig_kernel_params.wgsl");
 /// The inputs of the kernels over pairs of transformed paths, and `base_gram`.
@@ -210,7 +210,7 @@ pub const SIG_COEF: Kernel = Kernel {
         binding(6, "state", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigCoefParams>(),
-    helpers: &[SIG_COEF_PARAMS],
+    helpers: &[WORDS],
 };
 
 /// The uniform block of `sig_coef.wgsl` and `sig_coef_backprop.wgsl` (`struct Params` there, field
@@ -255,7 +255,7 @@ pub const SIG_COEF_BACKPROP: Kernel = Kernel {
         binding(8, "state", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigCoefParams>(),
-    helpers: &[SIG_COEF_PARAMS],
+    helpers: &[WORDS],
 };
 
 /// Every kernel, by name.

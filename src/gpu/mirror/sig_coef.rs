@@ -134,6 +134,19 @@ pub(crate) fn run_windows(
     }
 }
 
+/// The mirrors' tests' input: two paths of 7 points in 3 channels, and words with the empty word and
+/// repeated letters.
+#[cfg(test)]
+#[allow(clippy::type_complexity)]
+pub(crate) fn sample() -> ((usize, usize, usize), Vec<f64>, Vec<Vec<usize>>) {
+    let (n_paths, len, dim) = (2usize, 7usize, 3usize);
+    let points = (0..n_paths * len * dim)
+        .map(|i| ((i * 37 % 23) as f64 - 11.0) * 0.07)
+        .collect();
+    let words = vec![vec![], vec![2], vec![0, 1], vec![1, 1, 2, 0]];
+    ((n_paths, len, dim), points, words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,11 +155,7 @@ mod tests {
     /// repeated letters and a transformed path, in one window and in several.
     #[test]
     fn sig_coef_mirror_matches_cpu() {
-        let (n_paths, len, dim) = (2usize, 7usize, 3usize);
-        let points: Vec<f64> = (0..n_paths * len * dim)
-            .map(|i| ((i * 37 % 23) as f64 - 11.0) * 0.07)
-            .collect();
-        let words = [vec![], vec![2], vec![0, 1], vec![1, 1, 2, 0]];
+        let ((n_paths, len, dim), points, words) = sample();
         let path = ndarray::ArrayView3::from_shape((n_paths, len, dim), &points).unwrap();
         let opts = crate::SigOptions::default().device(crate::Device::Cpu);
         for (prefixes, window) in [(false, 6), (true, 6), (false, 2), (true, 4)] {

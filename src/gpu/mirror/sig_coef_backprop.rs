@@ -170,17 +170,13 @@ impl Dispatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::mirror::sig_coef::{run_windows, word_tables};
+    use crate::gpu::mirror::sig_coef::{run_windows, sample, word_tables};
 
     /// The mirror's gradient equals the CPU's, with derivatives per word and per prefix, for the
     /// empty word and repeated letters, in one window and in several.
     #[test]
     fn sig_coef_backprop_mirror_matches_cpu() {
-        let (n_paths, len, dim) = (2usize, 7usize, 3usize);
-        let points: Vec<f64> = (0..n_paths * len * dim)
-            .map(|i| ((i * 37 % 23) as f64 - 11.0) * 0.07)
-            .collect();
-        let words = [vec![], vec![2], vec![0, 1], vec![1, 1, 2, 0]];
+        let ((n_paths, len, dim), points, words) = sample();
         let path = ndarray::ArrayView3::from_shape((n_paths, len, dim), &points).unwrap();
         let opts = crate::SigOptions::default().device(crate::Device::Cpu);
         for (prefixes, window) in [(false, 6), (true, 6), (false, 4), (true, 1)] {
