@@ -274,6 +274,20 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Gradients of F(sig-kernel-gram(paths1, paths2)) with respect to both batches, given dF/dGram
+    /// (the Gram matrix's shape); the same file twice still gives two gradients (add them for
+    /// F(gram(x, x))).
+    SigKernelGramBackprop {
+        derivs: String,
+        paths1: String,
+        paths2: String,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
     /// The squared MMD between two samples of paths (batch…, length, dim) under the signature
     /// kernel (the unbiased estimator; a 0-d array).
     SigMmd {
@@ -312,6 +326,51 @@ pub enum Command {
         kernel: MetricKernel,
         #[command(flatten)]
         out: Output,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of F = deriv · sig-mmd(sample1, sample2) with respect to both samples; DERIV holds
+    /// one value (a 0-d array or shape (1,)).
+    SigMmdBackprop {
+        deriv: String,
+        sample1: String,
+        sample2: String,
+        #[command(flatten)]
+        kernel: MetricKernel,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of F = Σ derivs · sig-score(sample, y) with respect to the sample and Y, given
+    /// derivs shaped as sig-score's output.
+    SigScoreBackprop {
+        derivs: String,
+        sample: String,
+        y: String,
+        /// The weight of the sample's own term.
+        #[arg(long, default_value = "1.0", allow_negative_numbers = true)]
+        lam: f64,
+        #[command(flatten)]
+        kernel: MetricKernel,
+        #[command(flatten)]
+        out: Output2,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gradients of F = deriv · expected-sig-score(sample1, sample2) with respect to both samples;
+    /// DERIV holds one value (a 0-d array or shape (1,)).
+    ExpectedSigScoreBackprop {
+        deriv: String,
+        sample1: String,
+        sample2: String,
+        /// The weight of sample 1's own term.
+        #[arg(long, default_value = "1.0", allow_negative_numbers = true)]
+        lam: f64,
+        #[command(flatten)]
+        kernel: MetricKernel,
+        #[command(flatten)]
+        out: Output2,
         #[command(flatten)]
         common: Common,
     },

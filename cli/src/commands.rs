@@ -394,6 +394,32 @@ pub fn run(command: Command) -> Result<()> {
                 }
             }))
         }
+        Command::SigKernelGramBackprop {
+            derivs,
+            paths1,
+            paths2,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = kernel_options(&kernel, &common)?;
+            let inputs = [&derivs, &paths1, &paths2];
+            let job = Job::read("sig-kernel-gram-backprop", &inputs, &common)?;
+            let lengths = kernel.lengths.read()?;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| match &lengths {
+                Some(l) => {
+                    let ((x1, l1), (x2, l2)) = l.sides(&x[1], &x[2])?;
+                    let derivs = with_axes(&x[0], "with --lengths, derivs", "(batch1, batch2)")?;
+                    let (d1, d2) =
+                        roughsig::sig_kernel_gram_backprop_ragged(derivs, x1, &l1, x2, &l2, &opts)?;
+                    Ok((d1.into_dyn(), d2.into_dyn()))
+                }
+                None => {
+                    let (g, x1, x2) = (x[0].view(), x[1].view(), x[2].view());
+                    roughsig::sig_kernel_gram_backprop(g, x1, x2, &opts)
+                }
+            }))
+        }
         Command::SigMmd {
             sample1,
             sample2,
@@ -435,6 +461,55 @@ pub fn run(command: Command) -> Result<()> {
             dispatch!(job, |T, job| job.single::<T>(&out, |x| {
                 let score = roughsig::expected_sig_score(x[0].view(), x[1].view(), lam, &opts)?;
                 Ok(ndarray::arr1(&[score]).into_dyn())
+            }))
+        }
+        Command::SigMmdBackprop {
+            deriv,
+            sample1,
+            sample2,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = metric_options(&kernel, &common)?;
+            let inputs = [&deriv, &sample1, &sample2];
+            let job = Job::read("sig-mmd-backprop", &inputs, &common)?;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                let deriv = one_value(&x[0], "DERIV")?;
+                roughsig::sig_mmd_backprop(deriv, x[1].view(), x[2].view(), &opts)
+            }))
+        }
+        Command::SigScoreBackprop {
+            derivs,
+            sample,
+            y,
+            lam,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = metric_options(&kernel, &common)?;
+            let job = Job::read("sig-score-backprop", &[&derivs, &sample, &y], &common)?;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                let (g, s, y) = (x[0].view(), x[1].view(), x[2].view());
+                roughsig::sig_score_backprop(g, s, y, lam, &opts)
+            }))
+        }
+        Command::ExpectedSigScoreBackprop {
+            deriv,
+            sample1,
+            sample2,
+            lam,
+            kernel,
+            out,
+            common,
+        } => {
+            let opts = metric_options(&kernel, &common)?;
+            let inputs = [&deriv, &sample1, &sample2];
+            let job = Job::read("expected-sig-score-backprop", &inputs, &common)?;
+            dispatch!(job, |T, job| job.pair::<T>(&out, |x| {
+                let deriv = one_value(&x[0], "DERIV")?;
+                roughsig::expected_sig_score_backprop(deriv, x[1].view(), x[2].view(), lam, &opts)
             }))
         }
         Command::SigCoef {
@@ -830,6 +905,18 @@ fn common_dtype(inputs: &[Input]) -> Result<Dtype> {
 /// The paths of a ragged batch: `(batch, length, dim)`.
 fn ragged_paths<T>(a: &ArrayD<T>) -> Result<ArrayView3<'_, T>> {
     with_axes(a, "with --lengths, the paths", "(batch, length, dim)")
+}
+
+/// The one value of `a` (a 0-d array, or any shape with one element), else an error naming `what`.
+fn one_value<T: Copy>(a: &ArrayD<T>, what: &str) -> Result<T> {
+    match a.first() {
+        Some(&v) if a.len() == 1 => Ok(v),
+        _ => Err(Error::Invalid(format!(
+            "{what} must hold one value (a 0-d array or shape (1,)), got shape {:?} ({} values)",
+            a.shape(),
+            a.len()
+        ))),
+    }
 }
 
 /// `a` with `D`'s number of axes, else an error naming `what` and the expected `shape`.

@@ -1,4 +1,4 @@
-//! The `sig-kernel`, `sig-kernel-backprop` and `sig-kernel-gram` subcommands end to end.
+//! The signature-kernel subcommands (kernels, Gram matrices, metrics and their gradients) end to end.
 
 use ndarray::{ArrayD, Axis};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
@@ -511,6 +511,113 @@ fn the_polynomial_solver_matches_the_reference_cases() {
     let (success, stderr) = run(&["sig-kernel", &x, &y, "--method", "polynomial", "-o", &out]);
     assert!(
         !success && stderr.starts_with("error: ") && stderr.contains("--order"),
+        "{stderr}"
+    );
+}
+
+/// The gradients of the Gram matrix and of the metrics: the directional derivative of
+/// `F = Σ derivs · op(x, y)` along (vx, vy), from each gradient subcommand, against central
+/// differences of the forward subcommand.
+#[test]
+fn gram_and_metric_gradients_match_finite_differences() {
+    use ndarray::{Array3, Dimension};
+    let dir = Scratch::new("metric-gradients");
+    let save = |name: &str, a: &ArrayD<f64>| {
+        a.write_npy(File::create(dir.file(name)).unwrap()).unwrap();
+        dir.file(name)
+    };
+    let x = Array3::from_shape_fn((4, 5, 2), |(i, j, k)| {
+        ((i + 2 * j + 3 * k) as f64 / 4.0).sin() * 0.6
+    })
+    .into_dyn();
+    let y = Array3::from_shape_fn((3, 6, 2), |(i, j, k)| {
+        ((3 * i + j + k) as f64 / 3.0).cos() * 0.6
+    })
+    .into_dyn();
+    let vx = x.mapv(|v| (7.0 * v).sin());
+    let vy = y.mapv(|v| (5.0 * v).cos());
+    let (fx, fy) = (save("x.npy", &x), save("y.npy", &y));
+    let (out, out2) = (dir.file("o.npy"), dir.file("o2.npy"));
+    let kernel = ["--static-kernel", "rbf:0.7", "--dyadic-order", "1"];
+    let derivs = |shape: &[usize]| {
+        ArrayD::from_shape_fn(shape, |i| {
+            1.0 + 0.25 * i.slice().iter().sum::<usize>() as f64
+        })
+    };
+    for (op, derivs, extra) in [
+        ("sig-kernel-gram", derivs(&[4, 3]), &[][..]),
+        ("sig-mmd", derivs(&[]), &[][..]),
+        ("sig-score", derivs(&[3]), &["--lam", "0.5"][..]),
+        ("expected-sig-score", derivs(&[1]), &["--lam", "2"][..]),
+    ] {
+        let fd = save("derivs.npy", &derivs);
+        let mut args = vec![format!("{op}-backprop"), fd, fx.clone(), fy.clone()];
+        args.extend(kernel.iter().chain(extra).map(|s| s.to_string()));
+        args.extend(["-o".into(), out.clone(), "--output2".into(), out2.clone()]);
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let (gx, gy) = (read(&out), read(&out2));
+        assert_eq!((gx.shape(), gy.shape()), (x.shape(), y.shape()), "{op}");
+        let along = (&gx * &vx).sum() + (&gy * &vy).sum();
+
+        let eps = 1e-4;
+        let f = |s: f64| {
+            let xs = save("xs.npy", &(&x + &(&vx * s)));
+            let ys = save("ys.npy", &(&y + &(&vy * s)));
+            let mut args = vec![op, &xs, &ys];
+            args.extend(kernel.iter().chain(extra));
+            args.extend(["-o", &out]);
+            ok(&args);
+            (&read(&out) * &derivs).sum()
+        };
+        let central = (f(eps) - f(-eps)) / (2.0 * eps);
+        assert!(
+            (along - central).abs() <= 1e-6 * central.abs().max(1.0),
+            "{op}: {along} against finite differences {central}"
+        );
+    }
+
+    // The Gram matrix's gradient of ragged batches, as the library computes it.
+    let l = ArrayD::from_shape_vec(vec![4], vec![5i64, 2, 3, 4]).unwrap();
+    l.write_npy(File::create(dir.file("l.npy")).unwrap())
+        .unwrap();
+    let g = derivs(&[4, 3]);
+    let fg = save("g.npy", &g);
+    ok(&[
+        "sig-kernel-gram-backprop",
+        &fg,
+        &fx,
+        &fy,
+        "--lengths",
+        &dir.file("l.npy"),
+        "-o",
+        &out,
+        "--output2",
+        &out2,
+    ]);
+    let opts = roughsig::SigKernelOptions::default();
+    let x3 = x.view().into_dimensionality::<ndarray::Ix3>().unwrap();
+    let y3 = y.view().into_dimensionality::<ndarray::Ix3>().unwrap();
+    let g2 = g.view().into_dimensionality::<ndarray::Ix2>().unwrap();
+    let (wx, wy) =
+        roughsig::sig_kernel_gram_backprop_ragged(g2, x3, &[5, 2, 3, 4], y3, &[6; 3], &opts)
+            .unwrap();
+    assert_close(&read(&out), &wx.into_dyn());
+    assert_close(&read(&out2), &wy.into_dyn());
+
+    // A scalar derivative must be one value.
+    let two = save("two.npy", &derivs(&[2]));
+    let (success, stderr) = run(&[
+        "sig-mmd-backprop",
+        &two,
+        &fx,
+        &fy,
+        "-o",
+        &out,
+        "--output2",
+        &out2,
+    ]);
+    assert!(
+        !success && stderr.starts_with("error: ") && stderr.contains("one value"),
         "{stderr}"
     );
 }
