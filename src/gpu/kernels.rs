@@ -175,7 +175,7 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
 };
 
 /// pySigLib's polynomial solver of the signature-kernel PDE and its adjoint: one workgroup per pair
-/// of a chunk, over a window of the base grid's anti-diagonals.
+/// of a chunk, over a window of the anti-diagonals of one band of the base grid's rows.
 pub const SIG_KERNEL_POLYNOMIAL: Kernel = Kernel {
     name: "sig_kernel_polynomial",
     source: include_str!("../../shaders/sig_kernel_polynomial.wgsl"),
@@ -371,7 +371,7 @@ pub struct PolynomialParams {
     pub n2: u32,
     /// Coefficients per edge: the order plus one.
     pub size: u32,
-    /// The anti-diagonals of cells `[d_begin, d_end)` this dispatch sweeps.
+    /// The band's anti-diagonals of cells `[d_begin, d_end)` this dispatch sweeps.
     pub d_begin: u32,
     pub d_end: u32,
     /// 0: the forward sweep; 1: the adjoint's, last diagonal first.
@@ -382,8 +382,9 @@ pub struct PolynomialParams {
     /// Where the forward sweep writes each pair's kernel: `grads[pair·k_stride + k_at]`.
     pub k_stride: u32,
     pub k_at: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    /// The band's rows `b0 ..= b1` (`d_begin`, `d_end` count the band's own diagonals).
+    pub b0: u32,
+    pub b1: u32,
 }
 
 /// The uniform block of `sig_kernel_gram.wgsl` and `sig_kernel_chain.wgsl` (`struct Params` there,

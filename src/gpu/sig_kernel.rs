@@ -22,7 +22,7 @@ use crate::{Error, Result, Scalar};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-mod polynomial;
+pub(crate) mod polynomial;
 
 /// How a base Gram matrix is formed from two transformed paths (`sig_kernel_gram.wgsl`).
 #[derive(Clone, Copy, Debug)]

@@ -660,4 +660,37 @@ fn polynomial_solver_on_gpu_matches_pysiglib() {
     let cpu = opts.clone().device(roughsig::Device::Cpu);
     let want = roughsig::sig_kernel(x.view(), y.view(), &cpu).unwrap();
     assert_close("order 8", &to_f64(&got), &want, 1e-4, 1e-5);
+    // 149 rows of cells: three bands of rows (64, 64, 21) one after the other, forward and back,
+    // each in two windows of diagonals on lavapipe.
+    let (x, y) = (
+        random(&[2, 150, 2], 63) * 0.1,
+        random(&[2, 200, 2], 64) * 0.1,
+    );
+    let cpu = opts.clone().device(roughsig::Device::Cpu);
+    let want = roughsig::sig_kernel(x.view(), y.view(), &cpu).unwrap();
+    let got = roughsig::sig_kernel(to_f32(&x).view(), to_f32(&y).view(), &opts).unwrap();
+    assert_close("three bands", &to_f64(&got), &want, 1e-4, 1e-5);
+    let report = roughsig::gpu::last_gpu_report().unwrap();
+    assert!(
+        report.dispatches >= 4,
+        "the Gram pass and a dispatch per band: {report:?}"
+    );
+    let derivs = random(&[2], 65);
+    let (want1, want2) =
+        roughsig::sig_kernel_backprop(derivs.view(), x.view(), y.view(), &cpu).unwrap();
+    let (got1, got2) = roughsig::sig_kernel_backprop(
+        to_f32(&derivs).view(),
+        to_f32(&x).view(),
+        to_f32(&y).view(),
+        &opts,
+    )
+    .unwrap();
+    assert_close("three bands, path 1", &to_f64(&got1), &want1, 1e-3, 1e-4);
+    assert_close("three bands, path 2", &to_f64(&got2), &want2, 1e-3, 1e-4);
+    if f64 {
+        let (got1, got2) =
+            roughsig::sig_kernel_backprop(derivs.view(), x.view(), y.view(), &opts).unwrap();
+        assert_close("three bands, f64", &got1, &want1, 1e-10, 1e-12);
+        assert_close("three bands, f64", &got2, &want2, 1e-10, 1e-12);
+    }
 }

@@ -1,9 +1,11 @@
 //! `shaders/sig_kernel_polynomial.wgsl` in Rust, line by line (see `mirror/mod.rs`). `scalar` is
 //! `f64`.
 //!
-//! A workgroup is run whole: between two barriers its invocations touch distinct rows' and columns'
-//! edges and read only what earlier diagonals wrote, so running them one after the other is one of
-//! the orders the GPU may pick.
+//! A workgroup is run diagonal by diagonal, its invocations one after the other within a diagonal
+//! (one of the orders the GPU may pick: between two barriers they write distinct slots of `flow`
+//! and of the buffers, and read only what earlier diagonals or dispatches wrote). Each invocation's
+//! private arrays live in a `Private`; `flow` starts as NaN, so a read of a slot no diagonal wrote
+//! shows in the results.
 
 use crate::gpu::kernels::PolynomialParams;
 
@@ -26,6 +28,49 @@ pub(crate) struct Dispatch<'a> {
     pub grid: &'a mut [Scalar],
 }
 
+/// One invocation's function-scope variables that outlive a diagonal.
+struct Private {
+    h: [Scalar; 65],
+    v: [Scalar; 65],
+    pw: [Scalar; 65],
+    a: [Scalar; 65],
+    b: [Scalar; 65],
+    c: [Scalar; 65],
+    e: [Scalar; 65],
+    rho_next: Scalar,
+}
+
+impl Default for Private {
+    fn default() -> Private {
+        Private {
+            h: [0.0; 65],
+            v: [0.0; 65],
+            pw: [0.0; 65],
+            a: [0.0; 65],
+            b: [0.0; 65],
+            c: [0.0; 65],
+            e: [0.0; 65],
+            rho_next: 0.0,
+        }
+    }
+}
+
+/// The pair's offsets into the buffers (`main`'s lets).
+#[derive(Clone, Copy)]
+struct Offsets {
+    hb: u32,
+    vb: u32,
+    dhb: u32,
+    dvb: u32,
+    kb: u32,
+    gb: u32,
+    base: u32,
+}
+
+fn u(x: u32) -> usize {
+    x as usize
+}
+
 impl Dispatch<'_> {
     fn same(&self, n: u32, k: u32) -> Scalar {
         self.tables[(n * self.params.size + k) as usize]
@@ -41,12 +86,16 @@ impl Dispatch<'_> {
         self.tables[(2 * size * size + k * size + n) as usize]
     }
 
-    fn rows_of(&self, s: u32) -> (u32, u32) {
-        let mut lo = 0;
-        if s >= self.params.n2 {
-            lo = s - (self.params.n2 - 1);
+    fn flow_at(&self, t: u32, l: u32) -> usize {
+        let p = self.params;
+        u(((t % 2) * (p.b1 - p.b0 + 1) + l) * p.size)
+    }
+
+    fn rho_at(&self, live: bool, base: u32, i: u32, j: i64) -> Scalar {
+        if !live || j < 0 || j >= self.params.n2 as i64 {
+            return 0.0;
         }
-        (lo, s.min(self.params.n1 - 1))
+        self.gram[u(base + i * self.params.n2) + j as usize]
     }
 
     /// The entry point `main` for workgroup `pair`, all of its invocations.
@@ -57,206 +106,261 @@ impl Dispatch<'_> {
         }
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
-        let last = n1 + n2 - 2;
         let hb = pair * 2 * (n1 + n2) * size;
         let vb = hb + n1 * size;
         let dhb = vb + n2 * size;
-        let dvb = dhb + n1 * size;
-        let kb = pair * 2 * cells * size;
-        let gb = pair * (n1 + 1) * (n2 + 1);
-        let base = pair * cells;
-        let u = |x: u32| x as usize;
-        let mut h = [0.0; 65];
-        let mut v = [0.0; 65];
-        let mut pw = [0.0; 65];
-        let mut a = [0.0; 65];
-        let mut b = [0.0; 65];
-        let mut c = [0.0; 65];
-        let mut e = [0.0; 65];
+        let o = Offsets {
+            hb,
+            vb,
+            dhb,
+            dvb: dhb + n1 * size,
+            kb: pair * 2 * cells * size,
+            gb: pair * (n1 + 1) * (n2 + 1),
+            base: pair * cells,
+        };
+        let rows = p.b1 - p.b0 + 1;
+        let mut flow = vec![Scalar::NAN; 2048];
+        let mut inv: Vec<Private> = (0..WG).map(|_| Private::default()).collect();
         if p.mode == 0 {
-            if p.d_begin == 0 {
+            if p.b0 == 0 && p.d_begin == 0 && p.flags & GRID != 0 {
                 for lid in 0..WG {
-                    let mut i = lid;
-                    while i < n1 {
-                        for k in 0..size {
-                            self.edges[u(hb + i * size + k)] = if k == 0 { 1.0 } else { 0.0 };
-                        }
-                        i += WG;
+                    for j in (lid..=n2).step_by(u(WG)) {
+                        self.grid[u(o.gb + j)] = 1.0;
                     }
-                    let mut j = lid;
-                    while j < n2 {
-                        for k in 0..size {
-                            self.edges[u(vb + j * size + k)] = if k == 0 { 1.0 } else { 0.0 };
-                        }
-                        j += WG;
-                    }
-                    if p.flags & GRID != 0 {
-                        let mut j = lid;
-                        while j <= n2 {
-                            self.grid[u(gb + j)] = 1.0;
-                            j += WG;
-                        }
-                        let mut i = lid;
-                        while i <= n1 {
-                            self.grid[u(gb + i * (n2 + 1))] = 1.0;
-                            i += WG;
-                        }
+                    for r in (lid..=n1).step_by(u(WG)) {
+                        self.grid[u(o.gb + r * (n2 + 1))] = 1.0;
                     }
                 }
-                // storageBarrier(); workgroupBarrier()
             }
-            for s in p.d_begin..p.d_end {
-                let span = self.rows_of(s);
-                let strips = (span.1 - span.0) / WG + 1;
-                for lid in 0..WG {
-                    for t in 0..strips {
-                        let i = span.0 + t * WG + lid;
-                        if i <= span.1 {
-                            let j = s - i;
-                            let rho = self.gram[u(base + i * n2 + j)];
-                            let at = (i * n2 + j) * size;
-                            let mut pp: Scalar = 1.0;
-                            for k in 0..u(size) {
-                                pw[k] = pp;
-                                pp = pp * rho;
-                                h[k] = self.edges[u(hb + i * size) + k];
-                                v[k] = self.edges[u(vb + j * size) + k];
-                                a[k] = 0.0;
-                                b[k] = 0.0;
-                                if p.flags & KEEP != 0 {
-                                    self.kept[u(kb + at) + k] = v[k];
-                                    self.kept[u(kb + cells * size + at) + k] = h[k];
-                                }
-                            }
-                            for k in 0..size {
-                                for n in 1..size {
-                                    a[u(n)] = a[u(n)] + self.opposite(n, k) * v[u(k)];
-                                    b[u(n)] = b[u(n)] + self.opposite(n, k) * h[u(k)];
-                                }
-                            }
-                            let mut end_h: Scalar = 0.0;
-                            let mut end_v: Scalar = 0.0;
-                            for k in 0..u(size) {
-                                end_h = end_h + v[k];
-                                end_v = end_v + h[k];
-                            }
-                            c[0] = end_h;
-                            e[0] = end_v;
-                            let mut corner_h = end_h;
-                            let mut corner_v = end_v;
-                            for n in 1..size {
-                                let mut sh = h[u(n)];
-                                let mut sv = v[u(n)];
-                                for k in 1..n {
-                                    let f = self.same(n, k) * pw[u(n - k)];
-                                    sh = sh + f * h[u(k)];
-                                    sv = sv + f * v[u(k)];
-                                }
-                                c[u(n)] = sh + pw[u(n)] * a[u(n)];
-                                e[u(n)] = sv + pw[u(n)] * b[u(n)];
-                                corner_h = corner_h + c[u(n)];
-                                corner_v = corner_v + e[u(n)];
-                            }
-                            for k in 0..u(size) {
-                                self.edges[u(hb + i * size) + k] = c[k];
-                                self.edges[u(vb + j * size) + k] = e[k];
-                            }
-                            if p.flags & GRID != 0 {
-                                self.grid[u(gb + (i + 1) * (n2 + 1) + j + 1)] =
-                                    0.5 * (corner_h + corner_v);
-                            }
-                        }
+            for (l, me) in (0..WG).zip(inv.iter_mut()) {
+                let (i, live) = (p.b0 + l, l < rows);
+                for k in 0..u(size) {
+                    me.h[k] = if k == 0 { 1.0 } else { 0.0 };
+                    if live && p.d_begin > l && p.d_begin - l < n2 {
+                        me.h[k] = self.edges[u(o.hb + i * size) + k];
                     }
                 }
-                // storageBarrier(); workgroupBarrier()
+                me.rho_next = self.rho_at(live, o.base, i, p.d_begin as i64 - l as i64);
             }
-            if p.d_end == last + 1 {
-                let mut end_h: Scalar = 0.0;
-                let mut end_v: Scalar = 0.0;
-                for k in 0..size {
-                    end_h = end_h + self.edges[u(hb + (n1 - 1) * size + k)];
-                    end_v = end_v + self.edges[u(vb + (n2 - 1) * size + k)];
+            for t in p.d_begin..p.d_end {
+                for (l, me) in (0..WG).zip(inv.iter_mut()) {
+                    self.forward_step(pair, o, &mut flow, me, t, l);
                 }
-                self.grads[u(pair * p.k_stride + p.k_at)] = 0.5 * (end_h + end_v);
+                // workgroupBarrier()
             }
             return;
         }
-        if p.d_end == last + 1 {
-            for k in 0..u(n1 * size) {
-                self.edges[u(dhb) + k] = 0.0;
-            }
-            for k in 0..u(n2 * size) {
-                self.edges[u(dvb) + k] = 0.0;
-            }
-            // storageBarrier(); workgroupBarrier()
-        }
-        for ss in p.d_begin..p.d_end {
-            let s = p.d_end - 1 - (ss - p.d_begin);
-            let span = self.rows_of(s);
-            let strips = (span.1 - span.0) / WG + 1;
-            for lid in 0..WG {
-                for t in 0..strips {
-                    let i = span.0 + t * WG + lid;
-                    if i > span.1 {
-                        continue;
-                    }
-                    let j = s - i;
-                    let rho = self.gram[u(base + i * n2 + j)];
-                    let at = (i * n2 + j) * size;
-                    let mut seed: Scalar = 0.0;
-                    if p.flags & SEEDED != 0 {
-                        seed = 0.5 * self.seeds[u(gb + (i + 1) * (n2 + 1) + j + 1)];
-                    } else if i + 1 == n1 && j + 1 == n2 {
-                        seed = 0.5 * self.seeds[u(pair)];
-                    }
-                    let mut pp: Scalar = 1.0;
-                    for k in 0..u(size) {
-                        pw[k] = pp;
-                        pp = pp * rho;
-                        h[k] = self.kept[u(kb + cells * size + at) + k];
-                        v[k] = self.kept[u(kb + at) + k];
-                        a[k] = self.edges[u(dhb + i * size) + k] + seed;
-                        b[k] = self.edges[u(dvb + j * size) + k] + seed;
-                    }
-                    let mut d_rho: Scalar = 0.0;
-                    for k in 0..size {
-                        let (mut ah, mut av, mut oh, mut ov): (Scalar, Scalar, Scalar, Scalar) =
-                            (0.0, 0.0, 0.0, 0.0);
-                        for n in 1..size {
-                            let o = self.opposite(n, k);
-                            let sl = n as Scalar * pw[u(n - 1)];
-                            av = av + o * (pw[u(n)] * a[u(n)]);
-                            ah = ah + o * (pw[u(n)] * b[u(n)]);
-                            oh = oh + o * (sl * a[u(n)]);
-                            ov = ov + o * (sl * b[u(n)]);
-                        }
-                        e[u(k)] = a[0] + av;
-                        c[u(k)] = b[0] + ah;
-                        d_rho = d_rho + (oh * v[u(k)] + ov * h[u(k)]);
-                    }
-                    for n in 1..size {
-                        let g1 = a[u(n)];
-                        let g2 = b[u(n)];
-                        c[u(n)] = c[u(n)] + g1;
-                        e[u(n)] = e[u(n)] + g2;
-                        for k in 1..n {
-                            let f = self.same(n, k) * pw[u(n - k)];
-                            c[u(k)] = c[u(k)] + f * g1;
-                            e[u(k)] = e[u(k)] + f * g2;
-                            d_rho = d_rho
-                                + self.slope(n, k)
-                                    * pw[u(n - k - 1)]
-                                    * (h[u(k)] * g1 + v[u(k)] * g2);
-                        }
-                    }
-                    self.grads[u(pair * p.k_stride + i * n2 + j)] = d_rho;
-                    for k in 0..u(size) {
-                        self.edges[u(dhb + i * size) + k] = c[k];
-                        self.edges[u(dvb + j * size) + k] = e[k];
-                    }
+        for (l, me) in (0..WG).zip(inv.iter_mut()) {
+            let (i, live) = (p.b0 + l, l < rows);
+            for k in 0..u(size) {
+                me.c[k] = 0.0;
+                if live && p.d_end >= l && p.d_end - l < n2 {
+                    me.c[k] = self.edges[u(o.dhb + i * size) + k];
                 }
             }
-            // storageBarrier(); workgroupBarrier()
+            me.rho_next = self.rho_at(live, o.base, i, p.d_end as i64 - 1 - l as i64);
+        }
+        for tt in p.d_begin..p.d_end {
+            let t = p.d_end - 1 - (tt - p.d_begin);
+            for (l, me) in (0..WG).zip(inv.iter_mut()) {
+                self.backward_step(pair, o, &mut flow, me, t, l);
+            }
+            // workgroupBarrier()
+        }
+    }
+
+    /// Mode 0's loop body, diagonal `t`, invocation `l`.
+    fn forward_step(
+        &mut self,
+        pair: u32,
+        o: Offsets,
+        flow: &mut [Scalar],
+        me: &mut Private,
+        t: u32,
+        l: u32,
+    ) {
+        let p = self.params;
+        let (n1, n2, size) = (p.n1, p.n2, p.size);
+        let cells = n1 * n2;
+        let rows = p.b1 - p.b0 + 1;
+        let (i, live) = (p.b0 + l, l < rows);
+        let Private {
+            h,
+            v,
+            pw,
+            a,
+            b,
+            c,
+            e,
+            rho_next,
+        } = me;
+        let j = t as i64 - l as i64;
+        let rho = *rho_next;
+        *rho_next = self.rho_at(live, o.base, i, j + 1);
+        if !(live && j >= 0 && j < n2 as i64) {
+            return;
+        }
+        let jj = j as u32;
+        let at = (i * n2 + jj) * size;
+        let mut pp: Scalar = 1.0;
+        for k in 0..u(size) {
+            pw[k] = pp;
+            pp = pp * rho;
+            if i == 0 {
+                v[k] = if k == 0 { 1.0 } else { 0.0 };
+            } else if l == 0 || t == p.d_begin {
+                v[k] = self.edges[u(o.vb + jj * size) + k];
+            } else {
+                v[k] = flow[self.flow_at(t - 1, l - 1) + k];
+            }
+            a[k] = 0.0;
+            b[k] = 0.0;
+            if p.flags & KEEP != 0 {
+                self.kept[u(o.kb + at) + k] = v[k];
+                self.kept[u(o.kb + cells * size + at) + k] = h[k];
+            }
+        }
+        for k in 0..size {
+            for n in 1..size {
+                a[u(n)] = a[u(n)] + self.opposite(n, k) * v[u(k)];
+                b[u(n)] = b[u(n)] + self.opposite(n, k) * h[u(k)];
+            }
+        }
+        let mut end_h: Scalar = 0.0;
+        let mut end_v: Scalar = 0.0;
+        for k in 0..u(size) {
+            end_h = end_h + v[k];
+            end_v = end_v + h[k];
+        }
+        c[0] = end_h;
+        e[0] = end_v;
+        let mut corner_h = end_h;
+        let mut corner_v = end_v;
+        for n in 1..size {
+            let mut sh = h[u(n)];
+            let mut sv = v[u(n)];
+            for k in 1..n {
+                let f = self.same(n, k) * pw[u(n - k)];
+                sh = sh + f * h[u(k)];
+                sv = sv + f * v[u(k)];
+            }
+            c[u(n)] = sh + pw[u(n)] * a[u(n)];
+            e[u(n)] = sv + pw[u(n)] * b[u(n)];
+            corner_h = corner_h + c[u(n)];
+            corner_v = corner_v + e[u(n)];
+        }
+        for k in 0..u(size) {
+            h[k] = c[k];
+            flow[self.flow_at(t, l) + k] = e[k];
+            if l + 1 == rows || t + 1 == p.d_end {
+                self.edges[u(o.vb + jj * size) + k] = e[k];
+            }
+            if t + 1 == p.d_end {
+                self.edges[u(o.hb + i * size) + k] = c[k];
+            }
+        }
+        let corner = 0.5 * (corner_h + corner_v);
+        if p.flags & GRID != 0 {
+            self.grid[u(o.gb + (i + 1) * (n2 + 1) + jj + 1)] = corner;
+        }
+        if i + 1 == n1 && jj + 1 == n2 {
+            self.grads[u(pair * p.k_stride + p.k_at)] = corner;
+        }
+    }
+
+    /// Mode 1's loop body, diagonal `t`, invocation `l`.
+    fn backward_step(
+        &mut self,
+        pair: u32,
+        o: Offsets,
+        flow: &mut [Scalar],
+        me: &mut Private,
+        t: u32,
+        l: u32,
+    ) {
+        let p = self.params;
+        let (n1, n2, size) = (p.n1, p.n2, p.size);
+        let cells = n1 * n2;
+        let rows = p.b1 - p.b0 + 1;
+        let (i, live) = (p.b0 + l, l < rows);
+        let Private {
+            h,
+            v,
+            pw,
+            a,
+            b,
+            c,
+            e,
+            rho_next,
+        } = me;
+        let j = t as i64 - l as i64;
+        let rho = *rho_next;
+        *rho_next = self.rho_at(live, o.base, i, j - 1);
+        if !(live && j >= 0 && j < n2 as i64) {
+            return;
+        }
+        let jj = j as u32;
+        let at = (i * n2 + jj) * size;
+        let mut seed: Scalar = 0.0;
+        if p.flags & SEEDED != 0 {
+            seed = 0.5 * self.seeds[u(o.gb + (i + 1) * (n2 + 1) + jj + 1)];
+        } else if i + 1 == n1 && jj + 1 == n2 {
+            seed = 0.5 * self.seeds[u(pair)];
+        }
+        let mut pp: Scalar = 1.0;
+        for k in 0..u(size) {
+            pw[k] = pp;
+            pp = pp * rho;
+            h[k] = self.kept[u(o.kb + cells * size + at) + k];
+            v[k] = self.kept[u(o.kb + at) + k];
+            a[k] = c[k] + seed;
+            let mut below: Scalar = 0.0;
+            if i + 1 < n1 {
+                if l + 1 == rows || t + 1 == p.d_end {
+                    below = self.edges[u(o.dvb + jj * size) + k];
+                } else {
+                    below = flow[self.flow_at(t + 1, l + 1) + k];
+                }
+            }
+            b[k] = below + seed;
+        }
+        let mut d_rho: Scalar = 0.0;
+        for k in 0..size {
+            let (mut ah, mut av, mut oh, mut ov): (Scalar, Scalar, Scalar, Scalar) =
+                (0.0, 0.0, 0.0, 0.0);
+            for n in 1..size {
+                let o = self.opposite(n, k);
+                let sl = n as Scalar * pw[u(n - 1)];
+                av = av + o * (pw[u(n)] * a[u(n)]);
+                ah = ah + o * (pw[u(n)] * b[u(n)]);
+                oh = oh + o * (sl * a[u(n)]);
+                ov = ov + o * (sl * b[u(n)]);
+            }
+            e[u(k)] = a[0] + av;
+            c[u(k)] = b[0] + ah;
+            d_rho = d_rho + (oh * v[u(k)] + ov * h[u(k)]);
+        }
+        for n in 1..size {
+            let g1 = a[u(n)];
+            let g2 = b[u(n)];
+            c[u(n)] = c[u(n)] + g1;
+            e[u(n)] = e[u(n)] + g2;
+            for k in 1..n {
+                let f = self.same(n, k) * pw[u(n - k)];
+                c[u(k)] = c[u(k)] + f * g1;
+                e[u(k)] = e[u(k)] + f * g2;
+                d_rho = d_rho + self.slope(n, k) * pw[u(n - k - 1)] * (h[u(k)] * g1 + v[u(k)] * g2);
+            }
+        }
+        self.grads[u(pair * p.k_stride + i * n2 + jj)] = d_rho;
+        for k in 0..u(size) {
+            flow[self.flow_at(t, l) + k] = e[k];
+            if l == 0 || t == p.d_begin {
+                self.edges[u(o.dvb + jj * size) + k] = e[k];
+            }
+            if t == p.d_begin {
+                self.edges[u(o.dhb + i * size) + k] = c[k];
+            }
         }
     }
 }
@@ -264,31 +368,30 @@ impl Dispatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::sig_kernel::polynomial::sweeps;
     use crate::sig_kernel::polynomial::{backprop, solve, Scratch, Tables};
 
-    /// Every workgroup of one chunk through every window of `step` diagonals, forward (`mode` 0) or
-    /// backward (1, the windows last first).
+    /// Every workgroup of one chunk through the driver's dispatches (bands of `band` rows, windows
+    /// of `step` diagonals), forward (`mode` 0) or backward (1, in reverse).
     #[allow(clippy::too_many_arguments)]
     fn sweep(
         params: PolynomialParams,
-        step: u32,
+        (band, step): (u32, u64),
         gram: &[f64],
         tables: &[f64],
         seeds: &[f64],
         bufs: (&mut [f64], &mut [f64], &mut [f64], &mut [f64]),
     ) {
         let (grads, edges, kept, grid) = bufs;
-        let diagonals = params.n1 + params.n2 - 1;
-        let mut windows: Vec<(u32, u32)> = (0..diagonals)
-            .step_by(step as usize)
-            .map(|d| (d, (d + step).min(diagonals)))
-            .collect();
+        let mut windows = sweeps(params.n1, params.n2, band, step);
         if params.mode == 1 {
             windows.reverse();
         }
-        for (d_begin, d_end) in windows {
+        for (b0, b1, d_begin, d_end) in windows {
             let mut disp = Dispatch {
                 params: PolynomialParams {
+                    b0,
+                    b1,
                     d_begin,
                     d_end,
                     ..params
@@ -307,16 +410,18 @@ mod tests {
         }
     }
 
-    /// Two pairs of a 3 × 4 grid at order 6, in windows of 2 diagonals: the kernels, the corners and
-    /// `dF/dG` (seeded at the last corner and at every one) equal the CPU solver's to rounding.
+    /// Two pairs of a 5 × 4 grid at order 6, in one band and one dispatch, and in bands of 1–4 rows
+    /// (a last band shorter) cut into windows of 1–3 diagonals: the kernels, the corners and `dF/dG`
+    /// (seeded at the last corner and at every one) equal the CPU solver's to rounding.
     #[test]
     fn mirror_matches_the_cpu_solver() {
-        let (n1, n2, order) = (3u32, 4u32, 6usize);
+        let (n1, n2, order) = (5u32, 4u32, 6usize);
         let (cells, corners, size) = (
             (n1 * n2) as usize,
             ((n1 + 1) * (n2 + 1)) as usize,
             order + 1,
         );
+        let dims = (n1 as usize, n2 as usize);
         let t = Tables::<f64>::new(order);
         let tables = t.flat();
         let gram: Vec<f64> = (0..2 * cells)
@@ -335,57 +440,64 @@ mod tests {
             k_at: cells as u32,
             ..Default::default()
         };
-        let mut grads = vec![f64::NAN; 2 * (cells + 1)];
-        let mut edges = vec![f64::NAN; 2 * 2 * (n1 + n2) as usize * size];
-        let mut kept = vec![f64::NAN; 2 * 2 * cells * size];
-        let mut grid = vec![f64::NAN; 2 * corners];
-        let bufs = (&mut grads[..], &mut edges[..], &mut kept[..], &mut grid[..]);
-        sweep(params, 2, &gram, &tables, &[], bufs);
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-13 * (1.0 + b.abs());
         let mut s = Scratch::default();
         let mut row = Vec::new();
-        for pair in 0..2 {
-            let g = &gram[pair * cells..(pair + 1) * cells];
-            let mut want_grid = vec![0.0; corners];
-            let rows = |i: usize, r: &mut [f64]| r.copy_from_slice(&g[i * 4..(i + 1) * 4]);
-            let k = solve(&t, (3, 4), &mut s, &mut row, rows, Some(&mut want_grid));
-            assert!(
-                close(grads[pair * (cells + 1) + cells], k),
-                "kernel of pair {pair}"
-            );
-            for (got, want) in grid[pair * corners..(pair + 1) * corners]
-                .iter()
-                .zip(&want_grid)
-            {
-                assert!(close(*got, *want), "corner of pair {pair}: {got} vs {want}");
-            }
-        }
-        // Backward, from the kept edges, seeded at the last corner (dF/dk = 1.5, −0.5), then at
-        // every corner.
-        for (flags, seeds) in [(0, vec![1.5, -0.5]), (SEEDED, d_grid.clone())] {
-            let back = PolynomialParams {
-                mode: 1,
-                flags,
-                ..params
-            };
+        for plan in [(64, u64::MAX), (2, 2), (1, 3), (3, 1), (4, 2)] {
+            let mut grads = vec![f64::NAN; 2 * (cells + 1)];
+            let mut edges = vec![f64::NAN; 2 * 2 * (n1 + n2) as usize * size];
+            let mut kept = vec![f64::NAN; 2 * 2 * cells * size];
+            let mut grid = vec![f64::NAN; 2 * corners];
             let bufs = (&mut grads[..], &mut edges[..], &mut kept[..], &mut grid[..]);
-            sweep(back, 2, &gram, &tables, &seeds, bufs);
+            sweep(params, plan, &gram, &tables, &[], bufs);
             for pair in 0..2 {
                 let g = &gram[pair * cells..(pair + 1) * cells];
-                let mut want = vec![0.0; cells];
-                match flags {
-                    0 => backprop(&t, (3, 4), g, seeds[pair], None, &mut s, &mut want),
-                    _ => {
-                        let d = &d_grid[pair * corners..(pair + 1) * corners];
-                        backprop(&t, (3, 4), g, 0.0, Some(d), &mut s, &mut want)
-                    }
-                };
-                for (c, w) in want.iter().enumerate() {
-                    let got = grads[pair * (cells + 1) + c];
+                let mut want_grid = vec![0.0; corners];
+                let w = dims.1;
+                let rows = |i: usize, r: &mut [f64]| r.copy_from_slice(&g[i * w..(i + 1) * w]);
+                let k = solve(&t, dims, &mut s, &mut row, rows, Some(&mut want_grid));
+                let got = grads[pair * (cells + 1) + cells];
+                assert!(
+                    close(got, k),
+                    "{plan:?}, kernel of pair {pair}: {got} vs {k}"
+                );
+                for (got, want) in grid[pair * corners..(pair + 1) * corners]
+                    .iter()
+                    .zip(&want_grid)
+                {
                     assert!(
-                        close(got, *w),
-                        "flags {flags}, pair {pair}, cell {c}: {got} vs {w}"
+                        close(*got, *want),
+                        "{plan:?}, corner of pair {pair}: {got} vs {want}"
                     );
+                }
+            }
+            // Backward, from the kept edges, seeded at the last corner (dF/dk = 1.5, −0.5), then
+            // at every corner.
+            for (flags, seeds) in [(0, vec![1.5, -0.5]), (SEEDED, d_grid.clone())] {
+                let back = PolynomialParams {
+                    mode: 1,
+                    flags,
+                    ..params
+                };
+                let bufs = (&mut grads[..], &mut edges[..], &mut kept[..], &mut grid[..]);
+                sweep(back, plan, &gram, &tables, &seeds, bufs);
+                for pair in 0..2 {
+                    let g = &gram[pair * cells..(pair + 1) * cells];
+                    let mut want = vec![0.0; cells];
+                    match flags {
+                        0 => backprop(&t, dims, g, seeds[pair], None, &mut s, &mut want),
+                        _ => {
+                            let d = &d_grid[pair * corners..(pair + 1) * corners];
+                            backprop(&t, dims, g, 0.0, Some(d), &mut s, &mut want)
+                        }
+                    };
+                    for (c, w) in want.iter().enumerate() {
+                        let got = grads[pair * (cells + 1) + c];
+                        assert!(
+                            close(got, *w),
+                            "{plan:?}, flags {flags}, pair {pair}, cell {c}: {got} vs {w}"
+                        );
+                    }
                 }
             }
         }

@@ -1,10 +1,10 @@
 //! pySigLib's polynomial solver on the GPU (`shaders/sig_kernel_polynomial.wgsl`): per chunk of
 //! pairs, one submission computes the base Gram matrices on the device (as the finite-difference
-//! scheme does), sweeps each pair's cells along anti-diagonals (one workgroup per pair, each row's
-//! and column's edge in a buffer) and, for the gradient, sweeps back with the adjoint from every
-//! cell's kept incoming edges, then chains `dF/dG` to the paths with `sig_kernel_chain.wgsl`. The
-//! sweeps are cut into windows of diagonals, one dispatch each, where the adapter bounds an
-//! invocation's loops (lavapipe).
+//! scheme does), sweeps each pair's cells in bands of rows along the band's anti-diagonals (one
+//! workgroup per pair, one invocation per row of the band, the edges between rows in workgroup
+//! memory) and, for the gradient, sweeps back with the adjoint from every cell's kept incoming
+//! edges, then chains `dF/dG` to the paths with `sig_kernel_chain.wgsl`. A band is one dispatch,
+//! or several windows of its diagonals where the adapter bounds an invocation's loops (lavapipe).
 
 use super::{chained_len, cut, upload_pairs, Call, KernelGrid, Pairs};
 use crate::gpu::chunks::{bytes_of, loop_cost, to_u32, PerPath};
@@ -18,6 +18,8 @@ const KEEP: u32 = 1;
 const GRID: u32 = 2;
 const SEEDED: u32 = 4;
 const WG: u32 = SIG_KERNEL_POLYNOMIAL.workgroup_size[0];
+/// Values of the shader's `flow`: two diagonals of a band's vertical edges.
+const FLOW: usize = 2048;
 
 /// What a call computes for each pair, and what its sink receives per pair.
 #[derive(Clone, Copy)]
@@ -38,16 +40,41 @@ fn cell_cost(size: u64) -> u64 {
     3 * lp(size, 0) + 2 * lp(size, lp(size, 0))
 }
 
-/// The windows `[d_begin, d_end)` of the grid's diagonals, one per dispatch, within the adapter's
-/// loop budget.
-fn windows(ctx: &Context, grid: KernelGrid, size: u64) -> Result<Vec<(u32, u32)>> {
-    let diagonals = to_u32("grid diagonals", grid.n1 + grid.n2 - 1)?;
-    let strips = ((grid.n1.min(grid.n2) - 1) / WG as usize + 1) as u64;
-    let per_diagonal = 2 + loop_cost::ENTRY + strips * (1 + cell_cost(size));
-    // The edges' initialisation (and the grid's border) before the first diagonal.
-    let longest = (grid.n1.max(grid.n2) as u64 + 1).div_ceil(WG as u64);
-    let fixed = 4 * loop_cost::lp(longest, loop_cost::lp(size, 0)) + loop_cost::lp(size, 0);
-    let steps = ctx.loop_budget.saturating_sub(loop_cost::ENTRY + fixed) / per_diagonal;
+/// The most rows of a band for edges of `size` coefficients: one invocation each, and two diagonals
+/// of their vertical edges in `flow`.
+fn band_rows(size: usize) -> usize {
+    (WG as usize).min(FLOW / (2 * size))
+}
+
+/// One dispatch of a sweep: the band's rows `b0 ..= b1` and its diagonals `[d_begin, d_end)`.
+pub(crate) type Window = (u32, u32, u32, u32);
+
+/// The forward sweep's dispatches over an `n1 × n2` grid of cells: bands of at most `band` rows, top
+/// first, each cut into windows of at most `steps` diagonals. The backward sweep runs them in
+/// reverse.
+pub(crate) fn sweeps(n1: u32, n2: u32, band: u32, steps: u64) -> Vec<Window> {
+    let mut out = Vec::new();
+    for b0 in (0..n1).step_by(band as usize) {
+        let b1 = (b0 + band - 1).min(n1 - 1);
+        for (d_begin, d_end) in cut(b1 - b0 + n2, steps) {
+            out.push((b0, b1, d_begin, d_end));
+        }
+    }
+    out
+}
+
+/// The forward sweep's dispatches for edges of `size` coefficients, within the adapter's loop
+/// budget.
+fn windows(ctx: &Context, grid: KernelGrid, size: usize) -> Result<Vec<Window>> {
+    let (n1, n2) = (
+        to_u32("increments", grid.n1)?,
+        to_u32("increments", grid.n2)?,
+    );
+    let per_diagonal = 2 + cell_cost(size as u64);
+    // Entering the diagonals' loop, the row's edge read back, and the grid's border (first band).
+    let border = (grid.n1.max(grid.n2) as u64 + 1).div_ceil(WG as u64);
+    let fixed = 2 * loop_cost::ENTRY + loop_cost::lp(size as u64, 0) + 2 * loop_cost::lp(border, 0);
+    let steps = ctx.loop_budget.saturating_sub(fixed) / per_diagonal;
     if steps == 0 {
         return Err(Error::Device(format!(
             "adapter '{}' runs at most {} loop iterations per invocation and dispatch; one diagonal \
@@ -55,7 +82,7 @@ fn windows(ctx: &Context, grid: KernelGrid, size: u64) -> Result<Vec<(u32, u32)>
             ctx.name, ctx.loop_budget
         )));
     }
-    Ok(cut(diagonals, steps))
+    Ok(sweeps(n1, n2, band_rows(size) as u32, steps))
 }
 
 /// The polynomial solver over the first `count` pairs of `pairs` (edges of `size` coefficients,
@@ -110,7 +137,7 @@ pub(super) fn run<T: Scalar>(
         elems: elems as u64,
     });
     let mut call = Call::open(device, grid, pairs, op, count, &extra, pairs.tables)?;
-    let diagonals = windows(&call.ctx, grid, size as u64)?;
+    let sweep = windows(&call.ctx, grid, size)?;
     let chunk = call.chunk;
     let [gram, seeds_buf, grads, edges, kept, grid_buf, chained] =
         sizes.map(|(what, elems)| call.take(what, (chunk * elems).max(1) as u64));
@@ -140,7 +167,7 @@ pub(super) fn run<T: Scalar>(
             upload(&ctx, &seeds_buf, &bytes_of(precision, s), &mut report);
         }
         let n_pairs = to_u32("chunk", n)?;
-        let step = |mode: u32, flags: u32, (d_begin, d_end): (u32, u32)| Dispatch {
+        let step = |mode: u32, flags: u32, (b0, b1, d_begin, d_end): Window| Dispatch {
             label: SIG_KERNEL_POLYNOMIAL.name,
             pipeline: pipeline.clone(),
             params: bytemuck::bytes_of(&PolynomialParams {
@@ -149,6 +176,8 @@ pub(super) fn run<T: Scalar>(
                 d_end,
                 mode,
                 flags,
+                b0,
+                b1,
                 ..base
             })
             .to_vec(),
@@ -157,12 +186,12 @@ pub(super) fn run<T: Scalar>(
             workgroup_size: WG,
         };
         let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
-        dispatches.extend(diagonals.iter().map(|&w| step(0, flags & (KEEP | GRID), w)));
+        dispatches.extend(sweep.iter().map(|&w| step(0, flags & (KEEP | GRID), w)));
         let result = match job {
             Job::Kernels => &grads,
             Job::Grids => &grid_buf,
             Job::Backprop { .. } => {
-                dispatches.extend(diagonals.iter().rev().map(|&w| step(1, flags, w)));
+                dispatches.extend(sweep.iter().rev().map(|&w| step(1, flags, w)));
                 dispatches.extend(sides.chain_dispatches(n, &index, &grads, &chained)?);
                 &chained
             }
@@ -179,4 +208,47 @@ pub(super) fn run<T: Scalar>(
     }
     set_last_report(report);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shader's `flow` holds two diagonals of a band's edges at every order.
+    #[test]
+    fn bands_fit_the_shaders_flow() {
+        let flow = format!("var<workgroup> flow: array<scalar, {FLOW}>;");
+        assert!(SIG_KERNEL_POLYNOMIAL.source.contains(&flow), "{flow}");
+        assert_eq!(band_rows(9), WG as usize);
+        for size in 1..=65 {
+            let rows = band_rows(size);
+            assert!(
+                rows >= 1 && 2 * rows * size <= FLOW,
+                "size {size}: {rows} rows"
+            );
+        }
+    }
+
+    /// Every cell is on exactly one diagonal of one dispatch, bands top first and windows in order.
+    #[test]
+    fn sweeps_cover_every_cell_once() {
+        for (n1, n2, band, steps) in [(5, 4, 2, 2), (1, 7, 64, 3), (130, 3, 64, 50), (9, 9, 4, 1)] {
+            let mut seen = vec![0; (n1 * n2) as usize];
+            let mut last = (0, 0);
+            for (b0, b1, d_begin, d_end) in sweeps(n1, n2, band, steps) {
+                assert!(b1 - b0 < band && d_end - d_begin <= steps as u32);
+                assert!((b0, d_begin) >= last);
+                last = (b0, d_end);
+                for t in d_begin..d_end {
+                    for i in b0..=b1 {
+                        let j = t as i64 - (i - b0) as i64;
+                        if (0..n2 as i64).contains(&j) {
+                            seen[(i * n2) as usize + j as usize] += 1;
+                        }
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{n1} × {n2}, bands of {band}");
+        }
+    }
 }
