@@ -24,7 +24,7 @@
 // into bands of WG rows, the last one shorter ([b0, b1], set by the host), swept one after the
 // other, one invocation per row of the band: invocation l owns row b0 + l and walks it along the band's own anti-diagonals
 // (t = r − b0 + c), with a barrier between diagonals, so each invocation computes one point per
-// diagonal and the last three diagonals of the band live in workgroup memory (`adj`, 3 × WG values,
+// diagonal and the last three diagonals of the band live in workgroup memory (`diag`, 3 × WG values,
 // whatever the grid's height). Every h is loaded four diagonals before it is needed, and the row
 // that borders the band (above it forward, below it backward) is read the same way, so the chain of
 // dependent steps touches workgroup memory only. The work is cut into dispatches by `phase`:
@@ -47,7 +47,9 @@
 
 alias scalar = f32;
 
-// Params and params: shaders/common/sig_kernel_params.wgsl, appended by the host.
+// Params and params: shaders/common/sig_kernel_params.wgsl; WG, the band's diagonals `diag` (K in
+// phase 0, K̄ in phase 1) and their slots (`enter_slots`, `near`): shaders/common/bands.wgsl; both
+// appended by the host.
 // n_pairs base Gram matrices, n1 × n2 each, row-major.
 @group(0) @binding(1) var<storage, read> gram: array<scalar>;
 // consts[0] = 2^−(λ1+λ2), consts[1] = 1/12, consts[2] = 1/6 (computed on the host as the CPU does).
@@ -64,19 +66,6 @@ alias scalar = f32;
 // Per pair, two slots of `cols` values: K̄ of the first row a block's reverse sweep wrote, for the
 // block above (block k writes slot k mod 2 and reads slot (k + 1) mod 2).
 @group(0) @binding(7) var<storage, read_write> edge: array<scalar>;
-
-// Invocations per workgroup: the most rows of a band.
-const WG: u32 = 256u;
-
-// K (phase 0) or K̄ (phase 1) on the band's last three diagonals of each pair of the workgroup:
-// diagonal t of row b0 + l of the workgroup's pair `sub` at (sub·3 + t % 3)·(WG / pack) + l (3 KiB
-// in f32, 6 KiB in f64).
-var<workgroup> adj: array<scalar, 768>;
-
-// Where this invocation's pair keeps its diagonals in `adj`: its first slot and the band's rows
-// there (WG / pack). Set once in `main`.
-var<private> diag_base: u32;
-var<private> span: u32;
 
 // Point (r, c) of pair `pair` in `grid` (r0 ≤ r ≤ r1).
 fn at(pair: u32, r: u32, c: u32) -> u32 {
@@ -105,11 +94,6 @@ fn block() -> u32 {
         return 0u;
     }
     return params.r0 / params.step;
-}
-
-// Where invocation l of this invocation's pair keeps its row's point of diagonal t in `adj`.
-fn near(t: u32, l: u32) -> u32 {
-    return diag_base + (t % 3u) * span + l;
 }
 
 // h of cell (i, j) of pair `pair` (its base cell's G, scaled).
@@ -154,7 +138,7 @@ fn forward(pair: u32, l: u32) {
     // The two diagonals before d_begin, which the dispatch before wrote.
     for (var k = 1u; k <= 2u; k++) {
         if live && params.d_begin >= l + k && params.d_begin - k - l < cols {
-            adj[near(params.d_begin - k, l)] = grid[at(pair, r, params.d_begin - k - l)];
+            diag[near(params.d_begin - k, l)] = grid[at(pair, r, params.d_begin - k - l)];
         }
     }
     workgroupBarrier();
@@ -198,12 +182,12 @@ fn forward(pair: u32, l: u32) {
                 var k_up = up;
                 var k_corner = up_left;
                 if l > 0u {
-                    k_up = adj[near(t - 1u, l - 1u)];
-                    k_corner = adj[near(t - 2u, l - 1u)];
+                    k_up = diag[near(t - 1u, l - 1u)];
+                    k_corner = diag[near(t - 2u, l - 1u)];
                 }
-                v = (adj[near(t - 1u, l)] + k_up) * coef_a(h) - k_corner * coef_b(h);
+                v = (diag[near(t - 1u, l)] + k_up) * coef_a(h) - k_corner * coef_b(h);
             }
-            adj[near(t, l)] = v;
+            diag[near(t, l)] = v;
             grid[at(pair, r, cc)] = v;
             if params.step > 0u && r > params.r0 && r < rows - 1u && r % params.step == 0u {
                 ckpt[ckpt_at(pair, r, cc)] = v;
@@ -242,7 +226,7 @@ fn backward(pair: u32, l: u32) {
     for (var k = 0u; k < 2u; k++) {
         let t = params.d_end + k;
         if live && t > l && t - l <= last_c {
-            adj[near(t, l)] = grid[bar_at(pair, r, t - l)];
+            diag[near(t, l)] = grid[bar_at(pair, r, t - l)];
         }
     }
     workgroupBarrier();
@@ -298,14 +282,14 @@ fn backward(pair: u32, l: u32) {
                 v = seeds[pair];
             }
             if cc < last_c {
-                v = v + adj[near(s + 1u, l)] * coef_a(h_up);
+                v = v + diag[near(s + 1u, l)] * coef_a(h_up);
             }
             if r < last_r {
                 var kb = k_below;
                 var kbr = k_below_right;
                 if r < params.b1 {
-                    kb = adj[near(s + 1u, l + 1u)];
-                    kbr = adj[near(s + 2u, l + 1u)];
+                    kb = diag[near(s + 1u, l + 1u)];
+                    kbr = diag[near(s + 2u, l + 1u)];
                 }
                 let a = coef_a(h_left);
                 if cc < last_c {
@@ -314,7 +298,7 @@ fn backward(pair: u32, l: u32) {
                     v = v + kb * a;
                 }
             }
-            adj[near(s, l)] = v;
+            diag[near(s, l)] = v;
             if r == params.r0 + 1u && params.r0 > 0u {
                 // The block above reads this row as the one below it.
                 edge[edge_at(pair, block(), cc)] = v;
@@ -370,12 +354,11 @@ fn main(
         return;
     }
     // The sweeps: `pack` pairs per workgroup, WG / pack invocations each.
-    span = WG / params.pack;
+    enter_slots(lid);
     let first = group * params.pack;
     if first >= params.n_pairs {
         return;
     }
-    diag_base = lid / span * 3u * span;
     if params.phase == 0u {
         forward(first + lid / span, lid % span);
     } else {

@@ -34,7 +34,8 @@
 
 alias scalar = f32;
 
-// Params and params: shaders/common/sig_kernel_params.wgsl, appended by the host.
+// Params and params: shaders/common/sig_kernel_params.wgsl; WG, the band's diagonals `diag` and
+// their slots (`enter_slots`, `near`): shaders/common/bands.wgsl; both appended by the host.
 // Bindings 1–4 (the two sides' paths, the pairs, the static kernel's constants) and `base_gram`:
 // shaders/common/pairs.wgsl, appended by the host with point_kernel.wgsl and exp_neg.wgsl.
 // Grids of several bands: n_pairs base Gram matrices, n1 × n2 each, row-major.
@@ -49,18 +50,6 @@ alias scalar = f32;
 // Untouched (and a placeholder) where the grid is one band swept in one dispatch.
 @group(0) @binding(8) var<storage, read_write> carry: array<scalar>;
 
-// Invocations per workgroup: the most rows of a band.
-const WG: u32 = 256u;
-
-// The band's last three diagonals of each pair of the workgroup: diagonal t of row b0 + l of the
-// workgroup's pair `sub` at (sub·3 + t % 3)·(WG / pack) + l (3 KiB in f32, 6 KiB in f64).
-var<workgroup> diag: array<scalar, 768>;
-
-// Where this invocation's pair keeps its diagonals in `diag`: its first slot and the band's rows
-// there (WG / pack). Set once in `main`.
-var<private> diag_base: u32;
-var<private> span: u32;
-
 // Values per pair in `carry`.
 fn carry_len() -> u32 {
     return 3u * WG + 2u * params.cols;
@@ -69,11 +58,6 @@ fn carry_len() -> u32 {
 // Where diagonal t of the band's row b0 + l of pair `pair` is carried.
 fn slot(pair: u32, t: u32, l: u32) -> u32 {
     return pair * carry_len() + (t % 3u) * WG + l;
-}
-
-// Where diagonal t of the band's row b0 + l of this invocation's pair lives in `diag`.
-fn near(t: u32, l: u32) -> u32 {
-    return diag_base + (t % 3u) * span + l;
 }
 
 // Where column c of the last row of band `band` of pair `pair` is carried (slot `band` mod 2).
@@ -128,7 +112,7 @@ fn main(
     // Workgroups in an (x, y) grid where a chunk has more than one dimension allows.
     let group = wid.y * groups.x + wid.x;
     let pack = params.pack;
-    span = WG / pack;
+    enter_slots(lid);
     let first = group * pack;
     if first >= params.n_pairs {
         return;
@@ -141,7 +125,6 @@ fn main(
     // Invocations past the band, or without a pair in the last workgroup, write nothing but meet
     // every barrier.
     let live = pair < params.n_pairs && r <= params.b1;
-    diag_base = lid / span * 3u * span;
     // The two diagonals before d_begin, which the dispatch before stored.
     for (var k = 1u; k <= 2u; k++) {
         if live && params.d_begin >= l + k && params.d_begin - k - l < cols {

@@ -72,6 +72,8 @@ const PAIR_PARAMS: &str = include_str!("../../shaders/common/pair_params.wgsl");
 const WORDS: &str = include_str!("../../shaders/common/words.wgsl");
 /// The uniform block of the PDE kernels (`SigKernelParams`).
 const SIG_KERNEL_PARAMS: &str = include_str!("../../shaders/common/sig_kernel_params.wgsl");
+/// The PDE kernels' band of rows: its size and its diagonals' slots in workgroup memory.
+pub(crate) const BANDS: &str = include_str!("../../shaders/common/bands.wgsl");
 /// The inputs of the kernels over pairs of transformed paths, and `base_gram`.
 const PAIRS: &str = include_str!("../../shaders/common/pairs.wgsl");
 /// The point kernels and their slopes (`kernel_at`, `kappa`), with `ln_pos` and `power`.
@@ -150,7 +152,7 @@ pub const SIG_KERNEL_FORWARD: Kernel = Kernel {
         binding(8, "carry", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
-    helpers: &[SIG_KERNEL_PARAMS, PAIRS, EXP_NEG, POINT_KERNEL],
+    helpers: &[SIG_KERNEL_PARAMS, BANDS, PAIRS, EXP_NEG, POINT_KERNEL],
 };
 
 /// The exact adjoint of the signature-kernel PDE: `dF/dG` and the kernel of each pair of a chunk, one
@@ -171,7 +173,7 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
         binding(7, "edge", StorageReadWrite),
     ],
     params_size: std::mem::size_of::<SigKernelParams>(),
-    helpers: &[SIG_KERNEL_PARAMS],
+    helpers: &[SIG_KERNEL_PARAMS, BANDS],
 };
 
 /// pySigLib's polynomial solver of the signature-kernel PDE and its adjoint: one workgroup per pair

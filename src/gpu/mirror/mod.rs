@@ -169,8 +169,8 @@ impl PointRows<'_> {
 }
 
 /// Where an invocation of the PDE kernels' sweeps keeps its pair's diagonals in workgroup memory:
-/// `diag_base` and `span` (the band's rows there) of sig_kernel_forward.wgsl and
-/// sig_kernel_backward.wgsl.
+/// `diag_base` and `span` (the band's rows there) of shaders/common/bands.wgsl, which
+/// sig_kernel_forward.wgsl and sig_kernel_backward.wgsl share.
 #[derive(Clone, Copy)]
 pub(crate) struct Slots {
     diag_base: u32,
@@ -178,7 +178,8 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// Invocation `lid` of a workgroup whose pairs have `span` invocations each.
+    /// `enter_slots(lid)`: invocation `lid` of a workgroup whose pairs have `span` (WG / pack)
+    /// invocations each.
     pub(crate) fn new(lid: u32, span: u32) -> Slots {
         Slots {
             diag_base: lid / span * 3 * span,

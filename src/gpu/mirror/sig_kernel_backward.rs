@@ -86,13 +86,14 @@ impl Dispatch<'_> {
         let p = self.params;
         let rows = p.rows;
         let cols = p.cols;
-        let mut adj = vec![Scalar::NAN; 3 * WG as usize];
+        let mut diag = vec![Scalar::NAN; 3 * WG as usize];
         for &(pair, l, at) in &lanes {
             let r = p.b0 + l;
             let live = pair < p.n_pairs && r <= p.b1;
             for k in 1..=2 {
                 if live && p.d_begin >= l + k && p.d_begin - k - l < cols {
-                    adj[at.near(p.d_begin - k, l)] = self.grid[self.at(pair, r, p.d_begin - k - l)];
+                    diag[at.near(p.d_begin - k, l)] =
+                        self.grid[self.at(pair, r, p.d_begin - k - l)];
                 }
             }
         }
@@ -148,13 +149,13 @@ impl Dispatch<'_> {
                         let mut k_up = up;
                         let mut k_corner = up_left;
                         if l > 0 {
-                            k_up = adj[at.near(t - 1, l - 1)];
-                            k_corner = adj[at.near(t - 2, l - 1)];
+                            k_up = diag[at.near(t - 1, l - 1)];
+                            k_corner = diag[at.near(t - 2, l - 1)];
                         }
-                        v = (adj[at.near(t - 1, l)] + k_up) * self.coef_a(h)
+                        v = (diag[at.near(t - 1, l)] + k_up) * self.coef_a(h)
                             - k_corner * self.coef_b(h);
                     }
-                    adj[at.near(t, l)] = v;
+                    diag[at.near(t, l)] = v;
                     let at = self.at(pair, r, cc);
                     self.grid[at] = v;
                     if p.step > 0 && r > p.r0 && r < rows - 1 && r % p.step == 0 {
@@ -188,14 +189,14 @@ impl Dispatch<'_> {
         let p = self.params;
         let last_r = p.rows - 1;
         let last_c = p.cols - 1;
-        let mut adj = vec![Scalar::NAN; 3 * WG as usize];
+        let mut diag = vec![Scalar::NAN; 3 * WG as usize];
         for &(pair, l, at) in &lanes {
             let r = p.b0 + l;
             let live = pair < p.n_pairs && r <= p.b1;
             for k in 0..2 {
                 let t = p.d_end + k;
                 if live && t > l && t - l <= last_c {
-                    adj[at.near(t, l)] = self.grid[self.bar_at(pair, r, t - l)];
+                    diag[at.near(t, l)] = self.grid[self.bar_at(pair, r, t - l)];
                 }
             }
         }
@@ -259,14 +260,14 @@ impl Dispatch<'_> {
                         v = self.seeds[pair as usize];
                     }
                     if cc < last_c {
-                        v = v + adj[at.near(s + 1, l)] * self.coef_a(h_up);
+                        v = v + diag[at.near(s + 1, l)] * self.coef_a(h_up);
                     }
                     if r < last_r {
                         let mut kb = k_below;
                         let mut kbr = k_below_right;
                         if r < p.b1 {
-                            kb = adj[at.near(s + 1, l + 1)];
-                            kbr = adj[at.near(s + 2, l + 1)];
+                            kb = diag[at.near(s + 1, l + 1)];
+                            kbr = diag[at.near(s + 2, l + 1)];
                         }
                         let a = self.coef_a(h_left);
                         if cc < last_c {
@@ -275,7 +276,7 @@ impl Dispatch<'_> {
                             v = v + kb * a;
                         }
                     }
-                    adj[at.near(s, l)] = v;
+                    diag[at.near(s, l)] = v;
                     if r == p.r0 + 1 && p.r0 > 0 {
                         let at = self.edge_at(pair, self.block(), cc);
                         self.edge[at] = v;
@@ -319,7 +320,7 @@ impl Dispatch<'_> {
     }
 
     /// Per invocation of the sweeps' workgroup whose first pair is `first`: its pair, its row in
-    /// the band and its slots in `adj`.
+    /// the band and its slots in `diag`.
     fn lanes(&self, first: u32) -> Vec<(u32, u32, Slots)> {
         let span = WG / self.params.pack;
         (0..WG)

@@ -423,15 +423,20 @@ fn upload_pairs<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::kernels::BANDS;
 
-    /// Both kernels keep a band's last three diagonals in workgroup memory, one slot per row.
+    /// Both kernels keep a band's last three diagonals in workgroup memory, one slot per row
+    /// (`shaders/common/bands.wgsl`, appended to both).
     #[test]
     fn band_rows_match_the_shaders() {
+        let wg = format!("const WG: u32 = {BAND_ROWS}u;");
+        assert!(BANDS.contains(&wg), "{wg}");
+        let diag = format!("var<workgroup> diag: array<scalar, {}>;", 3 * BAND_ROWS);
+        assert!(BANDS.contains(&diag), "{diag}");
         for kernel in [&SIG_KERNEL_FORWARD, &SIG_KERNEL_BACKWARD] {
-            let wg = format!("const WG: u32 = {BAND_ROWS}u;");
-            assert!(kernel.source.contains(&wg), "{}: {wg}", kernel.name);
-            let diag = format!("array<scalar, {}>", 3 * BAND_ROWS);
-            assert!(kernel.source.contains(&diag), "{}: {diag}", kernel.name);
+            assert!(kernel.helpers.contains(&BANDS), "{}", kernel.name);
+            let size = format!("@workgroup_size({BAND_ROWS})");
+            assert!(kernel.source.contains(&size), "{}: {size}", kernel.name);
         }
     }
 
