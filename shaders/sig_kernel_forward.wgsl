@@ -20,9 +20,9 @@
 // - A grid of one band (at most WG rows: short paths, the Gram matrices of many small pairs) packs
 //   `pack` pairs per workgroup, WG / pack invocations each (the host picks the most that the rows
 //   allow), so no invocation idles on a pair with fewer rows than the workgroup. Each invocation
-//   computes its cells' G itself from the pair's paths (`base_gram`, shaders/common/pairs.wgsl), so
-//   no pass writes n1 × n2 values per pair first (along a diagonal the invocations would read a
-//   row-major G one row apart each).
+//   forms its cells' G itself from the pair's paths as it walks its row (`ahead`, with
+//   shaders/common/pairs.wgsl), so no pass writes n1 × n2 values per pair first (along a diagonal
+//   the invocations would read a row-major G one row apart each).
 // - Taller grids run one pair per workgroup and read h from the base Gram matrices that
 //   sig_kernel_gram.wgsl wrote earlier in the same submission: with dyadic refinement each base cell
 //   serves 2^(λ1+λ2) refined cells, more than is worth recomputing.
@@ -79,17 +79,67 @@ fn point(h: scalar, left: scalar, up: scalar, corner: scalar) -> scalar {
     return (left + up) * a - corner * b;
 }
 
+// Where the grid is one band, each invocation forms its row's G from the paths as it walks along
+// the row, one column at a time (`ahead`'s calls): `walk_b` is the base column whose G is `walk_g`,
+// and, for a point kernel, `walk_hi` and `walk_lo` are κ at that column's right-hand points
+// (x_{a+1}, y_{b+1}) and (x_a, y_{b+1}), which the next column's G reuses as its left-hand ones.
+// So a base column costs two κ, not four, and the 2^λ2 refined columns of one base column one G.
+var<private> walk_b: i32;
+var<private> walk_g: scalar;
+var<private> walk_hi: scalar;
+var<private> walk_lo: scalar;
+
+// Whether the grid is one band (G formed in the sweep).
+fn one_band() -> bool {
+    return params.b1 - params.b0 + 1u == params.rows;
+}
+
+// Start row r's walk just before the refined cell whose bottom-right point is (r, c): κ at the
+// left-hand points of that cell's base column (the first column where c is left of the grid).
+fn walk_start(pair: u32, r: u32, c: i32) {
+    var b = 0;
+    if c >= 1 {
+        b = (c - 1) >> params.lam2;
+    }
+    walk_b = b - 1;
+    walk_g = scalar(0.0);
+    walk_hi = scalar(0.0);
+    walk_lo = scalar(0.0);
+    if !one_band() || params.kind == 0u || r == 0u || r >= params.rows || c >= i32(params.cols) {
+        return;
+    }
+    let a = (r - 1u) >> params.lam1;
+    let p = point_rows(pair);
+    walk_hi = kappa(p.x, a + 1u, p.y, u32(b));
+    walk_lo = kappa(p.x, a, p.y, u32(b));
+}
+
 // The increment of the refined cell whose bottom-right point is (r, c), or 0 where no cell is (row or
-// column 0, or past the grid): G of its base cell, scaled by 2^−(λ1+λ2); computed from the paths
-// where the grid is one band, else read from `gram`.
+// column 0, or past the grid): G of its base cell, scaled by 2^−(λ1+λ2); formed by the row's walk
+// where the grid is one band (c one more than at the call before, from walk_start's), else read from
+// `gram`. The walk's G equals base_gram's to the bit.
 fn ahead(pair: u32, r: u32, c: i32) -> scalar {
     if r == 0u || r >= params.rows || c < 1 || c >= i32(params.cols) {
         return scalar(0.0);
     }
     let a = (r - 1u) >> params.lam1;
     let b = (u32(c) - 1u) >> params.lam2;
-    if params.b1 - params.b0 + 1u == params.rows {
-        return base_gram(pair, a, b) * scheme[0];
+    if one_band() {
+        if i32(b) != walk_b {
+            // The next base column.
+            if params.kind == 0u {
+                walk_g = bilinear_gram(pair, a, b);
+            } else {
+                let p = point_rows(pair);
+                let hi = kappa(p.x, a + 1u, p.y, b + 1u);
+                let lo = kappa(p.x, a, p.y, b + 1u);
+                walk_g = (hi - walk_hi) - (lo - walk_lo);
+                walk_hi = hi;
+                walk_lo = lo;
+            }
+            walk_b = i32(b);
+        }
+        return walk_g * scheme[0];
     }
     return gram[(pair * params.n1 + a) * params.n2 + b] * scheme[0];
 }
@@ -139,6 +189,7 @@ fn main(
     if !live {
         c = i32(cols);
     }
+    walk_start(pair, r, c);
     var g0 = ahead(pair, r, c);
     var g1 = ahead(pair, r, c + 1);
     var g2 = ahead(pair, r, c + 2);

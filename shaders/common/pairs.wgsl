@@ -19,18 +19,28 @@
 //
 // in the order src/sig_kernel/static_kernel.rs computes it on the CPU.
 fn base_gram(pair: u32, a: u32, b: u32) -> scalar {
-    let d = params.dim;
     if params.kind == 0u {
-        let pa = pairs[2u * pair] * params.n1 * d;
-        let pb = pairs[2u * pair + 1u] * params.n2 * d;
-        var g = scalar(0.0);
-        for (var c = 0u; c < d; c++) {
-            g = g + side_a[pa + a * d + c] * side_b[pb + b * d + c];
-        }
-        return g * consts[0];
+        return bilinear_gram(pair, a, b);
     }
-    let pa = pairs[2u * pair] * (params.n1 + 1u) * d;
-    let pb = pairs[2u * pair + 1u] * (params.n2 + 1u) * d;
-    return (kappa(pa, a + 1u, pb, b + 1u) - kappa(pa, a + 1u, pb, b))
-        - (kappa(pa, a, pb, b + 1u) - kappa(pa, a, pb, b));
+    let p = point_rows(pair);
+    return (kappa(p.x, a + 1u, p.y, b + 1u) - kappa(p.x, a + 1u, p.y, b))
+        - (kappa(p.x, a, p.y, b + 1u) - kappa(p.x, a, p.y, b));
+}
+
+// G[a, b] of a bilinear kernel: c·<Δx_a, Δy_b>.
+fn bilinear_gram(pair: u32, a: u32, b: u32) -> scalar {
+    let d = params.dim;
+    let pa = pairs[2u * pair] * params.n1 * d;
+    let pb = pairs[2u * pair + 1u] * params.n2 * d;
+    var g = scalar(0.0);
+    for (var c = 0u; c < d; c++) {
+        g = g + side_a[pa + a * d + c] * side_b[pb + b * d + c];
+    }
+    return g * consts[0];
+}
+
+// Where pair `pair`'s two paths start in side_a and side_b, as rows of points (`kappa`'s pa, pb).
+fn point_rows(pair: u32) -> vec2<u32> {
+    let d = params.dim;
+    return vec2<u32>(pairs[2u * pair] * (params.n1 + 1u) * d, pairs[2u * pair + 1u] * (params.n2 + 1u) * d);
 }

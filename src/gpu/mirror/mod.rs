@@ -91,22 +91,34 @@ pub(crate) struct PointRows<'a> {
 impl PointRows<'_> {
     /// `pairs.wgsl`'s `base_gram`: `G[a, b]` of pair `pair`.
     pub(crate) fn base_gram(&self, pairs: &[u32], pair: u32, a: u32, b: u32) -> f64 {
-        let p = self.params;
-        let d = p.dim;
-        if p.kind == 0 {
-            let pa = pairs[(2 * pair) as usize] * p.n1 * d;
-            let pb = pairs[(2 * pair + 1) as usize] * p.n2 * d;
-            let mut g: f64 = 0.0;
-            for c in 0..d {
-                g = g + self.side_a[(pa + a * d + c) as usize]
-                    * self.side_b[(pb + b * d + c) as usize];
-            }
-            return g * self.consts[0];
+        if self.params.kind == 0 {
+            return self.bilinear_gram(pairs, pair, a, b);
         }
-        let pa = pairs[(2 * pair) as usize] * (p.n1 + 1) * d;
-        let pb = pairs[(2 * pair + 1) as usize] * (p.n2 + 1) * d;
+        let (pa, pb) = self.point_rows(pairs, pair);
         let kappa = |i: u32, j: u32| self.kernel_at(pa, i, pb, j).0;
         (kappa(a + 1, b + 1) - kappa(a + 1, b)) - (kappa(a, b + 1) - kappa(a, b))
+    }
+
+    /// `pairs.wgsl`'s `bilinear_gram`.
+    pub(crate) fn bilinear_gram(&self, pairs: &[u32], pair: u32, a: u32, b: u32) -> f64 {
+        let p = self.params;
+        let d = p.dim;
+        let pa = pairs[(2 * pair) as usize] * p.n1 * d;
+        let pb = pairs[(2 * pair + 1) as usize] * p.n2 * d;
+        let mut g: f64 = 0.0;
+        for c in 0..d {
+            g = g + self.side_a[(pa + a * d + c) as usize] * self.side_b[(pb + b * d + c) as usize];
+        }
+        g * self.consts[0]
+    }
+
+    /// `pairs.wgsl`'s `point_rows`.
+    pub(crate) fn point_rows(&self, pairs: &[u32], pair: u32) -> (u32, u32) {
+        let (p, d) = (self.params, self.params.dim);
+        (
+            pairs[(2 * pair) as usize] * (p.n1 + 1) * d,
+            pairs[(2 * pair + 1) as usize] * (p.n2 + 1) * d,
+        )
     }
 
     /// `point_kernel.wgsl`'s `kernel_at`: `(κ, h)`.

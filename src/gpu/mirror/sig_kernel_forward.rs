@@ -23,14 +23,24 @@ pub(crate) struct Dispatch<'a> {
     pub carry: &'a mut [Scalar],
 }
 
-/// One invocation's private state: its slots in `diag`, and its walk (`c`, g0 … g7, `corner`,
-/// u0 … u3).
+/// The row's walk through its base cells (`walk_b`, `walk_g`, `walk_hi`, `walk_lo`).
+#[derive(Clone, Copy, Default)]
+struct Walk {
+    b: i64,
+    g: Scalar,
+    hi: Scalar,
+    lo: Scalar,
+}
+
+/// One invocation's private state: its slots in `diag`, its row's walk, and its walk along the
+/// diagonals (`c`, g0 … g7, `corner`, u0 … u3).
 struct Lane {
     pair: u32,
     l: u32,
     r: u32,
     live: bool,
     slots: Slots,
+    walk: Walk,
     c: i64,
     g: [Scalar; 8],
     corner: Scalar,
@@ -61,29 +71,72 @@ impl Dispatch<'_> {
         (left + up) * a - corner * b
     }
 
-    fn ahead(&self, pair: u32, r: u32, c: i64) -> Scalar {
+    fn one_band(&self) -> bool {
+        let p = self.params;
+        p.b1 - p.b0 + 1 == p.rows
+    }
+
+    fn rows(&self) -> PointRows<'_> {
+        let p = self.params;
+        PointRows {
+            params: GramParams {
+                n_pairs: p.n_pairs,
+                n1: p.n1,
+                n2: p.n2,
+                dim: p.dim,
+                kind: p.kind,
+                point_kernel: p.point_kernel,
+                ..Default::default()
+            },
+            side_a: self.side_a,
+            side_b: self.side_b,
+            consts: self.consts,
+        }
+    }
+
+    fn walk_start(&self, walk: &mut Walk, pair: u32, r: u32, c: i64) {
+        let p = self.params;
+        let mut b = 0;
+        if c >= 1 {
+            b = (c - 1) >> p.lam2;
+        }
+        walk.b = b - 1;
+        walk.g = 0.0;
+        walk.hi = 0.0;
+        walk.lo = 0.0;
+        if !self.one_band() || p.kind == 0 || r == 0 || r >= p.rows || c >= p.cols as i64 {
+            return;
+        }
+        let a = (r - 1) >> p.lam1;
+        let rows = self.rows();
+        let (pa, pb) = rows.point_rows(self.pairs, pair);
+        walk.hi = rows.kernel_at(pa, a + 1, pb, b as u32).0;
+        walk.lo = rows.kernel_at(pa, a, pb, b as u32).0;
+    }
+
+    fn ahead(&self, walk: &mut Walk, pair: u32, r: u32, c: i64) -> Scalar {
         let p = self.params;
         if r == 0 || r >= p.rows || c < 1 || c >= p.cols as i64 {
             return 0.0;
         }
         let a = (r - 1) >> p.lam1;
         let b = (c as u32 - 1) >> p.lam2;
-        if p.b1 - p.b0 + 1 == p.rows {
-            let rows = PointRows {
-                params: GramParams {
-                    n_pairs: p.n_pairs,
-                    n1: p.n1,
-                    n2: p.n2,
-                    dim: p.dim,
-                    kind: p.kind,
-                    point_kernel: p.point_kernel,
-                    ..Default::default()
-                },
-                side_a: self.side_a,
-                side_b: self.side_b,
-                consts: self.consts,
-            };
-            return rows.base_gram(self.pairs, pair, a, b) * self.scheme[0];
+        if self.one_band() {
+            if b as i64 != walk.b {
+                let rows = self.rows();
+                if p.kind == 0 {
+                    walk.g = rows.bilinear_gram(self.pairs, pair, a, b);
+                } else {
+                    let (pa, pb) = rows.point_rows(self.pairs, pair);
+                    let hi = rows.kernel_at(pa, a + 1, pb, b + 1).0;
+                    let lo = rows.kernel_at(pa, a, pb, b + 1).0;
+                    walk.g = (hi - walk.hi) - (lo - walk.lo);
+                    walk.hi = hi;
+                    walk.lo = lo;
+                }
+                walk.b = b as i64;
+            }
+            return walk.g * self.scheme[0];
         }
         self.gram[((pair * p.n1 + a) * p.n2 + b) as usize] * self.scheme[0]
     }
@@ -120,6 +173,7 @@ impl Dispatch<'_> {
                     r,
                     live,
                     slots: Slots::new(lid, span),
+                    walk: Walk::default(),
                     c: 0,
                     g: [0.0; 8],
                     corner: 0.0,
@@ -144,7 +198,9 @@ impl Dispatch<'_> {
                 c = cols as i64;
             }
             lane.c = c;
-            lane.g = std::array::from_fn(|k| self.ahead(pair, r, c + k as i64));
+            self.walk_start(&mut lane.walk, pair, r, c);
+            let walk = &mut lane.walk;
+            lane.g = std::array::from_fn(|k| self.ahead(walk, pair, r, c + k as i64));
             lane.corner = self.above(pair, l, c - 1);
             lane.u = std::array::from_fn(|k| self.above(pair, l, c + k as i64));
         }
@@ -155,7 +211,7 @@ impl Dispatch<'_> {
                 let up = lane.u[0];
                 let up_left = lane.corner;
                 lane.g.rotate_left(1);
-                lane.g[7] = self.ahead(pair, r, c + 8);
+                lane.g[7] = self.ahead(&mut lane.walk, pair, r, c + 8);
                 lane.corner = lane.u[0];
                 lane.u.rotate_left(1);
                 lane.u[3] = self.above(pair, l, c + 4);
@@ -344,37 +400,47 @@ mod tests {
     }
 
     /// Every static-kernel family, with and without the transforms, through the base Gram matrices
-    /// a grid of one band computes itself, for pairs mixing the paths of two sides.
+    /// a grid of one band forms itself as each row walks its base cells (with refinement, several
+    /// refined columns per base column), for pairs mixing the paths of two sides, in one dispatch
+    /// and in windows that start a row's walk mid-row.
     #[test]
     fn sig_kernel_forward_mirror_computes_each_static_kernel() {
         for case in PairsCase::all(17) {
             let (l1, l2) = case.lengths;
-            let grid = KernelGrid {
-                n1: case.params.n1 as usize,
-                n2: case.params.n2 as usize,
-                lam1: 0,
-                lam2: 0,
-                order: None,
-            };
-            let inputs = Inputs {
-                side_a: &case.a,
-                side_b: &case.b,
-                index: &case.index,
-                consts: &case.consts,
-                gram_params: case.params,
-                gram: &[],
-            };
-            let got = dispatch(&inputs, grid, 5);
-            let opts = case.opts.clone().n_jobs(1).device(Device::Cpu);
-            let want: Vec<f64> = (0..case.pairs.len())
-                .map(|k| {
-                    let (x, y) = case.paths(k);
-                    let x = ArrayView3::from_shape((1, l1, case.dim), x).unwrap();
-                    let y = ArrayView3::from_shape((1, l2, case.dim), y).unwrap();
-                    sig_kernel(x, y, &opts).unwrap()[0]
-                })
-                .collect();
-            close(&got, &want);
+            for lam in [(0, 0), (1, 2), (0, 3)] {
+                let grid = KernelGrid {
+                    n1: case.params.n1 as usize,
+                    n2: case.params.n2 as usize,
+                    lam1: lam.0 as u32,
+                    lam2: lam.1 as u32,
+                    order: None,
+                };
+                let inputs = Inputs {
+                    side_a: &case.a,
+                    side_b: &case.b,
+                    index: &case.index,
+                    consts: &case.consts,
+                    gram_params: case.params,
+                    gram: &[],
+                };
+                let opts = case
+                    .opts
+                    .clone()
+                    .dyadic_order(lam)
+                    .n_jobs(1)
+                    .device(Device::Cpu);
+                let want: Vec<f64> = (0..case.pairs.len())
+                    .map(|k| {
+                        let (x, y) = case.paths(k);
+                        let x = ArrayView3::from_shape((1, l1, case.dim), x).unwrap();
+                        let y = ArrayView3::from_shape((1, l2, case.dim), y).unwrap();
+                        sig_kernel(x, y, &opts).unwrap()[0]
+                    })
+                    .collect();
+                for window in [3, 5, u32::MAX] {
+                    close(&dispatch(&inputs, grid, window), &want);
+                }
+            }
         }
     }
 }

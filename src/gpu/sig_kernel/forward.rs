@@ -37,13 +37,13 @@ pub(crate) fn sig_kernel<T: Scalar>(
     // A grid of one band computes G itself; taller grids read it from a Gram pass.
     let pack = sweep_pack(grid);
     let one_band = rows <= BAND_ROWS;
-    // The dispatches: each band's windows of diagonals. Each diagonal and each dispatch's first 8
-    // increments form one h each.
+    // The dispatches: each band's windows of diagonals. Each diagonal, each dispatch's first 8
+    // increments and the start of its rows' walks cost at most one `base_gram` each.
     let ctx = open(device, Precision::of::<T>())?;
     let h_cost = base_gram_cost(pairs.gram.kind(), to_u32("channels", pairs.dim)?);
     let mut sweep = Vec::new();
     for band in bands(0, rows - 1) {
-        let windows = band_windows(&ctx, band.1 - band.0 + 1, cols, 2 + h_cost, 8 * h_cost)?;
+        let windows = band_windows(&ctx, band.1 - band.0 + 1, cols, 2 + h_cost, 9 * h_cost)?;
         sweep.extend(windows.into_iter().map(|w| (band, w)));
     }
     // What a sweep carries between its dispatches, per pair (a band's diagonals and last row):
