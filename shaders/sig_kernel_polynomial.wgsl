@@ -8,8 +8,10 @@
 //   out_h[0] = Σ_k v[k],   out_h[n] = h[n] + Σ_{1≤k<n} S[n][k]·ρ^{n−k}·h[k] + ρ^n·Σ_k O[n][k]·v[k]
 //   (out_v the same with h and v swapped); K at the cell's far corner = (Σ out_h + Σ out_v) / 2.
 //
-// Layout: one workgroup of WG invocations per pair. The grid's rows are cut into bands of at most
-// 2048 / (2·size) rows (what `flow` holds) ([b0, b1], set by the host), swept one after the other, one dispatch each:
+// Layout: workgroups of WG invocations, one pair each, or `pack` pairs of WG / pack invocations
+// each where the grid is one band of at most WG / pack rows (the host picks the most that the rows
+// and `flow` allow). The grid's rows are cut into bands of at most 2048 / (2·size) rows (what
+// `flow` holds) ([b0, b1], set by the host), swept one after the other, one dispatch each:
 // invocation l owns row b0 + l and walks it along the band's anti-diagonals (cell (b0 + l, t − l)
 // on diagonal t), with a barrier between diagonals. A row's horizontal edge (its adjoint, backward)
 // stays in the invocation from cell to cell; the vertical edge a cell passes to the cell below (the
@@ -33,7 +35,7 @@
 alias scalar = f32;
 
 struct Params {
-    // Pairs in this dispatch, one workgroup each.
+    // Pairs in this dispatch.
     n_pairs: u32,
     // Increments of the two transformed paths: G is n1 × n2.
     n1: u32,
@@ -51,6 +53,11 @@ struct Params {
     // The band's rows, b0 ..= b1; the diagonals d_begin, d_end are the band's own.
     b0: u32,
     b1: u32,
+    // Pairs per workgroup (a power of two; more than 1 only where the grid is one band).
+    pack: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -75,8 +82,8 @@ const KEEP: u32 = 1u;
 const GRID: u32 = 2u;
 const SEEDED: u32 = 4u;
 
-// The vertical edges (adjoints, backward) that a band's rows pass down (up) in workgroup memory: two
-// diagonals of b1 − b0 + 1 edges of `size` coefficients (16 KiB in f64).
+// The vertical edges (adjoints, backward) that a band's rows pass down (up) in workgroup memory: per
+// pair of the workgroup two diagonals of b1 − b0 + 1 edges of `size` coefficients (16 KiB in f64).
 var<workgroup> flow: array<scalar, 2048>;
 
 fn same(n: u32, k: u32) -> scalar {
@@ -91,9 +98,10 @@ fn opposite(n: u32, k: u32) -> scalar {
     return tables[2u * params.size * params.size + k * params.size + n];
 }
 
-// Where row b0 + l of the band keeps the edge its cell on diagonal t passes on.
-fn flow_at(t: u32, l: u32) -> u32 {
-    return ((t % 2u) * (params.b1 - params.b0 + 1u) + l) * params.size;
+// Where row b0 + l of the band of the workgroup's pair `sub` keeps the edge its cell on diagonal t
+// passes on.
+fn flow_at(sub: u32, t: u32, l: u32) -> u32 {
+    return ((sub * 2u + t % 2u) * (params.b1 - params.b0 + 1u) + l) * params.size;
 }
 
 // ρ of cell (i, j) of the pair whose Gram matrix starts at `base`, or 0 where the row has no such
@@ -113,10 +121,15 @@ fn main(
 ) {
     // Workgroups in an (x, y) grid where a chunk has more than one dimension allows.
     let group = wid.y * groups.x + wid.x;
-    let pair = group;
-    if pair >= params.n_pairs {
+    let span = WG / params.pack;
+    let first = group * params.pack;
+    if first >= params.n_pairs {
         return;
     }
+    // This invocation's pair (the workgroup's sub-th) and its row l of the band.
+    let sub = lid / span;
+    let pair = first + sub;
+    let l = lid % span;
     let n1 = params.n1;
     let n2 = params.n2;
     let size = params.size;
@@ -128,11 +141,11 @@ fn main(
     let kb = pair * 2u * cells * size;
     let gb = pair * (n1 + 1u) * (n2 + 1u);
     let base = pair * cells;
-    // Row i of the grid, row l of the band; invocations past the band meet every barrier only.
+    // Row i of the grid; invocations past the band, or without a pair in the last workgroup, meet
+    // every barrier only.
     let rows = params.b1 - params.b0 + 1u;
-    let l = lid;
     let i = params.b0 + l;
-    let live = l < rows;
+    let live = l < rows && pair < params.n_pairs;
     var h: array<scalar, 65>;
     var v: array<scalar, 65>;
     var pw: array<scalar, 65>;
@@ -141,12 +154,13 @@ fn main(
     var c: array<scalar, 65>;
     var e: array<scalar, 65>;
     if params.mode == 0u {
-        if params.b0 == 0u && params.d_begin == 0u && (params.flags & GRID) != 0u {
+        if params.b0 == 0u && params.d_begin == 0u && (params.flags & GRID) != 0u
+            && pair < params.n_pairs {
             // The grid's first row and column are 1.
-            for (var j = lid; j <= n2; j += WG) {
+            for (var j = l; j <= n2; j += span) {
                 grid[gb + j] = scalar(1.0);
             }
-            for (var r = lid; r <= n1; r += WG) {
+            for (var r = l; r <= n1; r += span) {
                 grid[gb + r * (n2 + 1u)] = scalar(1.0);
             }
         }
@@ -178,7 +192,7 @@ fn main(
                     } else if l == 0u || t == params.d_begin {
                         v[k] = edges[vb + jj * size + k];
                     } else {
-                        v[k] = flow[flow_at(t - 1u, l - 1u) + k];
+                        v[k] = flow[flow_at(sub, t - 1u, l - 1u) + k];
                     }
                     a[k] = scalar(0.0);
                     b[k] = scalar(0.0);
@@ -219,7 +233,7 @@ fn main(
                 }
                 for (var k = 0u; k < size; k++) {
                     h[k] = c[k];
-                    flow[flow_at(t, l) + k] = e[k];
+                    flow[flow_at(sub, t, l) + k] = e[k];
                     if l + 1u == rows || t + 1u == params.d_end {
                         edges[vb + jj * size + k] = e[k];
                     }
@@ -278,7 +292,7 @@ fn main(
                     if l + 1u == rows || t + 1u == params.d_end {
                         below = edges[dvb + jj * size + k];
                     } else {
-                        below = flow[flow_at(t + 1u, l + 1u) + k];
+                        below = flow[flow_at(sub, t + 1u, l + 1u) + k];
                     }
                 }
                 b[k] = below + seed;
@@ -315,7 +329,7 @@ fn main(
             }
             grads[pair * params.k_stride + i * n2 + jj] = d_rho;
             for (var k = 0u; k < size; k++) {
-                flow[flow_at(t, l) + k] = e[k];
+                flow[flow_at(sub, t, l) + k] = e[k];
                 if l == 0u || t == params.d_begin {
                     edges[dvb + jj * size + k] = e[k];
                 }

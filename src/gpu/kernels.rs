@@ -177,7 +177,8 @@ pub const SIG_KERNEL_BACKWARD: Kernel = Kernel {
 };
 
 /// pySigLib's polynomial solver of the signature-kernel PDE and its adjoint: one workgroup per pair
-/// of a chunk, over a window of the anti-diagonals of one band of the base grid's rows.
+/// of a chunk (several per workgroup where the grid is one short band), over a window of the
+/// anti-diagonals of one band of the base grid's rows.
 pub const SIG_KERNEL_POLYNOMIAL: Kernel = Kernel {
     name: "sig_kernel_polynomial",
     source: include_str!("../../shaders/sig_kernel_polynomial.wgsl"),
@@ -323,7 +324,7 @@ pub struct Params {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SigKernelParams {
-    /// Pairs in this dispatch, one workgroup each.
+    /// Pairs in this dispatch.
     pub n_pairs: u32,
     /// Increments of the two transformed paths: the base Gram matrix is `n1 × n2`.
     pub n1: u32,
@@ -366,7 +367,7 @@ pub struct SigKernelParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct PolynomialParams {
-    /// Pairs in this dispatch, one workgroup each.
+    /// Pairs in this dispatch.
     pub n_pairs: u32,
     /// Increments of the two transformed paths: the base Gram matrix is `n1 × n2`.
     pub n1: u32,
@@ -387,6 +388,11 @@ pub struct PolynomialParams {
     /// The band's rows `b0 ..= b1` (`d_begin`, `d_end` count the band's own diagonals).
     pub b0: u32,
     pub b1: u32,
+    /// Pairs per workgroup: a power of two, more than 1 only where the grid is one band.
+    pub pack: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// The uniform block of `sig_kernel_gram.wgsl` and `sig_kernel_chain.wgsl` (`struct Params` there,

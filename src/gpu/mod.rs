@@ -25,7 +25,8 @@
 //!   pair's refined grid on the GPU, sweeps it back with the adjoint in the same bands, and
 //!   `shaders/sig_kernel_chain.wgsl` chains `dF/dG` to the transformed paths on the device. The
 //!   polynomial solver (`shaders/sig_kernel_polynomial.wgsl`) sweeps the base cells in bands of
-//!   rows the same way, one workgroup per pair, the edges between rows in workgroup memory.
+//!   rows the same way, one workgroup per pair (several for short grids), the edges between rows
+//!   in workgroup memory.
 //! - Log-signatures, Chen's product and joins, and their gradients: kernels over rows of
 //!   signatures, one invocation per coefficient (or per (row, word length) for the Lyndon solve),
 //!   chained on the device to the signature engine where the paths are the input;

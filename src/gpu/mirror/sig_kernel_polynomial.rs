@@ -86,9 +86,9 @@ impl Dispatch<'_> {
         self.tables[(2 * size * size + k * size + n) as usize]
     }
 
-    fn flow_at(&self, t: u32, l: u32) -> usize {
+    fn flow_at(&self, sub: u32, t: u32, l: u32) -> usize {
         let p = self.params;
-        u(((t % 2) * (p.b1 - p.b0 + 1) + l) * p.size)
+        u(((sub * 2 + t % 2) * (p.b1 - p.b0 + 1) + l) * p.size)
     }
 
     fn rho_at(&self, live: bool, base: u32, i: u32, j: i64) -> Scalar {
@@ -98,18 +98,81 @@ impl Dispatch<'_> {
         self.gram[u(base + i * self.params.n2) + j as usize]
     }
 
-    /// The entry point `main` for workgroup `pair`, all of its invocations.
-    pub(crate) fn workgroup(&mut self, pair: u32) {
+    /// The entry point `main` for workgroup `wid`, all of its invocations.
+    pub(crate) fn workgroup(&mut self, wid: u32) {
         let p = self.params;
-        if pair >= p.n_pairs {
+        let span = WG / p.pack;
+        let first = wid * p.pack;
+        if first >= p.n_pairs {
             return;
         }
+        let rows = p.b1 - p.b0 + 1;
+        let mut flow = vec![Scalar::NAN; 2048];
+        let mut inv: Vec<Private> = (0..WG).map(|_| Private::default()).collect();
+        if p.mode == 0 {
+            for lid in 0..WG {
+                let (pair, l) = (first + lid / span, lid % span);
+                let o = self.offsets(pair);
+                if p.b0 == 0 && p.d_begin == 0 && p.flags & GRID != 0 && pair < p.n_pairs {
+                    let (n1, n2) = (p.n1, p.n2);
+                    for j in (l..=n2).step_by(u(span)) {
+                        self.grid[u(o.gb + j)] = 1.0;
+                    }
+                    for r in (l..=n1).step_by(u(span)) {
+                        self.grid[u(o.gb + r * (n2 + 1))] = 1.0;
+                    }
+                }
+            }
+            for (lid, me) in (0..WG).zip(inv.iter_mut()) {
+                let (pair, l) = (first + lid / span, lid % span);
+                let o = self.offsets(pair);
+                let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
+                for k in 0..u(p.size) {
+                    me.h[k] = if k == 0 { 1.0 } else { 0.0 };
+                    if live && p.d_begin > l && p.d_begin - l < p.n2 {
+                        me.h[k] = self.edges[u(o.hb + i * p.size) + k];
+                    }
+                }
+                me.rho_next = self.rho_at(live, o.base, i, p.d_begin as i64 - l as i64);
+            }
+            for t in p.d_begin..p.d_end {
+                for (lid, me) in (0..WG).zip(inv.iter_mut()) {
+                    self.forward_step(&mut flow, me, t, first, lid);
+                }
+                // workgroupBarrier()
+            }
+            return;
+        }
+        for (lid, me) in (0..WG).zip(inv.iter_mut()) {
+            let (pair, l) = (first + lid / span, lid % span);
+            let o = self.offsets(pair);
+            let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
+            for k in 0..u(p.size) {
+                me.c[k] = 0.0;
+                if live && p.d_end >= l && p.d_end - l < p.n2 {
+                    me.c[k] = self.edges[u(o.dhb + i * p.size) + k];
+                }
+            }
+            me.rho_next = self.rho_at(live, o.base, i, p.d_end as i64 - 1 - l as i64);
+        }
+        for tt in p.d_begin..p.d_end {
+            let t = p.d_end - 1 - (tt - p.d_begin);
+            for (lid, me) in (0..WG).zip(inv.iter_mut()) {
+                self.backward_step(&mut flow, me, t, first, lid);
+            }
+            // workgroupBarrier()
+        }
+    }
+
+    /// `main`'s offsets of pair `pair` into the buffers.
+    fn offsets(&self, pair: u32) -> Offsets {
+        let p = self.params;
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let hb = pair * 2 * (n1 + n2) * size;
         let vb = hb + n1 * size;
         let dhb = vb + n2 * size;
-        let o = Offsets {
+        Offsets {
             hb,
             vb,
             dhb,
@@ -117,73 +180,27 @@ impl Dispatch<'_> {
             kb: pair * 2 * cells * size,
             gb: pair * (n1 + 1) * (n2 + 1),
             base: pair * cells,
-        };
-        let rows = p.b1 - p.b0 + 1;
-        let mut flow = vec![Scalar::NAN; 2048];
-        let mut inv: Vec<Private> = (0..WG).map(|_| Private::default()).collect();
-        if p.mode == 0 {
-            if p.b0 == 0 && p.d_begin == 0 && p.flags & GRID != 0 {
-                for lid in 0..WG {
-                    for j in (lid..=n2).step_by(u(WG)) {
-                        self.grid[u(o.gb + j)] = 1.0;
-                    }
-                    for r in (lid..=n1).step_by(u(WG)) {
-                        self.grid[u(o.gb + r * (n2 + 1))] = 1.0;
-                    }
-                }
-            }
-            for (l, me) in (0..WG).zip(inv.iter_mut()) {
-                let (i, live) = (p.b0 + l, l < rows);
-                for k in 0..u(size) {
-                    me.h[k] = if k == 0 { 1.0 } else { 0.0 };
-                    if live && p.d_begin > l && p.d_begin - l < n2 {
-                        me.h[k] = self.edges[u(o.hb + i * size) + k];
-                    }
-                }
-                me.rho_next = self.rho_at(live, o.base, i, p.d_begin as i64 - l as i64);
-            }
-            for t in p.d_begin..p.d_end {
-                for (l, me) in (0..WG).zip(inv.iter_mut()) {
-                    self.forward_step(pair, o, &mut flow, me, t, l);
-                }
-                // workgroupBarrier()
-            }
-            return;
-        }
-        for (l, me) in (0..WG).zip(inv.iter_mut()) {
-            let (i, live) = (p.b0 + l, l < rows);
-            for k in 0..u(size) {
-                me.c[k] = 0.0;
-                if live && p.d_end >= l && p.d_end - l < n2 {
-                    me.c[k] = self.edges[u(o.dhb + i * size) + k];
-                }
-            }
-            me.rho_next = self.rho_at(live, o.base, i, p.d_end as i64 - 1 - l as i64);
-        }
-        for tt in p.d_begin..p.d_end {
-            let t = p.d_end - 1 - (tt - p.d_begin);
-            for (l, me) in (0..WG).zip(inv.iter_mut()) {
-                self.backward_step(pair, o, &mut flow, me, t, l);
-            }
-            // workgroupBarrier()
         }
     }
 
     /// Mode 0's loop body, diagonal `t`, invocation `l`.
     fn forward_step(
         &mut self,
-        pair: u32,
-        o: Offsets,
         flow: &mut [Scalar],
         me: &mut Private,
         t: u32,
-        l: u32,
+        first: u32,
+        lid: u32,
     ) {
         let p = self.params;
+        let span = WG / p.pack;
+        let (sub, l) = (lid / span, lid % span);
+        let pair = first + sub;
+        let o = self.offsets(pair);
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let rows = p.b1 - p.b0 + 1;
-        let (i, live) = (p.b0 + l, l < rows);
+        let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
         let Private {
             h,
             v,
@@ -211,7 +228,7 @@ impl Dispatch<'_> {
             } else if l == 0 || t == p.d_begin {
                 v[k] = self.edges[u(o.vb + jj * size) + k];
             } else {
-                v[k] = flow[self.flow_at(t - 1, l - 1) + k];
+                v[k] = flow[self.flow_at(sub, t - 1, l - 1) + k];
             }
             a[k] = 0.0;
             b[k] = 0.0;
@@ -251,7 +268,7 @@ impl Dispatch<'_> {
         }
         for k in 0..u(size) {
             h[k] = c[k];
-            flow[self.flow_at(t, l) + k] = e[k];
+            flow[self.flow_at(sub, t, l) + k] = e[k];
             if l + 1 == rows || t + 1 == p.d_end {
                 self.edges[u(o.vb + jj * size) + k] = e[k];
             }
@@ -271,18 +288,21 @@ impl Dispatch<'_> {
     /// Mode 1's loop body, diagonal `t`, invocation `l`.
     fn backward_step(
         &mut self,
-        pair: u32,
-        o: Offsets,
         flow: &mut [Scalar],
         me: &mut Private,
         t: u32,
-        l: u32,
+        first: u32,
+        lid: u32,
     ) {
         let p = self.params;
+        let span = WG / p.pack;
+        let (sub, l) = (lid / span, lid % span);
+        let pair = first + sub;
+        let o = self.offsets(pair);
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let rows = p.b1 - p.b0 + 1;
-        let (i, live) = (p.b0 + l, l < rows);
+        let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
         let Private {
             h,
             v,
@@ -319,7 +339,7 @@ impl Dispatch<'_> {
                 if l + 1 == rows || t + 1 == p.d_end {
                     below = self.edges[u(o.dvb + jj * size) + k];
                 } else {
-                    below = flow[self.flow_at(t + 1, l + 1) + k];
+                    below = flow[self.flow_at(sub, t + 1, l + 1) + k];
                 }
             }
             b[k] = below + seed;
@@ -354,7 +374,7 @@ impl Dispatch<'_> {
         }
         self.grads[u(pair * p.k_stride + i * n2 + jj)] = d_rho;
         for k in 0..u(size) {
-            flow[self.flow_at(t, l) + k] = e[k];
+            flow[self.flow_at(sub, t, l) + k] = e[k];
             if l == 0 || t == p.d_begin {
                 self.edges[u(o.dvb + jj * size) + k] = e[k];
             }
@@ -368,15 +388,16 @@ impl Dispatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::sig_kernel::polynomial::sweeps;
+    use crate::gpu::sig_kernel::polynomial::{pack, sweeps};
     use crate::sig_kernel::polynomial::{backprop, solve, Scratch, Tables};
 
     /// Every workgroup of one chunk through the driver's dispatches (bands of `band` rows, windows
-    /// of `step` diagonals), forward (`mode` 0) or backward (1, in reverse).
+    /// of `step` diagonals, `pack` pairs per workgroup), forward (`mode` 0) or backward (1, in
+    /// reverse).
     #[allow(clippy::too_many_arguments)]
     fn sweep(
         params: PolynomialParams,
-        (band, step): (u32, u64),
+        (band, step, pack): (u32, u64, u32),
         gram: &[f64],
         tables: &[f64],
         seeds: &[f64],
@@ -394,6 +415,7 @@ mod tests {
                     b1,
                     d_begin,
                     d_end,
+                    pack,
                     ..params
                 },
                 gram,
@@ -404,15 +426,16 @@ mod tests {
                 kept: &mut *kept,
                 grid: &mut *grid,
             };
-            for pair in 0..params.n_pairs {
-                disp.workgroup(pair);
+            for wid in 0..params.n_pairs.div_ceil(pack) {
+                disp.workgroup(wid);
             }
         }
     }
 
-    /// Two pairs of a 5 × 4 grid at order 6, in one band and one dispatch, and in bands of 1–4 rows
-    /// (a last band shorter) cut into windows of 1–3 diagonals: the kernels, the corners and `dF/dG`
-    /// (seeded at the last corner and at every one) equal the CPU solver's to rounding.
+    /// Three pairs of a 5 × 4 grid at order 6: in one band and one dispatch, one pair or 2 or 8
+    /// (the driver's choice) per workgroup, the last workgroup partly empty; and in bands of 1–4
+    /// rows (a last band shorter) cut into windows of 1–3 diagonals. The kernels, the corners and
+    /// `dF/dG` (seeded at the last corner and at every one) equal the CPU solver's to rounding.
     #[test]
     fn mirror_matches_the_cpu_solver() {
         let (n1, n2, order) = (5u32, 4u32, 6usize);
@@ -424,14 +447,15 @@ mod tests {
         let dims = (n1 as usize, n2 as usize);
         let t = Tables::<f64>::new(order);
         let tables = t.flat();
-        let gram: Vec<f64> = (0..2 * cells)
+        let n_pairs = 3;
+        let gram: Vec<f64> = (0..n_pairs * cells)
             .map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.17)
             .collect();
-        let d_grid: Vec<f64> = (0..2 * corners)
+        let d_grid: Vec<f64> = (0..n_pairs * corners)
             .map(|i| (i % 5) as f64 * 0.3 - 0.6)
             .collect();
         let params = PolynomialParams {
-            n_pairs: 2,
+            n_pairs: n_pairs as u32,
             n1,
             n2,
             size: size as u32,
@@ -443,14 +467,18 @@ mod tests {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-13 * (1.0 + b.abs());
         let mut s = Scratch::default();
         let mut row = Vec::new();
-        for plan in [(64, u64::MAX), (2, 2), (1, 3), (3, 1), (4, 2)] {
-            let mut grads = vec![f64::NAN; 2 * (cells + 1)];
-            let mut edges = vec![f64::NAN; 2 * 2 * (n1 + n2) as usize * size];
-            let mut kept = vec![f64::NAN; 2 * 2 * cells * size];
-            let mut grid = vec![f64::NAN; 2 * corners];
+        let packed = pack(n1 as usize, size) as u32;
+        assert_eq!(packed, 8);
+        let one_band = [(64, u64::MAX, 1), (64, u64::MAX, packed), (64, 3, 2)];
+        let bands = [(2, 2, 1), (1, 3, 1), (3, 1, 1), (4, 2, 1)];
+        for plan in one_band.into_iter().chain(bands) {
+            let mut grads = vec![f64::NAN; n_pairs * (cells + 1)];
+            let mut edges = vec![f64::NAN; n_pairs * 2 * (n1 + n2) as usize * size];
+            let mut kept = vec![f64::NAN; n_pairs * 2 * cells * size];
+            let mut grid = vec![f64::NAN; n_pairs * corners];
             let bufs = (&mut grads[..], &mut edges[..], &mut kept[..], &mut grid[..]);
             sweep(params, plan, &gram, &tables, &[], bufs);
-            for pair in 0..2 {
+            for pair in 0..n_pairs {
                 let g = &gram[pair * cells..(pair + 1) * cells];
                 let mut want_grid = vec![0.0; corners];
                 let w = dims.1;
@@ -473,7 +501,7 @@ mod tests {
             }
             // Backward, from the kept edges, seeded at the last corner (dF/dk = 1.5, −0.5), then
             // at every corner.
-            for (flags, seeds) in [(0, vec![1.5, -0.5]), (SEEDED, d_grid.clone())] {
+            for (flags, seeds) in [(0, vec![1.5, -0.5, 0.25]), (SEEDED, d_grid.clone())] {
                 let back = PolynomialParams {
                     mode: 1,
                     flags,
@@ -481,7 +509,7 @@ mod tests {
                 };
                 let bufs = (&mut grads[..], &mut edges[..], &mut kept[..], &mut grid[..]);
                 sweep(back, plan, &gram, &tables, &seeds, bufs);
-                for pair in 0..2 {
+                for pair in 0..n_pairs {
                     let g = &gram[pair * cells..(pair + 1) * cells];
                     let mut want = vec![0.0; cells];
                     match flags {

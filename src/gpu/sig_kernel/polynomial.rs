@@ -1,8 +1,8 @@
 //! pySigLib's polynomial solver on the GPU (`shaders/sig_kernel_polynomial.wgsl`): per chunk of
 //! pairs, one submission computes the base Gram matrices on the device (as the finite-difference
 //! scheme does), sweeps each pair's cells in bands of rows along the band's anti-diagonals (one
-//! workgroup per pair, one invocation per row of the band, the edges between rows in workgroup
-//! memory) and, for the gradient, sweeps back with the adjoint from every cell's kept incoming
+//! workgroup per pair, or several where the grid is one short band; one invocation per row of the
+//! band, the edges between rows in workgroup memory) and, for the gradient, sweeps back with the adjoint from every cell's kept incoming
 //! edges, then chains `dF/dG` to the paths with `sig_kernel_chain.wgsl`. A band is one dispatch,
 //! or several windows of its diagonals where the adapter bounds an invocation's loops (lavapipe).
 
@@ -44,6 +44,20 @@ fn cell_cost(size: u64) -> u64 {
 /// of their vertical edges in `flow`.
 fn band_rows(size: usize) -> usize {
     (WG as usize).min(FLOW / (2 * size))
+}
+
+/// Pairs per workgroup for `n1` rows of cells and edges of `size` coefficients: where the grid is
+/// one band, as many as fit (a power of two, each pair's rows on its `WG / pack` invocations and its
+/// two diagonals of edges in `flow`); else 1.
+pub(crate) fn pack(n1: usize, size: usize) -> usize {
+    if n1 > band_rows(size) {
+        return 1;
+    }
+    let mut pack = WG as usize / n1.next_power_of_two();
+    while pack > 1 && pack * 2 * n1 * size > FLOW {
+        pack /= 2;
+    }
+    pack
 }
 
 /// One dispatch of a sweep: the band's rows `b0 ..= b1` and its diagonals `[d_begin, d_end)`.
@@ -150,7 +164,9 @@ pub(super) fn run<T: Scalar>(
     } = call;
     let precision = Precision::of::<T>();
     let pipeline = ctx.pipeline(&SIG_KERNEL_POLYNOMIAL, precision)?;
+    let pack = pack(n1, size);
     let base = PolynomialParams {
+        pack: pack as u32,
         n1: to_u32("increments", n1)?,
         n2: to_u32("increments", n2)?,
         size: to_u32("order", size)?,
@@ -182,7 +198,7 @@ pub(super) fn run<T: Scalar>(
             })
             .to_vec(),
             buffers: vec![&gram, &tables, &seeds_buf, &grads, &edges, &kept, &grid_buf],
-            workgroups: n as u64,
+            workgroups: n.div_ceil(pack) as u64,
             workgroup_size: WG,
         };
         let mut dispatches = vec![sides.dispatch(n, &index, &gram)?];
@@ -213,6 +229,25 @@ pub(super) fn run<T: Scalar>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Packed pairs fit the workgroup and `flow`; taller grids run one pair per workgroup.
+    #[test]
+    fn packs_fit_the_workgroup_and_flow() {
+        assert_eq!(
+            (pack(31, 9), pack(5, 3), pack(64, 9), pack(65, 3)),
+            (2, 8, 1, 1)
+        );
+        for size in [1, 3, 9, 17, 65] {
+            for n1 in 1..=band_rows(size) {
+                let pack = pack(n1, size);
+                assert!(pack.is_power_of_two() && pack * n1.next_power_of_two() <= WG as usize);
+                assert!(
+                    pack * 2 * n1 * size <= FLOW,
+                    "{n1} rows, size {size}: {pack}"
+                );
+            }
+        }
+    }
 
     /// The shader's `flow` holds two diagonals of a band's edges at every order.
     #[test]
