@@ -67,6 +67,18 @@ struct Offsets {
     base: u32,
 }
 
+/// Where invocation `lid` of a workgroup works (`main`'s lets): its pair (the workgroup's `sub`-th),
+/// its row `l` of the band and `i` of the grid, the pair's offsets, and whether it has a cell.
+#[derive(Clone, Copy)]
+struct Place {
+    sub: u32,
+    l: u32,
+    pair: u32,
+    i: u32,
+    live: bool,
+    o: Offsets,
+}
+
 fn u(x: u32) -> usize {
     x as usize
 }
@@ -106,13 +118,11 @@ impl Dispatch<'_> {
         if first >= p.n_pairs {
             return;
         }
-        let rows = p.b1 - p.b0 + 1;
         let mut flow = vec![Scalar::NAN; 2048];
         let mut inv: Vec<Private> = (0..WG).map(|_| Private::default()).collect();
         if p.mode == 0 {
             for lid in 0..WG {
-                let (pair, l) = (first + lid / span, lid % span);
-                let o = self.offsets(pair);
+                let Place { l, pair, o, .. } = self.place(first, lid);
                 if p.b0 == 0 && p.d_begin == 0 && p.flags & GRID != 0 && pair < p.n_pairs {
                     let (n1, n2) = (p.n1, p.n2);
                     for j in (l..=n2).step_by(u(span)) {
@@ -124,9 +134,7 @@ impl Dispatch<'_> {
                 }
             }
             for (lid, me) in (0..WG).zip(inv.iter_mut()) {
-                let (pair, l) = (first + lid / span, lid % span);
-                let o = self.offsets(pair);
-                let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
+                let Place { l, i, live, o, .. } = self.place(first, lid);
                 for k in 0..u(p.size) {
                     me.h[k] = if k == 0 { 1.0 } else { 0.0 };
                     if live && p.d_begin > l && p.d_begin - l < p.n2 {
@@ -144,9 +152,7 @@ impl Dispatch<'_> {
             return;
         }
         for (lid, me) in (0..WG).zip(inv.iter_mut()) {
-            let (pair, l) = (first + lid / span, lid % span);
-            let o = self.offsets(pair);
-            let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
+            let Place { l, i, live, o, .. } = self.place(first, lid);
             for k in 0..u(p.size) {
                 me.c[k] = 0.0;
                 if live && p.d_end >= l && p.d_end - l < p.n2 {
@@ -161,6 +167,22 @@ impl Dispatch<'_> {
                 self.backward_step(&mut flow, me, t, first, lid);
             }
             // workgroupBarrier()
+        }
+    }
+
+    /// Invocation `lid` of the workgroup whose first pair is `first`.
+    fn place(&self, first: u32, lid: u32) -> Place {
+        let p = self.params;
+        let span = WG / p.pack;
+        let (sub, l) = (lid / span, lid % span);
+        let pair = first + sub;
+        Place {
+            sub,
+            l,
+            pair,
+            i: p.b0 + l,
+            live: l < p.b1 - p.b0 + 1 && pair < p.n_pairs,
+            o: self.offsets(pair),
         }
     }
 
@@ -193,14 +215,17 @@ impl Dispatch<'_> {
         lid: u32,
     ) {
         let p = self.params;
-        let span = WG / p.pack;
-        let (sub, l) = (lid / span, lid % span);
-        let pair = first + sub;
-        let o = self.offsets(pair);
+        let Place {
+            sub,
+            l,
+            pair,
+            i,
+            live,
+            o,
+        } = self.place(first, lid);
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let rows = p.b1 - p.b0 + 1;
-        let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
         let Private {
             h,
             v,
@@ -295,14 +320,17 @@ impl Dispatch<'_> {
         lid: u32,
     ) {
         let p = self.params;
-        let span = WG / p.pack;
-        let (sub, l) = (lid / span, lid % span);
-        let pair = first + sub;
-        let o = self.offsets(pair);
+        let Place {
+            sub,
+            l,
+            pair,
+            i,
+            live,
+            o,
+        } = self.place(first, lid);
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let rows = p.b1 - p.b0 + 1;
-        let (i, live) = (p.b0 + l, l < rows && pair < p.n_pairs);
         let Private {
             h,
             v,
