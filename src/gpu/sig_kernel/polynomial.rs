@@ -77,16 +77,17 @@ pub(crate) fn sweeps(n1: u32, n2: u32, band: u32, steps: u64) -> Vec<Window> {
     out
 }
 
-/// The forward sweep's dispatches for edges of `size` coefficients, within the adapter's loop
-/// budget.
-fn windows(ctx: &Context, grid: KernelGrid, size: usize) -> Result<Vec<Window>> {
+/// The forward sweep's dispatches for edges of `size` coefficients and `pack` pairs per workgroup,
+/// within the adapter's loop budget.
+fn windows(ctx: &Context, grid: KernelGrid, size: usize, pack: usize) -> Result<Vec<Window>> {
     let (n1, n2) = (
         to_u32("increments", grid.n1)?,
         to_u32("increments", grid.n2)?,
     );
     let per_diagonal = 2 + cell_cost(size as u64);
-    // Entering the diagonals' loop, the row's edge read back, and the grid's border (first band).
-    let border = (grid.n1.max(grid.n2) as u64 + 1).div_ceil(WG as u64);
+    // Entering the diagonals' loop, the row's edge read back, and the grid's border (first band,
+    // each pair's on its WG / pack invocations).
+    let border = (grid.n1.max(grid.n2) as u64 + 1).div_ceil((WG as usize / pack) as u64);
     let fixed = 2 * loop_cost::ENTRY + loop_cost::lp(size as u64, 0) + 2 * loop_cost::lp(border, 0);
     let steps = ctx.loop_budget.saturating_sub(fixed) / per_diagonal;
     if steps == 0 {
@@ -151,7 +152,8 @@ pub(super) fn run<T: Scalar>(
         elems: elems as u64,
     });
     let mut call = Call::open(device, grid, pairs, op, count, &extra, pairs.tables)?;
-    let sweep = windows(&call.ctx, grid, size)?;
+    let pack = pack(n1, size);
+    let sweep = windows(&call.ctx, grid, size, pack)?;
     let chunk = call.chunk;
     let [gram, seeds_buf, grads, edges, kept, grid_buf, chained] =
         sizes.map(|(what, elems)| call.take(what, (chunk * elems).max(1) as u64));
@@ -164,7 +166,6 @@ pub(super) fn run<T: Scalar>(
     } = call;
     let precision = Precision::of::<T>();
     let pipeline = ctx.pipeline(&SIG_KERNEL_POLYNOMIAL, precision)?;
-    let pack = pack(n1, size);
     let base = PolynomialParams {
         pack: pack as u32,
         n1: to_u32("increments", n1)?,
