@@ -1,6 +1,8 @@
 //! GPU against CPU on the benchmark shapes, one markdown table: `scripts/gpu_bench.sh` runs it.
 //!
-//! `cargo run --release --example gpu_bench -- [--quick] [--f64] [--repeats R]`. For each shape it
+//! `cargo run --release --example gpu_bench -- [--quick] [--f64] [--repeats R] [--only SECTIONS]`.
+//! `--only` takes a comma-separated list of the sections below (`sig`, `kernels`, `log_sig`,
+//! `combine`, `sig_coef`, `corrected`) and runs those alone. For each shape it
 //! times `sig` and `sig_backprop` on the GPU end to end (upload, kernels, read-back; the best of R
 //! calls), the GPU's kernel time alone (timestamp queries, where the adapter has them: the data is on
 //! the device, as the published GPU numbers are measured) and the CPU with every core; then the
@@ -21,6 +23,16 @@ use std::time::Instant;
 
 struct Shape(usize, usize, usize, usize);
 
+/// The sections `--only` picks from, in the order they run.
+const SECTIONS: [&str; 6] = [
+    "sig",
+    "kernels",
+    "log_sig",
+    "combine",
+    "sig_coef",
+    "corrected",
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -31,6 +43,20 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|r| r.parse().ok())
         .unwrap_or(if quick { 2 } else { 10 });
+    let only: Vec<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(unknown) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        eprintln!(
+            "gpu_bench: unknown section '{unknown}' (sections: {})",
+            SECTIONS.join(", ")
+        );
+        std::process::exit(2);
+    }
+    let wants = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     let shapes: Vec<Shape> = if quick {
         vec![
             Shape(16, 200, 2, 3),
@@ -68,45 +94,49 @@ fn main() {
          upload / wait / download ms | CPU ms | CPU / GPU kernel | largest dispatch | dispatches |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for s in &shapes {
-        run::<f32>(s, repeats);
-        if f64 {
-            run::<f64>(s, repeats);
+    if wants("sig") {
+        for s in &shapes {
+            run::<f32>(s, repeats);
+            if f64 {
+                run::<f64>(s, repeats);
+            }
         }
     }
-    // Signature kernels: (pairs, length, dim, dyadic order), then one Gram matrix (n × n paths).
-    let (kernels, gram): (Vec<Shape>, Shape) = if quick {
-        (
-            vec![Shape(8, 64, 4, 0), Shape(8, 64, 4, 1)],
-            Shape(32, 32, 4, 0),
-        )
-    } else {
-        (
-            vec![
-                Shape(32, 128, 8, 0),
-                Shape(32, 128, 8, 2),
-                Shape(128, 512, 8, 0),
-                Shape(128, 512, 8, 2),
-            ],
-            Shape(512, 128, 8, 0),
-        )
-    };
-    for s in &kernels {
-        run_kernel::<f32>(s, repeats);
-        if f64 {
-            run_kernel::<f64>(s, repeats);
-        }
-    }
-    run_gram::<f32>(&gram, repeats);
-    // The polynomial solver, order 8: (pairs, length, dim, order).
-    run_polynomial::<f32>(
-        &if quick {
-            Shape(8, 32, 4, 8)
+    if wants("kernels") {
+        // Signature kernels: (pairs, length, dim, dyadic order), then one Gram matrix (n × n paths).
+        let (kernels, gram): (Vec<Shape>, Shape) = if quick {
+            (
+                vec![Shape(8, 64, 4, 0), Shape(8, 64, 4, 1)],
+                Shape(32, 32, 4, 0),
+            )
         } else {
-            Shape(32, 128, 8, 8)
-        },
-        repeats,
-    );
+            (
+                vec![
+                    Shape(32, 128, 8, 0),
+                    Shape(32, 128, 8, 2),
+                    Shape(128, 512, 8, 0),
+                    Shape(128, 512, 8, 2),
+                ],
+                Shape(512, 128, 8, 0),
+            )
+        };
+        for s in &kernels {
+            run_kernel::<f32>(s, repeats);
+            if f64 {
+                run_kernel::<f64>(s, repeats);
+            }
+        }
+        run_gram::<f32>(&gram, repeats);
+        // The polynomial solver, order 8: (pairs, length, dim, order).
+        run_polynomial::<f32>(
+            &if quick {
+                Shape(8, 32, 4, 8)
+            } else {
+                Shape(32, 128, 8, 8)
+            },
+            repeats,
+        );
+    }
     // Log-signatures (Lyndon words) and their gradient, and Chen's product of signatures.
     let (logs, combines) = if quick {
         (vec![Shape(8, 64, 3, 3)], vec![Shape(64, 2, 3, 3)])
@@ -116,27 +146,35 @@ fn main() {
             vec![Shape(4096, 2, 4, 6), Shape(1024, 2, 8, 4)],
         )
     };
-    for s in &logs {
-        run_log_sig::<f32>(s, repeats);
+    if wants("log_sig") {
+        for s in &logs {
+            run_log_sig::<f32>(s, repeats);
+        }
     }
-    for s in &combines {
-        run_combine::<f32>(s, repeats);
-        run_log_sig_products::<f32>(s, repeats);
+    if wants("combine") {
+        for s in &combines {
+            run_combine::<f32>(s, repeats);
+            run_log_sig_products::<f32>(s, repeats);
+        }
     }
-    // Chosen words' coefficients: (batch, length, dim, longest word).
-    let coefs = if quick {
-        Shape(8, 256, 4, 6)
-    } else {
-        Shape(128, 256, 8, 6)
-    };
-    run_sig_coef::<f32>(&coefs, repeats);
-    // Signatures with a level-2 correction per segment: (batch, length, dim, degree).
-    let corrected = if quick {
-        Shape(8, 256, 4, 4)
-    } else {
-        Shape(128, 256, 4, 6)
-    };
-    run_corrected::<f32>(&corrected, repeats);
+    if wants("sig_coef") {
+        // Chosen words' coefficients: (batch, length, dim, longest word).
+        let coefs = if quick {
+            Shape(8, 256, 4, 6)
+        } else {
+            Shape(128, 256, 8, 6)
+        };
+        run_sig_coef::<f32>(&coefs, repeats);
+    }
+    if wants("corrected") {
+        // Signatures with a level-2 correction per segment: (batch, length, dim, degree).
+        let corrected = if quick {
+            Shape(8, 256, 4, 4)
+        } else {
+            Shape(128, 256, 4, 6)
+        };
+        run_corrected::<f32>(&corrected, repeats);
+    }
 }
 
 /// `sig_corrected` and its gradient with one level-2 correction row per segment and path.

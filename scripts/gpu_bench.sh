@@ -14,6 +14,9 @@
 #                                   sig_corrected with its gradient (level 2) at (128,256,4,6); and
 #                                   the polynomial kernel solver (order 8) at (32,128,8)
 #   scripts/gpu_bench.sh --quick    small shapes, for a check on lavapipe (software Vulkan)
+#   scripts/gpu_bench.sh --only kernels[,sig,log_sig,combine,sig_coef,corrected]
+#                                   those sections alone (kernels: sig_kernel, its backprop, the Gram
+#                                   matrix and the polynomial solver), for a short session on a device
 #
 # ROUGHSIG_ADAPTER=<substring> picks the adapter. A prebuilt binary at
 # target/release/examples/gpu_bench is used as is (machines without a package registry), else it is
