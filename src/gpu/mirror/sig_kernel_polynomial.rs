@@ -205,7 +205,7 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Mode 0's loop body, diagonal `t`, invocation `l`.
+    /// Mode 0's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is `first`.
     fn forward_step(
         &mut self,
         flow: &mut [Scalar],
@@ -310,7 +310,7 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Mode 1's loop body, diagonal `t`, invocation `l`.
+    /// Mode 1's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is `first`.
     fn backward_step(
         &mut self,
         flow: &mut [Scalar],
