@@ -205,7 +205,8 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Mode 0's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is `first`.
+    /// Mode 0's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is
+    /// `first`.
     fn forward_step(
         &mut self,
         flow: &mut [Scalar],
@@ -310,7 +311,8 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Mode 1's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is `first`.
+    /// Mode 1's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is
+    /// `first`.
     fn backward_step(
         &mut self,
         flow: &mut [Scalar],
