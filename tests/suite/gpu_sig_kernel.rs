@@ -695,4 +695,27 @@ fn polynomial_solver_on_gpu_matches_pysiglib() {
         assert_close("three bands, f64", &got1, &want1, 1e-10, 1e-12);
         assert_close("three bands, f64", &got2, &want2, 1e-10, 1e-12);
     }
+    // Packed pairs over windows: three pairs of 5 × 599 cells at order 4 in one workgroup, the
+    // sweeps in several windows of diagonals on lavapipe.
+    let (x, y) = (
+        random(&[3, 6, 2], 66) * 0.3,
+        random(&[3, 600, 2], 67) * 0.05,
+    );
+    let opts = opts.solver(roughsig::KernelSolver::Polynomial { order: 4 });
+    let cpu = opts.clone().device(roughsig::Device::Cpu);
+    let derivs = random(&[3], 68);
+    let (want1, want2) =
+        roughsig::sig_kernel_backprop(derivs.view(), x.view(), y.view(), &cpu).unwrap();
+    let (got1, got2) = roughsig::sig_kernel_backprop(
+        to_f32(&derivs).view(),
+        to_f32(&x).view(),
+        to_f32(&y).view(),
+        &opts,
+    )
+    .unwrap();
+    assert_close("packed windows, path 1", &to_f64(&got1), &want1, 1e-3, 1e-4);
+    assert_close("packed windows, path 2", &to_f64(&got2), &want2, 1e-3, 1e-4);
+    // The Gram pass, each sweep (one dispatch a window), and the chain's two passes.
+    let report = roughsig::gpu::last_gpu_report().unwrap();
+    assert!(report.dispatches >= 5, "{report:?}");
 }
