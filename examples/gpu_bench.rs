@@ -91,9 +91,10 @@ fn main() {
     println!();
     println!(
         "| op | dtype | (batch, length, dim, degree) | GPU kernel ms | GPU end-to-end ms | \
-         upload / wait / download ms | CPU ms | CPU / GPU kernel | largest dispatch | dispatches |"
+         upload / wait / download ms | CPU ms | CPU / GPU kernel | largest dispatch | dispatches | \
+         most GPU time: kernel dispatches× ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     if wants("sig") {
         for s in &shapes {
             run::<f32>(s, repeats);
@@ -238,7 +239,7 @@ fn compare<O>(
     call: impl Fn(&O) -> roughsig::Result<()>,
 ) {
     if let Err(e) = call(gpu) {
-        return println!("| {op} | {dtype} | {shape} | GPU: {e} | | | | | | |");
+        return println!("| {op} | {dtype} | {shape} | GPU: {e} | | | | | | | |");
     }
     let g = best(repeats, || call(gpu));
     let c_wall = best(repeats.min(3), || call(cpu)).wall;
@@ -362,15 +363,24 @@ fn row(op: &str, dtype: &str, shape: &str, gpu: Best, cpu: f64) {
     let ratio = gpu
         .kernel
         .map_or("–".into(), |k| format!("{:.1}x", cpu / k));
+    // The kernels that took the most time, in the fastest call.
+    let mut kernels = report.kernels.clone();
+    kernels.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    let by_kernel: Vec<String> = kernels
+        .iter()
+        .take(4)
+        .map(|k| format!("{} {}× {:.3}", k.name, k.dispatches, k.ms))
+        .collect();
     println!(
         "| {op} | {dtype} | {shape} | {kernel} | {:.3} | {:.1} / {:.1} / {:.1} | {cpu:.3} | {ratio} | \
-         {} | {} |",
+         {} | {} | {} |",
         gpu.wall,
         report.upload_ms,
         report.wait_ms,
         report.download_ms,
         report.max_invocations,
-        report.dispatches
+        report.dispatches,
+        by_kernel.join("; ")
     );
 }
 
@@ -397,7 +407,7 @@ fn run_kernel<T: Scalar>(s: &Shape, repeats: usize) {
             }
         };
         if let Err(e) = call(&gpu) {
-            println!("| {op} | {} | {shape} | GPU: {e} | | | | | | |", T::NAME);
+            println!("| {op} | {} | {shape} | GPU: {e} | | | | | | | |", T::NAME);
             continue;
         }
         let g = best(repeats, || call(&gpu));
@@ -445,7 +455,7 @@ fn run_gram<T: Scalar>(s: &Shape, repeats: usize) {
     let shape = format!("{0} × {0} paths of ({1}, {2}), λ={3}", s.0, s.1, s.2, s.3);
     if let Err(e) = sig_kernel_gram(x.view(), y.view(), &gpu) {
         return println!(
-            "| sig_kernel_gram | {} | {shape} | GPU: {e} | | | | | | |",
+            "| sig_kernel_gram | {} | {shape} | GPU: {e} | | | | | | | |",
             T::NAME
         );
     }
@@ -514,7 +524,7 @@ fn run<T: Scalar>(s: &Shape, repeats: usize) {
             }
         };
         if let Err(e) = call(&gpu) {
-            println!("| {op} | {} | {shape} | GPU: {e} | | | | | | |", T::NAME);
+            println!("| {op} | {} | {shape} | GPU: {e} | | | | | | | |", T::NAME);
             continue;
         }
         let g = best(repeats, || call(&gpu));

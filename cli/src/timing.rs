@@ -52,6 +52,11 @@ impl Timing<'_> {
                     "upload_ms": r.upload_ms,
                     "wait_ms": r.wait_ms,
                     "download_ms": r.download_ms,
+                    "kernels": r.kernels.iter().map(|k| serde_json::json!({
+                        "name": k.name,
+                        "dispatches": k.dispatches,
+                        "ms": k.ms,
+                    })).collect::<Vec<_>>(),
                 })
             });
         let line = serde_json::json!({

@@ -405,7 +405,8 @@ fn a_bad_device_variable_is_named() {
 }
 
 /// `sig-combine` on the GPU from the command line: the golden result, and `--repeat`'s JSON carries
-/// the device's report (skipped without an adapter, like the other GPU tests).
+/// the device's report, with each kernel's time (skipped without an adapter, like the other GPU
+/// tests).
 #[test]
 fn sig_combine_runs_on_the_gpu_with_a_report() {
     if !crate::gpu() {
@@ -435,6 +436,11 @@ fn sig_combine_runs_on_the_gpu_with_a_report() {
     let v: serde_json::Value = serde_json::from_str(line.expect("a JSON line")).unwrap();
     assert!(v["device"].as_str().unwrap().starts_with("gpu"), "{v}");
     assert_eq!(v["gpu"]["op"], "sig_combine", "{v}");
+    // With timestamp queries, the time of each kernel: here the one dispatch of `sig_combine`.
+    if !v["gpu"]["kernel_ms"].is_null() {
+        assert_eq!(v["gpu"]["kernels"][0]["name"], "sig_combine", "{v}");
+        assert_eq!(v["gpu"]["kernels"][0]["dispatches"], 1, "{v}");
+    }
     let (got, want) = (read64(&out), read64(&case.join("combined.npy")));
     assert_eq!(got.shape(), want.shape());
     for (g, w) in got.iter().zip(&want) {

@@ -74,7 +74,7 @@ pub(crate) use log_sig::{
     Signatures,
 };
 pub(crate) use log_sig_combine::{log_sig_combine, log_sig_combine_backprop, LyndonForm};
-pub use program::{last_gpu_report, GpuReport};
+pub use program::{last_gpu_report, GpuReport, KernelTime};
 pub use resident::{GpuPaths, GpuSigs};
 pub(crate) use sig::{sig, sig_backprop};
 #[doc(hidden)]

@@ -35,6 +35,10 @@ pub struct GpuReport {
     /// Time the GPU spent between the first dispatch's start and the last one's end, summed over
     /// submissions; `None` where the adapter has no timestamp queries.
     pub kernel_ms: Option<f64>,
+    /// Where that time went: per kernel (shader) in the order first dispatched, its dispatches and
+    /// the time between each one's start and end, summed. Empty where the adapter has no timestamp
+    /// queries; a submission of more dispatches than one query set times (2 048) adds nothing.
+    pub kernels: Vec<KernelTime>,
     /// Host time spent handing the inputs to the driver (which copies them towards the device).
     pub upload_ms: f64,
     /// Host time from each submission until the GPU had finished it, read-back copy included.
@@ -43,7 +47,33 @@ pub struct GpuReport {
     pub download_ms: f64,
 }
 
+/// One kernel's share of a call's GPU time ([`GpuReport::kernels`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KernelTime {
+    /// The kernel's name (its shader's, e.g. `"sig_kernel_forward"`).
+    pub name: String,
+    /// Its dispatches in the call.
+    pub dispatches: u64,
+    /// Their time on the GPU, start to end of each, summed.
+    pub ms: f64,
+}
+
 impl GpuReport {
+    /// Add `ms` of one dispatch of kernel `name` to [`GpuReport::kernels`].
+    fn add_kernel_time(&mut self, name: &str, ms: f64) {
+        match self.kernels.iter_mut().find(|k| k.name == name) {
+            Some(k) => {
+                k.dispatches += 1;
+                k.ms += ms;
+            }
+            None => self.kernels.push(KernelTime {
+                name: name.to_string(),
+                dispatches: 1,
+                ms,
+            }),
+        }
+    }
+
     pub(crate) fn new(op: &str) -> GpuReport {
         GpuReport {
             op: op.to_string(),
@@ -234,16 +264,20 @@ pub(crate) fn submit_reading(
             slots.resize(slots.len().next_multiple_of(stride as usize), 0);
         }
         ctx.write(&uniform, &slots);
+        // Timestamps at the start and end of every dispatch (its own compute pass) where one query
+        // set holds them all, else at the first's start and the last's end only.
+        let per_pass = 2 * dispatches.len() <= wgpu::QUERY_SET_MAX_QUERIES as usize;
+        let stamp_count = if per_pass { 2 * dispatches.len() } else { 2 };
         let queries = (ctx.timestamps && !dispatches.is_empty()).then(|| {
             let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("roughsig kernel time"),
                 ty: wgpu::QueryType::Timestamp,
-                count: 2,
+                count: stamp_count as u32,
             });
             let resolve = take(
                 ctx,
                 "timestamps",
-                16,
+                8 * stamp_count as u64,
                 wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
                 report,
             );
@@ -280,6 +314,13 @@ pub(crate) fn submit_reading(
                 entries: &entries,
             });
             let timestamp_writes = queries.as_ref().and_then(|(set, _)| {
+                if per_pass {
+                    return Some(wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    });
+                }
                 (i == 0 || i == last).then_some(wgpu::ComputePassTimestampWrites {
                     query_set: set,
                     beginning_of_pass_write_index: (i == 0).then_some(0),
@@ -304,7 +345,7 @@ pub(crate) fn submit_reading(
                 report.min_invocations.min(invocations)
             };
         }
-        // Each read at an aligned offset of one staging buffer, the two timestamps after them.
+        // Each read at an aligned offset of one staging buffer, the timestamps after them.
         let mut offsets = Vec::with_capacity(reads.len());
         let mut bytes = 0u64;
         for (_, dst) in reads.iter() {
@@ -313,7 +354,7 @@ pub(crate) fn submit_reading(
         }
         let stamps_at = bytes;
         if queries.is_some() {
-            bytes += 16;
+            bytes += 8 * stamp_count as u64;
         }
         report.submissions += 1;
         if bytes == 0 {
@@ -334,10 +375,10 @@ pub(crate) fn submit_reading(
             }
         }
         if let Some((set, resolve)) = &queries {
-            encoder.resolve_query_set(set, 0..2, resolve, 0);
-            encoder.copy_buffer_to_buffer(resolve, 0, &staging, stamps_at, 16);
+            encoder.resolve_query_set(set, 0..stamp_count as u32, resolve, 0);
+            encoder.copy_buffer_to_buffer(resolve, 0, &staging, stamps_at, 8 * stamp_count as u64);
         }
-        let mut stamps = [0u64; 2];
+        let mut stamps = vec![0u64; stamp_count];
         let (waited, read) = ctx.finish(encoder, &staging, bytes, |mapped| {
             for ((_, dst), &at) in reads.iter_mut().zip(&offsets) {
                 let at = at as usize;
@@ -346,16 +387,22 @@ pub(crate) fn submit_reading(
             if queries.is_some() {
                 let at = stamps_at as usize;
                 bytemuck::cast_slice_mut::<u64, u8>(&mut stamps)
-                    .copy_from_slice(&mapped[at..at + 16]);
+                    .copy_from_slice(&mapped[at..at + 8 * stamp_count]);
             }
         })?;
         report.bytes_downloaded += stamps_at;
         report.wait_ms += waited * 1e3;
         report.download_ms += read * 1e3;
         if queries.is_some() {
-            let ns = stamps[1].saturating_sub(stamps[0]) as f64
-                * ctx.queue.get_timestamp_period() as f64;
-            *report.kernel_ms.get_or_insert(0.0) += ns / 1e6;
+            let ms = |begin: u64, end: u64| {
+                end.saturating_sub(begin) as f64 * ctx.queue.get_timestamp_period() as f64 / 1e6
+            };
+            *report.kernel_ms.get_or_insert(0.0) += ms(stamps[0], stamps[stamp_count - 1]);
+            if per_pass {
+                for (d, pair) in dispatches.iter().zip(stamps.chunks_exact(2)) {
+                    report.add_kernel_time(d.label, ms(pair[0], pair[1]));
+                }
+            }
         }
         Ok(())
     })

@@ -719,3 +719,32 @@ fn polynomial_solver_on_gpu_matches_pysiglib() {
     let report = roughsig::gpu::last_gpu_report().unwrap();
     assert!(report.dispatches >= 5, "{report:?}");
 }
+
+/// Where the adapter has timestamp queries, the report times every kernel of a call: the gradient's
+/// Gram pass, its sweeps and reduction, and the chain to the paths, each dispatch counted once and
+/// within the call's kernel time.
+#[test]
+fn the_report_times_each_kernel() {
+    let Some((device, _)) = gpu() else { return };
+    let opts = kernel_on(&device, &SigKernelOptions::default().dyadic_order(1));
+    let (x, y) = (random(&[4, 20, 3], 71) * 0.3, random(&[4, 30, 3], 72) * 0.3);
+    let derivs = random(&[4], 73);
+    let (x, y, derivs) = (to_f32(&x), to_f32(&y), to_f32(&derivs));
+    sig_kernel_backprop(derivs.view(), x.view(), y.view(), &opts).unwrap();
+    let report = roughsig::gpu::last_gpu_report().unwrap();
+    let Some(total) = report.kernel_ms else {
+        assert!(report.kernels.is_empty(), "{report:?}");
+        return;
+    };
+    let names: Vec<&str> = report.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sig_kernel_gram", "sig_kernel_backward", "sig_kernel_chain"],
+        "{report:?}"
+    );
+    let dispatches: u64 = report.kernels.iter().map(|k| k.dispatches).sum();
+    assert_eq!(dispatches, report.dispatches, "{report:?}");
+    for k in &report.kernels {
+        assert!(k.ms >= 0.0 && k.ms <= total * (1.0 + 1e-9), "{report:?}");
+    }
+}
