@@ -677,24 +677,7 @@ fn polynomial_solver_on_gpu_matches_pysiglib() {
         report.dispatches >= 4,
         "the Gram pass and a dispatch per band: {report:?}"
     );
-    let derivs = random(&[2], 65);
-    let (want1, want2) =
-        roughsig::sig_kernel_backprop(derivs.view(), x.view(), y.view(), &cpu).unwrap();
-    let (got1, got2) = roughsig::sig_kernel_backprop(
-        to_f32(&derivs).view(),
-        to_f32(&x).view(),
-        to_f32(&y).view(),
-        &opts,
-    )
-    .unwrap();
-    assert_close("three bands, path 1", &to_f64(&got1), &want1, 1e-3, 1e-4);
-    assert_close("three bands, path 2", &to_f64(&got2), &want2, 1e-3, 1e-4);
-    if f64 {
-        let (got1, got2) =
-            roughsig::sig_kernel_backprop(derivs.view(), x.view(), y.view(), &opts).unwrap();
-        assert_close("three bands, f64", &got1, &want1, 1e-10, 1e-12);
-        assert_close("three bands, f64", &got2, &want2, 1e-10, 1e-12);
-    }
+    backprop_matches_cpu("three bands", (&x, &y), &random(&[2], 65), &opts, f64);
     // Packed pairs over windows: three pairs of 5 × 599 cells at order 4 in one workgroup, the
     // sweeps in several windows of diagonals on lavapipe.
     let (x, y) = (
@@ -702,22 +685,43 @@ fn polynomial_solver_on_gpu_matches_pysiglib() {
         random(&[3, 600, 2], 67) * 0.05,
     );
     let opts = opts.solver(roughsig::KernelSolver::Polynomial { order: 4 });
-    let cpu = opts.clone().device(roughsig::Device::Cpu);
-    let derivs = random(&[3], 68);
-    let (want1, want2) =
-        roughsig::sig_kernel_backprop(derivs.view(), x.view(), y.view(), &cpu).unwrap();
-    let (got1, got2) = roughsig::sig_kernel_backprop(
-        to_f32(&derivs).view(),
-        to_f32(&x).view(),
-        to_f32(&y).view(),
-        &opts,
-    )
-    .unwrap();
-    assert_close("packed windows, path 1", &to_f64(&got1), &want1, 1e-3, 1e-4);
-    assert_close("packed windows, path 2", &to_f64(&got2), &want2, 1e-3, 1e-4);
+    backprop_matches_cpu("packed windows", (&x, &y), &random(&[3], 68), &opts, false);
     // The Gram pass, each sweep (one dispatch a window), and the chain's two passes.
     let report = roughsig::gpu::last_gpu_report().unwrap();
     assert!(report.dispatches >= 5, "{report:?}");
+}
+
+/// `sig_kernel_backprop` with `opts` (on the GPU) against the CPU: in f32, and in f64 with `f64`.
+fn backprop_matches_cpu(
+    what: &str,
+    (x, y): (&ArrayD<f64>, &ArrayD<f64>),
+    derivs: &ArrayD<f64>,
+    opts: &SigKernelOptions,
+    f64: bool,
+) {
+    let cpu = opts.clone().device(Device::Cpu);
+    let (want1, want2) = sig_kernel_backprop(derivs.view(), x.view(), y.view(), &cpu).unwrap();
+    let (d, x32, y32) = (to_f32(derivs), to_f32(x), to_f32(y));
+    let (got1, got2) = sig_kernel_backprop(d.view(), x32.view(), y32.view(), opts).unwrap();
+    assert_close(
+        &format!("{what}, path 1"),
+        &to_f64(&got1),
+        &want1,
+        1e-3,
+        1e-4,
+    );
+    assert_close(
+        &format!("{what}, path 2"),
+        &to_f64(&got2),
+        &want2,
+        1e-3,
+        1e-4,
+    );
+    if f64 {
+        let (got1, got2) = sig_kernel_backprop(derivs.view(), x.view(), y.view(), opts).unwrap();
+        assert_close(&format!("{what}, f64"), &got1, &want1, 1e-10, 1e-12);
+        assert_close(&format!("{what}, f64"), &got2, &want2, 1e-10, 1e-12);
+    }
 }
 
 /// Where the adapter has timestamp queries, the report times every kernel of a call: the gradient's
