@@ -205,6 +205,26 @@ impl Dispatch<'_> {
         }
     }
 
+    /// What both sweeps' loop bodies start with on diagonal `t`: invocation `lid`'s place, ρ of its
+    /// cell (the next one's, `dir` columns on, loaded now), and its cell's column, `None` where it
+    /// has no cell on this diagonal.
+    fn enter(
+        &self,
+        me: &mut Private,
+        t: u32,
+        first: u32,
+        lid: u32,
+        dir: i64,
+    ) -> (Place, Scalar, Option<u32>) {
+        let place = self.place(first, lid);
+        let Place { l, i, live, o, .. } = place;
+        let j = t as i64 - l as i64;
+        let rho = me.rho_next;
+        me.rho_next = self.rho_at(live, o.base, i, j + dir);
+        let cell = (live && j >= 0 && j < self.params.n2 as i64).then_some(j as u32);
+        (place, rho, cell)
+    }
+
     /// Mode 0's loop body: diagonal `t`, invocation `lid` of the workgroup whose first pair is
     /// `first`.
     fn forward_step(
@@ -216,14 +236,13 @@ impl Dispatch<'_> {
         lid: u32,
     ) {
         let p = self.params;
+        let (place, rho, cell) = self.enter(me, t, first, lid, 1);
+        let Some(jj) = cell else {
+            return;
+        };
         let Place {
-            sub,
-            l,
-            pair,
-            i,
-            live,
-            o,
-        } = self.place(first, lid);
+            sub, l, pair, i, o, ..
+        } = place;
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let rows = p.b1 - p.b0 + 1;
@@ -235,15 +254,8 @@ impl Dispatch<'_> {
             b,
             c,
             e,
-            rho_next,
+            ..
         } = me;
-        let j = t as i64 - l as i64;
-        let rho = *rho_next;
-        *rho_next = self.rho_at(live, o.base, i, j + 1);
-        if !(live && j >= 0 && j < n2 as i64) {
-            return;
-        }
-        let jj = j as u32;
         let at = (i * n2 + jj) * size;
         let mut pp: Scalar = 1.0;
         for k in 0..u(size) {
@@ -322,14 +334,13 @@ impl Dispatch<'_> {
         lid: u32,
     ) {
         let p = self.params;
+        let (place, rho, cell) = self.enter(me, t, first, lid, -1);
+        let Some(jj) = cell else {
+            return;
+        };
         let Place {
-            sub,
-            l,
-            pair,
-            i,
-            live,
-            o,
-        } = self.place(first, lid);
+            sub, l, pair, i, o, ..
+        } = place;
         let (n1, n2, size) = (p.n1, p.n2, p.size);
         let cells = n1 * n2;
         let rows = p.b1 - p.b0 + 1;
@@ -341,15 +352,8 @@ impl Dispatch<'_> {
             b,
             c,
             e,
-            rho_next,
+            ..
         } = me;
-        let j = t as i64 - l as i64;
-        let rho = *rho_next;
-        *rho_next = self.rho_at(live, o.base, i, j - 1);
-        if !(live && j >= 0 && j < n2 as i64) {
-            return;
-        }
-        let jj = j as u32;
         let at = (i * n2 + jj) * size;
         let mut seed: Scalar = 0.0;
         if p.flags & SEEDED != 0 {
